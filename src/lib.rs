@@ -1,0 +1,9 @@
+//! The retake contract: everything generated from `proto/retake/v1/`.
+//! The server, the CLI and the tests all speak through these types.
+
+pub mod v1 {
+    tonic::include_proto!("retake.v1");
+}
+
+/// Encoded `FileDescriptorSet` of `proto/`, registered with server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/retake_descriptor.bin"));
