@@ -24,6 +24,9 @@ pub struct Settings {
     pub max_request_bytes: usize,
     /// Resume runs left RUNNING by a previous process at start-up.
     pub recover_runs: bool,
+    /// PEM certificate and key; both set turns TLS on.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Settings {
@@ -38,6 +41,8 @@ impl Settings {
             max_artifact_bytes: 16 * 1024 * 1024,
             max_request_bytes: 64 * 1024 * 1024,
             recover_runs: true,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -1,0 +1,149 @@
+//! Translation between the engine's types and retake.v1 messages.
+
+use crate::engine::model::{self as m, Micros};
+use retake::v1 as pb;
+
+pub fn timestamp(t: Option<Micros>) -> Option<prost_types::Timestamp> {
+    t.map(|us| prost_types::Timestamp { seconds: us.div_euclid(1_000_000), nanos: (us.rem_euclid(1_000_000) * 1000) as i32 })
+}
+
+pub fn usage(u: &m::Usage) -> pb::Usage {
+    pb::Usage { input_tokens: u.input_tokens, output_tokens: u.output_tokens, cost_usd: u.cost_usd }
+}
+
+pub fn counts(c: &m::NodeCounts) -> pb::NodeCounts {
+    pb::NodeCounts {
+        total: c.total,
+        completed: c.completed,
+        failed: c.failed,
+        skipped: c.skipped,
+        reused: c.reused,
+        running: c.running,
+        waiting: c.waiting,
+        pending: c.pending,
+        cancelled: c.cancelled,
+    }
+}
+
+pub fn swap(s: &m::AgentSwap) -> pb::AgentSwap {
+    pb::AgentSwap { node_id: s.node_id.clone(), agent: s.agent.clone() }
+}
+
+pub fn override_(o: &m::OutputOverride) -> pb::OutputOverride {
+    pb::OutputOverride { selector: o.selector.clone(), output: o.output.clone(), value: o.value.clone() }
+}
+
+pub fn run(r: &m::Run) -> pb::Run {
+    pb::Run {
+        id: r.id.clone(),
+        workflow_name: r.workflow_name.clone(),
+        workflow_sha256: r.workflow_sha256.clone(),
+        status: r.status.as_i64() as i32,
+        variables: r.variables.clone().into_iter().collect(),
+        create_time: timestamp(Some(r.created_at)),
+        start_time: timestamp(r.started_at),
+        finish_time: timestamp(r.finished_at),
+        counts: Some(counts(&r.counts)),
+        usage: Some(usage(&r.usage)),
+        failure: r.failure.as_ref().map(|f| pb::RunFailure {
+            node_id: f.node_id.clone(),
+            message: f.message.clone(),
+            origin: f.origin.as_i64() as i32,
+        }),
+        replay: r.replay.as_ref().map(|x| pb::ReplayInfo {
+            forked_from: x.forked_from.clone(),
+            forked_at_step: x.forked_at_step.clone(),
+            roots: x.roots.clone(),
+            swaps: x.swaps.iter().map(swap).collect(),
+            overrides: x.overrides.iter().map(override_).collect(),
+            changed_variables: x.changed_variables.clone(),
+            allow_drift: x.allow_drift,
+            replay_set: x.replay_set.clone(),
+        }),
+        workflow_content: String::new(),
+        workflow_description: r.workflow_description.clone(),
+    }
+}
+
+pub fn node(n: &m::NodeExecution) -> pb::NodeExecution {
+    pb::NodeExecution {
+        id: n.id.clone(),
+        run_id: n.run_id.clone(),
+        node_id: n.node_id.clone(),
+        status: n.status.as_i64() as i32,
+        agent: n.agent.clone(),
+        config_json: n.config_json.clone(),
+        prompt: n.prompt.clone().unwrap_or_default(),
+        model: n.model.clone().unwrap_or_default(),
+        input_artifact_ids: n.input_artifacts.clone(),
+        output_artifact_ids: n.output_artifacts.clone(),
+        error: n.error.clone().unwrap_or_default(),
+        error_origin: n.error_origin.map(|o| o.as_i64() as i32).unwrap_or_default(),
+        start_time: timestamp(n.started_at),
+        finish_time: timestamp(n.finished_at),
+        latency_ms: n.latency_ms.unwrap_or_default(),
+        usage: Some(usage(&n.usage)),
+        attempt_count: n.attempt_count,
+        attempts: n
+            .attempts
+            .iter()
+            .map(|a| pb::Attempt {
+                number: a.number,
+                start_time: timestamp(Some(a.started_at)),
+                finish_time: timestamp(a.finished_at),
+                error: a.error.clone().unwrap_or_default(),
+                error_origin: a.error_origin.map(|o| o.as_i64() as i32).unwrap_or_default(),
+            })
+            .collect(),
+        reused_from_run_id: n.reused_from_run.clone().unwrap_or_default(),
+        blocked_by: n.blocked_by.clone(),
+        depends_on: n.depends_on.clone(),
+        position: n.position,
+        inputs_json: n.inputs_json.clone().unwrap_or_default(),
+        reused_from_node_execution_id: n.reused_from_node_execution.clone().unwrap_or_default(),
+    }
+}
+
+pub fn artifact(a: &m::Artifact) -> pb::Artifact {
+    pb::Artifact {
+        id: a.id.clone(),
+        run_id: a.run_id.clone(),
+        node_id: a.node_id.clone(),
+        node_execution_id: a.node_execution_id.clone().unwrap_or_default(),
+        name: a.name.clone(),
+        media_type: a.media_type.clone(),
+        size_bytes: a.size,
+        sha256: a.sha256.clone(),
+        origin: a.origin.as_i64() as i32,
+        derived_from: a.derived_from.clone(),
+        create_time: timestamp(Some(a.created_at)),
+    }
+}
+
+pub fn event(e: &m::Event) -> pb::Event {
+    let d = &e.detail;
+    pb::Event {
+        run_id: e.run_id.clone(),
+        sequence: e.sequence,
+        kind: e.kind.as_i64() as i32,
+        time: timestamp(Some(e.time)),
+        node_id: e.node_id.clone().unwrap_or_default(),
+        run_status: d.run_status.map(|s| s.as_i64() as i32).unwrap_or_default(),
+        node_status: d.node_status.map(|s| s.as_i64() as i32).unwrap_or_default(),
+        attempt: d.attempt,
+        message: d.message.clone(),
+        delta: d.delta.clone(),
+        artifact_ids: d.artifact_ids.clone(),
+        latency_ms: d.latency_ms.unwrap_or_default(),
+    }
+}
+
+/// A proto enum value from a request, with a clear error when unknown.
+pub fn run_status_filter(value: i32) -> Result<Option<m::RunStatus>, crate::error::EngineError> {
+    if value == 0 {
+        return Ok(None);
+    }
+    m::RunStatus::from_i64(value as i64)
+        .map(Some)
+        .ok_or_else(|| crate::error::EngineError::InvalidArgument(format!("status {value} is not a RunStatus")))
+}

@@ -1,0 +1,86 @@
+//! The gRPC surface: retake's three services, health, and reflection (v1
+//! and v1alpha), behind bearer-token auth when it is configured.
+
+mod artifact_service;
+mod convert;
+mod run_service;
+mod status;
+mod workflow_service;
+
+use crate::Settings;
+use crate::engine::Engine;
+use retake::v1::artifact_service_server::ArtifactServiceServer;
+use retake::v1::run_service_server::RunServiceServer;
+use retake::v1::workflow_service_server::WorkflowServiceServer;
+use std::sync::Arc;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
+use tonic::{Request, Status};
+
+/// Checks `authorization: Bearer TOKEN` on every call when a token is set.
+#[derive(Clone)]
+pub struct Auth {
+    token: Option<Arc<str>>,
+}
+
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        let Some(expected) = &self.token else {
+            return Ok(req);
+        };
+        let given = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+            Ok(req)
+        } else {
+            Err(Status::unauthenticated("a valid bearer token is required (authorization: Bearer TOKEN)"))
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Every service of the server, ready to be served on any transport.
+pub async fn routes(engine: Engine, settings: &Settings) -> anyhow::Result<Routes> {
+    let auth = Auth { token: settings.auth_token.as_deref().map(Arc::from) };
+    let limit = settings.max_request_bytes;
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<RunServiceServer<run_service::RunApi>>().await;
+    health_reporter.set_serving::<ArtifactServiceServer<artifact_service::ArtifactApi>>().await;
+    health_reporter.set_serving::<WorkflowServiceServer<workflow_service::WorkflowApi>>().await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(retake::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(retake::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let runs = RunServiceServer::new(run_service::RunApi { engine: engine.clone() })
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+    let artifacts = ArtifactServiceServer::new(artifact_service::ArtifactApi { engine: engine.clone() })
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+    let workflows = WorkflowServiceServer::new(workflow_service::WorkflowApi { engine })
+        .max_decoding_message_size(limit);
+
+    Ok(Routes::new(health)
+        .add_service(InterceptedService::new(runs, auth.clone()))
+        .add_service(InterceptedService::new(artifacts, auth.clone()))
+        .add_service(InterceptedService::new(workflows, auth.clone()))
+        .add_service(InterceptedService::new(reflection_v1, auth.clone()))
+        .add_service(InterceptedService::new(reflection_v1alpha, auth)))
+}

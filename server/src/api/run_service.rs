@@ -1,0 +1,142 @@
+//! retake.v1.RunService: requests in, engine calls, responses out.
+
+use super::convert;
+use crate::engine::{Engine, WorkflowSource};
+use crate::error::EngineError;
+use crate::store::RunFilter;
+use base64::Engine as _;
+use futures::{Stream, StreamExt};
+use retake::v1 as pb;
+use retake::v1::run_service_server::RunService;
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use tonic::{Request, Response, Status};
+
+pub struct RunApi {
+    pub engine: Engine,
+}
+
+const DEFAULT_PAGE: i32 = 50;
+const MAX_PAGE: i32 = 1000;
+
+fn page_size(requested: i32, default: i32) -> Result<i64, EngineError> {
+    match requested {
+        0 => Ok(default as i64),
+        n if n < 0 => Err(EngineError::InvalidArgument(format!("page_size must not be negative, got {n}"))),
+        n => Ok(n.min(MAX_PAGE) as i64),
+    }
+}
+
+fn encode_token(pk: i64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("runs:{pk}"))
+}
+
+fn decode_token(token: &str) -> Result<Option<i64>, EngineError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || EngineError::InvalidArgument("page_token is not a token from a previous ListRuns response".into());
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    text.strip_prefix("runs:").and_then(|n| n.parse().ok()).map(Some).ok_or_else(bad)
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::WatchRunResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl RunService for RunApi {
+    async fn start_run(&self, req: Request<pb::StartRunRequest>) -> Result<Response<pb::StartRunResponse>, Status> {
+        let req = req.into_inner();
+        let files: BTreeMap<_, _> = req.files.into_iter().collect();
+        let variables: BTreeMap<_, _> = req.variables.into_iter().collect();
+        let src = WorkflowSource { text: &req.workflow, files: &files, variables: &variables };
+        let run = self.engine.start_run(src).await?;
+        Ok(Response::new(pb::StartRunResponse { run: Some(convert::run(&run)) }))
+    }
+
+    async fn get_run(&self, req: Request<pb::GetRunRequest>) -> Result<Response<pb::GetRunResponse>, Status> {
+        let req = req.into_inner();
+        let run = self.engine.get_run(&req.run_id).await?;
+        let mut out = convert::run(&run);
+        if req.include_workflow {
+            out.workflow_content = self.engine.workflow_content(&run).await?;
+        }
+        let nodes = if req.include_nodes {
+            self.engine.nodes_of_run(&run).await?.iter().map(convert::node).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Response::new(pb::GetRunResponse { run: Some(out), nodes }))
+    }
+
+    async fn list_runs(&self, req: Request<pb::ListRunsRequest>) -> Result<Response<pb::ListRunsResponse>, Status> {
+        let req = req.into_inner();
+        let limit = page_size(req.page_size, DEFAULT_PAGE)?;
+        let before = decode_token(&req.page_token)?;
+        let filter = RunFilter {
+            status: convert::run_status_filter(req.status)?,
+            workflow_name: Some(req.workflow_name).filter(|s| !s.is_empty()),
+            forked_from: Some(req.forked_from).filter(|s| !s.is_empty()),
+        };
+        // One extra row tells whether another page exists.
+        let mut runs = self.engine.list_runs(&filter, limit + 1, before).await?;
+        let next_page_token = if runs.len() as i64 > limit {
+            runs.truncate(limit as usize);
+            runs.last().map(|r| encode_token(r.pk)).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListRunsResponse { runs: runs.iter().map(convert::run).collect(), next_page_token }))
+    }
+
+    async fn replay_run(&self, _req: Request<pb::ReplayRunRequest>) -> Result<Response<pb::ReplayRunResponse>, Status> {
+        Err(Status::unimplemented("ReplayRun is not available in this version of retake"))
+    }
+
+    async fn cancel_run(&self, req: Request<pb::CancelRunRequest>) -> Result<Response<pb::CancelRunResponse>, Status> {
+        let run = self.engine.cancel_run(&req.into_inner().run_id).await?;
+        Ok(Response::new(pb::CancelRunResponse { run: Some(convert::run(&run)) }))
+    }
+
+    type WatchRunStream = EventStream;
+
+    async fn watch_run(&self, req: Request<pb::WatchRunRequest>) -> Result<Response<Self::WatchRunStream>, Status> {
+        let req = req.into_inner();
+        let events = self.engine.watch(&req.run_id, req.after_sequence).await?;
+        let stream = events.map(|e| match e {
+            Ok(e) => Ok(pb::WatchRunResponse { event: Some(convert::event(&e)) }),
+            Err(e) => Err(Status::from(e)),
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn resolve_wait(&self, req: Request<pb::ResolveWaitRequest>) -> Result<Response<pb::ResolveWaitResponse>, Status> {
+        let req = req.into_inner();
+        let run = self.engine.get_run(&req.run_id).await?;
+        Err(EngineError::NotFound(format!("Run '{}' has no pending wait", run.id)).into())
+    }
+
+    async fn list_waits(&self, req: Request<pb::ListWaitsRequest>) -> Result<Response<pb::ListWaitsResponse>, Status> {
+        let req = req.into_inner();
+        if !req.run_id.is_empty() {
+            self.engine.get_run(&req.run_id).await?;
+        }
+        Ok(Response::new(pb::ListWaitsResponse { waits: Vec::new() }))
+    }
+
+    async fn diff_runs(&self, _req: Request<pb::DiffRunsRequest>) -> Result<Response<pb::DiffRunsResponse>, Status> {
+        Err(Status::unimplemented("DiffRuns is not available in this version of retake"))
+    }
+
+    async fn get_node_execution(
+        &self,
+        req: Request<pb::GetNodeExecutionRequest>,
+    ) -> Result<Response<pb::GetNodeExecutionResponse>, Status> {
+        let req = req.into_inner();
+        if req.step.trim().is_empty() {
+            return Err(Status::invalid_argument("step is required: a node id or node-execution id"));
+        }
+        let node = self.engine.node_execution(&req.run_id, &req.step).await?;
+        Ok(Response::new(pb::GetNodeExecutionResponse { node_execution: Some(convert::node(&node)) }))
+    }
+}

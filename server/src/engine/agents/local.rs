@@ -1,0 +1,53 @@
+//! `local://` agents: deterministic building blocks for tests, demos and
+//! "mock the LLM" swaps.
+
+use super::{AgentCall, AgentOutput, JSON, TEXT, echo_document};
+use serde_json::Value;
+
+pub async fn execute(name: &str, call: &AgentCall) -> Result<AgentOutput, String> {
+    match name {
+        "echo" => Ok(echo(call)),
+        "mock" => mock(call),
+        "fail" => {
+            let times = call.config.get("times").and_then(Value::as_u64);
+            match times {
+                Some(n) if u64::from(call.attempt) > n => Ok(echo(call)),
+                _ => Err(call
+                    .config
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("local://fail failed as configured")
+                    .to_string()),
+            }
+        }
+        "sleep" => {
+            let ms = match call.config.get("ms") {
+                None => 1000,
+                Some(v) => v.as_u64().ok_or_else(|| format!("config.ms must be a non-negative integer, got {v}"))?,
+            };
+            // Dropping this future (cancel, deadline) ends the sleep at once.
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            Ok(echo(call))
+        }
+        other => Err(format!("unknown local agent 'local://{other}'")),
+    }
+}
+
+fn echo(call: &AgentCall) -> AgentOutput {
+    AgentOutput { content: echo_document(call), media_type: JSON, ..Default::default() }
+}
+
+fn mock(call: &AgentCall) -> Result<AgentOutput, String> {
+    let response = match (call.config.get("response"), call.config.get("responses")) {
+        (Some(r), _) => r.clone(),
+        (None, Some(Value::Array(list))) if !list.is_empty() => {
+            list[(call.attempt.saturating_sub(1) as usize) % list.len()].clone()
+        }
+        (None, Some(_)) => return Err("config.responses must be a non-empty list".into()),
+        (None, None) => return Err("local://mock needs config.response or config.responses".into()),
+    };
+    Ok(match response {
+        Value::String(text) => AgentOutput { content: text, media_type: TEXT, model: Some("mock".into()), ..Default::default() },
+        other => AgentOutput { content: other.to_string(), media_type: JSON, model: Some("mock".into()), ..Default::default() },
+    })
+}

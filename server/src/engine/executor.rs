@@ -1,0 +1,770 @@
+//! The DAG executor: one driver task per run owns the run's state, starts
+//! nodes whose dependencies are done, persists each step in one
+//! transaction, then publishes its events. Agents run in their own tasks,
+//! bounded by a server-wide semaphore; cancelling drops them mid-flight.
+
+use super::agents::{self, AgentCall, OutputRef};
+use super::model::*;
+use super::secrets;
+use super::template::{self, Ref, Resolved};
+use super::workflow::{Node, Workflow};
+use super::{ActiveRun, EngineInner};
+use crate::store::{WriteBatch, sha256_hex};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// Why a node was skipped; failures propagate, false conditions only skip
+/// nodes whose every dependency was skipped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SkipCause {
+    Failure,
+    Condition,
+}
+
+/// Messages from running node tasks to the driver.
+enum NodeMsg {
+    Delta { pos: usize, text: String },
+    Retrying { pos: usize, attempt: u32, error: String, origin: FailureOrigin },
+}
+
+struct NodeDone {
+    pos: usize,
+    started: Instant,
+    result: Result<agents::AgentOutput, (String, FailureOrigin)>,
+    secrets: Vec<String>,
+}
+
+/// A node whose outcome is known before the run starts (replays).
+pub struct Prefilled {
+    pub outputs: Arc<Vec<OutputRef>>,
+}
+
+pub struct RunDriver {
+    engine: Arc<EngineInner>,
+    active: Arc<ActiveRun>,
+    pub run: Run,
+    workflow: Arc<Workflow>,
+    /// Node records by workflow position. Prefilled (reused) nodes have pk 0.
+    nodes: Vec<NodeExecution>,
+    /// Agent URI per position (replay swaps applied).
+    agents_by_pos: Vec<String>,
+    skip_cause: Vec<Option<SkipCause>>,
+    outputs: Vec<Option<Arc<Vec<OutputRef>>>>,
+    pending_deps: Vec<usize>,
+    dependents: Vec<Vec<usize>>,
+    consumers_left: Vec<usize>,
+    next_seq: i64,
+}
+
+impl RunDriver {
+    /// Builds the driver for a run whose node rows exist. `prefilled`
+    /// holds nodes decided before execution (reused or overridden).
+    pub fn new(
+        engine: Arc<EngineInner>,
+        active: Arc<ActiveRun>,
+        run: Run,
+        workflow: Arc<Workflow>,
+        nodes: Vec<NodeExecution>,
+        agents_by_pos: Vec<String>,
+        mut prefilled: BTreeMap<usize, Prefilled>,
+        next_seq: i64,
+    ) -> Self {
+        let n = workflow.nodes.len();
+        let dependents = workflow.dependents();
+        let mut consumers_left = vec![0; n];
+        for node in &workflow.nodes {
+            let mut producers: Vec<&String> = node.depends_on.iter().collect();
+            producers.extend(node.referenced_nodes.iter().filter(|r| !node.depends_on.contains(r)));
+            for p in producers {
+                consumers_left[workflow.index[p]] += 1;
+            }
+        }
+        let mut outputs = vec![None; n];
+        for (pos, p) in std::mem::take(&mut prefilled) {
+            outputs[pos] = Some(p.outputs);
+        }
+        let pending_deps = workflow
+            .nodes
+            .iter()
+            .map(|node| node.depends_on.iter().filter(|d| !nodes[workflow.index[*d]].status.is_terminal()).count())
+            .collect();
+        let skip_cause = nodes
+            .iter()
+            .map(|n| match n.status {
+                NodeStatus::Failed | NodeStatus::Cancelled => Some(SkipCause::Failure),
+                NodeStatus::Skipped if !n.blocked_by.is_empty() => Some(SkipCause::Failure),
+                NodeStatus::Skipped => Some(SkipCause::Condition),
+                _ => None,
+            })
+            .collect();
+        Self {
+            engine,
+            active,
+            run,
+            workflow,
+            nodes,
+            agents_by_pos,
+            skip_cause,
+            outputs,
+            pending_deps,
+            dependents,
+            consumers_left,
+            next_seq,
+        }
+    }
+
+    fn event(&mut self, kind: EventKind, node_id: Option<&str>, detail: EventDetail) -> (i64, Event) {
+        self.next_seq += 1;
+        (
+            self.run.pk,
+            Event {
+                run_id: self.run.id.clone(),
+                sequence: self.next_seq,
+                kind,
+                time: now_micros(),
+                node_id: node_id.map(str::to_string),
+                detail,
+            },
+        )
+    }
+
+    /// Commits a batch, then publishes its events. A failed commit stops
+    /// the run: continuing would make memory and disk disagree.
+    async fn commit(&mut self, batch: WriteBatch) -> Result<(), String> {
+        if let Err(e) = self.engine.store.commit(&batch).await {
+            tracing::error!(run = %self.run.id, error = %e, "cannot persist run step");
+            // Roll back the sequence numbers the batch would have used.
+            self.next_seq -= batch.events.len() as i64;
+            return Err(e.to_string());
+        }
+        for (_, e) in batch.events {
+            let _ = self.active.events.send(e);
+        }
+        Ok(())
+    }
+
+    pub async fn drive(mut self) {
+        let result = self.drive_inner().await;
+        if let Err(message) = result {
+            // The store refused a write. Record the failure if the store
+            // lets us; a later restart resumes from what was durable.
+            tracing::error!(run = %self.run.id, %message, "run stopped by an internal error");
+            self.run.status = RunStatus::Failed;
+            self.run.finished_at = Some(now_micros());
+            self.run.failure = Some(RunFailure {
+                node_id: String::new(),
+                message: "internal error while recording the run; see the server log".into(),
+                origin: FailureOrigin::Internal,
+            });
+            let mut batch = WriteBatch { run: Some(self.run.clone()), ..Default::default() };
+            let detail = EventDetail { run_status: Some(RunStatus::Failed), message: "internal error".into(), ..Default::default() };
+            batch.events.push(self.event(EventKind::RunFinished, None, detail));
+            let _ = self.commit(batch).await;
+        }
+        self.engine.finish_active(&self.run.id);
+    }
+
+    async fn drive_inner(&mut self) -> Result<(), String> {
+        if self.run.status == RunStatus::Pending {
+            self.run.status = RunStatus::Running;
+            self.run.started_at = Some(now_micros());
+            let mut batch = WriteBatch { run: Some(self.run.clone()), ..Default::default() };
+            let detail = EventDetail { run_status: Some(RunStatus::Running), ..Default::default() };
+            batch.events.push(self.event(EventKind::RunStarted, None, detail));
+            // Reused nodes are announced once, up front.
+            for pos in 0..self.nodes.len() {
+                if self.nodes[pos].status == NodeStatus::Reused {
+                    let node = self.nodes[pos].clone();
+                    let detail = EventDetail {
+                        node_status: Some(NodeStatus::Reused),
+                        artifact_ids: node.output_artifacts.clone(),
+                        message: node.reused_from_run.clone().unwrap_or_default(),
+                        ..Default::default()
+                    };
+                    batch.events.push(self.event(EventKind::NodeReused, Some(&node.node_id), detail));
+                }
+            }
+            self.commit(batch).await?;
+        }
+
+        let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<NodeMsg>();
+        let mut tasks: JoinSet<NodeDone> = JoinSet::new();
+        let mut ready: VecDeque<usize> = (0..self.nodes.len())
+            .filter(|&p| !self.nodes[p].status.is_terminal() && self.pending_deps[p] == 0)
+            .collect();
+        let cancel = self.active.cancel.clone();
+
+        loop {
+            while let Some(pos) = ready.pop_front() {
+                if cancel.is_cancelled() {
+                    break;
+                }
+                if let Some(done) = self.start_node(pos, &msg_tx, &mut tasks).await? {
+                    for d in done {
+                        ready.push_back(d);
+                    }
+                }
+            }
+            if tasks.is_empty() || cancel.is_cancelled() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                Some(msg) = msg_rx.recv() => self.on_message(msg).await?,
+                Some(joined) = tasks.join_next() => {
+                    let done = joined.map_err(|e| format!("node task panicked: {e}"))?;
+                    // Deltas sent before completion must be recorded first.
+                    while let Ok(msg) = msg_rx.try_recv() {
+                        self.on_message(msg).await?;
+                    }
+                    for d in self.on_done(done).await? {
+                        ready.push_back(d);
+                    }
+                }
+            }
+        }
+
+        if cancel.is_cancelled() {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            return self.finish_cancelled().await;
+        }
+        self.finish().await
+    }
+
+    /// Decides a ready node: skip it, or persist its start and spawn it.
+    /// Returns dependents that became ready when the node was skipped.
+    async fn start_node(
+        &mut self,
+        pos: usize,
+        msg_tx: &mpsc::UnboundedSender<NodeMsg>,
+        tasks: &mut JoinSet<NodeDone>,
+    ) -> Result<Option<Vec<usize>>, String> {
+        let workflow = self.workflow.clone();
+        let node = &workflow.nodes[pos];
+        let deps: Vec<usize> = node.depends_on.iter().map(|d| workflow.index[d]).collect();
+
+        let failed_deps: Vec<String> = deps
+            .iter()
+            .filter(|&&d| self.skip_cause[d] == Some(SkipCause::Failure))
+            .map(|&d| workflow.nodes[d].id.clone())
+            .collect();
+        if !failed_deps.is_empty() {
+            let reason = format!(
+                "skipped: upstream {} did not complete",
+                failed_deps.iter().map(|d| format!("'{d}'")).collect::<Vec<_>>().join(", ")
+            );
+            return self.skip(pos, SkipCause::Failure, failed_deps, reason).await.map(Some);
+        }
+        if !deps.is_empty() && deps.iter().all(|&d| self.skip_cause[d] == Some(SkipCause::Condition)) {
+            let blockers = deps.iter().map(|&d| workflow.nodes[d].id.clone()).collect::<Vec<_>>();
+            let reason = format!("skipped: every dependency was skipped ({})", blockers.join(", "));
+            return self.skip(pos, SkipCause::Condition, blockers, reason).await.map(Some);
+        }
+
+        let upstream = self.load_upstream(node).await?;
+        let variables = self.run.variables.clone();
+        if let Some(cond) = &node.when {
+            let (left, right) = {
+                let mut resolve = resolver(&variables, &upstream);
+                (
+                    template::render_text(&cond.left, &mut resolve).unwrap_or_default(),
+                    template::render_text(&cond.right, &mut resolve).unwrap_or_default(),
+                )
+            };
+            if !cond.holds(&left, &right) {
+                let reason = format!("skipped: condition `{}` was false ('{}' vs '{}')", cond.raw, truncate(&left, 80), truncate(&right, 80));
+                let blockers = node.referenced_nodes.iter().cloned().collect();
+                return self.skip(pos, SkipCause::Condition, blockers, reason).await.map(Some);
+            }
+        }
+
+        // Render what the agent sees. Failures here are the node's own.
+        let (inputs_json, prompt) = {
+            let mut resolve = resolver(&variables, &upstream);
+            let inputs_json = match &node.inputs {
+                Some(inputs) => {
+                    let mut out = String::new();
+                    template::render_json(inputs, &mut resolve, &mut out)?;
+                    Some(out)
+                }
+                None => None,
+            };
+            let prompt = match &node.system_prompt {
+                Some(p) => Some(template::render_text(p, &mut resolve)?),
+                None => None,
+            };
+            (inputs_json, prompt)
+        };
+        let input_artifacts: Vec<String> = {
+            let mut ids = Vec::new();
+            for (_, outs) in &upstream {
+                for o in outs.iter() {
+                    if !ids.contains(&o.artifact_id) {
+                        ids.push(o.artifact_id.clone());
+                    }
+                }
+            }
+            ids
+        };
+        let (config, secrets_list, config_error) = resolve_config(&node.config, &variables);
+        let direct: Vec<(String, Arc<Vec<OutputRef>>)> = upstream
+            .into_iter()
+            .filter(|(id, _)| node.depends_on.contains(id))
+            .collect();
+        self.release_upstream(node);
+
+        let now = now_micros();
+        let rec = &mut self.nodes[pos];
+        let first_attempt = rec.attempt_count as u32 + 1;
+        if let Some(last) = rec.attempts.last_mut() {
+            // Left RUNNING by a previous process: that attempt was interrupted.
+            if last.finished_at.is_none() {
+                last.finished_at = Some(now);
+                last.error = Some("interrupted: the server stopped during this attempt".into());
+                last.error_origin = Some(FailureOrigin::Internal);
+            }
+        }
+        rec.status = NodeStatus::Running;
+        rec.agent = self.agents_by_pos[pos].clone();
+        rec.started_at.get_or_insert(now);
+        rec.attempt_count = first_attempt as i32;
+        rec.attempts.push(AttemptRecord { number: first_attempt as i32, started_at: now, ..Default::default() });
+        rec.inputs_json = inputs_json.clone();
+        rec.prompt = prompt.clone();
+        rec.input_artifacts = input_artifacts;
+        let rec = rec.clone();
+        let mut batch = WriteBatch { nodes: vec![rec.clone()], ..Default::default() };
+        let detail = EventDetail { node_status: Some(NodeStatus::Running), attempt: first_attempt as i32, ..Default::default() };
+        batch.events.push(self.event(EventKind::NodeStarted, Some(&node.id), detail));
+        self.commit(batch).await?;
+
+        let (delta_tx, mut delta_rx) = mpsc::unbounded_channel::<String>();
+        let call = AgentCall {
+            node_id: node.id.clone(),
+            agent: rec.agent.clone(),
+            inputs_json,
+            upstream: direct,
+            prompt,
+            config,
+            attempt: first_attempt,
+            deltas: delta_tx,
+        };
+        let forward = msg_tx.clone();
+        let permits = self.engine.node_permits.clone();
+        let retry = node.retry.clone();
+        let deadline = std::time::Duration::from_millis(node.deadline_ms);
+        // A run resumed after a restart gets at least one more attempt.
+        let last_attempt = retry.max_retries.max(first_attempt);
+        tasks.spawn(async move {
+            let started = Instant::now();
+            let mut call = call;
+            let result = async {
+                if let Some(e) = config_error {
+                    return Err((e, FailureOrigin::Agent));
+                }
+                let mut attempt = first_attempt;
+                loop {
+                    call.attempt = attempt;
+                    let outcome = {
+                        let _permit = permits.acquire().await.map_err(|_| ("server shutting down".to_string(), FailureOrigin::Internal))?;
+                        let run = agents::execute(&call);
+                        tokio::pin!(run);
+                        // Forward streamed text while the attempt runs.
+                        loop {
+                            tokio::select! {
+                                r = tokio::time::timeout(deadline, &mut run) => break r,
+                                Some(text) = delta_rx.recv() => { let _ = forward.send(NodeMsg::Delta { pos, text }); }
+                            }
+                        }
+                    };
+                    while let Ok(text) = delta_rx.try_recv() {
+                        let _ = forward.send(NodeMsg::Delta { pos, text });
+                    }
+                    let (error, origin) = match outcome {
+                        Ok(Ok(out)) => return Ok(out),
+                        Ok(Err(e)) => (e, FailureOrigin::Agent),
+                        Err(_) => (format!("deadline of {} ms exceeded", deadline.as_millis()), FailureOrigin::Timeout),
+                    };
+                    if attempt >= last_attempt {
+                        return Err((error, origin));
+                    }
+                    let _ = forward.send(NodeMsg::Retrying { pos, attempt, error, origin });
+                    attempt += 1;
+                    tokio::time::sleep(retry.delay_before(attempt)).await;
+                }
+            }
+            .await;
+            NodeDone { pos, started, result, secrets: secrets_list }
+        });
+        Ok(None)
+    }
+
+    async fn on_message(&mut self, msg: NodeMsg) -> Result<(), String> {
+        match msg {
+            NodeMsg::Delta { pos, text } => {
+                let node_id = self.nodes[pos].node_id.clone();
+                let detail = EventDetail { delta: text, ..Default::default() };
+                let batch = WriteBatch { events: vec![self.event(EventKind::NodeOutputDelta, Some(&node_id), detail)], ..Default::default() };
+                self.commit(batch).await
+            }
+            NodeMsg::Retrying { pos, attempt, error, origin } => {
+                let now = now_micros();
+                let rec = &mut self.nodes[pos];
+                if let Some(last) = rec.attempts.last_mut() {
+                    last.finished_at = Some(now);
+                    last.error = Some(error.clone());
+                    last.error_origin = Some(origin);
+                }
+                rec.attempt_count = attempt as i32 + 1;
+                rec.attempts.push(AttemptRecord { number: attempt as i32 + 1, started_at: now, ..Default::default() });
+                let rec = rec.clone();
+                let detail = EventDetail {
+                    node_status: Some(NodeStatus::Running),
+                    attempt: attempt as i32 + 1,
+                    message: error,
+                    ..Default::default()
+                };
+                let mut batch = WriteBatch { nodes: vec![rec.clone()], ..Default::default() };
+                batch.events.push(self.event(EventKind::NodeRetrying, Some(&rec.node_id), detail));
+                self.commit(batch).await
+            }
+        }
+    }
+
+    async fn on_done(&mut self, done: NodeDone) -> Result<Vec<usize>, String> {
+        let pos = done.pos;
+        let workflow = self.workflow.clone();
+        let node = &workflow.nodes[pos];
+        let now = now_micros();
+        let latency = done.started.elapsed().as_millis() as i64;
+        let mut batch = WriteBatch::default();
+        let rec = &mut self.nodes[pos];
+        rec.finished_at = Some(now);
+        rec.latency_ms = Some(latency);
+        match done.result {
+            Ok(out) => {
+                let limit = self.engine.settings.max_artifact_bytes;
+                if out.content.len() > limit {
+                    let message = format!("output is {} bytes; the artifact limit is {limit} bytes", out.content.len());
+                    return self.fail(pos, message, FailureOrigin::Agent, batch).await;
+                }
+                let rec = &mut self.nodes[pos];
+                if let Some(last) = rec.attempts.last_mut() {
+                    last.finished_at = Some(now);
+                }
+                let pieces = split_outputs(node, &out);
+                let mut refs = Vec::with_capacity(pieces.len());
+                for (name, content, media_type) in pieces {
+                    let bytes: Arc<[u8]> = Arc::from(content.as_bytes());
+                    let sha = sha256_hex(&bytes);
+                    let artifact = Artifact {
+                        id: new_id("art"),
+                        run_id: self.run.id.clone(),
+                        node_id: node.id.clone(),
+                        node_execution_id: Some(rec.id.clone()),
+                        name: name.clone(),
+                        media_type: media_type.to_string(),
+                        size: bytes.len() as i64,
+                        sha256: sha.clone(),
+                        origin: ArtifactOrigin::Executed,
+                        derived_from: rec.input_artifacts.clone(),
+                        created_at: now,
+                    };
+                    refs.push(OutputRef { artifact_id: artifact.id.clone(), name, media_type: media_type.to_string(), content: Arc::from(content) });
+                    batch.contents.push((sha, bytes));
+                    batch.artifacts.push((self.run.pk, Some(rec.pk), artifact));
+                }
+                rec.status = NodeStatus::Completed;
+                rec.output_artifacts = refs.iter().map(|r| r.artifact_id.clone()).collect();
+                rec.model = out.model;
+                rec.usage = out.usage;
+                self.run.usage.input_tokens += rec.usage.input_tokens;
+                self.run.usage.output_tokens += rec.usage.output_tokens;
+                self.run.usage.cost_usd += rec.usage.cost_usd;
+                let rec = rec.clone();
+                batch.nodes.push(rec.clone());
+                let detail = EventDetail {
+                    node_status: Some(NodeStatus::Completed),
+                    attempt: rec.attempt_count,
+                    artifact_ids: rec.output_artifacts.clone(),
+                    latency_ms: Some(latency),
+                    ..Default::default()
+                };
+                batch.events.push(self.event(EventKind::NodeCompleted, Some(&node.id), detail));
+                self.commit(batch).await?;
+                if self.consumers_left[pos] > 0 {
+                    self.outputs[pos] = Some(Arc::new(refs));
+                }
+                Ok(self.settle(pos))
+            }
+            Err((error, origin)) => {
+                let message = secrets::scrub(&error, &done.secrets);
+                self.fail(pos, message, origin, batch).await
+            }
+        }
+    }
+
+    async fn fail(&mut self, pos: usize, message: String, origin: FailureOrigin, mut batch: WriteBatch) -> Result<Vec<usize>, String> {
+        let now = now_micros();
+        let rec = &mut self.nodes[pos];
+        if let Some(last) = rec.attempts.last_mut() {
+            last.finished_at = Some(now);
+            last.error = Some(message.clone());
+            last.error_origin = Some(origin);
+        }
+        rec.status = NodeStatus::Failed;
+        rec.error = Some(message.clone());
+        rec.error_origin = Some(origin);
+        let rec = rec.clone();
+        self.skip_cause[pos] = Some(SkipCause::Failure);
+        if self.run.failure.is_none() {
+            self.run.failure = Some(RunFailure { node_id: rec.node_id.clone(), message: message.clone(), origin });
+        }
+        batch.nodes.push(rec.clone());
+        let detail = EventDetail {
+            node_status: Some(NodeStatus::Failed),
+            attempt: rec.attempt_count,
+            message,
+            latency_ms: rec.latency_ms,
+            ..Default::default()
+        };
+        batch.events.push(self.event(EventKind::NodeFailed, Some(&rec.node_id), detail));
+        self.commit(batch).await?;
+        Ok(self.settle(pos))
+    }
+
+    async fn skip(&mut self, pos: usize, cause: SkipCause, blocked_by: Vec<String>, reason: String) -> Result<Vec<usize>, String> {
+        let node = self.workflow.nodes[pos].clone();
+        self.release_upstream(&node);
+        let rec = &mut self.nodes[pos];
+        rec.status = NodeStatus::Skipped;
+        rec.blocked_by = if cause == SkipCause::Failure { blocked_by } else { Vec::new() };
+        rec.error = Some(reason.clone());
+        rec.finished_at = Some(now_micros());
+        let rec = rec.clone();
+        self.skip_cause[pos] = Some(cause);
+        let mut batch = WriteBatch { nodes: vec![rec.clone()], ..Default::default() };
+        let detail = EventDetail { node_status: Some(NodeStatus::Skipped), message: reason, ..Default::default() };
+        batch.events.push(self.event(EventKind::NodeSkipped, Some(&rec.node_id), detail));
+        self.commit(batch).await?;
+        Ok(self.settle(pos))
+    }
+
+    /// Marks `pos` terminal and returns the dependents it made ready.
+    fn settle(&mut self, pos: usize) -> Vec<usize> {
+        let mut ready = Vec::new();
+        for &d in &self.dependents[pos] {
+            self.pending_deps[d] -= 1;
+            if self.pending_deps[d] == 0 && !self.nodes[d].status.is_terminal() {
+                ready.push(d);
+            }
+        }
+        ready
+    }
+
+    /// Outputs of every node `node` depends on or references, from memory
+    /// or, after a restart, from the store.
+    async fn load_upstream(&mut self, node: &Node) -> Result<Vec<(String, Arc<Vec<OutputRef>>)>, String> {
+        let mut ids: Vec<&String> = node.depends_on.iter().collect();
+        ids.extend(node.referenced_nodes.iter().filter(|r| !node.depends_on.contains(r)));
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let p = self.workflow.index[id];
+            if !self.nodes[p].status.has_outputs() {
+                out.push((id.clone(), Arc::new(Vec::new())));
+                continue;
+            }
+            if self.outputs[p].is_none() {
+                let loaded = self.engine.load_outputs(&self.nodes[p].output_artifacts).await.map_err(|e| e.to_string())?;
+                self.outputs[p] = Some(Arc::new(loaded));
+            }
+            out.push((id.clone(), self.outputs[p].clone().unwrap_or_default()));
+        }
+        Ok(out)
+    }
+
+    /// Drops cached outputs nobody downstream still needs.
+    fn release_upstream(&mut self, node: &Node) {
+        let mut producers: Vec<&String> = node.depends_on.iter().collect();
+        producers.extend(node.referenced_nodes.iter().filter(|r| !node.depends_on.contains(r)));
+        for p in producers {
+            let i = self.workflow.index[p];
+            self.consumers_left[i] = self.consumers_left[i].saturating_sub(1);
+            if self.consumers_left[i] == 0 {
+                self.outputs[i] = None;
+            }
+        }
+    }
+
+    fn counts(&self) -> NodeCounts {
+        let mut c = NodeCounts { total: self.nodes.len() as i32, ..Default::default() };
+        for n in &self.nodes {
+            c.add(n.status, 1);
+        }
+        c
+    }
+
+    async fn finish(&mut self) -> Result<(), String> {
+        self.run.counts = self.counts();
+        self.run.status = if self.run.counts.failed > 0 { RunStatus::Failed } else { RunStatus::Completed };
+        if self.run.status == RunStatus::Completed {
+            self.run.failure = None;
+        }
+        self.run.finished_at = Some(now_micros());
+        let mut batch = WriteBatch { run: Some(self.run.clone()), ..Default::default() };
+        let detail = EventDetail {
+            run_status: Some(self.run.status),
+            message: self.run.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default(),
+            ..Default::default()
+        };
+        batch.events.push(self.event(EventKind::RunFinished, None, detail));
+        self.commit(batch).await
+    }
+
+    async fn finish_cancelled(&mut self) -> Result<(), String> {
+        let now = now_micros();
+        let mut batch = WriteBatch::default();
+        for pos in 0..self.nodes.len() {
+            if self.nodes[pos].status.is_terminal() {
+                continue;
+            }
+            let rec = &mut self.nodes[pos];
+            let was_running = rec.status == NodeStatus::Running;
+            rec.status = NodeStatus::Cancelled;
+            rec.error = Some("cancelled".into());
+            rec.error_origin = Some(FailureOrigin::Cancelled);
+            rec.finished_at = Some(now);
+            if let Some(last) = rec.attempts.last_mut().filter(|a| a.finished_at.is_none()) {
+                last.finished_at = Some(now);
+                last.error = Some("cancelled".into());
+                last.error_origin = Some(FailureOrigin::Cancelled);
+            }
+            if let Some(started) = rec.started_at.filter(|_| was_running) {
+                rec.latency_ms = Some((now - started) / 1000);
+            }
+            let rec = rec.clone();
+            batch.nodes.push(rec.clone());
+            let detail = EventDetail { node_status: Some(NodeStatus::Cancelled), message: "cancelled".into(), ..Default::default() };
+            batch.events.push(self.event(EventKind::NodeCancelled, Some(&rec.node_id), detail));
+        }
+        self.run.counts = self.counts();
+        self.run.status = RunStatus::Cancelled;
+        self.run.finished_at = Some(now);
+        self.run.failure = Some(RunFailure {
+            node_id: String::new(),
+            message: "the run was cancelled".into(),
+            origin: FailureOrigin::Cancelled,
+        });
+        batch.run = Some(self.run.clone());
+        let detail = EventDetail { run_status: Some(RunStatus::Cancelled), message: "the run was cancelled".into(), ..Default::default() };
+        batch.events.push(self.event(EventKind::RunFinished, None, detail));
+        self.commit(batch).await
+    }
+}
+
+/// Resolves references for rendering: variables and upstream outputs.
+fn resolver<'a>(
+    variables: &'a BTreeMap<String, String>,
+    upstream: &'a [(String, Arc<Vec<OutputRef>>)],
+) -> impl FnMut(&Ref) -> Resolved<'a> + 'a {
+    move |r: &Ref| match r {
+        Ref::User(name) => variables.get(name).map(|v| Resolved::Text(v)).unwrap_or(Resolved::Missing),
+        Ref::Env(_) => Resolved::Missing,
+        Ref::Output { node, output } => upstream
+            .iter()
+            .find(|(id, _)| id == node)
+            .and_then(|(_, outs)| outs.iter().find(|o| &o.name == output))
+            .map(|o| if o.media_type == agents::JSON { Resolved::Json(&o.content) } else { Resolved::Text(&o.content) })
+            .unwrap_or(Resolved::Missing),
+    }
+}
+
+/// Resolves `${env.*}` and `${user.*}` in config. Returns the config for the
+/// agent, the secret values to scrub from errors, and a configuration error.
+fn resolve_config(config: &Map<String, Value>, variables: &BTreeMap<String, String>) -> (Map<String, Value>, Vec<String>, Option<String>) {
+    let mut secrets_list = Vec::new();
+    let mut error = None;
+    fn walk(v: &Value, key: &str, vars: &BTreeMap<String, String>, secrets_list: &mut Vec<String>, error: &mut Option<String>) -> Value {
+        match v {
+            Value::String(s) if s.contains("${") => {
+                let resolve = |r: &Ref| match r {
+                    Ref::User(n) => vars.get(n).map(|x| Resolved::Text(x)).unwrap_or(Resolved::Missing),
+                    _ => Resolved::Missing,
+                };
+                let mut out = String::new();
+                for seg in template::parse(s).unwrap_or_default() {
+                    match seg {
+                        template::Segment::Text(t) => out.push_str(&t),
+                        template::Segment::Ref(Ref::Env(name)) => match std::env::var(&name) {
+                            Ok(val) => {
+                                secrets_list.push(val.clone());
+                                out.push_str(&val);
+                            }
+                            Err(_) => {
+                                error.get_or_insert(format!("config.{key} uses ${{env.{name}}} but {name} is not set in the server's environment"));
+                            }
+                        },
+                        template::Segment::Ref(r) => {
+                            if let Resolved::Text(t) = resolve(&r) {
+                                out.push_str(t);
+                            }
+                        }
+                    }
+                }
+                if secrets::is_secret_key(key) {
+                    secrets_list.push(out.clone());
+                }
+                Value::String(out)
+            }
+            Value::String(s) => {
+                if secrets::is_secret_key(key) {
+                    secrets_list.push(s.clone());
+                }
+                v.clone()
+            }
+            Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), walk(x, k, vars, secrets_list, error))).collect()),
+            Value::Array(items) => Value::Array(items.iter().map(|x| walk(x, key, vars, secrets_list, error)).collect()),
+            other => other.clone(),
+        }
+    }
+    let resolved = config.iter().map(|(k, v)| (k.clone(), walk(v, k, variables, &mut secrets_list, &mut error))).collect();
+    (resolved, secrets_list, error)
+}
+
+/// Splits an agent's output over the node's declared outputs. With one
+/// output it is the whole content; with several, a JSON object carrying
+/// every output name is split by key, anything else goes to each output.
+fn split_outputs(node: &Node, out: &agents::AgentOutput) -> Vec<(String, String, &'static str)> {
+    if node.outputs.len() == 1 {
+        return vec![(node.outputs[0].clone(), out.content.clone(), out.media_type)];
+    }
+    if out.media_type == agents::JSON {
+        if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&out.content) {
+            if node.outputs.iter().all(|o| map.contains_key(o)) {
+                return node
+                    .outputs
+                    .iter()
+                    .map(|o| match &map[o] {
+                        Value::String(s) => (o.clone(), s.clone(), agents::TEXT),
+                        other => (o.clone(), other.to_string(), agents::JSON),
+                    })
+                    .collect();
+            }
+        }
+    }
+    node.outputs.iter().map(|o| (o.clone(), out.content.clone(), out.media_type)).collect()
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max).collect::<String>())
+    }
+}

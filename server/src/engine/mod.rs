@@ -1,0 +1,457 @@
+//! The workflow engine: validates workflows, starts and resumes runs,
+//! cancels them, and streams their events. It knows nothing of gRPC; the
+//! `api` layer translates its types.
+
+pub mod agents;
+mod executor;
+pub mod model;
+pub mod secrets;
+pub mod template;
+pub mod workflow;
+
+use crate::Settings;
+use crate::error::{EngineError, EngineResult};
+use crate::store::{RunFilter, RunRef, Store, sha256_hex};
+use agents::OutputRef;
+use executor::RunDriver;
+use futures::Stream;
+use model::*;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Semaphore, broadcast, watch};
+use tokio_util::sync::CancellationToken;
+use workflow::{LoadOptions, Loaded, Workflow};
+
+/// A run executing in this process.
+pub struct ActiveRun {
+    cancel: CancellationToken,
+    events: broadcast::Sender<Event>,
+    /// Becomes true when the driver has written the run's final state.
+    done: watch::Sender<bool>,
+}
+
+pub struct EngineInner {
+    pub store: Store,
+    pub settings: Settings,
+    active: Mutex<HashMap<String, Arc<ActiveRun>>>,
+    node_permits: Arc<Semaphore>,
+}
+
+/// Cheap to clone; every clone drives the same runs.
+#[derive(Clone)]
+pub struct Engine(Arc<EngineInner>);
+
+/// A workflow document as a request carries it.
+pub struct WorkflowSource<'a> {
+    pub text: &'a str,
+    pub files: &'a BTreeMap<String, String>,
+    pub variables: &'a BTreeMap<String, String>,
+}
+
+impl Engine {
+    pub async fn open(settings: Settings) -> EngineResult<Self> {
+        let store = Store::open(&settings.db_path).await?;
+        let permits = Arc::new(Semaphore::new(settings.max_parallel_nodes.max(1)));
+        Ok(Self(Arc::new(EngineInner { store, settings, active: Mutex::new(HashMap::new()), node_permits: permits })))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    /// Parses and validates a workflow. Oversized documents are refused
+    /// before parsing.
+    pub fn validate(&self, src: &WorkflowSource, ignore_missing_variables: bool) -> EngineResult<Loaded> {
+        let limit = self.0.settings.max_workflow_bytes;
+        let size = src.text.len() + src.files.values().map(String::len).sum::<usize>();
+        if size > limit {
+            return Err(EngineError::ResourceExhausted(format!(
+                "Workflow is {size} bytes; the limit is {limit} bytes"
+            )));
+        }
+        if src.text.trim().is_empty() {
+            return Err(EngineError::InvalidArgument("Workflow is empty".into()));
+        }
+        let opts = LoadOptions { ignore_missing_variables, max_nodes: self.0.settings.max_nodes };
+        Ok(workflow::load(src.text, src.files, src.variables, opts))
+    }
+
+    fn load_valid(&self, src: &WorkflowSource) -> EngineResult<Workflow> {
+        let loaded = self.validate(src, false)?;
+        match loaded.workflow {
+            Some(w) if loaded.errors.is_empty() => Ok(w),
+            _ => Err(EngineError::InvalidArgument(loaded.error_message())),
+        }
+    }
+
+    fn check_capacity(&self) -> EngineResult<()> {
+        let active = self.0.active.lock().expect("active runs lock").len();
+        let limit = self.0.settings.max_concurrent_runs;
+        if active >= limit {
+            return Err(EngineError::ResourceExhausted(format!(
+                "{active} runs are in flight; the limit is {limit}. Retry when one finishes"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Stores a new run and starts executing it; returns at once.
+    pub async fn start_run(&self, src: WorkflowSource<'_>) -> EngineResult<Run> {
+        let workflow = Arc::new(self.load_valid(&src)?);
+        self.check_capacity()?;
+        let now = now_micros();
+        let mut run = Run {
+            pk: 0,
+            id: new_id("run"),
+            workflow_name: workflow.name.clone(),
+            workflow_description: workflow.description.clone(),
+            workflow_sha256: sha256_hex(src.text.as_bytes()),
+            files: src.files.clone(),
+            variables: src.variables.clone(),
+            status: RunStatus::Pending,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            counts: NodeCounts { total: workflow.nodes.len() as i32, pending: workflow.nodes.len() as i32, ..Default::default() },
+            usage: Usage::default(),
+            failure: None,
+            replay: None,
+        };
+        let mut nodes: Vec<NodeExecution> = workflow
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(pos, node)| new_node_execution(&run.id, pos, node, &node.agent))
+            .collect();
+        run.pk = self.0.store.insert_run(&run, src.text, &mut nodes).await?;
+        let agents_by_pos = workflow.nodes.iter().map(|n| n.agent.clone()).collect();
+        self.spawn_driver(run.clone(), workflow, nodes, agents_by_pos, BTreeMap::new(), 0);
+        Ok(run)
+    }
+
+    fn spawn_driver(
+        &self,
+        run: Run,
+        workflow: Arc<Workflow>,
+        nodes: Vec<NodeExecution>,
+        agents_by_pos: Vec<String>,
+        prefilled: BTreeMap<usize, executor::Prefilled>,
+        next_seq: i64,
+    ) {
+        let (events, _) = broadcast::channel(1024);
+        let (done, _) = watch::channel(false);
+        let active = Arc::new(ActiveRun { cancel: CancellationToken::new(), events, done });
+        self.0.active.lock().expect("active runs lock").insert(run.id.clone(), active.clone());
+        let driver = RunDriver::new(self.0.clone(), active, run, workflow, nodes, agents_by_pos, prefilled, next_seq);
+        tokio::spawn(driver.drive());
+    }
+
+    /// Resumes runs a previous process left unfinished. Completed nodes
+    /// keep their results; nodes that were running start a new attempt.
+    pub async fn recover(&self) -> EngineResult<usize> {
+        let runs = self.0.store.unfinished_runs().await?;
+        let mut resumed = 0;
+        for run in runs {
+            if self.0.active.lock().expect("active runs lock").contains_key(&run.id) {
+                continue;
+            }
+            match self.resume(run.clone()).await {
+                Ok(()) => resumed += 1,
+                Err(e) => tracing::error!(run = %run.id, error = %e, "cannot resume run"),
+            }
+        }
+        Ok(resumed)
+    }
+
+    async fn resume(&self, run: Run) -> EngineResult<()> {
+        let text = String::from_utf8(self.0.store.content(&run.workflow_sha256).await?)
+            .map_err(|_| EngineError::Internal("workflow snapshot is not UTF-8".into()))?;
+        let src = WorkflowSource { text: &text, files: &run.files, variables: &run.variables };
+        let workflow = Arc::new(self.load_valid(&src)?);
+        let stored = self.0.store.nodes_of_run(run.pk).await?;
+        let by_node: HashMap<String, NodeExecution> = stored.into_iter().map(|n| (n.node_id.clone(), n)).collect();
+        let mut nodes = Vec::with_capacity(workflow.nodes.len());
+        for node in &workflow.nodes {
+            let mut rec = by_node
+                .get(&node.id)
+                .cloned()
+                .ok_or_else(|| EngineError::Internal(format!("node '{}' has no record", node.id)))?;
+            if matches!(rec.status, NodeStatus::Running) {
+                rec.status = NodeStatus::Pending;
+            }
+            nodes.push(rec);
+        }
+        let agents_by_pos = nodes.iter().map(|n| n.agent.clone()).collect();
+        let next_seq = self.0.store.last_event_sequence(run.pk).await?;
+        tracing::info!(run = %run.id, "resuming run");
+        self.spawn_driver(run, workflow, nodes, agents_by_pos, BTreeMap::new(), next_seq);
+        Ok(())
+    }
+
+    /// A run with live counts.
+    pub async fn get_run(&self, run_ref: &str) -> EngineResult<Run> {
+        let mut run = self.0.store.find_run(RunRef(run_ref)).await?;
+        self.refresh_counts(&mut run).await?;
+        Ok(run)
+    }
+
+    async fn refresh_counts(&self, run: &mut Run) -> EngineResult<()> {
+        if run.status.is_finished() {
+            return Ok(());
+        }
+        let total = run.counts.total;
+        let mut counts = NodeCounts { total, ..Default::default() };
+        let mut recorded = 0;
+        for (status, n) in self.0.store.node_counts(run.pk).await? {
+            counts.add(status, n);
+            recorded += n;
+        }
+        // Nodes without a record in this run are reused from its source.
+        counts.add(NodeStatus::Reused, (total - recorded).max(0));
+        run.counts = counts;
+        Ok(())
+    }
+
+    pub async fn list_runs(&self, filter: &RunFilter, limit: i64, before_pk: Option<i64>) -> EngineResult<Vec<Run>> {
+        let mut runs = self.0.store.list_runs(filter, limit, before_pk).await?;
+        for run in &mut runs {
+            self.refresh_counts(run).await?;
+        }
+        Ok(runs)
+    }
+
+    pub async fn workflow_content(&self, run: &Run) -> EngineResult<String> {
+        String::from_utf8(self.0.store.content(&run.workflow_sha256).await?)
+            .map_err(|_| EngineError::Internal("workflow snapshot is not UTF-8".into()))
+    }
+
+    /// Node executions of a run in topological order.
+    pub async fn nodes_of_run(&self, run: &Run) -> EngineResult<Vec<NodeExecution>> {
+        let mut nodes = self.0.store.nodes_of_run(run.pk).await?;
+        let text = self.workflow_content(run).await?;
+        let src = WorkflowSource { text: &text, files: &run.files, variables: &run.variables };
+        if let Ok(loaded) = self.validate(&src, true) {
+            if let Some(w) = loaded.workflow {
+                for n in &mut nodes {
+                    if let Some(node) = w.node(&n.node_id) {
+                        n.depends_on = node.depends_on.clone();
+                    }
+                }
+            }
+        }
+        Ok(nodes)
+    }
+
+    /// One node execution, by node id or node-execution id (unique prefix).
+    pub async fn node_execution(&self, run_ref: &str, step: &str) -> EngineResult<NodeExecution> {
+        let run = self.get_run(run_ref).await?;
+        let nodes = self.nodes_of_run(&run).await?;
+        select_step(&nodes, step).cloned()
+    }
+
+    /// Cancels a run and waits until its final state is written.
+    pub async fn cancel_run(&self, run_ref: &str) -> EngineResult<Run> {
+        let run = self.0.store.find_run(RunRef(run_ref)).await?;
+        if run.status.is_finished() {
+            return Err(EngineError::FailedPrecondition(format!(
+                "Run '{}' has already finished ({})",
+                run.id, run.status
+            )));
+        }
+        let active = self.0.active.lock().expect("active runs lock").get(&run.id).cloned();
+        let Some(active) = active else {
+            return Err(EngineError::FailedPrecondition(format!(
+                "Run '{}' is not executing in this server; it resumes (and can be cancelled) when the server that owns its database restarts",
+                run.id
+            )));
+        };
+        let mut done = active.done.subscribe();
+        active.cancel.cancel();
+        let _ = done.wait_for(|d| *d).await;
+        self.get_run(&run.id).await
+    }
+
+    /// Events of a run after `after`, then live ones until the run ends.
+    pub async fn watch(&self, run_ref: &str, after: i64) -> EngineResult<impl Stream<Item = EngineResult<Event>> + use<>> {
+        if after < 0 {
+            return Err(EngineError::InvalidArgument(format!("after_sequence must be 0 or more, got {after}")));
+        }
+        let run = self.0.store.find_run(RunRef(run_ref)).await?;
+        if after > 0 {
+            if let Some(first) = self.0.store.first_event_sequence(run.pk).await? {
+                if first > after + 1 {
+                    return Err(EngineError::OutOfRange(format!(
+                        "Events of run '{}' before sequence {first} were pruned",
+                        run.id
+                    )));
+                }
+            }
+        }
+        // Subscribe before reading history so nothing falls between the two.
+        let live = self.0.active.lock().expect("active runs lock").get(&run.id).map(|a| a.events.subscribe());
+        let engine = self.clone();
+        Ok(async_stream(engine, run, after, live))
+    }
+
+    /// Artifact metadata and content.
+    pub async fn artifact(&self, id: &str) -> EngineResult<(Artifact, Vec<u8>)> {
+        let artifact = self.0.store.artifact(id).await?;
+        let content = self.0.store.content(&artifact.sha256).await?;
+        Ok((artifact, content))
+    }
+
+    pub async fn artifacts_of_run(&self, run_ref: &str, after: Option<&str>, limit: i64) -> EngineResult<Vec<Artifact>> {
+        let run = self.0.store.find_run(RunRef(run_ref)).await?;
+        self.0.store.artifacts_of_run(run.pk, after, limit).await
+    }
+
+    /// The artifact and its ancestors, breadth first, with their depth.
+    pub async fn lineage(&self, id: &str, max_depth: i32) -> EngineResult<Vec<(Artifact, i32)>> {
+        let root = self.0.store.artifact(id).await?;
+        let mut seen = std::collections::HashSet::from([root.id.clone()]);
+        let mut out = vec![(root.clone(), 0)];
+        let mut frontier = vec![root];
+        let mut depth = 0;
+        while !frontier.is_empty() && (max_depth <= 0 || depth < max_depth) {
+            depth += 1;
+            let parents: Vec<String> = frontier
+                .iter()
+                .flat_map(|a| a.derived_from.iter().cloned())
+                .filter(|p| seen.insert(p.clone()))
+                .collect();
+            frontier = self.0.store.artifacts_by_ids(&parents).await?;
+            out.extend(frontier.iter().cloned().map(|a| (a, depth)));
+        }
+        Ok(out)
+    }
+}
+
+impl EngineInner {
+    fn finish_active(&self, run_id: &str) {
+        if let Some(active) = self.active.lock().expect("active runs lock").remove(run_id) {
+            let _ = active.done.send(true);
+        }
+    }
+
+    async fn load_outputs(&self, artifact_ids: &[String]) -> EngineResult<Vec<OutputRef>> {
+        let mut out = Vec::with_capacity(artifact_ids.len());
+        for a in self.store.artifacts_by_ids(artifact_ids).await? {
+            let content = String::from_utf8_lossy(&self.store.content(&a.sha256).await?).into_owned();
+            out.push(OutputRef { artifact_id: a.id, name: a.name, media_type: a.media_type, content: Arc::from(content) });
+        }
+        // Keep the order the node declared its outputs in.
+        out.sort_by_key(|o| artifact_ids.iter().position(|id| id == &o.artifact_id));
+        Ok(out)
+    }
+}
+
+fn new_node_execution(run_id: &str, pos: usize, node: &workflow::Node, agent: &str) -> NodeExecution {
+    NodeExecution {
+        pk: 0,
+        id: new_id("nex"),
+        run_id: run_id.to_string(),
+        node_id: node.id.clone(),
+        position: pos as i32,
+        status: NodeStatus::Pending,
+        agent: agent.to_string(),
+        config_json: serde_json::Value::Object(secrets::redact_config(&node.config)).to_string(),
+        prompt: None,
+        model: None,
+        inputs_json: None,
+        input_artifacts: Vec::new(),
+        output_artifacts: Vec::new(),
+        error: None,
+        error_origin: None,
+        started_at: None,
+        finished_at: None,
+        latency_ms: None,
+        usage: Usage::default(),
+        attempt_count: 0,
+        attempts: Vec::new(),
+        blocked_by: Vec::new(),
+        reused_from_run: None,
+        reused_from_node_execution: None,
+        depends_on: node.depends_on.clone(),
+    }
+}
+
+/// Picks a node execution by node id, or by node-execution id or a unique
+/// prefix of one.
+pub fn select_step<'a>(nodes: &'a [NodeExecution], step: &str) -> EngineResult<&'a NodeExecution> {
+    let step = step.trim();
+    if let Some(n) = nodes.iter().find(|n| n.node_id == step || n.id == step) {
+        return Ok(n);
+    }
+    let matches: Vec<&NodeExecution> = nodes.iter().filter(|n| !step.is_empty() && n.id.starts_with(step)).collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => Err(EngineError::NotFound(format!("Step '{step}' not found in workflow"))),
+        many => Err(EngineError::InvalidArgument(format!(
+            "Step '{step}' is ambiguous; it matches {}",
+            many.iter().map(|n| format!("{} ({})", n.id, n.node_id)).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// History from the store, then live events, with no gap and no duplicate:
+/// anything the live channel misses (lag) is re-read from the store.
+fn async_stream(
+    engine: Engine,
+    run: Run,
+    after: i64,
+    live: Option<broadcast::Receiver<Event>>,
+) -> impl Stream<Item = EngineResult<Event>> {
+    futures::stream::unfold(
+        (engine, run, after, live, std::collections::VecDeque::<Event>::new(), false),
+        |(engine, run, mut last, mut live, mut buf, mut ended)| async move {
+            loop {
+                if let Some(e) = buf.pop_front() {
+                    last = e.sequence;
+                    if e.kind == EventKind::RunFinished {
+                        ended = true;
+                        buf.clear();
+                    }
+                    return Some((Ok(e), (engine, run, last, live, buf, ended)));
+                }
+                if ended {
+                    return None;
+                }
+                // Catch up from the store first.
+                match engine.0.store.events_after(&run, last, 500).await {
+                    Err(e) => return Some((Err(e), (engine, run, last, live, buf, true))),
+                    Ok(events) if !events.is_empty() => {
+                        buf.extend(events);
+                        continue;
+                    }
+                    Ok(_) => {}
+                }
+                // Caught up. A finished run (or one not executing here) ends the stream.
+                let Some(rx) = live.as_mut() else {
+                    let current = engine.0.store.find_run(RunRef(&run.id)).await;
+                    match current {
+                        Ok(r) if !r.status.is_finished() => {
+                            // Executing in another process: poll the store.
+                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                            continue;
+                        }
+                        _ => return None,
+                    }
+                };
+                match rx.recv().await {
+                    Ok(e) if e.sequence <= last => continue,
+                    Ok(e) if e.sequence == last + 1 => buf.push_back(e),
+                    // A gap or lag: the store has everything committed.
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => {
+                        live = None;
+                        continue;
+                    }
+                }
+            }
+        },
+    )
+}

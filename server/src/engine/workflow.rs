@@ -1,0 +1,937 @@
+//! Workflow files (SPEC §2): parsing YAML or JSON into a validated,
+//! topologically ordered `Workflow`. Validation collects every problem at
+//! once, each with its node id and, where it can be found, its line.
+
+use super::template::{self, Ref};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Default per-attempt deadline when neither the node nor `defaults` set one.
+pub const DEFAULT_DEADLINE_MS: u64 = 300_000;
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub enum Backoff {
+    Exponential,
+    Fixed,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct RetryPolicy {
+    /// Total attempts, as in binex.
+    pub max_retries: u32,
+    pub backoff: Backoff,
+    pub initial_delay_ms: u64,
+    pub max_delay_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_retries: 1, backoff: Backoff::Exponential, initial_delay_ms: 100, max_delay_ms: 10_000 }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before attempt `next` (2, 3, …).
+    pub fn delay_before(&self, next: u32) -> std::time::Duration {
+        let ms = match self.backoff {
+            Backoff::Fixed => self.initial_delay_ms,
+            Backoff::Exponential => self
+                .initial_delay_ms
+                .saturating_mul(1u64 << (next.saturating_sub(2)).min(32)),
+        };
+        std::time::Duration::from_millis(ms.min(self.max_delay_ms))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub enum CompareOp {
+    Eq,
+    Ne,
+}
+
+/// A `when` condition: `LEFT == RIGHT` or `LEFT != RIGHT`, each side a template.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Condition {
+    pub raw: String,
+    pub left: String,
+    pub op: CompareOp,
+    pub right: String,
+}
+
+impl Condition {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let (op, idx) = match (raw.find("=="), raw.find("!=")) {
+            (Some(i), None) => (CompareOp::Eq, i),
+            (None, Some(i)) => (CompareOp::Ne, i),
+            _ => {
+                return Err(format!(
+                    "bad `when` condition \"{raw}\": expected LEFT == RIGHT or LEFT != RIGHT"
+                ));
+            }
+        };
+        let left = raw[..idx].trim();
+        let right = raw[idx + 2..].trim();
+        if left.is_empty() || right.is_empty() || right.contains("==") || right.contains("!=") {
+            return Err(format!(
+                "bad `when` condition \"{raw}\": expected LEFT == RIGHT or LEFT != RIGHT"
+            ));
+        }
+        template::parse(left)?;
+        template::parse(right)?;
+        Ok(Self { raw: raw.to_string(), left: left.to_string(), op, right: right.to_string() })
+    }
+
+    /// Compares the rendered sides, ignoring surrounding whitespace and quotes.
+    pub fn holds(&self, left: &str, right: &str) -> bool {
+        let norm = |s: &str| s.trim().trim_matches(|c| c == '"' || c == '\'').trim().to_string();
+        (norm(left) == norm(right)) == (self.op == CompareOp::Eq)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub id: String,
+    pub agent: String,
+    /// The system prompt as written (a `file://` reference already inlined).
+    pub system_prompt: Option<String>,
+    pub inputs: Option<Value>,
+    pub outputs: Vec<String>,
+    pub depends_on: Vec<String>,
+    pub when: Option<Condition>,
+    pub config: Map<String, Value>,
+    pub deadline_ms: u64,
+    pub retry: RetryPolicy,
+    /// 1-based line of the node in the file; 0 when unknown.
+    pub line: usize,
+    /// `${user.NAME}` variables this node uses anywhere.
+    pub user_vars: BTreeSet<String>,
+    /// Nodes whose outputs this node references.
+    pub referenced_nodes: BTreeSet<String>,
+}
+
+impl Node {
+    /// Everything that defines the node's behaviour, as canonical JSON, for
+    /// drift detection. Secret config values are left out.
+    pub fn definition(&self) -> Value {
+        let config: Map<String, Value> = self
+            .config
+            .iter()
+            .filter(|(k, _)| !super::secrets::is_secret_key(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        serde_json::json!({
+            "agent": self.agent,
+            "system_prompt": self.system_prompt,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "depends_on": self.depends_on,
+            "when": self.when.as_ref().map(|w| &w.raw),
+            "config": config,
+            "deadline_ms": self.deadline_ms,
+            "retry_policy": self.retry,
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Workflow {
+    pub name: String,
+    pub description: String,
+    /// In topological order (ties broken by declaration order).
+    pub nodes: Vec<Node>,
+    pub index: HashMap<String, usize>,
+}
+
+impl Workflow {
+    pub fn node(&self, id: &str) -> Option<&Node> {
+        self.index.get(id).map(|&i| &self.nodes[i])
+    }
+
+    /// Direct dependents of each node, by position.
+    pub fn dependents(&self) -> Vec<Vec<usize>> {
+        let mut out = vec![Vec::new(); self.nodes.len()];
+        for (i, node) in self.nodes.iter().enumerate() {
+            for dep in &node.depends_on {
+                out[self.index[dep]].push(i);
+            }
+        }
+        out
+    }
+}
+
+/// A validation finding.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Issue {
+    pub node_id: Option<String>,
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for Issue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}: ", self.line)?;
+        }
+        if let Some(node) = &self.node_id {
+            write!(f, "node '{node}': ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Result of loading a workflow: the workflow if it is valid, and every
+/// error and warning found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub workflow: Option<Workflow>,
+    pub name: String,
+    pub node_count: usize,
+    pub errors: Vec<Issue>,
+    pub warnings: Vec<Issue>,
+}
+
+impl Loaded {
+    /// All errors in one message, as StartRun and ReplayRun report them.
+    pub fn error_message(&self) -> String {
+        let mut msg = format!(
+            "Invalid workflow{}: {} error{}",
+            if self.name.is_empty() { String::new() } else { format!(" '{}'", self.name) },
+            self.errors.len(),
+            if self.errors.len() == 1 { "" } else { "s" }
+        );
+        for e in &self.errors {
+            msg.push_str("\n  ");
+            msg.push_str(&e.to_string());
+        }
+        msg
+    }
+}
+
+/// Options that change what counts as an error.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadOptions {
+    pub ignore_missing_variables: bool,
+    pub max_nodes: usize,
+}
+
+const TOP_KEYS: &[&str] = &["name", "description", "defaults", "nodes"];
+const NODE_KEYS: &[&str] = &[
+    "agent", "system_prompt", "inputs", "outputs", "depends_on", "when", "config", "deadline_ms",
+    "retry_policy",
+];
+const LOCAL_AGENTS: &[&str] = &["echo", "mock", "fail", "sleep"];
+const HUMAN_AGENTS: &[&str] = &["input", "approve"];
+
+pub fn load(
+    text: &str,
+    files: &BTreeMap<String, String>,
+    variables: &BTreeMap<String, String>,
+    opts: LoadOptions,
+) -> Loaded {
+    let mut out = Loaded::default();
+    // Through serde_yaml's own Value first: it rejects duplicate keys.
+    let doc = serde_yaml::from_str::<serde_yaml::Value>(text).and_then(|yaml| {
+        serde_json::to_value(yaml).map_err(|e| <serde_yaml::Error as serde::de::Error>::custom(e.to_string()))
+    });
+    let doc: Value = match doc {
+        Ok(doc) => doc,
+        Err(e) => {
+            let line = e.location().map(|l| l.line()).unwrap_or(0);
+            out.errors.push(Issue { node_id: None, line, message: format!("not valid YAML or JSON: {e}") });
+            return out;
+        }
+    };
+    let Value::Object(top) = doc else {
+        out.errors.push(Issue {
+            node_id: None,
+            line: 1,
+            message: "a workflow must be a mapping with `name` and `nodes`".into(),
+        });
+        return out;
+    };
+    let lines = LineIndex::new(text);
+    let mut v = Validator { out: &mut out, lines: &lines };
+
+    for key in top.keys() {
+        if !TOP_KEYS.contains(&key.as_str()) {
+            v.warn(None, format!("unknown key '{key}' is ignored"));
+        }
+    }
+    let name = match top.get("name") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(_) => {
+            v.error(None, "`name` must be a non-empty string".into());
+            String::new()
+        }
+        None => {
+            v.error(None, "`name` is required".into());
+            String::new()
+        }
+    };
+    v.out.name = name.clone();
+    let description = top.get("description").and_then(Value::as_str).unwrap_or_default().to_string();
+    let defaults = Defaults::parse(top.get("defaults"), &mut v);
+
+    let raw_nodes = match top.get("nodes") {
+        Some(Value::Object(map)) if !map.is_empty() => map.clone(),
+        Some(Value::Object(_)) => {
+            v.error(None, "`nodes` is empty: a workflow needs at least one node".into());
+            Map::new()
+        }
+        Some(_) => {
+            v.error(None, "`nodes` must be a mapping of node id to node".into());
+            Map::new()
+        }
+        None => {
+            v.error(None, "`nodes` is required".into());
+            Map::new()
+        }
+    };
+    v.out.node_count = raw_nodes.len();
+    if opts.max_nodes > 0 && raw_nodes.len() > opts.max_nodes {
+        v.error(
+            None,
+            format!("the workflow has {} nodes; the limit is {}", raw_nodes.len(), opts.max_nodes),
+        );
+        return out;
+    }
+
+    let mut nodes = Vec::with_capacity(raw_nodes.len());
+    for (id, raw) in &raw_nodes {
+        if let Some(node) = parse_node(id, raw, &defaults, files, variables, opts, &mut v) {
+            nodes.push(node);
+        }
+    }
+    if !v.out.errors.is_empty() && nodes.len() != raw_nodes.len() {
+        // Graph checks on a partial node set would report phantom problems.
+        return out;
+    }
+    let Some(order) = check_graph(&nodes, &mut v) else {
+        return out;
+    };
+    if !out.errors.is_empty() {
+        return out;
+    }
+    let mut slots: Vec<Option<Node>> = nodes.into_iter().map(Some).collect();
+    let nodes: Vec<Node> = order.into_iter().map(|i| slots[i].take().expect("each node once")).collect();
+    let index = nodes.iter().enumerate().map(|(i, n)| (n.id.clone(), i)).collect();
+    out.workflow = Some(Workflow { name, description, nodes, index });
+    out
+}
+
+struct Validator<'a> {
+    out: &'a mut Loaded,
+    lines: &'a LineIndex,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, node: Option<&str>, message: String) {
+        let line = node.map(|n| self.lines.node_line(n)).unwrap_or(0);
+        self.out.errors.push(Issue { node_id: node.map(str::to_string), line, message });
+    }
+    fn warn(&mut self, node: Option<&str>, message: String) {
+        let line = node.map(|n| self.lines.node_line(n)).unwrap_or(0);
+        self.out.warnings.push(Issue { node_id: node.map(str::to_string), line, message });
+    }
+}
+
+#[derive(Default)]
+struct Defaults {
+    deadline_ms: Option<u64>,
+    retry: Option<RetryPolicy>,
+}
+
+impl Defaults {
+    fn parse(value: Option<&Value>, v: &mut Validator) -> Self {
+        let mut d = Defaults::default();
+        match value {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(map)) => {
+                for (key, val) in map {
+                    match key.as_str() {
+                        "deadline_ms" => d.deadline_ms = parse_deadline(val, None, v),
+                        "retry_policy" => d.retry = parse_retry(val, None, v),
+                        other => v.warn(None, format!("unknown key 'defaults.{other}' is ignored")),
+                    }
+                }
+            }
+            Some(_) => v.error(None, "`defaults` must be a mapping".into()),
+        }
+        d
+    }
+}
+
+fn parse_deadline(val: &Value, node: Option<&str>, v: &mut Validator) -> Option<u64> {
+    match val.as_u64() {
+        Some(ms) if ms > 0 => Some(ms),
+        _ => {
+            v.error(node, format!("`deadline_ms` must be a positive integer, got {val}"));
+            None
+        }
+    }
+}
+
+fn parse_retry(val: &Value, node: Option<&str>, v: &mut Validator) -> Option<RetryPolicy> {
+    let Value::Object(map) = val else {
+        v.error(node, "`retry_policy` must be a mapping like {max_retries: 3, backoff: exponential}".into());
+        return None;
+    };
+    let mut policy = RetryPolicy::default();
+    let mut ok = true;
+    for (key, val) in map {
+        match key.as_str() {
+            "max_retries" => match val.as_u64() {
+                Some(n) if (1..=100).contains(&n) => policy.max_retries = n as u32,
+                _ => {
+                    v.error(node, format!("`retry_policy.max_retries` (total attempts) must be an integer from 1 to 100, got {val}"));
+                    ok = false;
+                }
+            },
+            "backoff" => match val.as_str() {
+                Some("exponential") => policy.backoff = Backoff::Exponential,
+                Some("fixed") => policy.backoff = Backoff::Fixed,
+                _ => {
+                    v.error(node, format!("`retry_policy.backoff` must be exponential or fixed, got {val}"));
+                    ok = false;
+                }
+            },
+            "initial_delay_ms" | "max_delay_ms" => match val.as_u64() {
+                Some(ms) if key == "initial_delay_ms" => policy.initial_delay_ms = ms,
+                Some(ms) => policy.max_delay_ms = ms,
+                None => {
+                    v.error(node, format!("`retry_policy.{key}` must be a non-negative integer, got {val}"));
+                    ok = false;
+                }
+            },
+            other => v.warn(node, format!("unknown key 'retry_policy.{other}' is ignored")),
+        }
+    }
+    ok.then_some(policy)
+}
+
+fn string_list(val: &Value) -> Option<Vec<String>> {
+    match val {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Array(items) => items.iter().map(|i| i.as_str().map(str::to_string)).collect(),
+        Value::Null => Some(Vec::new()),
+        _ => None,
+    }
+}
+
+/// Checks an agent URI's scheme and form.
+pub fn check_agent(agent: &str) -> Result<(), String> {
+    let Some((scheme, rest)) = agent.split_once("://") else {
+        return Err(format!(
+            "agent '{agent}' is not a URI; use local://, llm://, a2a:// or human://"
+        ));
+    };
+    match scheme {
+        "local" if LOCAL_AGENTS.contains(&rest) => Ok(()),
+        "local" => Err(format!(
+            "unknown local agent '{agent}' (known: {})",
+            LOCAL_AGENTS.iter().map(|a| format!("local://{a}")).collect::<Vec<_>>().join(", ")
+        )),
+        "human" if HUMAN_AGENTS.contains(&rest) => Ok(()),
+        "human" => Err(format!("unknown human agent '{agent}' (known: human://input, human://approve)")),
+        "llm" => match rest.split_once('/') {
+            Some((provider, model)) if !provider.is_empty() && !model.is_empty() => Ok(()),
+            _ => Err(format!("agent '{agent}' must look like llm://PROVIDER/MODEL")),
+        },
+        "a2a" if !rest.is_empty() => Ok(()),
+        "a2a" => Err(format!("agent '{agent}' must look like a2a://URL")),
+        other => Err(format!(
+            "unknown agent scheme '{other}://' in '{agent}' (known: local://, llm://, a2a://, human://)"
+        )),
+    }
+}
+
+fn parse_node(
+    id: &str,
+    raw: &Value,
+    defaults: &Defaults,
+    files: &BTreeMap<String, String>,
+    variables: &BTreeMap<String, String>,
+    opts: LoadOptions,
+    v: &mut Validator,
+) -> Option<Node> {
+    let node = Some(id);
+    let valid_id = !id.is_empty()
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid_id {
+        v.error(node, "node ids may contain only letters, digits, '_' and '-'".into());
+    }
+    let Value::Object(map) = raw else {
+        v.error(node, "a node must be a mapping with at least `agent` and `outputs`".into());
+        return None;
+    };
+    for key in map.keys() {
+        if !NODE_KEYS.contains(&key.as_str()) {
+            v.warn(node, format!("unknown key '{key}' is ignored"));
+        }
+    }
+    let errors_before = v.out.errors.len();
+
+    let agent = match map.get("agent") {
+        Some(Value::String(a)) => {
+            if let Err(e) = check_agent(a) {
+                v.error(node, e);
+            }
+            a.clone()
+        }
+        Some(_) => {
+            v.error(node, "`agent` must be a string such as local://echo".into());
+            String::new()
+        }
+        None => {
+            v.error(node, "`agent` is required".into());
+            String::new()
+        }
+    };
+
+    let system_prompt = match map.get("system_prompt") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) => match p.strip_prefix("file://") {
+            Some(path) => match files.get(path) {
+                Some(content) => Some(content.clone()),
+                None => {
+                    v.error(node, format!("system_prompt file '{path}' was not provided with the workflow"));
+                    None
+                }
+            },
+            None => Some(p.clone()),
+        },
+        Some(_) => {
+            v.error(node, "`system_prompt` must be a string".into());
+            None
+        }
+    };
+
+    let outputs = match map.get("outputs").map(string_list) {
+        Some(Some(list)) if !list.is_empty() => {
+            let mut seen = BTreeSet::new();
+            for o in &list {
+                if !seen.insert(o) {
+                    v.error(node, format!("output '{o}' is declared twice"));
+                }
+                if o.is_empty() || !o.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                    v.error(node, format!("output name '{o}' may contain only letters, digits, '_' and '-'"));
+                }
+            }
+            list
+        }
+        Some(Some(_)) | None => {
+            v.error(node, "`outputs` is empty: declare at least one output, e.g. outputs: [result]".into());
+            Vec::new()
+        }
+        Some(None) => {
+            v.error(node, "`outputs` must be a list of names".into());
+            Vec::new()
+        }
+    };
+
+    let depends_on = match map.get("depends_on").map(string_list) {
+        None => Vec::new(),
+        Some(Some(list)) => {
+            let mut seen = BTreeSet::new();
+            list.into_iter().filter(|d| seen.insert(d.clone())).collect()
+        }
+        Some(None) => {
+            v.error(node, "`depends_on` must be a list of node ids".into());
+            Vec::new()
+        }
+    };
+
+    let when = match map.get("when") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(w)) => match Condition::parse(w) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                v.error(node, e);
+                None
+            }
+        },
+        Some(Value::Bool(b)) => Some(Condition {
+            raw: b.to_string(),
+            left: b.to_string(),
+            op: CompareOp::Eq,
+            right: "true".into(),
+        }),
+        Some(_) => {
+            v.error(node, "`when` must be a string such as \"${review.decision} == approved\"".into());
+            None
+        }
+    };
+
+    let inputs = match map.get("inputs") {
+        None | Some(Value::Null) => None,
+        Some(val @ Value::Object(_)) => Some(val.clone()),
+        Some(_) => {
+            v.error(node, "`inputs` must be a mapping of name to value".into());
+            None
+        }
+    };
+
+    let config = match map.get("config") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(c)) => c.clone(),
+        Some(_) => {
+            v.error(node, "`config` must be a mapping".into());
+            Map::new()
+        }
+    };
+
+    let deadline_ms = map
+        .get("deadline_ms")
+        .and_then(|d| parse_deadline(d, node, v))
+        .or(defaults.deadline_ms)
+        .unwrap_or(DEFAULT_DEADLINE_MS);
+    let retry = map
+        .get("retry_policy")
+        .and_then(|r| parse_retry(r, node, v))
+        .or_else(|| defaults.retry.clone())
+        .unwrap_or_default();
+
+    // References: where each kind is allowed.
+    let mut user_vars = BTreeSet::new();
+    let mut referenced_nodes = BTreeSet::new();
+    let mut check_refs = |place: &str, value: &Value, config_place: bool, v: &mut Validator| {
+        let mut refs = Vec::new();
+        if let Err(e) = template::refs_in_value(value, &mut refs) {
+            v.error(node, format!("{place}: {e}"));
+        }
+        for r in refs {
+            match &r {
+                Ref::User(name) => {
+                    user_vars.insert(name.clone());
+                    if !opts.ignore_missing_variables && !variables.contains_key(name) {
+                        v.error(node, format!("{place} uses {r} but no variable '{name}' was given (--var {name}=...)"));
+                    }
+                }
+                Ref::Env(_) if !config_place => {
+                    v.error(node, format!("{place} uses {r}: ${{env.*}} is allowed only inside `config`"));
+                }
+                Ref::Env(_) => {}
+                Ref::Output { .. } if config_place => {
+                    v.error(node, format!("{place} uses {r}: `config` cannot reference node outputs"));
+                }
+                Ref::Output { node: n, .. } => {
+                    referenced_nodes.insert(n.clone());
+                }
+            }
+        }
+    };
+    if let Some(inputs) = &inputs {
+        check_refs("inputs", inputs, false, v);
+    }
+    if let Some(p) = &system_prompt {
+        check_refs("system_prompt", &Value::String(p.clone()), false, v);
+    }
+    if let Some(w) = &when {
+        check_refs("when", &Value::String(w.raw.clone()), false, v);
+    }
+    check_refs("config", &Value::Object(config.clone()), true, v);
+
+    if v.out.errors.len() > errors_before {
+        return None;
+    }
+    Some(Node {
+        id: id.to_string(),
+        agent,
+        system_prompt,
+        inputs,
+        outputs,
+        depends_on,
+        when,
+        config,
+        deadline_ms,
+        retry,
+        line: v.lines.node_line(id),
+        user_vars,
+        referenced_nodes,
+    })
+}
+
+/// Checks dependencies, references and cycles. Returns the topological
+/// order (positions into `nodes`) when the graph is sound.
+fn check_graph(nodes: &[Node], v: &mut Validator) -> Option<Vec<usize>> {
+    let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
+    let mut sound = true;
+    for node in nodes {
+        for dep in &node.depends_on {
+            if dep == &node.id {
+                v.error(Some(&node.id), "depends on itself (cycle: {0} -> {0})".replace("{0}", &node.id));
+                sound = false;
+            } else if !index.contains_key(dep.as_str()) {
+                v.error(Some(&node.id), format!("depends_on names unknown node '{dep}'"));
+                sound = false;
+            }
+        }
+    }
+    if !sound {
+        return None;
+    }
+
+    // Kahn's algorithm; ties keep declaration order so runs are predictable.
+    let mut indegree: Vec<usize> = nodes.iter().map(|n| n.depends_on.len()).collect();
+    let mut dependents = vec![Vec::new(); nodes.len()];
+    for (i, n) in nodes.iter().enumerate() {
+        for dep in &n.depends_on {
+            dependents[index[dep.as_str()]].push(i);
+        }
+    }
+    let entries: Vec<usize> = (0..nodes.len()).filter(|&i| indegree[i] == 0).collect();
+    if entries.is_empty() {
+        v.error(None, "no entry node: every node depends on another".into());
+    }
+    let mut ready: std::collections::BTreeSet<usize> = entries.into_iter().collect();
+    let mut order = Vec::with_capacity(nodes.len());
+    while let Some(i) = ready.pop_first() {
+        order.push(i);
+        for &d in &dependents[i] {
+            indegree[d] -= 1;
+            if indegree[d] == 0 {
+                ready.insert(d);
+            }
+        }
+    }
+    if order.len() < nodes.len() {
+        for cycle in find_cycles(nodes, &index, &indegree) {
+            let first = cycle[0].clone();
+            v.error(Some(&first), format!("dependency cycle: {}", cycle.join(" -> ")));
+        }
+        return None;
+    }
+
+    // Output references: the node must exist, declare the output, and be upstream.
+    let position: Vec<usize> = {
+        let mut p = vec![0; nodes.len()];
+        for (rank, &i) in order.iter().enumerate() {
+            p[i] = rank;
+        }
+        p
+    };
+    for node in nodes {
+        let mut refs = Vec::new();
+        for value in [
+            node.inputs.clone(),
+            node.system_prompt.clone().map(Value::String),
+            node.when.as_ref().map(|w| Value::String(w.raw.clone())),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let _ = template::refs_in_value(&value, &mut refs);
+        }
+        let mut reported = BTreeSet::new();
+        for r in refs {
+            let Ref::Output { node: target, output } = &r else { continue };
+            if !reported.insert(r.clone()) {
+                continue;
+            }
+            let Some(&t) = index.get(target.as_str()) else {
+                v.error(Some(&node.id), format!("references unknown node '{target}' in {r}"));
+                continue;
+            };
+            if !nodes[t].outputs.contains(output) {
+                v.error(
+                    Some(&node.id),
+                    format!("references unknown output '{output}' of node '{target}' in {r} (outputs: {})", nodes[t].outputs.join(", ")),
+                );
+                continue;
+            }
+            if !is_ancestor(nodes, &index, &position, t, index[node.id.as_str()]) {
+                v.error(
+                    Some(&node.id),
+                    format!("references {r} but does not depend on '{target}' (add it to depends_on)"),
+                );
+            }
+        }
+    }
+    Some(order)
+}
+
+/// Whether `ancestor` is reachable from `node` through depends_on.
+fn is_ancestor(nodes: &[Node], index: &HashMap<&str, usize>, position: &[usize], ancestor: usize, node: usize) -> bool {
+    if nodes[node].depends_on.iter().any(|d| index[d.as_str()] == ancestor) {
+        return true;
+    }
+    let mut seen = vec![false; nodes.len()];
+    let mut stack = vec![node];
+    while let Some(i) = stack.pop() {
+        for d in &nodes[i].depends_on {
+            let j = index[d.as_str()];
+            if j == ancestor {
+                return true;
+            }
+            // An ancestor comes earlier in topological order: prune the rest.
+            if !seen[j] && position[j] > position[ancestor] {
+                seen[j] = true;
+                stack.push(j);
+            }
+        }
+    }
+    false
+}
+
+/// Names each cycle among the nodes Kahn's algorithm could not order.
+fn find_cycles(nodes: &[Node], index: &HashMap<&str, usize>, indegree: &[usize]) -> Vec<Vec<String>> {
+    let stuck: Vec<bool> = indegree.iter().map(|&d| d > 0).collect();
+    let mut state = vec![0u8; nodes.len()]; // 0 new, 1 on stack, 2 done
+    let mut cycles = Vec::new();
+    for start in 0..nodes.len() {
+        if !stuck[start] || state[start] != 0 {
+            continue;
+        }
+        // Iterative DFS: deep graphs must not exhaust the stack.
+        let mut path: Vec<(usize, usize)> = vec![(start, 0)];
+        state[start] = 1;
+        while let Some(&mut (i, ref mut next)) = path.last_mut() {
+            let deps = &nodes[i].depends_on;
+            if *next < deps.len() {
+                let j = index[deps[*next].as_str()];
+                *next += 1;
+                if !stuck[j] {
+                    continue;
+                }
+                if state[j] == 1 {
+                    let from = path.iter().position(|&(k, _)| k == j).unwrap_or(0);
+                    // depends_on points upstream; print the cycle in execution order.
+                    let mut cycle: Vec<String> = path[from..].iter().map(|&(k, _)| nodes[k].id.clone()).collect();
+                    cycle.reverse();
+                    cycle.push(cycle[0].clone());
+                    cycles.push(cycle);
+                } else if state[j] == 0 {
+                    state[j] = 1;
+                    path.push((j, 0));
+                }
+            } else {
+                state[i] = 2;
+                path.pop();
+            }
+        }
+    }
+    cycles
+}
+
+/// Finds the line where each node is declared, for error messages.
+struct LineIndex {
+    lines: HashMap<String, usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let mut lines = HashMap::new();
+        let mut in_nodes = false;
+        let mut node_indent: Option<usize> = None;
+        for (n, line) in text.lines().enumerate() {
+            let trimmed = line.trim_start();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let indent = line.len() - trimmed.len();
+            let key = trimmed
+                .split_once(':')
+                .map(|(k, _)| k.trim().trim_matches(|c| c == '"' || c == '\'').to_string());
+            if !in_nodes {
+                if key.as_deref() == Some("nodes") {
+                    in_nodes = true;
+                }
+                continue;
+            }
+            if indent == 0 && !trimmed.starts_with('"') && !trimmed.starts_with('}') {
+                break;
+            }
+            let ni = *node_indent.get_or_insert(indent);
+            if indent == ni {
+                if let Some(k) = key {
+                    lines.entry(k).or_insert(n + 1);
+                }
+            }
+        }
+        Self { lines }
+    }
+
+    fn node_line(&self, node: &str) -> usize {
+        self.lines.get(node).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Loaded {
+        load(text, &BTreeMap::new(), &BTreeMap::new(), LoadOptions::default())
+    }
+
+    #[test]
+    fn orders_topologically_and_applies_defaults() {
+        let l = load_str(
+            "name: w\ndefaults: {deadline_ms: 5000, retry_policy: {max_retries: 3, backoff: fixed}}\nnodes:\n  d: {agent: local://echo, outputs: [r], depends_on: [b, c]}\n  b: {agent: local://echo, outputs: [r], depends_on: [a]}\n  c: {agent: local://echo, outputs: [r], depends_on: [a]}\n  a: {agent: local://echo, outputs: [r]}\n",
+        );
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
+        let w = l.workflow.unwrap();
+        let ids: Vec<_> = w.nodes.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c", "d"]);
+        assert_eq!(w.nodes[0].deadline_ms, 5000);
+        assert_eq!(w.nodes[0].retry.max_retries, 3);
+        assert_eq!(w.nodes[3].line, 4);
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let l = load_str(
+            "name: w\nfoo: 1\nnodes:\n  a:\n    agent: local://echo\n    outputs: [r]\n    inputs: {x: \"${b.r}\", y: \"${user.missing}\", z: \"${ghost.r}\"}\n  b:\n    agent: warp://x\n    outputs: []\n  c:\n    agent: local://echo\n    outputs: [r]\n    depends_on: [nope]\n    when: \"${a.r} ~ 3\"\n",
+        );
+        let text: Vec<String> = l.errors.iter().map(|e| e.to_string()).collect();
+        let all = text.join("\n");
+        assert!(all.contains("line 8: node 'b': unknown agent scheme 'warp://'"), "{all}");
+        assert!(all.contains("node 'b': `outputs` is empty"), "{all}");
+        assert!(all.contains("node 'a': inputs uses ${user.missing}"), "{all}");
+        assert!(all.contains("node 'c': bad `when` condition"), "{all}");
+        assert_eq!(l.warnings.len(), 1);
+        assert!(l.warnings[0].message.contains("unknown key 'foo'"));
+    }
+
+    #[test]
+    fn names_cycles_and_undeclared_dependencies() {
+        let l = load_str(
+            "name: w\nnodes:\n  s: {agent: local://echo, outputs: [r]}\n  a: {agent: local://echo, outputs: [r], depends_on: [s, c]}\n  b: {agent: local://echo, outputs: [r], depends_on: [a]}\n  c: {agent: local://echo, outputs: [r], depends_on: [b]}\n",
+        );
+        assert!(l.errors.iter().any(|e| e.message.contains("dependency cycle") && e.message.contains("->")), "{:?}", l.errors);
+        let l = load_str(
+            "name: w\nnodes:\n  a: {agent: local://echo, outputs: [r]}\n  b: {agent: local://echo, outputs: [r], inputs: {x: \"${a.r}\"}}\n  c: {agent: local://echo, outputs: [r], inputs: {x: \"${a.nope}\"}, depends_on: [a]}\n",
+        );
+        let all: Vec<String> = l.errors.iter().map(|e| e.to_string()).collect();
+        assert!(all.iter().any(|e| e.contains("node 'b': references ${a.r} but does not depend on 'a'")), "{all:?}");
+        assert!(all.iter().any(|e| e.contains("unknown output 'nope'")), "{all:?}");
+    }
+
+    #[test]
+    fn rejects_env_outside_config_and_bad_yaml() {
+        let l = load_str("name: w\nnodes:\n  a: {agent: local://echo, outputs: [r], inputs: {k: \"${env.SECRET}\"}}\n");
+        assert!(l.errors[0].message.contains("allowed only inside `config`"));
+        let l = load_str("name: w\nnodes:\n  a: [unclosed\n");
+        assert!(l.errors[0].message.starts_with("not valid YAML"));
+        assert!(l.errors[0].line > 0);
+        let l = load_str("name: w\nnodes:\n  a: {agent: local://echo, outputs: [r]}\n  a: {agent: local://echo, outputs: [r]}\n");
+        assert!(l.errors[0].message.contains("duplicate"), "{:?}", l.errors);
+    }
+
+    #[test]
+    fn no_entry_node_is_reported() {
+        let l = load_str("name: w\nnodes:\n  a: {agent: local://echo, outputs: [r], depends_on: [b]}\n  b: {agent: local://echo, outputs: [r], depends_on: [a]}\n");
+        assert!(l.errors.iter().any(|e| e.message.contains("no entry node")));
+        assert!(l.errors.iter().any(|e| e.message.contains("dependency cycle")));
+    }
+
+    #[test]
+    fn condition_compares_trimmed_unquoted_text() {
+        let c = Condition::parse("${review.decision} == approved").unwrap();
+        assert!(c.holds(" approved", "approved"));
+        assert!(!c.holds("rejected", "approved"));
+        let c = Condition::parse("${x.y} != 'no'").unwrap();
+        assert!(c.holds("yes", "'no'"));
+        assert!(Condition::parse("${x.y} = 3").is_err());
+    }
+}

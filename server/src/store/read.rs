@@ -1,0 +1,231 @@
+//! Queries. Runs are addressed by `RunRef` (id, unique prefix or `latest`).
+
+use super::{Store, rows};
+use crate::engine::model::*;
+use crate::error::{EngineError, EngineResult};
+use sqlx::Row;
+
+/// How a user names a run.
+pub struct RunRef<'a>(pub &'a str);
+
+#[derive(Default)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    pub workflow_name: Option<String>,
+    pub forked_from: Option<String>,
+}
+
+/// The smallest string greater than every string starting with `prefix`.
+fn prefix_upper(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
+impl Store {
+    /// Resolves a run id, a unique prefix of one (with or without `run_`),
+    /// or `latest`.
+    pub async fn find_run(&self, r: RunRef<'_>) -> EngineResult<Run> {
+        let text = r.0.trim();
+        if text.is_empty() {
+            return Err(EngineError::InvalidArgument("a run id is required".into()));
+        }
+        if text == "latest" {
+            let row = sqlx::query("SELECT * FROM runs ORDER BY pk DESC LIMIT 1")
+                .fetch_optional(&self.reader)
+                .await?;
+            return match row {
+                Some(row) => rows::run_from_row(&row),
+                None => Err(EngineError::NotFound("No runs yet: 'latest' names nothing".into())),
+            };
+        }
+        if let Some(row) = sqlx::query("SELECT * FROM runs WHERE id = ?").bind(text).fetch_optional(&self.reader).await? {
+            return rows::run_from_row(&row);
+        }
+        let prefix = if text.starts_with("run_") { text.to_string() } else { format!("run_{text}") };
+        let found = sqlx::query("SELECT * FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 6")
+            .bind(&prefix)
+            .bind(prefix_upper(&prefix))
+            .fetch_all(&self.reader)
+            .await?;
+        match found.len() {
+            0 => Err(EngineError::run_not_found(text)),
+            1 => rows::run_from_row(&found[0]),
+            _ => {
+                let ids: Vec<String> = found.iter().take(5).filter_map(|r| r.try_get("id").ok()).collect();
+                Err(EngineError::InvalidArgument(format!(
+                    "Run id '{text}' is ambiguous; it matches {}{}",
+                    ids.join(", "),
+                    if found.len() > 5 { ", …" } else { "" }
+                )))
+            }
+        }
+    }
+
+    pub async fn run_by_pk(&self, pk: i64) -> EngineResult<Run> {
+        let row = sqlx::query("SELECT * FROM runs WHERE pk = ?").bind(pk).fetch_one(&self.reader).await?;
+        rows::run_from_row(&row)
+    }
+
+    /// Newest first; `before_pk` continues a page.
+    pub async fn list_runs(&self, filter: &RunFilter, limit: i64, before_pk: Option<i64>) -> EngineResult<Vec<Run>> {
+        let mut sql = String::from("SELECT * FROM runs WHERE pk < ?");
+        if filter.status.is_some() {
+            sql.push_str(" AND status = ?");
+        }
+        if filter.workflow_name.is_some() {
+            sql.push_str(" AND workflow_name = ?");
+        }
+        if filter.forked_from.is_some() {
+            sql.push_str(" AND forked_from = ?");
+        }
+        sql.push_str(" ORDER BY pk DESC LIMIT ?");
+        let mut q = sqlx::query(&sql).bind(before_pk.unwrap_or(i64::MAX));
+        if let Some(s) = filter.status {
+            q = q.bind(s.as_i64());
+        }
+        if let Some(w) = &filter.workflow_name {
+            q = q.bind(w);
+        }
+        if let Some(f) = &filter.forked_from {
+            q = q.bind(f);
+        }
+        let found = q.bind(limit).fetch_all(&self.reader).await?;
+        found.iter().map(rows::run_from_row).collect()
+    }
+
+    /// Runs a previous process left unfinished.
+    pub async fn unfinished_runs(&self) -> EngineResult<Vec<Run>> {
+        let found = sqlx::query("SELECT * FROM runs WHERE status IN (1, 2, 3) ORDER BY pk")
+            .fetch_all(&self.reader)
+            .await?;
+        found.iter().map(rows::run_from_row).collect()
+    }
+
+    /// Live node counts of a run from its node rows.
+    pub async fn node_counts(&self, run_pk: i64) -> EngineResult<Vec<(NodeStatus, i32)>> {
+        let found = sqlx::query("SELECT status, COUNT(*) AS n FROM node_executions WHERE run_pk = ? GROUP BY status")
+            .bind(run_pk)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(found
+            .iter()
+            .filter_map(|r| Some((NodeStatus::from_i64(r.get("status"))?, r.get::<i32, _>("n"))))
+            .collect())
+    }
+
+    pub async fn content(&self, sha256: &str) -> EngineResult<Vec<u8>> {
+        let row = sqlx::query("SELECT data FROM contents WHERE sha256 = ?")
+            .bind(sha256)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or_else(|| EngineError::Internal(format!("content {sha256} missing")))?;
+        Ok(row.try_get("data")?)
+    }
+
+    pub async fn nodes_of_run(&self, run_pk: i64) -> EngineResult<Vec<NodeExecution>> {
+        let sql = format!(
+            "SELECT {} FROM node_executions n JOIN runs r ON r.pk = n.run_pk WHERE n.run_pk = ? ORDER BY n.position",
+            rows::NODE_COLUMNS
+        );
+        let found = sqlx::query(&sql).bind(run_pk).fetch_all(&self.reader).await?;
+        found.iter().map(rows::node_from_row).collect()
+    }
+
+    /// Node executions of a run whose id starts with `prefix`.
+    pub async fn nodes_by_id_prefix(&self, run_pk: i64, prefix: &str) -> EngineResult<Vec<NodeExecution>> {
+        let sql = format!(
+            "SELECT {} FROM node_executions n JOIN runs r ON r.pk = n.run_pk
+             WHERE n.run_pk = ? AND n.id >= ? AND n.id < ? ORDER BY n.id LIMIT 6",
+            rows::NODE_COLUMNS
+        );
+        let found = sqlx::query(&sql)
+            .bind(run_pk)
+            .bind(prefix)
+            .bind(prefix_upper(prefix))
+            .fetch_all(&self.reader)
+            .await?;
+        found.iter().map(rows::node_from_row).collect()
+    }
+
+    pub async fn artifacts_of_run(&self, run_pk: i64, after: Option<&str>, limit: i64) -> EngineResult<Vec<Artifact>> {
+        let sql = format!(
+            "SELECT {} FROM artifacts a JOIN runs r ON r.pk = a.run_pk LEFT JOIN node_executions n ON n.pk = a.node_execution_pk
+             WHERE a.run_pk = ? AND a.id > ? ORDER BY a.id LIMIT ?",
+            rows::ARTIFACT_COLUMNS
+        );
+        let found = sqlx::query(&sql)
+            .bind(run_pk)
+            .bind(after.unwrap_or(""))
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+        found.iter().map(rows::artifact_from_row).collect()
+    }
+
+    pub async fn artifacts_by_ids(&self, ids: &[String]) -> EngineResult<Vec<Artifact>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
+                "SELECT {} FROM artifacts a JOIN runs r ON r.pk = a.run_pk LEFT JOIN node_executions n ON n.pk = a.node_execution_pk
+                 WHERE a.id IN ({marks})",
+                rows::ARTIFACT_COLUMNS
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for row in q.fetch_all(&self.reader).await? {
+                out.push(rows::artifact_from_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn artifact(&self, id: &str) -> EngineResult<Artifact> {
+        let id = id.trim();
+        let found = self.artifacts_by_ids(&[id.to_string()]).await?;
+        if let Some(a) = found.into_iter().next() {
+            return Ok(a);
+        }
+        // A unique prefix is enough, as for runs.
+        let prefix = if id.starts_with("art_") { id.to_string() } else { format!("art_{id}") };
+        let sql = format!(
+            "SELECT {} FROM artifacts a JOIN runs r ON r.pk = a.run_pk LEFT JOIN node_executions n ON n.pk = a.node_execution_pk
+             WHERE a.id >= ? AND a.id < ? ORDER BY a.id LIMIT 6",
+            rows::ARTIFACT_COLUMNS
+        );
+        let found = sqlx::query(&sql).bind(&prefix).bind(prefix_upper(&prefix)).fetch_all(&self.reader).await?;
+        match found.len() {
+            1 => rows::artifact_from_row(&found[0]),
+            0 => Err(EngineError::NotFound(format!("Artifact '{id}' not found"))),
+            _ => Err(EngineError::InvalidArgument(format!("Artifact id '{id}' is ambiguous"))),
+        }
+    }
+
+    pub async fn events_after(&self, run: &Run, after: i64, limit: i64) -> EngineResult<Vec<Event>> {
+        let found = sqlx::query(
+            "SELECT sequence, kind, time, node_id, payload FROM events WHERE run_pk = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+        )
+        .bind(run.pk)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        found.iter().map(|r| rows::event_from_row(&run.id, r)).collect()
+    }
+
+    pub async fn first_event_sequence(&self, run_pk: i64) -> EngineResult<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT MIN(sequence) FROM events WHERE run_pk = ?")
+            .bind(run_pk)
+            .fetch_one(&self.reader)
+            .await?)
+    }
+
+    pub async fn last_event_sequence(&self, run_pk: i64) -> EngineResult<i64> {
+        let n: Option<i64> = sqlx::query_scalar("SELECT MAX(sequence) FROM events WHERE run_pk = ?")
+            .bind(run_pk)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(n.unwrap_or(0))
+    }
+}
