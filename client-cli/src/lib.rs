@@ -1,0 +1,149 @@
+//! The `retake` command-line client. Every command is a function in
+//! `commands` that takes the generated gRPC clients and returns a value that
+//! renders as text or JSON; `main_entry` parses flags, connects (to a server
+//! or to the engine embedded in this process) and prints.
+
+pub mod cli;
+pub mod commands;
+pub mod connect;
+pub mod error;
+pub mod follow;
+pub mod parse;
+pub mod render;
+
+use clap::Parser;
+use cli::{ArtifactsCommand, Cli, Command};
+use commands::{RunEnd, RunOutcome};
+use connect::Clients;
+use error::{CliError, CliResult, EXIT_FAILED};
+use follow::{EventSink, Interrupt, JsonLines, Quiet, TextProgress};
+use render::{Output, Style, print_output};
+
+/// Runs the CLI with the process arguments and returns the exit code.
+pub fn main_entry() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let code = runtime.block_on(execute(cli));
+    // Whatever an embedded engine still has in flight dies with the process.
+    runtime.shutdown_background();
+    code
+}
+
+/// Runs one parsed command line, printing its result, and returns the exit code.
+pub async fn execute(cli: Cli) -> i32 {
+    let style = if cli.global.json { Style::PLAIN } else { Style::detect(cli.global.no_color) };
+    match dispatch(&cli, style).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {}", e.message);
+            e.code
+        }
+    }
+}
+
+/// The live view of a run: nothing in JSON mode, lines (and a bar on a terminal) otherwise.
+fn live_sink(json: bool, style: Style, verbose: bool) -> Box<dyn EventSink> {
+    if json { Box::new(Quiet) } else { Box::new(TextProgress::new(style, verbose, TextProgress::bar_wanted())) }
+}
+
+fn print_run(outcome: &RunOutcome, json: bool, style: Style) -> i32 {
+    if !json && outcome.end != RunEnd::Detached {
+        render::write_stdout(b"\n");
+    }
+    print_output(outcome, json, style)
+}
+
+async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
+    let global = &cli.global;
+    let json = global.json;
+    let embedded = global.server_url().is_none();
+    // Usage errors are reported before anything is opened or contacted.
+    let print = |out: &dyn Output| print_output(out, json, style);
+    match &cli.command {
+        Command::Run(args) => {
+            commands::check_detach(args.detach, embedded)?;
+            let request = commands::run::prepare(args)?;
+            let clients = Clients::connect(global).await?;
+            let mut sink = live_sink(json, style, args.verbose);
+            let outcome =
+                commands::run::run_prepared(&clients, request, args.detach, sink.as_mut(), &Interrupt::CtrlC).await?;
+            Ok(print_run(&outcome, json, style))
+        }
+        Command::Replay(args) => {
+            commands::check_detach(args.detach, embedded)?;
+            let request = commands::replay::prepare(args)?;
+            let clients = Clients::connect(global).await?;
+            let mut sink = live_sink(json, style, args.verbose);
+            let outcome =
+                commands::replay::replay_prepared(&clients, request, args.detach, sink.as_mut(), &Interrupt::CtrlC)
+                    .await?;
+            Ok(print_run(&outcome, json, style))
+        }
+        Command::Watch(args) => {
+            let clients = Clients::connect(global).await?;
+            let mut sink: Box<dyn EventSink> = if json {
+                Box::new(JsonLines)
+            } else {
+                Box::new(TextProgress::new(style, args.verbose, args.after == 0 && TextProgress::bar_wanted()))
+            };
+            let outcome = commands::watch::watch(&clients, args, sink.as_mut(), &Interrupt::CtrlC).await?;
+            if json {
+                // The events were the output; only the outcome's exit code and hint remain.
+                if let Some(hint) = outcome.hint() {
+                    eprintln!("{hint}");
+                }
+                return Ok(outcome.exit_code());
+            }
+            Ok(print_run(&outcome, json, style))
+        }
+        Command::Validate(args) => {
+            let request = commands::validate::prepare(args)?;
+            let clients = Clients::connect(global).await?;
+            let report =
+                commands::validate::validate_prepared(&clients, &args.file.display().to_string(), request).await?;
+            Ok(print(&report))
+        }
+        command => {
+            let clients = Clients::connect(global).await?;
+            match command {
+                Command::Runs(args) => Ok(print(&commands::runs::list(&clients, args).await?)),
+                Command::Cancel(args) => Ok(print(&commands::cancel::cancel(&clients, args).await?)),
+                Command::Artifacts(ArtifactsCommand::List(args)) => {
+                    Ok(print(&commands::artifacts::list(&clients, args).await?))
+                }
+                Command::Artifacts(ArtifactsCommand::Show(args)) => {
+                    let shown = commands::artifacts::show(&clients, args).await?;
+                    if args.raw && !json {
+                        render::write_stdout(&shown.content);
+                        return Ok(0);
+                    }
+                    Ok(print(&shown))
+                }
+                Command::Artifacts(ArtifactsCommand::Lineage(args)) => {
+                    Ok(print(&commands::artifacts::lineage(&clients, args).await?))
+                }
+                Command::Diff(args) => Ok(print(&commands::diff::diff(&clients, args).await?)),
+                Command::Input(args) => Ok(print(&commands::waits::input(&clients, args).await?)),
+                Command::Approve(args) => Ok(print(&commands::waits::approve(&clients, args).await?)),
+                Command::Reject(args) => Ok(print(&commands::waits::reject(&clients, args).await?)),
+                Command::Debug(args) => Ok(print(&commands::debug::debug(&clients, args).await?)),
+                Command::Trace(args) => Ok(print(&commands::trace::trace(&clients, args).await?)),
+                Command::Run(_) | Command::Replay(_) | Command::Watch(_) | Command::Validate(_) => {
+                    Err(CliError::failed("unreachable command"))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The command line: global flags and one clap-derive struct per command.
+//! Parsing only; what each command does lives in `commands/`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Default database of the embedded engine, relative to the working directory.
+pub const DEFAULT_DB: &str = ".retake/retake.db";
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "retake",
+    version,
+    about = "Run multi-agent workflows, record every step, and replay a finished run from any step",
+    long_about = "Run multi-agent workflows, record every step, and replay a finished run from any step.\n\n\
+        Without --server (or RETAKE_SERVER) the engine runs inside this process against the \
+        database given by --db. Run ids accept a full id, any unique prefix, or 'latest'.",
+    after_help = "Exit codes: 0 success; 1 the run failed or the server refused; 2 usage or validation errors."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags accepted by every command.
+#[derive(Args, Debug, Clone, Default)]
+pub struct GlobalArgs {
+    /// retake server to talk to, e.g. http://127.0.0.1:50051; without one the engine runs in this process
+    #[arg(long, env = "RETAKE_SERVER", global = true, value_name = "URL")]
+    pub server: Option<String>,
+    /// Database of the in-process engine (ignored with --server)
+    #[arg(long, env = "RETAKE_DB", global = true, value_name = "PATH", default_value = DEFAULT_DB)]
+    pub db: PathBuf,
+    /// Print machine-readable JSON instead of text
+    #[arg(long, visible_alias = "json-output", global = true)]
+    pub json: bool,
+    /// Never colour the output (NO_COLOR is honoured too)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// File holding the bearer token for a server with auth on
+    #[arg(long, env = "RETAKE_TOKEN_FILE", global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Bearer token for a server with auth on
+    #[arg(long, env = "RETAKE_TOKEN", global = true, hide = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// PEM CA certificate that signs an https:// server's certificate
+    #[arg(long, env = "RETAKE_CA_CERT", global = true, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl GlobalArgs {
+    /// The server URL, if one was given (an empty RETAKE_SERVER means none).
+    pub fn server_url(&self) -> Option<&str> {
+        self.server.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    }
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Start a run and follow it to the end
+    Run(RunArgs),
+    /// Fork a finished run from a step, with swapped agents, overridden outputs or new variables
+    Replay(ReplayArgs),
+    /// List runs, newest first
+    Runs(RunsArgs),
+    /// Follow a run's events until it ends (resumable with --after)
+    Watch(WatchArgs),
+    /// Cancel a run; in-flight nodes are interrupted
+    Cancel(CancelArgs),
+    /// Check a workflow file and report every problem at once
+    Validate(ValidateArgs),
+    /// Artifacts of a run and their provenance
+    #[command(subcommand)]
+    Artifacts(ArtifactsCommand),
+    /// Compare two runs node by node
+    Diff(DiffArgs),
+    /// Answer a human://input wait
+    Input(InputArgs),
+    /// Approve a human://approve wait
+    Approve(ApproveArgs),
+    /// Reject a human://approve wait
+    Reject(RejectArgs),
+    /// Post-mortem of a run: every node with its agent, status, prompt, inputs, outputs and error
+    Debug(DebugArgs),
+    /// Timeline of a run; `trace graph` shows the DAG, `trace node` one step in full
+    Trace(TraceArgs),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    /// Workflow file (YAML or JSON)
+    pub file: PathBuf,
+    /// Workflow variable for ${user.KEY}; repeatable
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// Print the run id and return at once (needs a server)
+    #[arg(long)]
+    pub detach: bool,
+    /// Also print node starts and streamed output as it arrives
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ReplayArgs {
+    /// The run to fork (must be finished)
+    pub run_id: String,
+    /// Step to replay from: a node id or node-execution id (unique prefix)
+    #[arg(long, value_name = "STEP")]
+    pub from: Option<String>,
+    /// Workflow file to replay with (default: the source run's snapshot)
+    #[arg(long, value_name = "FILE")]
+    pub workflow: Option<PathBuf>,
+    /// Run NODE with another agent, e.g. summarize=llm://anthropic/claude-sonnet-4-20250514; repeatable
+    #[arg(long = "agent", value_name = "NODE=URI")]
+    pub agents: Vec<String>,
+    /// Replace a node's output: NODE=VALUE, NODE.OUTPUT=VALUE, NODE=@FILE (NODE=@@x for a literal '@x'),
+    /// also spelled checkpoint.NODE=VALUE; repeatable
+    #[arg(long = "override", value_name = "NODE=VALUE")]
+    pub overrides: Vec<String>,
+    /// Change a workflow variable; nodes that use it run again; repeatable
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// Replay even if nodes that are reused changed in the workflow
+    #[arg(long)]
+    pub allow_drift: bool,
+    /// Print the replay id and return at once (needs a server)
+    #[arg(long)]
+    pub detach: bool,
+    /// Also print node starts and streamed output as it arrives
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// Run statuses accepted by `runs --status`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    Pending,
+    Running,
+    Waiting,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunsArgs {
+    /// Only runs with this status
+    #[arg(long, value_enum)]
+    pub status: Option<StatusFilter>,
+    /// Only runs of this workflow name
+    #[arg(long, value_name = "NAME")]
+    pub workflow: Option<String>,
+    /// Only replays of this run
+    #[arg(long, value_name = "RUN_ID")]
+    pub forked_from: Option<String>,
+    /// At most this many runs
+    #[arg(long, short = 'n', default_value_t = 20)]
+    pub limit: u32,
+}
+
+impl Default for RunsArgs {
+    fn default() -> Self {
+        Self { status: None, workflow: None, forked_from: None, limit: 20 }
+    }
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct WatchArgs {
+    /// Run id, unique prefix or 'latest'
+    pub run_id: String,
+    /// Resume after this event sequence number
+    #[arg(long, value_name = "SEQ", default_value_t = 0)]
+    pub after: i64,
+    /// Also print streamed output as it arrives
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct CancelArgs {
+    /// Run id, unique prefix or 'latest'
+    pub run_id: String,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+#[command(after_help = "Without --var, missing ${user.*} variables are not reported: they are given at run time. \
+    With at least one --var, every variable the workflow uses must be given.")]
+pub struct ValidateArgs {
+    /// Workflow file (YAML or JSON)
+    pub file: PathBuf,
+    /// Workflow variable; with any --var, missing variables become errors
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum ArtifactsCommand {
+    /// Artifacts of a run, including those it reused
+    List(ArtifactsListArgs),
+    /// One artifact's metadata and content
+    Show(ArtifactShowArgs),
+    /// The provenance tree of an artifact
+    Lineage(ArtifactLineageArgs),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ArtifactsListArgs {
+    /// Run id, unique prefix or 'latest'
+    pub run_id: String,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ArtifactShowArgs {
+    /// Artifact id
+    pub artifact_id: String,
+    /// Write only the content, byte for byte
+    #[arg(long)]
+    pub raw: bool,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ArtifactLineageArgs {
+    /// Artifact id
+    pub artifact_id: String,
+    /// Stop this many levels up (0: no limit)
+    #[arg(long, default_value_t = 0)]
+    pub depth: i32,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct DiffArgs {
+    /// First run (id, unique prefix or 'latest')
+    pub run_a: String,
+    /// Second run
+    pub run_b: String,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct InputArgs {
+    /// Run id, unique prefix or 'latest'
+    pub run_id: String,
+    /// The waiting node (default: the run's only pending wait)
+    #[arg(long)]
+    pub node: Option<String>,
+    /// The answer; prompted for on a terminal when absent
+    #[arg(long)]
+    pub value: Option<String>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ApproveArgs {
+    /// Run id, unique prefix or 'latest'
+    pub run_id: String,
+    /// The waiting node (default: the run's only pending wait)
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Optional comment recorded with the decision
+    #[arg(long)]
+    pub feedback: Option<String>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RejectArgs {
+    /// Run id, unique prefix or 'latest'
+    pub run_id: String,
+    /// The waiting node (default: the run's only pending wait)
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Why it was rejected
+    #[arg(long)]
+    pub feedback: Option<String>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct DebugArgs {
+    /// Run id, unique prefix or 'latest'
+    pub run_id: String,
+    /// Only this node
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Only failed nodes and the nodes they blocked
+    #[arg(long)]
+    pub errors: bool,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct TraceArgs {
+    #[command(subcommand)]
+    pub view: Option<TraceView>,
+    /// Run id, unique prefix or 'latest'
+    #[arg(required = true)]
+    pub run_id: Option<String>,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum TraceView {
+    /// The DAG with each node's status
+    Graph {
+        /// Run id, unique prefix or 'latest'
+        run_id: String,
+    },
+    /// One step in full
+    Node {
+        /// Run id, unique prefix or 'latest'
+        run_id: String,
+        /// Node id or node-execution id (unique prefix)
+        step: String,
+    },
+}

@@ -1,0 +1,282 @@
+//! `retake debug RUN_ID`: a post-mortem — every node with its agent,
+//! status, latency, prompt, inputs, outputs (truncated), error, and what
+//! blocked the nodes that were skipped.
+
+use super::RunSummary;
+use crate::cli::DebugArgs;
+use crate::connect::Clients;
+use crate::error::{CliError, CliResult};
+use crate::render::{self, Output, Style, failure_origin_name, node_status_name};
+use futures::StreamExt;
+use retake::v1::{FailureOrigin, GetNodeExecutionRequest, GetRunRequest, NodeExecution, NodeStatus};
+
+/// Characters of each input and output shown before truncating.
+pub const PREVIEW_CHARS: usize = 400;
+
+/// An output artifact with the start of its content.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputPreview {
+    pub artifact_id: String,
+    pub name: String,
+    /// None for binary content.
+    pub text: Option<String>,
+    pub size_bytes: i64,
+}
+
+/// A node execution and its outputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeReport {
+    pub node: NodeExecution,
+    pub outputs: Vec<OutputPreview>,
+}
+
+/// The post-mortem of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DebugReport {
+    pub run: RunSummary,
+    pub nodes: Vec<NodeReport>,
+    /// Only failed nodes and the nodes they blocked.
+    pub errors_only: bool,
+    /// Characters of content shown per input or output (0: everything).
+    pub preview_chars: usize,
+}
+
+/// The output artifacts of `node`, fetched a few at a time.
+pub async fn outputs_of(clients: &Clients, node: &NodeExecution) -> CliResult<Vec<OutputPreview>> {
+    let fetches = node.output_artifact_ids.iter().map(|id| {
+        let clients = clients.clone();
+        let id = id.clone();
+        async move {
+            let (artifact, content) = super::artifacts::fetch(&clients, &id).await?;
+            Ok::<_, CliError>(OutputPreview {
+                artifact_id: artifact.id,
+                name: artifact.name,
+                text: String::from_utf8(content).ok(),
+                size_bytes: artifact.size_bytes,
+            })
+        }
+    });
+    futures::stream::iter(fetches).buffered(8).collect::<Vec<_>>().await.into_iter().collect()
+}
+
+/// `retake debug`.
+pub async fn debug(clients: &Clients, args: &DebugArgs) -> CliResult<DebugReport> {
+    let mut runs = clients.runs.clone();
+    let resp = runs
+        .get_run(GetRunRequest { run_id: args.run_id.clone(), include_nodes: true, include_workflow: false })
+        .await?
+        .into_inner();
+    let run = resp.run.ok_or_else(|| CliError::failed("the server returned no run"))?;
+    let nodes: Vec<NodeExecution> = match &args.node {
+        Some(step) => {
+            let node = runs
+                .get_node_execution(GetNodeExecutionRequest { run_id: run.id.clone(), step: step.clone() })
+                .await?
+                .into_inner()
+                .node_execution
+                .ok_or_else(|| CliError::failed("the server returned no node execution"))?;
+            vec![node]
+        }
+        None => resp.nodes,
+    };
+    let nodes: Vec<NodeExecution> = if args.errors {
+        nodes.into_iter().filter(is_error_node).collect()
+    } else {
+        nodes
+    };
+    let reports = futures::stream::iter(nodes.into_iter().map(|node| {
+        let clients = clients.clone();
+        async move {
+            let outputs = outputs_of(&clients, &node).await?;
+            Ok::<_, CliError>(NodeReport { node, outputs })
+        }
+    }))
+    .buffered(8)
+    .collect::<Vec<_>>()
+    .await
+    .into_iter()
+    .collect::<CliResult<Vec<_>>>()?;
+    Ok(DebugReport {
+        run: RunSummary::from_run(&run),
+        nodes: reports,
+        errors_only: args.errors,
+        preview_chars: PREVIEW_CHARS,
+    })
+}
+
+fn is_error_node(n: &NodeExecution) -> bool {
+    matches!(n.status(), NodeStatus::Failed | NodeStatus::Cancelled)
+        || (n.status() == NodeStatus::Skipped && !n.blocked_by.is_empty())
+        || n.attempts.iter().any(|a| !a.error.is_empty())
+}
+
+/// Pretty JSON when `text` is JSON, else `text` itself, cut to `max` characters (0: no cut).
+pub fn preview(text: &str, max: usize) -> String {
+    let pretty = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .filter(|v| v.is_object() || v.is_array())
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| text.to_string());
+    if max == 0 { pretty } else { render::truncate(&pretty, max) }
+}
+
+/// The text block for one node, used by `debug` and `trace node`.
+pub fn node_text(style: Style, report: &NodeReport, preview_chars: usize) -> String {
+    let n = &report.node;
+    let mut out = String::new();
+    let latency = if n.latency_ms > 0 { format!(", {}", render::duration(n.latency_ms)) } else { String::new() };
+    out.push_str(&format!(
+        "{} {}  {}{}\n",
+        style.bold("●"),
+        style.bold(&n.node_id),
+        style.node_status(n.status()),
+        style.dim(&format!(" ({}{latency})", if n.agent.is_empty() { "-" } else { &n.agent })),
+    ));
+    let field = |out: &mut String, k: &str, v: &str| {
+        if v.contains('\n') {
+            out.push_str(&format!("    {}\n{}", style.dim(&format!("{k}:")), render::indent(v, "      ")));
+        } else {
+            out.push_str(&format!("    {} {v}\n", style.dim(&format!("{k}:"))));
+        }
+    };
+    field(&mut out, "Execution", &n.id);
+    if !n.model.is_empty() {
+        field(&mut out, "Model", &n.model);
+    }
+    if n.attempt_count > 1 {
+        field(&mut out, "Attempts", &n.attempt_count.to_string());
+    }
+    if let Some(u) = &n.usage
+        && (u.input_tokens > 0 || u.output_tokens > 0 || u.cost_usd > 0.0)
+    {
+        field(
+            &mut out,
+            "Usage",
+            &format!("{} in / {} out tokens, ${:.6}", u.input_tokens, u.output_tokens, u.cost_usd),
+        );
+    }
+    if !n.reused_from_run_id.is_empty() {
+        field(&mut out, "Reused from", &n.reused_from_run_id);
+    }
+    if !n.prompt.is_empty() {
+        field(&mut out, "Prompt", &render::truncate(&n.prompt, if preview_chars == 0 { usize::MAX } else { preview_chars }));
+    }
+    if !n.inputs_json.is_empty() && n.inputs_json != "{}" && n.inputs_json != "null" {
+        field(&mut out, "Inputs", &preview(&n.inputs_json, preview_chars));
+    }
+    for o in &report.outputs {
+        let label = format!("Output {} ({})", o.name, o.artifact_id);
+        match &o.text {
+            Some(t) => field(&mut out, &label, &preview(t, preview_chars)),
+            None => field(&mut out, &label, &format!("<{} binary>", render::bytes(o.size_bytes))),
+        }
+    }
+    for a in n.attempts.iter().filter(|a| !a.error.is_empty()) {
+        if n.attempts.len() > 1 {
+            field(&mut out, &format!("Attempt {} error", a.number), &style.red(&a.error));
+        }
+    }
+    if !n.error.is_empty() {
+        let origin = match n.error_origin() {
+            FailureOrigin::Unspecified => String::new(),
+            o => format!(" ({})", failure_origin_name(o)),
+        };
+        let label = if n.status() == NodeStatus::Skipped { "Reason" } else { "Error" };
+        let text = if n.status() == NodeStatus::Skipped { n.error.clone() } else { style.red(&n.error) };
+        field(&mut out, label, &format!("{text}{origin}"));
+    }
+    if !n.blocked_by.is_empty() {
+        field(&mut out, "Blocked by", &n.blocked_by.join(", "));
+    }
+    out
+}
+
+/// A node execution as JSON, with output previews.
+pub fn node_json(report: &NodeReport, preview_chars: usize) -> serde_json::Value {
+    let n = &report.node;
+    let empty_null = |s: &str| if s.is_empty() { serde_json::Value::Null } else { s.into() };
+    let parsed = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap_or_else(|_| empty_null(s));
+    let cut = |t: &str| if preview_chars == 0 { t.to_string() } else { render::truncate(t, preview_chars) };
+    serde_json::json!({
+        "node_id": n.node_id,
+        "node_execution_id": n.id,
+        "status": node_status_name(n.status()),
+        "agent": empty_null(&n.agent),
+        "model": empty_null(&n.model),
+        "config": parsed(&n.config_json),
+        "prompt": empty_null(&n.prompt),
+        "inputs": parsed(&n.inputs_json),
+        "input_artifact_ids": n.input_artifact_ids,
+        "outputs": report.outputs.iter().map(|o| serde_json::json!({
+            "artifact_id": o.artifact_id,
+            "name": o.name,
+            "size_bytes": o.size_bytes,
+            "content": o.text.as_deref().map(cut),
+        })).collect::<Vec<_>>(),
+        "error": empty_null(&n.error),
+        "error_origin": match n.error_origin() { FailureOrigin::Unspecified => serde_json::Value::Null, o => failure_origin_name(o).into() },
+        "started_at": render::rfc3339(n.start_time.as_ref()),
+        "finished_at": render::rfc3339(n.finish_time.as_ref()),
+        "latency_ms": n.latency_ms,
+        "usage": n.usage.as_ref().map(|u| serde_json::json!({"input_tokens": u.input_tokens, "output_tokens": u.output_tokens, "cost_usd": u.cost_usd})),
+        "attempt_count": n.attempt_count,
+        "attempts": n.attempts.iter().map(|a| serde_json::json!({
+            "number": a.number,
+            "started_at": render::rfc3339(a.start_time.as_ref()),
+            "finished_at": render::rfc3339(a.finish_time.as_ref()),
+            "error": empty_null(&a.error),
+            "error_origin": match a.error_origin() { FailureOrigin::Unspecified => serde_json::Value::Null, o => failure_origin_name(o).into() },
+        })).collect::<Vec<_>>(),
+        "reused_from_run_id": empty_null(&n.reused_from_run_id),
+        "reused_from_node_execution_id": empty_null(&n.reused_from_node_execution_id),
+        "blocked_by": n.blocked_by,
+        "depends_on": n.depends_on,
+    })
+}
+
+impl Output for DebugReport {
+    fn text(&self, style: Style) -> String {
+        let r = &self.run;
+        let mut out = String::new();
+        out.push_str(&format!("{} {}\n", style.bold("Run:"), r.run_id));
+        out.push_str(&format!("{} {}\n", style.bold("Workflow:"), r.workflow_name));
+        let mut status = style.run_status(r.run_status);
+        if let Some(ms) = r.duration_ms {
+            status.push_str(&format!(" in {}", render::duration(ms)));
+        }
+        out.push_str(&format!("{} {status}\n", style.bold("Status:")));
+        if let Some(from) = &r.forked_from {
+            let at = r.forked_at_step.as_deref().map(|s| format!(" at step '{s}'")).unwrap_or_default();
+            out.push_str(&format!("{} {from}{at}\n", style.bold("Forked from:")));
+        }
+        if let Some(f) = &r.failure {
+            let node = f.node_id.as_deref().map(|n| format!("node '{n}': ")).unwrap_or_default();
+            out.push_str(&format!("{} {node}{} ({})\n", style.bold("Failure:"), style.red(&f.message), f.origin));
+        }
+        out.push_str(&format!(
+            "{} {}/{} completed, {} failed, {} skipped, {} reused\n",
+            style.bold("Nodes:"),
+            r.completed_nodes,
+            r.total_nodes,
+            r.failed_nodes,
+            r.skipped_nodes,
+            r.reused_nodes
+        ));
+        if self.nodes.is_empty() {
+            out.push_str(if self.errors_only { "\nNo failed nodes\n" } else { "\nNo nodes\n" });
+            return out;
+        }
+        for n in &self.nodes {
+            out.push('\n');
+            out.push_str(&node_text(style, n, self.preview_chars));
+        }
+        out
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "run": self.run.json(),
+            "nodes": self.nodes.iter().map(|n| node_json(n, self.preview_chars)).collect::<Vec<_>>(),
+        })
+    }
+}

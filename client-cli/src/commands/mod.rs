@@ -1,0 +1,222 @@
+//! One module per command family. Each command is a function that takes the
+//! generated clients and returns a value that renders as text or JSON.
+
+pub mod artifacts;
+pub mod cancel;
+pub mod debug;
+pub mod diff;
+pub mod replay;
+pub mod run;
+pub mod runs;
+pub mod trace;
+pub mod validate;
+pub mod waits;
+pub mod watch;
+
+use crate::connect::Clients;
+use crate::error::{CliError, CliResult, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
+use crate::follow::{EventSink, FollowEnd, Interrupt, Quiet, follow};
+use crate::render::{self, Output, Style, failure_origin_name, run_status_name};
+use retake::v1::{CancelRunRequest, GetRunRequest, Run, RunStatus};
+use serde::Serialize;
+use std::time::Duration;
+
+/// Why a run failed, as reported in JSON.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FailureSummary {
+    pub node_id: Option<String>,
+    pub message: String,
+    pub origin: String,
+}
+
+/// The summary of a run that `run`, `replay`, `watch`, `cancel` and `runs`
+/// print: the fields of the binex replay JSON and a few more.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub workflow_name: String,
+    pub status: String,
+    pub total_nodes: i32,
+    pub completed_nodes: i32,
+    pub failed_nodes: i32,
+    pub skipped_nodes: i32,
+    pub reused_nodes: i32,
+    /// Nodes that ran again in a replay; null for a fresh run.
+    pub replayed_nodes: Option<i32>,
+    pub forked_from: Option<String>,
+    pub forked_at_step: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub failure: Option<FailureSummary>,
+    #[serde(skip)]
+    pub run_status: RunStatus,
+    #[serde(skip)]
+    pub duration_ms: Option<i64>,
+}
+
+impl RunSummary {
+    pub fn from_run(run: &Run) -> Self {
+        let counts = run.counts.unwrap_or_default();
+        let replay = run.replay.as_ref().filter(|r| !r.forked_from.is_empty());
+        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let failure = run.failure.as_ref().filter(|f| !f.message.is_empty()).map(|f| FailureSummary {
+            node_id: non_empty(&f.node_id),
+            message: f.message.clone(),
+            origin: failure_origin_name(f.origin()).to_string(),
+        });
+        Self {
+            run_id: run.id.clone(),
+            workflow_name: run.workflow_name.clone(),
+            status: run_status_name(run.status()).to_string(),
+            total_nodes: counts.total,
+            completed_nodes: counts.completed,
+            failed_nodes: counts.failed,
+            skipped_nodes: counts.skipped,
+            reused_nodes: counts.reused,
+            replayed_nodes: replay.map(|r| r.replay_set.len() as i32),
+            forked_from: replay.map(|r| r.forked_from.clone()),
+            forked_at_step: replay.and_then(|r| non_empty(&r.forked_at_step)),
+            started_at: render::rfc3339(run.start_time.as_ref()),
+            finished_at: render::rfc3339(run.finish_time.as_ref()),
+            failure,
+            run_status: run.status(),
+            duration_ms: render::elapsed_ms(run.start_time.as_ref(), run.finish_time.as_ref()),
+        }
+    }
+
+    pub fn is_replay(&self) -> bool {
+        self.forked_from.is_some()
+    }
+
+    /// The block binex prints after a run or replay.
+    pub fn text(&self, style: Style) -> String {
+        let mut out = String::new();
+        if let Some(from) = &self.forked_from {
+            out.push_str(&format!("Replay Run ID: {}\n", self.run_id));
+            match &self.forked_at_step {
+                Some(step) => out.push_str(&format!("Forked from: {from} at step '{step}'\n")),
+                None => out.push_str(&format!("Forked from: {from}\n")),
+            }
+        } else {
+            out.push_str(&format!("Run ID: {}\n", self.run_id));
+        }
+        out.push_str(&format!("Workflow: {}\n", self.workflow_name));
+        out.push_str(&format!("Status: {}\n", style.run_status(self.run_status)));
+        out.push_str(&format!("Nodes: {}/{} completed\n", self.completed_nodes, self.total_nodes));
+        if self.failed_nodes > 0 {
+            out.push_str(&format!("Failed: {}\n", style.red(&self.failed_nodes.to_string())));
+        }
+        if self.skipped_nodes > 0 {
+            out.push_str(&format!("Skipped: {}\n", self.skipped_nodes));
+        }
+        out
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// How a started run or replay ended for this command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Followed to the end.
+    Finished,
+    /// Not followed (`--detach`).
+    Detached,
+    /// Ctrl-C in embedded mode: the run was cancelled.
+    Cancelled,
+    /// Ctrl-C with a server: the run goes on without us.
+    StillRunning,
+}
+
+/// The result of `run`, `replay` and `watch`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    pub summary: RunSummary,
+    pub end: RunEnd,
+}
+
+impl Output for RunOutcome {
+    fn text(&self, style: Style) -> String {
+        match self.end {
+            RunEnd::Detached => format!("{}\n", self.summary.run_id),
+            _ => self.summary.text(style),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        self.summary.json()
+    }
+
+    fn exit_code(&self) -> i32 {
+        match self.end {
+            RunEnd::Detached => EXIT_OK,
+            RunEnd::Cancelled | RunEnd::StillRunning => EXIT_INTERRUPTED,
+            RunEnd::Finished => match self.summary.run_status {
+                RunStatus::Failed | RunStatus::Cancelled => EXIT_FAILED,
+                _ => EXIT_OK,
+            },
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        let id = &self.summary.run_id;
+        match self.end {
+            RunEnd::StillRunning => Some(format!("Run {id} continues on the server; follow it with 'retake watch {id}'")),
+            RunEnd::Finished if self.summary.run_status == RunStatus::Failed => {
+                Some(format!("Tip: run 'retake debug {id} --errors'"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Fetches a run (id, unique prefix or `latest`).
+pub async fn get_run(clients: &Clients, run_id: &str) -> CliResult<Run> {
+    let mut runs = clients.runs.clone();
+    let resp = runs.get_run(GetRunRequest { run_id: run_id.to_string(), ..Default::default() }).await?;
+    resp.into_inner().run.ok_or_else(|| CliError::failed("the server returned no run"))
+}
+
+/// How long a cancelled embedded run gets to wind down before we exit anyway.
+const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
+/// Follows a run just started (or replayed) to its end and summarises it.
+/// On interrupt, an embedded run is cancelled (it could not outlive this
+/// process anyway); a server's run is left running.
+pub async fn follow_to_end(
+    clients: &Clients,
+    run: &Run,
+    after_sequence: i64,
+    sink: &mut dyn EventSink,
+    interrupt: &Interrupt,
+) -> CliResult<RunOutcome> {
+    let mut runs = clients.runs.clone();
+    sink.on_start(run);
+    let end = follow(&mut runs, &run.id, after_sequence, sink, interrupt).await?;
+    let end = match end {
+        FollowEnd::Finished { .. } => RunEnd::Finished,
+        FollowEnd::Interrupted { last_sequence } if clients.embedded => {
+            runs.cancel_run(CancelRunRequest { run_id: run.id.clone() }).await?;
+            // Let in-flight nodes record their cancellation; a second Ctrl-C stops waiting.
+            let mut quiet = Quiet;
+            let drain = follow(&mut runs, &run.id, last_sequence, &mut quiet, interrupt);
+            let _ = tokio::time::timeout(CANCEL_GRACE, drain).await;
+            RunEnd::Cancelled
+        }
+        FollowEnd::Interrupted { .. } => RunEnd::StillRunning,
+    };
+    let run = get_run(clients, &run.id).await?;
+    Ok(RunOutcome { summary: RunSummary::from_run(&run), end })
+}
+
+/// `--detach` runs would die with this process when the engine is embedded.
+pub fn check_detach(detach: bool, embedded: bool) -> CliResult<()> {
+    if detach && embedded {
+        return Err(CliError::usage(
+            "--detach needs a server (--server or RETAKE_SERVER); without one the run lives in this process",
+        ));
+    }
+    Ok(())
+}

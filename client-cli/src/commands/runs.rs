@@ -1,0 +1,96 @@
+//! `retake runs`: recent runs, newest first, as a table or a JSON array.
+
+use super::RunSummary;
+use crate::cli::{RunsArgs, StatusFilter};
+use crate::connect::Clients;
+use crate::error::CliResult;
+use crate::render::{self, Output, Style};
+use retake::v1::{ListRunsRequest, RunStatus};
+
+/// The runs that matched, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunList {
+    pub runs: Vec<RunSummary>,
+}
+
+impl From<StatusFilter> for RunStatus {
+    fn from(s: StatusFilter) -> Self {
+        match s {
+            StatusFilter::Pending => RunStatus::Pending,
+            StatusFilter::Running => RunStatus::Running,
+            StatusFilter::Waiting => RunStatus::Waiting,
+            StatusFilter::Completed => RunStatus::Completed,
+            StatusFilter::Failed => RunStatus::Failed,
+            StatusFilter::Cancelled => RunStatus::Cancelled,
+        }
+    }
+}
+
+/// Largest page the server serves.
+const MAX_PAGE: u32 = 1000;
+
+/// `retake runs`: lists up to `limit` runs, paging through the server as needed.
+pub async fn list(clients: &Clients, args: &RunsArgs) -> CliResult<RunList> {
+    let mut client = clients.runs.clone();
+    let mut runs = Vec::new();
+    let mut page_token = String::new();
+    let limit = args.limit as usize;
+    while runs.len() < limit {
+        let want = (limit - runs.len()).min(MAX_PAGE as usize) as i32;
+        let resp = client
+            .list_runs(ListRunsRequest {
+                page_size: want,
+                page_token: page_token.clone(),
+                status: args.status.map(RunStatus::from).unwrap_or(RunStatus::Unspecified) as i32,
+                workflow_name: args.workflow.clone().unwrap_or_default(),
+                forked_from: args.forked_from.clone().unwrap_or_default(),
+            })
+            .await?
+            .into_inner();
+        runs.extend(resp.runs.iter().map(RunSummary::from_run));
+        if resp.next_page_token.is_empty() || resp.runs.is_empty() {
+            break;
+        }
+        page_token = resp.next_page_token;
+    }
+    runs.truncate(limit);
+    Ok(RunList { runs })
+}
+
+impl Output for RunList {
+    fn text(&self, style: Style) -> String {
+        if self.runs.is_empty() {
+            return "No runs found\n".to_string();
+        }
+        let rows: Vec<Vec<String>> = self
+            .runs
+            .iter()
+            .map(|r| {
+                let mut nodes = format!("{}/{}", r.completed_nodes, r.total_nodes);
+                if r.failed_nodes > 0 {
+                    nodes.push_str(&format!(" ({} failed)", r.failed_nodes));
+                }
+                let workflow = match &r.forked_from {
+                    Some(from) => format!("{} ↳ {}", r.workflow_name, render::truncate(from, 12)),
+                    None => r.workflow_name.clone(),
+                };
+                vec![
+                    r.run_id.clone(),
+                    workflow,
+                    style.run_status(r.run_status),
+                    nodes,
+                    r.started_at
+                        .as_deref()
+                        .map(|s| if s.len() >= 19 { s[..19].replace('T', " ") } else { s.to_string() })
+                        .unwrap_or_else(|| "-".into()),
+                    r.duration_ms.map(render::duration).unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        render::table(style, &["RUN ID", "WORKFLOW", "STATUS", "NODES", "STARTED (UTC)", "DURATION"], &rows)
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::Value::Array(self.runs.iter().map(RunSummary::json).collect())
+    }
+}

@@ -1,0 +1,294 @@
+//! `retake trace`: when each node ran (a timeline), how the nodes connect
+//! (the DAG with statuses), and one step in full.
+
+use super::RunSummary;
+use super::debug::{NodeReport, node_json, node_text, outputs_of};
+use crate::cli::{TraceArgs, TraceView};
+use crate::connect::Clients;
+use crate::error::{CliError, CliResult};
+use crate::render::{self, Output, Style, node_status_name};
+use prost_types::Timestamp;
+use retake::v1::{GetNodeExecutionRequest, GetRunRequest, NodeExecution, NodeStatus, Run};
+use std::collections::HashMap;
+
+/// What `retake trace …` shows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trace {
+    Timeline(Timeline),
+    Graph(Graph),
+    Node(NodeTrace),
+}
+
+/// `retake trace RUN_ID`, `trace graph RUN_ID` or `trace node RUN_ID STEP`.
+pub async fn trace(clients: &Clients, args: &TraceArgs) -> CliResult<Trace> {
+    match (&args.view, &args.run_id) {
+        (Some(TraceView::Graph { run_id }), _) => Ok(Trace::Graph(graph(clients, run_id).await?)),
+        (Some(TraceView::Node { run_id, step }), _) => Ok(Trace::Node(node(clients, run_id, step).await?)),
+        (None, Some(run_id)) => Ok(Trace::Timeline(timeline(clients, run_id).await?)),
+        (None, None) => Err(CliError::usage("a run id is required")),
+    }
+}
+
+async fn run_with_nodes(clients: &Clients, run_id: &str) -> CliResult<(Run, Vec<NodeExecution>)> {
+    let mut runs = clients.runs.clone();
+    let resp = runs
+        .get_run(GetRunRequest { run_id: run_id.to_string(), include_nodes: true, include_workflow: false })
+        .await?
+        .into_inner();
+    let run = resp.run.ok_or_else(|| CliError::failed("the server returned no run"))?;
+    Ok((run, resp.nodes))
+}
+
+fn millis(t: Option<&Timestamp>) -> Option<i64> {
+    t.filter(|t| t.seconds != 0 || t.nanos != 0).map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+}
+
+/// The nodes of a run laid out in time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeline {
+    pub run: RunSummary,
+    pub run_start_ms: Option<i64>,
+    pub nodes: Vec<NodeExecution>,
+}
+
+pub async fn timeline(clients: &Clients, run_id: &str) -> CliResult<Timeline> {
+    let (run, mut nodes) = run_with_nodes(clients, run_id).await?;
+    // Nodes that never started (reused, skipped, pending) go last, in topological order.
+    nodes.sort_by_key(|n| (millis(n.start_time.as_ref()).unwrap_or(i64::MAX), n.position));
+    Ok(Timeline {
+        run_start_ms: millis(run.start_time.as_ref()),
+        run: RunSummary::from_run(&run),
+        nodes,
+    })
+}
+
+/// Width of the timeline bars, in characters.
+const BAR_WIDTH: i64 = 32;
+
+impl Timeline {
+    fn end_ms(&self) -> Option<i64> {
+        self.nodes.iter().filter_map(|n| millis(n.finish_time.as_ref()).or(millis(n.start_time.as_ref()))).max()
+    }
+}
+
+impl Output for Timeline {
+    fn text(&self, style: Style) -> String {
+        let r = &self.run;
+        let mut out = format!(
+            "{} {}  {}  {}\n",
+            style.bold("Run"),
+            r.run_id,
+            r.workflow_name,
+            style.run_status(r.run_status)
+        );
+        if let Some(ms) = r.duration_ms {
+            out.push_str(&format!("Duration: {}\n", render::duration(ms)));
+        }
+        out.push('\n');
+        let start = self.run_start_ms.or_else(|| self.nodes.iter().filter_map(|n| millis(n.start_time.as_ref())).min());
+        let span = match (start, self.end_ms()) {
+            (Some(s), Some(e)) if e > s => e - s,
+            _ => 1,
+        };
+        let rows: Vec<Vec<String>> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let (offset, bar) = match (start, millis(n.start_time.as_ref())) {
+                    (Some(s), Some(ns)) => {
+                        let ne = millis(n.finish_time.as_ref()).unwrap_or(ns + n.latency_ms);
+                        let from = ((ns - s) * BAR_WIDTH / span).clamp(0, BAR_WIDTH - 1);
+                        let to = ((ne - s) * BAR_WIDTH / span).clamp(from + 1, BAR_WIDTH);
+                        let bar = format!(
+                            "{}{}{}",
+                            " ".repeat(from as usize),
+                            "█".repeat((to - from) as usize),
+                            " ".repeat((BAR_WIDTH - to) as usize)
+                        );
+                        let bar = match n.status() {
+                            NodeStatus::Failed => style.red(&bar),
+                            NodeStatus::Completed => style.green(&bar),
+                            _ => style.yellow(&bar),
+                        };
+                        (format!("+{}", render::duration(ns - s)), bar)
+                    }
+                    _ => ("-".to_string(), " ".repeat(BAR_WIDTH as usize)),
+                };
+                let took = if n.latency_ms > 0 { render::duration(n.latency_ms) } else { "-".into() };
+                vec![offset, took, bar, n.node_id.clone(), style.node_status(n.status())]
+            })
+            .collect();
+        out.push_str(&render::table(style, &["START", "TOOK", "TIMELINE", "NODE", "STATUS"], &rows));
+        out
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "run": self.run.json(),
+            "nodes": self.nodes.iter().map(|n| serde_json::json!({
+                "node_id": n.node_id,
+                "node_execution_id": n.id,
+                "status": node_status_name(n.status()),
+                "started_at": render::rfc3339(n.start_time.as_ref()),
+                "finished_at": render::rfc3339(n.finish_time.as_ref()),
+                "offset_ms": match (self.run_start_ms, millis(n.start_time.as_ref())) { (Some(s), Some(ns)) => Some(ns - s), _ => None },
+                "latency_ms": n.latency_ms,
+                "attempts": n.attempt_count,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// The DAG of a run, nodes grouped by depth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Graph {
+    pub run: RunSummary,
+    pub nodes: Vec<NodeExecution>,
+    /// Longest path from an entry node, per node id.
+    pub depth: HashMap<String, usize>,
+}
+
+pub async fn graph(clients: &Clients, run_id: &str) -> CliResult<Graph> {
+    let (run, mut nodes) = run_with_nodes(clients, run_id).await?;
+    nodes.sort_by_key(|n| n.position);
+    // Nodes come in topological order, so one pass settles every depth.
+    let mut depth: HashMap<String, usize> = HashMap::new();
+    for n in &nodes {
+        let d = n.depends_on.iter().filter_map(|p| depth.get(p)).map(|d| d + 1).max().unwrap_or(0);
+        depth.insert(n.node_id.clone(), d);
+    }
+    Ok(Graph { run: RunSummary::from_run(&run), nodes, depth })
+}
+
+fn status_icon(style: Style, s: NodeStatus) -> String {
+    match s {
+        NodeStatus::Completed => style.green("✓"),
+        NodeStatus::Reused => style.cyan("↺"),
+        NodeStatus::Failed => style.red("✗"),
+        NodeStatus::Skipped => style.yellow("-"),
+        NodeStatus::Cancelled => style.yellow("⊘"),
+        NodeStatus::Waiting => style.yellow("⏸"),
+        NodeStatus::Running => style.cyan("▸"),
+        _ => style.dim("○"),
+    }
+}
+
+impl Output for Graph {
+    fn text(&self, style: Style) -> String {
+        let r = &self.run;
+        let mut out = format!("{} {}  {}  {}\n\n", style.bold("Run"), r.run_id, r.workflow_name, style.run_status(r.run_status));
+        let max_depth = self.depth.values().copied().max().unwrap_or(0);
+        for level in 0..=max_depth {
+            let at: Vec<&NodeExecution> =
+                self.nodes.iter().filter(|n| self.depth.get(&n.node_id) == Some(&level)).collect();
+            if at.is_empty() {
+                continue;
+            }
+            out.push_str(&style.dim(&format!("level {level}\n")));
+            for n in at {
+                let deps = if n.depends_on.is_empty() {
+                    String::new()
+                } else {
+                    style.dim(&format!("  ← {}", n.depends_on.join(", ")))
+                };
+                out.push_str(&format!(
+                    "  {} {}  {}{deps}\n",
+                    status_icon(style, n.status()),
+                    n.node_id,
+                    style.node_status(n.status())
+                ));
+            }
+        }
+        out
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let edges: Vec<(String, String)> = self
+            .nodes
+            .iter()
+            .flat_map(|n| n.depends_on.iter().map(move |d| (d.clone(), n.node_id.clone())))
+            .collect();
+        serde_json::json!({
+            "run": self.run.json(),
+            "nodes": self.nodes.iter().map(|n| serde_json::json!({
+                "node_id": n.node_id,
+                "status": node_status_name(n.status()),
+                "depends_on": n.depends_on,
+                "depth": self.depth.get(&n.node_id),
+            })).collect::<Vec<_>>(),
+            "edges": edges.iter().map(|(a, b)| serde_json::json!({"from": a, "to": b})).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// One step of a run in full.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeTrace {
+    pub report: NodeReport,
+}
+
+pub async fn node(clients: &Clients, run_id: &str, step: &str) -> CliResult<NodeTrace> {
+    let mut runs = clients.runs.clone();
+    let node = runs
+        .get_node_execution(GetNodeExecutionRequest { run_id: run_id.to_string(), step: step.to_string() })
+        .await?
+        .into_inner()
+        .node_execution
+        .ok_or_else(|| CliError::failed("the server returned no node execution"))?;
+    let outputs = outputs_of(clients, &node).await?;
+    Ok(NodeTrace { report: NodeReport { node, outputs } })
+}
+
+impl Output for NodeTrace {
+    fn text(&self, style: Style) -> String {
+        let n = &self.report.node;
+        let mut out = node_text(style, &self.report, 0);
+        let field = |out: &mut String, k: &str, v: &str| out.push_str(&format!("    {} {v}\n", style.dim(&format!("{k}:"))));
+        field(&mut out, "Run", &n.run_id);
+        if !n.depends_on.is_empty() {
+            field(&mut out, "Depends on", &n.depends_on.join(", "));
+        }
+        if let Some(t) = render::rfc3339(n.start_time.as_ref()) {
+            field(&mut out, "Started", &t);
+        }
+        if let Some(t) = render::rfc3339(n.finish_time.as_ref()) {
+            field(&mut out, "Finished", &t);
+        }
+        if !n.config_json.is_empty() && n.config_json != "{}" && n.config_json != "null" {
+            out.push_str(&format!("    {}\n{}", style.dim("Config:"), render::indent(&super::debug::preview(&n.config_json, 0), "      ")));
+        }
+        if !n.input_artifact_ids.is_empty() {
+            field(&mut out, "Input artifacts", &n.input_artifact_ids.join(", "));
+        }
+        for a in &n.attempts {
+            let took = render::elapsed_ms(a.start_time.as_ref(), a.finish_time.as_ref())
+                .map(render::duration)
+                .unwrap_or_else(|| "-".into());
+            let result = if a.error.is_empty() { style.green("ok") } else { style.red(&a.error) };
+            field(&mut out, &format!("Attempt {}", a.number), &format!("{took}  {result}"));
+        }
+        out
+    }
+
+    fn json(&self) -> serde_json::Value {
+        node_json(&self.report, 0)
+    }
+}
+
+impl Output for Trace {
+    fn text(&self, style: Style) -> String {
+        match self {
+            Trace::Timeline(t) => t.text(style),
+            Trace::Graph(g) => g.text(style),
+            Trace::Node(n) => n.text(style),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Trace::Timeline(t) => t.json(),
+            Trace::Graph(g) => g.json(),
+            Trace::Node(n) => n.json(),
+        }
+    }
+}

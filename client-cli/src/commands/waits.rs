@@ -1,0 +1,150 @@
+//! `retake input|approve|reject`: answering a node that waits for a human.
+
+use super::RunSummary;
+use crate::cli::{ApproveArgs, InputArgs, RejectArgs};
+use crate::connect::Clients;
+use crate::error::{CliError, CliResult};
+use crate::render::{Output, Style, run_status_name};
+use retake::v1::{ListWaitsRequest, ResolveWaitRequest, Wait, WaitDecision, WaitKind};
+use std::io::{BufRead, IsTerminal, Read, Write};
+
+/// A wait that was answered, and the run after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub wait: Wait,
+    pub answer: String,
+    pub run: Option<RunSummary>,
+}
+
+fn kind_name(k: WaitKind) -> &'static str {
+    match k {
+        WaitKind::Input => "input",
+        WaitKind::Approval => "approval",
+        WaitKind::Unspecified => "unknown",
+    }
+}
+
+/// The run's pending waits.
+pub async fn pending(clients: &Clients, run_id: &str) -> CliResult<Vec<Wait>> {
+    let mut runs = clients.runs.clone();
+    Ok(runs.list_waits(ListWaitsRequest { run_id: run_id.to_string() }).await?.into_inner().waits)
+}
+
+/// Sends the answer; the server picks the only pending wait when `node` is empty.
+pub async fn resolve(clients: &Clients, request: ResolveWaitRequest) -> CliResult<Resolved> {
+    let answer = match request.decision() {
+        WaitDecision::Approve => "approved".to_string(),
+        WaitDecision::Reject => "rejected".to_string(),
+        WaitDecision::Unspecified => request.value.clone(),
+    };
+    let mut runs = clients.runs.clone();
+    let resp = runs.resolve_wait(request).await?.into_inner();
+    let wait = resp.wait.ok_or_else(|| CliError::failed("the server returned no wait"))?;
+    Ok(Resolved { wait, answer, run: resp.run.as_ref().map(RunSummary::from_run) })
+}
+
+/// `retake input`: the value comes from `--value`, else a prompt on a
+/// terminal, else all of stdin.
+pub async fn input(clients: &Clients, args: &InputArgs) -> CliResult<Resolved> {
+    let value = match &args.value {
+        Some(v) => v.clone(),
+        None if std::io::stdin().is_terminal() => {
+            let waits = pending(clients, &args.run_id).await?;
+            let wait = waits.iter().find(|w| args.node.as_deref().is_none_or(|n| w.node_id == n));
+            let prompt = match wait {
+                Some(w) if !w.prompt.is_empty() => format!("{} ({}): ", w.prompt, w.node_id),
+                Some(w) => format!("{}: ", w.node_id),
+                None => "Value: ".to_string(),
+            };
+            read_line(&prompt)?
+        }
+        None => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| CliError::usage(format!("cannot read the value from stdin: {e}")))?;
+            text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text).to_string()
+        }
+    };
+    resolve(
+        clients,
+        ResolveWaitRequest {
+            run_id: args.run_id.clone(),
+            node_id: args.node.clone().unwrap_or_default(),
+            value,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Shows `prompt` on stderr and reads one line from the terminal.
+pub fn read_line(prompt: &str) -> CliResult<String> {
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let n = std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::usage(format!("cannot read from the terminal: {e}")))?;
+    if n == 0 {
+        return Err(CliError::usage("no answer given"));
+    }
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// `retake approve`.
+pub async fn approve(clients: &Clients, args: &ApproveArgs) -> CliResult<Resolved> {
+    decide(clients, &args.run_id, args.node.as_deref(), WaitDecision::Approve, args.feedback.as_deref()).await
+}
+
+/// `retake reject`.
+pub async fn reject(clients: &Clients, args: &RejectArgs) -> CliResult<Resolved> {
+    decide(clients, &args.run_id, args.node.as_deref(), WaitDecision::Reject, args.feedback.as_deref()).await
+}
+
+async fn decide(
+    clients: &Clients,
+    run_id: &str,
+    node: Option<&str>,
+    decision: WaitDecision,
+    feedback: Option<&str>,
+) -> CliResult<Resolved> {
+    resolve(
+        clients,
+        ResolveWaitRequest {
+            run_id: run_id.to_string(),
+            node_id: node.unwrap_or_default().to_string(),
+            decision: decision as i32,
+            feedback: feedback.unwrap_or_default().to_string(),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+impl Output for Resolved {
+    fn text(&self, style: Style) -> String {
+        let what = match self.wait.kind() {
+            WaitKind::Approval if self.answer == "approved" => style.green("approved"),
+            WaitKind::Approval => style.red("rejected"),
+            _ => "answered".to_string(),
+        };
+        let mut out = format!("Node '{}' of run {} {what}\n", self.wait.node_id, self.wait.run_id);
+        if let Some(run) = &self.run {
+            out.push_str(&format!("Run status: {}\n", style.run_status(run.run_status)));
+        }
+        out
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "run_id": self.wait.run_id,
+            "node_id": self.wait.node_id,
+            "node_execution_id": self.wait.node_execution_id,
+            "kind": kind_name(self.wait.kind()),
+            "answer": self.answer,
+            "run_status": self.run.as_ref().map(|r| run_status_name(r.run_status)),
+        })
+    }
+}
