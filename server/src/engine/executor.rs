@@ -13,6 +13,7 @@ use crate::store::{WriteBatch, sha256_hex};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -43,6 +44,38 @@ pub struct Prefilled {
     pub outputs: Arc<Vec<OutputRef>>,
 }
 
+/// Commits a run's writes in order, merging whatever queued up while the
+/// previous commit ran (group commit), then publishes their events.
+struct Committer {
+    tx: Option<mpsc::UnboundedSender<WriteBatch>>,
+    handle: Option<tokio::task::JoinHandle<Result<(), String>>>,
+    failed: Arc<AtomicBool>,
+}
+
+impl Committer {
+    fn start(engine: Arc<EngineInner>, active: Arc<ActiveRun>) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<WriteBatch>();
+        let failed = Arc::new(AtomicBool::new(false));
+        let flag = failed.clone();
+        let handle = tokio::spawn(async move {
+            while let Some(mut batch) = rx.recv().await {
+                while let Ok(more) = rx.try_recv() {
+                    batch.merge(more);
+                }
+                if let Err(e) = engine.store.commit(&batch).await {
+                    flag.store(true, Ordering::Release);
+                    return Err(e.to_string());
+                }
+                for (_, e) in batch.events {
+                    let _ = active.events.send(e);
+                }
+            }
+            Ok(())
+        });
+        Self { tx: Some(tx), handle: Some(handle), failed }
+    }
+}
+
 pub struct RunDriver {
     engine: Arc<EngineInner>,
     active: Arc<ActiveRun>,
@@ -58,6 +91,11 @@ pub struct RunDriver {
     dependents: Vec<Vec<usize>>,
     consumers_left: Vec<usize>,
     next_seq: i64,
+    /// Writes not yet handed to the committer.
+    pending: WriteBatch,
+    committer: Committer,
+    /// Agent tasks to start once their start is committed.
+    to_spawn: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = NodeDone> + Send>>>,
 }
 
 impl RunDriver {
@@ -74,6 +112,7 @@ impl RunDriver {
         next_seq: i64,
     ) -> Self {
         let n = workflow.nodes.len();
+        let (engine_for_committer, active_for_committer) = (engine.clone(), active.clone());
         let dependents = workflow.dependents();
         let mut consumers_left = vec![0; n];
         for node in &workflow.nodes {
@@ -114,6 +153,9 @@ impl RunDriver {
             dependents,
             consumers_left,
             next_seq,
+            pending: WriteBatch::default(),
+            committer: Committer::start(engine_for_committer, active_for_committer),
+            to_spawn: Vec::new(),
         }
     }
 
@@ -132,27 +174,53 @@ impl RunDriver {
         )
     }
 
-    /// Commits a batch, then publishes its events. A failed commit stops
-    /// the run: continuing would make memory and disk disagree.
-    async fn commit(&mut self, batch: WriteBatch) -> Result<(), String> {
-        if let Err(e) = self.engine.store.commit(&batch).await {
-            tracing::error!(run = %self.run.id, error = %e, "cannot persist run step");
-            // Roll back the sequence numbers the batch would have used.
-            self.next_seq -= batch.events.len() as i64;
-            return Err(e.to_string());
+    /// Adds a step's writes to the pending batch, handed to the committer
+    /// by `flush`.
+    fn stage(&mut self, batch: WriteBatch) {
+        self.pending.merge(batch);
+    }
+
+    /// Hands the pending writes to the run's committer without waiting.
+    /// Execution runs ahead of the disk; events are published only once
+    /// committed, so nothing a client sees can be lost, and a node whose
+    /// completion was not yet durable when the process died simply runs
+    /// again on restart.
+    fn flush(&mut self) -> Result<(), String> {
+        if self.committer.failed.load(Ordering::Acquire) {
+            return Err("the store refused a write".into());
         }
-        for (_, e) in batch.events {
-            let _ = self.active.events.send(e);
+        let batch = std::mem::take(&mut self.pending);
+        if !batch.is_empty() {
+            self.committer.tx.as_ref().map(|tx| tx.send(batch));
+        }
+        Ok(())
+    }
+
+    /// Flushes and waits until everything staged so far is durable.
+    async fn sync(&mut self) -> Result<(), String> {
+        self.flush()?;
+        self.committer.tx = None;
+        if let Some(handle) = self.committer.handle.take() {
+            handle.await.map_err(|e| format!("committer stopped: {e}"))??;
         }
         Ok(())
     }
 
     pub async fn drive(mut self) {
-        let result = self.drive_inner().await;
+        let result = match self.drive_inner().await {
+            Ok(()) => self.sync().await,
+            Err(e) => Err(e),
+        };
         if let Err(message) = result {
-            // The store refused a write. Record the failure if the store
-            // lets us; a later restart resumes from what was durable.
+            // The store refused a write. Record the failure directly if it
+            // lets us, after the last durable event; a restart resumes from
+            // whatever was durable.
             tracing::error!(run = %self.run.id, %message, "run stopped by an internal error");
+            self.committer.tx = None;
+            if let Some(handle) = self.committer.handle.take() {
+                let _ = handle.await;
+            }
+            self.next_seq = self.engine.store.last_event_sequence(self.run.pk).await.unwrap_or(self.next_seq);
             self.run.status = RunStatus::Failed;
             self.run.finished_at = Some(now_micros());
             self.run.failure = Some(RunFailure {
@@ -163,7 +231,11 @@ impl RunDriver {
             let mut batch = WriteBatch { run: Some(self.run.clone()), ..Default::default() };
             let detail = EventDetail { run_status: Some(RunStatus::Failed), message: "internal error".into(), ..Default::default() };
             batch.events.push(self.event(EventKind::RunFinished, None, detail));
-            let _ = self.commit(batch).await;
+            if self.engine.store.commit(&batch).await.is_ok() {
+                for (_, e) in batch.events {
+                    let _ = self.active.events.send(e);
+                }
+            }
         }
         self.engine.finish_active(&self.run.id);
     }
@@ -188,7 +260,7 @@ impl RunDriver {
                     batch.events.push(self.event(EventKind::NodeReused, Some(&node.node_id), detail));
                 }
             }
-            self.commit(batch).await?;
+            self.stage(batch);
         }
 
         let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<NodeMsg>();
@@ -203,11 +275,15 @@ impl RunDriver {
                 if cancel.is_cancelled() {
                     break;
                 }
-                if let Some(done) = self.start_node(pos, &msg_tx, &mut tasks).await? {
+                if let Some(done) = self.start_node(pos, &msg_tx).await? {
                     for d in done {
                         ready.push_back(d);
                     }
                 }
+            }
+            self.flush()?;
+            for job in self.to_spawn.drain(..) {
+                tasks.spawn(job);
             }
             if tasks.is_empty() || cancel.is_cancelled() {
                 break;
@@ -224,6 +300,13 @@ impl RunDriver {
                     }
                     for d in self.on_done(done).await? {
                         ready.push_back(d);
+                    }
+                    // Take every other finished node too: one commit for all.
+                    while let Some(joined) = tasks.try_join_next() {
+                        let done = joined.map_err(|e| format!("node task panicked: {e}"))?;
+                        for d in self.on_done(done).await? {
+                            ready.push_back(d);
+                        }
                     }
                 }
             }
@@ -243,7 +326,6 @@ impl RunDriver {
         &mut self,
         pos: usize,
         msg_tx: &mpsc::UnboundedSender<NodeMsg>,
-        tasks: &mut JoinSet<NodeDone>,
     ) -> Result<Option<Vec<usize>>, String> {
         let workflow = self.workflow.clone();
         let node = &workflow.nodes[pos];
@@ -342,7 +424,7 @@ impl RunDriver {
         let mut batch = WriteBatch { nodes: vec![rec.clone()], ..Default::default() };
         let detail = EventDetail { node_status: Some(NodeStatus::Running), attempt: first_attempt as i32, ..Default::default() };
         batch.events.push(self.event(EventKind::NodeStarted, Some(&node.id), detail));
-        self.commit(batch).await?;
+        self.stage(batch);
 
         let (delta_tx, mut delta_rx) = mpsc::unbounded_channel::<String>();
         let call = AgentCall {
@@ -361,7 +443,7 @@ impl RunDriver {
         let deadline = std::time::Duration::from_millis(node.deadline_ms);
         // A run resumed after a restart gets at least one more attempt.
         let last_attempt = retry.max_retries.max(first_attempt);
-        tasks.spawn(async move {
+        self.to_spawn.push(Box::pin(async move {
             let started = Instant::now();
             let mut call = call;
             let result = async {
@@ -401,7 +483,7 @@ impl RunDriver {
             }
             .await;
             NodeDone { pos, started, result, secrets: secrets_list }
-        });
+        }));
         Ok(None)
     }
 
@@ -411,7 +493,10 @@ impl RunDriver {
                 let node_id = self.nodes[pos].node_id.clone();
                 let detail = EventDetail { delta: text, ..Default::default() };
                 let batch = WriteBatch { events: vec![self.event(EventKind::NodeOutputDelta, Some(&node_id), detail)], ..Default::default() };
-                self.commit(batch).await
+                {
+                    self.stage(batch);
+                    Ok(())
+                }
             }
             NodeMsg::Retrying { pos, attempt, error, origin } => {
                 let now = now_micros();
@@ -432,7 +517,10 @@ impl RunDriver {
                 };
                 let mut batch = WriteBatch { nodes: vec![rec.clone()], ..Default::default() };
                 batch.events.push(self.event(EventKind::NodeRetrying, Some(&rec.node_id), detail));
-                self.commit(batch).await
+                {
+                    self.stage(batch);
+                    Ok(())
+                }
             }
         }
     }
@@ -497,7 +585,7 @@ impl RunDriver {
                     ..Default::default()
                 };
                 batch.events.push(self.event(EventKind::NodeCompleted, Some(&node.id), detail));
-                self.commit(batch).await?;
+                self.stage(batch);
                 if self.consumers_left[pos] > 0 {
                     self.outputs[pos] = Some(Arc::new(refs));
                 }
@@ -535,7 +623,7 @@ impl RunDriver {
             ..Default::default()
         };
         batch.events.push(self.event(EventKind::NodeFailed, Some(&rec.node_id), detail));
-        self.commit(batch).await?;
+        self.stage(batch);
         Ok(self.settle(pos))
     }
 
@@ -552,7 +640,7 @@ impl RunDriver {
         let mut batch = WriteBatch { nodes: vec![rec.clone()], ..Default::default() };
         let detail = EventDetail { node_status: Some(NodeStatus::Skipped), message: reason, ..Default::default() };
         batch.events.push(self.event(EventKind::NodeSkipped, Some(&rec.node_id), detail));
-        self.commit(batch).await?;
+        self.stage(batch);
         Ok(self.settle(pos))
     }
 
@@ -624,7 +712,8 @@ impl RunDriver {
             ..Default::default()
         };
         batch.events.push(self.event(EventKind::RunFinished, None, detail));
-        self.commit(batch).await
+        self.stage(batch);
+        Ok(())
     }
 
     async fn finish_cancelled(&mut self) -> Result<(), String> {
@@ -664,7 +753,8 @@ impl RunDriver {
         batch.run = Some(self.run.clone());
         let detail = EventDetail { run_status: Some(RunStatus::Cancelled), message: "the run was cancelled".into(), ..Default::default() };
         batch.events.push(self.event(EventKind::RunFinished, None, detail));
-        self.commit(batch).await
+        self.stage(batch);
+        Ok(())
     }
 }
 

@@ -35,6 +35,22 @@ pub struct WriteBatch {
 }
 
 impl WriteBatch {
+    /// Appends `other`; a node row written twice keeps its latest state.
+    pub fn merge(&mut self, other: WriteBatch) {
+        self.contents.extend(other.contents);
+        self.artifacts.extend(other.artifacts);
+        for node in other.nodes {
+            match self.nodes.iter_mut().find(|n| n.pk == node.pk) {
+                Some(slot) => *slot = node,
+                None => self.nodes.push(node),
+            }
+        }
+        if other.run.is_some() {
+            self.run = other.run;
+        }
+        self.events.extend(other.events);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.contents.is_empty()
             && self.artifacts.is_empty()
@@ -98,9 +114,7 @@ impl Store {
         for (run_pk, node_pk, art) in &batch.artifacts {
             rows::insert_artifact(&mut tx, *run_pk, *node_pk, art).await?;
         }
-        for (run_pk, event) in &batch.events {
-            rows::insert_event(&mut tx, *run_pk, event).await?;
-        }
+        rows::insert_events(&mut tx, &batch.events).await?;
         tx.commit().await?;
         Ok(())
     }
