@@ -302,3 +302,4 @@ async fn variables_fill_inputs_and_a_missing_one_is_an_error() {
     let (_, nodes) = s.finish(&run.id).await;
     assert_eq!(s.content(&node(&nodes, "fetch").output_artifact_ids[0]).await, r#"{"topic":"rust"}"#);
 }
+

@@ -25,7 +25,7 @@ impl WorkflowService for WorkflowApi {
         let files: BTreeMap<_, _> = req.files.into_iter().collect();
         let variables: BTreeMap<_, _> = req.variables.into_iter().collect();
         let src = WorkflowSource { text: &req.workflow, files: &files, variables: &variables };
-        let loaded = self.engine.validate(&src, req.ignore_missing_variables)?;
+        let loaded = self.engine.validate(&src, req.ignore_missing_variables).await?;
         Ok(Response::new(pb::ValidateWorkflowResponse {
             valid: loaded.errors.is_empty(),
             errors: loaded.errors.iter().map(issue).collect(),

@@ -65,7 +65,7 @@ impl Engine {
 
     /// Parses and validates a workflow. Oversized documents are refused
     /// before parsing.
-    pub fn validate(&self, src: &WorkflowSource, ignore_missing_variables: bool) -> EngineResult<Loaded> {
+    pub async fn validate(&self, src: &WorkflowSource<'_>, ignore_missing_variables: bool) -> EngineResult<Loaded> {
         let limit = self.0.settings.max_workflow_bytes;
         let size = src.text.len() + src.files.values().map(String::len).sum::<usize>();
         if size > limit {
@@ -77,11 +77,15 @@ impl Engine {
             return Err(EngineError::InvalidArgument("Workflow is empty".into()));
         }
         let opts = LoadOptions { ignore_missing_variables, max_nodes: self.0.settings.max_nodes };
-        Ok(workflow::load(src.text, src.files, src.variables, opts))
+        // Parsing a large document takes a while; keep it off the async workers.
+        let (text, files, variables) = (src.text.to_string(), src.files.clone(), src.variables.clone());
+        tokio::task::spawn_blocking(move || workflow::load(&text, &files, &variables, opts))
+            .await
+            .map_err(|e| EngineError::Internal(format!("workflow parser stopped: {e}")))
     }
 
-    fn load_valid(&self, src: &WorkflowSource) -> EngineResult<Workflow> {
-        let loaded = self.validate(src, false)?;
+    async fn load_valid(&self, src: &WorkflowSource<'_>) -> EngineResult<Workflow> {
+        let loaded = self.validate(src, false).await?;
         match loaded.workflow {
             Some(w) if loaded.errors.is_empty() => Ok(w),
             _ => Err(EngineError::InvalidArgument(loaded.error_message())),
@@ -101,7 +105,7 @@ impl Engine {
 
     /// Stores a new run and starts executing it; returns at once.
     pub async fn start_run(&self, src: WorkflowSource<'_>) -> EngineResult<Run> {
-        let workflow = Arc::new(self.load_valid(&src)?);
+        let workflow = Arc::new(self.load_valid(&src).await?);
         self.check_capacity()?;
         let now = now_micros();
         let mut run = Run {
@@ -171,7 +175,7 @@ impl Engine {
         let text = String::from_utf8(self.0.store.content(&run.workflow_sha256).await?)
             .map_err(|_| EngineError::Internal("workflow snapshot is not UTF-8".into()))?;
         let src = WorkflowSource { text: &text, files: &run.files, variables: &run.variables };
-        let workflow = Arc::new(self.load_valid(&src)?);
+        let workflow = Arc::new(self.load_valid(&src).await?);
         let stored = self.0.store.nodes_of_run(run.pk).await?;
         let by_node: HashMap<String, NodeExecution> = stored.into_iter().map(|n| (n.node_id.clone(), n)).collect();
         let mut nodes = Vec::with_capacity(workflow.nodes.len());
@@ -234,7 +238,7 @@ impl Engine {
         let mut nodes = self.0.store.nodes_of_run(run.pk).await?;
         let text = self.workflow_content(run).await?;
         let src = WorkflowSource { text: &text, files: &run.files, variables: &run.variables };
-        if let Ok(loaded) = self.validate(&src, true) {
+        if let Ok(loaded) = self.validate(&src, true).await {
             if let Some(w) = loaded.workflow {
                 for n in &mut nodes {
                     if let Some(node) = w.node(&n.node_id) {

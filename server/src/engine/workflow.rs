@@ -229,6 +229,10 @@ pub fn load(
     opts: LoadOptions,
 ) -> Loaded {
     let mut out = Loaded::default();
+    if let Err(issue) = check_nesting(text) {
+        out.errors.push(issue);
+        return out;
+    }
     // Through serde_yaml's own Value first: it rejects duplicate keys.
     let doc = serde_yaml::from_str::<serde_yaml::Value>(text).and_then(|yaml| {
         serde_json::to_value(yaml).map_err(|e| <serde_yaml::Error as serde::de::Error>::custom(e.to_string()))
@@ -317,6 +321,57 @@ pub fn load(
     let index = nodes.iter().enumerate().map(|(i, n)| (n.id.clone(), i)).collect();
     out.workflow = Some(Workflow { name, description, nodes, index });
     out
+}
+
+/// Deepest nesting a workflow may use. Real workflows stay far below it;
+/// the YAML parser slows down badly on pathological flow nesting.
+const MAX_NESTING: usize = 64;
+
+/// Rejects deeply nested documents before the parser sees them: flow
+/// brackets outside quoted strings, and block indentation.
+fn check_nesting(text: &str) -> Result<(), Issue> {
+    let (mut depth, mut quote, mut line) = (0usize, None::<char>, 1usize);
+    let mut prev = '\0';
+    for c in text.chars() {
+        match (quote, c) {
+            (_, '\n') => {
+                line += 1;
+                // Plain YAML strings end at line ends; quoted ones may not,
+                // but a stray quote must not hide brackets from this check.
+                if quote == Some('\'') {
+                    quote = None;
+                }
+            }
+            (Some('"'), '"') if prev != '\\' => quote = None,
+            (Some('\''), '\'') => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') if matches!(prev, ' ' | '[' | '{' | ',' | ':' | '\0' | '\n' | '-') => quote = Some(c),
+            (None, '[' | '{') => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(Issue {
+                        node_id: None,
+                        line,
+                        message: format!("the document is nested more than {MAX_NESTING} levels deep"),
+                    });
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = c;
+    }
+    for (n, l) in text.lines().enumerate() {
+        let indent = l.len() - l.trim_start_matches(' ').len();
+        if indent > MAX_NESTING * 8 {
+            return Err(Issue {
+                node_id: None,
+                line: n + 1,
+                message: format!("line is indented {indent} columns; the document is nested too deeply"),
+            });
+        }
+    }
+    Ok(())
 }
 
 struct Validator<'a> {
@@ -916,6 +971,16 @@ mod tests {
         assert!(l.errors[0].line > 0);
         let l = load_str("name: w\nnodes:\n  a: {agent: local://echo, outputs: [r]}\n  a: {agent: local://echo, outputs: [r]}\n");
         assert!(l.errors[0].message.contains("duplicate"), "{:?}", l.errors);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let deep = format!("name: d\nnodes:\n  a: {{agent: local://echo, outputs: [o], inputs: {{x: {}{}}}}}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let l = load_str(&deep);
+        assert!(l.errors[0].message.contains("nested more than"), "{:?}", l.errors);
+        // Brackets inside quoted strings are text.
+        let quoted = format!("name: q\nnodes:\n  a: {{agent: local://echo, outputs: [o], inputs: {{x: \"{}\"}}}}\n", "[".repeat(500));
+        assert!(load_str(&quoted).errors.is_empty(), "{:?}", load_str(&quoted).errors);
     }
 
     #[test]
