@@ -81,7 +81,10 @@ impl Clients {
 
     /// Connects to the retake server at `url`.
     pub async fn remote(url: &str, token: Option<&str>, ca_cert: Option<&Path>) -> CliResult<Self> {
-        let unreachable = |reason: String| CliError::failed(format!("cannot reach retake server at {url}: {reason}"));
+        let unreachable = |reason: String| {
+            let reason = reason.strip_prefix("transport error: ").unwrap_or(&reason).to_string();
+            CliError::failed(format!("cannot reach retake server at {url}: {reason}"))
+        };
         let with_scheme = if url.contains("://") { url.to_string() } else { format!("http://{url}") };
         let mut endpoint = Endpoint::from_shared(with_scheme.clone()).map_err(|e| unreachable(error_chain(&e)))?;
         if with_scheme.starts_with("https://") {

@@ -59,7 +59,7 @@ fn live_sink(json: bool, style: Style, verbose: bool) -> Box<dyn EventSink> {
 }
 
 fn print_run(outcome: &RunOutcome, json: bool, style: Style) -> i32 {
-    if !json && outcome.end != RunEnd::Detached {
+    if !json && matches!(outcome.end, RunEnd::Finished | RunEnd::Cancelled) {
         render::write_stdout(b"\n");
     }
     print_output(outcome, json, style)

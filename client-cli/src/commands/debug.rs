@@ -182,7 +182,11 @@ pub fn node_text(style: Style, report: &NodeReport, preview_chars: usize) -> Str
             o => format!(" ({})", failure_origin_name(o)),
         };
         let label = if n.status() == NodeStatus::Skipped { "Reason" } else { "Error" };
-        let text = if n.status() == NodeStatus::Skipped { n.error.clone() } else { style.red(&n.error) };
+        let text = if n.status() == NodeStatus::Skipped {
+            n.error.strip_prefix("skipped: ").unwrap_or(&n.error).to_string()
+        } else {
+            style.red(&n.error)
+        };
         field(&mut out, label, &format!("{text}{origin}"));
     }
     if !n.blocked_by.is_empty() {

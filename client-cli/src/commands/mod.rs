@@ -141,6 +141,8 @@ impl Output for RunOutcome {
     fn text(&self, style: Style) -> String {
         match self.end {
             RunEnd::Detached => format!("{}\n", self.summary.run_id),
+            // Only the hint: the run is still going, so a summary would be stale.
+            RunEnd::StillRunning => String::new(),
             _ => self.summary.text(style),
         }
     }

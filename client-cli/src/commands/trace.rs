@@ -114,7 +114,11 @@ impl Output for Timeline {
                     }
                     _ => ("-".to_string(), " ".repeat(BAR_WIDTH as usize)),
                 };
-                let took = if n.latency_ms > 0 { render::duration(n.latency_ms) } else { "-".into() };
+                let took = match render::elapsed_ms(n.start_time.as_ref(), n.finish_time.as_ref()) {
+                    _ if n.latency_ms > 0 => render::duration(n.latency_ms),
+                    Some(ms) if n.finish_time.is_some() => render::duration(ms),
+                    _ => "-".into(),
+                };
                 vec![offset, took, bar, n.node_id.clone(), style.node_status(n.status())]
             })
             .collect();
