@@ -1,0 +1,161 @@
+//! The `retake` binary as a user runs it: exit codes, stdout and stderr,
+//! with the embedded engine on a database in a temporary directory.
+
+mod common;
+
+use common::{FAILING, PIPELINE, SLOW, write};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn retake(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_retake"));
+    cmd.current_dir(dir)
+        .env_remove("RETAKE_SERVER")
+        .env_remove("RETAKE_TOKEN")
+        .env_remove("RETAKE_TOKEN_FILE")
+        .env_remove("RETAKE_DB")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    retake(dir).args(args).output().expect("retake runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn run_then_list_with_the_default_database() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "pipeline.yaml", PIPELINE);
+    let out = run(dir.path(), &["run", "pipeline.yaml", "--var", "topic=binary"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("  ✓ fetch completed ("), "{text}");
+    assert!(text.contains("\nWorkflow: report-pipeline\nStatus: completed\nNodes: 4/4 completed\n"), "{text}");
+    assert!(dir.path().join(".retake/retake.db").exists(), "default database in the working directory");
+
+    let out = run(dir.path(), &["runs", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+    assert_eq!(runs[0]["status"], "completed");
+}
+
+#[test]
+fn json_output_is_only_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "failing.yaml", FAILING);
+    let out = run(dir.path(), &["--db", "x/r.db", "run", "failing.yaml", "--json-output"]);
+    assert_eq!(out.status.code(), Some(1));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    assert_eq!(summary["status"], "failed");
+    assert_eq!(summary["failed_nodes"], 1);
+    assert!(summary["forked_from"].is_null());
+    let run_id = summary["run_id"].as_str().unwrap();
+    assert_eq!(stderr(&out), format!("Tip: run 'retake debug {run_id} --errors'\n"));
+    assert!(dir.path().join("x/r.db").exists());
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "pipeline.yaml", PIPELINE);
+    let cases: [(&[&str], &str); 4] = [
+        (&["run", "pipeline.yaml", "--var", "topic"], "Error: Invalid variable format: topic (expected key=value)\n"),
+        (
+            &["run", "pipeline.yaml", "--detach"],
+            "Error: --detach needs a server (--server or RETAKE_SERVER); without one the run lives in this process\n",
+        ),
+        (
+            &["replay", "run_x", "--from", "summarize", "--agent", "summarize llm://openai/gpt-4o"],
+            "Error: Invalid agent swap format: summarize llm://openai/gpt-4o (expected node=agent)\n",
+        ),
+        (
+            &["replay", "run_x", "--override", "summarize"],
+            "Error: Invalid override format: summarize (expected node=value, node.output=value or node=@file)\n",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = run(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(stderr(&out), expected, "{args:?}");
+        assert!(out.stdout.is_empty());
+    }
+    // Nothing was opened for those.
+    assert!(!dir.path().join(".retake").exists());
+    let out = run(dir.path(), &["runs", "--bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn refusals_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["watch", "run_nonexistent"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "Error: Run 'run_nonexistent' not found\n");
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let out = run(dir.path(), &["--server", &url, "runs"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).starts_with(&format!("Error: cannot reach retake server at {url}: ")), "{}", stderr(&out));
+}
+
+#[test]
+fn validate_exits_2_on_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "bad.yaml", "name: bad\nnodes:\n  a:\n    agent: nope://x\n    outputs: [result]\n");
+    let out = run(dir.path(), &["validate", "bad.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    assert!(text.starts_with("bad.yaml:") && text.contains(": error: node 'a': "), "{text}");
+    assert_eq!(stderr(&out), "Error: workflow 'bad' is invalid (1 error)\n");
+
+    write(dir.path(), "pipeline.yaml", PIPELINE);
+    let out = run(dir.path(), &["validate", "pipeline.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "Workflow 'report-pipeline' is valid (4 nodes)\n");
+}
+
+#[test]
+fn ctrl_c_cancels_an_embedded_run() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "slow.yaml", SLOW);
+    let mut child = retake(dir.path())
+        .args(["run", "slow.yaml", "-v"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let started = line.contains("nap started");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    assert!(seen.last().is_some_and(|l| l.contains("nap started")), "{seen:?}");
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    let text = rest.join("\n");
+    assert!(text.contains("Status: cancelled"), "{text}");
+
+    let out = run(dir.path(), &["runs", "--status", "cancelled", "--json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1, "the cancellation was recorded");
+}
