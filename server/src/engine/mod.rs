@@ -4,6 +4,7 @@
 
 pub mod agents;
 mod executor;
+pub mod replay;
 pub mod model;
 pub mod secrets;
 pub mod template;
