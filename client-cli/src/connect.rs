@@ -54,6 +54,8 @@ pub struct Clients {
     pub workflows: WorkflowServiceClient<Transport>,
     /// True when the engine runs inside this process: runs die with it.
     pub embedded: bool,
+    /// Ask on the terminal when an embedded run waits for a human.
+    pub interactive: bool,
 }
 
 impl Clients {
@@ -67,6 +69,7 @@ impl Clients {
             workflows: WorkflowServiceClient::with_interceptor(channel, auth)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             embedded,
+            interactive: false,
         }
     }
 

@@ -40,12 +40,14 @@ impl Interrupt {
 }
 
 /// How following ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FollowEnd {
     /// The run finished; the last sequence number seen.
     Finished { last_sequence: i64 },
     /// Interrupted; the run may still be going.
     Interrupted { last_sequence: i64 },
+    /// A node started waiting for a human (only when asked to stop there).
+    Waiting { last_sequence: i64, node_id: String },
 }
 
 /// Receives a run's events as they arrive.
@@ -55,6 +57,10 @@ pub trait EventSink: Send {
     fn on_event(&mut self, event: &Event);
     /// Called once following stops, however it stopped.
     fn finish(&mut self) {}
+    /// Hides any live display while the user is asked something.
+    fn pause(&mut self) {}
+    /// Shows it again.
+    fn resume(&mut self) {}
 }
 
 /// Shows nothing (JSON output, detached runs).
@@ -98,6 +104,18 @@ pub async fn follow(
     sink: &mut dyn EventSink,
     interrupt: &Interrupt,
 ) -> CliResult<FollowEnd> {
+    follow_until(runs, run_id, after_sequence, sink, interrupt, false).await
+}
+
+/// `follow`, optionally returning when a node starts waiting for a human.
+pub async fn follow_until(
+    runs: &mut RunServiceClient<Transport>,
+    run_id: &str,
+    after_sequence: i64,
+    sink: &mut dyn EventSink,
+    interrupt: &Interrupt,
+    stop_at_waits: bool,
+) -> CliResult<FollowEnd> {
     let interrupted = interrupt.wait();
     tokio::pin!(interrupted);
     let mut last = after_sequence;
@@ -133,6 +151,9 @@ pub async fn follow(
                     sink.on_event(&event);
                     if event.kind() == EventKind::RunFinished {
                         break 'outer Ok(FollowEnd::Finished { last_sequence: last });
+                    }
+                    if stop_at_waits && event.kind() == EventKind::WaitStarted {
+                        return Ok(FollowEnd::Waiting { last_sequence: last, node_id: event.node_id });
                     }
                 }
                 Ok(None) => {
@@ -180,6 +201,8 @@ pub struct TextProgress {
     style: Style,
     verbose: bool,
     show_bar: bool,
+    /// Say how to answer a wait (when nobody is prompted for it here).
+    wait_hints: bool,
     bar: Option<ProgressBar>,
     running: BTreeSet<String>,
     /// The node whose streamed output line is still open.
@@ -189,7 +212,13 @@ pub struct TextProgress {
 impl TextProgress {
     /// `show_bar` is for terminals only; the bar appears when the run starts.
     pub fn new(style: Style, verbose: bool, show_bar: bool) -> Self {
-        Self { style, verbose, show_bar, bar: None, running: BTreeSet::new(), open_delta: None }
+        Self { style, verbose, show_bar, wait_hints: false, bar: None, running: BTreeSet::new(), open_delta: None }
+    }
+
+    /// After a wait's line, also say which command answers it.
+    pub fn with_wait_hints(mut self, on: bool) -> Self {
+        self.wait_hints = on;
+        self
     }
 
     /// Whether a progress bar belongs on this terminal.
@@ -310,6 +339,28 @@ impl EventSink for TextProgress {
         }
         if let Some(line) = Self::line(self.style, self.verbose, event) {
             self.print(&line);
+        }
+        if self.wait_hints && event.kind() == EventKind::WaitStarted {
+            let (run, node) = (&event.run_id, &event.node_id);
+            let hint = format!(
+                "    answer with 'retake approve {run} --node {node}' (or reject), or 'retake input {run} --node {node} --value TEXT'"
+            );
+            self.print(&self.style.dim(&hint));
+        }
+    }
+
+    fn pause(&mut self) {
+        if self.open_delta.take().is_some() {
+            self.write("\n");
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_draw_target(ProgressDrawTarget::hidden());
+        }
+    }
+
+    fn resume(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
         }
     }
 

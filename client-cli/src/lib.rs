@@ -54,12 +54,25 @@ pub async fn execute(cli: Cli) -> i32 {
 }
 
 /// The live view of a run: nothing in JSON mode, lines (and a bar on a terminal) otherwise.
-fn live_sink(json: bool, style: Style, verbose: bool) -> Box<dyn EventSink> {
-    if json { Box::new(Quiet) } else { Box::new(TextProgress::new(style, verbose, TextProgress::bar_wanted())) }
+fn live_sink(json: bool, style: Style, verbose: bool, embedded: bool) -> Box<dyn EventSink> {
+    if json {
+        Box::new(Quiet)
+    } else {
+        Box::new(TextProgress::new(style, verbose, TextProgress::bar_wanted()).with_wait_hints(!embedded))
+    }
+}
+
+/// Clients for a run this process follows: an embedded run that waits for
+/// a human asks on the terminal, if there is one.
+async fn run_clients(global: &cli::GlobalArgs) -> CliResult<Clients> {
+    use std::io::IsTerminal;
+    let mut clients = Clients::connect(global).await?;
+    clients.interactive = clients.embedded && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    Ok(clients)
 }
 
 fn print_run(outcome: &RunOutcome, json: bool, style: Style) -> i32 {
-    if !json && matches!(outcome.end, RunEnd::Finished | RunEnd::Cancelled) {
+    if !json && matches!(outcome.end, RunEnd::Finished | RunEnd::Cancelled | RunEnd::Waiting { .. }) {
         render::write_stdout(b"\n");
     }
     print_output(outcome, json, style)
@@ -75,8 +88,8 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
         Command::Run(args) => {
             commands::check_detach(args.detach, embedded)?;
             let request = commands::run::prepare(args)?;
-            let clients = Clients::connect(global).await?;
-            let mut sink = live_sink(json, style, args.verbose);
+            let clients = run_clients(global).await?;
+            let mut sink = live_sink(json, style, args.verbose, embedded);
             let outcome =
                 commands::run::run_prepared(&clients, request, args.detach, sink.as_mut(), &Interrupt::CtrlC).await?;
             Ok(print_run(&outcome, json, style))
@@ -84,8 +97,8 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
         Command::Replay(args) => {
             commands::check_detach(args.detach, embedded)?;
             let request = commands::replay::prepare(args)?;
-            let clients = Clients::connect(global).await?;
-            let mut sink = live_sink(json, style, args.verbose);
+            let clients = run_clients(global).await?;
+            let mut sink = live_sink(json, style, args.verbose, embedded);
             let outcome =
                 commands::replay::replay_prepared(&clients, request, args.detach, sink.as_mut(), &Interrupt::CtrlC)
                     .await?;
@@ -96,7 +109,10 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
             let mut sink: Box<dyn EventSink> = if json {
                 Box::new(JsonLines)
             } else {
-                Box::new(TextProgress::new(style, args.verbose, args.after == 0 && TextProgress::bar_wanted()))
+                Box::new(
+                    TextProgress::new(style, args.verbose, args.after == 0 && TextProgress::bar_wanted())
+                        .with_wait_hints(true),
+                )
             };
             let outcome = commands::watch::watch(&clients, args, sink.as_mut(), &Interrupt::CtrlC).await?;
             if json {

@@ -15,7 +15,7 @@ pub mod watch;
 
 use crate::connect::Clients;
 use crate::error::{CliError, CliResult, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
-use crate::follow::{EventSink, FollowEnd, Interrupt, Quiet, follow};
+use crate::follow::{EventSink, FollowEnd, Interrupt, Quiet, follow, follow_until};
 use crate::render::{self, Output, Style, failure_origin_name, run_status_name};
 use retake::v1::{CancelRunRequest, GetRunRequest, Run, RunStatus};
 use serde::Serialize;
@@ -118,7 +118,7 @@ impl RunSummary {
 }
 
 /// How a started run or replay ended for this command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunEnd {
     /// Followed to the end.
     Finished,
@@ -128,6 +128,8 @@ pub enum RunEnd {
     Cancelled,
     /// Ctrl-C with a server: the run goes on without us.
     StillRunning,
+    /// An embedded run waits for a human and nobody here can answer.
+    Waiting { node_id: String },
 }
 
 /// The result of `run`, `replay` and `watch`.
@@ -155,6 +157,7 @@ impl Output for RunOutcome {
         match self.end {
             RunEnd::Detached => EXIT_OK,
             RunEnd::Cancelled | RunEnd::StillRunning => EXIT_INTERRUPTED,
+            RunEnd::Waiting { .. } => EXIT_FAILED,
             RunEnd::Finished => match self.summary.run_status {
                 RunStatus::Failed | RunStatus::Cancelled => EXIT_FAILED,
                 _ => EXIT_OK,
@@ -164,7 +167,12 @@ impl Output for RunOutcome {
 
     fn hint(&self) -> Option<String> {
         let id = &self.summary.run_id;
-        match self.end {
+        match &self.end {
+            RunEnd::Waiting { node_id } => Some(format!(
+                "Run {id} waits for a human at node '{node_id}', and without a terminal nobody can answer here.\n\
+                 It stays waiting in the database: serve it with 'retake-server' and answer with \
+                 'retake --server URL approve {id} --node {node_id}' (or reject, or input --value TEXT)"
+            )),
             RunEnd::StillRunning => Some(format!("Run {id} continues on the server; follow it with 'retake watch {id}'")),
             RunEnd::Finished if self.summary.run_status == RunStatus::Failed => {
                 Some(format!("Tip: run 'retake debug {id} --errors'"))
@@ -186,7 +194,8 @@ const CANCEL_GRACE: Duration = Duration::from_secs(10);
 
 /// Follows a run just started (or replayed) to its end and summarises it.
 /// On interrupt, an embedded run is cancelled (it could not outlive this
-/// process anyway); a server's run is left running.
+/// process anyway); a server's run is left running. An embedded run that
+/// waits for a human is answered on the terminal when `clients.interactive`.
 pub async fn follow_to_end(
     clients: &Clients,
     run: &Run,
@@ -196,21 +205,53 @@ pub async fn follow_to_end(
 ) -> CliResult<RunOutcome> {
     let mut runs = clients.runs.clone();
     sink.on_start(run);
-    let end = follow(&mut runs, &run.id, after_sequence, sink, interrupt).await?;
-    let end = match end {
-        FollowEnd::Finished { .. } => RunEnd::Finished,
-        FollowEnd::Interrupted { last_sequence } if clients.embedded => {
-            runs.cancel_run(CancelRunRequest { run_id: run.id.clone() }).await?;
-            // Let in-flight nodes record their cancellation; a second Ctrl-C stops waiting.
-            let mut quiet = Quiet;
-            let drain = follow(&mut runs, &run.id, last_sequence, &mut quiet, interrupt);
-            let _ = tokio::time::timeout(CANCEL_GRACE, drain).await;
-            RunEnd::Cancelled
+    let mut after = after_sequence;
+    let end = loop {
+        match follow_until(&mut runs, &run.id, after, sink, interrupt, clients.embedded).await? {
+            FollowEnd::Finished { .. } => break RunEnd::Finished,
+            FollowEnd::Waiting { last_sequence, node_id } => {
+                after = last_sequence;
+                let waits = waits::pending(clients, &run.id).await?;
+                let Some(wait) = waits.into_iter().find(|w| w.node_id == node_id) else {
+                    continue; // answered already
+                };
+                if !clients.interactive {
+                    sink.finish();
+                    break RunEnd::Waiting { node_id };
+                }
+                let asked = tokio::select! {
+                    a = waits::ask_on_terminal(&wait, sink) => a?,
+                    _ = interrupt.wait() => None,
+                };
+                match asked {
+                    Some(request) => {
+                        waits::resolve(clients, request).await?;
+                    }
+                    None => {
+                        sink.finish();
+                        break cancel_embedded(clients, &run.id, after, interrupt).await?;
+                    }
+                }
+            }
+            FollowEnd::Interrupted { last_sequence } if clients.embedded => {
+                break cancel_embedded(clients, &run.id, last_sequence, interrupt).await?;
+            }
+            FollowEnd::Interrupted { .. } => break RunEnd::StillRunning,
         }
-        FollowEnd::Interrupted { .. } => RunEnd::StillRunning,
     };
     let run = get_run(clients, &run.id).await?;
     Ok(RunOutcome { summary: RunSummary::from_run(&run), end })
+}
+
+/// Cancels an embedded run and lets its in-flight nodes record the
+/// cancellation; a second Ctrl-C stops waiting for that.
+async fn cancel_embedded(clients: &Clients, run_id: &str, after: i64, interrupt: &Interrupt) -> CliResult<RunEnd> {
+    let mut runs = clients.runs.clone();
+    runs.cancel_run(CancelRunRequest { run_id: run_id.to_string() }).await?;
+    let mut quiet = Quiet;
+    let drain = follow(&mut runs, run_id, after, &mut quiet, interrupt);
+    let _ = tokio::time::timeout(CANCEL_GRACE, drain).await;
+    Ok(RunEnd::Cancelled)
 }
 
 /// `--detach` runs would die with this process when the engine is embedded.

@@ -4,6 +4,7 @@ use super::RunSummary;
 use crate::cli::{ApproveArgs, InputArgs, RejectArgs};
 use crate::connect::Clients;
 use crate::error::{CliError, CliResult};
+use crate::follow::EventSink;
 use crate::render::{Output, Style, run_status_name};
 use retake::v1::{ListWaitsRequest, ResolveWaitRequest, Wait, WaitDecision, WaitKind};
 use std::io::{BufRead, IsTerminal, Read, Write};
@@ -91,6 +92,55 @@ pub fn read_line(prompt: &str) -> CliResult<String> {
         return Err(CliError::usage("no answer given"));
     }
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// Asks on the terminal how to answer `wait`; None when the user gave up
+/// (end of input). The live display is hidden meanwhile.
+pub async fn ask_on_terminal(wait: &Wait, sink: &mut dyn EventSink) -> CliResult<Option<ResolveWaitRequest>> {
+    sink.pause();
+    // The terminal read blocks, so it runs on its own thread.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let asking = wait.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(ask_blocking(&asking));
+    });
+    let answer = rx.await.unwrap_or(Ok(None));
+    sink.resume();
+    answer
+}
+
+fn ask_blocking(wait: &Wait) -> CliResult<Option<ResolveWaitRequest>> {
+    let base = ResolveWaitRequest {
+        run_id: wait.run_id.clone(),
+        node_id: wait.node_id.clone(),
+        ..Default::default()
+    };
+    eprintln!();
+    if !wait.prompt.is_empty() {
+        eprintln!("  {} asks: {}", wait.node_id, wait.prompt);
+    }
+    if !wait.context_json.is_empty() && wait.context_json != "{}" && wait.context_json != "null" {
+        eprintln!("{}", crate::render::indent(&super::debug::preview(&wait.context_json, 2000), "    "));
+    }
+    match wait.kind() {
+        WaitKind::Approval => loop {
+            let line = match read_line("  Approve? [y/n] ") {
+                Ok(l) => l,
+                Err(_) => return Ok(None),
+            };
+            let decision = match line.trim().to_ascii_lowercase().as_str() {
+                "y" | "yes" | "approve" => WaitDecision::Approve,
+                "n" | "no" | "reject" => WaitDecision::Reject,
+                _ => continue,
+            };
+            let feedback = read_line("  Feedback (optional): ").unwrap_or_default();
+            return Ok(Some(ResolveWaitRequest { decision: decision as i32, feedback, ..base }));
+        },
+        _ => match read_line(&format!("  {}: ", wait.node_id)) {
+            Ok(value) => Ok(Some(ResolveWaitRequest { value, ..base })),
+            Err(_) => Ok(None),
+        },
+    }
 }
 
 /// `retake approve`.
