@@ -129,7 +129,11 @@ pub fn event(e: &m::Event) -> pb::Event {
         time: timestamp(Some(e.time)),
         node_id: e.node_id.clone().unwrap_or_default(),
         run_status: d.run_status.map(|s| s.as_i64() as i32).unwrap_or_default(),
-        node_status: d.node_status.map(|s| s.as_i64() as i32).unwrap_or_default(),
+        node_status: d
+            .node_status
+            .or((e.kind == m::EventKind::NodeReused).then_some(m::NodeStatus::Reused))
+            .map(|s| s.as_i64() as i32)
+            .unwrap_or_default(),
         attempt: d.attempt,
         message: d.message.clone(),
         delta: d.delta.clone(),
@@ -146,4 +150,45 @@ pub fn run_status_filter(value: i32) -> Result<Option<m::RunStatus>, crate::erro
     m::RunStatus::from_i64(value as i64)
         .map(Some)
         .ok_or_else(|| crate::error::EngineError::InvalidArgument(format!("status {value} is not a RunStatus")))
+}
+
+pub fn diff(d: &crate::engine::diff::RunDiff) -> pb::DiffRunsResponse {
+    use crate::engine::diff::Presence;
+    pb::DiffRunsResponse {
+        run_a: Some(run(&d.run_a)),
+        run_b: Some(run(&d.run_b)),
+        nodes: d
+            .nodes
+            .iter()
+            .map(|n| pb::NodeDiff {
+                node_id: n.node_id.clone(),
+                presence: match n.presence {
+                    Presence::Both => pb::NodePresence::Both,
+                    Presence::OnlyA => pb::NodePresence::OnlyA,
+                    Presence::OnlyB => pb::NodePresence::OnlyB,
+                } as i32,
+                status_a: n.a.as_ref().map(|x| x.status.as_i64() as i32).unwrap_or_default(),
+                status_b: n.b.as_ref().map(|x| x.status.as_i64() as i32).unwrap_or_default(),
+                agent_a: n.a.as_ref().map(|x| x.agent.clone()).unwrap_or_default(),
+                agent_b: n.b.as_ref().map(|x| x.agent.clone()).unwrap_or_default(),
+                outputs: n
+                    .outputs
+                    .iter()
+                    .map(|o| pb::OutputDiff {
+                        name: o.name.clone(),
+                        artifact_id_a: o.artifact_a.clone().unwrap_or_default(),
+                        artifact_id_b: o.artifact_b.clone().unwrap_or_default(),
+                        changed: o.changed,
+                        text_diff: o.text_diff.clone(),
+                    })
+                    .collect(),
+                latency_ms_a: n.a.as_ref().and_then(|x| x.latency_ms).unwrap_or_default(),
+                latency_ms_b: n.b.as_ref().and_then(|x| x.latency_ms).unwrap_or_default(),
+                usage_a: n.a.as_ref().map(|x| usage(&x.usage)),
+                usage_b: n.b.as_ref().map(|x| usage(&x.usage)),
+                changed: n.changed,
+            })
+            .collect(),
+        summary: Some(pb::DiffSummary { changed: d.changed, unchanged: d.unchanged, only_in_a: d.only_a, only_in_b: d.only_b }),
+    }
 }

@@ -1,7 +1,8 @@
 //! retake.v1.RunService: requests in, engine calls, responses out.
 
 use super::convert;
-use crate::engine::{Engine, WorkflowSource};
+use crate::engine::model::{AgentSwap, OutputOverride};
+use crate::engine::{Engine, ReplayRequest, WorkflowSource};
 use crate::error::EngineError;
 use crate::store::RunFilter;
 use base64::Engine as _;
@@ -89,8 +90,24 @@ impl RunService for RunApi {
         Ok(Response::new(pb::ListRunsResponse { runs: runs.iter().map(convert::run).collect(), next_page_token }))
     }
 
-    async fn replay_run(&self, _req: Request<pb::ReplayRunRequest>) -> Result<Response<pb::ReplayRunResponse>, Status> {
-        Err(Status::unimplemented("ReplayRun is not available in this version of retake"))
+    async fn replay_run(&self, req: Request<pb::ReplayRunRequest>) -> Result<Response<pb::ReplayRunResponse>, Status> {
+        let req = req.into_inner();
+        let request = ReplayRequest {
+            run: req.run_id,
+            workflow: Some(req.workflow).filter(|w| !w.trim().is_empty()),
+            files: req.files.into_iter().collect(),
+            from: Some(req.from).filter(|f| !f.trim().is_empty()),
+            swaps: req.swaps.into_iter().map(|s| AgentSwap { node_id: s.node_id, agent: s.agent }).collect(),
+            overrides: req
+                .overrides
+                .into_iter()
+                .map(|o| OutputOverride { selector: o.selector, output: o.output, value: o.value })
+                .collect(),
+            variables: req.variables.into_iter().collect(),
+            allow_drift: req.allow_drift,
+        };
+        let run = self.engine.replay_run(request).await?;
+        Ok(Response::new(pb::ReplayRunResponse { run: Some(convert::run(&run)) }))
     }
 
     async fn cancel_run(&self, req: Request<pb::CancelRunRequest>) -> Result<Response<pb::CancelRunResponse>, Status> {
@@ -124,8 +141,10 @@ impl RunService for RunApi {
         Ok(Response::new(pb::ListWaitsResponse { waits: Vec::new() }))
     }
 
-    async fn diff_runs(&self, _req: Request<pb::DiffRunsRequest>) -> Result<Response<pb::DiffRunsResponse>, Status> {
-        Err(Status::unimplemented("DiffRuns is not available in this version of retake"))
+    async fn diff_runs(&self, req: Request<pb::DiffRunsRequest>) -> Result<Response<pb::DiffRunsResponse>, Status> {
+        let req = req.into_inner();
+        let diff = self.engine.diff_runs(&req.run_a, &req.run_b).await?;
+        Ok(Response::new(convert::diff(&diff)))
     }
 
     async fn get_node_execution(

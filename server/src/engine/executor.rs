@@ -247,18 +247,26 @@ impl RunDriver {
             let mut batch = WriteBatch { run: Some(self.run.clone()), ..Default::default() };
             let detail = EventDetail { run_status: Some(RunStatus::Running), ..Default::default() };
             batch.events.push(self.event(EventKind::RunStarted, None, detail));
-            // Reused nodes are announced once, up front.
+            // Reused and overridden nodes are announced once, up front.
+            // Reuse events carry only the node id: a replay that reuses
+            // thousands of nodes must stay small on disk.
             for pos in 0..self.nodes.len() {
-                if self.nodes[pos].status == NodeStatus::Reused {
-                    let node = self.nodes[pos].clone();
-                    let detail = EventDetail {
-                        node_status: Some(NodeStatus::Reused),
-                        artifact_ids: node.output_artifacts.clone(),
-                        message: node.reused_from_run.clone().unwrap_or_default(),
-                        ..Default::default()
-                    };
-                    batch.events.push(self.event(EventKind::NodeReused, Some(&node.node_id), detail));
-                }
+                let node = &self.nodes[pos];
+                let (kind, detail) = match node.status {
+                    NodeStatus::Reused => (EventKind::NodeReused, EventDetail::default()),
+                    NodeStatus::Completed => (
+                        EventKind::NodeCompleted,
+                        EventDetail {
+                            node_status: Some(NodeStatus::Completed),
+                            message: "output overridden".into(),
+                            artifact_ids: node.output_artifacts.clone(),
+                            ..Default::default()
+                        },
+                    ),
+                    _ => continue,
+                };
+                let node_id = node.node_id.clone();
+                batch.events.push(self.event(kind, Some(&node_id), detail));
             }
             self.stage(batch);
         }

@@ -3,7 +3,10 @@
 //! `api` layer translates its types.
 
 pub mod agents;
+pub mod diff;
 mod executor;
+mod fork;
+pub use fork::ReplayRequest;
 pub mod replay;
 pub mod model;
 pub mod secrets;
@@ -85,7 +88,7 @@ impl Engine {
             .map_err(|e| EngineError::Internal(format!("workflow parser stopped: {e}")))
     }
 
-    async fn load_valid(&self, src: &WorkflowSource<'_>) -> EngineResult<Workflow> {
+    pub(crate) async fn load_valid(&self, src: &WorkflowSource<'_>) -> EngineResult<Workflow> {
         let loaded = self.validate(src, false).await?;
         match loaded.workflow {
             Some(w) if loaded.errors.is_empty() => Ok(w),
@@ -93,7 +96,7 @@ impl Engine {
         }
     }
 
-    fn check_capacity(&self) -> EngineResult<()> {
+    pub(crate) fn check_capacity(&self) -> EngineResult<()> {
         let active = self.0.active.lock().expect("active runs lock").len();
         let limit = self.0.settings.max_concurrent_runs;
         if active >= limit {
@@ -138,7 +141,7 @@ impl Engine {
         Ok(run)
     }
 
-    fn spawn_driver(
+    pub(crate) fn spawn_driver(
         &self,
         run: Run,
         workflow: Arc<Workflow>,
@@ -177,18 +180,14 @@ impl Engine {
             .map_err(|_| EngineError::Internal("workflow snapshot is not UTF-8".into()))?;
         let src = WorkflowSource { text: &text, files: &run.files, variables: &run.variables };
         let workflow = Arc::new(self.load_valid(&src).await?);
-        let stored = self.0.store.nodes_of_run(run.pk).await?;
-        let by_node: HashMap<String, NodeExecution> = stored.into_iter().map(|n| (n.node_id.clone(), n)).collect();
-        let mut nodes = Vec::with_capacity(workflow.nodes.len());
-        for node in &workflow.nodes {
-            let mut rec = by_node
-                .get(&node.id)
-                .cloned()
-                .ok_or_else(|| EngineError::Internal(format!("node '{}' has no record", node.id)))?;
-            if matches!(rec.status, NodeStatus::Running) {
+        let mut nodes = self.nodes_of_run(&run).await?;
+        if nodes.len() != workflow.nodes.len() {
+            return Err(EngineError::Internal(format!("run '{}' has {} node records for {} nodes", run.id, nodes.len(), workflow.nodes.len())));
+        }
+        for rec in &mut nodes {
+            if rec.status == NodeStatus::Running {
                 rec.status = NodeStatus::Pending;
             }
-            nodes.push(rec);
         }
         let agents_by_pos = nodes.iter().map(|n| n.agent.clone()).collect();
         let next_seq = self.0.store.last_event_sequence(run.pk).await?;
@@ -234,18 +233,56 @@ impl Engine {
             .map_err(|_| EngineError::Internal("workflow snapshot is not UTF-8".into()))
     }
 
-    /// Node executions of a run in topological order.
-    pub async fn nodes_of_run(&self, run: &Run) -> EngineResult<Vec<NodeExecution>> {
-        let mut nodes = self.0.store.nodes_of_run(run.pk).await?;
+    /// The run's workflow snapshot, parsed.
+    pub async fn run_workflow(&self, run: &Run) -> EngineResult<Workflow> {
         let text = self.workflow_content(run).await?;
         let src = WorkflowSource { text: &text, files: &run.files, variables: &run.variables };
-        if let Ok(loaded) = self.validate(&src, true).await {
-            if let Some(w) = loaded.workflow {
-                for n in &mut nodes {
-                    if let Some(node) = w.node(&n.node_id) {
-                        n.depends_on = node.depends_on.clone();
-                    }
+        self.validate(&src, true)
+            .await?
+            .workflow
+            .ok_or_else(|| EngineError::Internal(format!("stored workflow of run '{}' no longer parses", run.id)))
+    }
+
+    /// Node executions of a run in topological order. Nodes a replay
+    /// reused have no row of their own: they are resolved through the
+    /// `forked_from` chain to the run that produced them and reported as
+    /// REUSED with that run's artifacts.
+    pub async fn nodes_of_run(&self, run: &Run) -> EngineResult<Vec<NodeExecution>> {
+        let workflow = self.run_workflow(run).await?;
+        let mut by_id: HashMap<String, NodeExecution> =
+            self.0.store.nodes_of_run(run.pk).await?.into_iter().map(|n| (n.node_id.clone(), n)).collect();
+        let mut source = run.replay.as_ref().map(|r| r.forked_from.clone());
+        while let Some(source_id) = source.take() {
+            if workflow.nodes.iter().all(|n| by_id.contains_key(&n.id)) {
+                break;
+            }
+            let source_run = self.0.store.find_run(RunRef(&source_id)).await?;
+            for rec in self.0.store.nodes_of_run(source_run.pk).await? {
+                if by_id.contains_key(&rec.node_id) || !rec.status.has_outputs() {
+                    continue;
                 }
+                let reused = NodeExecution {
+                    run_id: run.id.clone(),
+                    status: NodeStatus::Reused,
+                    reused_from_run: Some(source_run.id.clone()),
+                    reused_from_node_execution: Some(rec.id.clone()),
+                    latency_ms: Some(0),
+                    usage: Usage::default(),
+                    started_at: None,
+                    finished_at: None,
+                    pk: 0,
+                    ..rec
+                };
+                by_id.insert(reused.node_id.clone(), reused);
+            }
+            source = source_run.replay.map(|r| r.forked_from);
+        }
+        let mut nodes = Vec::with_capacity(workflow.nodes.len());
+        for (pos, node) in workflow.nodes.iter().enumerate() {
+            if let Some(mut n) = by_id.remove(&node.id) {
+                n.position = pos as i32;
+                n.depends_on = node.depends_on.clone();
+                nodes.push(n);
             }
         }
         Ok(nodes)
@@ -309,9 +346,26 @@ impl Engine {
         Ok((artifact, content))
     }
 
+    /// Artifacts of a run by id, including those a replay reused from
+    /// earlier runs (they keep their own id, run and origin).
     pub async fn artifacts_of_run(&self, run_ref: &str, after: Option<&str>, limit: i64) -> EngineResult<Vec<Artifact>> {
         let run = self.0.store.find_run(RunRef(run_ref)).await?;
-        self.0.store.artifacts_of_run(run.pk, after, limit).await
+        if run.replay.is_none() {
+            return self.0.store.artifacts_of_run(run.pk, after, limit).await;
+        }
+        let ids: Vec<String> = self
+            .nodes_of_run(&run)
+            .await?
+            .into_iter()
+            .flat_map(|n| n.output_artifacts)
+            .collect();
+        let mut all = self.0.store.artifacts_by_ids(&ids).await?;
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(all
+            .into_iter()
+            .filter(|a| after.is_none_or(|after| a.id.as_str() > after))
+            .take(limit.max(0) as usize)
+            .collect())
     }
 
     /// The artifact and its ancestors, breadth first, with their depth.
@@ -354,7 +408,7 @@ impl EngineInner {
     }
 }
 
-fn new_node_execution(run_id: &str, pos: usize, node: &workflow::Node, agent: &str) -> NodeExecution {
+pub(crate) fn new_node_execution(run_id: &str, pos: usize, node: &workflow::Node, agent: &str) -> NodeExecution {
     NodeExecution {
         pk: 0,
         id: new_id("nex"),

@@ -3,7 +3,7 @@
 //! function over the two workflows and the source run's node records, so
 //! every rule is tested without a store or a network.
 
-use super::model::{AgentSwap, NodeExecution, NodeStatus, OutputOverride};
+use super::model::{AgentSwap, NodeExecution, OutputOverride};
 use super::workflow::{self, Workflow};
 use crate::error::{EngineError, EngineResult};
 use std::collections::{BTreeMap, BTreeSet};

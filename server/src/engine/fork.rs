@@ -1,0 +1,191 @@
+//! Starting a replay (SPEC §6): load the source run and the workflow to
+//! replay, plan with `replay::plan_replay`, record the new run with its
+//! overrides and reused nodes, and hand it to the executor.
+
+use super::model::*;
+use super::replay::{self, ReplayChanges};
+use super::{Engine, WorkflowSource, new_node_execution};
+use crate::error::{EngineError, EngineResult};
+use crate::store::{RunRef, WriteBatch, sha256_hex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// A replay as a client asks for it.
+#[derive(Clone, Debug, Default)]
+pub struct ReplayRequest {
+    pub run: String,
+    /// Workflow to replay; None replays the source run's snapshot.
+    pub workflow: Option<String>,
+    pub files: BTreeMap<String, String>,
+    pub from: Option<String>,
+    pub swaps: Vec<AgentSwap>,
+    pub overrides: Vec<OutputOverride>,
+    pub variables: BTreeMap<String, String>,
+    pub allow_drift: bool,
+}
+
+/// An override value is JSON when it looks like a JSON document, so that
+/// `${node.output}` embeds it as such; anything else is text.
+fn override_media_type(value: &str) -> &'static str {
+    let t = value.trim_start();
+    if (t.starts_with('{') || t.starts_with('[')) && serde_json::from_str::<serde_json::Value>(value).is_ok() {
+        super::agents::JSON
+    } else {
+        super::agents::TEXT
+    }
+}
+
+impl Engine {
+    pub async fn replay_run(&self, req: ReplayRequest) -> EngineResult<Run> {
+        let source = self.store().find_run(RunRef(&req.run)).await?;
+        if !source.status.is_finished() {
+            return Err(EngineError::FailedPrecondition(format!(
+                "Run '{}' is {}; only a finished run (completed, failed or cancelled) can be replayed",
+                source.id, source.status
+            )));
+        }
+        let source_wf = self.run_workflow(&source).await?;
+        let (text, files) = match req.workflow.filter(|w| !w.trim().is_empty()) {
+            Some(text) => (text, req.files),
+            None => (self.workflow_content(&source).await?, if req.files.is_empty() { source.files.clone() } else { req.files }),
+        };
+        let mut variables = source.variables.clone();
+        let mut changed_variables = BTreeSet::new();
+        for (k, v) in req.variables {
+            if source.variables.get(&k) != Some(&v) {
+                changed_variables.insert(k.clone());
+            }
+            variables.insert(k, v);
+        }
+        let src = WorkflowSource { text: &text, files: &files, variables: &variables };
+        let workflow = Arc::new(self.load_valid(&src).await?);
+        self.check_capacity()?;
+
+        let source_nodes = self.nodes_of_run(&source).await?;
+        let changes = ReplayChanges {
+            from: req.from,
+            swaps: req.swaps,
+            overrides: req.overrides,
+            changed_variables: changed_variables.clone(),
+            allow_drift: req.allow_drift,
+        };
+        let plan = replay::plan_replay(&source.id, &source_wf, &source_nodes, &workflow, &changes)?;
+        if !plan.drifted.is_empty() {
+            tracing::info!(source = %source.id, drifted = ?plan.drifted, "replaying with allowed drift");
+        }
+
+        let now = now_micros();
+        let mut run = Run {
+            pk: 0,
+            id: new_id("run"),
+            workflow_name: workflow.name.clone(),
+            workflow_description: workflow.description.clone(),
+            workflow_sha256: sha256_hex(text.as_bytes()),
+            files,
+            variables,
+            status: RunStatus::Pending,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            counts: NodeCounts { total: workflow.nodes.len() as i32, ..Default::default() },
+            usage: Usage::default(),
+            failure: None,
+            replay: Some(ReplayInfo {
+                forked_from: source.id.clone(),
+                forked_at_step: plan.forked_at_step.clone(),
+                roots: plan.roots.clone(),
+                swaps: plan.swaps.clone(),
+                overrides: plan.overrides.clone(),
+                changed_variables: changed_variables.into_iter().collect(),
+                allow_drift: req.allow_drift,
+                replay_set: plan.replay_set.iter().map(|&p| workflow.nodes[p].id.clone()).collect(),
+            }),
+        };
+
+        // Rows only for what this run does itself: replayed and overridden
+        // nodes. Reused nodes are resolved from the source when read.
+        let mut rows: Vec<NodeExecution> = Vec::new();
+        let mut row_pos: Vec<usize> = Vec::new();
+        for (pos, node) in workflow.nodes.iter().enumerate() {
+            if plan.replay_set.contains(&pos) || plan.overridden.contains_key(&pos) {
+                rows.push(new_node_execution(&run.id, pos, node, &plan.agents[pos]));
+                row_pos.push(pos);
+            }
+        }
+        run.pk = self.store().insert_run(&run, &text, &mut rows).await?;
+
+        let mut nodes: Vec<Option<NodeExecution>> = vec![None; workflow.nodes.len()];
+        for (rec, pos) in rows.into_iter().zip(row_pos) {
+            nodes[pos] = Some(rec);
+        }
+        for (&pos, &i) in &plan.reused {
+            let rec = &source_nodes[i];
+            nodes[pos] = Some(NodeExecution {
+                run_id: run.id.clone(),
+                position: pos as i32,
+                status: NodeStatus::Reused,
+                reused_from_run: Some(rec.reused_from_run.clone().unwrap_or_else(|| source.id.clone())),
+                reused_from_node_execution: Some(
+                    rec.reused_from_node_execution.clone().unwrap_or_else(|| rec.id.clone()),
+                ),
+                pk: 0,
+                ..rec.clone()
+            });
+        }
+
+        // Overridden outputs become artifacts of this run; outputs not
+        // overridden keep the source run's artifacts.
+        let mut batch = WriteBatch::default();
+        for (&pos, values) in &plan.overridden {
+            let node = &workflow.nodes[pos];
+            let rec = nodes[pos].as_mut().expect("overridden nodes have rows");
+            let source_rec = source_nodes.iter().find(|n| n.node_id == node.id);
+            let source_arts = match source_rec {
+                Some(s) => self.store().artifacts_by_ids(&s.output_artifacts).await?,
+                None => Vec::new(),
+            };
+            let mut outputs = Vec::new();
+            for name in &node.outputs {
+                match values.get(name) {
+                    Some(value) => {
+                        let bytes: Arc<[u8]> = Arc::from(value.as_bytes());
+                        let sha = sha256_hex(&bytes);
+                        let artifact = Artifact {
+                            id: new_id("art"),
+                            run_id: run.id.clone(),
+                            node_id: node.id.clone(),
+                            node_execution_id: Some(rec.id.clone()),
+                            name: name.clone(),
+                            media_type: override_media_type(value).to_string(),
+                            size: bytes.len() as i64,
+                            sha256: sha.clone(),
+                            origin: ArtifactOrigin::Override,
+                            derived_from: Vec::new(),
+                            created_at: now,
+                        };
+                        outputs.push(artifact.id.clone());
+                        batch.contents.push((sha, bytes));
+                        batch.artifacts.push((run.pk, Some(rec.pk), artifact));
+                    }
+                    None => {
+                        if let Some(a) = source_arts.iter().find(|a| &a.name == name) {
+                            outputs.push(a.id.clone());
+                        }
+                    }
+                }
+            }
+            rec.status = NodeStatus::Completed;
+            rec.output_artifacts = outputs;
+            rec.started_at = Some(now);
+            rec.finished_at = Some(now);
+            rec.latency_ms = Some(0);
+            rec.model = Some("override".into());
+            batch.nodes.push(rec.clone());
+        }
+        self.store().commit(&batch).await?;
+
+        let nodes: Vec<NodeExecution> = nodes.into_iter().map(|n| n.expect("every node is planned")).collect();
+        self.spawn_driver(run.clone(), workflow, nodes, plan.agents, BTreeMap::new(), 0);
+        Ok(run)
+    }
+}
