@@ -62,6 +62,8 @@ impl Output for RunList {
         if self.runs.is_empty() {
             return "No runs found\n".to_string();
         }
+        // Run ids are time-ordered, so only whole ids tell runs apart.
+        let any_fork = self.runs.iter().any(|r| r.forked_from.is_some());
         let rows: Vec<Vec<String>> = self
             .runs
             .iter()
@@ -70,13 +72,9 @@ impl Output for RunList {
                 if r.failed_nodes > 0 {
                     nodes.push_str(&format!(" ({} failed)", r.failed_nodes));
                 }
-                let workflow = match &r.forked_from {
-                    Some(from) => format!("{} ↳ {}", r.workflow_name, render::truncate(from, 12)),
-                    None => r.workflow_name.clone(),
-                };
-                vec![
+                let mut row = vec![
                     r.run_id.clone(),
-                    workflow,
+                    r.workflow_name.clone(),
                     style.run_status(r.run_status),
                     nodes,
                     r.started_at
@@ -84,10 +82,18 @@ impl Output for RunList {
                         .map(|s| if s.len() >= 19 { s[..19].replace('T', " ") } else { s.to_string() })
                         .unwrap_or_else(|| "-".into()),
                     r.duration_ms.map(render::duration).unwrap_or_else(|| "-".into()),
-                ]
+                ];
+                if any_fork {
+                    row.push(r.forked_from.clone().unwrap_or_else(|| "-".into()));
+                }
+                row
             })
             .collect();
-        render::table(style, &["RUN ID", "WORKFLOW", "STATUS", "NODES", "STARTED (UTC)", "DURATION"], &rows)
+        let mut header = vec!["RUN ID", "WORKFLOW", "STATUS", "NODES", "STARTED (UTC)", "DURATION"];
+        if any_fork {
+            header.push("FORKED FROM");
+        }
+        render::table(style, &header, &rows)
     }
 
     fn json(&self) -> serde_json::Value {
