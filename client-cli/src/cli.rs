@@ -26,6 +26,7 @@ pub struct Cli {
 
 /// Flags accepted by every command.
 #[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// retake server to talk to, e.g. http://127.0.0.1:50051; without one the engine runs in this process
     #[arg(long, env = "RETAKE_SERVER", global = true, value_name = "URL")]
@@ -39,7 +40,7 @@ pub struct GlobalArgs {
     /// Never colour the output (NO_COLOR is honoured too)
     #[arg(long, global = true)]
     pub no_color: bool,
-    /// File holding the bearer token for a server with auth on
+    /// File holding the bearer token for a server with auth on (or the token itself in RETAKE_TOKEN)
     #[arg(long, env = "RETAKE_TOKEN_FILE", global = true, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// Bearer token for a server with auth on

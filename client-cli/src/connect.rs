@@ -99,7 +99,13 @@ impl Clients {
             }
             endpoint = endpoint.tls_config(tls).map_err(|e| unreachable(error_chain(&e)))?;
         }
-        let channel = endpoint.connect().await.map_err(|e| unreachable(error_chain(&e)))?;
+        let channel = endpoint.connect().await.map_err(|e| {
+            let mut reason = error_chain(&e);
+            if ca_cert.is_none() && reason.contains("certificate") {
+                reason.push_str(" (give the CA that signed it with --ca-cert)");
+            }
+            unreachable(reason)
+        })?;
         Ok(Self::from_channel(channel, BearerAuth::new(token)?, false))
     }
 
