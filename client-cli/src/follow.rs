@@ -121,6 +121,12 @@ pub async fn follow_until(
     let mut last = after_sequence;
     let mut reconnects = 0u32;
     let result = 'outer: loop {
+        if reconnects > 0 {
+            tokio::select! {
+                _ = backoff(reconnects) => {}
+                _ = &mut interrupted => break 'outer Ok(FollowEnd::Interrupted { last_sequence: last }),
+            }
+        }
         let request = WatchRunRequest { run_id: run_id.to_string(), after_sequence: last };
         let opened = tokio::select! {
             r = runs.watch_run(request) => r,
@@ -130,7 +136,6 @@ pub async fn follow_until(
             Ok(r) => r.into_inner(),
             Err(status) if is_transient(&status) && reconnects < MAX_RECONNECTS => {
                 reconnects += 1;
-                backoff(reconnects).await;
                 continue;
             }
             Err(status) => break Err(status.into()),
@@ -172,14 +177,12 @@ pub async fn follow_until(
                         }
                         _ => {
                             reconnects += 1;
-                            backoff(reconnects).await;
                             continue 'outer;
                         }
                     }
                 }
                 Err(status) if is_transient(&status) && reconnects < MAX_RECONNECTS => {
                     reconnects += 1;
-                    backoff(reconnects).await;
                     continue 'outer;
                 }
                 Err(status) => break 'outer Err(status.into()),
@@ -282,10 +285,9 @@ impl TextProgress {
             EventKind::NodeReused => with_message(format!("  {} {node} reused", style.cyan("↺")), " from "),
             EventKind::NodeFailed => with_message(format!("  {} {node} failed", style.red("✗")), ": "),
             EventKind::NodeSkipped => with_message(format!("  {} {node} skipped", style.yellow("-")), ": "),
-            EventKind::NodeRetrying => with_message(
-                format!("  {} {node} retrying (attempt {})", style.yellow("↻"), event.attempt),
-                ": ",
-            ),
+            EventKind::NodeRetrying => {
+                with_message(format!("  {} {node} retrying (attempt {})", style.yellow("↻"), event.attempt), ": ")
+            }
             EventKind::NodeCancelled => format!("  {} {node} cancelled", style.yellow("⊘")),
             EventKind::WaitStarted => with_message(format!("  {} {node} waiting", style.yellow("⏸")), ": "),
             EventKind::WaitResolved => with_message(format!("  {} {node} resumed", style.green("▶")), ": "),

@@ -217,7 +217,8 @@ mod tests {
         assert_eq!(src.files.len(), 1);
         assert_eq!(src.files["prompts/t.md"], "Extract the key facts.");
 
-        std::fs::write(&wf, "name: p\nnodes:\n  a:\n    agent: local://echo\n    system_prompt: file://missing.md\n").unwrap();
+        std::fs::write(&wf, "name: p\nnodes:\n  a:\n    agent: local://echo\n    system_prompt: file://missing.md\n")
+            .unwrap();
         let err = load_workflow(&wf).unwrap_err();
         assert!(err.message.contains("file://missing.md (node 'a')"), "{}", err.message);
         assert_eq!(err.code, 2);
@@ -226,6 +227,8 @@ mod tests {
     #[test]
     fn unparsable_workflows_are_left_to_the_server() {
         assert!(file_references("name: [unclosed").is_empty());
-        assert!(file_references("{\"name\": \"j\", \"nodes\": {\"a\": {\"system_prompt\": \"file://x.md\"}}}").len() == 1);
+        assert!(
+            file_references("{\"name\": \"j\", \"nodes\": {\"a\": {\"system_prompt\": \"file://x.md\"}}}").len() == 1
+        );
     }
 }

@@ -100,10 +100,10 @@ pub fn print_output(out: &dyn Output, json: bool, style: Style) -> i32 {
 /// Writes to stdout; a closed pipe (`retake runs | head`) ends the process quietly.
 pub fn write_stdout(bytes: &[u8]) {
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(bytes).and_then(|_| out.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
+    if let Err(e) = out.write_all(bytes).and_then(|_| out.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
     }
 }
 

@@ -159,3 +159,29 @@ fn ctrl_c_cancels_an_embedded_run() {
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(runs.as_array().unwrap().len(), 1, "the cancellation was recorded");
 }
+
+#[test]
+fn watch_json_lines_and_raw_artifacts() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "pipeline.yaml", PIPELINE);
+    let out = run(dir.path(), &["run", "pipeline.yaml", "--var", "topic=raw", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let out = run(dir.path(), &["watch", "latest", "--json", "--after", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let events: Vec<serde_json::Value> =
+        stdout(&out).lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    assert_eq!(events[0]["sequence"], 3);
+    for pair in events.windows(2) {
+        assert_eq!(pair[1]["sequence"].as_i64().unwrap(), pair[0]["sequence"].as_i64().unwrap() + 1);
+    }
+    assert_eq!(events.last().unwrap()["kind"], "run_finished");
+
+    let out = run(dir.path(), &["artifacts", "list", "latest", "--json"]);
+    let artifacts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summarize = artifacts.as_array().unwrap().iter().find(|a| a["node_id"] == "summarize").unwrap();
+    let id = summarize["id"].as_str().unwrap();
+    let out = run(dir.path(), &["artifacts", "show", id, "--raw"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, b"summary v1");
+}

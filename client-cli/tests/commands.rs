@@ -108,9 +108,10 @@ async fn failed_run_exits_1_with_a_tip() {
 async fn usage_errors_exit_2() {
     let env = embedded().await;
     let wf = write(env.dir.path(), "pipeline.yaml", PIPELINE);
-    let err = commands::run::run(&env.clients, &run_args(wf.clone(), &["topic"]), &mut Collect::default(), &Interrupt::Never)
-        .await
-        .unwrap_err();
+    let err =
+        commands::run::run(&env.clients, &run_args(wf.clone(), &["topic"]), &mut Collect::default(), &Interrupt::Never)
+            .await
+            .unwrap_err();
     assert_eq!(err.message, "Invalid variable format: topic (expected key=value)");
     assert_eq!(err.code, 2);
 
@@ -139,9 +140,8 @@ async fn prompt_files_travel_with_the_workflow() {
         "wf.yaml",
         "name: prompts\nnodes:\n  a:\n    agent: local://mock\n    system_prompt: file://prompts/facts.md\n    config: {response: ok}\n    outputs: [result]\n",
     );
-    let out = commands::run::run(&env.clients, &run_args(wf, &[]), &mut Collect::default(), &Interrupt::Never)
-        .await
-        .unwrap();
+    let out =
+        commands::run::run(&env.clients, &run_args(wf, &[]), &mut Collect::default(), &Interrupt::Never).await.unwrap();
     assert_eq!(out.summary.status, "completed");
     let node = commands::trace::node(&env.clients, &out.summary.run_id, "a").await.unwrap();
     assert!(node.report.node.prompt.contains("Extract the key facts, carefully."), "{:?}", node.report.node.prompt);
@@ -153,9 +153,8 @@ async fn interrupting_an_embedded_run_cancels_it() {
     let wf = write(env.dir.path(), "slow.yaml", SLOW);
     let notify = Arc::new(tokio::sync::Notify::new());
     let mut sink = InterruptOnStart { notify: notify.clone(), events: Vec::new() };
-    let out = commands::run::run(&env.clients, &run_args(wf, &[]), &mut sink, &Interrupt::Notify(notify))
-        .await
-        .unwrap();
+    let out =
+        commands::run::run(&env.clients, &run_args(wf, &[]), &mut sink, &Interrupt::Notify(notify)).await.unwrap();
     assert_eq!(out.end, RunEnd::Cancelled);
     assert_eq!(out.exit_code(), 130);
     assert_eq!(out.summary.status, "cancelled");
@@ -185,7 +184,11 @@ async fn server_runs_detach_and_outlive_the_watcher() {
     assert_eq!(run.status(), retake::v1::RunStatus::Running);
 
     let cancelled = commands::cancel::cancel(&clients, &CancelArgs { run_id: id.clone() }).await.unwrap();
-    assert!(cancelled.text(Style::PLAIN).starts_with(&format!("Run {id} cancelled")), "{}", cancelled.text(Style::PLAIN));
+    assert!(
+        cancelled.text(Style::PLAIN).starts_with(&format!("Run {id} cancelled")),
+        "{}",
+        cancelled.text(Style::PLAIN)
+    );
     // Watching the cancelled run to its end reports it like `run` does.
     let watched = commands::watch::watch(
         &clients,
@@ -280,9 +283,8 @@ async fn validate_reports_every_problem_with_lines() {
         "bad.yaml",
         "name: bad\nnodes:\n  a:\n    agent: local://echo\n    outputs: [result]\n    colour: blue\n  b:\n    agent: foo://x\n    outputs: []\n",
     );
-    let report = commands::validate::validate(&env.clients, &ValidateArgs { file: bad.clone(), vars: vec![] })
-        .await
-        .unwrap();
+    let report =
+        commands::validate::validate(&env.clients, &ValidateArgs { file: bad.clone(), vars: vec![] }).await.unwrap();
     assert!(!report.valid);
     assert_eq!(report.exit_code(), 2);
     assert!(report.errors.len() >= 2, "{:?}", report.errors);
@@ -293,9 +295,8 @@ async fn validate_reports_every_problem_with_lines() {
     assert_eq!(report.hint(), Some(format!("Error: workflow 'bad' is invalid ({} errors)", report.errors.len())));
 
     let good = write(env.dir.path(), "pipeline.yaml", PIPELINE);
-    let report = commands::validate::validate(&env.clients, &ValidateArgs { file: good.clone(), vars: vec![] })
-        .await
-        .unwrap();
+    let report =
+        commands::validate::validate(&env.clients, &ValidateArgs { file: good.clone(), vars: vec![] }).await.unwrap();
     assert!(report.valid, "missing variables are not errors without --var: {:?}", report.errors);
     assert_eq!(report.text(Style::PLAIN), "Workflow 'report-pipeline' is valid (4 nodes)\n");
     assert_eq!(report.exit_code(), 0);
@@ -317,17 +318,20 @@ async fn artifacts_list_show_and_lineage() {
     let summarize = list.artifacts.iter().find(|a| a.node_id == "summarize").unwrap().clone();
     assert!(list.text(Style::PLAIN).contains(&published.id));
 
-    let shown = commands::artifacts::show(&env.clients, &ArtifactShowArgs { artifact_id: summarize.id.clone(), raw: false })
-        .await
-        .unwrap();
+    let shown =
+        commands::artifacts::show(&env.clients, &ArtifactShowArgs { artifact_id: summarize.id.clone(), raw: false })
+            .await
+            .unwrap();
     assert_eq!(shown.content, b"summary v1");
     assert!(shown.text(Style::PLAIN).ends_with("\nsummary v1\n"));
     assert_eq!(shown.json()["content"], "summary v1");
 
-    let lineage =
-        commands::artifacts::lineage(&env.clients, &ArtifactLineageArgs { artifact_id: published.id.clone(), depth: 0 })
-            .await
-            .unwrap();
+    let lineage = commands::artifacts::lineage(
+        &env.clients,
+        &ArtifactLineageArgs { artifact_id: published.id.clone(), depth: 0 },
+    )
+    .await
+    .unwrap();
     let text = lineage.text(Style::PLAIN);
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with(&format!("{}  publish.result", published.id)), "{text}");
@@ -370,9 +374,8 @@ async fn unknown_runs_are_not_found() {
     .unwrap_err();
     assert_eq!(err.message, "Run 'run_nonexistent' not found");
     assert_eq!(err.code, 1);
-    let err = commands::cancel::cancel(&env.clients, &CancelArgs { run_id: "run_nonexistent".into() })
-        .await
-        .unwrap_err();
+    let err =
+        commands::cancel::cancel(&env.clients, &CancelArgs { run_id: "run_nonexistent".into() }).await.unwrap_err();
     assert_eq!(err.message, "Run 'run_nonexistent' not found");
 }
 
@@ -451,16 +454,15 @@ async fn replay_with_a_swap_and_an_override_then_diff() {
     .summary;
     assert_eq!(overridden.status, "completed");
 
-    let diff = commands::diff::diff(
-        &env.clients,
-        &DiffArgs { run_a: source.run_id.clone(), run_b: swapped.run_id.clone() },
-    )
-    .await
-    .unwrap();
+    let diff =
+        commands::diff::diff(&env.clients, &DiffArgs { run_a: source.run_id.clone(), run_b: swapped.run_id.clone() })
+            .await
+            .unwrap();
     let text = diff.text(Style::PLAIN);
     assert!(text.contains("agent: local://mock → local://echo"), "{text}");
     assert!(
-        text.trim_end().ends_with(&format!("2 changed, 2 unchanged, 0 only in {}, 0 only in {}", source.run_id, swapped.run_id)),
+        text.trim_end()
+            .ends_with(&format!("2 changed, 2 unchanged, 0 only in {}, 0 only in {}", source.run_id, swapped.run_id)),
         "{text}"
     );
     let json = diff.json();
@@ -472,9 +474,12 @@ async fn replay_errors_read_like_the_reference() {
     let env = embedded().await;
     let source = run_pipeline(&env).await.summary;
 
-    let err = replay(&env, ReplayArgs { run_id: "run_nonexistent".into(), from: Some("summarize".into()), ..Default::default() })
-        .await
-        .unwrap_err();
+    let err = replay(
+        &env,
+        ReplayArgs { run_id: "run_nonexistent".into(), from: Some("summarize".into()), ..Default::default() },
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.message, "Run 'run_nonexistent' not found");
     assert_eq!(err.code, 1);
 
@@ -503,7 +508,10 @@ async fn replay_errors_read_like_the_reference() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.message, "Invalid override format: transform (expected node=value, node.output=value or node=@file)");
+    assert_eq!(
+        err.message,
+        "Invalid override format: transform (expected node=value, node.output=value or node=@file)"
+    );
     assert_eq!(err.code, 2);
 }
 
@@ -511,12 +519,18 @@ async fn replay_errors_read_like_the_reference() {
 async fn failed_replay_is_reported_as_failed() {
     let env = embedded().await;
     let source = run_pipeline(&env).await.summary;
-    let failing = PIPELINE.replace("agent: local://mock\n    inputs: {facts:", "agent: local://fail\n    inputs: {facts:");
+    let failing =
+        PIPELINE.replace("agent: local://mock\n    inputs: {facts:", "agent: local://fail\n    inputs: {facts:");
     assert_ne!(failing, PIPELINE);
     let wf = write(env.dir.path(), "failing-pipeline.yaml", &failing);
     let out = replay(
         &env,
-        ReplayArgs { run_id: source.run_id.clone(), from: Some("summarize".into()), workflow: Some(wf), ..Default::default() },
+        ReplayArgs {
+            run_id: source.run_id.clone(),
+            from: Some("summarize".into()),
+            workflow: Some(wf),
+            ..Default::default()
+        },
     )
     .await
     .unwrap();

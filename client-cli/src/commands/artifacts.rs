@@ -114,7 +114,8 @@ impl Output for ArtifactShow {
         }
         let a = &self.artifact;
         let mut out = String::new();
-        let field = |out: &mut String, k: &str, v: &str| out.push_str(&format!("{} {v}\n", style.bold(&format!("{k}:"))));
+        let field =
+            |out: &mut String, k: &str, v: &str| out.push_str(&format!("{} {v}\n", style.bold(&format!("{k}:"))));
         field(&mut out, "Artifact", &a.id);
         field(&mut out, "Run", &a.run_id);
         field(&mut out, "Node", &format!("{} ({})", a.node_id, a.node_execution_id));
@@ -137,7 +138,9 @@ impl Output for ArtifactShow {
                     out.push('\n');
                 }
             }
-            Err(_) => out.push_str(&format!("({} of binary content; use --raw)\n", render::bytes(self.content.len() as i64))),
+            Err(_) => {
+                out.push_str(&format!("({} of binary content; use --raw)\n", render::bytes(self.content.len() as i64)))
+            }
         }
         out
     }
@@ -175,7 +178,8 @@ pub async fn lineage(clients: &Clients, args: &ArtifactLineageArgs) -> CliResult
         .into_inner();
     let entries: Vec<(i32, Artifact)> =
         resp.entries.into_iter().filter_map(|e| e.artifact.map(|a| (e.depth, a))).collect();
-    let artifact_id = entries.iter().find(|(d, _)| *d == 0).map(|(_, a)| a.id.clone()).unwrap_or(args.artifact_id.clone());
+    let artifact_id =
+        entries.iter().find(|(d, _)| *d == 0).map(|(_, a)| a.id.clone()).unwrap_or(args.artifact_id.clone());
     Ok(Lineage { artifact_id, entries })
 }
 
@@ -203,7 +207,13 @@ impl Lineage {
         shown: &mut HashSet<String>,
         out: &mut String,
     ) {
-        let branch = if root { "" } else if last { "└─ " } else { "├─ " };
+        let branch = if root {
+            ""
+        } else if last {
+            "└─ "
+        } else {
+            "├─ "
+        };
         let Some(a) = by_id.get(id) else {
             out.push_str(&format!("{prefix}{branch}{id}  {}\n", style.dim("(beyond --depth)")));
             return;

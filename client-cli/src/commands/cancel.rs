@@ -27,7 +27,11 @@ impl Output for Cancelled {
         format!(
             "Run {} {}\nNodes: {}/{} completed\n",
             s.run_id,
-            if s.status == "cancelled" { style.yellow("cancelled") } else { format!("is {}", style.run_status(s.run_status)) },
+            if s.status == "cancelled" {
+                style.yellow("cancelled")
+            } else {
+                format!("is {}", style.run_status(s.run_status))
+            },
             s.completed_nodes,
             s.total_nodes
         )

@@ -79,11 +79,7 @@ pub async fn debug(clients: &Clients, args: &DebugArgs) -> CliResult<DebugReport
         }
         None => resp.nodes,
     };
-    let nodes: Vec<NodeExecution> = if args.errors {
-        nodes.into_iter().filter(is_error_node).collect()
-    } else {
-        nodes
-    };
+    let nodes: Vec<NodeExecution> = if args.errors { nodes.into_iter().filter(is_error_node).collect() } else { nodes };
     let reports = futures::stream::iter(nodes.into_iter().map(|node| {
         let clients = clients.clone();
         async move {
@@ -159,7 +155,11 @@ pub fn node_text(style: Style, report: &NodeReport, preview_chars: usize) -> Str
         field(&mut out, "Reused from", &n.reused_from_run_id);
     }
     if !n.prompt.is_empty() {
-        field(&mut out, "Prompt", &render::truncate(&n.prompt, if preview_chars == 0 { usize::MAX } else { preview_chars }));
+        field(
+            &mut out,
+            "Prompt",
+            &render::truncate(&n.prompt, if preview_chars == 0 { usize::MAX } else { preview_chars }),
+        );
     }
     if !n.inputs_json.is_empty() && n.inputs_json != "{}" && n.inputs_json != "null" {
         field(&mut out, "Inputs", &preview(&n.inputs_json, preview_chars));

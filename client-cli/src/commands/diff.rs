@@ -54,11 +54,21 @@ impl RunDiff {
         let marker = |s: &str| style.bold(s);
         match n.presence() {
             NodePresence::OnlyA => {
-                out.push_str(&format!("{} {}  {}\n", style.red("-"), marker(&n.node_id), style.yellow(&format!("only in {a}"))));
+                out.push_str(&format!(
+                    "{} {}  {}\n",
+                    style.red("-"),
+                    marker(&n.node_id),
+                    style.yellow(&format!("only in {a}"))
+                ));
                 return;
             }
             NodePresence::OnlyB => {
-                out.push_str(&format!("{} {}  {}\n", style.green("+"), marker(&n.node_id), style.yellow(&format!("only in {b}"))));
+                out.push_str(&format!(
+                    "{} {}  {}\n",
+                    style.green("+"),
+                    marker(&n.node_id),
+                    style.yellow(&format!("only in {b}"))
+                ));
                 return;
             }
             _ => {}
@@ -129,7 +139,13 @@ impl RunDiff {
         let (ca, cb) = (cost(n.usage_a.as_ref()), cost(n.usage_b.as_ref()));
         if ca != 0.0 || cb != 0.0 {
             let d = cb - ca;
-            let sign = if d > 0.0 { "+" } else if d < 0.0 { "-" } else { "" };
+            let sign = if d > 0.0 {
+                "+"
+            } else if d < 0.0 {
+                "-"
+            } else {
+                ""
+            };
             out.push_str(&format!("    cost: ${ca:.6} → ${cb:.6} ({sign}${:.6})\n", d.abs()));
         }
     }
@@ -142,7 +158,8 @@ impl Output for RunDiff {
         for (label, run) in [("A", &self.response.run_a), ("B", &self.response.run_b)] {
             if let Some(run) = run {
                 let s = RunSummary::from_run(run);
-                let mut line = format!("Run {label}: {} ({}, {})", s.run_id, s.workflow_name, style.run_status(s.run_status));
+                let mut line =
+                    format!("Run {label}: {} ({}, {})", s.run_id, s.workflow_name, style.run_status(s.run_status));
                 if let Some(from) = &s.forked_from {
                     line.push_str(&format!(" forked from {from}"));
                     if let Some(step) = &s.forked_at_step {

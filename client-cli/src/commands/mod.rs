@@ -173,7 +173,9 @@ impl Output for RunOutcome {
                  It stays waiting in the database: serve it with 'retake-server' and answer with \
                  'retake --server URL approve {id} --node {node_id}' (or reject, or input --value TEXT)"
             )),
-            RunEnd::StillRunning => Some(format!("Run {id} continues on the server; follow it with 'retake watch {id}'")),
+            RunEnd::StillRunning => {
+                Some(format!("Run {id} continues on the server; follow it with 'retake watch {id}'"))
+            }
             RunEnd::Finished if self.summary.run_status == RunStatus::Failed => {
                 Some(format!("Tip: run 'retake debug {id} --errors'"))
             }

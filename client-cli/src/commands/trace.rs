@@ -55,11 +55,7 @@ pub async fn timeline(clients: &Clients, run_id: &str) -> CliResult<Timeline> {
     let (run, mut nodes) = run_with_nodes(clients, run_id).await?;
     // Nodes that never started (reused, skipped, pending) go last, in topological order.
     nodes.sort_by_key(|n| (millis(n.start_time.as_ref()).unwrap_or(i64::MAX), n.position));
-    Ok(Timeline {
-        run_start_ms: millis(run.start_time.as_ref()),
-        run: RunSummary::from_run(&run),
-        nodes,
-    })
+    Ok(Timeline { run_start_ms: millis(run.start_time.as_ref()), run: RunSummary::from_run(&run), nodes })
 }
 
 /// Width of the timeline bars, in characters.
@@ -74,13 +70,8 @@ impl Timeline {
 impl Output for Timeline {
     fn text(&self, style: Style) -> String {
         let r = &self.run;
-        let mut out = format!(
-            "{} {}  {}  {}\n",
-            style.bold("Run"),
-            r.run_id,
-            r.workflow_name,
-            style.run_status(r.run_status)
-        );
+        let mut out =
+            format!("{} {}  {}  {}\n", style.bold("Run"), r.run_id, r.workflow_name, style.run_status(r.run_status));
         if let Some(ms) = r.duration_ms {
             out.push_str(&format!("Duration: {}\n", render::duration(ms)));
         }
@@ -180,7 +171,8 @@ fn status_icon(style: Style, s: NodeStatus) -> String {
 impl Output for Graph {
     fn text(&self, style: Style) -> String {
         let r = &self.run;
-        let mut out = format!("{} {}  {}  {}\n\n", style.bold("Run"), r.run_id, r.workflow_name, style.run_status(r.run_status));
+        let mut out =
+            format!("{} {}  {}  {}\n\n", style.bold("Run"), r.run_id, r.workflow_name, style.run_status(r.run_status));
         let max_depth = self.depth.values().copied().max().unwrap_or(0);
         for level in 0..=max_depth {
             let at: Vec<&NodeExecution> =
@@ -207,11 +199,8 @@ impl Output for Graph {
     }
 
     fn json(&self) -> serde_json::Value {
-        let edges: Vec<(String, String)> = self
-            .nodes
-            .iter()
-            .flat_map(|n| n.depends_on.iter().map(move |d| (d.clone(), n.node_id.clone())))
-            .collect();
+        let edges: Vec<(String, String)> =
+            self.nodes.iter().flat_map(|n| n.depends_on.iter().map(move |d| (d.clone(), n.node_id.clone()))).collect();
         serde_json::json!({
             "run": self.run.json(),
             "nodes": self.nodes.iter().map(|n| serde_json::json!({
@@ -247,7 +236,8 @@ impl Output for NodeTrace {
     fn text(&self, style: Style) -> String {
         let n = &self.report.node;
         let mut out = node_text(style, &self.report, 0);
-        let field = |out: &mut String, k: &str, v: &str| out.push_str(&format!("    {} {v}\n", style.dim(&format!("{k}:"))));
+        let field =
+            |out: &mut String, k: &str, v: &str| out.push_str(&format!("    {} {v}\n", style.dim(&format!("{k}:"))));
         field(&mut out, "Run", &n.run_id);
         if !n.depends_on.is_empty() {
             field(&mut out, "Depends on", &n.depends_on.join(", "));
@@ -259,7 +249,11 @@ impl Output for NodeTrace {
             field(&mut out, "Finished", &t);
         }
         if !n.config_json.is_empty() && n.config_json != "{}" && n.config_json != "null" {
-            out.push_str(&format!("    {}\n{}", style.dim("Config:"), render::indent(&super::debug::preview(&n.config_json, 0), "      ")));
+            out.push_str(&format!(
+                "    {}\n{}",
+                style.dim("Config:"),
+                render::indent(&super::debug::preview(&n.config_json, 0), "      ")
+            ));
         }
         if !n.input_artifact_ids.is_empty() {
             field(&mut out, "Input artifacts", &n.input_artifact_ids.join(", "));

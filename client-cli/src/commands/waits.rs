@@ -110,11 +110,7 @@ pub async fn ask_on_terminal(wait: &Wait, sink: &mut dyn EventSink) -> CliResult
 }
 
 fn ask_blocking(wait: &Wait) -> CliResult<Option<ResolveWaitRequest>> {
-    let base = ResolveWaitRequest {
-        run_id: wait.run_id.clone(),
-        node_id: wait.node_id.clone(),
-        ..Default::default()
-    };
+    let base = ResolveWaitRequest { run_id: wait.run_id.clone(), node_id: wait.node_id.clone(), ..Default::default() };
     eprintln!();
     if !wait.prompt.is_empty() {
         eprintln!("  {} asks: {}", wait.node_id, wait.prompt);
