@@ -192,3 +192,18 @@ pub fn diff(d: &crate::engine::diff::RunDiff) -> pb::DiffRunsResponse {
         summary: Some(pb::DiffSummary { changed: d.changed, unchanged: d.unchanged, only_in_a: d.only_a, only_in_b: d.only_b }),
     }
 }
+
+pub fn wait(w: &crate::engine::Wait) -> pb::Wait {
+    pb::Wait {
+        run_id: w.run_id.clone(),
+        node_id: w.node_id.clone(),
+        node_execution_id: w.node_execution_id.clone(),
+        kind: match w.kind {
+            crate::engine::WaitKind::Input => pb::WaitKind::Input,
+            crate::engine::WaitKind::Approval => pb::WaitKind::Approval,
+        } as i32,
+        prompt: w.prompt.clone(),
+        context_json: w.context_json.clone(),
+        create_time: timestamp(Some(w.created_at)),
+    }
+}

@@ -2,7 +2,7 @@
 
 use super::convert;
 use crate::engine::model::{AgentSwap, OutputOverride};
-use crate::engine::{Engine, ReplayRequest, WorkflowSource};
+use crate::engine::{Engine, ReplayRequest, WaitValue, WorkflowSource};
 use crate::error::EngineError;
 use crate::store::RunFilter;
 use base64::Engine as _;
@@ -129,16 +129,30 @@ impl RunService for RunApi {
 
     async fn resolve_wait(&self, req: Request<pb::ResolveWaitRequest>) -> Result<Response<pb::ResolveWaitResponse>, Status> {
         let req = req.into_inner();
-        let run = self.engine.get_run(&req.run_id).await?;
-        Err(EngineError::NotFound(format!("Run '{}' has no pending wait", run.id)).into())
+        let decision = pb::WaitDecision::try_from(req.decision)
+            .map_err(|_| Status::invalid_argument(format!("decision {} is not a WaitDecision", req.decision)))?;
+        let feedback = Some(req.feedback).filter(|f| !f.is_empty());
+        let value = match decision {
+            pb::WaitDecision::Unspecified => {
+                if feedback.is_some() {
+                    return Err(Status::invalid_argument("feedback goes with a decision (approve or reject)"));
+                }
+                WaitValue::Input(req.value)
+            }
+            _ if !req.value.is_empty() => {
+                return Err(Status::invalid_argument("give either a value (input waits) or a decision (approval waits), not both"));
+            }
+            pb::WaitDecision::Approve => WaitValue::Decision { approved: true, feedback },
+            pb::WaitDecision::Reject => WaitValue::Decision { approved: false, feedback },
+        };
+        let (wait, run) = self.engine.resolve_wait(&req.run_id, &req.node_id, value).await?;
+        Ok(Response::new(pb::ResolveWaitResponse { wait: Some(convert::wait(&wait)), run: Some(convert::run(&run)) }))
     }
 
     async fn list_waits(&self, req: Request<pb::ListWaitsRequest>) -> Result<Response<pb::ListWaitsResponse>, Status> {
         let req = req.into_inner();
-        if !req.run_id.is_empty() {
-            self.engine.get_run(&req.run_id).await?;
-        }
-        Ok(Response::new(pb::ListWaitsResponse { waits: Vec::new() }))
+        let waits = self.engine.list_waits(Some(req.run_id.as_str())).await?;
+        Ok(Response::new(pb::ListWaitsResponse { waits: waits.iter().map(convert::wait).collect() }))
     }
 
     async fn diff_runs(&self, req: Request<pb::DiffRunsRequest>) -> Result<Response<pb::DiffRunsResponse>, Status> {

@@ -9,6 +9,7 @@ use super::secrets;
 use super::template::{self, Ref, Resolved};
 use super::workflow::{Node, Workflow};
 use super::{ActiveRun, EngineInner};
+use crate::error::EngineError;
 use crate::store::{WriteBatch, sha256_hex};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, VecDeque};
@@ -32,6 +33,44 @@ enum NodeMsg {
     Retrying { pos: usize, attempt: u32, error: String, origin: FailureOrigin },
 }
 
+/// Acknowledges that a write is durable (or why it is not).
+pub type Ack = tokio::sync::oneshot::Sender<Result<(), EngineError>>;
+
+/// The two kinds of human node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitKind {
+    Input,
+    Approval,
+}
+
+impl WaitKind {
+    pub fn of(agent: &str) -> Option<Self> {
+        match agent {
+            "human://input" => Some(Self::Input),
+            "human://approve" => Some(Self::Approval),
+            _ => None,
+        }
+    }
+    fn default_prompt(self) -> &'static str {
+        match self {
+            Self::Input => "Input required",
+            Self::Approval => "Approve?",
+        }
+    }
+}
+
+pub enum WaitValue {
+    Input(String),
+    Decision { approved: bool, feedback: Option<String> },
+}
+
+/// An answer to a waiting node, acknowledged once it is durable.
+pub struct WaitAnswer {
+    pub node_id: String,
+    pub value: WaitValue,
+    pub ack: Ack,
+}
+
 struct NodeDone {
     pos: usize,
     started: Instant,
@@ -39,35 +78,38 @@ struct NodeDone {
     secrets: Vec<String>,
 }
 
-/// A node whose outcome is known before the run starts (replays).
-pub struct Prefilled {
-    pub outputs: Arc<Vec<OutputRef>>,
-}
-
 /// Commits a run's writes in order, merging whatever queued up while the
 /// previous commit ran (group commit), then publishes their events.
 struct Committer {
-    tx: Option<mpsc::UnboundedSender<WriteBatch>>,
+    tx: Option<mpsc::UnboundedSender<(WriteBatch, Option<Ack>)>>,
     handle: Option<tokio::task::JoinHandle<Result<(), String>>>,
     failed: Arc<AtomicBool>,
 }
 
 impl Committer {
     fn start(engine: Arc<EngineInner>, active: Arc<ActiveRun>) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<WriteBatch>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<(WriteBatch, Option<Ack>)>();
         let failed = Arc::new(AtomicBool::new(false));
         let flag = failed.clone();
         let handle = tokio::spawn(async move {
-            while let Some(mut batch) = rx.recv().await {
-                while let Ok(more) = rx.try_recv() {
+            while let Some((mut batch, ack)) = rx.recv().await {
+                let mut acks: Vec<Ack> = ack.into_iter().collect();
+                while let Ok((more, ack)) = rx.try_recv() {
                     batch.merge(more);
+                    acks.extend(ack);
                 }
                 if let Err(e) = engine.store.commit(&batch).await {
                     flag.store(true, Ordering::Release);
+                    for ack in acks {
+                        let _ = ack.send(Err(EngineError::Internal(e.to_string())));
+                    }
                     return Err(e.to_string());
                 }
                 for (_, e) in batch.events {
                     let _ = active.events.send(e);
+                }
+                for ack in acks {
+                    let _ = ack.send(Ok(()));
                 }
             }
             Ok(())
@@ -93,6 +135,8 @@ pub struct RunDriver {
     next_seq: i64,
     /// Writes not yet handed to the committer.
     pending: WriteBatch,
+    /// Answers to human waits, from ResolveWait.
+    answers: Option<mpsc::UnboundedReceiver<WaitAnswer>>,
     committer: Committer,
     /// Agent tasks to start once their start is committed.
     to_spawn: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = NodeDone> + Send>>>,
@@ -108,7 +152,7 @@ impl RunDriver {
         workflow: Arc<Workflow>,
         nodes: Vec<NodeExecution>,
         agents_by_pos: Vec<String>,
-        mut prefilled: BTreeMap<usize, Prefilled>,
+        answers: mpsc::UnboundedReceiver<WaitAnswer>,
         next_seq: i64,
     ) -> Self {
         let n = workflow.nodes.len();
@@ -122,10 +166,7 @@ impl RunDriver {
                 consumers_left[workflow.index[p]] += 1;
             }
         }
-        let mut outputs = vec![None; n];
-        for (pos, p) in std::mem::take(&mut prefilled) {
-            outputs[pos] = Some(p.outputs);
-        }
+        let outputs = vec![None; n];
         let pending_deps = workflow
             .nodes
             .iter()
@@ -154,6 +195,7 @@ impl RunDriver {
             consumers_left,
             next_seq,
             pending: WriteBatch::default(),
+            answers: Some(answers),
             committer: Committer::start(engine_for_committer, active_for_committer),
             to_spawn: Vec::new(),
         }
@@ -191,9 +233,24 @@ impl RunDriver {
         }
         let batch = std::mem::take(&mut self.pending);
         if !batch.is_empty() {
-            self.committer.tx.as_ref().map(|tx| tx.send(batch));
+            self.committer.tx.as_ref().map(|tx| tx.send((batch, None)));
         }
         Ok(())
+    }
+
+    /// Flushes, and answers `ack` once everything so far is durable.
+    fn flush_then_ack(&mut self, ack: Ack) {
+        let batch = std::mem::take(&mut self.pending);
+        match &self.committer.tx {
+            Some(tx) => {
+                if let Err(mpsc::error::SendError((_, Some(ack)))) = tx.send((batch, Some(ack))) {
+                    let _ = ack.send(Err(EngineError::Internal("run committer stopped".into())));
+                }
+            }
+            None => {
+                let _ = ack.send(Err(EngineError::Internal("run committer stopped".into())));
+            }
+        }
     }
 
     /// Flushes and waits until everything staged so far is durable.
@@ -274,9 +331,13 @@ impl RunDriver {
         let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<NodeMsg>();
         let mut tasks: JoinSet<NodeDone> = JoinSet::new();
         let mut ready: VecDeque<usize> = (0..self.nodes.len())
-            .filter(|&p| !self.nodes[p].status.is_terminal() && self.pending_deps[p] == 0)
+            .filter(|&p| {
+                let status = self.nodes[p].status;
+                !status.is_terminal() && status != NodeStatus::Waiting && self.pending_deps[p] == 0
+            })
             .collect();
         let cancel = self.active.cancel.clone();
+        let mut answers = self.answers.take().expect("driven once");
 
         loop {
             while let Some(pos) = ready.pop_front() {
@@ -289,17 +350,26 @@ impl RunDriver {
                     }
                 }
             }
-            self.flush()?;
             for job in self.to_spawn.drain(..) {
                 tasks.spawn(job);
             }
-            if tasks.is_empty() || cancel.is_cancelled() {
+            let waiting = self.nodes.iter().any(|n| n.status == NodeStatus::Waiting);
+            if (tasks.is_empty() && !waiting) || cancel.is_cancelled() {
+                self.flush()?;
                 break;
             }
+            // Only waits left: the run is WAITING until someone answers.
+            self.set_run_status(if tasks.is_empty() { RunStatus::Waiting } else { RunStatus::Running });
+            self.flush()?;
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
                 Some(msg) = msg_rx.recv() => self.on_message(msg).await?,
+                Some(answer) = answers.recv() => {
+                    for d in self.on_answer(answer)? {
+                        ready.push_back(d);
+                    }
+                }
                 Some(joined) = tasks.join_next() => {
                     let done = joined.map_err(|e| format!("node task panicked: {e}"))?;
                     // Deltas sent before completion must be recorded first.
@@ -409,6 +479,24 @@ impl RunDriver {
             .collect();
         self.release_upstream(node);
 
+        if let Some(kind) = WaitKind::of(&self.agents_by_pos[pos]) {
+            let context = inputs_json.unwrap_or_else(|| {
+                let call = AgentCall {
+                    node_id: node.id.clone(),
+                    agent: String::new(),
+                    inputs_json: None,
+                    upstream: direct,
+                    prompt: None,
+                    config: Map::new(),
+                    attempt: 1,
+                    deltas: mpsc::unbounded_channel().0,
+                };
+                agents::echo_document(&call)
+            });
+            self.start_wait(pos, kind, prompt, context, input_artifacts);
+            return Ok(None);
+        }
+
         let now = now_micros();
         let rec = &mut self.nodes[pos];
         let first_attempt = rec.attempt_count as u32 + 1;
@@ -493,6 +581,127 @@ impl RunDriver {
             NodeDone { pos, started, result, secrets: secrets_list }
         }));
         Ok(None)
+    }
+
+    fn set_run_status(&mut self, status: RunStatus) {
+        if self.run.status == status {
+            return;
+        }
+        self.run.status = status;
+        let mut batch = WriteBatch { run: Some(self.run.clone()), ..Default::default() };
+        let detail = EventDetail { run_status: Some(status), ..Default::default() };
+        batch.events.push(self.event(EventKind::RunStatusChanged, None, detail));
+        self.stage(batch);
+    }
+
+    /// A human node waits: no task runs; ResolveWait answers it.
+    fn start_wait(&mut self, pos: usize, kind: WaitKind, prompt: Option<String>, context: String, input_artifacts: Vec<String>) {
+        let now = now_micros();
+        let rec = &mut self.nodes[pos];
+        rec.status = NodeStatus::Waiting;
+        rec.agent = self.agents_by_pos[pos].clone();
+        rec.started_at = Some(now);
+        rec.attempt_count = 1;
+        rec.attempts = vec![AttemptRecord { number: 1, started_at: now, ..Default::default() }];
+        rec.prompt = Some(prompt.unwrap_or_else(|| kind.default_prompt().to_string()));
+        rec.inputs_json = Some(context);
+        rec.input_artifacts = input_artifacts;
+        let rec = rec.clone();
+        let detail = EventDetail {
+            node_status: Some(NodeStatus::Waiting),
+            message: rec.prompt.clone().unwrap_or_default(),
+            ..Default::default()
+        };
+        let mut batch = WriteBatch { nodes: vec![rec.clone()], ..Default::default() };
+        batch.events.push(self.event(EventKind::WaitStarted, Some(&rec.node_id), detail));
+        self.stage(batch);
+    }
+
+    /// Records a human answer as the node's outputs (origin `human`).
+    fn on_answer(&mut self, answer: WaitAnswer) -> Result<Vec<usize>, String> {
+        let Some(pos) = self.workflow.index.get(&answer.node_id).copied() else {
+            let _ = answer.ack.send(Err(EngineError::NotFound(format!("Step '{}' not found in workflow", answer.node_id))));
+            return Ok(Vec::new());
+        };
+        if self.nodes[pos].status != NodeStatus::Waiting {
+            let status = self.nodes[pos].status;
+            let _ = answer.ack.send(Err(EngineError::FailedPrecondition(format!(
+                "Node '{}' is not waiting ({status}); it cannot be answered again",
+                answer.node_id
+            ))));
+            return Ok(Vec::new());
+        }
+        let workflow = self.workflow.clone();
+        let node = &workflow.nodes[pos];
+        let now = now_micros();
+        let (message, values): (String, Vec<(String, String)>) = match &answer.value {
+            WaitValue::Input(text) => (text.clone(), node.outputs.iter().map(|o| (o.clone(), text.clone())).collect()),
+            WaitValue::Decision { approved, feedback } => {
+                let decision = if *approved { "approved" } else { "rejected" };
+                let message = match feedback.as_deref().filter(|f| !f.is_empty()) {
+                    Some(f) => format!("{decision}: {f}"),
+                    None => decision.to_string(),
+                };
+                let values = node
+                    .outputs
+                    .iter()
+                    .map(|o| (o.clone(), if o == "feedback" { feedback.clone().unwrap_or_default() } else { decision.to_string() }))
+                    .collect();
+                (message, values)
+            }
+        };
+        let mut batch = WriteBatch::default();
+        let rec = &mut self.nodes[pos];
+        let mut refs = Vec::new();
+        for (name, value) in values {
+            let bytes: Arc<[u8]> = Arc::from(value.as_bytes());
+            let sha = sha256_hex(&bytes);
+            let artifact = Artifact {
+                id: new_id("art"),
+                run_id: self.run.id.clone(),
+                node_id: node.id.clone(),
+                node_execution_id: Some(rec.id.clone()),
+                name: name.clone(),
+                media_type: agents::TEXT.to_string(),
+                size: bytes.len() as i64,
+                sha256: sha.clone(),
+                origin: ArtifactOrigin::Human,
+                derived_from: rec.input_artifacts.clone(),
+                created_at: now,
+            };
+            refs.push(OutputRef { artifact_id: artifact.id.clone(), name, media_type: agents::TEXT.into(), content: Arc::from(value) });
+            batch.contents.push((sha, bytes));
+            batch.artifacts.push((self.run.pk, Some(rec.pk), artifact));
+        }
+        rec.status = NodeStatus::Completed;
+        rec.output_artifacts = refs.iter().map(|r| r.artifact_id.clone()).collect();
+        rec.finished_at = Some(now);
+        rec.latency_ms = rec.started_at.map(|s| (now - s) / 1000);
+        rec.model = Some("human".into());
+        if let Some(last) = rec.attempts.last_mut() {
+            last.finished_at = Some(now);
+        }
+        let rec = rec.clone();
+        batch.nodes.push(rec.clone());
+        let detail = EventDetail { node_status: Some(NodeStatus::Completed), message, ..Default::default() };
+        batch.events.push(self.event(EventKind::WaitResolved, Some(&node.id), detail));
+        let detail = EventDetail {
+            node_status: Some(NodeStatus::Completed),
+            attempt: 1,
+            artifact_ids: rec.output_artifacts.clone(),
+            latency_ms: rec.latency_ms,
+            ..Default::default()
+        };
+        batch.events.push(self.event(EventKind::NodeCompleted, Some(&node.id), detail));
+        self.stage(batch);
+        if self.run.status == RunStatus::Waiting {
+            self.set_run_status(RunStatus::Running);
+        }
+        self.flush_then_ack(answer.ack);
+        if self.consumers_left[pos] > 0 {
+            self.outputs[pos] = Some(Arc::new(refs));
+        }
+        Ok(self.settle(pos))
     }
 
     async fn on_message(&mut self, msg: NodeMsg) -> Result<(), String> {

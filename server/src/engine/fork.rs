@@ -107,7 +107,7 @@ impl Engine {
         let mut rows: Vec<NodeExecution> = Vec::new();
         let mut row_pos: Vec<usize> = Vec::new();
         for (pos, node) in workflow.nodes.iter().enumerate() {
-            if plan.replay_set.contains(&pos) || plan.overridden.contains_key(&pos) {
+            if plan.replay_set.contains(&pos) || plan.overridden.contains_key(&pos) || plan.carried_skips.contains_key(&pos) {
                 rows.push(new_node_execution(&run.id, pos, node, &plan.agents[pos]));
                 row_pos.push(pos);
             }
@@ -133,9 +133,17 @@ impl Engine {
             });
         }
 
+        let mut batch = WriteBatch::default();
+        for (&pos, &i) in &plan.carried_skips {
+            let rec = nodes[pos].as_mut().expect("carried skips have rows");
+            rec.status = NodeStatus::Skipped;
+            rec.error = source_nodes[i].error.clone();
+            rec.finished_at = Some(now);
+            batch.nodes.push(rec.clone());
+        }
+
         // Overridden outputs become artifacts of this run; outputs not
         // overridden keep the source run's artifacts.
-        let mut batch = WriteBatch::default();
         for (&pos, values) in &plan.overridden {
             let node = &workflow.nodes[pos];
             let rec = nodes[pos].as_mut().expect("overridden nodes have rows");
@@ -185,7 +193,7 @@ impl Engine {
         self.store().commit(&batch).await?;
 
         let nodes: Vec<NodeExecution> = nodes.into_iter().map(|n| n.expect("every node is planned")).collect();
-        self.spawn_driver(run.clone(), workflow, nodes, plan.agents, BTreeMap::new(), 0);
+        self.spawn_driver(run.clone(), workflow, nodes, plan.agents, 0);
         Ok(run)
     }
 }

@@ -5,6 +5,9 @@
 pub mod agents;
 pub mod diff;
 mod executor;
+mod waits;
+pub use executor::{WaitKind, WaitValue};
+pub use waits::Wait;
 mod fork;
 pub use fork::ReplayRequest;
 pub mod replay;
@@ -22,7 +25,7 @@ use futures::Stream;
 use model::*;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use workflow::{LoadOptions, Loaded, Workflow};
 
@@ -32,6 +35,8 @@ pub struct ActiveRun {
     events: broadcast::Sender<Event>,
     /// Becomes true when the driver has written the run's final state.
     done: watch::Sender<bool>,
+    /// Answers to the run's human waits.
+    answers: mpsc::UnboundedSender<executor::WaitAnswer>,
 }
 
 pub struct EngineInner {
@@ -137,7 +142,7 @@ impl Engine {
             .collect();
         run.pk = self.0.store.insert_run(&run, src.text, &mut nodes).await?;
         let agents_by_pos = workflow.nodes.iter().map(|n| n.agent.clone()).collect();
-        self.spawn_driver(run.clone(), workflow, nodes, agents_by_pos, BTreeMap::new(), 0);
+        self.spawn_driver(run.clone(), workflow, nodes, agents_by_pos, 0);
         Ok(run)
     }
 
@@ -147,14 +152,14 @@ impl Engine {
         workflow: Arc<Workflow>,
         nodes: Vec<NodeExecution>,
         agents_by_pos: Vec<String>,
-        prefilled: BTreeMap<usize, executor::Prefilled>,
         next_seq: i64,
     ) {
         let (events, _) = broadcast::channel(1024);
         let (done, _) = watch::channel(false);
-        let active = Arc::new(ActiveRun { cancel: CancellationToken::new(), events, done });
+        let (answers, answers_rx) = mpsc::unbounded_channel();
+        let active = Arc::new(ActiveRun { cancel: CancellationToken::new(), events, done, answers });
         self.0.active.lock().expect("active runs lock").insert(run.id.clone(), active.clone());
-        let driver = RunDriver::new(self.0.clone(), active, run, workflow, nodes, agents_by_pos, prefilled, next_seq);
+        let driver = RunDriver::new(self.0.clone(), active, run, workflow, nodes, agents_by_pos, answers_rx, next_seq);
         tokio::spawn(driver.drive());
     }
 
@@ -192,7 +197,7 @@ impl Engine {
         let agents_by_pos = nodes.iter().map(|n| n.agent.clone()).collect();
         let next_seq = self.0.store.last_event_sequence(run.pk).await?;
         tracing::info!(run = %run.id, "resuming run");
-        self.spawn_driver(run, workflow, nodes, agents_by_pos, BTreeMap::new(), next_seq);
+        self.spawn_driver(run, workflow, nodes, agents_by_pos, next_seq);
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 //! function over the two workflows and the source run's node records, so
 //! every rule is tested without a store or a network.
 
-use super::model::{AgentSwap, NodeExecution, OutputOverride};
+use super::model::{AgentSwap, NodeExecution, NodeStatus, OutputOverride};
 use super::workflow::{self, Workflow};
 use crate::error::{EngineError, EngineResult};
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,6 +29,9 @@ pub struct ReplayPlan {
     pub overridden: BTreeMap<usize, BTreeMap<String, String>>,
     /// Nodes reused from the source run: position -> index into source nodes.
     pub reused: BTreeMap<usize, usize>,
+    /// Nodes outside the replay set that a false `when` skipped in the
+    /// source: their outcome carries over, as a reused result would.
+    pub carried_skips: BTreeMap<usize, usize>,
     /// Agent per position, swaps applied.
     pub agents: Vec<String>,
     pub forked_at_step: String,
@@ -188,6 +191,7 @@ pub fn plan_replay(
 
     // Everything else is reused, and must have a result to reuse.
     let mut reused = BTreeMap::new();
+    let mut carried_skips = BTreeMap::new();
     let mut missing = Vec::new();
     let mut drifted = Vec::new();
     for (p, node) in new_wf.nodes.iter().enumerate() {
@@ -206,6 +210,9 @@ pub fn plan_replay(
                         drifted.push(node.id.clone());
                     }
                 }
+            }
+            Some(i) if source_nodes[i].status == NodeStatus::Skipped && source_nodes[i].blocked_by.is_empty() => {
+                carried_skips.insert(p, i);
             }
             Some(i) => missing.push(format!("'{}' ({})", node.id, source_nodes[i].status)),
             None => missing.push(format!("'{}' (no record)", node.id)),
@@ -235,6 +242,7 @@ pub fn plan_replay(
         replay_set,
         overridden,
         reused,
+        carried_skips,
         agents,
         forked_at_step,
         drifted,
@@ -354,6 +362,17 @@ mod tests {
         assert!(matches!(&err, EngineError::FailedPrecondition(m) if m.contains("'c' (failed)") && m.contains("--from c")), "{err}");
         let plan = plan_replay("run_src", &w, &src, &w, &ReplayChanges { from: Some("c".into()), ..Default::default() }).unwrap();
         assert_eq!(names(&w, &plan.replay_set), ["c", "d"]);
+    }
+
+    #[test]
+    fn a_condition_skip_outside_the_replay_set_carries_over() {
+        let w = wf(DIAMOND);
+        let src = records(&w, &[("c", NodeStatus::Skipped)]);
+        let plan = plan_replay("run_src", &w, &src, &w, &ReplayChanges { from: Some("d".into()), ..Default::default() }).unwrap();
+        assert_eq!(plan.carried_skips.keys().map(|&p| w.nodes[p].id.as_str()).collect::<Vec<_>>(), ["c"]);
+        let mut blocked = records(&w, &[("c", NodeStatus::Skipped)]);
+        blocked[w.index["c"]].blocked_by = vec!["b".into()];
+        assert!(plan_replay("run_src", &w, &blocked, &w, &ReplayChanges { from: Some("d".into()), ..Default::default() }).is_err());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Agents execute nodes. The URI scheme picks the implementation; each
 //! returns the node's output text and what it cost.
 
+mod a2a;
+mod llm;
 mod local;
 
 use crate::engine::model::Usage;
@@ -49,11 +51,111 @@ pub async fn execute(call: &AgentCall) -> Result<AgentOutput, String> {
     let (scheme, rest) = call.agent.split_once("://").unwrap_or(("", ""));
     match scheme {
         "local" => local::execute(rest, call).await,
-        "llm" | "a2a" | "human" => Err(format!(
+        "llm" => llm::execute(rest, call).await,
+        "a2a" => a2a::execute(rest, call).await,
+        "human" => Err(format!(
             "agent '{}' cannot run: {scheme}:// agents are not available in this build of retake",
             call.agent
         )),
         _ => Err(format!("unknown agent '{}'", call.agent)),
+    }
+}
+
+/// The HTTP client every remote agent shares (connection pools, TLS
+/// sessions). No overall timeout: the node's deadline bounds each attempt,
+/// and streamed answers may legitimately take long.
+pub(crate) fn http_client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .user_agent(concat!("retake/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(std::time::Duration::from_secs(30))
+            .build()
+            .expect("the HTTP client's configuration is static")
+    })
+}
+
+/// Describes a transport error with its causes ("error sending request …:
+/// connection refused"), which reqwest's own message leaves out.
+pub(crate) fn describe_http_error(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The text a remote agent (LLM or A2A) receives as the user's message.
+///
+/// With inputs, one block per input in declaration order, separated by a
+/// blank line: the key, a colon and a newline, then the value — strings as
+/// they are, anything else as indented JSON:
+///
+/// ```text
+/// topic:
+/// rust async
+///
+/// facts:
+/// {
+///   "a": 1
+/// }
+/// ```
+///
+/// Without inputs, the same blocks for the upstream outputs, keyed by the
+/// node id (`node.output` when that node has several outputs). A node with
+/// neither gets an empty text.
+pub fn user_message(call: &AgentCall) -> String {
+    let mut blocks: Vec<(String, String)> = Vec::new();
+    if let Some(inputs) = &call.inputs_json {
+        match serde_json::from_str::<Value>(inputs) {
+            Ok(Value::Object(map)) => {
+                for (k, v) in map {
+                    blocks.push((k, readable(&v)));
+                }
+            }
+            Ok(other) => return readable(&other),
+            // Too deep to parse: hand over the JSON as it is.
+            Err(_) => return inputs.clone(),
+        }
+    } else {
+        for (node, outputs) in &call.upstream {
+            let several = outputs.len() > 1;
+            for o in outputs.iter() {
+                let key = if several { format!("{node}.{}", o.name) } else { node.clone() };
+                let text = if o.media_type == JSON {
+                    match serde_json::from_str::<Value>(&o.content) {
+                        Ok(v) => readable(&v),
+                        Err(_) => o.content.to_string(),
+                    }
+                } else {
+                    o.content.to_string()
+                };
+                blocks.push((key, text));
+            }
+        }
+    }
+    let mut out = String::new();
+    for (i, (k, v)) in blocks.iter().enumerate() {
+        if i > 0 {
+            out.push_str("\n\n");
+        }
+        out.push_str(k);
+        out.push_str(":\n");
+        out.push_str(v);
+    }
+    out
+}
+
+fn readable(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => serde_json::to_string_pretty(other).unwrap_or_else(|_| other.to_string()),
     }
 }
 

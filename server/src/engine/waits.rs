@@ -1,0 +1,119 @@
+//! Human waits (SPEC §3 `human://input`, `human://approve`): listing the
+//! nodes that wait, and delivering an answer to the run's driver, which
+//! records it durably before ResolveWait returns.
+
+use super::executor::{WaitAnswer, WaitKind, WaitValue};
+use super::model::*;
+use super::Engine;
+use crate::error::{EngineError, EngineResult};
+use crate::store::RunRef;
+
+/// A node waiting for a human.
+#[derive(Clone, Debug)]
+pub struct Wait {
+    pub run_id: String,
+    pub node_id: String,
+    pub node_execution_id: String,
+    pub kind: WaitKind,
+    pub prompt: String,
+    /// What the human decides on: the node's inputs or upstream outputs, as JSON.
+    pub context_json: String,
+    pub created_at: Micros,
+}
+
+fn wait_of(n: &NodeExecution) -> Option<Wait> {
+    (n.status == NodeStatus::Waiting).then_some(())?;
+    Some(Wait {
+        run_id: n.run_id.clone(),
+        node_id: n.node_id.clone(),
+        node_execution_id: n.id.clone(),
+        kind: WaitKind::of(&n.agent)?,
+        prompt: n.prompt.clone().unwrap_or_default(),
+        context_json: n.inputs_json.clone().unwrap_or_default(),
+        created_at: n.started_at.unwrap_or_default(),
+    })
+}
+
+impl Engine {
+    /// Pending waits of one run, or of every unfinished run.
+    pub async fn list_waits(&self, run_ref: Option<&str>) -> EngineResult<Vec<Wait>> {
+        let runs = match run_ref.filter(|r| !r.trim().is_empty()) {
+            Some(r) => vec![self.store().find_run(RunRef(r)).await?],
+            None => self.store().unfinished_runs().await?,
+        };
+        let mut waits = Vec::new();
+        for run in runs.iter().filter(|r| !r.status.is_finished()) {
+            waits.extend(self.store().nodes_of_run(run.pk).await?.iter().filter_map(wait_of));
+        }
+        Ok(waits)
+    }
+
+    /// Answers a wait. `node` may be empty when the run has exactly one.
+    pub async fn resolve_wait(&self, run_ref: &str, node: &str, value: WaitValue) -> EngineResult<(Wait, Run)> {
+        let run = self.store().find_run(RunRef(run_ref)).await?;
+        if run.status.is_finished() {
+            return Err(EngineError::FailedPrecondition(format!(
+                "Run '{}' has finished ({}); it has no pending wait",
+                run.id, run.status
+            )));
+        }
+        let nodes = self.store().nodes_of_run(run.pk).await?;
+        let waits: Vec<Wait> = nodes.iter().filter_map(wait_of).collect();
+        let node = node.trim();
+        let wait = if node.is_empty() {
+            match waits.as_slice() {
+                [one] => one.clone(),
+                [] => return Err(EngineError::FailedPrecondition(format!("Run '{}' has no pending wait", run.id))),
+                many => {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "Run '{}' has {} pending waits ({}); name one with --node",
+                        run.id,
+                        many.len(),
+                        many.iter().map(|w| w.node_id.as_str()).collect::<Vec<_>>().join(", ")
+                    )));
+                }
+            }
+        } else {
+            match waits.iter().find(|w| w.node_id == node || w.node_execution_id == node) {
+                Some(w) => w.clone(),
+                None => {
+                    return Err(match nodes.iter().find(|n| n.node_id == node) {
+                        Some(n) => EngineError::FailedPrecondition(format!("Node '{node}' is not waiting ({})", n.status)),
+                        None => EngineError::NotFound(format!("Step '{node}' not found in workflow")),
+                    });
+                }
+            }
+        };
+        match (&value, wait.kind) {
+            (WaitValue::Input(_), WaitKind::Input) | (WaitValue::Decision { .. }, WaitKind::Approval) => {}
+            (WaitValue::Input(_), WaitKind::Approval) => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "Node '{}' waits for approval (human://approve); answer with approve or reject, not a value",
+                    wait.node_id
+                )));
+            }
+            (WaitValue::Decision { .. }, WaitKind::Input) => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "Node '{}' waits for text input (human://input); answer with a value, not approve or reject",
+                    wait.node_id
+                )));
+            }
+        }
+        let active = self.0.active.lock().expect("active runs lock").get(&run.id).cloned();
+        let Some(active) = active else {
+            return Err(EngineError::FailedPrecondition(format!(
+                "Run '{}' is not executing in this server; its waits can be answered once the server that owns its database is running",
+                run.id
+            )));
+        };
+        let (ack, acked) = tokio::sync::oneshot::channel();
+        active
+            .answers
+            .send(WaitAnswer { node_id: wait.node_id.clone(), value, ack })
+            .map_err(|_| EngineError::FailedPrecondition(format!("Run '{}' finished while answering", run.id)))?;
+        acked
+            .await
+            .map_err(|_| EngineError::FailedPrecondition(format!("Run '{}' stopped before the answer was recorded", run.id)))??;
+        Ok((wait, self.get_run(&run.id).await?))
+    }
+}
