@@ -1,0 +1,210 @@
+"""A thin layer over the generated stubs: connect (with an optional bearer
+token), start a run from YAML text or a file, follow its events, replay,
+diff and answer human waits, each in one call. Every generated stub stays
+reachable (`client.runs`, `client.artifacts`, `client.workflows`) for the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Optional, Union
+
+import grpc
+
+from .v1 import artifact_pb2_grpc, common_pb2, run_pb2, run_pb2_grpc, workflow_pb2, workflow_pb2_grpc
+
+__all__ = ["Client", "RetakeError"]
+
+# grpc.RpcError raised by calls carries code() and details(); this alias lets
+# callers write `except retake_client.RetakeError` without importing grpc.
+RetakeError = grpc.RpcError
+
+Workflow = Union[str, os.PathLike]
+Override = Union[common_pb2.OutputOverride, tuple]
+
+_FINISHED = {
+    common_pb2.RUN_STATUS_COMPLETED,
+    common_pb2.RUN_STATUS_FAILED,
+    common_pb2.RUN_STATUS_CANCELLED,
+}
+_FILE_PROMPT = re.compile(r"""^\s*system_prompt:\s*["']?file://([^"'\s#]+)""", re.MULTILINE)
+
+
+class Client:
+    """A connection to a retake server.
+
+    `target` is `host:port` (or `http://host:port`); `https://host:port`
+    connects with TLS using the system roots, or `root_certificates` (PEM).
+    With `token`, every call carries `authorization: Bearer TOKEN`.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        token: Optional[str] = None,
+        *,
+        root_certificates: Optional[bytes] = None,
+        options: Optional[list] = None,
+    ) -> None:
+        secure = target.startswith("https://")
+        address = re.sub(r"^https?://", "", target).rstrip("/")
+        if secure or root_certificates is not None:
+            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self.channel = grpc.secure_channel(address, creds, options=options)
+        else:
+            self.channel = grpc.insecure_channel(address, options=options)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.runs = run_pb2_grpc.RunServiceStub(self.channel)
+        self.artifacts = artifact_pb2_grpc.ArtifactServiceStub(self.channel)
+        self.workflows = workflow_pb2_grpc.WorkflowServiceStub(self.channel)
+
+    # --- connection ---------------------------------------------------------------
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- runs ---------------------------------------------------------------------
+
+    def start_run(
+        self,
+        yaml_or_path: Workflow,
+        variables: Optional[Mapping[str, str]] = None,
+    ) -> common_pb2.Run:
+        """Starts a run and returns it at once (status PENDING or RUNNING).
+
+        `yaml_or_path` is the workflow text, or a path to a YAML/JSON file;
+        `file://` system prompts of a file are read relative to it and sent along.
+        """
+        workflow, files = _load_workflow(yaml_or_path)
+        req = run_pb2.StartRunRequest(workflow=workflow, variables=dict(variables or {}), files=files)
+        return self.runs.StartRun(req, metadata=self._metadata).run
+
+    def get_run(self, run_id: str, include_nodes: bool = False) -> run_pb2.GetRunResponse:
+        """The run (`.run`) and, with `include_nodes`, its node executions (`.nodes`)."""
+        req = run_pb2.GetRunRequest(run_id=run_id, include_nodes=include_nodes)
+        return self.runs.GetRun(req, metadata=self._metadata)
+
+    def watch(self, run_id: str, after: int = 0, timeout: Optional[float] = None) -> Iterator[common_pb2.Event]:
+        """The run's events after sequence `after`, then live ones until the run ends."""
+        req = run_pb2.WatchRunRequest(run_id=run_id, after_sequence=after)
+        for response in self.runs.WatchRun(req, metadata=self._metadata, timeout=timeout):
+            yield response.event
+
+    def wait(self, run_id: str, timeout: Optional[float] = None) -> common_pb2.Run:
+        """Blocks until the run is COMPLETED, FAILED or CANCELLED and returns it.
+
+        A run that waits for a human keeps this call waiting until someone
+        resolves the wait (see `resolve_wait`).
+        """
+        run = self.get_run(run_id).run
+        if run.status not in _FINISHED:
+            for _ in self.watch(run.id, timeout=timeout):
+                pass
+            run = self.get_run(run.id).run
+        return run
+
+    def replay(
+        self,
+        run_id: str,
+        from_: Optional[str] = None,
+        swaps: Optional[Mapping[str, str]] = None,
+        overrides: Optional[Union[Mapping[str, str], Iterable[Override]]] = None,
+        variables: Optional[Mapping[str, str]] = None,
+        allow_drift: bool = False,
+        workflow: Optional[Workflow] = None,
+    ) -> common_pb2.Run:
+        """Forks a finished run (SPEC §6) and returns the new run at once.
+
+        `swaps` maps node id to agent URI. `overrides` maps `node` or
+        `node.output` to the value fed to its consumers, or is a list of
+        `OutputOverride` messages or `(selector, output, value)` tuples.
+        `workflow` (text or path) replaces the source run's snapshot.
+        """
+        text, files = _load_workflow(workflow) if workflow is not None else ("", {})
+        req = run_pb2.ReplayRunRequest(
+            run_id=run_id,
+            workflow=text,
+            files=files,
+            variables=dict(variables or {}),
+            allow_drift=allow_drift,
+            swaps=[common_pb2.AgentSwap(node_id=n, agent=a) for n, a in (swaps or {}).items()],
+            overrides=_overrides(overrides),
+        )
+        if from_:
+            # `from` is a Python keyword, so the field is set by name.
+            setattr(req, "from", from_)
+        return self.runs.ReplayRun(req, metadata=self._metadata).run
+
+    def diff(self, a: str, b: str) -> run_pb2.DiffRunsResponse:
+        """Compares two runs node by node (`.nodes`, `.summary`)."""
+        return self.runs.DiffRuns(run_pb2.DiffRunsRequest(run_a=a, run_b=b), metadata=self._metadata)
+
+    def cancel(self, run_id: str) -> common_pb2.Run:
+        return self.runs.CancelRun(run_pb2.CancelRunRequest(run_id=run_id), metadata=self._metadata).run
+
+    # --- human waits ----------------------------------------------------------------
+
+    def list_waits(self, run_id: str = "") -> list:
+        """Pending waits of one run, or of every run when `run_id` is empty."""
+        return list(self.runs.ListWaits(run_pb2.ListWaitsRequest(run_id=run_id), metadata=self._metadata).waits)
+
+    def resolve_wait(
+        self,
+        run_id: str,
+        node_id: str = "",
+        value: Optional[str] = None,
+        approve: Optional[bool] = None,
+        feedback: str = "",
+    ) -> run_pb2.ResolveWaitResponse:
+        """Answers a wait: `value` for human://input, `approve=True/False`
+        (with optional `feedback`) for human://approve. `node_id` may be
+        left empty when the run has exactly one pending wait."""
+        if (value is None) == (approve is None):
+            raise ValueError("give either value (input waits) or approve (approval waits)")
+        req = run_pb2.ResolveWaitRequest(run_id=run_id, node_id=node_id, feedback=feedback)
+        if value is not None:
+            req.value = value
+        else:
+            req.decision = run_pb2.WAIT_DECISION_APPROVE if approve else run_pb2.WAIT_DECISION_REJECT
+        return self.runs.ResolveWait(req, metadata=self._metadata)
+
+    # --- workflows --------------------------------------------------------------------
+
+    def validate(
+        self, yaml_or_path: Workflow, variables: Optional[Mapping[str, str]] = None
+    ) -> workflow_pb2.ValidateWorkflowResponse:
+        workflow, files = _load_workflow(yaml_or_path)
+        req = workflow_pb2.ValidateWorkflowRequest(workflow=workflow, variables=dict(variables or {}), files=files)
+        return self.workflows.ValidateWorkflow(req, metadata=self._metadata)
+
+
+def _load_workflow(yaml_or_path: Workflow) -> tuple:
+    """(workflow text, {PATH: content} of its file:// prompts)."""
+    if isinstance(yaml_or_path, os.PathLike) or ("\n" not in yaml_or_path and Path(yaml_or_path).is_file()):
+        path = Path(yaml_or_path)
+        text = path.read_text(encoding="utf-8")
+        files = {ref: (path.parent / ref).read_text(encoding="utf-8") for ref in _FILE_PROMPT.findall(text)}
+        return text, files
+    return str(yaml_or_path), {}
+
+
+def _overrides(overrides: Optional[Union[Mapping[str, str], Iterable[Override]]]) -> list:
+    if not overrides:
+        return []
+    if isinstance(overrides, Mapping):
+        out = []
+        for key, value in overrides.items():
+            selector, _, output = key.partition(".")
+            out.append(common_pb2.OutputOverride(selector=selector, output=output, value=value))
+        return out
+    return [o if isinstance(o, common_pb2.OutputOverride) else common_pb2.OutputOverride(selector=o[0], output=o[1], value=o[2])
+            for o in overrides]
