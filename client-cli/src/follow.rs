@@ -207,6 +207,8 @@ pub struct TextProgress {
     /// Say how to answer a wait (when nobody is prompted for it here).
     wait_hints: bool,
     bar: Option<ProgressBar>,
+    /// Length and position of a bar cleared while the user is asked something.
+    paused: Option<(u64, u64)>,
     running: BTreeSet<String>,
     /// The node whose streamed output line is still open.
     open_delta: Option<String>,
@@ -215,7 +217,16 @@ pub struct TextProgress {
 impl TextProgress {
     /// `show_bar` is for terminals only; the bar appears when the run starts.
     pub fn new(style: Style, verbose: bool, show_bar: bool) -> Self {
-        Self { style, verbose, show_bar, wait_hints: false, bar: None, running: BTreeSet::new(), open_delta: None }
+        Self {
+            style,
+            verbose,
+            show_bar,
+            wait_hints: false,
+            bar: None,
+            paused: None,
+            running: BTreeSet::new(),
+            open_delta: None,
+        }
     }
 
     /// After a wait's line, also say which command answers it.
@@ -303,14 +314,7 @@ impl EventSink for TextProgress {
             return;
         }
         let counts = run.counts.unwrap_or_default();
-        let bar = ProgressBar::with_draw_target(Some(counts.total.max(0) as u64), ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template("  {spinner} [{bar:30}] {pos}/{len} {wide_msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.enable_steady_tick(Duration::from_millis(120));
-        self.bar = Some(bar);
+        self.bar = Some(make_bar(counts.total.max(0) as u64, 0));
     }
 
     fn on_event(&mut self, event: &Event) {
@@ -355,14 +359,17 @@ impl EventSink for TextProgress {
         if self.open_delta.take().is_some() {
             self.write("\n");
         }
-        if let Some(bar) = &self.bar {
-            bar.set_draw_target(ProgressDrawTarget::hidden());
+        // Cleared rather than hidden, so no stale bar stays above the question.
+        if let Some(bar) = self.bar.take() {
+            self.paused = Some((bar.length().unwrap_or(0), bar.position()));
+            bar.finish_and_clear();
         }
     }
 
     fn resume(&mut self) {
-        if let Some(bar) = &self.bar {
-            bar.set_draw_target(ProgressDrawTarget::stderr());
+        if let Some((len, pos)) = self.paused.take() {
+            self.bar = Some(make_bar(len, pos));
+            self.update_message();
         }
     }
 
@@ -374,6 +381,18 @@ impl EventSink for TextProgress {
             bar.finish_and_clear();
         }
     }
+}
+
+fn make_bar(len: u64, pos: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("  {spinner} [{bar:30}] {pos}/{len} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_position(pos);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
 }
 
 /// One JSON object per event and line, sequence numbers included, so a
