@@ -189,7 +189,10 @@ class Client:
 
 def _load_workflow(yaml_or_path: Workflow) -> tuple:
     """(workflow text, {PATH: content} of its file:// prompts)."""
-    if isinstance(yaml_or_path, os.PathLike) or ("\n" not in yaml_or_path and Path(yaml_or_path).is_file()):
+    looks_like_path = isinstance(yaml_or_path, os.PathLike) or (
+        "\n" not in yaml_or_path and (Path(yaml_or_path).is_file() or yaml_or_path.endswith((".yaml", ".yml", ".json")))
+    )
+    if looks_like_path:
         path = Path(yaml_or_path)
         text = path.read_text(encoding="utf-8")
         files = {ref: (path.parent / ref).read_text(encoding="utf-8") for ref in _FILE_PROMPT.findall(text)}

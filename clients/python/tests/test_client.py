@@ -64,6 +64,24 @@ def test_run_from_yaml_text_with_variables(client):
     assert json.loads(output_text(client, fetch)) == {"topic": "durable execution"}
 
 
+def test_run_from_a_file_sends_its_file_prompts(client, tmp_path):
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "summarize.md").write_text("Summarize in five words.")
+    workflow = tmp_path / "flow.yaml"
+    workflow.write_text(
+        "name: with-prompt-file\n"
+        "nodes:\n"
+        "  summarize:\n"
+        "    agent: local://mock\n"
+        "    system_prompt: file://prompts/summarize.md\n"
+        "    config: {response: done}\n"
+        "    outputs: [summary]\n"
+    )
+    final = run_to_end(client, workflow)
+    assert final.status == common_pb2.RUN_STATUS_COMPLETED
+    assert "Summarize in five words." in node_records(client, final.id)["summarize"].prompt
+
+
 def test_replay_with_agent_swap_and_override(client):
     source = run_to_end(client, EXAMPLES / "report-pipeline.yaml", {"topic": "replay"})
     assert source.status == common_pb2.RUN_STATUS_COMPLETED
