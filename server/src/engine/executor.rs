@@ -1040,7 +1040,13 @@ fn resolve_config(config: &Map<String, Value>, variables: &BTreeMap<String, Stri
             other => other.clone(),
         }
     }
-    let resolved = config.iter().map(|(k, v)| (k.clone(), walk(v, k, variables, &mut secrets_list, &mut error))).collect();
+    // A redacted literal (from a stored snapshot) counts as not given, so
+    // agents fall back to the provider's environment variable.
+    let resolved = config
+        .iter()
+        .filter(|(_, v)| v.as_str() != Some(secrets::REDACTED))
+        .map(|(k, v)| (k.clone(), walk(v, k, variables, &mut secrets_list, &mut error)))
+        .collect();
     (resolved, secrets_list, error)
 }
 

@@ -59,6 +59,7 @@ impl Engine {
         }
         let src = WorkflowSource { text: &text, files: &files, variables: &variables };
         let workflow = Arc::new(self.load_valid(&src).await?);
+        let text = super::redact_snapshot(&text, &workflow);
         self.check_capacity()?;
 
         let source_nodes = self.nodes_of_run(&source).await?;

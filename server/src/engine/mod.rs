@@ -115,6 +115,8 @@ impl Engine {
     /// Stores a new run and starts executing it; returns at once.
     pub async fn start_run(&self, src: WorkflowSource<'_>) -> EngineResult<Run> {
         let workflow = Arc::new(self.load_valid(&src).await?);
+        let stored = redact_snapshot(src.text, &workflow);
+        let src = WorkflowSource { text: &stored, ..src };
         self.check_capacity()?;
         let now = now_micros();
         let mut run = Run {
@@ -411,6 +413,21 @@ impl EngineInner {
         out.sort_by_key(|o| artifact_ids.iter().position(|id| id == &o.artifact_id));
         Ok(out)
     }
+}
+
+/// The workflow text as it may be stored: literal credentials in config
+/// replaced by a marker (a replay of the snapshot then falls back to the
+/// provider's environment variable).
+pub(crate) fn redact_snapshot(text: &str, workflow: &Workflow) -> String {
+    let mut literals = Vec::new();
+    for node in &workflow.nodes {
+        secrets::literal_secrets(&node.config, &mut literals);
+    }
+    let mut out = text.to_string();
+    for secret in literals {
+        out = out.replace(&secret, secrets::REDACTED);
+    }
+    out
 }
 
 pub(crate) fn new_node_execution(run_id: &str, pos: usize, node: &workflow::Node, agent: &str) -> NodeExecution {

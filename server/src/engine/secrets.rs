@@ -39,6 +39,20 @@ fn redact_env_values(v: &Value) -> Value {
     }
 }
 
+/// Literal credentials written in a workflow's config, to keep out of the
+/// stored snapshot. `${env.*}` references are not secrets themselves.
+pub fn literal_secrets(config: &Map<String, Value>, out: &mut Vec<String>) {
+    for (k, v) in config {
+        match v {
+            Value::String(s) if is_secret_key(k) && !s.contains("${") && s != REDACTED && s.len() >= 8 => {
+                out.push(s.clone())
+            }
+            Value::Object(m) => literal_secrets(m, out),
+            _ => {}
+        }
+    }
+}
+
 /// Scrubs every known secret value out of `text`.
 pub fn scrub(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_string();
