@@ -6,7 +6,9 @@ use crate::error::{CliError, CliResult, error_chain};
 use retake::v1::artifact_service_client::ArtifactServiceClient;
 use retake::v1::run_service_client::RunServiceClient;
 use retake::v1::workflow_service_client::WorkflowServiceClient;
+use std::collections::HashSet;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -56,6 +58,8 @@ pub struct Clients {
     pub embedded: bool,
     /// Ask on the terminal when an embedded run waits for a human.
     pub interactive: bool,
+    /// Runs started through these clients: the ones an embedded engine drives.
+    pub started: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Clients {
@@ -70,7 +74,20 @@ impl Clients {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             embedded,
             interactive: false,
+            started: Arc::default(),
         }
+    }
+
+    /// Remembers that `run_id` was started here.
+    pub fn note_started(&self, run_id: &str) {
+        if let Ok(mut started) = self.started.lock() {
+            started.insert(run_id.to_string());
+        }
+    }
+
+    /// Whether an engine in this process drives `run_id`.
+    pub fn drives(&self, run_id: &str) -> bool {
+        !self.embedded || self.started.lock().is_ok_and(|s| s.contains(run_id))
     }
 
     /// Starts the engine in this process on the database at `db`.

@@ -185,3 +185,23 @@ fn watch_json_lines_and_raw_artifacts() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(out.stdout, b"summary v1");
 }
+
+#[test]
+fn embedded_waits_without_a_terminal_stop_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "ask.yaml",
+        "name: ask\nnodes:\n  question:\n    agent: human://input\n    system_prompt: Which topic?\n    outputs: [value]\n",
+    );
+    let out = retake(dir.path()).args(["run", "ask.yaml"]).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("  ⏸ question waiting: Which topic?\n"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("Status: waiting\n"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("waits for a human at node 'question'"), "{}", stderr(&out));
+
+    // Another process has no engine driving that run, and says so instead of hanging.
+    let out = run(dir.path(), &["watch", "latest"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is waiting, but no engine in this process drives it"), "{}", stderr(&out));
+}

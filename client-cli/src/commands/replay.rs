@@ -63,6 +63,7 @@ pub async fn replay_prepared(
     interrupt: &Interrupt,
 ) -> CliResult<RunOutcome> {
     let run = start(clients, request).await?;
+    clients.note_started(&run.id);
     if detach {
         return Ok(RunOutcome { summary: RunSummary::from_run(&run), end: RunEnd::Detached });
     }

@@ -44,6 +44,7 @@ pub async fn run_prepared(
     interrupt: &Interrupt,
 ) -> CliResult<RunOutcome> {
     let run = start(clients, request).await?;
+    clients.note_started(&run.id);
     if detach {
         return Ok(RunOutcome { summary: RunSummary::from_run(&run), end: RunEnd::Detached });
     }

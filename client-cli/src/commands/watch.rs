@@ -6,6 +6,7 @@ use crate::cli::WatchArgs;
 use crate::connect::Clients;
 use crate::error::{CliError, CliResult};
 use crate::follow::{EventSink, Interrupt};
+use crate::render;
 
 /// `retake watch`: streams the run's events into `sink` from after
 /// `args.after` until it ends, then summarises it. Ctrl-C only stops watching.
@@ -19,6 +20,16 @@ pub async fn watch(
         return Err(CliError::usage(format!("--after must be 0 or more, not {}", args.after)));
     }
     let run = get_run(clients, &args.run_id).await?;
+    if !clients.drives(&run.id) && !render::is_finished(run.status()) {
+        // An embedded engine only drives the runs it started; this one
+        // belongs to another process (or to a server that owns the database).
+        return Err(CliError::failed(format!(
+            "Run {} is {}, but no engine in this process drives it; follow it on the server that runs it with \
+             --server URL (or RETAKE_SERVER)",
+            run.id,
+            render::run_status_name(run.status())
+        )));
+    }
     // Watching never cancels: the run belongs to whoever started it.
     let watcher = Clients { embedded: false, ..clients.clone() };
     follow_to_end(&watcher, &run, args.after, sink, interrupt).await
