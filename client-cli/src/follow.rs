@@ -207,6 +207,8 @@ pub struct TextProgress {
     /// Say how to answer a wait (when nobody is prompted for it here).
     wait_hints: bool,
     bar: Option<ProgressBar>,
+    /// Where lines go instead of stdout.
+    writer: Option<Box<dyn std::io::Write + Send>>,
     /// Length and position of a bar cleared while the user is asked something.
     paused: Option<(u64, u64)>,
     running: BTreeSet<String>,
@@ -223,6 +225,7 @@ impl TextProgress {
             show_bar,
             wait_hints: false,
             bar: None,
+            writer: None,
             paused: None,
             running: BTreeSet::new(),
             open_delta: None,
@@ -251,11 +254,22 @@ impl TextProgress {
         self.write(&text);
     }
 
-    fn write(&self, text: &str) {
+    fn write(&mut self, text: &str) {
+        if let Some(w) = &mut self.writer {
+            let _ = w.write_all(text.as_bytes());
+            return;
+        }
         match &self.bar {
             Some(bar) => bar.suspend(|| render::write_stdout(text.as_bytes())),
             None => render::write_stdout(text.as_bytes()),
         }
+    }
+
+    /// Writes the lines to `writer` instead of stdout, without a bar.
+    pub fn to_writer(mut self, writer: Box<dyn std::io::Write + Send>) -> Self {
+        self.writer = Some(writer);
+        self.show_bar = false;
+        self
     }
 
     fn advance(&mut self, node: &str) {
@@ -436,5 +450,109 @@ impl EventSink for JsonLines {
         let mut line = Self::event_json(event).to_string();
         line.push('\n');
         render::write_stdout(line.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn event(kind: EventKind, node: &str) -> Event {
+        Event { run_id: "run_1".into(), node_id: node.into(), kind: kind as i32, ..Default::default() }
+    }
+
+    fn shown(verbose: bool, events: &[Event]) -> String {
+        let out = Shared::default();
+        let mut sink = TextProgress::new(Style::PLAIN, verbose, true).to_writer(Box::new(out.clone()));
+        for e in events {
+            sink.on_event(e);
+        }
+        sink.finish();
+        String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn one_line_per_node_event() {
+        let completed = Event { latency_ms: 12, ..event(EventKind::NodeCompleted, "fetch") };
+        let failed = Event { message: "boom".into(), ..event(EventKind::NodeFailed, "transform") };
+        let skipped = Event {
+            message: "skipped: upstream 'transform' did not complete".into(),
+            ..event(EventKind::NodeSkipped, "publish")
+        };
+        let retrying = Event { attempt: 2, ..event(EventKind::NodeRetrying, "flaky") };
+        let reused = Event { message: "run_0".into(), ..event(EventKind::NodeReused, "early") };
+        let text = shown(
+            false,
+            &[
+                event(EventKind::RunStarted, ""),
+                event(EventKind::NodeStarted, "fetch"),
+                completed,
+                retrying,
+                failed,
+                skipped,
+                reused,
+                event(EventKind::RunFinished, ""),
+            ],
+        );
+        assert_eq!(
+            text,
+            "  ✓ fetch completed (12 ms)\n  ↻ flaky retrying (attempt 2)\n  ✗ transform failed: boom\n  - publish skipped: upstream 'transform' did not complete\n  ↺ early reused from run_0\n"
+        );
+    }
+
+    #[test]
+    fn verbose_shows_starts_and_streamed_output() {
+        let delta = |node: &str, text: &str| Event { delta: text.into(), ..event(EventKind::NodeOutputDelta, node) };
+        let text = shown(
+            true,
+            &[
+                event(EventKind::NodeStarted, "a"),
+                delta("a", "Hel"),
+                delta("a", "lo\nworld"),
+                delta("b", "other"),
+                Event { latency_ms: 5, ..event(EventKind::NodeCompleted, "a") },
+            ],
+        );
+        assert_eq!(text, "  ▸ a started\n    a> Hello\n      world\n    b> other\n  ✓ a completed (5 ms)\n");
+        // Without -v streamed output is not shown.
+        assert_eq!(shown(false, &[delta("a", "Hello")]), "");
+    }
+
+    #[test]
+    fn waits_say_how_to_answer_them() {
+        let out = Shared::default();
+        let mut sink =
+            TextProgress::new(Style::PLAIN, false, false).with_wait_hints(true).to_writer(Box::new(out.clone()));
+        sink.on_event(&Event { message: "Publish?".into(), ..event(EventKind::WaitStarted, "review") });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "  ⏸ review waiting: Publish?\n    answer with 'retake approve run_1 --node review' (or reject), or 'retake input run_1 --node review --value TEXT'\n"
+        );
+    }
+
+    #[test]
+    fn json_lines_carry_sequence_numbers() {
+        let e = Event { sequence: 7, latency_ms: 3, ..event(EventKind::NodeCompleted, "fetch") };
+        let v = JsonLines::event_json(&e);
+        assert_eq!(v["sequence"], 7);
+        assert_eq!(v["kind"], "node_completed");
+        assert_eq!(v["node_id"], "fetch");
+        assert_eq!(v["latency_ms"], 3);
+        assert!(v["message"].is_null());
     }
 }
