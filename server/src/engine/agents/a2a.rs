@@ -80,6 +80,15 @@ struct Endpoint {
 }
 
 pub async fn execute(rest: &str, call: &AgentCall) -> Result<AgentOutput, String> {
+    let result = talk(rest, call).await;
+    // Whatever the agent echoed back, the token does not leave this agent.
+    result.map_err(|e| match call.config.get("api_key").and_then(Value::as_str) {
+        Some(k) if k.len() >= 4 => e.replace(k, "[redacted]"),
+        _ => e,
+    })
+}
+
+async fn talk(rest: &str, call: &AgentCall) -> Result<AgentOutput, String> {
     let base = agent_url(rest)?;
     let mut headers = HeaderMap::new();
     match call.config.get("api_key") {
@@ -458,10 +467,8 @@ fn output(parts: Vec<Part>) -> Result<(String, &'static str), String> {
         };
         return Ok((content, JSON));
     }
-    if !has_text {
-        if let Some(Part::File(name)) = parts.first() {
-            return Err(format!("the A2A agent answered with files only ({name}); retake keeps text and data parts"));
-        }
+    if !has_text && let Some(Part::File(name)) = parts.first() {
+        return Err(format!("the A2A agent answered with files only ({name}); retake keeps text and data parts"));
     }
     Ok((parts_text(&parts), TEXT))
 }

@@ -339,10 +339,11 @@ async fn send(target: &Target, headers: &HeaderMap, body: Vec<u8>) -> Result<req
 
 /// `Retry-After` in seconds or as an HTTP date, or OpenAI's `retry-after-ms`.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) = headers.get("retry-after-ms").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok()) {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64((ms / 1000.0).min(MAX_WAIT.as_secs_f64())));
-        }
+    if let Some(ms) = headers.get("retry-after-ms").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64((ms / 1000.0).min(MAX_WAIT.as_secs_f64())));
     }
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<f64>() {
@@ -503,13 +504,11 @@ async fn read_stream(target: &Target, response: reqwest::Response, call: &AgentC
             }
         }
     }
-    if !done {
-        if let Some(event) = parser.finish() {
-            match target.api {
-                Api::OpenAi => openai_event(&target.provider, &event, &mut answer, call)?,
-                Api::Anthropic => anthropic_event(&event, &mut answer, call)?,
-            };
-        }
+    if !done && let Some(event) = parser.finish() {
+        match target.api {
+            Api::OpenAi => openai_event(&target.provider, &event, &mut answer, call)?,
+            Api::Anthropic => anthropic_event(&event, &mut answer, call)?,
+        };
     }
     Ok(answer)
 }
