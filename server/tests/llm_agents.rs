@@ -201,10 +201,11 @@ nodes:
     system_prompt: "Translate to French."
     inputs: {{text: hello}}
     outputs: [result]
-    config: {{stream: false, temperature: 0.5, top_k: 10, stop: ["@@"], presence_penalty: 1, api_base: "{}/v1", api_key: "${{env.{KEY_VAR}}}"}}
+    config: {{stream: false, temperature: 0.5, top_k: 10, stop: ["@@"], presence_penalty: 1, api_base: "{}/v1", api_key: "{KEY}"}}
 "#,
         fake.url()
     );
+    // A key written into the workflow itself is kept out of everything stored, too.
     let (_, run, nodes) = server.run(&yaml).await;
     let n = node(&nodes, "translate");
     assert_eq!(status(n), pb::NodeStatus::Completed, "{}", n.error);
