@@ -233,3 +233,15 @@ async fn replay_errors_say_what_is_wrong() {
     let (rep, _) = s.finish(&rep.into_inner().run.unwrap().id).await;
     assert_eq!(run_status(&rep), pb::RunStatus::Completed);
 }
+
+#[tokio::test]
+async fn a_replay_of_a_replay_keeps_the_agents_it_swapped_in() {
+    let mut s = start().await;
+    let (src, _) = source(&mut s).await;
+    let (r1, _) = replay(&mut s, pb::ReplayRunRequest { swaps: vec![swap("b", "local://echo")], ..replay_req(&src.id) }).await;
+    let (r2, nodes) = replay(&mut s, pb::ReplayRunRequest { from: "b".into(), ..replay_req(&r1.id) }).await;
+    assert_eq!(run_status(&r2), pb::RunStatus::Completed);
+    assert_eq!(node(&nodes, "b").agent, "local://echo");
+    assert_eq!(s.content(&node(&nodes, "b").output_artifact_ids[0]).await, r#"{"x":{"topic":"rust"}}"#);
+    assert_eq!(r2.replay.unwrap().swaps, vec![swap("b", "local://echo")]);
+}

@@ -78,17 +78,20 @@ struct NodeDone {
     secrets: Vec<String>,
 }
 
+/// Batches a run's driver may hand over before waiting for the disk.
+const COMMIT_QUEUE: usize = 16;
+
 /// Commits a run's writes in order, merging whatever queued up while the
 /// previous commit ran (group commit), then publishes their events.
 struct Committer {
-    tx: Option<mpsc::UnboundedSender<(WriteBatch, Option<Ack>)>>,
+    tx: Option<mpsc::Sender<(WriteBatch, Option<Ack>)>>,
     handle: Option<tokio::task::JoinHandle<Result<(), String>>>,
     failed: Arc<AtomicBool>,
 }
 
 impl Committer {
     fn start(engine: Arc<EngineInner>, active: Arc<ActiveRun>) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(WriteBatch, Option<Ack>)>();
+        let (tx, mut rx) = mpsc::channel::<(WriteBatch, Option<Ack>)>(COMMIT_QUEUE);
         let failed = Arc::new(AtomicBool::new(false));
         let flag = failed.clone();
         let handle = tokio::spawn(async move {
@@ -227,23 +230,25 @@ impl RunDriver {
     /// committed, so nothing a client sees can be lost, and a node whose
     /// completion was not yet durable when the process died simply runs
     /// again on restart.
-    fn flush(&mut self) -> Result<(), String> {
+    /// The committer's queue is bounded: when the disk falls behind,
+    /// execution waits instead of piling up writes in memory.
+    async fn flush(&mut self) -> Result<(), String> {
         if self.committer.failed.load(Ordering::Acquire) {
             return Err("the store refused a write".into());
         }
         let batch = std::mem::take(&mut self.pending);
-        if !batch.is_empty() {
-            self.committer.tx.as_ref().map(|tx| tx.send((batch, None)));
+        if let (false, Some(tx)) = (batch.is_empty(), &self.committer.tx) {
+            tx.send((batch, None)).await.map_err(|_| "the run committer stopped".to_string())?;
         }
         Ok(())
     }
 
     /// Flushes, and answers `ack` once everything so far is durable.
-    fn flush_then_ack(&mut self, ack: Ack) {
+    async fn flush_then_ack(&mut self, ack: Ack) {
         let batch = std::mem::take(&mut self.pending);
         match &self.committer.tx {
             Some(tx) => {
-                if let Err(mpsc::error::SendError((_, Some(ack)))) = tx.send((batch, Some(ack))) {
+                if let Err(mpsc::error::SendError((_, Some(ack)))) = tx.send((batch, Some(ack))).await {
                     let _ = ack.send(Err(EngineError::Internal("run committer stopped".into())));
                 }
             }
@@ -255,7 +260,7 @@ impl RunDriver {
 
     /// Flushes and waits until everything staged so far is durable.
     async fn sync(&mut self) -> Result<(), String> {
-        self.flush()?;
+        self.flush().await?;
         self.committer.tx = None;
         if let Some(handle) = self.committer.handle.take() {
             handle.await.map_err(|e| format!("committer stopped: {e}"))??;
@@ -355,18 +360,18 @@ impl RunDriver {
             }
             let waiting = self.nodes.iter().any(|n| n.status == NodeStatus::Waiting);
             if (tasks.is_empty() && !waiting) || cancel.is_cancelled() {
-                self.flush()?;
+                self.flush().await?;
                 break;
             }
             // Only waits left: the run is WAITING until someone answers.
             self.set_run_status(if tasks.is_empty() { RunStatus::Waiting } else { RunStatus::Running });
-            self.flush()?;
+            self.flush().await?;
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
                 Some(msg) = msg_rx.recv() => self.on_message(msg).await?,
                 Some(answer) = answers.recv() => {
-                    for d in self.on_answer(answer)? {
+                    for d in self.on_answer(answer).await? {
                         ready.push_back(d);
                     }
                 }
@@ -618,7 +623,7 @@ impl RunDriver {
     }
 
     /// Records a human answer as the node's outputs (origin `human`).
-    fn on_answer(&mut self, answer: WaitAnswer) -> Result<Vec<usize>, String> {
+    async fn on_answer(&mut self, answer: WaitAnswer) -> Result<Vec<usize>, String> {
         let Some(pos) = self.workflow.index.get(&answer.node_id).copied() else {
             let _ = answer.ack.send(Err(EngineError::NotFound(format!("Step '{}' not found in workflow", answer.node_id))));
             return Ok(Vec::new());
@@ -697,7 +702,7 @@ impl RunDriver {
         if self.run.status == RunStatus::Waiting {
             self.set_run_status(RunStatus::Running);
         }
-        self.flush_then_ack(answer.ack);
+        self.flush_then_ack(answer.ack).await;
         if self.consumers_left[pos] > 0 {
             self.outputs[pos] = Some(Arc::new(refs));
         }

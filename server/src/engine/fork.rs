@@ -45,9 +45,20 @@ impl Engine {
             )));
         }
         let source_wf = self.run_workflow(&source).await?;
-        let (text, files) = match req.workflow.filter(|w| !w.trim().is_empty()) {
-            Some(text) => (text, req.files),
-            None => (self.workflow_content(&source).await?, if req.files.is_empty() { source.files.clone() } else { req.files }),
+        // Replaying the source's own snapshot replays it as it ran: with
+        // the agents its replay swapped in. A new workflow file is the
+        // truth about agents.
+        let (text, files, inherited_agents) = match req.workflow.filter(|w| !w.trim().is_empty()) {
+            Some(text) => (text, req.files, BTreeMap::new()),
+            None => (
+                self.workflow_content(&source).await?,
+                if req.files.is_empty() { source.files.clone() } else { req.files },
+                source
+                    .replay
+                    .iter()
+                    .flat_map(|r| r.swaps.iter().map(|s| (s.node_id.clone(), s.agent.clone())))
+                    .collect(),
+            ),
         };
         let mut variables = source.variables.clone();
         let mut changed_variables = BTreeSet::new();
@@ -69,6 +80,7 @@ impl Engine {
             overrides: req.overrides,
             changed_variables: changed_variables.clone(),
             allow_drift: req.allow_drift,
+            inherited_agents: inherited_agents.clone(),
         };
         let plan = replay::plan_replay(&source.id, &source_wf, &source_nodes, &workflow, &changes)?;
         if !plan.drifted.is_empty() {
@@ -95,7 +107,15 @@ impl Engine {
                 forked_from: source.id.clone(),
                 forked_at_step: plan.forked_at_step.clone(),
                 roots: plan.roots.clone(),
-                swaps: plan.swaps.clone(),
+                swaps: {
+                    let mut swaps = plan.swaps.clone();
+                    for (node_id, agent) in &inherited_agents {
+                        if !swaps.iter().any(|s| &s.node_id == node_id) && workflow.node(node_id).is_some() {
+                            swaps.push(AgentSwap { node_id: node_id.clone(), agent: agent.clone() });
+                        }
+                    }
+                    swaps
+                },
                 overrides: plan.overrides.clone(),
                 changed_variables: changed_variables.into_iter().collect(),
                 allow_drift: req.allow_drift,

@@ -17,6 +17,9 @@ pub struct ReplayChanges {
     /// Variables whose value differs from the source run.
     pub changed_variables: BTreeSet<String>,
     pub allow_drift: bool,
+    /// Agents the source run already used in place of the workflow's
+    /// (its own swaps): a replay of it keeps them unless swapped again.
+    pub inherited_agents: BTreeMap<String, String>,
 }
 
 /// The outcome of planning, by node position in the new workflow.
@@ -72,7 +75,11 @@ pub fn plan_replay(
     };
 
     // 2. Swapped nodes run again, with their new agent.
-    let mut agents: Vec<String> = new_wf.nodes.iter().map(|n| n.agent.clone()).collect();
+    let mut agents: Vec<String> = new_wf
+        .nodes
+        .iter()
+        .map(|n| changes.inherited_agents.get(&n.id).cloned().unwrap_or_else(|| n.agent.clone()))
+        .collect();
     let mut swaps = Vec::new();
     for swap in &changes.swaps {
         let Some(p) = pos_of(swap.node_id.trim()) else {

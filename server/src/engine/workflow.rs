@@ -306,8 +306,8 @@ pub fn load(
             nodes.push(node);
         }
     }
-    if !v.out.errors.is_empty() && nodes.len() != raw_nodes.len() {
-        // Graph checks on a partial node set would report phantom problems.
+    if nodes.len() != raw_nodes.len() {
+        // A node that is not even a mapping leaves no graph to check.
         return out;
     }
     let Some(order) = check_graph(&nodes, &mut v) else {
@@ -524,7 +524,6 @@ fn parse_node(
             v.warn(node, format!("unknown key '{key}' is ignored"));
         }
     }
-    let errors_before = v.out.errors.len();
 
     let agent = match map.get("agent") {
         Some(Value::String(a)) => {
@@ -686,9 +685,8 @@ fn parse_node(
     }
     check_refs("config", &Value::Object(config.clone()), true, v);
 
-    if v.out.errors.len() > errors_before {
-        return None;
-    }
+    // A node with errors still takes part in the graph checks, so every
+    // problem of the file is reported at once; the workflow is not built.
     Some(Node {
         id: id.to_string(),
         agent,
@@ -722,9 +720,22 @@ fn check_graph(nodes: &[Node], v: &mut Validator) -> Option<Vec<usize>> {
             }
         }
     }
-    if !sound {
-        return None;
-    }
+    // Check the rest of the graph without the broken edges, so their
+    // errors do not hide the others.
+    let cleaned: Vec<Node>;
+    let nodes: &[Node] = if sound {
+        nodes
+    } else {
+        cleaned = nodes
+            .iter()
+            .map(|n| {
+                let mut n = n.clone();
+                n.depends_on.retain(|d| d != &n.id && index.contains_key(d.as_str()));
+                n
+            })
+            .collect();
+        &cleaned
+    };
 
     // Kahn's algorithm; ties keep declaration order so runs are predictable.
     let mut indegree: Vec<usize> = nodes.iter().map(|n| n.depends_on.len()).collect();
@@ -802,7 +813,7 @@ fn check_graph(nodes: &[Node], v: &mut Validator) -> Option<Vec<usize>> {
             }
         }
     }
-    Some(order)
+    sound.then_some(order)
 }
 
 /// Whether `ancestor` is reachable from `node` through depends_on.
@@ -959,6 +970,15 @@ mod tests {
         );
         let all: Vec<String> = l.errors.iter().map(|e| e.to_string()).collect();
         assert!(all.iter().any(|e| e.contains("node 'b': references ${a.r} but does not depend on 'a'")), "{all:?}");
+        assert!(all.iter().any(|e| e.contains("unknown output 'nope'")), "{all:?}");
+    }
+
+    #[test]
+    fn problems_in_nodes_and_graph_are_reported_together() {
+        let l = load_str("name: w\nnodes:\n  a: {agent: warp://x, outputs: [r]}\n  b: {agent: local://echo, outputs: [r], depends_on: [zzz, a], inputs: {x: \"${a.nope}\"}}\n");
+        let all: Vec<String> = l.errors.iter().map(|e| e.to_string()).collect();
+        assert!(all.iter().any(|e| e.contains("unknown agent scheme")), "{all:?}");
+        assert!(all.iter().any(|e| e.contains("unknown node 'zzz'")), "{all:?}");
         assert!(all.iter().any(|e| e.contains("unknown output 'nope'")), "{all:?}");
     }
 
