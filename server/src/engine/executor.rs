@@ -577,6 +577,7 @@ impl RunDriver {
                     if attempt >= last_attempt {
                         return Err((error, origin));
                     }
+                    let error = secrets::scrub(&error, &secrets_list);
                     let _ = forward.send(NodeMsg::Retrying { pos, attempt, error, origin });
                     attempt += 1;
                     tokio::time::sleep(retry.delay_before(attempt)).await;
