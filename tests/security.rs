@@ -41,6 +41,7 @@ name: secrets
 nodes:
   a:
     agent: local://fail
+    retry_policy: {max_retries: 2, backoff: fixed, initial_delay_ms: 1}
     config: {api_key: "literal-secret-1a2b3c4d", token: "${env.RETAKE_TEST_SECRET_VALUE}", message: "failed with ${env.RETAKE_TEST_SECRET_VALUE}"}
     outputs: [o]
 "#;
@@ -51,6 +52,7 @@ nodes:
     assert!(!everything.contains("env-secret-9f8e7d6c"), "{everything}");
     assert!(!everything.contains("literal-secret-1a2b3c4d"));
     assert!(node(&nodes, "a").error.contains("[redacted]"));
+    assert!(events.iter().any(|e| e.kind == pb::EventKind::NodeRetrying as i32 && e.message.contains("[redacted]")));
     assert!(node(&nodes, "a").config_json.contains("${env.RETAKE_TEST_SECRET_VALUE}"));
     let db = s.db.clone();
     let dir = s.stop().await;
