@@ -87,6 +87,8 @@ pub enum Command {
     Debug(DebugArgs),
     /// Timeline of a run; `trace graph` shows the DAG, `trace node` one step in full
     Trace(TraceArgs),
+    /// Tokens and cost per node and in total; reused nodes show what they saved
+    Cost(CostArgs),
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -285,6 +287,15 @@ pub struct DebugArgs {
     /// Only failed nodes and the nodes they blocked
     #[arg(long)]
     pub errors: bool,
+    /// Show prompts, inputs and outputs in full instead of truncated
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct CostArgs {
+    /// Run id, unique prefix or 'latest'
+    pub run_id: String,
 }
 
 #[derive(Args, Debug, Clone, Default)]

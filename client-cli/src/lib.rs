@@ -156,6 +156,7 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
                 Command::Reject(args) => Ok(print(&commands::waits::reject(&clients, args).await?)),
                 Command::Debug(args) => Ok(print(&commands::debug::debug(&clients, args).await?)),
                 Command::Trace(args) => Ok(print(&commands::trace::trace(&clients, args).await?)),
+                Command::Cost(args) => Ok(print(&commands::cost::cost(&clients, args).await?)),
                 Command::Run(_) | Command::Replay(_) | Command::Watch(_) | Command::Validate(_) => {
                     Err(CliError::failed("unreachable command"))
                 }

@@ -8,6 +8,7 @@ use crate::connect::Clients;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Output, Style, failure_origin_name, node_status_name};
 use futures::StreamExt;
+use std::collections::HashMap;
 use retake::v1::{FailureOrigin, GetNodeExecutionRequest, GetRunRequest, NodeExecution, NodeStatus};
 
 /// Characters of each input and output shown before truncating.
@@ -23,11 +24,33 @@ pub struct OutputPreview {
     pub size_bytes: i64,
 }
 
-/// A node execution and its outputs.
+/// An input artifact of a node and the node of the run that produced it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputRef {
+    pub artifact_id: String,
+    /// The producing node's id; None when no node of the run lists it as an output.
+    pub producer: Option<String>,
+}
+
+/// A node execution, its inputs' producers and its outputs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeReport {
     pub node: NodeExecution,
+    pub inputs: Vec<InputRef>,
     pub outputs: Vec<OutputPreview>,
+}
+
+/// Output artifact id -> the node of `nodes` that produced (or reused) it.
+pub fn producers(nodes: &[NodeExecution]) -> HashMap<String, String> {
+    nodes.iter().flat_map(|n| n.output_artifact_ids.iter().map(|a| (a.clone(), n.node_id.clone()))).collect()
+}
+
+/// The input artifacts of `node` with their producers.
+pub fn input_refs(node: &NodeExecution, producers: &HashMap<String, String>) -> Vec<InputRef> {
+    node.input_artifact_ids
+        .iter()
+        .map(|id| InputRef { artifact_id: id.clone(), producer: producers.get(id).cloned() })
+        .collect()
 }
 
 /// The post-mortem of a run.
@@ -67,6 +90,9 @@ pub async fn debug(clients: &Clients, args: &DebugArgs) -> CliResult<DebugReport
         .await?
         .into_inner();
     let run = resp.run.ok_or_else(|| CliError::failed("the server returned no run"))?;
+    let mut all = resp.nodes;
+    all.sort_by_key(|n| n.position);
+    let producers = producers(&all);
     let nodes: Vec<NodeExecution> = match &args.node {
         Some(step) => {
             let node = runs
@@ -77,14 +103,15 @@ pub async fn debug(clients: &Clients, args: &DebugArgs) -> CliResult<DebugReport
                 .ok_or_else(|| CliError::failed("the server returned no node execution"))?;
             vec![node]
         }
-        None => resp.nodes,
+        None => all,
     };
     let nodes: Vec<NodeExecution> = if args.errors { nodes.into_iter().filter(is_error_node).collect() } else { nodes };
     let reports = futures::stream::iter(nodes.into_iter().map(|node| {
         let clients = clients.clone();
+        let inputs = input_refs(&node, &producers);
         async move {
             let outputs = outputs_of(&clients, &node).await?;
-            Ok::<_, CliError>(NodeReport { node, outputs })
+            Ok::<_, CliError>(NodeReport { node, inputs, outputs })
         }
     }))
     .buffered(8)
@@ -96,8 +123,19 @@ pub async fn debug(clients: &Clients, args: &DebugArgs) -> CliResult<DebugReport
         run: RunSummary::from_run(&run),
         nodes: reports,
         errors_only: args.errors,
-        preview_chars: PREVIEW_CHARS,
+        preview_chars: if args.verbose { 0 } else { PREVIEW_CHARS },
     })
+}
+
+/// Whether `node_text` cut anything of `r` at `max` characters.
+fn is_truncated(r: &NodeReport, max: usize) -> bool {
+    if max == 0 {
+        return false;
+    }
+    let long = |t: &str| preview(t, 0).chars().count() > max;
+    r.node.prompt.chars().count() > max
+        || long(&r.node.inputs_json)
+        || r.outputs.iter().any(|o| o.text.as_deref().is_some_and(long))
 }
 
 fn is_error_node(n: &NodeExecution) -> bool {
@@ -152,7 +190,12 @@ pub fn node_text(style: Style, report: &NodeReport, preview_chars: usize) -> Str
         );
     }
     if !n.reused_from_run_id.is_empty() {
-        field(&mut out, "Reused from", &n.reused_from_run_id);
+        let nex = if n.reused_from_node_execution_id.is_empty() {
+            String::new()
+        } else {
+            format!(" (node execution {})", n.reused_from_node_execution_id)
+        };
+        field(&mut out, "Reused from", &format!("run {}{nex}", n.reused_from_run_id));
     }
     if !n.prompt.is_empty() {
         field(
@@ -163,6 +206,17 @@ pub fn node_text(style: Style, report: &NodeReport, preview_chars: usize) -> Str
     }
     if !n.inputs_json.is_empty() && n.inputs_json != "{}" && n.inputs_json != "null" {
         field(&mut out, "Inputs", &preview(&n.inputs_json, preview_chars));
+    }
+    if !report.inputs.is_empty() {
+        let refs: Vec<String> = report
+            .inputs
+            .iter()
+            .map(|i| match &i.producer {
+                Some(p) => format!("{} (from {p})", i.artifact_id),
+                None => i.artifact_id.clone(),
+            })
+            .collect();
+        field(&mut out, "Input artifacts", &refs.join(", "));
     }
     for o in &report.outputs {
         let label = format!("Output {} ({})", o.name, o.artifact_id);
@@ -211,6 +265,10 @@ pub fn node_json(report: &NodeReport, preview_chars: usize) -> serde_json::Value
         "prompt": empty_null(&n.prompt),
         "inputs": parsed(&n.inputs_json),
         "input_artifact_ids": n.input_artifact_ids,
+        "input_artifacts": report.inputs.iter().map(|i| serde_json::json!({
+            "artifact_id": i.artifact_id,
+            "producer_node_id": i.producer,
+        })).collect::<Vec<_>>(),
         "outputs": report.outputs.iter().map(|o| serde_json::json!({
             "artifact_id": o.artifact_id,
             "name": o.name,
@@ -273,6 +331,12 @@ impl Output for DebugReport {
         for n in &self.nodes {
             out.push('\n');
             out.push_str(&node_text(style, n, self.preview_chars));
+        }
+        if self.nodes.iter().any(|n| is_truncated(n, self.preview_chars)) {
+            out.push_str(&style.dim(&format!(
+                "\nLong content was cut to {} characters (marked …); use -v to see it in full\n",
+                self.preview_chars
+            )));
         }
         out
     }

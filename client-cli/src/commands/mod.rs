@@ -3,6 +3,7 @@
 
 pub mod artifacts;
 pub mod cancel;
+pub mod cost;
 pub mod debug;
 pub mod diff;
 pub mod replay;

@@ -2,7 +2,7 @@
 //! (the DAG with statuses), and one step in full.
 
 use super::RunSummary;
-use super::debug::{NodeReport, node_json, node_text, outputs_of};
+use super::debug::{NodeReport, input_refs, node_json, node_text, outputs_of, producers};
 use crate::cli::{TraceArgs, TraceView};
 use crate::connect::Clients;
 use crate::error::{CliError, CliResult};
@@ -129,6 +129,8 @@ impl Output for Timeline {
                 "offset_ms": match (self.run_start_ms, millis(n.start_time.as_ref())) { (Some(s), Some(ns)) => Some(ns - s), _ => None },
                 "latency_ms": n.latency_ms,
                 "attempts": n.attempt_count,
+                "reused_from_run_id": (!n.reused_from_run_id.is_empty()).then_some(&n.reused_from_run_id),
+                "blocked_by": n.blocked_by,
             })).collect::<Vec<_>>(),
         })
     }
@@ -187,8 +189,15 @@ impl Output for Graph {
                 } else {
                     style.dim(&format!("  ← {}", n.depends_on.join(", ")))
                 };
+                let why = if !n.blocked_by.is_empty() {
+                    style.dim(&format!("  (blocked by {})", n.blocked_by.join(", ")))
+                } else if !n.reused_from_run_id.is_empty() {
+                    style.dim(&format!("  (from {})", n.reused_from_run_id))
+                } else {
+                    String::new()
+                };
                 out.push_str(&format!(
-                    "  {} {}  {}{deps}\n",
+                    "  {} {}  {}{deps}{why}\n",
                     status_icon(style, n.status()),
                     n.node_id,
                     style.node_status(n.status())
@@ -208,6 +217,8 @@ impl Output for Graph {
                 "status": node_status_name(n.status()),
                 "depends_on": n.depends_on,
                 "depth": self.depth.get(&n.node_id),
+                "blocked_by": n.blocked_by,
+                "reused_from_run_id": (!n.reused_from_run_id.is_empty()).then_some(&n.reused_from_run_id),
             })).collect::<Vec<_>>(),
             "edges": edges.iter().map(|(a, b)| serde_json::json!({"from": a, "to": b})).collect::<Vec<_>>(),
         })
@@ -221,6 +232,7 @@ pub struct NodeTrace {
 }
 
 pub async fn node(clients: &Clients, run_id: &str, step: &str) -> CliResult<NodeTrace> {
+    let (_, all) = run_with_nodes(clients, run_id).await?;
     let mut runs = clients.runs.clone();
     let node = runs
         .get_node_execution(GetNodeExecutionRequest { run_id: run_id.to_string(), step: step.to_string() })
@@ -229,7 +241,8 @@ pub async fn node(clients: &Clients, run_id: &str, step: &str) -> CliResult<Node
         .node_execution
         .ok_or_else(|| CliError::failed("the server returned no node execution"))?;
     let outputs = outputs_of(clients, &node).await?;
-    Ok(NodeTrace { report: NodeReport { node, outputs } })
+    let inputs = input_refs(&node, &producers(&all));
+    Ok(NodeTrace { report: NodeReport { node, inputs, outputs } })
 }
 
 impl Output for NodeTrace {
@@ -254,9 +267,6 @@ impl Output for NodeTrace {
                 style.dim("Config:"),
                 render::indent(&super::debug::preview(&n.config_json, 0), "      ")
             ));
-        }
-        if !n.input_artifact_ids.is_empty() {
-            field(&mut out, "Input artifacts", &n.input_artifact_ids.join(", "));
         }
         for a in &n.attempts {
             let took = render::elapsed_ms(a.start_time.as_ref(), a.finish_time.as_ref())
