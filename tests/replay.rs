@@ -17,15 +17,31 @@ nodes:
 "#;
 
 fn replay_req(run: &str) -> pb::ReplayRunRequest {
-    pb::ReplayRunRequest { run_id: run.to_string(), ..Default::default() }
+    pb::ReplayRunRequest {
+        run_id: run.to_string(),
+        ..Default::default()
+    }
 }
 
 fn swap(node: &str, agent: &str) -> pb::AgentSwap {
-    pb::AgentSwap { node_id: node.into(), agent: agent.into() }
+    pb::AgentSwap {
+        node_id: node.into(),
+        agent: agent.into(),
+    }
 }
 
-async fn replay(s: &mut TestServer, req: pb::ReplayRunRequest) -> (pb::Run, Vec<pb::NodeExecution>) {
-    let run = s.runs.replay_run(req).await.expect("ReplayRun").into_inner().run.unwrap();
+async fn replay(
+    s: &mut TestServer,
+    req: pb::ReplayRunRequest,
+) -> (pb::Run, Vec<pb::NodeExecution>) {
+    let run = s
+        .runs
+        .replay_run(req)
+        .await
+        .expect("ReplayRun")
+        .into_inner()
+        .run
+        .unwrap();
     s.finish(&run.id).await
 }
 
@@ -38,7 +54,14 @@ async fn source(s: &mut TestServer) -> (pb::Run, Vec<pb::NodeExecution>) {
 async fn replaying_one_branch_reuses_the_sibling_by_reference() {
     let mut s = start().await;
     let (src, src_nodes) = source(&mut s).await;
-    let (rep, nodes) = replay(&mut s, pb::ReplayRunRequest { from: "b".into(), ..replay_req(&src.id) }).await;
+    let (rep, nodes) = replay(
+        &mut s,
+        pb::ReplayRunRequest {
+            from: "b".into(),
+            ..replay_req(&src.id)
+        },
+    )
+    .await;
     assert_eq!(run_status(&rep), pb::RunStatus::Completed);
     let info = rep.replay.as_ref().unwrap();
     assert_eq!(info.forked_from, src.id);
@@ -48,25 +71,52 @@ async fn replaying_one_branch_reuses_the_sibling_by_reference() {
         let n = node(&nodes, id);
         assert_eq!(status(n), pb::NodeStatus::Reused, "{id}");
         assert_eq!(n.reused_from_run_id, src.id);
-        assert_eq!(n.output_artifact_ids, node(&src_nodes, id).output_artifact_ids, "{id} is reused by reference");
+        assert_eq!(
+            n.output_artifact_ids,
+            node(&src_nodes, id).output_artifact_ids,
+            "{id} is reused by reference"
+        );
     }
     for id in ["b", "d"] {
         let n = node(&nodes, id);
         assert_eq!(status(n), pb::NodeStatus::Completed);
-        assert_ne!(n.output_artifact_ids, node(&src_nodes, id).output_artifact_ids, "{id} ran again");
+        assert_ne!(
+            n.output_artifact_ids,
+            node(&src_nodes, id).output_artifact_ids,
+            "{id} ran again"
+        );
     }
     let counts = rep.counts.unwrap();
-    assert_eq!((counts.total, counts.completed, counts.reused, counts.failed), (4, 4, 2, 0));
+    assert_eq!(
+        (counts.total, counts.completed, counts.reused, counts.failed),
+        (4, 4, 2, 0)
+    );
     // The replayed consumer saw the reused sibling's output.
     let d = s.content(&node(&nodes, "d").output_artifact_ids[0]).await;
     assert_eq!(d, r#"{"b":"b says hi","c":"c says hi"}"#);
     // The replay's artifacts include what it reused.
-    let listed = s.artifacts.list_artifacts(pb::ListArtifactsRequest { run_id: rep.id.clone(), ..Default::default() }).await.unwrap().into_inner();
+    let listed = s
+        .artifacts
+        .list_artifacts(pb::ListArtifactsRequest {
+            run_id: rep.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(listed.artifacts.len(), 4);
     let events = s.events(&rep.id, 0).await;
-    let reused: Vec<&str> = events.iter().filter(|e| e.kind == pb::EventKind::NodeReused as i32).map(|e| e.node_id.as_str()).collect();
+    let reused: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == pb::EventKind::NodeReused as i32)
+        .map(|e| e.node_id.as_str())
+        .collect();
     assert_eq!(reused, ["a", "c"]);
-    let started: Vec<&str> = events.iter().filter(|e| e.kind == pb::EventKind::NodeStarted as i32).map(|e| e.node_id.as_str()).collect();
+    let started: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == pb::EventKind::NodeStarted as i32)
+        .map(|e| e.node_id.as_str())
+        .collect();
     assert_eq!(started, ["b", "d"]);
 }
 
@@ -74,7 +124,10 @@ async fn replaying_one_branch_reuses_the_sibling_by_reference() {
 async fn a_failing_swapped_node_fails_the_replay() {
     let mut s = start().await;
     let (src, _) = source(&mut s).await;
-    let req = pb::ReplayRunRequest { swaps: vec![swap("c", "local://fail")], ..replay_req(&src.id) };
+    let req = pb::ReplayRunRequest {
+        swaps: vec![swap("c", "local://fail")],
+        ..replay_req(&src.id)
+    };
     let (rep, nodes) = replay(&mut s, req).await;
     assert_eq!(run_status(&rep), pb::RunStatus::Failed);
     assert_eq!(rep.replay.as_ref().unwrap().forked_at_step, "c");
@@ -92,9 +145,19 @@ async fn a_swapped_agent_gets_the_nodes_own_config() {
     let yaml = "name: cfg\nnodes:\n  a: {agent: local://echo, outputs: [o]}\n  gen: {agent: local://echo, config: {response: from config}, outputs: [o], depends_on: [a]}\n";
     let run = s.start_run(yaml).await;
     s.finish(&run.id).await;
-    let (rep, nodes) = replay(&mut s, pb::ReplayRunRequest { swaps: vec![swap("gen", "local://mock")], ..replay_req(&run.id) }).await;
+    let (rep, nodes) = replay(
+        &mut s,
+        pb::ReplayRunRequest {
+            swaps: vec![swap("gen", "local://mock")],
+            ..replay_req(&run.id)
+        },
+    )
+    .await;
     assert_eq!(run_status(&rep), pb::RunStatus::Completed);
-    assert_eq!(s.content(&node(&nodes, "gen").output_artifact_ids[0]).await, "from config");
+    assert_eq!(
+        s.content(&node(&nodes, "gen").output_artifact_ids[0]).await,
+        "from config"
+    );
 }
 
 #[tokio::test]
@@ -102,7 +165,11 @@ async fn an_override_feeding_two_consumers_reruns_both_branches() {
     let mut s = start().await;
     let (src, src_nodes) = source(&mut s).await;
     let req = pb::ReplayRunRequest {
-        overrides: vec![pb::OutputOverride { selector: "checkpoint.a".into(), output: String::new(), value: "Edited notes".into() }],
+        overrides: vec![pb::OutputOverride {
+            selector: "checkpoint.a".into(),
+            output: String::new(),
+            value: "Edited notes".into(),
+        }],
         swaps: vec![swap("b", "local://echo"), swap("c", "local://echo")],
         ..replay_req(&src.id)
     };
@@ -110,16 +177,36 @@ async fn an_override_feeding_two_consumers_reruns_both_branches() {
     assert_eq!(run_status(&rep), pb::RunStatus::Completed);
     let a = node(&nodes, "a");
     assert_eq!(a.attempt_count, 0, "an overridden node never executes");
-    assert_ne!(a.output_artifact_ids, node(&src_nodes, "a").output_artifact_ids);
-    let art = s.artifacts.get_artifact(pb::GetArtifactRequest { artifact_id: a.output_artifact_ids[0].clone() }).await.unwrap().into_inner();
-    assert_eq!(art.artifact.unwrap().origin, pb::ArtifactOrigin::Override as i32);
+    assert_ne!(
+        a.output_artifact_ids,
+        node(&src_nodes, "a").output_artifact_ids
+    );
+    let art = s
+        .artifacts
+        .get_artifact(pb::GetArtifactRequest {
+            artifact_id: a.output_artifact_ids[0].clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        art.artifact.unwrap().origin,
+        pb::ArtifactOrigin::Override as i32
+    );
     assert_eq!(String::from_utf8(art.content).unwrap(), "Edited notes");
     for id in ["b", "c"] {
-        assert_eq!(s.content(&node(&nodes, id).output_artifact_ids[0]).await, r#"{"x":"Edited notes"}"#);
+        assert_eq!(
+            s.content(&node(&nodes, id).output_artifact_ids[0]).await,
+            r#"{"x":"Edited notes"}"#
+        );
     }
     // Without swaps, the override alone makes both consumers roots.
     let req = pb::ReplayRunRequest {
-        overrides: vec![pb::OutputOverride { selector: "a".into(), output: String::new(), value: "v2".into() }],
+        overrides: vec![pb::OutputOverride {
+            selector: "a".into(),
+            output: String::new(),
+            value: "v2".into(),
+        }],
         ..replay_req(&src.id)
     };
     let (rep, _) = replay(&mut s, req).await;
@@ -131,16 +218,38 @@ async fn drift_is_refused_then_allowed() {
     let mut s = start().await;
     let (src, _) = source(&mut s).await;
     let drifted = DIAMOND.replace("c says hi", "c changed");
-    let req = pb::ReplayRunRequest { from: "b".into(), workflow: drifted.clone(), ..replay_req(&src.id) };
+    let req = pb::ReplayRunRequest {
+        from: "b".into(),
+        workflow: drifted.clone(),
+        ..replay_req(&src.id)
+    };
     let err = s.runs.replay_run(req.clone()).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
-    assert!(err.message().contains("'c'") && err.message().contains("--allow-drift"), "{}", err.message());
-    let (rep, nodes) = replay(&mut s, pb::ReplayRunRequest { allow_drift: true, ..req }).await;
+    assert!(
+        err.message().contains("'c'") && err.message().contains("--allow-drift"),
+        "{}",
+        err.message()
+    );
+    let (rep, nodes) = replay(
+        &mut s,
+        pb::ReplayRunRequest {
+            allow_drift: true,
+            ..req
+        },
+    )
+    .await;
     assert_eq!(run_status(&rep), pb::RunStatus::Completed);
     assert_eq!(status(node(&nodes, "c")), pb::NodeStatus::Reused);
     // A new node in the workflow is a root of its own.
     let grown = format!("{DIAMOND}  e: {{agent: local://echo, outputs: [out], depends_on: [a]}}\n");
-    let (rep, nodes) = replay(&mut s, pb::ReplayRunRequest { workflow: grown, ..replay_req(&src.id) }).await;
+    let (rep, nodes) = replay(
+        &mut s,
+        pb::ReplayRunRequest {
+            workflow: grown,
+            ..replay_req(&src.id)
+        },
+    )
+    .await;
     assert_eq!(rep.replay.unwrap().roots, ["e"]);
     assert_eq!(status(node(&nodes, "e")), pb::NodeStatus::Completed);
 }
@@ -149,87 +258,228 @@ async fn drift_is_refused_then_allowed() {
 async fn a_changed_variable_reruns_the_nodes_that_use_it() {
     let mut s = start().await;
     let (src, _) = source(&mut s).await;
-    let req = pb::ReplayRunRequest { variables: [("topic".to_string(), "go".to_string())].into(), ..replay_req(&src.id) };
+    let req = pb::ReplayRunRequest {
+        variables: [("topic".to_string(), "go".to_string())].into(),
+        ..replay_req(&src.id)
+    };
     let (rep, nodes) = replay(&mut s, req).await;
     assert_eq!(rep.replay.as_ref().unwrap().changed_variables, ["topic"]);
     assert_eq!(rep.replay.unwrap().replay_set, ["a", "b", "c", "d"]);
-    assert_eq!(s.content(&node(&nodes, "a").output_artifact_ids[0]).await, r#"{"topic":"go"}"#);
+    assert_eq!(
+        s.content(&node(&nodes, "a").output_artifact_ids[0]).await,
+        r#"{"topic":"go"}"#
+    );
 }
 
 #[tokio::test]
 async fn replays_of_replays_resolve_reused_results_to_where_they_were_produced() {
     let mut s = start().await;
     let (src, src_nodes) = source(&mut s).await;
-    let (r1, _) = replay(&mut s, pb::ReplayRunRequest { from: "d".into(), ..replay_req(&src.id) }).await;
-    let (r2, _) = replay(&mut s, pb::ReplayRunRequest { from: "c".into(), ..replay_req(&r1.id) }).await;
-    let (r3, n3) = replay(&mut s, pb::ReplayRunRequest { from: "d".into(), ..replay_req(&r2.id) }).await;
+    let (r1, _) = replay(
+        &mut s,
+        pb::ReplayRunRequest {
+            from: "d".into(),
+            ..replay_req(&src.id)
+        },
+    )
+    .await;
+    let (r2, _) = replay(
+        &mut s,
+        pb::ReplayRunRequest {
+            from: "c".into(),
+            ..replay_req(&r1.id)
+        },
+    )
+    .await;
+    let (r3, n3) = replay(
+        &mut s,
+        pb::ReplayRunRequest {
+            from: "d".into(),
+            ..replay_req(&r2.id)
+        },
+    )
+    .await;
     assert_eq!(run_status(&r3), pb::RunStatus::Completed);
     assert_eq!(r3.replay.as_ref().unwrap().forked_from, r2.id);
     let a = node(&n3, "a");
-    assert_eq!(a.reused_from_run_id, src.id, "a was produced by the original run");
-    assert_eq!(a.output_artifact_ids, node(&src_nodes, "a").output_artifact_ids);
+    assert_eq!(
+        a.reused_from_run_id, src.id,
+        "a was produced by the original run"
+    );
+    assert_eq!(
+        a.output_artifact_ids,
+        node(&src_nodes, "a").output_artifact_ids
+    );
     assert_eq!(node(&n3, "c").reused_from_run_id, r2.id);
     // Lineage of the final output crosses the replays back to the source.
     let d = &node(&n3, "d").output_artifact_ids[0];
-    let lineage = s.artifacts.get_artifact_lineage(pb::GetArtifactLineageRequest { artifact_id: d.clone(), max_depth: 0 }).await.unwrap().into_inner();
-    let runs: Vec<&str> = lineage.entries.iter().map(|e| e.artifact.as_ref().unwrap().run_id.as_str()).collect();
-    assert!(runs.contains(&src.id.as_str()) && runs.contains(&r2.id.as_str()), "{runs:?}");
+    let lineage = s
+        .artifacts
+        .get_artifact_lineage(pb::GetArtifactLineageRequest {
+            artifact_id: d.clone(),
+            max_depth: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let runs: Vec<&str> = lineage
+        .entries
+        .iter()
+        .map(|e| e.artifact.as_ref().unwrap().run_id.as_str())
+        .collect();
+    assert!(
+        runs.contains(&src.id.as_str()) && runs.contains(&r2.id.as_str()),
+        "{runs:?}"
+    );
 }
 
 #[tokio::test]
 async fn the_ab_pattern_two_replays_and_three_diffs() {
     let mut s = start().await;
     let (src, _) = source(&mut s).await;
-    let mock = |text: &str| pb::ReplayRunRequest { from: "b".into(), workflow: DIAMOND.replace("b says hi", text), allow_drift: true, ..replay_req(&src.id) };
+    let mock = |text: &str| pb::ReplayRunRequest {
+        from: "b".into(),
+        workflow: DIAMOND.replace("b says hi", text),
+        allow_drift: true,
+        ..replay_req(&src.id)
+    };
     let (ra, _) = replay(&mut s, mock("variant A")).await;
     let (rb, _) = replay(&mut s, mock("variant B")).await;
     for (x, y) in [(&src.id, &ra.id), (&src.id, &rb.id), (&ra.id, &rb.id)] {
-        let diff = s.runs.diff_runs(pb::DiffRunsRequest { run_a: x.clone(), run_b: y.clone() }).await.unwrap().into_inner();
+        let diff = s
+            .runs
+            .diff_runs(pb::DiffRunsRequest {
+                run_a: x.clone(),
+                run_b: y.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
         let summary = diff.summary.unwrap();
-        assert_eq!((summary.changed, summary.unchanged, summary.only_in_a, summary.only_in_b), (2, 2, 0, 0));
+        assert_eq!(
+            (
+                summary.changed,
+                summary.unchanged,
+                summary.only_in_a,
+                summary.only_in_b
+            ),
+            (2, 2, 0, 0)
+        );
         let b = diff.nodes.iter().find(|n| n.node_id == "b").unwrap();
         assert!(b.changed && b.outputs[0].changed);
-        assert!(b.outputs[0].text_diff.contains("-") && b.outputs[0].text_diff.contains("+"), "{}", b.outputs[0].text_diff);
+        assert!(
+            b.outputs[0].text_diff.contains("-") && b.outputs[0].text_diff.contains("+"),
+            "{}",
+            b.outputs[0].text_diff
+        );
         let c = diff.nodes.iter().find(|n| n.node_id == "c").unwrap();
         assert!(!c.changed);
     }
-    let same = s.runs.diff_runs(pb::DiffRunsRequest { run_a: src.id.clone(), run_b: src.id.clone() }).await.unwrap().into_inner();
+    let same = s
+        .runs
+        .diff_runs(pb::DiffRunsRequest {
+            run_a: src.id.clone(),
+            run_b: src.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(same.summary.unwrap().unchanged, 4);
 }
 
 #[tokio::test]
 async fn replay_errors_say_what_is_wrong() {
     let mut s = start().await;
-    let err = s.runs.replay_run(pb::ReplayRunRequest { from: "b".into(), ..replay_req("run_nonexistent") }).await.unwrap_err();
+    let err = s
+        .runs
+        .replay_run(pb::ReplayRunRequest {
+            from: "b".into(),
+            ..replay_req("run_nonexistent")
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     assert_eq!(err.message(), "Run 'run_nonexistent' not found");
 
     let (src, _) = source(&mut s).await;
-    let err = s.runs.replay_run(pb::ReplayRunRequest { from: "x".into(), ..replay_req(&src.id) }).await.unwrap_err();
+    let err = s
+        .runs
+        .replay_run(pb::ReplayRunRequest {
+            from: "x".into(),
+            ..replay_req(&src.id)
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(err.message(), "Step 'x' not found in workflow");
 
     let err = s.runs.replay_run(replay_req(&src.id)).await.unwrap_err();
-    assert!(err.message().starts_with("Nothing to replay"), "{}", err.message());
+    assert!(
+        err.message().starts_with("Nothing to replay"),
+        "{}",
+        err.message()
+    );
 
-    let err = s.runs.replay_run(pb::ReplayRunRequest { swaps: vec![swap("b", "bogus")], ..replay_req(&src.id) }).await.unwrap_err();
+    let err = s
+        .runs
+        .replay_run(pb::ReplayRunRequest {
+            swaps: vec![swap("b", "bogus")],
+            ..replay_req(&src.id)
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 
     // A node that failed in the source has nothing to reuse.
     let failing = DIAMOND.replace("c: {agent: local://mock", "c: {agent: local://fail");
     let run = s.start_run_vars(&failing, &[("topic", "t")]).await;
     s.finish(&run.id).await;
-    let err = s.runs.replay_run(pb::ReplayRunRequest { from: "b".into(), ..replay_req(&run.id) }).await.unwrap_err();
+    let err = s
+        .runs
+        .replay_run(pb::ReplayRunRequest {
+            from: "b".into(),
+            ..replay_req(&run.id)
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
-    assert!(err.message().contains("'c' (failed)") && err.message().contains("--from c"), "{}", err.message());
+    assert!(
+        err.message().contains("'c' (failed)") && err.message().contains("--from c"),
+        "{}",
+        err.message()
+    );
 
     // A run still executing cannot be replayed.
-    let slow = s.start_run("name: slow\nnodes:\n  s: {agent: local://sleep, config: {ms: 600000}, outputs: [o]}\n").await;
-    let err = s.runs.replay_run(pb::ReplayRunRequest { from: "s".into(), ..replay_req(&slow.id) }).await.unwrap_err();
+    let slow = s
+        .start_run(
+            "name: slow\nnodes:\n  s: {agent: local://sleep, config: {ms: 600000}, outputs: [o]}\n",
+        )
+        .await;
+    let err = s
+        .runs
+        .replay_run(pb::ReplayRunRequest {
+            from: "s".into(),
+            ..replay_req(&slow.id)
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
-    s.runs.cancel_run(pb::CancelRunRequest { run_id: slow.id.clone() }).await.unwrap();
+    s.runs
+        .cancel_run(pb::CancelRunRequest {
+            run_id: slow.id.clone(),
+        })
+        .await
+        .unwrap();
     // Once cancelled it can.
-    let rep = s.runs.replay_run(pb::ReplayRunRequest { from: "s".into(), swaps: vec![swap("s", "local://echo")], ..replay_req(&slow.id) }).await.unwrap();
+    let rep = s
+        .runs
+        .replay_run(pb::ReplayRunRequest {
+            from: "s".into(),
+            swaps: vec![swap("s", "local://echo")],
+            ..replay_req(&slow.id)
+        })
+        .await
+        .unwrap();
     let (rep, _) = s.finish(&rep.into_inner().run.unwrap().id).await;
     assert_eq!(run_status(&rep), pb::RunStatus::Completed);
 }
@@ -238,10 +488,27 @@ async fn replay_errors_say_what_is_wrong() {
 async fn a_replay_of_a_replay_keeps_the_agents_it_swapped_in() {
     let mut s = start().await;
     let (src, _) = source(&mut s).await;
-    let (r1, _) = replay(&mut s, pb::ReplayRunRequest { swaps: vec![swap("b", "local://echo")], ..replay_req(&src.id) }).await;
-    let (r2, nodes) = replay(&mut s, pb::ReplayRunRequest { from: "b".into(), ..replay_req(&r1.id) }).await;
+    let (r1, _) = replay(
+        &mut s,
+        pb::ReplayRunRequest {
+            swaps: vec![swap("b", "local://echo")],
+            ..replay_req(&src.id)
+        },
+    )
+    .await;
+    let (r2, nodes) = replay(
+        &mut s,
+        pb::ReplayRunRequest {
+            from: "b".into(),
+            ..replay_req(&r1.id)
+        },
+    )
+    .await;
     assert_eq!(run_status(&r2), pb::RunStatus::Completed);
     assert_eq!(node(&nodes, "b").agent, "local://echo");
-    assert_eq!(s.content(&node(&nodes, "b").output_artifact_ids[0]).await, r#"{"x":{"topic":"rust"}}"#);
+    assert_eq!(
+        s.content(&node(&nodes, "b").output_artifact_ids[0]).await,
+        r#"{"x":{"topic":"rust"}}"#
+    );
     assert_eq!(r2.replay.unwrap().swaps, vec![swap("b", "local://echo")]);
 }

@@ -26,7 +26,10 @@ async fn diamond_branches_overlap_and_outputs_flow_downstream() {
     assert_eq!(run.counts.as_ref().unwrap().completed, 4);
     let (b, c) = (node(&nodes, "b"), node(&nodes, "c"));
     // Independent branches run at the same time.
-    assert!(micros(&b.start_time) < micros(&c.finish_time) && micros(&c.start_time) < micros(&b.finish_time));
+    assert!(
+        micros(&b.start_time) < micros(&c.finish_time)
+            && micros(&c.start_time) < micros(&b.finish_time)
+    );
     let d = node(&nodes, "d");
     let out = s.content(&d.output_artifact_ids[0]).await;
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -35,7 +38,10 @@ async fn diamond_branches_overlap_and_outputs_flow_downstream() {
     // Artifact ids are unique across runs.
     let run2 = s.start_run(DIAMOND).await;
     let (_, nodes2) = s.finish(&run2.id).await;
-    assert_ne!(node(&nodes2, "d").output_artifact_ids, d.output_artifact_ids);
+    assert_ne!(
+        node(&nodes2, "d").output_artifact_ids,
+        d.output_artifact_ids
+    );
 }
 
 #[tokio::test]
@@ -83,7 +89,11 @@ nodes:
     let (run, nodes) = s.finish(&run.id).await;
     assert_eq!(run_status(&run), pb::RunStatus::Completed);
     assert_eq!(status(node(&nodes, "publish")), pb::NodeStatus::Skipped);
-    assert!(node(&nodes, "publish").error.contains("condition"), "{}", node(&nodes, "publish").error);
+    assert!(
+        node(&nodes, "publish").error.contains("condition"),
+        "{}",
+        node(&nodes, "publish").error
+    );
     assert_eq!(status(node(&nodes, "announce")), pb::NodeStatus::Skipped);
     assert_eq!(status(node(&nodes, "notify")), pb::NodeStatus::Completed);
     // One dependency ran, so the join runs.
@@ -112,7 +122,10 @@ nodes:
     let hopeless = node(&nodes, "hopeless");
     assert_eq!(status(hopeless), pb::NodeStatus::Failed);
     assert_eq!(hopeless.attempt_count, 2);
-    let retrying = events.iter().filter(|e| e.kind == pb::EventKind::NodeRetrying as i32).count();
+    let retrying = events
+        .iter()
+        .filter(|e| e.kind == pb::EventKind::NodeRetrying as i32)
+        .count();
     assert_eq!(retrying, 3);
 }
 
@@ -122,7 +135,10 @@ async fn deadline_fails_the_node_with_timeout_origin() {
     let run = s.start_run("name: slow\nnodes:\n  s: {agent: local://sleep, config: {ms: 60000}, deadline_ms: 50, outputs: [out]}\n").await;
     let (run, nodes) = s.finish(&run.id).await;
     assert_eq!(run_status(&run), pb::RunStatus::Failed);
-    assert_eq!(run.failure.unwrap().origin, pb::FailureOrigin::Timeout as i32);
+    assert_eq!(
+        run.failure.unwrap().origin,
+        pb::FailureOrigin::Timeout as i32
+    );
     assert!(node(&nodes, "s").error.contains("deadline of 50 ms"));
 }
 
@@ -135,7 +151,10 @@ async fn cancel_interrupts_a_running_sleep() {
     // Wait until the sleep has started.
     let mut stream = s
         .runs
-        .watch_run(pb::WatchRunRequest { run_id: run.id.clone(), after_sequence: 0 })
+        .watch_run(pb::WatchRunRequest {
+            run_id: run.id.clone(),
+            after_sequence: 0,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -144,12 +163,27 @@ async fn cancel_interrupts_a_running_sleep() {
             break;
         }
     }
-    let cancelled = s.runs.cancel_run(pb::CancelRunRequest { run_id: run.id.clone() }).await.unwrap().into_inner().run.unwrap();
+    let cancelled = s
+        .runs
+        .cancel_run(pb::CancelRunRequest {
+            run_id: run.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .run
+        .unwrap();
     assert_eq!(run_status(&cancelled), pb::RunStatus::Cancelled);
     let (_, nodes) = s.get(&run.id).await;
     assert_eq!(status(node(&nodes, "s")), pb::NodeStatus::Cancelled);
     assert_eq!(status(node(&nodes, "t")), pb::NodeStatus::Cancelled);
-    let again = s.runs.cancel_run(pb::CancelRunRequest { run_id: run.id.clone() }).await.unwrap_err();
+    let again = s
+        .runs
+        .cancel_run(pb::CancelRunRequest {
+            run_id: run.id.clone(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition);
 }
 
@@ -165,7 +199,11 @@ async fn watch_resumes_from_any_sequence_without_gaps_or_duplicates() {
     for k in 0..=all.len() as i64 {
         let tail = s.events(&run.id, k).await;
         let got: Vec<i64> = tail.iter().map(|e| e.sequence).collect();
-        assert_eq!(got, ((k + 1)..=all.len() as i64).collect::<Vec<_>>(), "resuming after {k}");
+        assert_eq!(
+            got,
+            ((k + 1)..=all.len() as i64).collect::<Vec<_>>(),
+            "resuming after {k}"
+        );
     }
 }
 
@@ -174,13 +212,34 @@ async fn a_watcher_that_joins_mid_run_sees_every_event_once() {
     let mut s = start().await;
     let yaml = "name: chain\nnodes:\n  a: {agent: local://sleep, config: {ms: 50}, outputs: [o]}\n  b: {agent: local://sleep, config: {ms: 50}, outputs: [o], depends_on: [a]}\n  c: {agent: local://sleep, config: {ms: 50}, outputs: [o], depends_on: [b]}\n";
     let run = s.start_run(yaml).await;
-    let mut stream = s.runs.watch_run(pb::WatchRunRequest { run_id: run.id.clone(), after_sequence: 0 }).await.unwrap().into_inner();
+    let mut stream = s
+        .runs
+        .watch_run(pb::WatchRunRequest {
+            run_id: run.id.clone(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let mut first = Vec::new();
     for _ in 0..3 {
-        first.push(tokio_stream::StreamExt::next(&mut stream).await.unwrap().unwrap().event.unwrap().sequence);
+        first.push(
+            tokio_stream::StreamExt::next(&mut stream)
+                .await
+                .unwrap()
+                .unwrap()
+                .event
+                .unwrap()
+                .sequence,
+        );
     }
     drop(stream);
-    let rest: Vec<i64> = s.events(&run.id, *first.last().unwrap()).await.iter().map(|e| e.sequence).collect();
+    let rest: Vec<i64> = s
+        .events(&run.id, *first.last().unwrap())
+        .await
+        .iter()
+        .map(|e| e.sequence)
+        .collect();
     let all: Vec<i64> = first.into_iter().chain(rest).collect();
     assert_eq!(all, (1..=all.len() as i64).collect::<Vec<_>>());
 }
@@ -190,7 +249,10 @@ async fn list_runs_paginates_newest_first_with_filters() {
     let mut s = start().await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        let yaml = format!("name: wf{}\nnodes:\n  a: {{agent: local://echo, outputs: [o]}}\n", i % 2);
+        let yaml = format!(
+            "name: wf{}\nnodes:\n  a: {{agent: local://echo, outputs: [o]}}\n",
+            i % 2
+        );
         let run = s.start_run(&yaml).await;
         s.finish(&run.id).await;
         ids.push(run.id);
@@ -200,7 +262,11 @@ async fn list_runs_paginates_newest_first_with_filters() {
     loop {
         let page = s
             .runs
-            .list_runs(pb::ListRunsRequest { page_size: 2, page_token: token.clone(), ..Default::default() })
+            .list_runs(pb::ListRunsRequest {
+                page_size: 2,
+                page_token: token.clone(),
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();
@@ -214,12 +280,23 @@ async fn list_runs_paginates_newest_first_with_filters() {
     assert_eq!(seen, ids);
     let wf1 = s
         .runs
-        .list_runs(pb::ListRunsRequest { workflow_name: "wf1".into(), status: pb::RunStatus::Completed as i32, ..Default::default() })
+        .list_runs(pb::ListRunsRequest {
+            workflow_name: "wf1".into(),
+            status: pb::RunStatus::Completed as i32,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(wf1.runs.len(), 2);
-    let bad = s.runs.list_runs(pb::ListRunsRequest { page_token: "garbage!".into(), ..Default::default() }).await.unwrap_err();
+    let bad = s
+        .runs
+        .list_runs(pb::ListRunsRequest {
+            page_token: "garbage!".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
     // `latest` and unique prefixes name runs.
     let latest = s.get("latest").await.0;
@@ -231,46 +308,114 @@ async fn list_runs_paginates_newest_first_with_filters() {
 #[tokio::test]
 async fn bad_input_gets_clear_errors_and_the_server_stays_up() {
     let mut s = start().await;
-    let start = |w: String| pb::StartRunRequest { workflow: w, ..Default::default() };
+    let start = |w: String| pb::StartRunRequest {
+        workflow: w,
+        ..Default::default()
+    };
 
-    let err = s.runs.start_run(start("name: x\nnodes: [unclosed".into())).await.unwrap_err();
+    let err = s
+        .runs
+        .start_run(start("name: x\nnodes: [unclosed".into()))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("not valid YAML"), "{}", err.message());
+    assert!(
+        err.message().contains("not valid YAML"),
+        "{}",
+        err.message()
+    );
 
     let cyclic = "name: c\nnodes:\n  s: {agent: local://echo, outputs: [o]}\n  a: {agent: local://echo, outputs: [o], depends_on: [s, b]}\n  b: {agent: local://echo, outputs: [o], depends_on: [a]}\n";
     let err = s.runs.start_run(start(cyclic.into())).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("dependency cycle"), "{}", err.message());
+    assert!(
+        err.message().contains("dependency cycle"),
+        "{}",
+        err.message()
+    );
 
-    let unknown = "name: u\nnodes:\n  a: {agent: local://echo, outputs: [o], inputs: {x: \"${ghost.o}\"}}\n";
+    let unknown =
+        "name: u\nnodes:\n  a: {agent: local://echo, outputs: [o], inputs: {x: \"${ghost.o}\"}}\n";
     let err = s.runs.start_run(start(unknown.into())).await.unwrap_err();
-    assert!(err.message().contains("unknown node 'ghost'"), "{}", err.message());
+    assert!(
+        err.message().contains("unknown node 'ghost'"),
+        "{}",
+        err.message()
+    );
 
-    let huge = format!("name: big\n# {}\nnodes:\n  a: {{agent: local://echo, outputs: [o]}}\n", "x".repeat(50 << 20));
+    let huge = format!(
+        "name: big\n# {}\nnodes:\n  a: {{agent: local://echo, outputs: [o]}}\n",
+        "x".repeat(50 << 20)
+    );
     let err = s.runs.start_run(start(huge)).await.unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
 
-    let deep = format!("name: deep\nnodes:\n  a: {{agent: local://echo, outputs: [o], inputs: {{x: {}{}}}}}\n", "[".repeat(100_000), "]".repeat(100_000));
+    let deep = format!(
+        "name: deep\nnodes:\n  a: {{agent: local://echo, outputs: [o], inputs: {{x: {}{}}}}}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
     let err = s.runs.start_run(start(deep)).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 
-    let err = s.runs.get_run(pb::GetRunRequest { run_id: "run_nonexistent".into(), ..Default::default() }).await.unwrap_err();
+    let err = s
+        .runs
+        .get_run(pb::GetRunRequest {
+            run_id: "run_nonexistent".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     assert_eq!(err.message(), "Run 'run_nonexistent' not found");
-    let err = s.runs.watch_run(pb::WatchRunRequest { run_id: "nope".into(), after_sequence: -3 }).await.unwrap_err();
+    let err = s
+        .runs
+        .watch_run(pb::WatchRunRequest {
+            run_id: "nope".into(),
+            after_sequence: -3,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let err = s.artifacts.get_artifact(pb::GetArtifactRequest { artifact_id: "art_\u{0}\u{7f}'; DROP TABLE runs".into() }).await.unwrap_err();
+    let err = s
+        .artifacts
+        .get_artifact(pb::GetArtifactRequest {
+            artifact_id: "art_\u{0}\u{7f}'; DROP TABLE runs".into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    let err = s.runs.list_runs(pb::ListRunsRequest { status: 99, ..Default::default() }).await.unwrap_err();
+    let err = s
+        .runs
+        .list_runs(pb::ListRunsRequest {
+            status: 99,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let err = s.runs.get_node_execution(pb::GetNodeExecutionRequest { run_id: "latest".into(), step: "x".into() }).await.unwrap_err();
+    let err = s
+        .runs
+        .get_node_execution(pb::GetNodeExecutionRequest {
+            run_id: "latest".into(),
+            step: "x".into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
     // Still serving, and nothing stored was touched.
-    let run = s.start_run("name: ok\nnodes:\n  a: {agent: local://echo, outputs: [o]}\n").await;
+    let run = s
+        .start_run("name: ok\nnodes:\n  a: {agent: local://echo, outputs: [o]}\n")
+        .await;
     let (run, _) = s.finish(&run.id).await;
     assert_eq!(run_status(&run), pb::RunStatus::Completed);
-    let listed = s.runs.list_runs(pb::ListRunsRequest::default()).await.unwrap().into_inner();
+    let listed = s
+        .runs
+        .list_runs(pb::ListRunsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(listed.runs.len(), 1);
 }
 
@@ -280,15 +425,30 @@ async fn validate_reports_every_error_with_lines() {
     let yaml = "name: v\nextra: 1\nnodes:\n  a:\n    agent: local://nope\n    outputs: []\n  b:\n    agent: local://echo\n    outputs: [o]\n    depends_on: [zzz]\n";
     let resp = s
         .workflows
-        .validate_workflow(pb::ValidateWorkflowRequest { workflow: yaml.into(), ..Default::default() })
+        .validate_workflow(pb::ValidateWorkflowRequest {
+            workflow: yaml.into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert!(!resp.valid);
     assert_eq!(resp.node_count, 2);
-    let msgs: Vec<(String, i32, String)> = resp.errors.iter().map(|e| (e.node_id.clone(), e.line, e.message.clone())).collect();
-    assert!(msgs.iter().any(|(n, l, m)| n == "a" && *l == 4 && m.contains("unknown local agent")), "{msgs:?}");
-    assert!(msgs.iter().any(|(n, _, m)| n == "a" && m.contains("`outputs` is empty")), "{msgs:?}");
+    let msgs: Vec<(String, i32, String)> = resp
+        .errors
+        .iter()
+        .map(|e| (e.node_id.clone(), e.line, e.message.clone()))
+        .collect();
+    assert!(
+        msgs.iter()
+            .any(|(n, l, m)| n == "a" && *l == 4 && m.contains("unknown local agent")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|(n, _, m)| n == "a" && m.contains("`outputs` is empty")),
+        "{msgs:?}"
+    );
     assert_eq!(resp.warnings.len(), 1);
 }
 
@@ -296,10 +456,24 @@ async fn validate_reports_every_error_with_lines() {
 async fn variables_fill_inputs_and_a_missing_one_is_an_error() {
     let mut s = start().await;
     let yaml = "name: vars\nnodes:\n  fetch: {agent: local://echo, inputs: {topic: \"${user.topic}\"}, outputs: [result]}\n";
-    let err = s.runs.start_run(pb::StartRunRequest { workflow: yaml.into(), ..Default::default() }).await.unwrap_err();
-    assert!(err.message().contains("no variable 'topic'"), "{}", err.message());
+    let err = s
+        .runs
+        .start_run(pb::StartRunRequest {
+            workflow: yaml.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.message().contains("no variable 'topic'"),
+        "{}",
+        err.message()
+    );
     let run = s.start_run_vars(yaml, &[("topic", "rust")]).await;
     let (_, nodes) = s.finish(&run.id).await;
-    assert_eq!(s.content(&node(&nodes, "fetch").output_artifact_ids[0]).await, r#"{"topic":"rust"}"#);
+    assert_eq!(
+        s.content(&node(&nodes, "fetch").output_artifact_ids[0])
+            .await,
+        r#"{"topic":"rust"}"#
+    );
 }
-

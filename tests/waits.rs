@@ -25,7 +25,15 @@ nodes:
 
 /// Follows the run until it waits, and returns the wait event.
 async fn until_waiting(s: &mut TestServer, run_id: &str) -> pb::Event {
-    let mut stream = s.runs.watch_run(pb::WatchRunRequest { run_id: run_id.into(), after_sequence: 0 }).await.unwrap().into_inner();
+    let mut stream = s
+        .runs
+        .watch_run(pb::WatchRunRequest {
+            run_id: run_id.into(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     while let Some(e) = stream.next().await {
         let e = e.unwrap().event.unwrap();
         if e.kind == pb::EventKind::WaitStarted as i32 {
@@ -38,7 +46,11 @@ async fn until_waiting(s: &mut TestServer, run_id: &str) -> pb::Event {
 fn approve(run: &str, approved: bool, feedback: &str) -> pb::ResolveWaitRequest {
     pb::ResolveWaitRequest {
         run_id: run.into(),
-        decision: if approved { pb::WaitDecision::Approve } else { pb::WaitDecision::Reject } as i32,
+        decision: if approved {
+            pb::WaitDecision::Approve
+        } else {
+            pb::WaitDecision::Reject
+        } as i32,
         feedback: feedback.into(),
         ..Default::default()
     }
@@ -53,31 +65,74 @@ async fn approval_resumes_the_run_and_drives_when() {
     assert_eq!(wait_event.message, "Publish this summary?");
     let (waiting, _) = s.get(&run.id).await;
     assert_eq!(run_status(&waiting), pb::RunStatus::Waiting);
-    let waits = s.runs.list_waits(pb::ListWaitsRequest { run_id: run.id.clone() }).await.unwrap().into_inner().waits;
+    let waits = s
+        .runs
+        .list_waits(pb::ListWaitsRequest {
+            run_id: run.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .waits;
     assert_eq!(waits.len(), 1);
     assert_eq!(waits[0].kind, pb::WaitKind::Approval as i32);
-    assert!(waits[0].context_json.contains("Quarterly summary"), "{}", waits[0].context_json);
+    assert!(
+        waits[0].context_json.contains("Quarterly summary"),
+        "{}",
+        waits[0].context_json
+    );
 
     // The wrong kind of answer is refused and changes nothing.
-    let wrong = pb::ResolveWaitRequest { run_id: run.id.clone(), value: "yes".into(), ..Default::default() };
+    let wrong = pb::ResolveWaitRequest {
+        run_id: run.id.clone(),
+        value: "yes".into(),
+        ..Default::default()
+    };
     let err = s.runs.resolve_wait(wrong).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("waits for approval"), "{}", err.message());
+    assert!(
+        err.message().contains("waits for approval"),
+        "{}",
+        err.message()
+    );
 
-    let resolved = s.runs.resolve_wait(approve(&run.id, false, "too long")).await.unwrap().into_inner();
+    let resolved = s
+        .runs
+        .resolve_wait(approve(&run.id, false, "too long"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(resolved.wait.unwrap().node_id, "review");
     let (done, nodes) = s.finish(&run.id).await;
     assert_eq!(run_status(&done), pb::RunStatus::Completed);
     assert_eq!(status(node(&nodes, "publish")), pb::NodeStatus::Skipped);
     assert_eq!(status(node(&nodes, "revise")), pb::NodeStatus::Completed);
-    assert_eq!(s.content(&node(&nodes, "revise").output_artifact_ids[0]).await, r#"{"why":"too long"}"#);
+    assert_eq!(
+        s.content(&node(&nodes, "revise").output_artifact_ids[0])
+            .await,
+        r#"{"why":"too long"}"#
+    );
     let review = node(&nodes, "review");
-    let decision = s.artifacts.get_artifact(pb::GetArtifactRequest { artifact_id: review.output_artifact_ids[0].clone() }).await.unwrap().into_inner();
-    assert_eq!(decision.artifact.unwrap().origin, pb::ArtifactOrigin::Human as i32);
+    let decision = s
+        .artifacts
+        .get_artifact(pb::GetArtifactRequest {
+            artifact_id: review.output_artifact_ids[0].clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        decision.artifact.unwrap().origin,
+        pb::ArtifactOrigin::Human as i32
+    );
     assert_eq!(String::from_utf8(decision.content).unwrap(), "rejected");
 
     // Answering twice is an error.
-    let err = s.runs.resolve_wait(approve(&run.id, true, "")).await.unwrap_err();
+    let err = s
+        .runs
+        .resolve_wait(approve(&run.id, true, ""))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
 }
 
@@ -89,37 +144,70 @@ async fn input_waits_take_a_value_and_must_be_named_when_several() {
     until_waiting(&mut s, &run.id).await;
     // Both waits are announced before the answers.
     let waits = loop {
-        let w = s.runs.list_waits(pb::ListWaitsRequest { run_id: run.id.clone() }).await.unwrap().into_inner().waits;
+        let w = s
+            .runs
+            .list_waits(pb::ListWaitsRequest {
+                run_id: run.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .waits;
         if w.len() == 2 {
             break w;
         }
         tokio::task::yield_now().await;
     };
-    assert_eq!(waits.iter().map(|w| w.node_id.as_str()).collect::<Vec<_>>(), ["q1", "q2"]);
+    assert_eq!(
+        waits.iter().map(|w| w.node_id.as_str()).collect::<Vec<_>>(),
+        ["q1", "q2"]
+    );
     let err = s
         .runs
-        .resolve_wait(pb::ResolveWaitRequest { run_id: run.id.clone(), value: "Ada".into(), ..Default::default() })
+        .resolve_wait(pb::ResolveWaitRequest {
+            run_id: run.id.clone(),
+            value: "Ada".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("q1, q2"), "{}", err.message());
-    let err = s.runs.resolve_wait(approve(&run.id, true, "")).await.unwrap_err();
+    let err = s
+        .runs
+        .resolve_wait(approve(&run.id, true, ""))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     let err = s
         .runs
-        .resolve_wait(pb::ResolveWaitRequest { run_id: run.id.clone(), node_id: "nope".into(), value: "x".into(), ..Default::default() })
+        .resolve_wait(pb::ResolveWaitRequest {
+            run_id: run.id.clone(),
+            node_id: "nope".into(),
+            value: "x".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     for (n, v) in [("q1", "Ada"), ("q2", "Grace")] {
         s.runs
-            .resolve_wait(pb::ResolveWaitRequest { run_id: run.id.clone(), node_id: n.into(), value: v.into(), ..Default::default() })
+            .resolve_wait(pb::ResolveWaitRequest {
+                run_id: run.id.clone(),
+                node_id: n.into(),
+                value: v.into(),
+                ..Default::default()
+            })
             .await
             .unwrap();
     }
     let (done, nodes) = s.finish(&run.id).await;
     assert_eq!(run_status(&done), pb::RunStatus::Completed);
-    assert_eq!(s.content(&node(&nodes, "greet").output_artifact_ids[0]).await, r#"{"hello":"Ada and Grace"}"#);
+    assert_eq!(
+        s.content(&node(&nodes, "greet").output_artifact_ids[0])
+            .await,
+        r#"{"hello":"Ada and Grace"}"#
+    );
 }
 
 #[tokio::test]
@@ -133,22 +221,50 @@ async fn waits_survive_a_restart_and_replays_ask_again_only_inside_the_replay_se
     let mut s = start_in(dir, |_| {}).await;
     let (waiting, _) = s.get(&run.id).await;
     assert_eq!(run_status(&waiting), pb::RunStatus::Waiting);
-    s.runs.resolve_wait(approve(&run.id, true, "")).await.unwrap();
+    s.runs
+        .resolve_wait(approve(&run.id, true, ""))
+        .await
+        .unwrap();
     let (done, nodes) = s.finish(&run.id).await;
     assert_eq!(run_status(&done), pb::RunStatus::Completed);
     assert_eq!(status(node(&nodes, "publish")), pb::NodeStatus::Completed);
 
     // Outside the replay set the recorded answer is reused.
-    let rep = s.runs.replay_run(pb::ReplayRunRequest { run_id: run.id.clone(), from: "publish".into(), ..Default::default() }).await.unwrap().into_inner().run.unwrap();
+    let rep = s
+        .runs
+        .replay_run(pb::ReplayRunRequest {
+            run_id: run.id.clone(),
+            from: "publish".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .run
+        .unwrap();
     let (rep, nodes) = s.finish(&rep.id).await;
     assert_eq!(run_status(&rep), pb::RunStatus::Completed);
     assert_eq!(status(node(&nodes, "review")), pb::NodeStatus::Reused);
     // The branch a false condition skipped stays skipped.
     assert_eq!(status(node(&nodes, "revise")), pb::NodeStatus::Skipped);
     // Inside it, the node waits again.
-    let rep = s.runs.replay_run(pb::ReplayRunRequest { run_id: run.id.clone(), from: "review".into(), ..Default::default() }).await.unwrap().into_inner().run.unwrap();
+    let rep = s
+        .runs
+        .replay_run(pb::ReplayRunRequest {
+            run_id: run.id.clone(),
+            from: "review".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .run
+        .unwrap();
     until_waiting(&mut s, &rep.id).await;
-    s.runs.resolve_wait(approve(&rep.id, false, "")).await.unwrap();
+    s.runs
+        .resolve_wait(approve(&rep.id, false, ""))
+        .await
+        .unwrap();
     let (rep, nodes) = s.finish(&rep.id).await;
     assert_eq!(run_status(&rep), pb::RunStatus::Completed);
     assert_eq!(status(node(&nodes, "publish")), pb::NodeStatus::Skipped);

@@ -44,7 +44,13 @@ pub struct GlobalArgs {
     #[arg(long, env = "RETAKE_TOKEN_FILE", global = true, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// Bearer token for a server with auth on
-    #[arg(long, env = "RETAKE_TOKEN", global = true, hide = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "RETAKE_TOKEN",
+        global = true,
+        hide = true,
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     /// PEM CA certificate that signs an https:// server's certificate
     #[arg(long, env = "RETAKE_CA_CERT", global = true, value_name = "FILE")]
@@ -54,7 +60,10 @@ pub struct GlobalArgs {
 impl GlobalArgs {
     /// The server URL, if one was given (an empty RETAKE_SERVER means none).
     pub fn server_url(&self) -> Option<&str> {
-        self.server.as_deref().map(str::trim).filter(|s| !s.is_empty())
+        self.server
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
     }
 }
 
@@ -166,7 +175,12 @@ pub struct RunsArgs {
 
 impl Default for RunsArgs {
     fn default() -> Self {
-        Self { status: None, workflow: None, forked_from: None, limit: 20 }
+        Self {
+            status: None,
+            workflow: None,
+            forked_from: None,
+            limit: 20,
+        }
     }
 }
 
@@ -189,8 +203,10 @@ pub struct CancelArgs {
 }
 
 #[derive(Args, Debug, Clone, Default)]
-#[command(after_help = "Without --var, missing ${user.*} variables are not reported: they are given at run time. \
-    With at least one --var, every variable the workflow uses must be given.")]
+#[command(
+    after_help = "Without --var, missing ${user.*} variables are not reported: they are given at run time. \
+    With at least one --var, every variable the workflow uses must be given."
+)]
 pub struct ValidateArgs {
     /// Workflow file (YAML or JSON)
     pub file: PathBuf,

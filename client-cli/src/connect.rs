@@ -26,11 +26,9 @@ impl BearerAuth {
     pub fn new(token: Option<&str>) -> CliResult<Self> {
         let header = match token.map(str::trim).filter(|t| !t.is_empty()) {
             None => None,
-            Some(token) => Some(
-                format!("Bearer {token}")
-                    .parse()
-                    .map_err(|_| CliError::usage("the token contains characters not allowed in a header"))?,
-            ),
+            Some(token) => Some(format!("Bearer {token}").parse().map_err(|_| {
+                CliError::usage("the token contains characters not allowed in a header")
+            })?),
         };
         Ok(Self { header })
     }
@@ -95,26 +93,43 @@ impl Clients {
         let settings = retake_server::Settings::new(db);
         let channel = retake_server::embedded::connect(settings)
             .await
-            .map_err(|e| CliError::failed(format!("cannot open database {}: {}", db.display(), anyhow_chain(&e))))?;
+            .map_err(|e| {
+                CliError::failed(format!(
+                    "cannot open database {}: {}",
+                    db.display(),
+                    anyhow_chain(&e)
+                ))
+            })?;
         Ok(Self::from_channel(channel, BearerAuth::default(), true))
     }
 
     /// Connects to the retake server at `url`.
     pub async fn remote(url: &str, token: Option<&str>, ca_cert: Option<&Path>) -> CliResult<Self> {
         let unreachable = |reason: String| {
-            let reason = reason.strip_prefix("transport error: ").unwrap_or(&reason).to_string();
+            let reason = reason
+                .strip_prefix("transport error: ")
+                .unwrap_or(&reason)
+                .to_string();
             CliError::failed(format!("cannot reach retake server at {url}: {reason}"))
         };
-        let with_scheme = if url.contains("://") { url.to_string() } else { format!("http://{url}") };
-        let mut endpoint = Endpoint::from_shared(with_scheme.clone()).map_err(|e| unreachable(error_chain(&e)))?;
+        let with_scheme = if url.contains("://") {
+            url.to_string()
+        } else {
+            format!("http://{url}")
+        };
+        let mut endpoint =
+            Endpoint::from_shared(with_scheme.clone()).map_err(|e| unreachable(error_chain(&e)))?;
         if with_scheme.starts_with("https://") {
             let mut tls = ClientTlsConfig::new();
             if let Some(ca) = ca_cert {
-                let pem = std::fs::read(ca)
-                    .map_err(|e| CliError::usage(format!("cannot read CA certificate {}: {e}", ca.display())))?;
+                let pem = std::fs::read(ca).map_err(|e| {
+                    CliError::usage(format!("cannot read CA certificate {}: {e}", ca.display()))
+                })?;
                 tls = tls.ca_certificate(Certificate::from_pem(pem));
             }
-            endpoint = endpoint.tls_config(tls).map_err(|e| unreachable(error_chain(&e)))?;
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| unreachable(error_chain(&e)))?;
         }
         let channel = endpoint.connect().await.map_err(|e| {
             let mut reason = error_chain(&e);
@@ -141,8 +156,9 @@ impl Clients {
 /// The bearer token: `--token-file` wins over RETAKE_TOKEN.
 fn read_token(global: &GlobalArgs) -> CliResult<Option<String>> {
     if let Some(path) = &global.token_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| CliError::usage(format!("cannot read token file {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CliError::usage(format!("cannot read token file {}: {e}", path.display()))
+        })?;
         return Ok(Some(text.trim().to_string()));
     }
     Ok(global.token.clone())

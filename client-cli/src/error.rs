@@ -26,12 +26,20 @@ pub struct CliError {
 impl CliError {
     /// A usage or validation error (exit 2).
     pub fn usage(message: impl Into<String>) -> Self {
-        Self { message: message.into(), code: EXIT_USAGE, status: None }
+        Self {
+            message: message.into(),
+            code: EXIT_USAGE,
+            status: None,
+        }
     }
 
     /// A refusal or failure (exit 1).
     pub fn failed(message: impl Into<String>) -> Self {
-        Self { message: message.into(), code: EXIT_FAILED, status: None }
+        Self {
+            message: message.into(),
+            code: EXIT_FAILED,
+            status: None,
+        }
     }
 
     /// The gRPC code, when the error came from the server.
@@ -56,13 +64,19 @@ impl From<tonic::Status> for CliError {
         };
         let message = if status.message().is_empty() {
             format!("server returned {:?}", status.code())
-        } else if status.code() == tonic::Code::Unavailable && status.message().contains("transport error") {
+        } else if status.code() == tonic::Code::Unavailable
+            && status.message().contains("transport error")
+        {
             // tonic's own transport failures carry their reason in the source chain.
             error_chain(&status)
         } else {
             status.message().to_string()
         };
-        Self { message, code, status: Some(status.code()) }
+        Self {
+            message,
+            code,
+            status: Some(status.code()),
+        }
     }
 }
 

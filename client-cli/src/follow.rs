@@ -127,7 +127,10 @@ pub async fn follow_until(
                 _ = &mut interrupted => break 'outer Ok(FollowEnd::Interrupted { last_sequence: last }),
             }
         }
-        let request = WatchRunRequest { run_id: run_id.to_string(), after_sequence: last };
+        let request = WatchRunRequest {
+            run_id: run_id.to_string(),
+            after_sequence: last,
+        };
         let opened = tokio::select! {
             r = runs.watch_run(request) => r,
             _ = &mut interrupted => break 'outer Ok(FollowEnd::Interrupted { last_sequence: last }),
@@ -155,25 +158,42 @@ pub async fn follow_until(
                     last = event.sequence;
                     sink.on_event(&event);
                     if event.kind() == EventKind::RunFinished {
-                        break 'outer Ok(FollowEnd::Finished { last_sequence: last });
+                        break 'outer Ok(FollowEnd::Finished {
+                            last_sequence: last,
+                        });
                     }
                     if stop_at_waits && event.kind() == EventKind::WaitStarted {
-                        return Ok(FollowEnd::Waiting { last_sequence: last, node_id: event.node_id });
+                        return Ok(FollowEnd::Waiting {
+                            last_sequence: last,
+                            node_id: event.node_id,
+                        });
                     }
                 }
                 Ok(None) => {
                     // The server closes the stream when the run ends; make sure it did.
                     let run = runs
-                        .get_run(GetRunRequest { run_id: run_id.to_string(), ..Default::default() })
+                        .get_run(GetRunRequest {
+                            run_id: run_id.to_string(),
+                            ..Default::default()
+                        })
                         .await
                         .map_err(CliError::from);
                     match run {
-                        Ok(r) if r.get_ref().run.as_ref().is_some_and(|r| render::is_finished(r.status())) => {
-                            break 'outer Ok(FollowEnd::Finished { last_sequence: last });
+                        Ok(r)
+                            if r.get_ref()
+                                .run
+                                .as_ref()
+                                .is_some_and(|r| render::is_finished(r.status())) =>
+                        {
+                            break 'outer Ok(FollowEnd::Finished {
+                                last_sequence: last,
+                            });
                         }
                         Err(e) if reconnects >= MAX_RECONNECTS => break 'outer Err(e),
                         _ if reconnects >= MAX_RECONNECTS => {
-                            break 'outer Err(CliError::failed("the event stream keeps closing before the run ends"));
+                            break 'outer Err(CliError::failed(
+                                "the event stream keeps closing before the run ends",
+                            ));
                         }
                         _ => {
                             reconnects += 1;
@@ -296,26 +316,57 @@ impl TextProgress {
     pub fn line(style: Style, verbose: bool, event: &Event) -> Option<String> {
         let node = &event.node_id;
         // Skip reasons may already say "skipped: …".
-        let message = event.message.strip_prefix("skipped: ").unwrap_or(&event.message);
-        let with_message =
-            |base: String, sep: &str| if message.is_empty() { base } else { format!("{base}{sep}{message}") };
+        let message = event
+            .message
+            .strip_prefix("skipped: ")
+            .unwrap_or(&event.message);
+        let with_message = |base: String, sep: &str| {
+            if message.is_empty() {
+                base
+            } else {
+                format!("{base}{sep}{message}")
+            }
+        };
         let line = match event.kind() {
             EventKind::NodeStarted if verbose => {
-                let attempt = if event.attempt > 1 { format!(" (attempt {})", event.attempt) } else { String::new() };
+                let attempt = if event.attempt > 1 {
+                    format!(" (attempt {})", event.attempt)
+                } else {
+                    String::new()
+                };
                 format!("  {} {node} started{attempt}", style.dim("▸"))
             }
             EventKind::NodeCompleted => {
-                format!("  {} {node} completed ({})", style.green("✓"), render::duration(event.latency_ms))
+                format!(
+                    "  {} {node} completed ({})",
+                    style.green("✓"),
+                    render::duration(event.latency_ms)
+                )
             }
-            EventKind::NodeReused => with_message(format!("  {} {node} reused", style.cyan("↺")), " from "),
-            EventKind::NodeFailed => with_message(format!("  {} {node} failed", style.red("✗")), ": "),
-            EventKind::NodeSkipped => with_message(format!("  {} {node} skipped", style.yellow("-")), ": "),
-            EventKind::NodeRetrying => {
-                with_message(format!("  {} {node} retrying (attempt {})", style.yellow("↻"), event.attempt), ": ")
+            EventKind::NodeReused => {
+                with_message(format!("  {} {node} reused", style.cyan("↺")), " from ")
             }
+            EventKind::NodeFailed => {
+                with_message(format!("  {} {node} failed", style.red("✗")), ": ")
+            }
+            EventKind::NodeSkipped => {
+                with_message(format!("  {} {node} skipped", style.yellow("-")), ": ")
+            }
+            EventKind::NodeRetrying => with_message(
+                format!(
+                    "  {} {node} retrying (attempt {})",
+                    style.yellow("↻"),
+                    event.attempt
+                ),
+                ": ",
+            ),
             EventKind::NodeCancelled => format!("  {} {node} cancelled", style.yellow("⊘")),
-            EventKind::WaitStarted => with_message(format!("  {} {node} waiting", style.yellow("⏸")), ": "),
-            EventKind::WaitResolved => with_message(format!("  {} {node} resumed", style.green("▶")), ": "),
+            EventKind::WaitStarted => {
+                with_message(format!("  {} {node} waiting", style.yellow("⏸")), ": ")
+            }
+            EventKind::WaitResolved => {
+                with_message(format!("  {} {node} resumed", style.green("▶")), ": ")
+            }
             _ => return None,
         };
         Some(line)
@@ -348,7 +399,10 @@ impl EventSink for TextProgress {
                     if self.open_delta.is_some() {
                         text.push('\n');
                     }
-                    text.push_str(&format!("    {} ", self.style.dim(&format!("{}>", event.node_id))));
+                    text.push_str(&format!(
+                        "    {} ",
+                        self.style.dim(&format!("{}>", event.node_id))
+                    ));
                     self.open_delta = Some(event.node_id.clone());
                 }
                 text.push_str(&event.delta.replace('\n', "\n      "));
@@ -427,7 +481,13 @@ impl JsonLines {
             RunStatus::Unspecified => serde_json::Value::Null,
             s => run_status_name(s).into(),
         };
-        let empty_null = |s: &str| if s.is_empty() { serde_json::Value::Null } else { s.into() };
+        let empty_null = |s: &str| {
+            if s.is_empty() {
+                serde_json::Value::Null
+            } else {
+                s.into()
+            }
+        };
         serde_json::json!({
             "run_id": event.run_id,
             "sequence": event.sequence,
@@ -472,12 +532,18 @@ mod tests {
     }
 
     fn event(kind: EventKind, node: &str) -> Event {
-        Event { run_id: "run_1".into(), node_id: node.into(), kind: kind as i32, ..Default::default() }
+        Event {
+            run_id: "run_1".into(),
+            node_id: node.into(),
+            kind: kind as i32,
+            ..Default::default()
+        }
     }
 
     fn shown(verbose: bool, events: &[Event]) -> String {
         let out = Shared::default();
-        let mut sink = TextProgress::new(Style::PLAIN, verbose, true).to_writer(Box::new(out.clone()));
+        let mut sink =
+            TextProgress::new(Style::PLAIN, verbose, true).to_writer(Box::new(out.clone()));
         for e in events {
             sink.on_event(e);
         }
@@ -487,14 +553,26 @@ mod tests {
 
     #[test]
     fn one_line_per_node_event() {
-        let completed = Event { latency_ms: 12, ..event(EventKind::NodeCompleted, "fetch") };
-        let failed = Event { message: "boom".into(), ..event(EventKind::NodeFailed, "transform") };
+        let completed = Event {
+            latency_ms: 12,
+            ..event(EventKind::NodeCompleted, "fetch")
+        };
+        let failed = Event {
+            message: "boom".into(),
+            ..event(EventKind::NodeFailed, "transform")
+        };
         let skipped = Event {
             message: "skipped: upstream 'transform' did not complete".into(),
             ..event(EventKind::NodeSkipped, "publish")
         };
-        let retrying = Event { attempt: 2, ..event(EventKind::NodeRetrying, "flaky") };
-        let reused = Event { message: "run_0".into(), ..event(EventKind::NodeReused, "early") };
+        let retrying = Event {
+            attempt: 2,
+            ..event(EventKind::NodeRetrying, "flaky")
+        };
+        let reused = Event {
+            message: "run_0".into(),
+            ..event(EventKind::NodeReused, "early")
+        };
         let text = shown(
             false,
             &[
@@ -516,7 +594,10 @@ mod tests {
 
     #[test]
     fn verbose_shows_starts_and_streamed_output() {
-        let delta = |node: &str, text: &str| Event { delta: text.into(), ..event(EventKind::NodeOutputDelta, node) };
+        let delta = |node: &str, text: &str| Event {
+            delta: text.into(),
+            ..event(EventKind::NodeOutputDelta, node)
+        };
         let text = shown(
             true,
             &[
@@ -524,10 +605,16 @@ mod tests {
                 delta("a", "Hel"),
                 delta("a", "lo\nworld"),
                 delta("b", "other"),
-                Event { latency_ms: 5, ..event(EventKind::NodeCompleted, "a") },
+                Event {
+                    latency_ms: 5,
+                    ..event(EventKind::NodeCompleted, "a")
+                },
             ],
         );
-        assert_eq!(text, "  ▸ a started\n    a> Hello\n      world\n    b> other\n  ✓ a completed (5 ms)\n");
+        assert_eq!(
+            text,
+            "  ▸ a started\n    a> Hello\n      world\n    b> other\n  ✓ a completed (5 ms)\n"
+        );
         // Without -v streamed output is not shown.
         assert_eq!(shown(false, &[delta("a", "Hello")]), "");
     }
@@ -535,9 +622,13 @@ mod tests {
     #[test]
     fn waits_say_how_to_answer_them() {
         let out = Shared::default();
-        let mut sink =
-            TextProgress::new(Style::PLAIN, false, false).with_wait_hints(true).to_writer(Box::new(out.clone()));
-        sink.on_event(&Event { message: "Publish?".into(), ..event(EventKind::WaitStarted, "review") });
+        let mut sink = TextProgress::new(Style::PLAIN, false, false)
+            .with_wait_hints(true)
+            .to_writer(Box::new(out.clone()));
+        sink.on_event(&Event {
+            message: "Publish?".into(),
+            ..event(EventKind::WaitStarted, "review")
+        });
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert_eq!(
             text,
@@ -547,7 +638,11 @@ mod tests {
 
     #[test]
     fn json_lines_carry_sequence_numbers() {
-        let e = Event { sequence: 7, latency_ms: 3, ..event(EventKind::NodeCompleted, "fetch") };
+        let e = Event {
+            sequence: 7,
+            latency_ms: 3,
+            ..event(EventKind::NodeCompleted, "fetch")
+        };
         let v = JsonLines::event_json(&e);
         assert_eq!(v["sequence"], 7);
         assert_eq!(v["kind"], "node_completed");

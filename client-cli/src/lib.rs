@@ -28,7 +28,11 @@ pub fn main_entry() -> i32 {
             return e.exit_code();
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("Error: cannot start the async runtime: {e}");
@@ -43,7 +47,11 @@ pub fn main_entry() -> i32 {
 
 /// Runs one parsed command line, printing its result, and returns the exit code.
 pub async fn execute(cli: Cli) -> i32 {
-    let style = if cli.global.json { Style::PLAIN } else { Style::detect(cli.global.no_color) };
+    let style = if cli.global.json {
+        Style::PLAIN
+    } else {
+        Style::detect(cli.global.no_color)
+    };
     match dispatch(&cli, style).await {
         Ok(code) => code,
         Err(e) => {
@@ -58,7 +66,10 @@ fn live_sink(json: bool, style: Style, verbose: bool, embedded: bool) -> Box<dyn
     if json {
         Box::new(Quiet)
     } else {
-        Box::new(TextProgress::new(style, verbose, TextProgress::bar_wanted()).with_wait_hints(!embedded))
+        Box::new(
+            TextProgress::new(style, verbose, TextProgress::bar_wanted())
+                .with_wait_hints(!embedded),
+        )
     }
 }
 
@@ -67,12 +78,18 @@ fn live_sink(json: bool, style: Style, verbose: bool, embedded: bool) -> Box<dyn
 async fn run_clients(global: &cli::GlobalArgs) -> CliResult<Clients> {
     use std::io::IsTerminal;
     let mut clients = Clients::connect(global).await?;
-    clients.interactive = clients.embedded && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    clients.interactive =
+        clients.embedded && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     Ok(clients)
 }
 
 fn print_run(outcome: &RunOutcome, json: bool, style: Style) -> i32 {
-    if !json && matches!(outcome.end, RunEnd::Finished | RunEnd::Cancelled | RunEnd::Waiting { .. }) {
+    if !json
+        && matches!(
+            outcome.end,
+            RunEnd::Finished | RunEnd::Cancelled | RunEnd::Waiting { .. }
+        )
+    {
         render::write_stdout(b"\n");
     }
     print_output(outcome, json, style)
@@ -90,8 +107,14 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
             let request = commands::run::prepare(args)?;
             let clients = run_clients(global).await?;
             let mut sink = live_sink(json, style, args.verbose, embedded);
-            let outcome =
-                commands::run::run_prepared(&clients, request, args.detach, sink.as_mut(), &Interrupt::CtrlC).await?;
+            let outcome = commands::run::run_prepared(
+                &clients,
+                request,
+                args.detach,
+                sink.as_mut(),
+                &Interrupt::CtrlC,
+            )
+            .await?;
             Ok(print_run(&outcome, json, style))
         }
         Command::Replay(args) => {
@@ -99,9 +122,14 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
             let request = commands::replay::prepare(args)?;
             let clients = run_clients(global).await?;
             let mut sink = live_sink(json, style, args.verbose, embedded);
-            let outcome =
-                commands::replay::replay_prepared(&clients, request, args.detach, sink.as_mut(), &Interrupt::CtrlC)
-                    .await?;
+            let outcome = commands::replay::replay_prepared(
+                &clients,
+                request,
+                args.detach,
+                sink.as_mut(),
+                &Interrupt::CtrlC,
+            )
+            .await?;
             Ok(print_run(&outcome, json, style))
         }
         Command::Watch(args) => {
@@ -110,11 +138,16 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
                 Box::new(JsonLines)
             } else {
                 Box::new(
-                    TextProgress::new(style, args.verbose, args.after == 0 && TextProgress::bar_wanted())
-                        .with_wait_hints(true),
+                    TextProgress::new(
+                        style,
+                        args.verbose,
+                        args.after == 0 && TextProgress::bar_wanted(),
+                    )
+                    .with_wait_hints(true),
                 )
             };
-            let outcome = commands::watch::watch(&clients, args, sink.as_mut(), &Interrupt::CtrlC).await?;
+            let outcome =
+                commands::watch::watch(&clients, args, sink.as_mut(), &Interrupt::CtrlC).await?;
             if json {
                 // The events were the output; only the outcome's exit code and hint remain.
                 if let Some(hint) = outcome.hint() {
@@ -127,15 +160,21 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
         Command::Validate(args) => {
             let request = commands::validate::prepare(args)?;
             let clients = Clients::connect(global).await?;
-            let report =
-                commands::validate::validate_prepared(&clients, &args.file.display().to_string(), request).await?;
+            let report = commands::validate::validate_prepared(
+                &clients,
+                &args.file.display().to_string(),
+                request,
+            )
+            .await?;
             Ok(print(&report))
         }
         command => {
             let clients = Clients::connect(global).await?;
             match command {
                 Command::Runs(args) => Ok(print(&commands::runs::list(&clients, args).await?)),
-                Command::Cancel(args) => Ok(print(&commands::cancel::cancel(&clients, args).await?)),
+                Command::Cancel(args) => {
+                    Ok(print(&commands::cancel::cancel(&clients, args).await?))
+                }
                 Command::Artifacts(ArtifactsCommand::List(args)) => {
                     Ok(print(&commands::artifacts::list(&clients, args).await?))
                 }
@@ -152,7 +191,9 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
                 }
                 Command::Diff(args) => Ok(print(&commands::diff::diff(&clients, args).await?)),
                 Command::Input(args) => Ok(print(&commands::waits::input(&clients, args).await?)),
-                Command::Approve(args) => Ok(print(&commands::waits::approve(&clients, args).await?)),
+                Command::Approve(args) => {
+                    Ok(print(&commands::waits::approve(&clients, args).await?))
+                }
                 Command::Reject(args) => Ok(print(&commands::waits::reject(&clients, args).await?)),
                 Command::Debug(args) => Ok(print(&commands::debug::debug(&clients, args).await?)),
                 Command::Trace(args) => Ok(print(&commands::trace::trace(&clients, args).await?)),

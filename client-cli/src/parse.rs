@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 pub fn parse_var(text: &str) -> CliResult<(String, String)> {
     match text.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(CliError::usage(format!("Invalid variable format: {text} (expected key=value)"))),
+        _ => Err(CliError::usage(format!(
+            "Invalid variable format: {text} (expected key=value)"
+        ))),
     }
 }
 
@@ -22,13 +24,23 @@ pub fn parse_vars(texts: &[String]) -> CliResult<HashMap<String, String>> {
 
 /// `node=uri`, strict: no spaces, both sides non-empty.
 pub fn parse_agent_swap(text: &str) -> CliResult<AgentSwap> {
-    let bad = || CliError::usage(format!("Invalid agent swap format: {text} (expected node=agent)"));
+    let bad = || {
+        CliError::usage(format!(
+            "Invalid agent swap format: {text} (expected node=agent)"
+        ))
+    };
     let (node, agent) = text.split_once('=').ok_or_else(bad)?;
-    if node.is_empty() || agent.is_empty() || node.contains(char::is_whitespace) || agent.contains(char::is_whitespace)
+    if node.is_empty()
+        || agent.is_empty()
+        || node.contains(char::is_whitespace)
+        || agent.contains(char::is_whitespace)
     {
         return Err(bad());
     }
-    Ok(AgentSwap { node_id: node.to_string(), agent: agent.to_string() })
+    Ok(AgentSwap {
+        node_id: node.to_string(),
+        agent: agent.to_string(),
+    })
 }
 
 /// The text of an override's value: `@path` reads the file (relative to the
@@ -39,7 +51,9 @@ pub fn override_value(value: &str) -> CliResult<String> {
     }
     if let Some(path) = value.strip_prefix('@') {
         if path.is_empty() {
-            return Err(CliError::usage("Invalid override value: '@' needs a file path (use @@ for a literal '@')"));
+            return Err(CliError::usage(
+                "Invalid override value: '@' needs a file path (use @@ for a literal '@')",
+            ));
         }
         return std::fs::read_to_string(path)
             .map_err(|e| CliError::usage(format!("cannot read override file {path}: {e}")));
@@ -68,7 +82,11 @@ pub fn parse_override(text: &str) -> CliResult<OutputOverride> {
     if selector.is_empty() || (key.contains('.') && output.is_empty()) {
         return Err(bad());
     }
-    Ok(OutputOverride { selector: selector.to_string(), output: output.to_string(), value: override_value(value)? })
+    Ok(OutputOverride {
+        selector: selector.to_string(),
+        output: output.to_string(),
+        value: override_value(value)?,
+    })
 }
 
 /// A workflow file as sent to the server.
@@ -84,8 +102,8 @@ pub struct WorkflowSource {
 /// Reads a workflow and every `file://` system prompt it references
 /// (relative to the workflow's directory).
 pub fn load_workflow(path: &Path) -> CliResult<WorkflowSource> {
-    let bytes =
-        std::fs::read(path).map_err(|e| CliError::usage(format!("cannot read workflow {}: {e}", path.display())))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::usage(format!("cannot read workflow {}: {e}", path.display())))?;
     let content = String::from_utf8(bytes)
         .map_err(|_| CliError::usage(format!("workflow {} is not valid UTF-8", path.display())))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -96,12 +114,23 @@ pub fn load_workflow(path: &Path) -> CliResult<WorkflowSource> {
         }
         let target = base.join(&reference);
         let text = std::fs::read_to_string(&target).map_err(|e| {
-            let owner = if node.is_empty() { "defaults".to_string() } else { format!("node '{node}'") };
-            CliError::usage(format!("cannot read file://{reference} ({owner}): {}: {e}", target.display()))
+            let owner = if node.is_empty() {
+                "defaults".to_string()
+            } else {
+                format!("node '{node}'")
+            };
+            CliError::usage(format!(
+                "cannot read file://{reference} ({owner}): {}: {e}",
+                target.display()
+            ))
         })?;
         files.insert(reference, text);
     }
-    Ok(WorkflowSource { path: path.to_path_buf(), content, files })
+    Ok(WorkflowSource {
+        path: path.to_path_buf(),
+        content,
+        files,
+    })
 }
 
 /// `(node id, PATH)` for every `system_prompt: file://PATH`. A document that
@@ -113,7 +142,9 @@ pub fn file_references(content: &str) -> Vec<(String, String)> {
     let mut refs = Vec::new();
     let prompt_of = |v: &serde_yaml::Value| -> Option<String> {
         let p = v.get("system_prompt")?.as_str()?;
-        p.strip_prefix("file://").filter(|r| !r.is_empty()).map(str::to_string)
+        p.strip_prefix("file://")
+            .filter(|r| !r.is_empty())
+            .map(str::to_string)
     };
     if let Some(p) = doc.get("defaults").and_then(prompt_of) {
         refs.push((String::new(), p));
@@ -123,7 +154,10 @@ pub fn file_references(content: &str) -> Vec<(String, String)> {
             if let Some(p) = prompt_of(node) {
                 let id = match id {
                     serde_yaml::Value::String(s) => s.clone(),
-                    other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
+                    other => serde_yaml::to_string(other)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
                 };
                 refs.push((id, p));
             }
@@ -138,10 +172,16 @@ mod tests {
 
     #[test]
     fn vars_split_at_the_first_equals() {
-        assert_eq!(parse_var("topic=a=b").unwrap(), ("topic".into(), "a=b".into()));
+        assert_eq!(
+            parse_var("topic=a=b").unwrap(),
+            ("topic".into(), "a=b".into())
+        );
         assert_eq!(parse_var("empty=").unwrap(), ("empty".into(), "".into()));
         let err = parse_var("topic").unwrap_err();
-        assert_eq!(err.message, "Invalid variable format: topic (expected key=value)");
+        assert_eq!(
+            err.message,
+            "Invalid variable format: topic (expected key=value)"
+        );
         assert_eq!(err.code, 2);
         assert!(parse_var("=x").is_err());
     }
@@ -152,7 +192,10 @@ mod tests {
         assert_eq!(s.node_id, "summarize");
         assert_eq!(s.agent, "llm://anthropic/claude-sonnet-4-20250514");
         let err = parse_agent_swap("summarize llm://openai/gpt-4o").unwrap_err();
-        assert_eq!(err.message, "Invalid agent swap format: summarize llm://openai/gpt-4o (expected node=agent)");
+        assert_eq!(
+            err.message,
+            "Invalid agent swap format: summarize llm://openai/gpt-4o (expected node=agent)"
+        );
         assert_eq!(err.code, 2);
         assert!(parse_agent_swap("summarize=").is_err());
         assert!(parse_agent_swap("=local://echo").is_err());
@@ -162,13 +205,25 @@ mod tests {
     #[test]
     fn overrides_accept_every_spelling() {
         let o = parse_override("fetch=hello").unwrap();
-        assert_eq!((o.selector.as_str(), o.output.as_str(), o.value.as_str()), ("fetch", "", "hello"));
+        assert_eq!(
+            (o.selector.as_str(), o.output.as_str(), o.value.as_str()),
+            ("fetch", "", "hello")
+        );
         let o = parse_override("fetch.result=a=b").unwrap();
-        assert_eq!((o.selector.as_str(), o.output.as_str(), o.value.as_str()), ("fetch", "result", "a=b"));
+        assert_eq!(
+            (o.selector.as_str(), o.output.as_str(), o.value.as_str()),
+            ("fetch", "result", "a=b")
+        );
         let o = parse_override("checkpoint.research=Edited notes").unwrap();
-        assert_eq!((o.selector.as_str(), o.output.as_str(), o.value.as_str()), ("research", "", "Edited notes"));
+        assert_eq!(
+            (o.selector.as_str(), o.output.as_str(), o.value.as_str()),
+            ("research", "", "Edited notes")
+        );
         let o = parse_override("checkpoint.research.notes=x").unwrap();
-        assert_eq!((o.selector.as_str(), o.output.as_str()), ("research", "notes"));
+        assert_eq!(
+            (o.selector.as_str(), o.output.as_str()),
+            ("research", "notes")
+        );
         // Not a node the CLI knows of: the server decides and names the accepted forms.
         let o = parse_override("stage.fetch=x").unwrap();
         assert_eq!((o.selector.as_str(), o.output.as_str()), ("stage", "fetch"));
@@ -199,7 +254,12 @@ mod tests {
         let o = parse_override(&format!("fetch=@{}", path.display())).unwrap();
         assert_eq!(o.value, "from a file\n");
         let err = parse_override("fetch=@/definitely/not/here").unwrap_err();
-        assert!(err.message.starts_with("cannot read override file /definitely/not/here"), "{}", err.message);
+        assert!(
+            err.message
+                .starts_with("cannot read override file /definitely/not/here"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -220,7 +280,11 @@ mod tests {
         std::fs::write(&wf, "name: p\nnodes:\n  a:\n    agent: local://echo\n    system_prompt: file://missing.md\n")
             .unwrap();
         let err = load_workflow(&wf).unwrap_err();
-        assert!(err.message.contains("file://missing.md (node 'a')"), "{}", err.message);
+        assert!(
+            err.message.contains("file://missing.md (node 'a')"),
+            "{}",
+            err.message
+        );
         assert_eq!(err.code, 2);
     }
 
@@ -228,7 +292,11 @@ mod tests {
     fn unparsable_workflows_are_left_to_the_server() {
         assert!(file_references("name: [unclosed").is_empty());
         assert!(
-            file_references("{\"name\": \"j\", \"nodes\": {\"a\": {\"system_prompt\": \"file://x.md\"}}}").len() == 1
+            file_references(
+                "{\"name\": \"j\", \"nodes\": {\"a\": {\"system_prompt\": \"file://x.md\"}}}"
+            )
+            .len()
+                == 1
         );
     }
 }

@@ -19,26 +19,52 @@ impl Style {
     /// Colours only on a terminal, never with `--no-color` or NO_COLOR set.
     pub fn detect(no_color: bool) -> Self {
         let env_off = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Style { color: !no_color && !env_off && std::io::stdout().is_terminal() }
+        Style {
+            color: !no_color && !env_off && std::io::stdout().is_terminal(),
+        }
     }
 
     pub fn green(&self, s: &str) -> String {
-        if self.color { s.green().to_string() } else { s.to_string() }
+        if self.color {
+            s.green().to_string()
+        } else {
+            s.to_string()
+        }
     }
     pub fn red(&self, s: &str) -> String {
-        if self.color { s.red().to_string() } else { s.to_string() }
+        if self.color {
+            s.red().to_string()
+        } else {
+            s.to_string()
+        }
     }
     pub fn yellow(&self, s: &str) -> String {
-        if self.color { s.yellow().to_string() } else { s.to_string() }
+        if self.color {
+            s.yellow().to_string()
+        } else {
+            s.to_string()
+        }
     }
     pub fn cyan(&self, s: &str) -> String {
-        if self.color { s.cyan().to_string() } else { s.to_string() }
+        if self.color {
+            s.cyan().to_string()
+        } else {
+            s.to_string()
+        }
     }
     pub fn dim(&self, s: &str) -> String {
-        if self.color { s.dimmed().to_string() } else { s.to_string() }
+        if self.color {
+            s.dimmed().to_string()
+        } else {
+            s.to_string()
+        }
     }
     pub fn bold(&self, s: &str) -> String {
-        if self.color { s.bold().to_string() } else { s.to_string() }
+        if self.color {
+            s.bold().to_string()
+        } else {
+            s.to_string()
+        }
     }
 
     /// A run status word, coloured by outcome.
@@ -176,12 +202,16 @@ pub fn artifact_origin_name(origin: ArtifactOrigin) -> &'static str {
 
 /// True once a run can no longer change.
 pub fn is_finished(status: RunStatus) -> bool {
-    matches!(status, RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled)
+    matches!(
+        status,
+        RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+    )
 }
 
 /// RFC 3339 (UTC), or None for an unset timestamp.
 pub fn rfc3339(ts: Option<&Timestamp>) -> Option<String> {
-    ts.filter(|t| t.seconds != 0 || t.nanos != 0).map(|t| t.to_string())
+    ts.filter(|t| t.seconds != 0 || t.nanos != 0)
+        .map(|t| t.to_string())
 }
 
 /// `2026-03-09 14:32:10` (UTC), or `-`.
@@ -199,7 +229,9 @@ pub fn elapsed_ms(start: Option<&Timestamp>, end: Option<&Timestamp>) -> Option<
     let end_ms = match end.filter(|t| t.seconds != 0 || t.nanos != 0) {
         Some(e) => e.seconds * 1000 + i64::from(e.nanos) / 1_000_000,
         None => {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?;
             now.as_millis() as i64
         }
     };
@@ -287,7 +319,11 @@ pub fn table(style: Style, header: &[&str], rows: &[Vec<String>]) -> String {
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let padded = if i + 1 < header.len() { format!("{h:<w$}", w = widths[i]) } else { h.to_string() };
+            let padded = if i + 1 < header.len() {
+                format!("{h:<w$}", w = widths[i])
+            } else {
+                h.to_string()
+            };
             style.bold(&padded)
         })
         .collect::<Vec<_>>();
@@ -331,7 +367,10 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339_utc() {
-        let ts = Timestamp { seconds: 1_773_066_730, nanos: 123_456_000 };
+        let ts = Timestamp {
+            seconds: 1_773_066_730,
+            nanos: 123_456_000,
+        };
         assert_eq!(rfc3339(Some(&ts)).unwrap(), "2026-03-09T14:32:10.123456Z");
         assert_eq!(short_time(Some(&ts)), "2026-03-09 14:32:10");
         assert_eq!(rfc3339(Some(&Timestamp::default())), None);
@@ -340,7 +379,11 @@ mod tests {
 
     #[test]
     fn tables_align_columns() {
-        let t = table(Style::PLAIN, &["A", "BB"], &[vec!["xxx".into(), "y".into()], vec!["z".into(), "w".into()]]);
+        let t = table(
+            Style::PLAIN,
+            &["A", "BB"],
+            &[vec!["xxx".into(), "y".into()], vec!["z".into(), "w".into()]],
+        );
         assert_eq!(t, "A    BB\nxxx  y\nz    w\n");
     }
 }

@@ -35,12 +35,21 @@ fn stderr(o: &Output) -> String {
 fn run_then_list_with_the_default_database() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "pipeline.yaml", PIPELINE);
-    let out = run(dir.path(), &["run", "pipeline.yaml", "--var", "topic=binary"]);
+    let out = run(
+        dir.path(),
+        &["run", "pipeline.yaml", "--var", "topic=binary"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("  ✓ fetch completed ("), "{text}");
-    assert!(text.contains("\nWorkflow: report-pipeline\nStatus: completed\nNodes: 4/4 completed\n"), "{text}");
-    assert!(dir.path().join(".retake/retake.db").exists(), "default database in the working directory");
+    assert!(
+        text.contains("\nWorkflow: report-pipeline\nStatus: completed\nNodes: 4/4 completed\n"),
+        "{text}"
+    );
+    assert!(
+        dir.path().join(".retake/retake.db").exists(),
+        "default database in the working directory"
+    );
 
     let out = run(dir.path(), &["runs", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -53,14 +62,21 @@ fn run_then_list_with_the_default_database() {
 fn json_output_is_only_the_summary() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "failing.yaml", FAILING);
-    let out = run(dir.path(), &["--db", "x/r.db", "run", "failing.yaml", "--json-output"]);
+    let out = run(
+        dir.path(),
+        &["--db", "x/r.db", "run", "failing.yaml", "--json-output"],
+    );
     assert_eq!(out.status.code(), Some(1));
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
     assert_eq!(summary["status"], "failed");
     assert_eq!(summary["failed_nodes"], 1);
     assert!(summary["forked_from"].is_null());
     let run_id = summary["run_id"].as_str().unwrap();
-    assert_eq!(stderr(&out), format!("Tip: run 'retake debug {run_id} --errors'\n"));
+    assert_eq!(
+        stderr(&out),
+        format!("Tip: run 'retake debug {run_id} --errors'\n")
+    );
     assert!(dir.path().join("x/r.db").exists());
 }
 
@@ -69,13 +85,23 @@ fn usage_errors_exit_2_with_one_error_line() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "pipeline.yaml", PIPELINE);
     let cases: [(&[&str], &str); 4] = [
-        (&["run", "pipeline.yaml", "--var", "topic"], "Error: Invalid variable format: topic (expected key=value)\n"),
+        (
+            &["run", "pipeline.yaml", "--var", "topic"],
+            "Error: Invalid variable format: topic (expected key=value)\n",
+        ),
         (
             &["run", "pipeline.yaml", "--detach"],
             "Error: --detach needs a server (--server or RETAKE_SERVER); without one the run lives in this process\n",
         ),
         (
-            &["replay", "run_x", "--from", "summarize", "--agent", "summarize llm://openai/gpt-4o"],
+            &[
+                "replay",
+                "run_x",
+                "--from",
+                "summarize",
+                "--agent",
+                "summarize llm://openai/gpt-4o",
+            ],
             "Error: Invalid agent swap format: summarize llm://openai/gpt-4o (expected node=agent)\n",
         ),
         (
@@ -107,23 +133,37 @@ fn refusals_exit_1() {
     drop(listener);
     let out = run(dir.path(), &["--server", &url, "runs"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).starts_with(&format!("Error: cannot reach retake server at {url}: ")), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with(&format!("Error: cannot reach retake server at {url}: ")),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn validate_exits_2_on_errors() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "bad.yaml", "name: bad\nnodes:\n  a:\n    agent: nope://x\n    outputs: [result]\n");
+    write(
+        dir.path(),
+        "bad.yaml",
+        "name: bad\nnodes:\n  a:\n    agent: nope://x\n    outputs: [result]\n",
+    );
     let out = run(dir.path(), &["validate", "bad.yaml"]);
     assert_eq!(out.status.code(), Some(2));
     let text = stdout(&out);
-    assert!(text.starts_with("bad.yaml:") && text.contains(": error: node 'a': "), "{text}");
+    assert!(
+        text.starts_with("bad.yaml:") && text.contains(": error: node 'a': "),
+        "{text}"
+    );
     assert_eq!(stderr(&out), "Error: workflow 'bad' is invalid (1 error)\n");
 
     write(dir.path(), "pipeline.yaml", PIPELINE);
     let out = run(dir.path(), &["validate", "pipeline.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    assert_eq!(stdout(&out), "Workflow 'report-pipeline' is valid (4 nodes)\n");
+    assert_eq!(
+        stdout(&out),
+        "Workflow 'report-pipeline' is valid (4 nodes)\n"
+    );
 }
 
 #[test]
@@ -146,8 +186,14 @@ fn ctrl_c_cancels_an_embedded_run() {
             break;
         }
     }
-    assert!(seen.last().is_some_and(|l| l.contains("nap started")), "{seen:?}");
-    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(
+        seen.last().is_some_and(|l| l.contains("nap started")),
+        "{seen:?}"
+    );
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
     let status = child.wait().unwrap();
@@ -157,29 +203,46 @@ fn ctrl_c_cancels_an_embedded_run() {
 
     let out = run(dir.path(), &["runs", "--status", "cancelled", "--json"]);
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(runs.as_array().unwrap().len(), 1, "the cancellation was recorded");
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        1,
+        "the cancellation was recorded"
+    );
 }
 
 #[test]
 fn watch_json_lines_and_raw_artifacts() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "pipeline.yaml", PIPELINE);
-    let out = run(dir.path(), &["run", "pipeline.yaml", "--var", "topic=raw", "--json"]);
+    let out = run(
+        dir.path(),
+        &["run", "pipeline.yaml", "--var", "topic=raw", "--json"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
     let out = run(dir.path(), &["watch", "latest", "--json", "--after", "2"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let events: Vec<serde_json::Value> =
-        stdout(&out).lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    let events: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
     assert_eq!(events[0]["sequence"], 3);
     for pair in events.windows(2) {
-        assert_eq!(pair[1]["sequence"].as_i64().unwrap(), pair[0]["sequence"].as_i64().unwrap() + 1);
+        assert_eq!(
+            pair[1]["sequence"].as_i64().unwrap(),
+            pair[0]["sequence"].as_i64().unwrap() + 1
+        );
     }
     assert_eq!(events.last().unwrap()["kind"], "run_finished");
 
     let out = run(dir.path(), &["artifacts", "list", "latest", "--json"]);
     let artifacts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let summarize = artifacts.as_array().unwrap().iter().find(|a| a["node_id"] == "summarize").unwrap();
+    let summarize = artifacts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["node_id"] == "summarize")
+        .unwrap();
     let id = summarize["id"].as_str().unwrap();
     let out = run(dir.path(), &["artifacts", "show", id, "--raw"]);
     assert_eq!(out.status.code(), Some(0));
@@ -194,14 +257,34 @@ fn embedded_waits_without_a_terminal_stop_with_a_hint() {
         "ask.yaml",
         "name: ask\nnodes:\n  question:\n    agent: human://input\n    system_prompt: Which topic?\n    outputs: [value]\n",
     );
-    let out = retake(dir.path()).args(["run", "ask.yaml"]).stdin(Stdio::null()).output().unwrap();
+    let out = retake(dir.path())
+        .args(["run", "ask.yaml"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("  ⏸ question waiting: Which topic?\n"), "{}", stdout(&out));
-    assert!(stdout(&out).contains("Status: waiting\n"), "{}", stdout(&out));
-    assert!(stderr(&out).contains("waits for a human at node 'question'"), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("  ⏸ question waiting: Which topic?\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("Status: waiting\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("waits for a human at node 'question'"),
+        "{}",
+        stderr(&out)
+    );
 
     // Another process has no engine driving that run, and says so instead of hanging.
     let out = run(dir.path(), &["watch", "latest"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("is waiting, but no engine in this process drives it"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is waiting, but no engine in this process drives it"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -13,14 +13,23 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 fn run_args(file: std::path::PathBuf, vars: &[&str]) -> RunArgs {
-    RunArgs { file, vars: vars.iter().map(|v| v.to_string()).collect(), ..Default::default() }
+    RunArgs {
+        file,
+        vars: vars.iter().map(|v| v.to_string()).collect(),
+        ..Default::default()
+    }
 }
 
 async fn run_pipeline(env: &Embedded) -> commands::RunOutcome {
     let wf = write(env.dir.path(), "pipeline.yaml", PIPELINE);
-    commands::run::run(&env.clients, &run_args(wf, &["topic=replay"]), &mut Collect::default(), &Interrupt::Never)
-        .await
-        .expect("run succeeds")
+    commands::run::run(
+        &env.clients,
+        &run_args(wf, &["topic=replay"]),
+        &mut Collect::default(),
+        &Interrupt::Never,
+    )
+    .await
+    .expect("run succeeds")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,22 +37,41 @@ async fn run_follows_events_and_summarises() {
     let env = embedded().await;
     let wf = write(env.dir.path(), "pipeline.yaml", PIPELINE);
     let mut events = Collect::default();
-    let out = commands::run::run(&env.clients, &run_args(wf, &["topic=replay"]), &mut events, &Interrupt::Never)
-        .await
-        .unwrap();
+    let out = commands::run::run(
+        &env.clients,
+        &run_args(wf, &["topic=replay"]),
+        &mut events,
+        &Interrupt::Never,
+    )
+    .await
+    .unwrap();
     assert_eq!(out.end, RunEnd::Finished);
     assert_eq!(out.exit_code(), 0);
     assert_eq!(out.hint(), None);
     let s = &out.summary;
-    assert_eq!((s.status.as_str(), s.total_nodes, s.completed_nodes, s.failed_nodes), ("completed", 4, 4, 0));
+    assert_eq!(
+        (
+            s.status.as_str(),
+            s.total_nodes,
+            s.completed_nodes,
+            s.failed_nodes
+        ),
+        ("completed", 4, 4, 0)
+    );
     assert!(s.run_id.starts_with("run_"));
     let text = out.text(Style::PLAIN);
     assert_eq!(
         text,
-        format!("Run ID: {}\nWorkflow: report-pipeline\nStatus: completed\nNodes: 4/4 completed\n", s.run_id)
+        format!(
+            "Run ID: {}\nWorkflow: report-pipeline\nStatus: completed\nNodes: 4/4 completed\n",
+            s.run_id
+        )
     );
     for node in ["fetch", "transform", "summarize", "publish"] {
-        assert!(node_kinds(&events.0, node).contains(&EventKind::NodeCompleted), "{node} completed");
+        assert!(
+            node_kinds(&events.0, node).contains(&EventKind::NodeCompleted),
+            "{node} completed"
+        );
     }
     let last = events.0.last().unwrap();
     assert_eq!(last.kind(), EventKind::RunFinished);
@@ -72,7 +100,10 @@ async fn run_follows_events_and_summarises() {
     assert_eq!(json["status"], "completed");
     assert!(json["forked_from"].is_null() && json["forked_at_step"].is_null());
     let started = json["started_at"].as_str().unwrap();
-    assert!(started.contains('T') && started.ends_with('Z'), "RFC 3339: {started}");
+    assert!(
+        started.contains('T') && started.ends_with('Z'),
+        "RFC 3339: {started}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,24 +111,52 @@ async fn failed_run_exits_1_with_a_tip() {
     let env = embedded().await;
     let wf = write(env.dir.path(), "failing.yaml", FAILING);
     let mut events = Collect::default();
-    let out = commands::run::run(&env.clients, &run_args(wf, &[]), &mut events, &Interrupt::Never).await.unwrap();
+    let out = commands::run::run(
+        &env.clients,
+        &run_args(wf, &[]),
+        &mut events,
+        &Interrupt::Never,
+    )
+    .await
+    .unwrap();
     assert_eq!(out.summary.status, "failed");
     assert_eq!(out.exit_code(), 1);
-    assert_eq!(out.hint(), Some(format!("Tip: run 'retake debug {} --errors'", out.summary.run_id)));
+    assert_eq!(
+        out.hint(),
+        Some(format!(
+            "Tip: run 'retake debug {} --errors'",
+            out.summary.run_id
+        ))
+    );
     let text = out.text(Style::PLAIN);
-    assert!(text.contains("Status: failed\nNodes: 1/3 completed\nFailed: 1\nSkipped: 1\n"), "{text}");
-    let failed = events.0.iter().find(|e| e.kind() == EventKind::NodeFailed).unwrap();
+    assert!(
+        text.contains("Status: failed\nNodes: 1/3 completed\nFailed: 1\nSkipped: 1\n"),
+        "{text}"
+    );
+    let failed = events
+        .0
+        .iter()
+        .find(|e| e.kind() == EventKind::NodeFailed)
+        .unwrap();
     assert_eq!(failed.node_id, "transform");
     let line = retake_cli::follow::TextProgress::line(Style::PLAIN, false, failed).unwrap();
     assert_eq!(line, "  ✗ transform failed: boom");
 
     let debug = commands::debug::debug(
         &env.clients,
-        &DebugArgs { run_id: out.summary.run_id.clone(), errors: true, ..Default::default() },
+        &DebugArgs {
+            run_id: out.summary.run_id.clone(),
+            errors: true,
+            ..Default::default()
+        },
     )
     .await
     .unwrap();
-    let ids: Vec<&str> = debug.nodes.iter().map(|n| n.node.node_id.as_str()).collect();
+    let ids: Vec<&str> = debug
+        .nodes
+        .iter()
+        .map(|n| n.node.node_id.as_str())
+        .collect();
     assert_eq!(ids, ["transform", "publish"]);
     let text = debug.text(Style::PLAIN);
     assert!(text.contains("Error: boom"), "{text}");
@@ -108,22 +167,44 @@ async fn failed_run_exits_1_with_a_tip() {
 async fn usage_errors_exit_2() {
     let env = embedded().await;
     let wf = write(env.dir.path(), "pipeline.yaml", PIPELINE);
-    let err =
-        commands::run::run(&env.clients, &run_args(wf.clone(), &["topic"]), &mut Collect::default(), &Interrupt::Never)
-            .await
-            .unwrap_err();
-    assert_eq!(err.message, "Invalid variable format: topic (expected key=value)");
+    let err = commands::run::run(
+        &env.clients,
+        &run_args(wf.clone(), &["topic"]),
+        &mut Collect::default(),
+        &Interrupt::Never,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.message,
+        "Invalid variable format: topic (expected key=value)"
+    );
     assert_eq!(err.code, 2);
 
     // A missing variable is the server's validation error: INVALID_ARGUMENT, exit 2.
-    let err = commands::run::run(&env.clients, &run_args(wf.clone(), &[]), &mut Collect::default(), &Interrupt::Never)
-        .await
-        .unwrap_err();
+    let err = commands::run::run(
+        &env.clients,
+        &run_args(wf.clone(), &[]),
+        &mut Collect::default(),
+        &Interrupt::Never,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code, 2, "{}", err.message);
     assert!(err.message.contains("topic"), "{}", err.message);
 
-    let detach = RunArgs { detach: true, ..run_args(wf, &["topic=x"]) };
-    let err = commands::run::run(&env.clients, &detach, &mut Collect::default(), &Interrupt::Never).await.unwrap_err();
+    let detach = RunArgs {
+        detach: true,
+        ..run_args(wf, &["topic=x"])
+    };
+    let err = commands::run::run(
+        &env.clients,
+        &detach,
+        &mut Collect::default(),
+        &Interrupt::Never,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         err.message,
         "--detach needs a server (--server or RETAKE_SERVER); without one the run lives in this process"
@@ -134,17 +215,36 @@ async fn usage_errors_exit_2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompt_files_travel_with_the_workflow() {
     let env = embedded().await;
-    write(env.dir.path(), "prompts/facts.md", "Extract the key facts, carefully.");
+    write(
+        env.dir.path(),
+        "prompts/facts.md",
+        "Extract the key facts, carefully.",
+    );
     let wf = write(
         env.dir.path(),
         "wf.yaml",
         "name: prompts\nnodes:\n  a:\n    agent: local://mock\n    system_prompt: file://prompts/facts.md\n    config: {response: ok}\n    outputs: [result]\n",
     );
-    let out =
-        commands::run::run(&env.clients, &run_args(wf, &[]), &mut Collect::default(), &Interrupt::Never).await.unwrap();
+    let out = commands::run::run(
+        &env.clients,
+        &run_args(wf, &[]),
+        &mut Collect::default(),
+        &Interrupt::Never,
+    )
+    .await
+    .unwrap();
     assert_eq!(out.summary.status, "completed");
-    let node = commands::trace::node(&env.clients, &out.summary.run_id, "a").await.unwrap();
-    assert!(node.report.node.prompt.contains("Extract the key facts, carefully."), "{:?}", node.report.node.prompt);
+    let node = commands::trace::node(&env.clients, &out.summary.run_id, "a")
+        .await
+        .unwrap();
+    assert!(
+        node.report
+            .node
+            .prompt
+            .contains("Extract the key facts, carefully."),
+        "{:?}",
+        node.report.node.prompt
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,9 +252,18 @@ async fn interrupting_an_embedded_run_cancels_it() {
     let env = embedded().await;
     let wf = write(env.dir.path(), "slow.yaml", SLOW);
     let notify = Arc::new(tokio::sync::Notify::new());
-    let mut sink = InterruptOnStart { notify: notify.clone(), events: Vec::new() };
-    let out =
-        commands::run::run(&env.clients, &run_args(wf, &[]), &mut sink, &Interrupt::Notify(notify)).await.unwrap();
+    let mut sink = InterruptOnStart {
+        notify: notify.clone(),
+        events: Vec::new(),
+    };
+    let out = commands::run::run(
+        &env.clients,
+        &run_args(wf, &[]),
+        &mut sink,
+        &Interrupt::Notify(notify),
+    )
+    .await
+    .unwrap();
     assert_eq!(out.end, RunEnd::Cancelled);
     assert_eq!(out.exit_code(), 130);
     assert_eq!(out.summary.status, "cancelled");
@@ -166,33 +275,72 @@ async fn server_runs_detach_and_outlive_the_watcher() {
     let clients = server.clients(None).await;
     let wf = write(server.dir.path(), "slow.yaml", SLOW);
 
-    let detached = RunArgs { detach: true, ..run_args(wf.clone(), &[]) };
-    let out = commands::run::run(&clients, &detached, &mut Collect::default(), &Interrupt::Never).await.unwrap();
+    let detached = RunArgs {
+        detach: true,
+        ..run_args(wf.clone(), &[])
+    };
+    let out = commands::run::run(
+        &clients,
+        &detached,
+        &mut Collect::default(),
+        &Interrupt::Never,
+    )
+    .await
+    .unwrap();
     assert_eq!(out.end, RunEnd::Detached);
     assert_eq!(out.exit_code(), 0);
     assert_eq!(out.text(Style::PLAIN), format!("{}\n", out.summary.run_id));
-    commands::cancel::cancel(&clients, &CancelArgs { run_id: out.summary.run_id.clone() }).await.unwrap();
+    commands::cancel::cancel(
+        &clients,
+        &CancelArgs {
+            run_id: out.summary.run_id.clone(),
+        },
+    )
+    .await
+    .unwrap();
 
     let notify = Arc::new(tokio::sync::Notify::new());
-    let mut sink = InterruptOnStart { notify: notify.clone(), events: Vec::new() };
-    let out = commands::run::run(&clients, &run_args(wf, &[]), &mut sink, &Interrupt::Notify(notify)).await.unwrap();
+    let mut sink = InterruptOnStart {
+        notify: notify.clone(),
+        events: Vec::new(),
+    };
+    let out = commands::run::run(
+        &clients,
+        &run_args(wf, &[]),
+        &mut sink,
+        &Interrupt::Notify(notify),
+    )
+    .await
+    .unwrap();
     assert_eq!(out.end, RunEnd::StillRunning);
     assert_eq!(out.exit_code(), 130);
     let id = &out.summary.run_id;
-    assert_eq!(out.hint(), Some(format!("Run {id} continues on the server; follow it with 'retake watch {id}'")));
+    assert_eq!(
+        out.hint(),
+        Some(format!(
+            "Run {id} continues on the server; follow it with 'retake watch {id}'"
+        ))
+    );
     let run = commands::get_run(&clients, id).await.unwrap();
     assert_eq!(run.status(), retake::v1::RunStatus::Running);
 
-    let cancelled = commands::cancel::cancel(&clients, &CancelArgs { run_id: id.clone() }).await.unwrap();
+    let cancelled = commands::cancel::cancel(&clients, &CancelArgs { run_id: id.clone() })
+        .await
+        .unwrap();
     assert!(
-        cancelled.text(Style::PLAIN).starts_with(&format!("Run {id} cancelled")),
+        cancelled
+            .text(Style::PLAIN)
+            .starts_with(&format!("Run {id} cancelled")),
         "{}",
         cancelled.text(Style::PLAIN)
     );
     // Watching the cancelled run to its end reports it like `run` does.
     let watched = commands::watch::watch(
         &clients,
-        &WatchArgs { run_id: id.clone(), ..Default::default() },
+        &WatchArgs {
+            run_id: id.clone(),
+            ..Default::default()
+        },
         &mut Collect::default(),
         &Interrupt::Never,
     )
@@ -206,11 +354,15 @@ async fn server_runs_detach_and_outlive_the_watcher() {
 async fn bearer_tokens_are_sent() {
     let server = served(Some("s3cret")).await;
     let without = server.clients(None).await;
-    let err = commands::runs::list(&without, &RunsArgs::default()).await.unwrap_err();
+    let err = commands::runs::list(&without, &RunsArgs::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.grpc_code(), Some(tonic::Code::Unauthenticated));
     assert_eq!(err.code, 1);
     let with = server.clients(Some("s3cret")).await;
-    let list = commands::runs::list(&with, &RunsArgs::default()).await.unwrap();
+    let list = commands::runs::list(&with, &RunsArgs::default())
+        .await
+        .unwrap();
     assert!(list.runs.is_empty());
     assert_eq!(list.text(Style::PLAIN), "No runs found\n");
 }
@@ -221,8 +373,16 @@ async fn unreachable_server_is_reported() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let url = format!("http://{addr}");
-    let err = retake_cli::connect::Clients::remote(&url, None, None).await.err().unwrap();
-    assert!(err.message.starts_with(&format!("cannot reach retake server at {url}: ")), "{}", err.message);
+    let err = retake_cli::connect::Clients::remote(&url, None, None)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        err.message
+            .starts_with(&format!("cannot reach retake server at {url}: ")),
+        "{}",
+        err.message
+    );
     assert_eq!(err.code, 1);
 }
 
@@ -232,13 +392,24 @@ async fn watch_resumes_after_a_sequence() {
     let out = run_pipeline(&env).await;
     let id = out.summary.run_id.clone();
     let mut all = Collect::default();
-    let args = WatchArgs { run_id: "latest".into(), ..Default::default() };
-    let watched = commands::watch::watch(&env.clients, &args, &mut all, &Interrupt::Never).await.unwrap();
+    let args = WatchArgs {
+        run_id: "latest".into(),
+        ..Default::default()
+    };
+    let watched = commands::watch::watch(&env.clients, &args, &mut all, &Interrupt::Never)
+        .await
+        .unwrap();
     assert_eq!(watched.summary.run_id, id);
     assert_eq!(watched.exit_code(), 0);
     let mut tail = Collect::default();
-    let args = WatchArgs { run_id: id[..12].to_string(), after: 3, ..Default::default() };
-    commands::watch::watch(&env.clients, &args, &mut tail, &Interrupt::Never).await.unwrap();
+    let args = WatchArgs {
+        run_id: id[..12].to_string(),
+        after: 3,
+        ..Default::default()
+    };
+    commands::watch::watch(&env.clients, &args, &mut tail, &Interrupt::Never)
+        .await
+        .unwrap();
     assert_eq!(tail.0, all.0[3..].to_vec());
     let json = retake_cli::follow::JsonLines::event_json(&tail.0[0]);
     assert_eq!(json["sequence"], 4);
@@ -250,24 +421,59 @@ async fn runs_lists_newest_first_with_filters() {
     let env = embedded().await;
     let first = run_pipeline(&env).await;
     let wf = write(env.dir.path(), "failing.yaml", FAILING);
-    let failed =
-        commands::run::run(&env.clients, &run_args(wf, &[]), &mut Collect::default(), &Interrupt::Never).await.unwrap();
-    let list = commands::runs::list(&env.clients, &RunsArgs::default()).await.unwrap();
+    let failed = commands::run::run(
+        &env.clients,
+        &run_args(wf, &[]),
+        &mut Collect::default(),
+        &Interrupt::Never,
+    )
+    .await
+    .unwrap();
+    let list = commands::runs::list(&env.clients, &RunsArgs::default())
+        .await
+        .unwrap();
     let ids: Vec<&str> = list.runs.iter().map(|r| r.run_id.as_str()).collect();
-    assert_eq!(ids, [failed.summary.run_id.as_str(), first.summary.run_id.as_str()]);
+    assert_eq!(
+        ids,
+        [
+            failed.summary.run_id.as_str(),
+            first.summary.run_id.as_str()
+        ]
+    );
     let text = list.text(Style::PLAIN);
     assert!(text.starts_with("RUN ID"), "{text}");
-    assert!(text.contains("report-pipeline") && text.contains("failing"), "{text}");
+    assert!(
+        text.contains("report-pipeline") && text.contains("failing"),
+        "{text}"
+    );
 
-    let only_failed = RunsArgs { status: Some(StatusFilter::Failed), ..Default::default() };
-    let list = commands::runs::list(&env.clients, &only_failed).await.unwrap();
+    let only_failed = RunsArgs {
+        status: Some(StatusFilter::Failed),
+        ..Default::default()
+    };
+    let list = commands::runs::list(&env.clients, &only_failed)
+        .await
+        .unwrap();
     assert_eq!(list.runs.len(), 1);
     assert_eq!(list.runs[0].workflow_name, "failing");
 
-    let by_name = RunsArgs { workflow: Some("report-pipeline".into()), ..Default::default() };
-    assert_eq!(commands::runs::list(&env.clients, &by_name).await.unwrap().runs.len(), 1);
+    let by_name = RunsArgs {
+        workflow: Some("report-pipeline".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        commands::runs::list(&env.clients, &by_name)
+            .await
+            .unwrap()
+            .runs
+            .len(),
+        1
+    );
 
-    let limited = RunsArgs { limit: 1, ..Default::default() };
+    let limited = RunsArgs {
+        limit: 1,
+        ..Default::default()
+    };
     let list = commands::runs::list(&env.clients, &limited).await.unwrap();
     assert_eq!(list.runs.len(), 1);
     let json = list.json();
@@ -283,26 +489,62 @@ async fn validate_reports_every_problem_with_lines() {
         "bad.yaml",
         "name: bad\nnodes:\n  a:\n    agent: local://echo\n    outputs: [result]\n    colour: blue\n  b:\n    agent: foo://x\n    outputs: []\n",
     );
-    let report =
-        commands::validate::validate(&env.clients, &ValidateArgs { file: bad.clone(), vars: vec![] }).await.unwrap();
+    let report = commands::validate::validate(
+        &env.clients,
+        &ValidateArgs {
+            file: bad.clone(),
+            vars: vec![],
+        },
+    )
+    .await
+    .unwrap();
     assert!(!report.valid);
     assert_eq!(report.exit_code(), 2);
     assert!(report.errors.len() >= 2, "{:?}", report.errors);
     let text = report.text(Style::PLAIN);
     let file = bad.display().to_string();
-    assert!(text.contains(&format!("{file}:7: error: node 'b': ")), "{text}");
+    assert!(
+        text.contains(&format!("{file}:7: error: node 'b': ")),
+        "{text}"
+    );
     assert!(text.contains(": warning: node 'a': "), "{text}");
-    assert_eq!(report.hint(), Some(format!("Error: workflow 'bad' is invalid ({} errors)", report.errors.len())));
+    assert_eq!(
+        report.hint(),
+        Some(format!(
+            "Error: workflow 'bad' is invalid ({} errors)",
+            report.errors.len()
+        ))
+    );
 
     let good = write(env.dir.path(), "pipeline.yaml", PIPELINE);
-    let report =
-        commands::validate::validate(&env.clients, &ValidateArgs { file: good.clone(), vars: vec![] }).await.unwrap();
-    assert!(report.valid, "missing variables are not errors without --var: {:?}", report.errors);
-    assert_eq!(report.text(Style::PLAIN), "Workflow 'report-pipeline' is valid (4 nodes)\n");
+    let report = commands::validate::validate(
+        &env.clients,
+        &ValidateArgs {
+            file: good.clone(),
+            vars: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        report.valid,
+        "missing variables are not errors without --var: {:?}",
+        report.errors
+    );
+    assert_eq!(
+        report.text(Style::PLAIN),
+        "Workflow 'report-pipeline' is valid (4 nodes)\n"
+    );
     assert_eq!(report.exit_code(), 0);
-    let report = commands::validate::validate(&env.clients, &ValidateArgs { file: good, vars: vec!["other=1".into()] })
-        .await
-        .unwrap();
+    let report = commands::validate::validate(
+        &env.clients,
+        &ValidateArgs {
+            file: good,
+            vars: vec!["other=1".into()],
+        },
+    )
+    .await
+    .unwrap();
     assert!(!report.valid, "with --var every variable must be given");
 }
 
@@ -310,32 +552,61 @@ async fn validate_reports_every_problem_with_lines() {
 async fn artifacts_list_show_and_lineage() {
     let env = embedded().await;
     let out = run_pipeline(&env).await;
-    let list = commands::artifacts::list(&env.clients, &ArtifactsListArgs { run_id: out.summary.run_id.clone() })
-        .await
-        .unwrap();
+    let list = commands::artifacts::list(
+        &env.clients,
+        &ArtifactsListArgs {
+            run_id: out.summary.run_id.clone(),
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(list.artifacts.len(), 4);
-    let published = list.artifacts.iter().find(|a| a.node_id == "publish").unwrap().clone();
-    let summarize = list.artifacts.iter().find(|a| a.node_id == "summarize").unwrap().clone();
+    let published = list
+        .artifacts
+        .iter()
+        .find(|a| a.node_id == "publish")
+        .unwrap()
+        .clone();
+    let summarize = list
+        .artifacts
+        .iter()
+        .find(|a| a.node_id == "summarize")
+        .unwrap()
+        .clone();
     assert!(list.text(Style::PLAIN).contains(&published.id));
 
-    let shown =
-        commands::artifacts::show(&env.clients, &ArtifactShowArgs { artifact_id: summarize.id.clone(), raw: false })
-            .await
-            .unwrap();
+    let shown = commands::artifacts::show(
+        &env.clients,
+        &ArtifactShowArgs {
+            artifact_id: summarize.id.clone(),
+            raw: false,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(shown.content, b"summary v1");
     assert!(shown.text(Style::PLAIN).ends_with("\nsummary v1\n"));
     assert_eq!(shown.json()["content"], "summary v1");
 
     let lineage = commands::artifacts::lineage(
         &env.clients,
-        &ArtifactLineageArgs { artifact_id: published.id.clone(), depth: 0 },
+        &ArtifactLineageArgs {
+            artifact_id: published.id.clone(),
+            depth: 0,
+        },
     )
     .await
     .unwrap();
     let text = lineage.text(Style::PLAIN);
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with(&format!("{}  publish.result", published.id)), "{text}");
-    assert!(text.contains("summarize.result") && text.contains("fetch.result"), "{text}");
+    assert!(
+        lines[0].starts_with(&format!("{}  publish.result", published.id)),
+        "{text}"
+    );
+    assert!(
+        text.contains("summarize.result") && text.contains("fetch.result"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,15 +614,25 @@ async fn trace_shows_timeline_graph_and_node() {
     let env = embedded().await;
     let out = run_pipeline(&env).await;
     let id = out.summary.run_id.clone();
-    let timeline =
-        commands::trace::trace(&env.clients, &TraceArgs { view: None, run_id: Some(id.clone()) }).await.unwrap();
+    let timeline = commands::trace::trace(
+        &env.clients,
+        &TraceArgs {
+            view: None,
+            run_id: Some(id.clone()),
+        },
+    )
+    .await
+    .unwrap();
     let text = timeline.text(Style::PLAIN);
     for node in ["fetch", "transform", "summarize", "publish"] {
         assert!(text.contains(node), "{text}");
     }
     let graph = commands::trace::trace(
         &env.clients,
-        &TraceArgs { view: Some(TraceView::Graph { run_id: id.clone() }), run_id: None },
+        &TraceArgs {
+            view: Some(TraceView::Graph { run_id: id.clone() }),
+            run_id: None,
+        },
     )
     .await
     .unwrap();
@@ -366,7 +647,10 @@ async fn unknown_runs_are_not_found() {
     let env = embedded().await;
     let err = commands::watch::watch(
         &env.clients,
-        &WatchArgs { run_id: "run_nonexistent".into(), ..Default::default() },
+        &WatchArgs {
+            run_id: "run_nonexistent".into(),
+            ..Default::default()
+        },
         &mut Collect::default(),
         &Interrupt::Never,
     )
@@ -374,15 +658,30 @@ async fn unknown_runs_are_not_found() {
     .unwrap_err();
     assert_eq!(err.message, "Run 'run_nonexistent' not found");
     assert_eq!(err.code, 1);
-    let err =
-        commands::cancel::cancel(&env.clients, &CancelArgs { run_id: "run_nonexistent".into() }).await.unwrap_err();
+    let err = commands::cancel::cancel(
+        &env.clients,
+        &CancelArgs {
+            run_id: "run_nonexistent".into(),
+        },
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.message, "Run 'run_nonexistent' not found");
 }
 
 // ---- replay ----
 
-async fn replay(env: &Embedded, args: ReplayArgs) -> Result<commands::RunOutcome, retake_cli::error::CliError> {
-    commands::replay::replay(&env.clients, &args, &mut Collect::default(), &Interrupt::Never).await
+async fn replay(
+    env: &Embedded,
+    args: ReplayArgs,
+) -> Result<commands::RunOutcome, retake_cli::error::CliError> {
+    commands::replay::replay(
+        &env.clients,
+        &args,
+        &mut Collect::default(),
+        &Interrupt::Never,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,12 +689,26 @@ async fn replay_from_a_step_reuses_upstream() {
     let env = embedded().await;
     let source = run_pipeline(&env).await.summary;
     let mut events = Collect::default();
-    let args = ReplayArgs { run_id: source.run_id.clone(), from: Some("summarize".into()), ..Default::default() };
-    let out = commands::replay::replay(&env.clients, &args, &mut events, &Interrupt::Never).await.unwrap();
+    let args = ReplayArgs {
+        run_id: source.run_id.clone(),
+        from: Some("summarize".into()),
+        ..Default::default()
+    };
+    let out = commands::replay::replay(&env.clients, &args, &mut events, &Interrupt::Never)
+        .await
+        .unwrap();
     let s = &out.summary;
     assert_eq!(s.forked_from.as_deref(), Some(source.run_id.as_str()));
     assert_eq!(s.forked_at_step.as_deref(), Some("summarize"));
-    assert_eq!((s.status.as_str(), s.completed_nodes, s.total_nodes, s.reused_nodes), ("completed", 4, 4, 2));
+    assert_eq!(
+        (
+            s.status.as_str(),
+            s.completed_nodes,
+            s.total_nodes,
+            s.reused_nodes
+        ),
+        ("completed", 4, 4, 2)
+    );
     assert_eq!(out.exit_code(), 0);
     assert_eq!(
         out.text(Style::PLAIN),
@@ -414,7 +727,10 @@ async fn replay_from_a_step_reuses_upstream() {
     // The replay shows up as a fork of its source.
     let forks = commands::runs::list(
         &env.clients,
-        &RunsArgs { forked_from: Some(source.run_id.clone()), ..Default::default() },
+        &RunsArgs {
+            forked_from: Some(source.run_id.clone()),
+            ..Default::default()
+        },
     )
     .await
     .unwrap();
@@ -454,15 +770,25 @@ async fn replay_with_a_swap_and_an_override_then_diff() {
     .summary;
     assert_eq!(overridden.status, "completed");
 
-    let diff =
-        commands::diff::diff(&env.clients, &DiffArgs { run_a: source.run_id.clone(), run_b: swapped.run_id.clone() })
-            .await
-            .unwrap();
+    let diff = commands::diff::diff(
+        &env.clients,
+        &DiffArgs {
+            run_a: source.run_id.clone(),
+            run_b: swapped.run_id.clone(),
+        },
+    )
+    .await
+    .unwrap();
     let text = diff.text(Style::PLAIN);
-    assert!(text.contains("agent: local://mock → local://echo"), "{text}");
     assert!(
-        text.trim_end()
-            .ends_with(&format!("2 changed, 2 unchanged, 0 only in {}, 0 only in {}", source.run_id, swapped.run_id)),
+        text.contains("agent: local://mock → local://echo"),
+        "{text}"
+    );
+    assert!(
+        text.trim_end().ends_with(&format!(
+            "2 changed, 2 unchanged, 0 only in {}, 0 only in {}",
+            source.run_id, swapped.run_id
+        )),
         "{text}"
     );
     let json = diff.json();
@@ -476,7 +802,11 @@ async fn replay_errors_read_like_the_reference() {
 
     let err = replay(
         &env,
-        ReplayArgs { run_id: "run_nonexistent".into(), from: Some("summarize".into()), ..Default::default() },
+        ReplayArgs {
+            run_id: "run_nonexistent".into(),
+            from: Some("summarize".into()),
+            ..Default::default()
+        },
     )
     .await
     .unwrap_err();
@@ -494,17 +824,31 @@ async fn replay_errors_read_like_the_reference() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.message, "Invalid agent swap format: summarize llm://openai/gpt-4o (expected node=agent)");
+    assert_eq!(
+        err.message,
+        "Invalid agent swap format: summarize llm://openai/gpt-4o (expected node=agent)"
+    );
     assert_eq!(err.code, 2);
 
-    let err = replay(&env, ReplayArgs { run_id: source.run_id.clone(), from: Some("x".into()), ..Default::default() })
-        .await
-        .unwrap_err();
+    let err = replay(
+        &env,
+        ReplayArgs {
+            run_id: source.run_id.clone(),
+            from: Some("x".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.message, "Step 'x' not found in workflow");
 
     let err = replay(
         &env,
-        ReplayArgs { run_id: source.run_id.clone(), overrides: vec!["transform".into()], ..Default::default() },
+        ReplayArgs {
+            run_id: source.run_id.clone(),
+            overrides: vec!["transform".into()],
+            ..Default::default()
+        },
     )
     .await
     .unwrap_err();
@@ -519,8 +863,10 @@ async fn replay_errors_read_like_the_reference() {
 async fn failed_replay_is_reported_as_failed() {
     let env = embedded().await;
     let source = run_pipeline(&env).await.summary;
-    let failing =
-        PIPELINE.replace("agent: local://mock\n    inputs: {facts:", "agent: local://fail\n    inputs: {facts:");
+    let failing = PIPELINE.replace(
+        "agent: local://mock\n    inputs: {facts:",
+        "agent: local://fail\n    inputs: {facts:",
+    );
     assert_ne!(failing, PIPELINE);
     let wf = write(env.dir.path(), "failing-pipeline.yaml", &failing);
     let out = replay(
@@ -537,8 +883,17 @@ async fn failed_replay_is_reported_as_failed() {
     assert_eq!(out.summary.status, "failed");
     assert_eq!(out.exit_code(), 1);
     let text = out.text(Style::PLAIN);
-    assert!(text.contains("Status: failed\nNodes: 2/4 completed\nFailed: 1\n"), "{text}");
-    assert_eq!(out.hint(), Some(format!("Tip: run 'retake debug {} --errors'", out.summary.run_id)));
+    assert!(
+        text.contains("Status: failed\nNodes: 2/4 completed\nFailed: 1\n"),
+        "{text}"
+    );
+    assert_eq!(
+        out.hint(),
+        Some(format!(
+            "Tip: run 'retake debug {} --errors'",
+            out.summary.run_id
+        ))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -554,6 +909,14 @@ async fn start_accepts_prepared_requests() {
     )
     .await
     .unwrap();
-    let out = commands::follow_to_end(&env.clients, &run, 0, &mut Collect::default(), &Interrupt::Never).await.unwrap();
+    let out = commands::follow_to_end(
+        &env.clients,
+        &run,
+        0,
+        &mut Collect::default(),
+        &Interrupt::Never,
+    )
+    .await
+    .unwrap();
     assert_eq!(out.summary.status, "completed");
 }

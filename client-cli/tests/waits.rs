@@ -78,20 +78,32 @@ async fn approve_while_run_follows_on_a_server() {
     let wf = write(server.dir.path(), "approval.yaml", APPROVAL);
     let waiting = Arc::new(Notify::new());
     let events = Arc::new(Mutex::new(Vec::new()));
-    let mut sink = OnWait { waiting: waiting.clone(), events: events.clone() };
+    let mut sink = OnWait {
+        waiting: waiting.clone(),
+        events: events.clone(),
+    };
     let answerer = {
         let clients = clients.clone();
         tokio::spawn(async move {
             waiting.notified().await;
             commands::waits::approve(
                 &clients,
-                &ApproveArgs { run_id: "latest".into(), node: None, feedback: Some("ship it".into()) },
+                &ApproveArgs {
+                    run_id: "latest".into(),
+                    node: None,
+                    feedback: Some("ship it".into()),
+                },
             )
             .await
         })
     };
-    let args = RunArgs { file: wf, ..Default::default() };
-    let out = commands::run::run(&clients, &args, &mut sink, &Interrupt::Never).await.unwrap();
+    let args = RunArgs {
+        file: wf,
+        ..Default::default()
+    };
+    let out = commands::run::run(&clients, &args, &mut sink, &Interrupt::Never)
+        .await
+        .unwrap();
     let resolved = answerer.await.unwrap().unwrap();
     assert_eq!(resolved.wait.node_id, "review");
     assert_eq!(
@@ -114,24 +126,44 @@ async fn input_answers_the_only_pending_wait() {
     // Not interactive (as under a pipe): the run stops at the wait and says how to answer it.
     let out = commands::run::run(
         &env.clients,
-        &RunArgs { file: wf, ..Default::default() },
+        &RunArgs {
+            file: wf,
+            ..Default::default()
+        },
         &mut Collect::default(),
         &Interrupt::Never,
     )
     .await
     .unwrap();
-    assert_eq!(out.end, RunEnd::Waiting { node_id: "question".into() });
+    assert_eq!(
+        out.end,
+        RunEnd::Waiting {
+            node_id: "question".into()
+        }
+    );
     assert_eq!(out.summary.status, "waiting");
     assert_eq!(out.exit_code(), 1);
-    assert!(out.hint().unwrap().contains("waits for a human at node 'question'"), "{:?}", out.hint());
+    assert!(
+        out.hint()
+            .unwrap()
+            .contains("waits for a human at node 'question'"),
+        "{:?}",
+        out.hint()
+    );
 
-    let waits = commands::waits::pending(&env.clients, &out.summary.run_id).await.unwrap();
+    let waits = commands::waits::pending(&env.clients, &out.summary.run_id)
+        .await
+        .unwrap();
     assert_eq!(waits.len(), 1);
     assert_eq!(waits[0].prompt, "Which topic?");
 
     let resolved = commands::waits::input(
         &env.clients,
-        &InputArgs { run_id: out.summary.run_id.clone(), node: None, value: Some("durable execution".into()) },
+        &InputArgs {
+            run_id: out.summary.run_id.clone(),
+            node: None,
+            value: Some("durable execution".into()),
+        },
     )
     .await
     .unwrap();
@@ -139,14 +171,19 @@ async fn input_answers_the_only_pending_wait() {
     // The engine in this process carries the run on.
     let watched = commands::watch::watch(
         &env.clients,
-        &WatchArgs { run_id: out.summary.run_id.clone(), ..Default::default() },
+        &WatchArgs {
+            run_id: out.summary.run_id.clone(),
+            ..Default::default()
+        },
         &mut Collect::default(),
         &Interrupt::Never,
     )
     .await
     .unwrap();
     assert_eq!(watched.summary.status, "completed");
-    let node = commands::trace::node(&env.clients, &out.summary.run_id, "echo").await.unwrap();
+    let node = commands::trace::node(&env.clients, &out.summary.run_id, "echo")
+        .await
+        .unwrap();
     let content = node.report.outputs[0].text.clone().unwrap();
     assert!(content.contains("durable execution"), "{content}");
 }
@@ -157,7 +194,11 @@ async fn answering_a_run_without_waits_is_refused() {
     let wf = write(env.dir.path(), "pipeline.yaml", PIPELINE);
     let out = commands::run::run(
         &env.clients,
-        &RunArgs { file: wf, vars: vec!["topic=t".into()], ..Default::default() },
+        &RunArgs {
+            file: wf,
+            vars: vec!["topic=t".into()],
+            ..Default::default()
+        },
         &mut Collect::default(),
         &Interrupt::Never,
     )
@@ -165,7 +206,10 @@ async fn answering_a_run_without_waits_is_refused() {
     .unwrap();
     let err = commands::waits::approve(
         &env.clients,
-        &ApproveArgs { run_id: out.summary.run_id.clone(), ..Default::default() },
+        &ApproveArgs {
+            run_id: out.summary.run_id.clone(),
+            ..Default::default()
+        },
     )
     .await
     .unwrap_err();

@@ -15,10 +15,13 @@ pub async fn connect(settings: Settings) -> anyhow::Result<Channel> {
     let engine = Engine::open(settings.clone()).await?;
     let routes = api::routes(engine, &settings).await?;
     let (conn_tx, conn_rx) = mpsc::unbounded_channel::<tokio::io::DuplexStream>();
-    let incoming = tokio_stream::wrappers::UnboundedReceiverStream::new(conn_rx)
-        .map(Ok::<_, std::io::Error>);
+    let incoming =
+        tokio_stream::wrappers::UnboundedReceiverStream::new(conn_rx).map(Ok::<_, std::io::Error>);
     tokio::spawn(async move {
-        let served = tonic::transport::Server::builder().add_routes(routes).serve_with_incoming(incoming).await;
+        let served = tonic::transport::Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming(incoming)
+            .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "embedded server stopped");
         }

@@ -32,10 +32,12 @@ pub async fn serve(
     let routes = api::routes(engine, &settings).await?;
     let mut builder = tonic::transport::Server::builder();
     if let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) {
-        let cert = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+        let cert =
+            std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
         let key = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
         let identity = tonic::transport::Identity::from_pem(cert, key);
-        builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+        builder =
+            builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
     }
     builder
         .add_routes(routes)

@@ -6,7 +6,11 @@ use retake_server::Settings;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "retake-server", version, about = "Runs and replays multi-agent workflows over gRPC")]
+#[command(
+    name = "retake-server",
+    version,
+    about = "Runs and replays multi-agent workflows over gRPC"
+)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:50051", env = "RETAKE_LISTEN")]
@@ -35,7 +39,8 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -50,7 +55,11 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("cannot read auth token file {}", path.display()))?
             .trim()
             .to_string();
-        anyhow::ensure!(!token.is_empty(), "auth token file {} is empty", path.display());
+        anyhow::ensure!(
+            !token.is_empty(),
+            "auth token file {} is empty",
+            path.display()
+        );
         settings.auth_token = Some(token);
     }
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -71,7 +80,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -40,7 +40,8 @@ fn rpc_result(req: &Recorded, result: Value) -> Reply {
 fn task_v1(id: &str, state: &str, artifacts: Value, status_text: Option<&str>) -> Value {
     let mut status = json!({"state": state, "timestamp": "2026-01-01T00:00:00Z"});
     if let Some(t) = status_text {
-        status["message"] = json!({"messageId": "s1", "role": "ROLE_AGENT", "parts": [{"text": t}]});
+        status["message"] =
+            json!({"messageId": "s1", "role": "ROLE_AGENT", "parts": [{"text": t}]});
     }
     json!({"id": id, "contextId": "ctx-1", "status": status, "artifacts": artifacts,
            "history": [{"messageId": "m0", "role": "ROLE_USER", "parts": [{"text": "…"}]}]})
@@ -55,7 +56,11 @@ async fn fake_v1(answer: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'sta
             return Reply::ok(card_v1(&format!("http://{host}")));
         }
         if req.path == "/rpc" {
-            let n = if req.body["method"] == "GetTask" { gets.fetch_add(1, Ordering::SeqCst) + 1 } else { 0 };
+            let n = if req.body["method"] == "GetTask" {
+                gets.fetch_add(1, Ordering::SeqCst) + 1
+            } else {
+                0
+            };
             return answer(req, n);
         }
         Reply::status(404, json!({"detail": "Not Found"}))
@@ -64,7 +69,10 @@ async fn fake_v1(answer: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'sta
 }
 
 fn rpc_calls(fake: &Fake) -> Vec<Recorded> {
-    fake.requests().into_iter().filter(|r| r.method == "POST").collect()
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect()
 }
 
 async fn server() -> Server {
@@ -97,20 +105,39 @@ async fn a_v1_agent_answering_with_a_message() {
     let (_, run, nodes) = server.run(&workflow(&fake.url(), "")).await;
     let n = node(&nodes, "ask");
     assert_eq!(status(n), pb::NodeStatus::Completed, "{}", n.error);
-    assert_eq!(server.content(&n.output_artifact_ids[0]).await, "hi there\nbye");
+    assert_eq!(
+        server.content(&n.output_artifact_ids[0]).await,
+        "hi there\nbye"
+    );
     assert_eq!(n.model, "Fake agent");
 
     let calls = rpc_calls(&fake);
     assert_eq!(calls.len(), 1);
     let r = &calls[0];
     assert_eq!(r.header("a2a-version"), Some("1.0"));
-    assert_eq!(r.header("authorization"), Some(format!("Bearer {KEY}").as_str()));
-    assert_eq!((r.body["jsonrpc"].clone(), r.body["method"].clone()), (json!("2.0"), json!("SendMessage")));
+    assert_eq!(
+        r.header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    assert_eq!(
+        (r.body["jsonrpc"].clone(), r.body["method"].clone()),
+        (json!("2.0"), json!("SendMessage"))
+    );
     let message = &r.body["params"]["message"];
     assert_eq!(message["role"], "ROLE_USER");
-    assert_eq!(message["parts"], json!([{"text": "Be brief."}, {"text": "q:\nhello"}]));
-    assert!(message["messageId"].as_str().is_some_and(|id| !id.is_empty()));
-    assert_eq!(r.body["params"]["configuration"], json!({"returnImmediately": true}));
+    assert_eq!(
+        message["parts"],
+        json!([{"text": "Be brief."}, {"text": "q:\nhello"}])
+    );
+    assert!(
+        message["messageId"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
+    assert_eq!(
+        r.body["params"]["configuration"],
+        json!({"returnImmediately": true})
+    );
     server.assert_secret_absent(&run.id, KEY).await;
 }
 
@@ -135,13 +162,27 @@ async fn a_v1_task_is_polled_until_it_completes() {
     let (_, run, nodes) = server.run(&workflow(&fake.url(), "")).await;
     let n = node(&nodes, "ask");
     assert_eq!(status(n), pb::NodeStatus::Completed, "{}", n.error);
-    assert_eq!(server.content(&n.output_artifact_ids[0]).await, "the answer\n{\"score\":0.9}");
+    assert_eq!(
+        server.content(&n.output_artifact_ids[0]).await,
+        "the answer\n{\"score\":0.9}"
+    );
     let calls = rpc_calls(&fake);
-    let gets: Vec<_> = calls.iter().filter(|r| r.body["method"] == "GetTask").collect();
+    let gets: Vec<_> = calls
+        .iter()
+        .filter(|r| r.body["method"] == "GetTask")
+        .collect();
     assert_eq!(gets.len(), 3);
-    assert!(gets.iter().all(|r| r.body["params"] == json!({"id": "task-1"}) && r.header("a2a-version") == Some("1.0")));
+    assert!(
+        gets.iter()
+            .all(|r| r.body["params"] == json!({"id": "task-1"})
+                && r.header("a2a-version") == Some("1.0"))
+    );
     // Backoff: 200 ms, then 400 ms, then 800 ms.
-    assert!(gets[2].at - gets[1].at >= Duration::from_millis(750), "{:?}", gets[2].at - gets[1].at);
+    assert!(
+        gets[2].at - gets[1].at >= Duration::from_millis(750),
+        "{:?}",
+        gets[2].at - gets[1].at
+    );
     // Nothing to cancel once the task completed.
     assert!(!calls.iter().any(|r| r.body["method"] == "CancelTask"));
     server.assert_secret_absent(&run.id, KEY).await;
@@ -177,21 +218,57 @@ async fn a_v03_agent_with_the_older_card_and_methods() {
     let (_, all) = server.get(&run.id).await;
     assert_eq!(all.len(), 1);
     let content = server.content(&n.output_artifact_ids[0]).await;
-    assert_eq!(serde_json::from_str::<Value>(&content).unwrap(), json!({"total": 3, "items": ["x", "y", "z"]}));
-    let art = server.artifacts.get_artifact(pb::GetArtifactRequest { artifact_id: n.output_artifact_ids[0].clone() }).await.unwrap().into_inner();
+    assert_eq!(
+        serde_json::from_str::<Value>(&content).unwrap(),
+        json!({"total": 3, "items": ["x", "y", "z"]})
+    );
+    let art = server
+        .artifacts
+        .get_artifact(pb::GetArtifactRequest {
+            artifact_id: n.output_artifact_ids[0].clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(art.artifact.unwrap().media_type, "application/json");
 
     let reqs = fake.requests();
-    let paths: Vec<_> = reqs.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
-    assert_eq!(paths, ["GET /.well-known/agent-card.json", "GET /.well-known/agent.json", "POST /a2a", "POST /a2a"]);
+    let paths: Vec<_> = reqs
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "GET /.well-known/agent-card.json",
+            "GET /.well-known/agent.json",
+            "POST /a2a",
+            "POST /a2a"
+        ]
+    );
     let send = &reqs[2];
     assert_eq!(send.body["method"], "message/send");
     assert_eq!(send.header("a2a-version"), Some("0.3"));
     let message = &send.body["params"]["message"];
-    assert_eq!((message["kind"].clone(), message["role"].clone()), (json!("message"), json!("user")));
-    assert_eq!(message["parts"], json!([{"kind": "text", "text": "Be brief."}, {"kind": "text", "text": "q:\nhello"}]));
-    assert_eq!(send.body["params"]["configuration"], json!({"blocking": false}));
-    assert_eq!((reqs[3].body["method"].clone(), reqs[3].body["params"].clone()), (json!("tasks/get"), json!({"id": "t-03"})));
+    assert_eq!(
+        (message["kind"].clone(), message["role"].clone()),
+        (json!("message"), json!("user"))
+    );
+    assert_eq!(
+        message["parts"],
+        json!([{"kind": "text", "text": "Be brief."}, {"kind": "text", "text": "q:\nhello"}])
+    );
+    assert_eq!(
+        send.body["params"]["configuration"],
+        json!({"blocking": false})
+    );
+    assert_eq!(
+        (
+            reqs[3].body["method"].clone(),
+            reqs[3].body["params"].clone()
+        ),
+        (json!("tasks/get"), json!({"id": "t-03"}))
+    );
     server.assert_secret_absent(&run.id, KEY).await;
 }
 
@@ -214,7 +291,11 @@ async fn failed_rejected_and_waiting_tasks_and_rpc_errors_fail_the_node_with_the
     .await;
     let mut server = server().await;
     let url = fake.url();
-    let node_yaml = |id: &str, q: &str| format!("  {id}:\n    agent: a2a://{url}\n    inputs: {{q: {q}}}\n    outputs: [result]\n    retry_policy: {{max_retries: 1}}\n");
+    let node_yaml = |id: &str, q: &str| {
+        format!(
+            "  {id}:\n    agent: a2a://{url}\n    inputs: {{q: {q}}}\n    outputs: [result]\n    retry_policy: {{max_retries: 1}}\n"
+        )
+    };
     let yaml = format!(
         "name: a2a-failures\nnodes:\n{}{}{}{}",
         node_yaml("failed", "fail"),
@@ -223,35 +304,64 @@ async fn failed_rejected_and_waiting_tasks_and_rpc_errors_fail_the_node_with_the
         node_yaml("error", "other")
     );
     let (_, run, nodes) = server.run(&yaml).await;
-    assert_eq!(pb::RunStatus::try_from(run.status).unwrap(), pb::RunStatus::Failed);
+    assert_eq!(
+        pb::RunStatus::try_from(run.status).unwrap(),
+        pb::RunStatus::Failed
+    );
     let err = |id: &str| {
         let n = node(&nodes, id);
         assert_eq!(status(n), pb::NodeStatus::Failed, "{id}");
         n.error.clone()
     };
-    assert_eq!(err("failed"), "the A2A agent's task t-x ended failed: reason for TASK_STATE_FAILED");
-    assert_eq!(err("rejected"), "the A2A agent's task t-x ended rejected: reason for TASK_STATE_REJECTED");
+    assert_eq!(
+        err("failed"),
+        "the A2A agent's task t-x ended failed: reason for TASK_STATE_FAILED"
+    );
+    assert_eq!(
+        err("rejected"),
+        "the A2A agent's task t-x ended rejected: reason for TASK_STATE_REJECTED"
+    );
     let waiting = err("waiting");
     assert!(waiting.starts_with("the A2A agent needs more input (task t-x is input-required): reason for TASK_STATE_INPUT_REQUIRED"), "{waiting}");
-    assert_eq!(err("error"), "the A2A agent answered SendMessage with error -32602: Invalid params (message.parts must not be empty)");
+    assert_eq!(
+        err("error"),
+        "the A2A agent answered SendMessage with error -32602: Invalid params (message.parts must not be empty)"
+    );
 }
 
 #[tokio::test]
 async fn a_task_past_the_deadline_fails_the_node_and_is_cancelled() {
     let fake = fake_v1(|req, _| match req.body["method"].as_str() {
-        Some("CancelTask") => rpc_result(req, task_v1("t-long", "TASK_STATE_CANCELED", json!([]), None)),
-        _ => rpc_result(req, json!({"task": task_v1("t-long", "TASK_STATE_WORKING", json!([]), None)})),
+        Some("CancelTask") => rpc_result(
+            req,
+            task_v1("t-long", "TASK_STATE_CANCELED", json!([]), None),
+        ),
+        _ => rpc_result(
+            req,
+            json!({"task": task_v1("t-long", "TASK_STATE_WORKING", json!([]), None)}),
+        ),
     })
     .await;
     let mut server = server().await;
-    let (_, _, nodes) = server.run(&workflow(&fake.url(), "").replace("retry_policy: {max_retries: 1}", "deadline_ms: 700")).await;
+    let (_, _, nodes) = server
+        .run(
+            &workflow(&fake.url(), "")
+                .replace("retry_policy: {max_retries: 1}", "deadline_ms: 700"),
+        )
+        .await;
     let n = node(&nodes, "ask");
     assert_eq!(status(n), pb::NodeStatus::Failed);
-    assert_eq!(pb::FailureOrigin::try_from(n.error_origin).unwrap(), pb::FailureOrigin::Timeout);
+    assert_eq!(
+        pb::FailureOrigin::try_from(n.error_origin).unwrap(),
+        pb::FailureOrigin::Timeout
+    );
     // The cancel request goes out in the background.
     let mut cancelled = false;
     for _ in 0..50 {
-        if let Some(r) = rpc_calls(&fake).iter().find(|r| r.body["method"] == "CancelTask") {
+        if let Some(r) = rpc_calls(&fake)
+            .iter()
+            .find(|r| r.body["method"] == "CancelTask")
+        {
             assert_eq!(r.body["params"], json!({"id": "t-long"}));
             cancelled = true;
             break;
@@ -300,11 +410,18 @@ fn start_sdk_agents() -> SdkAgents {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {python} {}: {e}", script.display()));
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port = line.trim().strip_prefix("listening on ").and_then(|p| p.parse().ok());
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("listening on ")
+        .and_then(|p| p.parse().ok());
     let Some(port) = port else {
         let _ = child.kill();
-        panic!("agent.py did not start (is a2a-sdk installed? pip install -r server/tests/a2a_sdk/requirements.txt): {line:?}");
+        panic!(
+            "agent.py did not start (is a2a-sdk installed? pip install -r server/tests/a2a_sdk/requirements.txt): {line:?}"
+        );
     };
     SdkAgents { child, port }
 }
@@ -312,7 +429,9 @@ fn start_sdk_agents() -> SdkAgents {
 #[tokio::test]
 async fn agents_served_by_the_official_python_sdk() {
     if std::env::var("RETAKE_A2A_SDK_TESTS").as_deref() != Ok("1") {
-        println!("skipped: set RETAKE_A2A_SDK_TESTS=1 (with server/tests/a2a_sdk/requirements.txt installed) to run against the Python a2a-sdk");
+        println!(
+            "skipped: set RETAKE_A2A_SDK_TESTS=1 (with server/tests/a2a_sdk/requirements.txt installed) to run against the Python a2a-sdk"
+        );
         return;
     }
     let agents = start_sdk_agents();
@@ -367,18 +486,38 @@ nodes:
     assert_eq!(node(&nodes, "echo").model, "echo");
     let slow = ok("slow");
     assert_eq!(server.content(&slow).await, "done: q:\nwork");
-    assert!(node(&nodes, "slow").latency_ms >= 900, "the slow task was not waited for");
+    assert!(
+        node(&nodes, "slow").latency_ms >= 900,
+        "the slow task was not waited for"
+    );
     let data = ok("data");
-    assert_eq!(serde_json::from_str::<Value>(&server.content(&data).await).unwrap(), json!({"words": 4.0, "first": "q:"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&server.content(&data).await).unwrap(),
+        json!({"words": 4.0, "first": "q:"})
+    );
     let legacy = ok("legacy");
     assert_eq!(server.content(&legacy).await, "done: q:\nold");
     let chained = ok("chained");
-    assert_eq!(server.content(&chained).await, "echo: echo:\necho: Be brief.\nq:\nhello");
+    assert_eq!(
+        server.content(&chained).await,
+        "echo: echo:\necho: Be brief.\nq:\nhello"
+    );
 
     let failing = node(&nodes, "failing");
     assert_eq!(status(failing), pb::NodeStatus::Failed);
-    assert!(failing.error.contains("ended failed: cannot do that: the input is too vague"), "{}", failing.error);
+    assert!(
+        failing
+            .error
+            .contains("ended failed: cannot do that: the input is too vague"),
+        "{}",
+        failing.error
+    );
     let asking = node(&nodes, "asking");
     assert_eq!(status(asking), pb::NodeStatus::Failed);
-    assert!(asking.error.contains("needs more input") && asking.error.contains("Which city do you mean?"), "{}", asking.error);
+    assert!(
+        asking.error.contains("needs more input")
+            && asking.error.contains("Which city do you mean?"),
+        "{}",
+        asking.error
+    );
 }

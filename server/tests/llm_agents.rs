@@ -40,15 +40,29 @@ fn openai_completion(model: &str, text: &str, prompt_tokens: i64, completion_tok
     })
 }
 
-fn openai_stream(model: &str, pieces: &[&str], prompt_tokens: i64, completion_tokens: i64) -> Vec<String> {
+fn openai_stream(
+    model: &str,
+    pieces: &[&str],
+    prompt_tokens: i64,
+    completion_tokens: i64,
+) -> Vec<String> {
     let chunk = |delta: Value, finish: Value| {
         json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1_741_569_952, "model": model,
                "system_fingerprint": "fp_1", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
                "usage": null})
     };
-    let mut out = vec![format!("data: {}\n\n", chunk(json!({"role": "assistant", "content": "", "refusal": null}), Value::Null))];
+    let mut out = vec![format!(
+        "data: {}\n\n",
+        chunk(
+            json!({"role": "assistant", "content": "", "refusal": null}),
+            Value::Null
+        )
+    )];
     for p in pieces {
-        out.push(format!("data: {}\n\n", chunk(json!({"content": p}), Value::Null)));
+        out.push(format!(
+            "data: {}\n\n",
+            chunk(json!({"content": p}), Value::Null)
+        ));
     }
     out.push(format!("data: {}\n\n", chunk(json!({}), json!("stop"))));
     let usage = json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1_741_569_952, "model": model,
@@ -59,19 +73,33 @@ fn openai_stream(model: &str, pieces: &[&str], prompt_tokens: i64, completion_to
     out
 }
 
-fn anthropic_stream(model: &str, pieces: &[&str], input_tokens: i64, output_tokens: i64) -> Vec<String> {
+fn anthropic_stream(
+    model: &str,
+    pieces: &[&str],
+    input_tokens: i64,
+    output_tokens: i64,
+) -> Vec<String> {
     let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
     let mut out = vec![
-        ev("message_start", json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+        ev(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
             "content": [], "model": model, "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": input_tokens, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 1}}})),
-        ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+            "usage": {"input_tokens": input_tokens, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 1}}}),
+        ),
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
         ev("ping", json!({"type": "ping"})),
     ];
     for p in pieces {
         out.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}})));
     }
-    out.push(ev("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+    out.push(ev(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
     out.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": output_tokens}})));
     out.push(ev("message_stop", json!({"type": "message_stop"})));
     out
@@ -83,7 +111,15 @@ fn assert_close(a: f64, b: f64) {
 
 #[tokio::test]
 async fn openai_chat_completion_records_model_usage_cost_and_output() {
-    let fake = Fake::start(|_, _| Reply::ok(openai_completion("gpt-4o-2024-08-06", "Rust is a systems language.", 120, 40))).await;
+    let fake = Fake::start(|_, _| {
+        Reply::ok(openai_completion(
+            "gpt-4o-2024-08-06",
+            "Rust is a systems language.",
+            120,
+            40,
+        ))
+    })
+    .await;
     let mut server = server().await;
     let yaml = format!(
         r#"
@@ -106,14 +142,26 @@ nodes:
     assert_eq!((usage.input_tokens, usage.output_tokens), (120, 40));
     assert_close(usage.cost_usd, (120.0 * 2.5 + 40.0 * 10.0) / 1e6);
     assert_close(run.usage.unwrap().cost_usd, usage.cost_usd);
-    assert_eq!(server.content(&n.output_artifact_ids[0]).await, "Rust is a systems language.");
-    assert!(deltas(&events, "summarize").is_empty(), "no deltas without streaming");
+    assert_eq!(
+        server.content(&n.output_artifact_ids[0]).await,
+        "Rust is a systems language."
+    );
+    assert!(
+        deltas(&events, "summarize").is_empty(),
+        "no deltas without streaming"
+    );
 
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 1);
     let r = &reqs[0];
-    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/v1/chat/completions"));
-    assert_eq!(r.header("authorization"), Some(format!("Bearer {KEY}").as_str()));
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("POST", "/v1/chat/completions")
+    );
+    assert_eq!(
+        r.header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
     assert_eq!(r.body["model"], "gpt-4o");
     assert_eq!(
         r.body["messages"],
@@ -122,9 +170,20 @@ nodes:
             {"role": "user", "content": "topic:\nrust\n\nfacts:\n{\n  \"a\": 1\n}"}
         ])
     );
-    assert_eq!((r.body["temperature"].clone(), r.body["max_tokens"].clone(), r.body["seed"].clone()), (json!(0.2), json!(800), json!(7)));
+    assert_eq!(
+        (
+            r.body["temperature"].clone(),
+            r.body["max_tokens"].clone(),
+            r.body["seed"].clone()
+        ),
+        (json!(0.2), json!(800), json!(7))
+    );
     for absent in ["api_key", "api_base", "stream", "top_k", "stream_options"] {
-        assert!(r.body.get(absent).is_none(), "{absent} was sent: {}", r.body);
+        assert!(
+            r.body.get(absent).is_none(),
+            "{absent} was sent: {}",
+            r.body
+        );
     }
     server.assert_secret_absent(&run.id, KEY).await;
 }
@@ -132,7 +191,12 @@ nodes:
 #[tokio::test]
 async fn openai_streaming_forwards_tokens_as_events_and_sends_upstream_outputs() {
     let fake = Fake::start(|_, _| Reply::Sse {
-        chunks: openai_stream("gpt-4o-mini-2024-07-18", &["Hel", "lo", ", wor", "ld"], 30, 4),
+        chunks: openai_stream(
+            "gpt-4o-mini-2024-07-18",
+            &["Hel", "lo", ", wor", "ld"],
+            30,
+            4,
+        ),
         gap: Duration::from_millis(40),
     })
     .await;
@@ -158,10 +222,19 @@ nodes:
     assert_eq!(status(n), pb::NodeStatus::Completed, "{}", n.error);
     assert_eq!(deltas(&events, "write"), ["Hel", "lo", ", wor", "ld"]);
     // The deltas come before the node completes.
-    let last_delta = events.iter().rposition(|e| e.kind == pb::EventKind::NodeOutputDelta as i32).unwrap();
-    let completed = events.iter().position(|e| e.kind == pb::EventKind::NodeCompleted as i32 && e.node_id == "write").unwrap();
+    let last_delta = events
+        .iter()
+        .rposition(|e| e.kind == pb::EventKind::NodeOutputDelta as i32)
+        .unwrap();
+    let completed = events
+        .iter()
+        .position(|e| e.kind == pb::EventKind::NodeCompleted as i32 && e.node_id == "write")
+        .unwrap();
     assert!(last_delta < completed);
-    assert_eq!(server.content(&n.output_artifact_ids[0]).await, "Hello, world");
+    assert_eq!(
+        server.content(&n.output_artifact_ids[0]).await,
+        "Hello, world"
+    );
     assert_eq!(n.model, "gpt-4o-mini-2024-07-18");
     let usage = n.usage.unwrap();
     assert_eq!((usage.input_tokens, usage.output_tokens), (30, 4));
@@ -172,7 +245,10 @@ nodes:
     assert_eq!(r.body["stream"], true);
     assert_eq!(r.body["stream_options"], json!({"include_usage": true}));
     // No prompt: only the user message, built from the upstream output.
-    assert_eq!(r.body["messages"], json!([{"role": "user", "content": "fetch:\nthe facts"}]));
+    assert_eq!(
+        r.body["messages"],
+        json!([{"role": "user", "content": "fetch:\nthe facts"}])
+    );
     server.assert_secret_absent(&run.id, KEY).await;
 }
 
@@ -238,7 +314,12 @@ nodes:
 #[tokio::test]
 async fn anthropic_messages_streaming() {
     let fake = Fake::start(|_, _| Reply::Sse {
-        chunks: anthropic_stream("claude-3-5-haiku-20241022", &["Once", " upon", " a time"], 25, 15),
+        chunks: anthropic_stream(
+            "claude-3-5-haiku-20241022",
+            &["Once", " upon", " a time"],
+            25,
+            15,
+        ),
         gap: Duration::from_millis(30),
     })
     .await;
@@ -259,7 +340,10 @@ nodes:
     let n = node(&nodes, "story");
     assert_eq!(status(n), pb::NodeStatus::Completed, "{}", n.error);
     assert_eq!(deltas(&events, "story"), ["Once", " upon", " a time"]);
-    assert_eq!(server.content(&n.output_artifact_ids[0]).await, "Once upon a time");
+    assert_eq!(
+        server.content(&n.output_artifact_ids[0]).await,
+        "Once upon a time"
+    );
     assert_eq!(n.model, "claude-3-5-haiku-20241022");
     let usage = n.usage.unwrap();
     assert_eq!((usage.input_tokens, usage.output_tokens), (25, 15));
@@ -268,7 +352,10 @@ nodes:
     assert_eq!(r.body["stream"], true);
     assert_eq!(r.body["max_tokens"], 64);
     // A node with only a prompt sends it as the user's message.
-    assert_eq!(r.body["messages"], json!([{"role": "user", "content": "Tell a story."}]));
+    assert_eq!(
+        r.body["messages"],
+        json!([{"role": "user", "content": "Tell a story."}])
+    );
     assert!(r.body.get("system").is_none());
     server.assert_secret_absent(&run.id, KEY).await;
 }
@@ -304,13 +391,23 @@ nodes:
     assert_eq!(server.content(&n.output_artifact_ids[0]).await, "finally");
     // Retried inside one attempt of the node.
     assert_eq!(n.attempt_count, 1);
-    assert!(!events.iter().any(|e| e.kind == pb::EventKind::NodeRetrying as i32));
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.kind == pb::EventKind::NodeRetrying as i32)
+    );
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 3);
     let first_wait = reqs[1].at - reqs[0].at;
-    assert!(first_wait >= Duration::from_millis(950), "Retry-After: 1 was not honoured: {first_wait:?}");
+    assert!(
+        first_wait >= Duration::from_millis(950),
+        "Retry-After: 1 was not honoured: {first_wait:?}"
+    );
     let second_wait = reqs[2].at - reqs[1].at;
-    assert!(second_wait >= Duration::from_millis(450), "no backoff after the 503: {second_wait:?}");
+    assert!(
+        second_wait >= Duration::from_millis(450),
+        "no backoff after the 503: {second_wait:?}"
+    );
     assert_eq!(reqs[0].body, reqs[2].body);
     server.assert_secret_absent(&run.id, KEY).await;
 }
@@ -343,9 +440,17 @@ nodes:
     let (_, run, nodes) = server.run(&yaml).await;
     let n = node(&nodes, "ask");
     assert_eq!(status(n), pb::NodeStatus::Failed);
-    assert!(n.error.starts_with("openai returned 401 Unauthorized: Incorrect API key provided: "), "{}", n.error);
+    assert!(
+        n.error
+            .starts_with("openai returned 401 Unauthorized: Incorrect API key provided: "),
+        "{}",
+        n.error
+    );
     assert!(!n.error.contains(KEY), "{}", n.error);
-    assert_eq!(pb::RunStatus::try_from(run.status).unwrap(), pb::RunStatus::Failed);
+    assert_eq!(
+        pb::RunStatus::try_from(run.status).unwrap(),
+        pb::RunStatus::Failed
+    );
     // No retry inside the agent; the node's own policy tried twice.
     assert_eq!(fake.requests().len(), 2);
     assert_eq!(n.attempt_count, 2);
@@ -354,7 +459,13 @@ nodes:
 
 #[tokio::test]
 async fn a_slow_provider_runs_into_the_deadline() {
-    let fake = Fake::start(|_, _| Reply::After(Duration::from_secs(5), Box::new(Reply::ok(openai_completion("gpt-4o", "late", 1, 1))))).await;
+    let fake = Fake::start(|_, _| {
+        Reply::After(
+            Duration::from_secs(5),
+            Box::new(Reply::ok(openai_completion("gpt-4o", "late", 1, 1))),
+        )
+    })
+    .await;
     let mut server = server().await;
     let yaml = format!(
         r#"
@@ -372,11 +483,21 @@ nodes:
     );
     let started = std::time::Instant::now();
     let (_, run, nodes) = server.run(&yaml).await;
-    assert!(started.elapsed() < Duration::from_secs(4), "the deadline did not cut the call short");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the deadline did not cut the call short"
+    );
     let n = node(&nodes, "ask");
     assert_eq!(status(n), pb::NodeStatus::Failed);
-    assert_eq!(pb::FailureOrigin::try_from(n.error_origin).unwrap(), pb::FailureOrigin::Timeout);
-    assert!(n.error.contains("deadline of 400 ms exceeded"), "{}", n.error);
+    assert_eq!(
+        pb::FailureOrigin::try_from(n.error_origin).unwrap(),
+        pb::FailureOrigin::Timeout
+    );
+    assert!(
+        n.error.contains("deadline of 400 ms exceeded"),
+        "{}",
+        n.error
+    );
     assert_eq!(n.attempt_count, 2);
     assert_eq!(fake.requests().len(), 2);
     server.assert_secret_absent(&run.id, KEY).await;
@@ -386,7 +507,10 @@ nodes:
 async fn missing_keys_and_unreachable_endpoints_are_explained() {
     let mut server = Server::start(&[]).await;
     // A port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let yaml = format!(
         r#"
 name: llm-misconfigured
@@ -408,9 +532,20 @@ nodes:
     let n = node(&nodes, "no_key");
     assert_eq!(status(n), pb::NodeStatus::Failed);
     if std::env::var("TOGETHER_API_KEY").is_err() {
-        assert!(n.error.contains("set TOGETHER_API_KEY in the server's environment"), "{}", n.error);
+        assert!(
+            n.error
+                .contains("set TOGETHER_API_KEY in the server's environment"),
+            "{}",
+            n.error
+        );
     }
     let n = node(&nodes, "unreachable");
     assert_eq!(status(n), pb::NodeStatus::Failed);
-    assert!(n.error.starts_with(&format!("cannot reach custom at http://{closed}/v1/chat/completions")), "{}", n.error);
+    assert!(
+        n.error.starts_with(&format!(
+            "cannot reach custom at http://{closed}/v1/chat/completions"
+        )),
+        "{}",
+        n.error
+    );
 }

@@ -24,20 +24,26 @@ fn spawn_server(db: &std::path::Path) -> Server {
         .spawn()
         .expect("start retake-server");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let addr = line.trim().rsplit(' ').next().unwrap().to_string();
     assert!(addr.contains(':'), "unexpected first line: {line}");
     Server { child, addr }
 }
 
 async fn client(addr: &str) -> RunServiceClient<Channel> {
-    RunServiceClient::connect(format!("http://{addr}")).await.unwrap()
+    RunServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap()
 }
 
 fn chain(n: usize, ms: u64) -> String {
     let mut yaml = String::from("name: sleep-chain\nnodes:\n");
     for i in 0..n {
-        yaml.push_str(&format!("  n{i}:\n    agent: local://sleep\n    config: {{ms: {ms}}}\n    outputs: [result]\n"));
+        yaml.push_str(&format!(
+            "  n{i}:\n    agent: local://sleep\n    config: {{ms: {ms}}}\n    outputs: [result]\n"
+        ));
         if i > 0 {
             yaml.push_str(&format!("    depends_on: [n{}]\n", i - 1));
         }
@@ -52,7 +58,10 @@ async fn a_killed_server_resumes_its_runs_without_rerunning_completed_nodes() {
     let mut server = spawn_server(&db);
     let mut runs = client(&server.addr).await;
     let run = runs
-        .start_run(pb::StartRunRequest { workflow: chain(20, 150), ..Default::default() })
+        .start_run(pb::StartRunRequest {
+            workflow: chain(20, 150),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -60,7 +69,14 @@ async fn a_killed_server_resumes_its_runs_without_rerunning_completed_nodes() {
         .unwrap();
 
     // Let a few nodes complete, then kill the server without warning.
-    let mut events = runs.watch_run(pb::WatchRunRequest { run_id: run.id.clone(), after_sequence: 0 }).await.unwrap().into_inner();
+    let mut events = runs
+        .watch_run(pb::WatchRunRequest {
+            run_id: run.id.clone(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let mut completed_before = Vec::new();
     while let Some(e) = events.next().await {
         let e = e.unwrap().event.unwrap();
@@ -76,15 +92,30 @@ async fn a_killed_server_resumes_its_runs_without_rerunning_completed_nodes() {
 
     let mut server = spawn_server(&db);
     let mut runs = client(&server.addr).await;
-    let mut events = runs.watch_run(pb::WatchRunRequest { run_id: run.id.clone(), after_sequence: 0 }).await.unwrap().into_inner();
+    let mut events = runs
+        .watch_run(pb::WatchRunRequest {
+            run_id: run.id.clone(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let mut seqs = Vec::new();
     while let Some(e) = events.next().await {
         seqs.push(e.unwrap().event.unwrap().sequence);
     }
-    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "events stay gap-free across the restart");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "events stay gap-free across the restart"
+    );
 
     let got = runs
-        .get_run(pb::GetRunRequest { run_id: run.id.clone(), include_nodes: true, include_workflow: false })
+        .get_run(pb::GetRunRequest {
+            run_id: run.id.clone(),
+            include_nodes: true,
+            include_workflow: false,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -93,7 +124,11 @@ async fn a_killed_server_resumes_its_runs_without_rerunning_completed_nodes() {
     for n in &got.nodes {
         assert_eq!(n.status, pb::NodeStatus::Completed as i32, "{}", n.node_id);
         if completed_before.contains(&n.node_id) {
-            assert_eq!(n.attempt_count, 1, "{} completed before the kill and must not run again", n.node_id);
+            assert_eq!(
+                n.attempt_count, 1,
+                "{} completed before the kill and must not run again",
+                n.node_id
+            );
         }
     }
     server.child.kill().unwrap();

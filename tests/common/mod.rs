@@ -31,7 +31,10 @@ pub async fn start_with(configure: impl FnOnce(&mut retake_server::Settings)) ->
     start_in(dir, configure).await
 }
 
-pub async fn start_in(dir: tempfile::TempDir, configure: impl FnOnce(&mut retake_server::Settings)) -> TestServer {
+pub async fn start_in(
+    dir: tempfile::TempDir,
+    configure: impl FnOnce(&mut retake_server::Settings),
+) -> TestServer {
     let db = dir.path().join("retake.db");
     let mut settings = retake_server::Settings::new(&db);
     configure(&mut settings);
@@ -41,11 +44,17 @@ pub async fn start_in(dir: tempfile::TempDir, configure: impl FnOnce(&mut retake
     let task = tokio::spawn(retake_server::serve(settings, listener, async {
         let _ = stopped.await;
     }));
-    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     TestServer {
         addr,
         db,
-        runs: RunServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20).max_encoding_message_size(128 << 20),
+        runs: RunServiceClient::new(channel.clone())
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(128 << 20),
         artifacts: ArtifactServiceClient::new(channel.clone()),
         workflows: WorkflowServiceClient::new(channel).max_encoding_message_size(128 << 20),
         stop: Some(stop),
@@ -74,17 +83,29 @@ impl TestServer {
     pub async fn start_run_vars(&mut self, yaml: &str, vars: &[(&str, &str)]) -> pb::Run {
         let req = pb::StartRunRequest {
             workflow: yaml.to_string(),
-            variables: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            variables: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             files: Default::default(),
         };
-        self.runs.start_run(req).await.expect("StartRun").into_inner().run.unwrap()
+        self.runs
+            .start_run(req)
+            .await
+            .expect("StartRun")
+            .into_inner()
+            .run
+            .unwrap()
     }
 
     /// Every event of the run from `after` to its end.
     pub async fn events(&mut self, run_id: &str, after: i64) -> Vec<pb::Event> {
         let mut stream = self
             .runs
-            .watch_run(pb::WatchRunRequest { run_id: run_id.to_string(), after_sequence: after })
+            .watch_run(pb::WatchRunRequest {
+                run_id: run_id.to_string(),
+                after_sequence: after,
+            })
             .await
             .expect("WatchRun")
             .into_inner();
@@ -104,7 +125,11 @@ impl TestServer {
     pub async fn get(&mut self, run_id: &str) -> (pb::Run, Vec<pb::NodeExecution>) {
         let resp = self
             .runs
-            .get_run(pb::GetRunRequest { run_id: run_id.to_string(), include_nodes: true, include_workflow: false })
+            .get_run(pb::GetRunRequest {
+                run_id: run_id.to_string(),
+                include_nodes: true,
+                include_workflow: false,
+            })
             .await
             .expect("GetRun")
             .into_inner();
@@ -114,7 +139,9 @@ impl TestServer {
     pub async fn content(&mut self, artifact_id: &str) -> String {
         let resp = self
             .artifacts
-            .get_artifact(pb::GetArtifactRequest { artifact_id: artifact_id.to_string() })
+            .get_artifact(pb::GetArtifactRequest {
+                artifact_id: artifact_id.to_string(),
+            })
             .await
             .expect("GetArtifact")
             .into_inner();
@@ -123,7 +150,10 @@ impl TestServer {
 }
 
 pub fn node<'a>(nodes: &'a [pb::NodeExecution], id: &str) -> &'a pb::NodeExecution {
-    nodes.iter().find(|n| n.node_id == id).unwrap_or_else(|| panic!("no node {id}"))
+    nodes
+        .iter()
+        .find(|n| n.node_id == id)
+        .unwrap_or_else(|| panic!("no node {id}"))
 }
 
 pub fn micros(t: &Option<prost_types::Timestamp>) -> i64 {

@@ -39,7 +39,11 @@ pub async fn list(clients: &Clients, args: &ArtifactsListArgs) -> CliResult<Arti
     let mut page_token = String::new();
     loop {
         let resp = client
-            .list_artifacts(ListArtifactsRequest { run_id: args.run_id.clone(), page_size: 1000, page_token })
+            .list_artifacts(ListArtifactsRequest {
+                run_id: args.run_id.clone(),
+                page_size: 1000,
+                page_token,
+            })
             .await?
             .into_inner();
         let empty = resp.artifacts.is_empty();
@@ -49,7 +53,10 @@ pub async fn list(clients: &Clients, args: &ArtifactsListArgs) -> CliResult<Arti
         }
         page_token = resp.next_page_token;
     }
-    Ok(ArtifactList { run_id: args.run_id.clone(), artifacts })
+    Ok(ArtifactList {
+        run_id: args.run_id.clone(),
+        artifacts,
+    })
 }
 
 impl Output for ArtifactList {
@@ -63,7 +70,9 @@ impl Output for ArtifactList {
             .map(|a| {
                 let origin = artifact_origin_name(a.origin());
                 let origin = match a.origin() {
-                    retake::v1::ArtifactOrigin::Reused => format!("{origin} ({})", render::truncate(&a.run_id, 16)),
+                    retake::v1::ArtifactOrigin::Reused => {
+                        format!("{origin} ({})", render::truncate(&a.run_id, 16))
+                    }
                     _ => origin.to_string(),
                 };
                 vec![
@@ -76,7 +85,11 @@ impl Output for ArtifactList {
                 ]
             })
             .collect();
-        render::table(style, &["ARTIFACT ID", "NODE", "NAME", "ORIGIN", "SIZE", "TYPE"], &rows)
+        render::table(
+            style,
+            &["ARTIFACT ID", "NODE", "NAME", "ORIGIN", "SIZE", "TYPE"],
+            &rows,
+        )
     }
 
     fn json(&self) -> serde_json::Value {
@@ -96,14 +109,25 @@ pub struct ArtifactShow {
 /// `retake artifacts show ART_ID`.
 pub async fn show(clients: &Clients, args: &ArtifactShowArgs) -> CliResult<ArtifactShow> {
     let (artifact, content) = fetch(clients, &args.artifact_id).await?;
-    Ok(ArtifactShow { artifact, content, raw: args.raw })
+    Ok(ArtifactShow {
+        artifact,
+        content,
+        raw: args.raw,
+    })
 }
 
 /// An artifact's metadata and content.
 pub async fn fetch(clients: &Clients, artifact_id: &str) -> CliResult<(Artifact, Vec<u8>)> {
     let mut client = clients.artifacts.clone();
-    let resp = client.get_artifact(GetArtifactRequest { artifact_id: artifact_id.to_string() }).await?.into_inner();
-    let artifact = resp.artifact.ok_or_else(|| CliError::failed("the server returned no artifact"))?;
+    let resp = client
+        .get_artifact(GetArtifactRequest {
+            artifact_id: artifact_id.to_string(),
+        })
+        .await?
+        .into_inner();
+    let artifact = resp
+        .artifact
+        .ok_or_else(|| CliError::failed("the server returned no artifact"))?;
     Ok((artifact, resp.content))
 }
 
@@ -114,11 +138,16 @@ impl Output for ArtifactShow {
         }
         let a = &self.artifact;
         let mut out = String::new();
-        let field =
-            |out: &mut String, k: &str, v: &str| out.push_str(&format!("{} {v}\n", style.bold(&format!("{k}:"))));
+        let field = |out: &mut String, k: &str, v: &str| {
+            out.push_str(&format!("{} {v}\n", style.bold(&format!("{k}:"))))
+        };
         field(&mut out, "Artifact", &a.id);
         field(&mut out, "Run", &a.run_id);
-        field(&mut out, "Node", &format!("{} ({})", a.node_id, a.node_execution_id));
+        field(
+            &mut out,
+            "Node",
+            &format!("{} ({})", a.node_id, a.node_execution_id),
+        );
         field(&mut out, "Name", &a.name);
         field(&mut out, "Origin", artifact_origin_name(a.origin()));
         field(&mut out, "Type", &a.media_type);
@@ -138,9 +167,10 @@ impl Output for ArtifactShow {
                     out.push('\n');
                 }
             }
-            Err(_) => {
-                out.push_str(&format!("({} of binary content; use --raw)\n", render::bytes(self.content.len() as i64)))
-            }
+            Err(_) => out.push_str(&format!(
+                "({} of binary content; use --raw)\n",
+                render::bytes(self.content.len() as i64)
+            )),
         }
         out
     }
@@ -176,11 +206,20 @@ pub async fn lineage(clients: &Clients, args: &ArtifactLineageArgs) -> CliResult
         })
         .await?
         .into_inner();
-    let entries: Vec<(i32, Artifact)> =
-        resp.entries.into_iter().filter_map(|e| e.artifact.map(|a| (e.depth, a))).collect();
-    let artifact_id =
-        entries.iter().find(|(d, _)| *d == 0).map(|(_, a)| a.id.clone()).unwrap_or(args.artifact_id.clone());
-    Ok(Lineage { artifact_id, entries })
+    let entries: Vec<(i32, Artifact)> = resp
+        .entries
+        .into_iter()
+        .filter_map(|e| e.artifact.map(|a| (e.depth, a)))
+        .collect();
+    let artifact_id = entries
+        .iter()
+        .find(|(d, _)| *d == 0)
+        .map(|(_, a)| a.id.clone())
+        .unwrap_or(args.artifact_id.clone());
+    Ok(Lineage {
+        artifact_id,
+        entries,
+    })
 }
 
 impl Lineage {
@@ -215,28 +254,61 @@ impl Lineage {
             "├─ "
         };
         let Some(a) = by_id.get(id) else {
-            out.push_str(&format!("{prefix}{branch}{id}  {}\n", style.dim("(beyond --depth)")));
+            out.push_str(&format!(
+                "{prefix}{branch}{id}  {}\n",
+                style.dim("(beyond --depth)")
+            ));
             return;
         };
         if !shown.insert(id.to_string()) {
-            out.push_str(&format!("{prefix}{branch}{}  {}\n", a.id, style.dim("(shown above)")));
+            out.push_str(&format!(
+                "{prefix}{branch}{}  {}\n",
+                a.id,
+                style.dim("(shown above)")
+            ));
             return;
         }
         out.push_str(&format!("{prefix}{branch}{}\n", Self::label(style, a)));
-        let child_prefix = if root { String::new() } else { format!("{prefix}{}", if last { "   " } else { "│  " }) };
+        let child_prefix = if root {
+            String::new()
+        } else {
+            format!("{prefix}{}", if last { "   " } else { "│  " })
+        };
         let n = a.derived_from.len();
         for (i, parent) in a.derived_from.iter().enumerate() {
-            self.walk(style, by_id, parent, &child_prefix, i + 1 == n, false, shown, out);
+            self.walk(
+                style,
+                by_id,
+                parent,
+                &child_prefix,
+                i + 1 == n,
+                false,
+                shown,
+                out,
+            );
         }
     }
 }
 
 impl Output for Lineage {
     fn text(&self, style: Style) -> String {
-        let by_id: HashMap<&str, &Artifact> = self.entries.iter().map(|(_, a)| (a.id.as_str(), a)).collect();
+        let by_id: HashMap<&str, &Artifact> = self
+            .entries
+            .iter()
+            .map(|(_, a)| (a.id.as_str(), a))
+            .collect();
         let mut out = String::new();
         let mut shown = HashSet::new();
-        self.walk(style, &by_id, &self.artifact_id, "", true, true, &mut shown, &mut out);
+        self.walk(
+            style,
+            &by_id,
+            &self.artifact_id,
+            "",
+            true,
+            true,
+            &mut shown,
+            &mut out,
+        );
         out
     }
 

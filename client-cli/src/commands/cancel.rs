@@ -16,9 +16,18 @@ pub struct Cancelled {
 /// `retake cancel`.
 pub async fn cancel(clients: &Clients, args: &CancelArgs) -> CliResult<Cancelled> {
     let mut runs = clients.runs.clone();
-    let resp = runs.cancel_run(CancelRunRequest { run_id: args.run_id.clone() }).await?.into_inner();
-    let run = resp.run.ok_or_else(|| CliError::failed("the server returned no run"))?;
-    Ok(Cancelled { summary: RunSummary::from_run(&run) })
+    let resp = runs
+        .cancel_run(CancelRunRequest {
+            run_id: args.run_id.clone(),
+        })
+        .await?
+        .into_inner();
+    let run = resp
+        .run
+        .ok_or_else(|| CliError::failed("the server returned no run"))?;
+    Ok(Cancelled {
+        summary: RunSummary::from_run(&run),
+    })
 }
 
 impl Output for Cancelled {

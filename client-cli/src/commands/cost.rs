@@ -22,8 +22,12 @@ pub struct Spend {
 
 impl Spend {
     fn of(u: Option<&Usage>) -> Self {
-        u.map(|u| Spend { input_tokens: u.input_tokens, output_tokens: u.output_tokens, cost_usd: u.cost_usd })
-            .unwrap_or_default()
+        u.map(|u| Spend {
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            cost_usd: u.cost_usd,
+        })
+        .unwrap_or_default()
     }
 
     fn add(&mut self, other: &Spend) {
@@ -38,13 +42,22 @@ impl Spend {
 
     /// `120 in / 40 out tokens, $0.0012`.
     pub fn describe(&self) -> String {
-        format!("{} in / {} out tokens, {}", self.input_tokens, self.output_tokens, usd(self.cost_usd))
+        format!(
+            "{} in / {} out tokens, {}",
+            self.input_tokens,
+            self.output_tokens,
+            usd(self.cost_usd)
+        )
     }
 }
 
 /// `$0.0123`, or six decimals for amounts under a cent.
 pub fn usd(x: f64) -> String {
-    if x == 0.0 || x >= 0.01 { format!("${x:.4}") } else { format!("${x:.6}") }
+    if x == 0.0 || x >= 0.01 {
+        format!("${x:.4}")
+    } else {
+        format!("${x:.6}")
+    }
 }
 
 /// What one node cost.
@@ -81,10 +94,16 @@ pub struct CostReport {
 pub async fn cost(clients: &Clients, args: &CostArgs) -> CliResult<CostReport> {
     let mut runs = clients.runs.clone();
     let resp = runs
-        .get_run(GetRunRequest { run_id: args.run_id.clone(), include_nodes: true, include_workflow: false })
+        .get_run(GetRunRequest {
+            run_id: args.run_id.clone(),
+            include_nodes: true,
+            include_workflow: false,
+        })
         .await?
         .into_inner();
-    let run = resp.run.ok_or_else(|| CliError::failed("the server returned no run"))?;
+    let run = resp
+        .run
+        .ok_or_else(|| CliError::failed("the server returned no run"))?;
     let mut nodes = resp.nodes;
     nodes.sort_by_key(|n| n.position);
     let costs = futures::stream::iter(nodes.into_iter().map(|n| {
@@ -97,18 +116,31 @@ pub async fn cost(clients: &Clients, args: &CostArgs) -> CliResult<CostReport> {
     let mut total = Spend::default();
     let mut saved = Spend::default();
     for c in &costs {
-        total.add(&Spend { input_tokens: c.input_tokens, output_tokens: c.output_tokens, cost_usd: c.cost_usd });
+        total.add(&Spend {
+            input_tokens: c.input_tokens,
+            output_tokens: c.output_tokens,
+            cost_usd: c.cost_usd,
+        });
         if let Some(s) = &c.saved {
             saved.add(s);
         }
     }
-    Ok(CostReport { run: RunSummary::from_run(&run), nodes: costs, total, saved })
+    Ok(CostReport {
+        run: RunSummary::from_run(&run),
+        nodes: costs,
+        total,
+        saved,
+    })
 }
 
 async fn node_cost(clients: &Clients, n: NodeExecution) -> NodeCost {
     let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
     let reused = n.status() == NodeStatus::Reused;
-    let spent = if reused { Spend::default() } else { Spend::of(n.usage.as_ref()) };
+    let spent = if reused {
+        Spend::default()
+    } else {
+        Spend::of(n.usage.as_ref())
+    };
     let saved = if reused && !n.reused_from_run_id.is_empty() {
         let step = if n.reused_from_node_execution_id.is_empty() {
             n.node_id.clone()
@@ -116,11 +148,14 @@ async fn node_cost(clients: &Clients, n: NodeExecution) -> NodeCost {
             n.reused_from_node_execution_id.clone()
         };
         let mut runs = clients.runs.clone();
-        runs.get_node_execution(GetNodeExecutionRequest { run_id: n.reused_from_run_id.clone(), step })
-            .await
-            .ok()
-            .and_then(|r| r.into_inner().node_execution)
-            .map(|src| Spend::of(src.usage.as_ref()))
+        runs.get_node_execution(GetNodeExecutionRequest {
+            run_id: n.reused_from_run_id.clone(),
+            step,
+        })
+        .await
+        .ok()
+        .and_then(|r| r.into_inner().node_execution)
+        .map(|src| Spend::of(src.usage.as_ref()))
     } else {
         None
     };
@@ -151,7 +186,11 @@ impl Output for CostReport {
             style.run_status(r.run_status)
         );
         if let Some(from) = &r.forked_from {
-            let at = r.forked_at_step.as_deref().map(|s| format!(" at step '{s}'")).unwrap_or_default();
+            let at = r
+                .forked_at_step
+                .as_deref()
+                .map(|s| format!(" at step '{s}'"))
+                .unwrap_or_default();
             out.push_str(&format!("Forked from: {from}{at}\n"));
         }
         out.push('\n');
@@ -189,8 +228,16 @@ impl Output for CostReport {
             style.bold(&usd(self.total.cost_usd)),
             String::new(),
         ]);
-        out.push_str(&render::table(style, &["NODE", "STATUS", "MODEL", "INPUT", "OUTPUT", "COST", "NOTE"], &rows));
-        let reused = self.nodes.iter().filter(|n| n.reused_from_run_id.is_some()).count();
+        out.push_str(&render::table(
+            style,
+            &["NODE", "STATUS", "MODEL", "INPUT", "OUTPUT", "COST", "NOTE"],
+            &rows,
+        ));
+        let reused = self
+            .nodes
+            .iter()
+            .filter(|n| n.reused_from_run_id.is_some())
+            .count();
         if reused > 0 {
             out.push_str(&format!(
                 "\nSaved by reuse ({reused} node{}): {}\n",

@@ -8,8 +8,10 @@ use crate::connect::Clients;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Output, Style, failure_origin_name, node_status_name};
 use futures::StreamExt;
+use retake::v1::{
+    FailureOrigin, GetNodeExecutionRequest, GetRunRequest, NodeExecution, NodeStatus,
+};
 use std::collections::HashMap;
-use retake::v1::{FailureOrigin, GetNodeExecutionRequest, GetRunRequest, NodeExecution, NodeStatus};
 
 /// Characters of each input and output shown before truncating.
 pub const PREVIEW_CHARS: usize = 400;
@@ -42,14 +44,24 @@ pub struct NodeReport {
 
 /// Output artifact id -> the node of `nodes` that produced (or reused) it.
 pub fn producers(nodes: &[NodeExecution]) -> HashMap<String, String> {
-    nodes.iter().flat_map(|n| n.output_artifact_ids.iter().map(|a| (a.clone(), n.node_id.clone()))).collect()
+    nodes
+        .iter()
+        .flat_map(|n| {
+            n.output_artifact_ids
+                .iter()
+                .map(|a| (a.clone(), n.node_id.clone()))
+        })
+        .collect()
 }
 
 /// The input artifacts of `node` with their producers.
 pub fn input_refs(node: &NodeExecution, producers: &HashMap<String, String>) -> Vec<InputRef> {
     node.input_artifact_ids
         .iter()
-        .map(|id| InputRef { artifact_id: id.clone(), producer: producers.get(id).cloned() })
+        .map(|id| InputRef {
+            artifact_id: id.clone(),
+            producer: producers.get(id).cloned(),
+        })
         .collect()
 }
 
@@ -79,24 +91,38 @@ pub async fn outputs_of(clients: &Clients, node: &NodeExecution) -> CliResult<Ve
             })
         }
     });
-    futures::stream::iter(fetches).buffered(8).collect::<Vec<_>>().await.into_iter().collect()
+    futures::stream::iter(fetches)
+        .buffered(8)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// `retake debug`.
 pub async fn debug(clients: &Clients, args: &DebugArgs) -> CliResult<DebugReport> {
     let mut runs = clients.runs.clone();
     let resp = runs
-        .get_run(GetRunRequest { run_id: args.run_id.clone(), include_nodes: true, include_workflow: false })
+        .get_run(GetRunRequest {
+            run_id: args.run_id.clone(),
+            include_nodes: true,
+            include_workflow: false,
+        })
         .await?
         .into_inner();
-    let run = resp.run.ok_or_else(|| CliError::failed("the server returned no run"))?;
+    let run = resp
+        .run
+        .ok_or_else(|| CliError::failed("the server returned no run"))?;
     let mut all = resp.nodes;
     all.sort_by_key(|n| n.position);
     let producers = producers(&all);
     let nodes: Vec<NodeExecution> = match &args.node {
         Some(step) => {
             let node = runs
-                .get_node_execution(GetNodeExecutionRequest { run_id: run.id.clone(), step: step.clone() })
+                .get_node_execution(GetNodeExecutionRequest {
+                    run_id: run.id.clone(),
+                    step: step.clone(),
+                })
                 .await?
                 .into_inner()
                 .node_execution
@@ -105,13 +131,21 @@ pub async fn debug(clients: &Clients, args: &DebugArgs) -> CliResult<DebugReport
         }
         None => all,
     };
-    let nodes: Vec<NodeExecution> = if args.errors { nodes.into_iter().filter(is_error_node).collect() } else { nodes };
+    let nodes: Vec<NodeExecution> = if args.errors {
+        nodes.into_iter().filter(is_error_node).collect()
+    } else {
+        nodes
+    };
     let reports = futures::stream::iter(nodes.into_iter().map(|node| {
         let clients = clients.clone();
         let inputs = input_refs(&node, &producers);
         async move {
             let outputs = outputs_of(&clients, &node).await?;
-            Ok::<_, CliError>(NodeReport { node, inputs, outputs })
+            Ok::<_, CliError>(NodeReport {
+                node,
+                inputs,
+                outputs,
+            })
         }
     }))
     .buffered(8)
@@ -135,7 +169,9 @@ fn is_truncated(r: &NodeReport, max: usize) -> bool {
     let long = |t: &str| preview(t, 0).chars().count() > max;
     r.node.prompt.chars().count() > max
         || long(&r.node.inputs_json)
-        || r.outputs.iter().any(|o| o.text.as_deref().is_some_and(long))
+        || r.outputs
+            .iter()
+            .any(|o| o.text.as_deref().is_some_and(long))
 }
 
 fn is_error_node(n: &NodeExecution) -> bool {
@@ -151,24 +187,39 @@ pub fn preview(text: &str, max: usize) -> String {
         .filter(|v| v.is_object() || v.is_array())
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
         .unwrap_or_else(|| text.to_string());
-    if max == 0 { pretty } else { render::truncate(&pretty, max) }
+    if max == 0 {
+        pretty
+    } else {
+        render::truncate(&pretty, max)
+    }
 }
 
 /// The text block for one node, used by `debug` and `trace node`.
 pub fn node_text(style: Style, report: &NodeReport, preview_chars: usize) -> String {
     let n = &report.node;
     let mut out = String::new();
-    let latency = if n.latency_ms > 0 { format!(", {}", render::duration(n.latency_ms)) } else { String::new() };
+    let latency = if n.latency_ms > 0 {
+        format!(", {}", render::duration(n.latency_ms))
+    } else {
+        String::new()
+    };
     out.push_str(&format!(
         "{} {}  {}{}\n",
         style.bold("●"),
         style.bold(&n.node_id),
         style.node_status(n.status()),
-        style.dim(&format!(" ({}{latency})", if n.agent.is_empty() { "-" } else { &n.agent })),
+        style.dim(&format!(
+            " ({}{latency})",
+            if n.agent.is_empty() { "-" } else { &n.agent }
+        )),
     ));
     let field = |out: &mut String, k: &str, v: &str| {
         if v.contains('\n') {
-            out.push_str(&format!("    {}\n{}", style.dim(&format!("{k}:")), render::indent(v, "      ")));
+            out.push_str(&format!(
+                "    {}\n{}",
+                style.dim(&format!("{k}:")),
+                render::indent(v, "      ")
+            ));
         } else {
             out.push_str(&format!("    {} {v}\n", style.dim(&format!("{k}:"))));
         }
@@ -186,7 +237,10 @@ pub fn node_text(style: Style, report: &NodeReport, preview_chars: usize) -> Str
         field(
             &mut out,
             "Usage",
-            &format!("{} in / {} out tokens, ${:.6}", u.input_tokens, u.output_tokens, u.cost_usd),
+            &format!(
+                "{} in / {} out tokens, ${:.6}",
+                u.input_tokens, u.output_tokens, u.cost_usd
+            ),
         );
     }
     if !n.reused_from_run_id.is_empty() {
@@ -195,13 +249,24 @@ pub fn node_text(style: Style, report: &NodeReport, preview_chars: usize) -> Str
         } else {
             format!(" (node execution {})", n.reused_from_node_execution_id)
         };
-        field(&mut out, "Reused from", &format!("run {}{nex}", n.reused_from_run_id));
+        field(
+            &mut out,
+            "Reused from",
+            &format!("run {}{nex}", n.reused_from_run_id),
+        );
     }
     if !n.prompt.is_empty() {
         field(
             &mut out,
             "Prompt",
-            &render::truncate(&n.prompt, if preview_chars == 0 { usize::MAX } else { preview_chars }),
+            &render::truncate(
+                &n.prompt,
+                if preview_chars == 0 {
+                    usize::MAX
+                } else {
+                    preview_chars
+                },
+            ),
         );
     }
     if !n.inputs_json.is_empty() && n.inputs_json != "{}" && n.inputs_json != "null" {
@@ -222,12 +287,20 @@ pub fn node_text(style: Style, report: &NodeReport, preview_chars: usize) -> Str
         let label = format!("Output {} ({})", o.name, o.artifact_id);
         match &o.text {
             Some(t) => field(&mut out, &label, &preview(t, preview_chars)),
-            None => field(&mut out, &label, &format!("<{} binary>", render::bytes(o.size_bytes))),
+            None => field(
+                &mut out,
+                &label,
+                &format!("<{} binary>", render::bytes(o.size_bytes)),
+            ),
         }
     }
     for a in n.attempts.iter().filter(|a| !a.error.is_empty()) {
         if n.attempts.len() > 1 {
-            field(&mut out, &format!("Attempt {} error", a.number), &style.red(&a.error));
+            field(
+                &mut out,
+                &format!("Attempt {} error", a.number),
+                &style.red(&a.error),
+            );
         }
     }
     if !n.error.is_empty() {
@@ -235,9 +308,16 @@ pub fn node_text(style: Style, report: &NodeReport, preview_chars: usize) -> Str
             FailureOrigin::Unspecified => String::new(),
             o => format!(" ({})", failure_origin_name(o)),
         };
-        let label = if n.status() == NodeStatus::Skipped { "Reason" } else { "Error" };
+        let label = if n.status() == NodeStatus::Skipped {
+            "Reason"
+        } else {
+            "Error"
+        };
         let text = if n.status() == NodeStatus::Skipped {
-            n.error.strip_prefix("skipped: ").unwrap_or(&n.error).to_string()
+            n.error
+                .strip_prefix("skipped: ")
+                .unwrap_or(&n.error)
+                .to_string()
         } else {
             style.red(&n.error)
         };
@@ -252,9 +332,22 @@ pub fn node_text(style: Style, report: &NodeReport, preview_chars: usize) -> Str
 /// A node execution as JSON, with output previews.
 pub fn node_json(report: &NodeReport, preview_chars: usize) -> serde_json::Value {
     let n = &report.node;
-    let empty_null = |s: &str| if s.is_empty() { serde_json::Value::Null } else { s.into() };
-    let parsed = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap_or_else(|_| empty_null(s));
-    let cut = |t: &str| if preview_chars == 0 { t.to_string() } else { render::truncate(t, preview_chars) };
+    let empty_null = |s: &str| {
+        if s.is_empty() {
+            serde_json::Value::Null
+        } else {
+            s.into()
+        }
+    };
+    let parsed =
+        |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap_or_else(|_| empty_null(s));
+    let cut = |t: &str| {
+        if preview_chars == 0 {
+            t.to_string()
+        } else {
+            render::truncate(t, preview_chars)
+        }
+    };
     serde_json::json!({
         "node_id": n.node_id,
         "node_execution_id": n.id,
@@ -301,19 +394,36 @@ impl Output for DebugReport {
         let r = &self.run;
         let mut out = String::new();
         out.push_str(&format!("{} {}\n", style.bold("Run:"), r.run_id));
-        out.push_str(&format!("{} {}\n", style.bold("Workflow:"), r.workflow_name));
+        out.push_str(&format!(
+            "{} {}\n",
+            style.bold("Workflow:"),
+            r.workflow_name
+        ));
         let mut status = style.run_status(r.run_status);
         if let Some(ms) = r.duration_ms {
             status.push_str(&format!(" in {}", render::duration(ms)));
         }
         out.push_str(&format!("{} {status}\n", style.bold("Status:")));
         if let Some(from) = &r.forked_from {
-            let at = r.forked_at_step.as_deref().map(|s| format!(" at step '{s}'")).unwrap_or_default();
+            let at = r
+                .forked_at_step
+                .as_deref()
+                .map(|s| format!(" at step '{s}'"))
+                .unwrap_or_default();
             out.push_str(&format!("{} {from}{at}\n", style.bold("Forked from:")));
         }
         if let Some(f) = &r.failure {
-            let node = f.node_id.as_deref().map(|n| format!("node '{n}': ")).unwrap_or_default();
-            out.push_str(&format!("{} {node}{} ({})\n", style.bold("Failure:"), style.red(&f.message), f.origin));
+            let node = f
+                .node_id
+                .as_deref()
+                .map(|n| format!("node '{n}': "))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "{} {node}{} ({})\n",
+                style.bold("Failure:"),
+                style.red(&f.message),
+                f.origin
+            ));
         }
         out.push_str(&format!(
             "{} {}/{} completed, {} failed, {} skipped, {} reused\n",
@@ -325,14 +435,22 @@ impl Output for DebugReport {
             r.reused_nodes
         ));
         if self.nodes.is_empty() {
-            out.push_str(if self.errors_only { "\nNo failed nodes\n" } else { "\nNo nodes\n" });
+            out.push_str(if self.errors_only {
+                "\nNo failed nodes\n"
+            } else {
+                "\nNo nodes\n"
+            });
             return out;
         }
         for n in &self.nodes {
             out.push('\n');
             out.push_str(&node_text(style, n, self.preview_chars));
         }
-        if self.nodes.iter().any(|n| is_truncated(n, self.preview_chars)) {
+        if self
+            .nodes
+            .iter()
+            .any(|n| is_truncated(n, self.preview_chars))
+        {
             out.push_str(&style.dim(&format!(
                 "\nLong content was cut to {} characters (marked …); use -v to see it in full\n",
                 self.preview_chars

@@ -17,8 +17,13 @@ pub struct RunDiff {
 /// `retake diff`.
 pub async fn diff(clients: &Clients, args: &DiffArgs) -> CliResult<RunDiff> {
     let mut runs = clients.runs.clone();
-    let response =
-        runs.diff_runs(DiffRunsRequest { run_a: args.run_a.clone(), run_b: args.run_b.clone() }).await?.into_inner();
+    let response = runs
+        .diff_runs(DiffRunsRequest {
+            run_a: args.run_a.clone(),
+            run_b: args.run_b.clone(),
+        })
+        .await?
+        .into_inner();
     Ok(RunDiff { response })
 }
 
@@ -39,13 +44,27 @@ fn cost(u: Option<&Usage>) -> f64 {
 }
 
 fn signed(n: i64) -> String {
-    if n > 0 { format!("+{n}") } else { n.to_string() }
+    if n > 0 {
+        format!("+{n}")
+    } else {
+        n.to_string()
+    }
 }
 
 impl RunDiff {
     fn ids(&self) -> (String, String) {
-        let a = self.response.run_a.as_ref().map(|r| r.id.clone()).unwrap_or_default();
-        let b = self.response.run_b.as_ref().map(|r| r.id.clone()).unwrap_or_default();
+        let a = self
+            .response
+            .run_a
+            .as_ref()
+            .map(|r| r.id.clone())
+            .unwrap_or_default();
+        let b = self
+            .response
+            .run_b
+            .as_ref()
+            .map(|r| r.id.clone())
+            .unwrap_or_default();
         (a, b)
     }
 
@@ -93,7 +112,12 @@ impl RunDiff {
             ));
             return;
         }
-        out.push_str(&format!("{} {}  {}\n", style.yellow("~"), marker(&n.node_id), style.yellow("changed")));
+        out.push_str(&format!(
+            "{} {}  {}\n",
+            style.yellow("~"),
+            marker(&n.node_id),
+            style.yellow("changed")
+        ));
         if n.status_a != n.status_b {
             out.push_str(&format!(
                 "    status: {} → {}\n",
@@ -101,7 +125,10 @@ impl RunDiff {
                 style.node_status(n.status_b())
             ));
         } else {
-            out.push_str(&format!("    status: {}\n", style.node_status(n.status_a())));
+            out.push_str(&format!(
+                "    status: {}\n",
+                style.node_status(n.status_a())
+            ));
         }
         if n.agent_a != n.agent_b {
             out.push_str(&format!("    agent: {} → {}\n", n.agent_a, n.agent_b));
@@ -146,7 +173,10 @@ impl RunDiff {
             } else {
                 ""
             };
-            out.push_str(&format!("    cost: ${ca:.6} → ${cb:.6} ({sign}${:.6})\n", d.abs()));
+            out.push_str(&format!(
+                "    cost: ${ca:.6} → ${cb:.6} ({sign}${:.6})\n",
+                d.abs()
+            ));
         }
     }
 }
@@ -158,8 +188,12 @@ impl Output for RunDiff {
         for (label, run) in [("A", &self.response.run_a), ("B", &self.response.run_b)] {
             if let Some(run) = run {
                 let s = RunSummary::from_run(run);
-                let mut line =
-                    format!("Run {label}: {} ({}, {})", s.run_id, s.workflow_name, style.run_status(s.run_status));
+                let mut line = format!(
+                    "Run {label}: {} ({}, {})",
+                    s.run_id,
+                    s.workflow_name,
+                    style.run_status(s.run_status)
+                );
                 if let Some(from) = &s.forked_from {
                     line.push_str(&format!(" forked from {from}"));
                     if let Some(step) = &s.forked_at_step {
@@ -191,7 +225,13 @@ impl Output for RunDiff {
         let usage = |u: Option<&Usage>| {
             u.map(|u| serde_json::json!({"input_tokens": u.input_tokens, "output_tokens": u.output_tokens, "cost_usd": u.cost_usd}))
         };
-        let empty_null = |s: &str| if s.is_empty() { serde_json::Value::Null } else { s.into() };
+        let empty_null = |s: &str| {
+            if s.is_empty() {
+                serde_json::Value::Null
+            } else {
+                s.into()
+            }
+        };
         let nodes: Vec<serde_json::Value> = self
             .response
             .nodes

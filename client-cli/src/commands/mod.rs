@@ -60,11 +60,15 @@ impl RunSummary {
         let counts = run.counts.unwrap_or_default();
         let replay = run.replay.as_ref().filter(|r| !r.forked_from.is_empty());
         let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        let failure = run.failure.as_ref().filter(|f| !f.message.is_empty()).map(|f| FailureSummary {
-            node_id: non_empty(&f.node_id),
-            message: f.message.clone(),
-            origin: failure_origin_name(f.origin()).to_string(),
-        });
+        let failure = run
+            .failure
+            .as_ref()
+            .filter(|f| !f.message.is_empty())
+            .map(|f| FailureSummary {
+                node_id: non_empty(&f.node_id),
+                message: f.message.clone(),
+                origin: failure_origin_name(f.origin()).to_string(),
+            });
         Self {
             run_id: run.id.clone(),
             workflow_name: run.workflow_name.clone(),
@@ -103,9 +107,15 @@ impl RunSummary {
         }
         out.push_str(&format!("Workflow: {}\n", self.workflow_name));
         out.push_str(&format!("Status: {}\n", style.run_status(self.run_status)));
-        out.push_str(&format!("Nodes: {}/{} completed\n", self.completed_nodes, self.total_nodes));
+        out.push_str(&format!(
+            "Nodes: {}/{} completed\n",
+            self.completed_nodes, self.total_nodes
+        ));
         if self.failed_nodes > 0 {
-            out.push_str(&format!("Failed: {}\n", style.red(&self.failed_nodes.to_string())));
+            out.push_str(&format!(
+                "Failed: {}\n",
+                style.red(&self.failed_nodes.to_string())
+            ));
         }
         if self.skipped_nodes > 0 {
             out.push_str(&format!("Skipped: {}\n", self.skipped_nodes));
@@ -174,9 +184,9 @@ impl Output for RunOutcome {
                  It stays waiting in the database: serve it with 'retake-server' and answer with \
                  'retake --server URL approve {id} --node {node_id}' (or reject, or input --value TEXT)"
             )),
-            RunEnd::StillRunning => {
-                Some(format!("Run {id} continues on the server; follow it with 'retake watch {id}'"))
-            }
+            RunEnd::StillRunning => Some(format!(
+                "Run {id} continues on the server; follow it with 'retake watch {id}'"
+            )),
             RunEnd::Finished if self.summary.run_status == RunStatus::Failed => {
                 Some(format!("Tip: run 'retake debug {id} --errors'"))
             }
@@ -188,8 +198,15 @@ impl Output for RunOutcome {
 /// Fetches a run (id, unique prefix or `latest`).
 pub async fn get_run(clients: &Clients, run_id: &str) -> CliResult<Run> {
     let mut runs = clients.runs.clone();
-    let resp = runs.get_run(GetRunRequest { run_id: run_id.to_string(), ..Default::default() }).await?;
-    resp.into_inner().run.ok_or_else(|| CliError::failed("the server returned no run"))
+    let resp = runs
+        .get_run(GetRunRequest {
+            run_id: run_id.to_string(),
+            ..Default::default()
+        })
+        .await?;
+    resp.into_inner()
+        .run
+        .ok_or_else(|| CliError::failed("the server returned no run"))
 }
 
 /// How long a cancelled embedded run gets to wind down before we exit anyway.
@@ -212,7 +229,10 @@ pub async fn follow_to_end(
     let end = loop {
         match follow_until(&mut runs, &run.id, after, sink, interrupt, clients.embedded).await? {
             FollowEnd::Finished { .. } => break RunEnd::Finished,
-            FollowEnd::Waiting { last_sequence, node_id } => {
+            FollowEnd::Waiting {
+                last_sequence,
+                node_id,
+            } => {
                 after = last_sequence;
                 let waits = waits::pending(clients, &run.id).await?;
                 let Some(wait) = waits.into_iter().find(|w| w.node_id == node_id) else {
@@ -243,14 +263,25 @@ pub async fn follow_to_end(
         }
     };
     let run = get_run(clients, &run.id).await?;
-    Ok(RunOutcome { summary: RunSummary::from_run(&run), end })
+    Ok(RunOutcome {
+        summary: RunSummary::from_run(&run),
+        end,
+    })
 }
 
 /// Cancels an embedded run and lets its in-flight nodes record the
 /// cancellation; a second Ctrl-C stops waiting for that.
-async fn cancel_embedded(clients: &Clients, run_id: &str, after: i64, interrupt: &Interrupt) -> CliResult<RunEnd> {
+async fn cancel_embedded(
+    clients: &Clients,
+    run_id: &str,
+    after: i64,
+    interrupt: &Interrupt,
+) -> CliResult<RunEnd> {
     let mut runs = clients.runs.clone();
-    runs.cancel_run(CancelRunRequest { run_id: run_id.to_string() }).await?;
+    runs.cancel_run(CancelRunRequest {
+        run_id: run_id.to_string(),
+    })
+    .await?;
     let mut quiet = Quiet;
     let drain = follow(&mut runs, run_id, after, &mut quiet, interrupt);
     let _ = tokio::time::timeout(CANCEL_GRACE, drain).await;

@@ -12,8 +12,16 @@ use retake::v1::{ReplayRunRequest, Run};
 /// Builds the request from the flags. Only the form of swaps and overrides
 /// is checked here; whether their nodes exist is the server's call.
 pub fn prepare(args: &ReplayArgs) -> CliResult<ReplayRunRequest> {
-    let swaps = args.agents.iter().map(|a| parse_agent_swap(a)).collect::<CliResult<Vec<_>>>()?;
-    let overrides = args.overrides.iter().map(|o| parse_override(o)).collect::<CliResult<Vec<_>>>()?;
+    let swaps = args
+        .agents
+        .iter()
+        .map(|a| parse_agent_swap(a))
+        .collect::<CliResult<Vec<_>>>()?;
+    let overrides = args
+        .overrides
+        .iter()
+        .map(|o| parse_override(o))
+        .collect::<CliResult<Vec<_>>>()?;
     let variables = parse_vars(&args.vars)?;
     let (workflow, files) = match &args.workflow {
         Some(path) => {
@@ -38,7 +46,9 @@ pub fn prepare(args: &ReplayArgs) -> CliResult<ReplayRunRequest> {
 pub async fn start(clients: &Clients, request: ReplayRunRequest) -> CliResult<Run> {
     let mut runs = clients.runs.clone();
     let resp = runs.replay_run(request).await?;
-    resp.into_inner().run.ok_or_else(|| CliError::failed("the server returned no run"))
+    resp.into_inner()
+        .run
+        .ok_or_else(|| CliError::failed("the server returned no run"))
 }
 
 /// `retake replay`: starts the replay and, unless detached, streams its
@@ -65,7 +75,10 @@ pub async fn replay_prepared(
     let run = start(clients, request).await?;
     clients.note_started(&run.id);
     if detach {
-        return Ok(RunOutcome { summary: RunSummary::from_run(&run), end: RunEnd::Detached });
+        return Ok(RunOutcome {
+            summary: RunSummary::from_run(&run),
+            end: RunEnd::Detached,
+        });
     }
     follow_to_end(clients, &run, 0, sink, interrupt).await
 }

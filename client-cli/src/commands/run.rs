@@ -12,14 +12,20 @@ use retake::v1::{Run, StartRunRequest};
 pub fn prepare(args: &RunArgs) -> CliResult<StartRunRequest> {
     let variables = parse_vars(&args.vars)?;
     let workflow = load_workflow(&args.file)?;
-    Ok(StartRunRequest { workflow: workflow.content, variables, files: workflow.files })
+    Ok(StartRunRequest {
+        workflow: workflow.content,
+        variables,
+        files: workflow.files,
+    })
 }
 
 /// Starts a run and returns it as the server recorded it.
 pub async fn start(clients: &Clients, request: StartRunRequest) -> CliResult<Run> {
     let mut runs = clients.runs.clone();
     let resp = runs.start_run(request).await?;
-    resp.into_inner().run.ok_or_else(|| CliError::failed("the server returned no run"))
+    resp.into_inner()
+        .run
+        .ok_or_else(|| CliError::failed("the server returned no run"))
 }
 
 /// `retake run`: starts the workflow and, unless detached, streams its
@@ -46,7 +52,10 @@ pub async fn run_prepared(
     let run = start(clients, request).await?;
     clients.note_started(&run.id);
     if detach {
-        return Ok(RunOutcome { summary: RunSummary::from_run(&run), end: RunEnd::Detached });
+        return Ok(RunOutcome {
+            summary: RunSummary::from_run(&run),
+            end: RunEnd::Detached,
+        });
     }
     follow_to_end(clients, &run, 0, sink, interrupt).await
 }

@@ -41,7 +41,10 @@ pub async fn list(clients: &Clients, args: &RunsArgs) -> CliResult<RunList> {
             .list_runs(ListRunsRequest {
                 page_size: want,
                 page_token: page_token.clone(),
-                status: args.status.map(RunStatus::from).unwrap_or(RunStatus::Unspecified) as i32,
+                status: args
+                    .status
+                    .map(RunStatus::from)
+                    .unwrap_or(RunStatus::Unspecified) as i32,
                 workflow_name: args.workflow.clone().unwrap_or_default(),
                 forked_from: args.forked_from.clone().unwrap_or_default(),
             })
@@ -79,9 +82,17 @@ impl Output for RunList {
                     nodes,
                     r.started_at
                         .as_deref()
-                        .map(|s| if s.len() >= 19 { s[..19].replace('T', " ") } else { s.to_string() })
+                        .map(|s| {
+                            if s.len() >= 19 {
+                                s[..19].replace('T', " ")
+                            } else {
+                                s.to_string()
+                            }
+                        })
                         .unwrap_or_else(|| "-".into()),
-                    r.duration_ms.map(render::duration).unwrap_or_else(|| "-".into()),
+                    r.duration_ms
+                        .map(render::duration)
+                        .unwrap_or_else(|| "-".into()),
                 ];
                 if any_fork {
                     row.push(r.forked_from.clone().unwrap_or_else(|| "-".into()));
@@ -89,7 +100,14 @@ impl Output for RunList {
                 row
             })
             .collect();
-        let mut header = vec!["RUN ID", "WORKFLOW", "STATUS", "NODES", "STARTED (UTC)", "DURATION"];
+        let mut header = vec![
+            "RUN ID",
+            "WORKFLOW",
+            "STATUS",
+            "NODES",
+            "STARTED (UTC)",
+            "DURATION",
+        ];
         if any_fork {
             header.push("FORKED FROM");
         }

@@ -23,7 +23,9 @@ pub enum Trace {
 pub async fn trace(clients: &Clients, args: &TraceArgs) -> CliResult<Trace> {
     match (&args.view, &args.run_id) {
         (Some(TraceView::Graph { run_id }), _) => Ok(Trace::Graph(graph(clients, run_id).await?)),
-        (Some(TraceView::Node { run_id, step }), _) => Ok(Trace::Node(node(clients, run_id, step).await?)),
+        (Some(TraceView::Node { run_id, step }), _) => {
+            Ok(Trace::Node(node(clients, run_id, step).await?))
+        }
         (None, Some(run_id)) => Ok(Trace::Timeline(timeline(clients, run_id).await?)),
         (None, None) => Err(CliError::usage("a run id is required")),
     }
@@ -32,15 +34,22 @@ pub async fn trace(clients: &Clients, args: &TraceArgs) -> CliResult<Trace> {
 async fn run_with_nodes(clients: &Clients, run_id: &str) -> CliResult<(Run, Vec<NodeExecution>)> {
     let mut runs = clients.runs.clone();
     let resp = runs
-        .get_run(GetRunRequest { run_id: run_id.to_string(), include_nodes: true, include_workflow: false })
+        .get_run(GetRunRequest {
+            run_id: run_id.to_string(),
+            include_nodes: true,
+            include_workflow: false,
+        })
         .await?
         .into_inner();
-    let run = resp.run.ok_or_else(|| CliError::failed("the server returned no run"))?;
+    let run = resp
+        .run
+        .ok_or_else(|| CliError::failed("the server returned no run"))?;
     Ok((run, resp.nodes))
 }
 
 fn millis(t: Option<&Timestamp>) -> Option<i64> {
-    t.filter(|t| t.seconds != 0 || t.nanos != 0).map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+    t.filter(|t| t.seconds != 0 || t.nanos != 0)
+        .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
 }
 
 /// The nodes of a run laid out in time.
@@ -54,8 +63,17 @@ pub struct Timeline {
 pub async fn timeline(clients: &Clients, run_id: &str) -> CliResult<Timeline> {
     let (run, mut nodes) = run_with_nodes(clients, run_id).await?;
     // Nodes that never started (reused, skipped, pending) go last, in topological order.
-    nodes.sort_by_key(|n| (millis(n.start_time.as_ref()).unwrap_or(i64::MAX), n.position));
-    Ok(Timeline { run_start_ms: millis(run.start_time.as_ref()), run: RunSummary::from_run(&run), nodes })
+    nodes.sort_by_key(|n| {
+        (
+            millis(n.start_time.as_ref()).unwrap_or(i64::MAX),
+            n.position,
+        )
+    });
+    Ok(Timeline {
+        run_start_ms: millis(run.start_time.as_ref()),
+        run: RunSummary::from_run(&run),
+        nodes,
+    })
 }
 
 /// Width of the timeline bars, in characters.
@@ -63,20 +81,33 @@ const BAR_WIDTH: i64 = 32;
 
 impl Timeline {
     fn end_ms(&self) -> Option<i64> {
-        self.nodes.iter().filter_map(|n| millis(n.finish_time.as_ref()).or(millis(n.start_time.as_ref()))).max()
+        self.nodes
+            .iter()
+            .filter_map(|n| millis(n.finish_time.as_ref()).or(millis(n.start_time.as_ref())))
+            .max()
     }
 }
 
 impl Output for Timeline {
     fn text(&self, style: Style) -> String {
         let r = &self.run;
-        let mut out =
-            format!("{} {}  {}  {}\n", style.bold("Run"), r.run_id, r.workflow_name, style.run_status(r.run_status));
+        let mut out = format!(
+            "{} {}  {}  {}\n",
+            style.bold("Run"),
+            r.run_id,
+            r.workflow_name,
+            style.run_status(r.run_status)
+        );
         if let Some(ms) = r.duration_ms {
             out.push_str(&format!("Duration: {}\n", render::duration(ms)));
         }
         out.push('\n');
-        let start = self.run_start_ms.or_else(|| self.nodes.iter().filter_map(|n| millis(n.start_time.as_ref())).min());
+        let start = self.run_start_ms.or_else(|| {
+            self.nodes
+                .iter()
+                .filter_map(|n| millis(n.start_time.as_ref()))
+                .min()
+        });
         let span = match (start, self.end_ms()) {
             (Some(s), Some(e)) if e > s => e - s,
             _ => 1,
@@ -110,10 +141,20 @@ impl Output for Timeline {
                     Some(ms) if n.finish_time.is_some() => render::duration(ms),
                     _ => "-".into(),
                 };
-                vec![offset, took, bar, n.node_id.clone(), style.node_status(n.status())]
+                vec![
+                    offset,
+                    took,
+                    bar,
+                    n.node_id.clone(),
+                    style.node_status(n.status()),
+                ]
             })
             .collect();
-        out.push_str(&render::table(style, &["START", "TOOK", "TIMELINE", "NODE", "STATUS"], &rows));
+        out.push_str(&render::table(
+            style,
+            &["START", "TOOK", "TIMELINE", "NODE", "STATUS"],
+            &rows,
+        ));
         out
     }
 
@@ -151,10 +192,20 @@ pub async fn graph(clients: &Clients, run_id: &str) -> CliResult<Graph> {
     // Nodes come in topological order, so one pass settles every depth.
     let mut depth: HashMap<String, usize> = HashMap::new();
     for n in &nodes {
-        let d = n.depends_on.iter().filter_map(|p| depth.get(p)).map(|d| d + 1).max().unwrap_or(0);
+        let d = n
+            .depends_on
+            .iter()
+            .filter_map(|p| depth.get(p))
+            .map(|d| d + 1)
+            .max()
+            .unwrap_or(0);
         depth.insert(n.node_id.clone(), d);
     }
-    Ok(Graph { run: RunSummary::from_run(&run), nodes, depth })
+    Ok(Graph {
+        run: RunSummary::from_run(&run),
+        nodes,
+        depth,
+    })
 }
 
 fn status_icon(style: Style, s: NodeStatus) -> String {
@@ -173,12 +224,20 @@ fn status_icon(style: Style, s: NodeStatus) -> String {
 impl Output for Graph {
     fn text(&self, style: Style) -> String {
         let r = &self.run;
-        let mut out =
-            format!("{} {}  {}  {}\n\n", style.bold("Run"), r.run_id, r.workflow_name, style.run_status(r.run_status));
+        let mut out = format!(
+            "{} {}  {}  {}\n\n",
+            style.bold("Run"),
+            r.run_id,
+            r.workflow_name,
+            style.run_status(r.run_status)
+        );
         let max_depth = self.depth.values().copied().max().unwrap_or(0);
         for level in 0..=max_depth {
-            let at: Vec<&NodeExecution> =
-                self.nodes.iter().filter(|n| self.depth.get(&n.node_id) == Some(&level)).collect();
+            let at: Vec<&NodeExecution> = self
+                .nodes
+                .iter()
+                .filter(|n| self.depth.get(&n.node_id) == Some(&level))
+                .collect();
             if at.is_empty() {
                 continue;
             }
@@ -208,8 +267,15 @@ impl Output for Graph {
     }
 
     fn json(&self) -> serde_json::Value {
-        let edges: Vec<(String, String)> =
-            self.nodes.iter().flat_map(|n| n.depends_on.iter().map(move |d| (d.clone(), n.node_id.clone()))).collect();
+        let edges: Vec<(String, String)> = self
+            .nodes
+            .iter()
+            .flat_map(|n| {
+                n.depends_on
+                    .iter()
+                    .map(move |d| (d.clone(), n.node_id.clone()))
+            })
+            .collect();
         serde_json::json!({
             "run": self.run.json(),
             "nodes": self.nodes.iter().map(|n| serde_json::json!({
@@ -235,22 +301,32 @@ pub async fn node(clients: &Clients, run_id: &str, step: &str) -> CliResult<Node
     let (_, all) = run_with_nodes(clients, run_id).await?;
     let mut runs = clients.runs.clone();
     let node = runs
-        .get_node_execution(GetNodeExecutionRequest { run_id: run_id.to_string(), step: step.to_string() })
+        .get_node_execution(GetNodeExecutionRequest {
+            run_id: run_id.to_string(),
+            step: step.to_string(),
+        })
         .await?
         .into_inner()
         .node_execution
         .ok_or_else(|| CliError::failed("the server returned no node execution"))?;
     let outputs = outputs_of(clients, &node).await?;
     let inputs = input_refs(&node, &producers(&all));
-    Ok(NodeTrace { report: NodeReport { node, inputs, outputs } })
+    Ok(NodeTrace {
+        report: NodeReport {
+            node,
+            inputs,
+            outputs,
+        },
+    })
 }
 
 impl Output for NodeTrace {
     fn text(&self, style: Style) -> String {
         let n = &self.report.node;
         let mut out = node_text(style, &self.report, 0);
-        let field =
-            |out: &mut String, k: &str, v: &str| out.push_str(&format!("    {} {v}\n", style.dim(&format!("{k}:"))));
+        let field = |out: &mut String, k: &str, v: &str| {
+            out.push_str(&format!("    {} {v}\n", style.dim(&format!("{k}:"))))
+        };
         field(&mut out, "Run", &n.run_id);
         if !n.depends_on.is_empty() {
             field(&mut out, "Depends on", &n.depends_on.join(", "));
@@ -272,8 +348,16 @@ impl Output for NodeTrace {
             let took = render::elapsed_ms(a.start_time.as_ref(), a.finish_time.as_ref())
                 .map(render::duration)
                 .unwrap_or_else(|| "-".into());
-            let result = if a.error.is_empty() { style.green("ok") } else { style.red(&a.error) };
-            field(&mut out, &format!("Attempt {}", a.number), &format!("{took}  {result}"));
+            let result = if a.error.is_empty() {
+                style.green("ok")
+            } else {
+                style.red(&a.error)
+            };
+            field(
+                &mut out,
+                &format!("Attempt {}", a.number),
+                &format!("{took}  {result}"),
+            );
         }
         out
     }

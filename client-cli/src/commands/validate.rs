@@ -81,8 +81,16 @@ impl ValidationReport {
             Some(line) => format!("{}:{line}", self.file),
             None => self.file.clone(),
         };
-        let severity = if severity == "error" { style.red("error") } else { style.yellow("warning") };
-        let node = issue.node_id.as_deref().map(|n| format!("node '{n}': ")).unwrap_or_default();
+        let severity = if severity == "error" {
+            style.red("error")
+        } else {
+            style.yellow("warning")
+        };
+        let node = issue
+            .node_id
+            .as_deref()
+            .map(|n| format!("node '{n}': "))
+            .unwrap_or_default();
         format!("{location}: {severity}: {node}{}\n", issue.message)
     }
 }
@@ -97,9 +105,20 @@ impl Output for ValidationReport {
             out.push_str(&self.issue_line(style, "warning", w));
         }
         if self.valid {
-            let name = if self.workflow_name.is_empty() { self.file.as_str() } else { self.workflow_name.as_str() };
-            let nodes = if self.node_count == 1 { "node" } else { "nodes" };
-            out.push_str(&format!("Workflow '{name}' is valid ({} {nodes})\n", self.node_count));
+            let name = if self.workflow_name.is_empty() {
+                self.file.as_str()
+            } else {
+                self.workflow_name.as_str()
+            };
+            let nodes = if self.node_count == 1 {
+                "node"
+            } else {
+                "nodes"
+            };
+            out.push_str(&format!(
+                "Workflow '{name}' is valid ({} {nodes})\n",
+                self.node_count
+            ));
         }
         out
     }
@@ -117,7 +136,14 @@ impl Output for ValidationReport {
             return None;
         }
         let n = self.errors.len();
-        let name = if self.workflow_name.is_empty() { self.file.clone() } else { format!("'{}'", self.workflow_name) };
-        Some(format!("Error: workflow {name} is invalid ({n} error{})", if n == 1 { "" } else { "s" }))
+        let name = if self.workflow_name.is_empty() {
+            self.file.clone()
+        } else {
+            format!("'{}'", self.workflow_name)
+        };
+        Some(format!(
+            "Error: workflow {name} is invalid ({n} error{})",
+            if n == 1 { "" } else { "s" }
+        ))
     }
 }

@@ -28,7 +28,13 @@ fn kind_name(k: WaitKind) -> &'static str {
 /// The run's pending waits.
 pub async fn pending(clients: &Clients, run_id: &str) -> CliResult<Vec<Wait>> {
     let mut runs = clients.runs.clone();
-    Ok(runs.list_waits(ListWaitsRequest { run_id: run_id.to_string() }).await?.into_inner().waits)
+    Ok(runs
+        .list_waits(ListWaitsRequest {
+            run_id: run_id.to_string(),
+        })
+        .await?
+        .into_inner()
+        .waits)
 }
 
 /// Sends the answer; the server picks the only pending wait when `node` is empty.
@@ -40,8 +46,14 @@ pub async fn resolve(clients: &Clients, request: ResolveWaitRequest) -> CliResul
     };
     let mut runs = clients.runs.clone();
     let resp = runs.resolve_wait(request).await?.into_inner();
-    let wait = resp.wait.ok_or_else(|| CliError::failed("the server returned no wait"))?;
-    Ok(Resolved { wait, answer, run: resp.run.as_ref().map(RunSummary::from_run) })
+    let wait = resp
+        .wait
+        .ok_or_else(|| CliError::failed("the server returned no wait"))?;
+    Ok(Resolved {
+        wait,
+        answer,
+        run: resp.run.as_ref().map(RunSummary::from_run),
+    })
 }
 
 /// `retake input`: the value comes from `--value`, else a prompt on a
@@ -51,7 +63,9 @@ pub async fn input(clients: &Clients, args: &InputArgs) -> CliResult<Resolved> {
         Some(v) => v.clone(),
         None if std::io::stdin().is_terminal() => {
             let waits = pending(clients, &args.run_id).await?;
-            let wait = waits.iter().find(|w| args.node.as_deref().is_none_or(|n| w.node_id == n));
+            let wait = waits
+                .iter()
+                .find(|w| args.node.as_deref().is_none_or(|n| w.node_id == n));
             let prompt = match wait {
                 Some(w) if !w.prompt.is_empty() => format!("{} ({}): ", w.prompt, w.node_id),
                 Some(w) => format!("{}: ", w.node_id),
@@ -64,7 +78,10 @@ pub async fn input(clients: &Clients, args: &InputArgs) -> CliResult<Resolved> {
             std::io::stdin()
                 .read_to_string(&mut text)
                 .map_err(|e| CliError::usage(format!("cannot read the value from stdin: {e}")))?;
-            text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text).to_string()
+            text.strip_suffix('\n')
+                .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                .unwrap_or(&text)
+                .to_string()
         }
     };
     resolve(
@@ -96,7 +113,10 @@ pub fn read_line(prompt: &str) -> CliResult<String> {
 
 /// Asks on the terminal how to answer `wait`; None when the user gave up
 /// (end of input). The live display is hidden meanwhile.
-pub async fn ask_on_terminal(wait: &Wait, sink: &mut dyn EventSink) -> CliResult<Option<ResolveWaitRequest>> {
+pub async fn ask_on_terminal(
+    wait: &Wait,
+    sink: &mut dyn EventSink,
+) -> CliResult<Option<ResolveWaitRequest>> {
     sink.pause();
     // The terminal read blocks, so it runs on its own thread.
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -110,13 +130,20 @@ pub async fn ask_on_terminal(wait: &Wait, sink: &mut dyn EventSink) -> CliResult
 }
 
 fn ask_blocking(wait: &Wait) -> CliResult<Option<ResolveWaitRequest>> {
-    let base = ResolveWaitRequest { run_id: wait.run_id.clone(), node_id: wait.node_id.clone(), ..Default::default() };
+    let base = ResolveWaitRequest {
+        run_id: wait.run_id.clone(),
+        node_id: wait.node_id.clone(),
+        ..Default::default()
+    };
     eprintln!();
     if !wait.prompt.is_empty() {
         eprintln!("  {} asks: {}", wait.node_id, wait.prompt);
     }
     if !wait.context_json.is_empty() && wait.context_json != "{}" && wait.context_json != "null" {
-        eprintln!("{}", crate::render::indent(&super::debug::preview(&wait.context_json, 2000), "    "));
+        eprintln!(
+            "{}",
+            crate::render::indent(&super::debug::preview(&wait.context_json, 2000), "    ")
+        );
     }
     match wait.kind() {
         WaitKind::Approval => loop {
@@ -130,7 +157,11 @@ fn ask_blocking(wait: &Wait) -> CliResult<Option<ResolveWaitRequest>> {
                 _ => continue,
             };
             let feedback = read_line("  Feedback (optional): ").unwrap_or_default();
-            return Ok(Some(ResolveWaitRequest { decision: decision as i32, feedback, ..base }));
+            return Ok(Some(ResolveWaitRequest {
+                decision: decision as i32,
+                feedback,
+                ..base
+            }));
         },
         _ => match read_line(&format!("  {}: ", wait.node_id)) {
             Ok(value) => Ok(Some(ResolveWaitRequest { value, ..base })),
@@ -141,12 +172,26 @@ fn ask_blocking(wait: &Wait) -> CliResult<Option<ResolveWaitRequest>> {
 
 /// `retake approve`.
 pub async fn approve(clients: &Clients, args: &ApproveArgs) -> CliResult<Resolved> {
-    decide(clients, &args.run_id, args.node.as_deref(), WaitDecision::Approve, args.feedback.as_deref()).await
+    decide(
+        clients,
+        &args.run_id,
+        args.node.as_deref(),
+        WaitDecision::Approve,
+        args.feedback.as_deref(),
+    )
+    .await
 }
 
 /// `retake reject`.
 pub async fn reject(clients: &Clients, args: &RejectArgs) -> CliResult<Resolved> {
-    decide(clients, &args.run_id, args.node.as_deref(), WaitDecision::Reject, args.feedback.as_deref()).await
+    decide(
+        clients,
+        &args.run_id,
+        args.node.as_deref(),
+        WaitDecision::Reject,
+        args.feedback.as_deref(),
+    )
+    .await
 }
 
 async fn decide(
@@ -176,9 +221,15 @@ impl Output for Resolved {
             WaitKind::Approval => style.red("rejected"),
             _ => "answered".to_string(),
         };
-        let mut out = format!("Node '{}' of run {} {what}\n", self.wait.node_id, self.wait.run_id);
+        let mut out = format!(
+            "Node '{}' of run {} {what}\n",
+            self.wait.node_id, self.wait.run_id
+        );
         if let Some(run) = &self.run {
-            out.push_str(&format!("Run status: {}\n", style.run_status(run.run_status)));
+            out.push_str(&format!(
+                "Run status: {}\n",
+                style.run_status(run.run_status)
+            ));
         }
         out
     }

@@ -17,7 +17,10 @@ pub async fn watch(
     interrupt: &Interrupt,
 ) -> CliResult<RunOutcome> {
     if args.after < 0 {
-        return Err(CliError::usage(format!("--after must be 0 or more, not {}", args.after)));
+        return Err(CliError::usage(format!(
+            "--after must be 0 or more, not {}",
+            args.after
+        )));
     }
     let run = get_run(clients, &args.run_id).await?;
     if !clients.drives(&run.id) && !render::is_finished(run.status()) {
@@ -31,6 +34,9 @@ pub async fn watch(
         )));
     }
     // Watching never cancels: the run belongs to whoever started it.
-    let watcher = Clients { embedded: false, ..clients.clone() };
+    let watcher = Clients {
+        embedded: false,
+        ..clients.clone()
+    };
     follow_to_end(&watcher, &run, args.after, sink, interrupt).await
 }

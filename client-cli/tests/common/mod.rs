@@ -17,7 +17,9 @@ pub struct Embedded {
 
 pub async fn embedded() -> Embedded {
     let dir = tempfile::tempdir().unwrap();
-    let clients = Clients::embedded(&dir.path().join("retake.db")).await.expect("embedded engine starts");
+    let clients = Clients::embedded(&dir.path().join("retake.db"))
+        .await
+        .expect("embedded engine starts");
     Embedded { clients, dir }
 }
 
@@ -46,12 +48,18 @@ pub async fn served(token: Option<&str>) -> Served {
     tokio::spawn(retake_server::serve(settings, listener, async {
         let _ = stopped.await;
     }));
-    Served { url: format!("http://{addr}"), dir, stop: Some(stop) }
+    Served {
+        url: format!("http://{addr}"),
+        dir,
+        stop: Some(stop),
+    }
 }
 
 impl Served {
     pub async fn clients(&self, token: Option<&str>) -> Clients {
-        Clients::remote(&self.url, token, None).await.expect("server reachable")
+        Clients::remote(&self.url, token, None)
+            .await
+            .expect("server reachable")
     }
 }
 
@@ -144,7 +152,11 @@ impl EventSink for InterruptOnStart {
 
 /// The kinds of `events` for node `node`.
 pub fn node_kinds(events: &[Event], node: &str) -> Vec<EventKind> {
-    events.iter().filter(|e| e.node_id == node).map(|e| e.kind()).collect()
+    events
+        .iter()
+        .filter(|e| e.node_id == node)
+        .map(|e| e.kind())
+        .collect()
 }
 
 /// Clients that never cancel on interrupt (as with a server).

@@ -14,37 +14,66 @@ pub struct ArtifactApi {
 
 #[tonic::async_trait]
 impl ArtifactService for ArtifactApi {
-    async fn get_artifact(&self, req: Request<pb::GetArtifactRequest>) -> Result<Response<pb::GetArtifactResponse>, Status> {
+    async fn get_artifact(
+        &self,
+        req: Request<pb::GetArtifactRequest>,
+    ) -> Result<Response<pb::GetArtifactResponse>, Status> {
         let id = req.into_inner().artifact_id;
         if id.trim().is_empty() {
             return Err(Status::invalid_argument("artifact_id is required"));
         }
         let (artifact, content) = self.engine.artifact(&id).await?;
-        Ok(Response::new(pb::GetArtifactResponse { artifact: Some(convert::artifact(&artifact)), content }))
+        Ok(Response::new(pb::GetArtifactResponse {
+            artifact: Some(convert::artifact(&artifact)),
+            content,
+        }))
     }
 
-    async fn list_artifacts(&self, req: Request<pb::ListArtifactsRequest>) -> Result<Response<pb::ListArtifactsResponse>, Status> {
+    async fn list_artifacts(
+        &self,
+        req: Request<pb::ListArtifactsRequest>,
+    ) -> Result<Response<pb::ListArtifactsResponse>, Status> {
         let req = req.into_inner();
         let limit = match req.page_size {
             0 => 100,
-            n if n < 0 => return Err(EngineError::InvalidArgument(format!("page_size must not be negative, got {n}")).into()),
+            n if n < 0 => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "page_size must not be negative, got {n}"
+                ))
+                .into());
+            }
             n => n.min(1000) as i64,
         };
         let after = if req.page_token.is_empty() {
             None
         } else {
-            let bad = || Status::invalid_argument("page_token is not a token from a previous ListArtifacts response");
-            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&req.page_token).map_err(|_| bad())?;
+            let bad = || {
+                Status::invalid_argument(
+                    "page_token is not a token from a previous ListArtifacts response",
+                )
+            };
+            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(&req.page_token)
+                .map_err(|_| bad())?;
             Some(String::from_utf8(raw).map_err(|_| bad())?)
         };
-        let mut artifacts = self.engine.artifacts_of_run(&req.run_id, after.as_deref(), limit + 1).await?;
+        let mut artifacts = self
+            .engine
+            .artifacts_of_run(&req.run_id, after.as_deref(), limit + 1)
+            .await?;
         let next_page_token = if artifacts.len() as i64 > limit {
             artifacts.truncate(limit as usize);
-            artifacts.last().map(|a| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&a.id)).unwrap_or_default()
+            artifacts
+                .last()
+                .map(|a| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&a.id))
+                .unwrap_or_default()
         } else {
             String::new()
         };
-        Ok(Response::new(pb::ListArtifactsResponse { artifacts: artifacts.iter().map(convert::artifact).collect(), next_page_token }))
+        Ok(Response::new(pb::ListArtifactsResponse {
+            artifacts: artifacts.iter().map(convert::artifact).collect(),
+            next_page_token,
+        }))
     }
 
     async fn get_artifact_lineage(
@@ -57,7 +86,13 @@ impl ArtifactService for ArtifactApi {
         }
         let entries = self.engine.lineage(&req.artifact_id, req.max_depth).await?;
         Ok(Response::new(pb::GetArtifactLineageResponse {
-            entries: entries.iter().map(|(a, depth)| pb::LineageEntry { artifact: Some(convert::artifact(a)), depth: *depth }).collect(),
+            entries: entries
+                .iter()
+                .map(|(a, depth)| pb::LineageEntry {
+                    artifact: Some(convert::artifact(a)),
+                    depth: *depth,
+                })
+                .collect(),
         }))
     }
 }

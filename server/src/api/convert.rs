@@ -4,11 +4,18 @@ use crate::engine::model::{self as m, Micros};
 use retake::v1 as pb;
 
 pub fn timestamp(t: Option<Micros>) -> Option<prost_types::Timestamp> {
-    t.map(|us| prost_types::Timestamp { seconds: us.div_euclid(1_000_000), nanos: (us.rem_euclid(1_000_000) * 1000) as i32 })
+    t.map(|us| prost_types::Timestamp {
+        seconds: us.div_euclid(1_000_000),
+        nanos: (us.rem_euclid(1_000_000) * 1000) as i32,
+    })
 }
 
 pub fn usage(u: &m::Usage) -> pb::Usage {
-    pb::Usage { input_tokens: u.input_tokens, output_tokens: u.output_tokens, cost_usd: u.cost_usd }
+    pb::Usage {
+        input_tokens: u.input_tokens,
+        output_tokens: u.output_tokens,
+        cost_usd: u.cost_usd,
+    }
 }
 
 pub fn counts(c: &m::NodeCounts) -> pb::NodeCounts {
@@ -26,11 +33,18 @@ pub fn counts(c: &m::NodeCounts) -> pb::NodeCounts {
 }
 
 pub fn swap(s: &m::AgentSwap) -> pb::AgentSwap {
-    pb::AgentSwap { node_id: s.node_id.clone(), agent: s.agent.clone() }
+    pb::AgentSwap {
+        node_id: s.node_id.clone(),
+        agent: s.agent.clone(),
+    }
 }
 
 pub fn override_(o: &m::OutputOverride) -> pb::OutputOverride {
-    pb::OutputOverride { selector: o.selector.clone(), output: o.output.clone(), value: o.value.clone() }
+    pb::OutputOverride {
+        selector: o.selector.clone(),
+        output: o.output.clone(),
+        value: o.value.clone(),
+    }
 }
 
 pub fn run(r: &m::Run) -> pb::Run {
@@ -78,7 +92,10 @@ pub fn node(n: &m::NodeExecution) -> pb::NodeExecution {
         input_artifact_ids: n.input_artifacts.clone(),
         output_artifact_ids: n.output_artifacts.clone(),
         error: n.error.clone().unwrap_or_default(),
-        error_origin: n.error_origin.map(|o| o.as_i64() as i32).unwrap_or_default(),
+        error_origin: n
+            .error_origin
+            .map(|o| o.as_i64() as i32)
+            .unwrap_or_default(),
         start_time: timestamp(n.started_at),
         finish_time: timestamp(n.finished_at),
         latency_ms: n.latency_ms.unwrap_or_default(),
@@ -92,7 +109,10 @@ pub fn node(n: &m::NodeExecution) -> pb::NodeExecution {
                 start_time: timestamp(Some(a.started_at)),
                 finish_time: timestamp(a.finished_at),
                 error: a.error.clone().unwrap_or_default(),
-                error_origin: a.error_origin.map(|o| o.as_i64() as i32).unwrap_or_default(),
+                error_origin: a
+                    .error_origin
+                    .map(|o| o.as_i64() as i32)
+                    .unwrap_or_default(),
             })
             .collect(),
         reused_from_run_id: n.reused_from_run.clone().unwrap_or_default(),
@@ -149,7 +169,9 @@ pub fn run_status_filter(value: i32) -> Result<Option<m::RunStatus>, crate::erro
     }
     m::RunStatus::from_i64(value as i64)
         .map(Some)
-        .ok_or_else(|| crate::error::EngineError::InvalidArgument(format!("status {value} is not a RunStatus")))
+        .ok_or_else(|| {
+            crate::error::EngineError::InvalidArgument(format!("status {value} is not a RunStatus"))
+        })
 }
 
 pub fn diff(d: &crate::engine::diff::RunDiff) -> pb::DiffRunsResponse {
@@ -167,8 +189,16 @@ pub fn diff(d: &crate::engine::diff::RunDiff) -> pb::DiffRunsResponse {
                     Presence::OnlyA => pb::NodePresence::OnlyA,
                     Presence::OnlyB => pb::NodePresence::OnlyB,
                 } as i32,
-                status_a: n.a.as_ref().map(|x| x.status.as_i64() as i32).unwrap_or_default(),
-                status_b: n.b.as_ref().map(|x| x.status.as_i64() as i32).unwrap_or_default(),
+                status_a: n
+                    .a
+                    .as_ref()
+                    .map(|x| x.status.as_i64() as i32)
+                    .unwrap_or_default(),
+                status_b: n
+                    .b
+                    .as_ref()
+                    .map(|x| x.status.as_i64() as i32)
+                    .unwrap_or_default(),
                 agent_a: n.a.as_ref().map(|x| x.agent.clone()).unwrap_or_default(),
                 agent_b: n.b.as_ref().map(|x| x.agent.clone()).unwrap_or_default(),
                 outputs: n
@@ -189,7 +219,12 @@ pub fn diff(d: &crate::engine::diff::RunDiff) -> pb::DiffRunsResponse {
                 changed: n.changed,
             })
             .collect(),
-        summary: Some(pb::DiffSummary { changed: d.changed, unchanged: d.unchanged, only_in_a: d.only_a, only_in_b: d.only_b }),
+        summary: Some(pb::DiffSummary {
+            changed: d.changed,
+            unchanged: d.unchanged,
+            only_in_a: d.only_a,
+            only_in_b: d.only_b,
+        }),
     }
 }
 

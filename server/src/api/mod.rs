@@ -37,7 +37,9 @@ impl tonic::service::Interceptor for Auth {
         if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
             Ok(req)
         } else {
-            Err(Status::unauthenticated("a valid bearer token is required (authorization: Bearer TOKEN)"))
+            Err(Status::unauthenticated(
+                "a valid bearer token is required (authorization: Bearer TOKEN)",
+            ))
         }
     }
 }
@@ -51,13 +53,21 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Every service of the server, ready to be served on any transport.
 pub async fn routes(engine: Engine, settings: &Settings) -> anyhow::Result<Routes> {
-    let auth = Auth { token: settings.auth_token.as_deref().map(Arc::from) };
+    let auth = Auth {
+        token: settings.auth_token.as_deref().map(Arc::from),
+    };
     let limit = settings.max_request_bytes;
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<RunServiceServer<run_service::RunApi>>().await;
-    health_reporter.set_serving::<ArtifactServiceServer<artifact_service::ArtifactApi>>().await;
-    health_reporter.set_serving::<WorkflowServiceServer<workflow_service::WorkflowApi>>().await;
+    health_reporter
+        .set_serving::<RunServiceServer<run_service::RunApi>>()
+        .await;
+    health_reporter
+        .set_serving::<ArtifactServiceServer<artifact_service::ArtifactApi>>()
+        .await;
+    health_reporter
+        .set_serving::<WorkflowServiceServer<workflow_service::WorkflowApi>>()
+        .await;
 
     // Both reflection versions describe everything served, each other included.
     let reflection = || {
@@ -65,17 +75,23 @@ pub async fn routes(engine: Engine, settings: &Settings) -> anyhow::Result<Route
             .register_encoded_file_descriptor_set(retake::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            )
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
-    let runs = RunServiceServer::new(run_service::RunApi { engine: engine.clone() })
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
-    let artifacts = ArtifactServiceServer::new(artifact_service::ArtifactApi { engine: engine.clone() })
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
+    let runs = RunServiceServer::new(run_service::RunApi {
+        engine: engine.clone(),
+    })
+    .max_decoding_message_size(limit)
+    .max_encoding_message_size(limit);
+    let artifacts = ArtifactServiceServer::new(artifact_service::ArtifactApi {
+        engine: engine.clone(),
+    })
+    .max_decoding_message_size(limit)
+    .max_encoding_message_size(limit);
     let workflows = WorkflowServiceServer::new(workflow_service::WorkflowApi { engine })
         .max_decoding_message_size(limit);
 

@@ -23,7 +23,9 @@ const MAX_PAGE: i32 = 1000;
 fn page_size(requested: i32, default: i32) -> Result<i64, EngineError> {
     match requested {
         0 => Ok(default as i64),
-        n if n < 0 => Err(EngineError::InvalidArgument(format!("page_size must not be negative, got {n}"))),
+        n if n < 0 => Err(EngineError::InvalidArgument(format!(
+            "page_size must not be negative, got {n}"
+        ))),
         n => Ok(n.min(MAX_PAGE) as i64),
     }
 }
@@ -36,26 +38,47 @@ fn decode_token(token: &str) -> Result<Option<i64>, EngineError> {
     if token.is_empty() {
         return Ok(None);
     }
-    let bad = || EngineError::InvalidArgument("page_token is not a token from a previous ListRuns response".into());
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let bad = || {
+        EngineError::InvalidArgument(
+            "page_token is not a token from a previous ListRuns response".into(),
+        )
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
     let text = String::from_utf8(raw).map_err(|_| bad())?;
-    text.strip_prefix("runs:").and_then(|n| n.parse().ok()).map(Some).ok_or_else(bad)
+    text.strip_prefix("runs:")
+        .and_then(|n| n.parse().ok())
+        .map(Some)
+        .ok_or_else(bad)
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::WatchRunResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl RunService for RunApi {
-    async fn start_run(&self, req: Request<pb::StartRunRequest>) -> Result<Response<pb::StartRunResponse>, Status> {
+    async fn start_run(
+        &self,
+        req: Request<pb::StartRunRequest>,
+    ) -> Result<Response<pb::StartRunResponse>, Status> {
         let req = req.into_inner();
         let files: BTreeMap<_, _> = req.files.into_iter().collect();
         let variables: BTreeMap<_, _> = req.variables.into_iter().collect();
-        let src = WorkflowSource { text: &req.workflow, files: &files, variables: &variables };
+        let src = WorkflowSource {
+            text: &req.workflow,
+            files: &files,
+            variables: &variables,
+        };
         let run = self.engine.start_run(src).await?;
-        Ok(Response::new(pb::StartRunResponse { run: Some(convert::run(&run)) }))
+        Ok(Response::new(pb::StartRunResponse {
+            run: Some(convert::run(&run)),
+        }))
     }
 
-    async fn get_run(&self, req: Request<pb::GetRunRequest>) -> Result<Response<pb::GetRunResponse>, Status> {
+    async fn get_run(
+        &self,
+        req: Request<pb::GetRunRequest>,
+    ) -> Result<Response<pb::GetRunResponse>, Status> {
         let req = req.into_inner();
         let run = self.engine.get_run(&req.run_id).await?;
         let mut out = convert::run(&run);
@@ -63,14 +86,25 @@ impl RunService for RunApi {
             out.workflow_content = self.engine.workflow_content(&run).await?;
         }
         let nodes = if req.include_nodes {
-            self.engine.nodes_of_run(&run).await?.iter().map(convert::node).collect()
+            self.engine
+                .nodes_of_run(&run)
+                .await?
+                .iter()
+                .map(convert::node)
+                .collect()
         } else {
             Vec::new()
         };
-        Ok(Response::new(pb::GetRunResponse { run: Some(out), nodes }))
+        Ok(Response::new(pb::GetRunResponse {
+            run: Some(out),
+            nodes,
+        }))
     }
 
-    async fn list_runs(&self, req: Request<pb::ListRunsRequest>) -> Result<Response<pb::ListRunsResponse>, Status> {
+    async fn list_runs(
+        &self,
+        req: Request<pb::ListRunsRequest>,
+    ) -> Result<Response<pb::ListRunsResponse>, Status> {
         let req = req.into_inner();
         let limit = page_size(req.page_size, DEFAULT_PAGE)?;
         let before = decode_token(&req.page_token)?;
@@ -87,75 +121,132 @@ impl RunService for RunApi {
         } else {
             String::new()
         };
-        Ok(Response::new(pb::ListRunsResponse { runs: runs.iter().map(convert::run).collect(), next_page_token }))
+        Ok(Response::new(pb::ListRunsResponse {
+            runs: runs.iter().map(convert::run).collect(),
+            next_page_token,
+        }))
     }
 
-    async fn replay_run(&self, req: Request<pb::ReplayRunRequest>) -> Result<Response<pb::ReplayRunResponse>, Status> {
+    async fn replay_run(
+        &self,
+        req: Request<pb::ReplayRunRequest>,
+    ) -> Result<Response<pb::ReplayRunResponse>, Status> {
         let req = req.into_inner();
         let request = ReplayRequest {
             run: req.run_id,
             workflow: Some(req.workflow).filter(|w| !w.trim().is_empty()),
             files: req.files.into_iter().collect(),
             from: Some(req.from).filter(|f| !f.trim().is_empty()),
-            swaps: req.swaps.into_iter().map(|s| AgentSwap { node_id: s.node_id, agent: s.agent }).collect(),
+            swaps: req
+                .swaps
+                .into_iter()
+                .map(|s| AgentSwap {
+                    node_id: s.node_id,
+                    agent: s.agent,
+                })
+                .collect(),
             overrides: req
                 .overrides
                 .into_iter()
-                .map(|o| OutputOverride { selector: o.selector, output: o.output, value: o.value })
+                .map(|o| OutputOverride {
+                    selector: o.selector,
+                    output: o.output,
+                    value: o.value,
+                })
                 .collect(),
             variables: req.variables.into_iter().collect(),
             allow_drift: req.allow_drift,
         };
         let run = self.engine.replay_run(request).await?;
-        Ok(Response::new(pb::ReplayRunResponse { run: Some(convert::run(&run)) }))
+        Ok(Response::new(pb::ReplayRunResponse {
+            run: Some(convert::run(&run)),
+        }))
     }
 
-    async fn cancel_run(&self, req: Request<pb::CancelRunRequest>) -> Result<Response<pb::CancelRunResponse>, Status> {
+    async fn cancel_run(
+        &self,
+        req: Request<pb::CancelRunRequest>,
+    ) -> Result<Response<pb::CancelRunResponse>, Status> {
         let run = self.engine.cancel_run(&req.into_inner().run_id).await?;
-        Ok(Response::new(pb::CancelRunResponse { run: Some(convert::run(&run)) }))
+        Ok(Response::new(pb::CancelRunResponse {
+            run: Some(convert::run(&run)),
+        }))
     }
 
     type WatchRunStream = EventStream;
 
-    async fn watch_run(&self, req: Request<pb::WatchRunRequest>) -> Result<Response<Self::WatchRunStream>, Status> {
+    async fn watch_run(
+        &self,
+        req: Request<pb::WatchRunRequest>,
+    ) -> Result<Response<Self::WatchRunStream>, Status> {
         let req = req.into_inner();
         let events = self.engine.watch(&req.run_id, req.after_sequence).await?;
         let stream = events.map(|e| match e {
-            Ok(e) => Ok(pb::WatchRunResponse { event: Some(convert::event(&e)) }),
+            Ok(e) => Ok(pb::WatchRunResponse {
+                event: Some(convert::event(&e)),
+            }),
             Err(e) => Err(Status::from(e)),
         });
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn resolve_wait(&self, req: Request<pb::ResolveWaitRequest>) -> Result<Response<pb::ResolveWaitResponse>, Status> {
+    async fn resolve_wait(
+        &self,
+        req: Request<pb::ResolveWaitRequest>,
+    ) -> Result<Response<pb::ResolveWaitResponse>, Status> {
         let req = req.into_inner();
-        let decision = pb::WaitDecision::try_from(req.decision)
-            .map_err(|_| Status::invalid_argument(format!("decision {} is not a WaitDecision", req.decision)))?;
+        let decision = pb::WaitDecision::try_from(req.decision).map_err(|_| {
+            Status::invalid_argument(format!("decision {} is not a WaitDecision", req.decision))
+        })?;
         let feedback = Some(req.feedback).filter(|f| !f.is_empty());
         let value = match decision {
             pb::WaitDecision::Unspecified => {
                 if feedback.is_some() {
-                    return Err(Status::invalid_argument("feedback goes with a decision (approve or reject)"));
+                    return Err(Status::invalid_argument(
+                        "feedback goes with a decision (approve or reject)",
+                    ));
                 }
                 WaitValue::Input(req.value)
             }
             _ if !req.value.is_empty() => {
-                return Err(Status::invalid_argument("give either a value (input waits) or a decision (approval waits), not both"));
+                return Err(Status::invalid_argument(
+                    "give either a value (input waits) or a decision (approval waits), not both",
+                ));
             }
-            pb::WaitDecision::Approve => WaitValue::Decision { approved: true, feedback },
-            pb::WaitDecision::Reject => WaitValue::Decision { approved: false, feedback },
+            pb::WaitDecision::Approve => WaitValue::Decision {
+                approved: true,
+                feedback,
+            },
+            pb::WaitDecision::Reject => WaitValue::Decision {
+                approved: false,
+                feedback,
+            },
         };
-        let (wait, run) = self.engine.resolve_wait(&req.run_id, &req.node_id, value).await?;
-        Ok(Response::new(pb::ResolveWaitResponse { wait: Some(convert::wait(&wait)), run: Some(convert::run(&run)) }))
+        let (wait, run) = self
+            .engine
+            .resolve_wait(&req.run_id, &req.node_id, value)
+            .await?;
+        Ok(Response::new(pb::ResolveWaitResponse {
+            wait: Some(convert::wait(&wait)),
+            run: Some(convert::run(&run)),
+        }))
     }
 
-    async fn list_waits(&self, req: Request<pb::ListWaitsRequest>) -> Result<Response<pb::ListWaitsResponse>, Status> {
+    async fn list_waits(
+        &self,
+        req: Request<pb::ListWaitsRequest>,
+    ) -> Result<Response<pb::ListWaitsResponse>, Status> {
         let req = req.into_inner();
         let waits = self.engine.list_waits(Some(req.run_id.as_str())).await?;
-        Ok(Response::new(pb::ListWaitsResponse { waits: waits.iter().map(convert::wait).collect() }))
+        Ok(Response::new(pb::ListWaitsResponse {
+            waits: waits.iter().map(convert::wait).collect(),
+        }))
     }
 
-    async fn diff_runs(&self, req: Request<pb::DiffRunsRequest>) -> Result<Response<pb::DiffRunsResponse>, Status> {
+    async fn diff_runs(
+        &self,
+        req: Request<pb::DiffRunsRequest>,
+    ) -> Result<Response<pb::DiffRunsResponse>, Status> {
         let req = req.into_inner();
         let diff = self.engine.diff_runs(&req.run_a, &req.run_b).await?;
         Ok(Response::new(convert::diff(&diff)))
@@ -167,9 +258,13 @@ impl RunService for RunApi {
     ) -> Result<Response<pb::GetNodeExecutionResponse>, Status> {
         let req = req.into_inner();
         if req.step.trim().is_empty() {
-            return Err(Status::invalid_argument("step is required: a node id or node-execution id"));
+            return Err(Status::invalid_argument(
+                "step is required: a node id or node-execution id",
+            ));
         }
         let node = self.engine.node_execution(&req.run_id, &req.step).await?;
-        Ok(Response::new(pb::GetNodeExecutionResponse { node_execution: Some(convert::node(&node)) }))
+        Ok(Response::new(pb::GetNodeExecutionResponse {
+            node_execution: Some(convert::node(&node)),
+        }))
     }
 }

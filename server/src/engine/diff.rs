@@ -53,13 +53,35 @@ impl Engine {
         let run_b = self.get_run(b).await?;
         let nodes_a = self.nodes_of_run(&run_a).await?;
         let nodes_b = self.nodes_of_run(&run_b).await?;
-        let ids: Vec<String> = nodes_a.iter().chain(&nodes_b).flat_map(|n| n.output_artifacts.iter().cloned()).collect();
-        let artifacts: HashMap<String, Artifact> =
-            self.store().artifacts_by_ids(&ids).await?.into_iter().map(|a| (a.id.clone(), a)).collect();
+        let ids: Vec<String> = nodes_a
+            .iter()
+            .chain(&nodes_b)
+            .flat_map(|n| n.output_artifacts.iter().cloned())
+            .collect();
+        let artifacts: HashMap<String, Artifact> = self
+            .store()
+            .artifacts_by_ids(&ids)
+            .await?
+            .into_iter()
+            .map(|a| (a.id.clone(), a))
+            .collect();
 
         let mut order: Vec<String> = nodes_a.iter().map(|n| n.node_id.clone()).collect();
-        order.extend(nodes_b.iter().map(|n| n.node_id.clone()).filter(|id| !nodes_a.iter().any(|n| &n.node_id == id)));
-        let mut diff = RunDiff { run_a, run_b, nodes: Vec::new(), changed: 0, unchanged: 0, only_a: 0, only_b: 0 };
+        order.extend(
+            nodes_b
+                .iter()
+                .map(|n| n.node_id.clone())
+                .filter(|id| !nodes_a.iter().any(|n| &n.node_id == id)),
+        );
+        let mut diff = RunDiff {
+            run_a,
+            run_b,
+            nodes: Vec::new(),
+            changed: 0,
+            unchanged: 0,
+            only_a: 0,
+            only_b: 0,
+        };
         for id in order {
             let a = nodes_a.iter().find(|n| n.node_id == id).cloned();
             let b = nodes_b.iter().find(|n| n.node_id == id).cloned();
@@ -68,7 +90,9 @@ impl Engine {
                 (Some(_), None) => Presence::OnlyA,
                 _ => Presence::OnlyB,
             };
-            let outputs = self.diff_outputs(&id, a.as_ref(), b.as_ref(), &artifacts).await?;
+            let outputs = self
+                .diff_outputs(&id, a.as_ref(), b.as_ref(), &artifacts)
+                .await?;
             let changed = presence != Presence::Both
                 || outputs.iter().any(|o| o.changed)
                 || a.as_ref().map(effective_status) != b.as_ref().map(effective_status)
@@ -79,7 +103,14 @@ impl Engine {
                 Presence::Both if changed => diff.changed += 1,
                 Presence::Both => diff.unchanged += 1,
             }
-            diff.nodes.push(NodeDiff { node_id: id, presence, a, b, outputs, changed });
+            diff.nodes.push(NodeDiff {
+                node_id: id,
+                presence,
+                a,
+                b,
+                outputs,
+                changed,
+            });
         }
         Ok(diff)
     }
@@ -103,13 +134,22 @@ impl Engine {
         };
         let (outs_a, outs_b) = (named(a), named(b));
         let mut names: Vec<String> = outs_a.iter().map(|(n, _)| n.clone()).collect();
-        names.extend(outs_b.iter().map(|(n, _)| n.clone()).filter(|n| !outs_a.iter().any(|(m, _)| m == n)));
+        names.extend(
+            outs_b
+                .iter()
+                .map(|(n, _)| n.clone())
+                .filter(|n| !outs_a.iter().any(|(m, _)| m == n)),
+        );
         let mut out = Vec::new();
         for name in names {
             let art_a = outs_a.iter().find(|(n, _)| n == &name).map(|(_, a)| a);
             let art_b = outs_b.iter().find(|(n, _)| n == &name).map(|(_, a)| a);
             let changed = art_a.map(|a| &a.sha256) != art_b.map(|a| &a.sha256);
-            let text_diff = if changed { self.text_diff(node_id, &name, art_a, art_b).await? } else { String::new() };
+            let text_diff = if changed {
+                self.text_diff(node_id, &name, art_a, art_b).await?
+            } else {
+                String::new()
+            };
             out.push(OutputDiff {
                 name,
                 artifact_a: art_a.map(|a| a.id.clone()),
@@ -121,8 +161,17 @@ impl Engine {
         Ok(out)
     }
 
-    async fn text_diff(&self, node: &str, name: &str, a: Option<&Artifact>, b: Option<&Artifact>) -> EngineResult<String> {
-        if a.iter().chain(b.iter()).any(|x| x.size as usize > MAX_TEXT_DIFF_BYTES) {
+    async fn text_diff(
+        &self,
+        node: &str,
+        name: &str,
+        a: Option<&Artifact>,
+        b: Option<&Artifact>,
+    ) -> EngineResult<String> {
+        if a.iter()
+            .chain(b.iter())
+            .any(|x| x.size as usize > MAX_TEXT_DIFF_BYTES)
+        {
             return Ok(format!(
                 "(outputs differ: {} and {} bytes, too large for a text diff)",
                 a.map_or(0, |x| x.size),
@@ -152,7 +201,11 @@ impl Engine {
 
 /// Reused output is the same outcome as completed output.
 fn effective_status(n: &NodeExecution) -> NodeStatus {
-    if n.status == NodeStatus::Reused { NodeStatus::Completed } else { n.status }
+    if n.status == NodeStatus::Reused {
+        NodeStatus::Completed
+    } else {
+        n.status
+    }
 }
 
 /// JSON is pretty-printed so a line diff shows what changed.
@@ -170,4 +223,3 @@ fn readable(text: &str, media_type: &str) -> String {
     }
     out
 }
-

@@ -10,7 +10,7 @@ use super::template::{self, Ref, Resolved};
 use super::workflow::{Node, Workflow};
 use super::{ActiveRun, EngineInner};
 use crate::error::EngineError;
-use crate::store::{WriteBatch, sha256_hex};
+use crate::store::WriteBatch;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -29,8 +29,16 @@ enum SkipCause {
 
 /// Messages from running node tasks to the driver.
 enum NodeMsg {
-    Delta { pos: usize, text: String },
-    Retrying { pos: usize, attempt: u32, error: String, origin: FailureOrigin },
+    Delta {
+        pos: usize,
+        text: String,
+    },
+    Retrying {
+        pos: usize,
+        attempt: u32,
+        error: String,
+        origin: FailureOrigin,
+    },
 }
 
 /// Acknowledges that a write is durable (or why it is not).
@@ -61,7 +69,10 @@ impl WaitKind {
 
 pub enum WaitValue {
     Input(String),
-    Decision { approved: bool, feedback: Option<String> },
+    Decision {
+        approved: bool,
+        feedback: Option<String>,
+    },
 }
 
 /// An answer to a waiting node, acknowledged once it is durable.
@@ -117,7 +128,11 @@ impl Committer {
             }
             Ok(())
         });
-        Self { tx: Some(tx), handle: Some(handle), failed }
+        Self {
+            tx: Some(tx),
+            handle: Some(handle),
+            failed,
+        }
     }
 }
 
@@ -164,7 +179,11 @@ impl RunDriver {
         let mut consumers_left = vec![0; n];
         for node in &workflow.nodes {
             let mut producers: Vec<&String> = node.depends_on.iter().collect();
-            producers.extend(node.referenced_nodes.iter().filter(|r| !node.depends_on.contains(r)));
+            producers.extend(
+                node.referenced_nodes
+                    .iter()
+                    .filter(|r| !node.depends_on.contains(r)),
+            );
             for p in producers {
                 consumers_left[workflow.index[p]] += 1;
             }
@@ -173,7 +192,12 @@ impl RunDriver {
         let pending_deps = workflow
             .nodes
             .iter()
-            .map(|node| node.depends_on.iter().filter(|d| !nodes[workflow.index[*d]].status.is_terminal()).count())
+            .map(|node| {
+                node.depends_on
+                    .iter()
+                    .filter(|d| !nodes[workflow.index[*d]].status.is_terminal())
+                    .count()
+            })
             .collect();
         let skip_cause = nodes
             .iter()
@@ -204,7 +228,12 @@ impl RunDriver {
         }
     }
 
-    fn event(&mut self, kind: EventKind, node_id: Option<&str>, detail: EventDetail) -> (i64, Event) {
+    fn event(
+        &mut self,
+        kind: EventKind,
+        node_id: Option<&str>,
+        detail: EventDetail,
+    ) -> (i64, Event) {
         self.next_seq += 1;
         (
             self.run.pk,
@@ -238,7 +267,9 @@ impl RunDriver {
         }
         let batch = std::mem::take(&mut self.pending);
         if let (false, Some(tx)) = (batch.is_empty(), &self.committer.tx) {
-            tx.send((batch, None)).await.map_err(|_| "the run committer stopped".to_string())?;
+            tx.send((batch, None))
+                .await
+                .map_err(|_| "the run committer stopped".to_string())?;
         }
         Ok(())
     }
@@ -248,7 +279,9 @@ impl RunDriver {
         let batch = std::mem::take(&mut self.pending);
         match &self.committer.tx {
             Some(tx) => {
-                if let Err(mpsc::error::SendError((_, Some(ack)))) = tx.send((batch, Some(ack))).await {
+                if let Err(mpsc::error::SendError((_, Some(ack)))) =
+                    tx.send((batch, Some(ack))).await
+                {
                     let _ = ack.send(Err(EngineError::Internal("run committer stopped".into())));
                 }
             }
@@ -263,7 +296,9 @@ impl RunDriver {
         self.flush().await?;
         self.committer.tx = None;
         if let Some(handle) = self.committer.handle.take() {
-            handle.await.map_err(|e| format!("committer stopped: {e}"))??;
+            handle
+                .await
+                .map_err(|e| format!("committer stopped: {e}"))??;
         }
         Ok(())
     }
@@ -282,7 +317,12 @@ impl RunDriver {
             if let Some(handle) = self.committer.handle.take() {
                 let _ = handle.await;
             }
-            self.next_seq = self.engine.store.last_event_sequence(self.run.pk).await.unwrap_or(self.next_seq);
+            self.next_seq = self
+                .engine
+                .store
+                .last_event_sequence(self.run.pk)
+                .await
+                .unwrap_or(self.next_seq);
             self.run.status = RunStatus::Failed;
             self.run.finished_at = Some(now_micros());
             self.run.failure = Some(RunFailure {
@@ -290,9 +330,18 @@ impl RunDriver {
                 message: "internal error while recording the run; see the server log".into(),
                 origin: FailureOrigin::Internal,
             });
-            let mut batch = WriteBatch { run: Some(self.run.clone()), ..Default::default() };
-            let detail = EventDetail { run_status: Some(RunStatus::Failed), message: "internal error".into(), ..Default::default() };
-            batch.events.push(self.event(EventKind::RunFinished, None, detail));
+            let mut batch = WriteBatch {
+                run: Some(self.run.clone()),
+                ..Default::default()
+            };
+            let detail = EventDetail {
+                run_status: Some(RunStatus::Failed),
+                message: "internal error".into(),
+                ..Default::default()
+            };
+            batch
+                .events
+                .push(self.event(EventKind::RunFinished, None, detail));
             if self.engine.store.commit(&batch).await.is_ok() {
                 for (_, e) in batch.events {
                     let _ = self.active.events.send(e);
@@ -306,9 +355,17 @@ impl RunDriver {
         if self.run.status == RunStatus::Pending {
             self.run.status = RunStatus::Running;
             self.run.started_at = Some(now_micros());
-            let mut batch = WriteBatch { run: Some(self.run.clone()), ..Default::default() };
-            let detail = EventDetail { run_status: Some(RunStatus::Running), ..Default::default() };
-            batch.events.push(self.event(EventKind::RunStarted, None, detail));
+            let mut batch = WriteBatch {
+                run: Some(self.run.clone()),
+                ..Default::default()
+            };
+            let detail = EventDetail {
+                run_status: Some(RunStatus::Running),
+                ..Default::default()
+            };
+            batch
+                .events
+                .push(self.event(EventKind::RunStarted, None, detail));
             // Reused and overridden nodes are announced once, up front.
             // Reuse events carry only the node id: a replay that reuses
             // thousands of nodes must stay small on disk.
@@ -364,7 +421,11 @@ impl RunDriver {
                 break;
             }
             // Only waits left: the run is WAITING until someone answers.
-            self.set_run_status(if tasks.is_empty() { RunStatus::Waiting } else { RunStatus::Running });
+            self.set_run_status(if tasks.is_empty() {
+                RunStatus::Waiting
+            } else {
+                RunStatus::Running
+            });
             self.flush().await?;
             tokio::select! {
                 biased;
@@ -422,14 +483,34 @@ impl RunDriver {
         if !failed_deps.is_empty() {
             let reason = format!(
                 "skipped: upstream {} did not complete",
-                failed_deps.iter().map(|d| format!("'{d}'")).collect::<Vec<_>>().join(", ")
+                failed_deps
+                    .iter()
+                    .map(|d| format!("'{d}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
-            return self.skip(pos, SkipCause::Failure, failed_deps, reason).await.map(Some);
+            return self
+                .skip(pos, SkipCause::Failure, failed_deps, reason)
+                .await
+                .map(Some);
         }
-        if !deps.is_empty() && deps.iter().all(|&d| self.skip_cause[d] == Some(SkipCause::Condition)) {
-            let blockers = deps.iter().map(|&d| workflow.nodes[d].id.clone()).collect::<Vec<_>>();
-            let reason = format!("skipped: every dependency was skipped ({})", blockers.join(", "));
-            return self.skip(pos, SkipCause::Condition, blockers, reason).await.map(Some);
+        if !deps.is_empty()
+            && deps
+                .iter()
+                .all(|&d| self.skip_cause[d] == Some(SkipCause::Condition))
+        {
+            let blockers = deps
+                .iter()
+                .map(|&d| workflow.nodes[d].id.clone())
+                .collect::<Vec<_>>();
+            let reason = format!(
+                "skipped: every dependency was skipped ({})",
+                blockers.join(", ")
+            );
+            return self
+                .skip(pos, SkipCause::Condition, blockers, reason)
+                .await
+                .map(Some);
         }
 
         let upstream = self.load_upstream(node).await?;
@@ -443,9 +524,17 @@ impl RunDriver {
                 )
             };
             if !cond.holds(&left, &right) {
-                let reason = format!("skipped: condition `{}` was false ('{}' vs '{}')", cond.raw, truncate(&left, 80), truncate(&right, 80));
+                let reason = format!(
+                    "skipped: condition `{}` was false ('{}' vs '{}')",
+                    cond.raw,
+                    truncate(&left, 80),
+                    truncate(&right, 80)
+                );
                 let blockers = node.referenced_nodes.iter().cloned().collect();
-                return self.skip(pos, SkipCause::Condition, blockers, reason).await.map(Some);
+                return self
+                    .skip(pos, SkipCause::Condition, blockers, reason)
+                    .await
+                    .map(Some);
             }
         }
 
@@ -517,14 +606,27 @@ impl RunDriver {
         rec.agent = self.agents_by_pos[pos].clone();
         rec.started_at.get_or_insert(now);
         rec.attempt_count = first_attempt as i32;
-        rec.attempts.push(AttemptRecord { number: first_attempt as i32, started_at: now, ..Default::default() });
+        rec.attempts.push(AttemptRecord {
+            number: first_attempt as i32,
+            started_at: now,
+            ..Default::default()
+        });
         rec.inputs_json = inputs_json.clone();
         rec.prompt = prompt.clone();
         rec.input_artifacts = input_artifacts;
         let rec = rec.clone();
-        let mut batch = WriteBatch { nodes: vec![rec.clone()], ..Default::default() };
-        let detail = EventDetail { node_status: Some(NodeStatus::Running), attempt: first_attempt as i32, ..Default::default() };
-        batch.events.push(self.event(EventKind::NodeStarted, Some(&node.id), detail));
+        let mut batch = WriteBatch {
+            nodes: vec![rec.clone()],
+            ..Default::default()
+        };
+        let detail = EventDetail {
+            node_status: Some(NodeStatus::Running),
+            attempt: first_attempt as i32,
+            ..Default::default()
+        };
+        batch
+            .events
+            .push(self.event(EventKind::NodeStarted, Some(&node.id), detail));
         self.stage(batch);
 
         let (delta_tx, mut delta_rx) = mpsc::unbounded_channel::<String>();
@@ -594,21 +696,40 @@ impl RunDriver {
             return;
         }
         self.run.status = status;
-        let mut batch = WriteBatch { run: Some(self.run.clone()), ..Default::default() };
-        let detail = EventDetail { run_status: Some(status), ..Default::default() };
-        batch.events.push(self.event(EventKind::RunStatusChanged, None, detail));
+        let mut batch = WriteBatch {
+            run: Some(self.run.clone()),
+            ..Default::default()
+        };
+        let detail = EventDetail {
+            run_status: Some(status),
+            ..Default::default()
+        };
+        batch
+            .events
+            .push(self.event(EventKind::RunStatusChanged, None, detail));
         self.stage(batch);
     }
 
     /// A human node waits: no task runs; ResolveWait answers it.
-    fn start_wait(&mut self, pos: usize, kind: WaitKind, prompt: Option<String>, context: String, input_artifacts: Vec<String>) {
+    fn start_wait(
+        &mut self,
+        pos: usize,
+        kind: WaitKind,
+        prompt: Option<String>,
+        context: String,
+        input_artifacts: Vec<String>,
+    ) {
         let now = now_micros();
         let rec = &mut self.nodes[pos];
         rec.status = NodeStatus::Waiting;
         rec.agent = self.agents_by_pos[pos].clone();
         rec.started_at = Some(now);
         rec.attempt_count = 1;
-        rec.attempts = vec![AttemptRecord { number: 1, started_at: now, ..Default::default() }];
+        rec.attempts = vec![AttemptRecord {
+            number: 1,
+            started_at: now,
+            ..Default::default()
+        }];
         rec.prompt = Some(prompt.unwrap_or_else(|| kind.default_prompt().to_string()));
         rec.inputs_json = Some(context);
         rec.input_artifacts = input_artifacts;
@@ -618,15 +739,23 @@ impl RunDriver {
             message: rec.prompt.clone().unwrap_or_default(),
             ..Default::default()
         };
-        let mut batch = WriteBatch { nodes: vec![rec.clone()], ..Default::default() };
-        batch.events.push(self.event(EventKind::WaitStarted, Some(&rec.node_id), detail));
+        let mut batch = WriteBatch {
+            nodes: vec![rec.clone()],
+            ..Default::default()
+        };
+        batch
+            .events
+            .push(self.event(EventKind::WaitStarted, Some(&rec.node_id), detail));
         self.stage(batch);
     }
 
     /// Records a human answer as the node's outputs (origin `human`).
     async fn on_answer(&mut self, answer: WaitAnswer) -> Result<Vec<usize>, String> {
         let Some(pos) = self.workflow.index.get(&answer.node_id).copied() else {
-            let _ = answer.ack.send(Err(EngineError::NotFound(format!("Step '{}' not found in workflow", answer.node_id))));
+            let _ = answer.ack.send(Err(EngineError::NotFound(format!(
+                "Step '{}' not found in workflow",
+                answer.node_id
+            ))));
             return Ok(Vec::new());
         };
         if self.nodes[pos].status != NodeStatus::Waiting {
@@ -641,7 +770,13 @@ impl RunDriver {
         let node = &workflow.nodes[pos];
         let now = now_micros();
         let (message, values): (String, Vec<(String, String)>) = match &answer.value {
-            WaitValue::Input(text) => (text.clone(), node.outputs.iter().map(|o| (o.clone(), text.clone())).collect()),
+            WaitValue::Input(text) => (
+                text.clone(),
+                node.outputs
+                    .iter()
+                    .map(|o| (o.clone(), text.clone()))
+                    .collect(),
+            ),
             WaitValue::Decision { approved, feedback } => {
                 let decision = if *approved { "approved" } else { "rejected" };
                 let message = match feedback.as_deref().filter(|f| !f.is_empty()) {
@@ -651,7 +786,16 @@ impl RunDriver {
                 let values = node
                     .outputs
                     .iter()
-                    .map(|o| (o.clone(), if o == "feedback" { feedback.clone().unwrap_or_default() } else { decision.to_string() }))
+                    .map(|o| {
+                        (
+                            o.clone(),
+                            if o == "feedback" {
+                                feedback.clone().unwrap_or_default()
+                            } else {
+                                decision.to_string()
+                            },
+                        )
+                    })
                     .collect();
                 (message, values)
             }
@@ -660,24 +804,23 @@ impl RunDriver {
         let rec = &mut self.nodes[pos];
         let mut refs = Vec::new();
         for (name, value) in values {
-            let bytes: Arc<[u8]> = Arc::from(value.as_bytes());
-            let sha = sha256_hex(&bytes);
-            let artifact = Artifact {
-                id: new_id("art"),
-                run_id: self.run.id.clone(),
-                node_id: node.id.clone(),
-                node_execution_id: Some(rec.id.clone()),
-                name: name.clone(),
-                media_type: agents::TEXT.to_string(),
-                size: bytes.len() as i64,
-                sha256: sha.clone(),
-                origin: ArtifactOrigin::Human,
-                derived_from: rec.input_artifacts.clone(),
-                created_at: now,
-            };
-            refs.push(OutputRef { artifact_id: artifact.id.clone(), name, media_type: agents::TEXT.into(), content: Arc::from(value) });
-            batch.contents.push((sha, bytes));
-            batch.artifacts.push((self.run.pk, Some(rec.pk), artifact));
+            let derived = rec.input_artifacts.clone();
+            let id = batch.add_output(
+                self.run.pk,
+                rec,
+                &name,
+                &value,
+                agents::TEXT,
+                ArtifactOrigin::Human,
+                derived,
+                now,
+            );
+            refs.push(OutputRef {
+                artifact_id: id,
+                name,
+                media_type: agents::TEXT.into(),
+                content: Arc::from(value),
+            });
         }
         rec.status = NodeStatus::Completed;
         rec.output_artifacts = refs.iter().map(|r| r.artifact_id.clone()).collect();
@@ -689,8 +832,14 @@ impl RunDriver {
         }
         let rec = rec.clone();
         batch.nodes.push(rec.clone());
-        let detail = EventDetail { node_status: Some(NodeStatus::Completed), message, ..Default::default() };
-        batch.events.push(self.event(EventKind::WaitResolved, Some(&node.id), detail));
+        let detail = EventDetail {
+            node_status: Some(NodeStatus::Completed),
+            message,
+            ..Default::default()
+        };
+        batch
+            .events
+            .push(self.event(EventKind::WaitResolved, Some(&node.id), detail));
         let detail = EventDetail {
             node_status: Some(NodeStatus::Completed),
             attempt: 1,
@@ -698,7 +847,9 @@ impl RunDriver {
             latency_ms: rec.latency_ms,
             ..Default::default()
         };
-        batch.events.push(self.event(EventKind::NodeCompleted, Some(&node.id), detail));
+        batch
+            .events
+            .push(self.event(EventKind::NodeCompleted, Some(&node.id), detail));
         self.stage(batch);
         if self.run.status == RunStatus::Waiting {
             self.set_run_status(RunStatus::Running);
@@ -714,14 +865,25 @@ impl RunDriver {
         match msg {
             NodeMsg::Delta { pos, text } => {
                 let node_id = self.nodes[pos].node_id.clone();
-                let detail = EventDetail { delta: text, ..Default::default() };
-                let batch = WriteBatch { events: vec![self.event(EventKind::NodeOutputDelta, Some(&node_id), detail)], ..Default::default() };
+                let detail = EventDetail {
+                    delta: text,
+                    ..Default::default()
+                };
+                let batch = WriteBatch {
+                    events: vec![self.event(EventKind::NodeOutputDelta, Some(&node_id), detail)],
+                    ..Default::default()
+                };
                 {
                     self.stage(batch);
                     Ok(())
                 }
             }
-            NodeMsg::Retrying { pos, attempt, error, origin } => {
+            NodeMsg::Retrying {
+                pos,
+                attempt,
+                error,
+                origin,
+            } => {
                 let now = now_micros();
                 let rec = &mut self.nodes[pos];
                 if let Some(last) = rec.attempts.last_mut() {
@@ -730,7 +892,11 @@ impl RunDriver {
                     last.error_origin = Some(origin);
                 }
                 rec.attempt_count = attempt as i32 + 1;
-                rec.attempts.push(AttemptRecord { number: attempt as i32 + 1, started_at: now, ..Default::default() });
+                rec.attempts.push(AttemptRecord {
+                    number: attempt as i32 + 1,
+                    started_at: now,
+                    ..Default::default()
+                });
                 let rec = rec.clone();
                 let detail = EventDetail {
                     node_status: Some(NodeStatus::Running),
@@ -738,8 +904,13 @@ impl RunDriver {
                     message: error,
                     ..Default::default()
                 };
-                let mut batch = WriteBatch { nodes: vec![rec.clone()], ..Default::default() };
-                batch.events.push(self.event(EventKind::NodeRetrying, Some(&rec.node_id), detail));
+                let mut batch = WriteBatch {
+                    nodes: vec![rec.clone()],
+                    ..Default::default()
+                };
+                batch
+                    .events
+                    .push(self.event(EventKind::NodeRetrying, Some(&rec.node_id), detail));
                 {
                     self.stage(batch);
                     Ok(())
@@ -762,7 +933,10 @@ impl RunDriver {
             Ok(out) => {
                 let limit = self.engine.settings.max_artifact_bytes;
                 if out.content.len() > limit {
-                    let message = format!("output is {} bytes; the artifact limit is {limit} bytes", out.content.len());
+                    let message = format!(
+                        "output is {} bytes; the artifact limit is {limit} bytes",
+                        out.content.len()
+                    );
                     return self.fail(pos, message, FailureOrigin::Agent, batch).await;
                 }
                 let rec = &mut self.nodes[pos];
@@ -772,24 +946,23 @@ impl RunDriver {
                 let pieces = split_outputs(node, &out);
                 let mut refs = Vec::with_capacity(pieces.len());
                 for (name, content, media_type) in pieces {
-                    let bytes: Arc<[u8]> = Arc::from(content.as_bytes());
-                    let sha = sha256_hex(&bytes);
-                    let artifact = Artifact {
-                        id: new_id("art"),
-                        run_id: self.run.id.clone(),
-                        node_id: node.id.clone(),
-                        node_execution_id: Some(rec.id.clone()),
-                        name: name.clone(),
+                    let derived = rec.input_artifacts.clone();
+                    let id = batch.add_output(
+                        self.run.pk,
+                        rec,
+                        &name,
+                        &content,
+                        media_type,
+                        ArtifactOrigin::Executed,
+                        derived,
+                        now,
+                    );
+                    refs.push(OutputRef {
+                        artifact_id: id,
+                        name,
                         media_type: media_type.to_string(),
-                        size: bytes.len() as i64,
-                        sha256: sha.clone(),
-                        origin: ArtifactOrigin::Executed,
-                        derived_from: rec.input_artifacts.clone(),
-                        created_at: now,
-                    };
-                    refs.push(OutputRef { artifact_id: artifact.id.clone(), name, media_type: media_type.to_string(), content: Arc::from(content) });
-                    batch.contents.push((sha, bytes));
-                    batch.artifacts.push((self.run.pk, Some(rec.pk), artifact));
+                        content: Arc::from(content),
+                    });
                 }
                 rec.status = NodeStatus::Completed;
                 rec.output_artifacts = refs.iter().map(|r| r.artifact_id.clone()).collect();
@@ -807,7 +980,9 @@ impl RunDriver {
                     latency_ms: Some(latency),
                     ..Default::default()
                 };
-                batch.events.push(self.event(EventKind::NodeCompleted, Some(&node.id), detail));
+                batch
+                    .events
+                    .push(self.event(EventKind::NodeCompleted, Some(&node.id), detail));
                 self.stage(batch);
                 if self.consumers_left[pos] > 0 {
                     self.outputs[pos] = Some(Arc::new(refs));
@@ -821,7 +996,13 @@ impl RunDriver {
         }
     }
 
-    async fn fail(&mut self, pos: usize, message: String, origin: FailureOrigin, mut batch: WriteBatch) -> Result<Vec<usize>, String> {
+    async fn fail(
+        &mut self,
+        pos: usize,
+        message: String,
+        origin: FailureOrigin,
+        mut batch: WriteBatch,
+    ) -> Result<Vec<usize>, String> {
         let now = now_micros();
         let rec = &mut self.nodes[pos];
         if let Some(last) = rec.attempts.last_mut() {
@@ -835,7 +1016,11 @@ impl RunDriver {
         let rec = rec.clone();
         self.skip_cause[pos] = Some(SkipCause::Failure);
         if self.run.failure.is_none() {
-            self.run.failure = Some(RunFailure { node_id: rec.node_id.clone(), message: message.clone(), origin });
+            self.run.failure = Some(RunFailure {
+                node_id: rec.node_id.clone(),
+                message: message.clone(),
+                origin,
+            });
         }
         batch.nodes.push(rec.clone());
         let detail = EventDetail {
@@ -845,24 +1030,45 @@ impl RunDriver {
             latency_ms: rec.latency_ms,
             ..Default::default()
         };
-        batch.events.push(self.event(EventKind::NodeFailed, Some(&rec.node_id), detail));
+        batch
+            .events
+            .push(self.event(EventKind::NodeFailed, Some(&rec.node_id), detail));
         self.stage(batch);
         Ok(self.settle(pos))
     }
 
-    async fn skip(&mut self, pos: usize, cause: SkipCause, blocked_by: Vec<String>, reason: String) -> Result<Vec<usize>, String> {
+    async fn skip(
+        &mut self,
+        pos: usize,
+        cause: SkipCause,
+        blocked_by: Vec<String>,
+        reason: String,
+    ) -> Result<Vec<usize>, String> {
         let node = self.workflow.nodes[pos].clone();
         self.release_upstream(&node);
         let rec = &mut self.nodes[pos];
         rec.status = NodeStatus::Skipped;
-        rec.blocked_by = if cause == SkipCause::Failure { blocked_by } else { Vec::new() };
+        rec.blocked_by = if cause == SkipCause::Failure {
+            blocked_by
+        } else {
+            Vec::new()
+        };
         rec.error = Some(reason.clone());
         rec.finished_at = Some(now_micros());
         let rec = rec.clone();
         self.skip_cause[pos] = Some(cause);
-        let mut batch = WriteBatch { nodes: vec![rec.clone()], ..Default::default() };
-        let detail = EventDetail { node_status: Some(NodeStatus::Skipped), message: reason, ..Default::default() };
-        batch.events.push(self.event(EventKind::NodeSkipped, Some(&rec.node_id), detail));
+        let mut batch = WriteBatch {
+            nodes: vec![rec.clone()],
+            ..Default::default()
+        };
+        let detail = EventDetail {
+            node_status: Some(NodeStatus::Skipped),
+            message: reason,
+            ..Default::default()
+        };
+        batch
+            .events
+            .push(self.event(EventKind::NodeSkipped, Some(&rec.node_id), detail));
         self.stage(batch);
         Ok(self.settle(pos))
     }
@@ -881,9 +1087,16 @@ impl RunDriver {
 
     /// Outputs of every node `node` depends on or references, from memory
     /// or, after a restart, from the store.
-    async fn load_upstream(&mut self, node: &Node) -> Result<Vec<(String, Arc<Vec<OutputRef>>)>, String> {
+    async fn load_upstream(
+        &mut self,
+        node: &Node,
+    ) -> Result<Vec<(String, Arc<Vec<OutputRef>>)>, String> {
         let mut ids: Vec<&String> = node.depends_on.iter().collect();
-        ids.extend(node.referenced_nodes.iter().filter(|r| !node.depends_on.contains(r)));
+        ids.extend(
+            node.referenced_nodes
+                .iter()
+                .filter(|r| !node.depends_on.contains(r)),
+        );
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let p = self.workflow.index[id];
@@ -892,7 +1105,11 @@ impl RunDriver {
                 continue;
             }
             if self.outputs[p].is_none() {
-                let loaded = self.engine.load_outputs(&self.nodes[p].output_artifacts).await.map_err(|e| e.to_string())?;
+                let loaded = self
+                    .engine
+                    .load_outputs(&self.nodes[p].output_artifacts)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 self.outputs[p] = Some(Arc::new(loaded));
             }
             out.push((id.clone(), self.outputs[p].clone().unwrap_or_default()));
@@ -903,7 +1120,11 @@ impl RunDriver {
     /// Drops cached outputs nobody downstream still needs.
     fn release_upstream(&mut self, node: &Node) {
         let mut producers: Vec<&String> = node.depends_on.iter().collect();
-        producers.extend(node.referenced_nodes.iter().filter(|r| !node.depends_on.contains(r)));
+        producers.extend(
+            node.referenced_nodes
+                .iter()
+                .filter(|r| !node.depends_on.contains(r)),
+        );
         for p in producers {
             let i = self.workflow.index[p];
             self.consumers_left[i] = self.consumers_left[i].saturating_sub(1);
@@ -914,7 +1135,10 @@ impl RunDriver {
     }
 
     fn counts(&self) -> NodeCounts {
-        let mut c = NodeCounts { total: self.nodes.len() as i32, ..Default::default() };
+        let mut c = NodeCounts {
+            total: self.nodes.len() as i32,
+            ..Default::default()
+        };
         for n in &self.nodes {
             c.add(n.status, 1);
         }
@@ -923,18 +1147,32 @@ impl RunDriver {
 
     async fn finish(&mut self) -> Result<(), String> {
         self.run.counts = self.counts();
-        self.run.status = if self.run.counts.failed > 0 { RunStatus::Failed } else { RunStatus::Completed };
+        self.run.status = if self.run.counts.failed > 0 {
+            RunStatus::Failed
+        } else {
+            RunStatus::Completed
+        };
         if self.run.status == RunStatus::Completed {
             self.run.failure = None;
         }
         self.run.finished_at = Some(now_micros());
-        let mut batch = WriteBatch { run: Some(self.run.clone()), ..Default::default() };
-        let detail = EventDetail {
-            run_status: Some(self.run.status),
-            message: self.run.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default(),
+        let mut batch = WriteBatch {
+            run: Some(self.run.clone()),
             ..Default::default()
         };
-        batch.events.push(self.event(EventKind::RunFinished, None, detail));
+        let detail = EventDetail {
+            run_status: Some(self.run.status),
+            message: self
+                .run
+                .failure
+                .as_ref()
+                .map(|f| f.message.clone())
+                .unwrap_or_default(),
+            ..Default::default()
+        };
+        batch
+            .events
+            .push(self.event(EventKind::RunFinished, None, detail));
         self.stage(batch);
         Ok(())
     }
@@ -962,8 +1200,14 @@ impl RunDriver {
             }
             let rec = rec.clone();
             batch.nodes.push(rec.clone());
-            let detail = EventDetail { node_status: Some(NodeStatus::Cancelled), message: "cancelled".into(), ..Default::default() };
-            batch.events.push(self.event(EventKind::NodeCancelled, Some(&rec.node_id), detail));
+            let detail = EventDetail {
+                node_status: Some(NodeStatus::Cancelled),
+                message: "cancelled".into(),
+                ..Default::default()
+            };
+            batch
+                .events
+                .push(self.event(EventKind::NodeCancelled, Some(&rec.node_id), detail));
         }
         self.run.counts = self.counts();
         self.run.status = RunStatus::Cancelled;
@@ -974,8 +1218,14 @@ impl RunDriver {
             origin: FailureOrigin::Cancelled,
         });
         batch.run = Some(self.run.clone());
-        let detail = EventDetail { run_status: Some(RunStatus::Cancelled), message: "the run was cancelled".into(), ..Default::default() };
-        batch.events.push(self.event(EventKind::RunFinished, None, detail));
+        let detail = EventDetail {
+            run_status: Some(RunStatus::Cancelled),
+            message: "the run was cancelled".into(),
+            ..Default::default()
+        };
+        batch
+            .events
+            .push(self.event(EventKind::RunFinished, None, detail));
         self.stage(batch);
         Ok(())
     }
@@ -987,27 +1237,48 @@ fn resolver<'a>(
     upstream: &'a [(String, Arc<Vec<OutputRef>>)],
 ) -> impl FnMut(&Ref) -> Resolved<'a> + 'a {
     move |r: &Ref| match r {
-        Ref::User(name) => variables.get(name).map(|v| Resolved::Text(v)).unwrap_or(Resolved::Missing),
+        Ref::User(name) => variables
+            .get(name)
+            .map(|v| Resolved::Text(v))
+            .unwrap_or(Resolved::Missing),
         Ref::Env(_) => Resolved::Missing,
         Ref::Output { node, output } => upstream
             .iter()
             .find(|(id, _)| id == node)
             .and_then(|(_, outs)| outs.iter().find(|o| &o.name == output))
-            .map(|o| if o.media_type == agents::JSON { Resolved::Json(&o.content) } else { Resolved::Text(&o.content) })
+            .map(|o| {
+                if o.media_type == agents::JSON {
+                    Resolved::Json(&o.content)
+                } else {
+                    Resolved::Text(&o.content)
+                }
+            })
             .unwrap_or(Resolved::Missing),
     }
 }
 
 /// Resolves `${env.*}` and `${user.*}` in config. Returns the config for the
 /// agent, the secret values to scrub from errors, and a configuration error.
-fn resolve_config(config: &Map<String, Value>, variables: &BTreeMap<String, String>) -> (Map<String, Value>, Vec<String>, Option<String>) {
+fn resolve_config(
+    config: &Map<String, Value>,
+    variables: &BTreeMap<String, String>,
+) -> (Map<String, Value>, Vec<String>, Option<String>) {
     let mut secrets_list = Vec::new();
     let mut error = None;
-    fn walk(v: &Value, key: &str, vars: &BTreeMap<String, String>, secrets_list: &mut Vec<String>, error: &mut Option<String>) -> Value {
+    fn walk(
+        v: &Value,
+        key: &str,
+        vars: &BTreeMap<String, String>,
+        secrets_list: &mut Vec<String>,
+        error: &mut Option<String>,
+    ) -> Value {
         match v {
             Value::String(s) if s.contains("${") => {
                 let resolve = |r: &Ref| match r {
-                    Ref::User(n) => vars.get(n).map(|x| Resolved::Text(x)).unwrap_or(Resolved::Missing),
+                    Ref::User(n) => vars
+                        .get(n)
+                        .map(|x| Resolved::Text(x))
+                        .unwrap_or(Resolved::Missing),
                     _ => Resolved::Missing,
                 };
                 let mut out = String::new();
@@ -1041,8 +1312,17 @@ fn resolve_config(config: &Map<String, Value>, variables: &BTreeMap<String, Stri
                 }
                 v.clone()
             }
-            Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), walk(x, k, vars, secrets_list, error))).collect()),
-            Value::Array(items) => Value::Array(items.iter().map(|x| walk(x, key, vars, secrets_list, error)).collect()),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, x)| (k.clone(), walk(x, k, vars, secrets_list, error)))
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|x| walk(x, key, vars, secrets_list, error))
+                    .collect(),
+            ),
             other => other.clone(),
         }
     }
@@ -1051,7 +1331,12 @@ fn resolve_config(config: &Map<String, Value>, variables: &BTreeMap<String, Stri
     let resolved = config
         .iter()
         .filter(|(_, v)| v.as_str() != Some(secrets::REDACTED))
-        .map(|(k, v)| (k.clone(), walk(v, k, variables, &mut secrets_list, &mut error)))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                walk(v, k, variables, &mut secrets_list, &mut error),
+            )
+        })
         .collect();
     (resolved, secrets_list, error)
 }
@@ -1077,7 +1362,10 @@ fn split_outputs(node: &Node, out: &agents::AgentOutput) -> Vec<(String, String,
             }
         }
     }
-    node.outputs.iter().map(|o| (o.clone(), out.content.clone(), out.media_type)).collect()
+    node.outputs
+        .iter()
+        .map(|o| (o.clone(), out.content.clone(), out.media_type))
+        .collect()
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -6,7 +6,7 @@ use super::model::*;
 use super::replay::{self, ReplayChanges};
 use super::{Engine, WorkflowSource, new_node_execution};
 use crate::error::{EngineError, EngineResult};
-use crate::store::{RunRef, WriteBatch, sha256_hex};
+use crate::store::{RunRef, WriteBatch};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -28,7 +28,9 @@ pub struct ReplayRequest {
 /// `${node.output}` embeds it as such; anything else is text.
 fn override_media_type(value: &str) -> &'static str {
     let t = value.trim_start();
-    if (t.starts_with('{') || t.starts_with('[')) && serde_json::from_str::<serde_json::Value>(value).is_ok() {
+    if (t.starts_with('{') || t.starts_with('['))
+        && serde_json::from_str::<serde_json::Value>(value).is_ok()
+    {
         super::agents::JSON
     } else {
         super::agents::TEXT
@@ -52,7 +54,11 @@ impl Engine {
             Some(text) => (text, req.files, BTreeMap::new()),
             None => (
                 self.workflow_content(&source).await?,
-                if req.files.is_empty() { source.files.clone() } else { req.files },
+                if req.files.is_empty() {
+                    source.files.clone()
+                } else {
+                    req.files
+                },
                 source
                     .replay
                     .iter()
@@ -68,7 +74,11 @@ impl Engine {
             }
             variables.insert(k, v);
         }
-        let src = WorkflowSource { text: &text, files: &files, variables: &variables };
+        let src = WorkflowSource {
+            text: &text,
+            files: &files,
+            variables: &variables,
+        };
         let workflow = Arc::new(self.load_valid(&src).await?);
         let text = super::redact_snapshot(&text, &workflow);
         self.check_capacity()?;
@@ -88,47 +98,49 @@ impl Engine {
         }
 
         let now = now_micros();
-        let mut run = Run {
-            pk: 0,
-            id: new_id("run"),
-            workflow_name: workflow.name.clone(),
-            workflow_description: workflow.description.clone(),
-            workflow_sha256: sha256_hex(text.as_bytes()),
-            files,
-            variables,
-            status: RunStatus::Pending,
-            created_at: now,
-            started_at: None,
-            finished_at: None,
-            counts: NodeCounts { total: workflow.nodes.len() as i32, ..Default::default() },
-            usage: Usage::default(),
-            failure: None,
-            replay: Some(ReplayInfo {
-                forked_from: source.id.clone(),
-                forked_at_step: plan.forked_at_step.clone(),
-                roots: plan.roots.clone(),
-                swaps: {
-                    let mut swaps = plan.swaps.clone();
-                    for (node_id, agent) in &inherited_agents {
-                        if !swaps.iter().any(|s| &s.node_id == node_id) && workflow.node(node_id).is_some() {
-                            swaps.push(AgentSwap { node_id: node_id.clone(), agent: agent.clone() });
-                        }
-                    }
-                    swaps
-                },
-                overrides: plan.overrides.clone(),
-                changed_variables: changed_variables.into_iter().collect(),
-                allow_drift: req.allow_drift,
-                replay_set: plan.replay_set.iter().map(|&p| workflow.nodes[p].id.clone()).collect(),
-            }),
+        let stored = WorkflowSource {
+            text: &text,
+            files: &files,
+            variables: &variables,
         };
+        let replay_info = Some(ReplayInfo {
+            forked_from: source.id.clone(),
+            forked_at_step: plan.forked_at_step.clone(),
+            roots: plan.roots.clone(),
+            swaps: {
+                let mut swaps = plan.swaps.clone();
+                for (node_id, agent) in &inherited_agents {
+                    if !swaps.iter().any(|s| &s.node_id == node_id)
+                        && workflow.node(node_id).is_some()
+                    {
+                        swaps.push(AgentSwap {
+                            node_id: node_id.clone(),
+                            agent: agent.clone(),
+                        });
+                    }
+                }
+                swaps
+            },
+            overrides: plan.overrides.clone(),
+            changed_variables: changed_variables.into_iter().collect(),
+            allow_drift: req.allow_drift,
+            replay_set: plan
+                .replay_set
+                .iter()
+                .map(|&p| workflow.nodes[p].id.clone())
+                .collect(),
+        });
+        let mut run = super::new_run(&workflow, &stored, replay_info);
 
         // Rows only for what this run does itself: replayed and overridden
         // nodes. Reused nodes are resolved from the source when read.
         let mut rows: Vec<NodeExecution> = Vec::new();
         let mut row_pos: Vec<usize> = Vec::new();
         for (pos, node) in workflow.nodes.iter().enumerate() {
-            if plan.replay_set.contains(&pos) || plan.overridden.contains_key(&pos) || plan.carried_skips.contains_key(&pos) {
+            if plan.replay_set.contains(&pos)
+                || plan.overridden.contains_key(&pos)
+                || plan.carried_skips.contains_key(&pos)
+            {
                 rows.push(new_node_execution(&run.id, pos, node, &plan.agents[pos]));
                 row_pos.push(pos);
             }
@@ -145,9 +157,15 @@ impl Engine {
                 run_id: run.id.clone(),
                 position: pos as i32,
                 status: NodeStatus::Reused,
-                reused_from_run: Some(rec.reused_from_run.clone().unwrap_or_else(|| source.id.clone())),
+                reused_from_run: Some(
+                    rec.reused_from_run
+                        .clone()
+                        .unwrap_or_else(|| source.id.clone()),
+                ),
                 reused_from_node_execution: Some(
-                    rec.reused_from_node_execution.clone().unwrap_or_else(|| rec.id.clone()),
+                    rec.reused_from_node_execution
+                        .clone()
+                        .unwrap_or_else(|| rec.id.clone()),
                 ),
                 pk: 0,
                 ..rec.clone()
@@ -177,24 +195,17 @@ impl Engine {
             for name in &node.outputs {
                 match values.get(name) {
                     Some(value) => {
-                        let bytes: Arc<[u8]> = Arc::from(value.as_bytes());
-                        let sha = sha256_hex(&bytes);
-                        let artifact = Artifact {
-                            id: new_id("art"),
-                            run_id: run.id.clone(),
-                            node_id: node.id.clone(),
-                            node_execution_id: Some(rec.id.clone()),
-                            name: name.clone(),
-                            media_type: override_media_type(value).to_string(),
-                            size: bytes.len() as i64,
-                            sha256: sha.clone(),
-                            origin: ArtifactOrigin::Override,
-                            derived_from: Vec::new(),
-                            created_at: now,
-                        };
-                        outputs.push(artifact.id.clone());
-                        batch.contents.push((sha, bytes));
-                        batch.artifacts.push((run.pk, Some(rec.pk), artifact));
+                        let media_type = override_media_type(value);
+                        outputs.push(batch.add_output(
+                            run.pk,
+                            rec,
+                            name,
+                            value,
+                            media_type,
+                            ArtifactOrigin::Override,
+                            Vec::new(),
+                            now,
+                        ));
                     }
                     None => {
                         if let Some(a) = source_arts.iter().find(|a| &a.name == name) {
@@ -213,7 +224,10 @@ impl Engine {
         }
         self.store().commit(&batch).await?;
 
-        let nodes: Vec<NodeExecution> = nodes.into_iter().map(|n| n.expect("every node is planned")).collect();
+        let nodes: Vec<NodeExecution> = nodes
+            .into_iter()
+            .map(|n| n.expect("every node is planned"))
+            .collect();
         self.spawn_driver(run.clone(), workflow, nodes, plan.agents, 0);
         Ok(run)
     }

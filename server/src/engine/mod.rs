@@ -10,8 +10,8 @@ pub use executor::{WaitKind, WaitValue};
 pub use waits::Wait;
 mod fork;
 pub use fork::ReplayRequest;
-pub mod replay;
 pub mod model;
+pub mod replay;
 pub mod secrets;
 pub mod template;
 pub mod workflow;
@@ -61,7 +61,12 @@ impl Engine {
     pub async fn open(settings: Settings) -> EngineResult<Self> {
         let store = Store::open(&settings.db_path).await?;
         let permits = Arc::new(Semaphore::new(settings.max_parallel_nodes.max(1)));
-        Ok(Self(Arc::new(EngineInner { store, settings, active: Mutex::new(HashMap::new()), node_permits: permits })))
+        Ok(Self(Arc::new(EngineInner {
+            store,
+            settings,
+            active: Mutex::new(HashMap::new()),
+            node_permits: permits,
+        })))
     }
 
     pub fn store(&self) -> &Store {
@@ -74,7 +79,11 @@ impl Engine {
 
     /// Parses and validates a workflow. Oversized documents are refused
     /// before parsing.
-    pub async fn validate(&self, src: &WorkflowSource<'_>, ignore_missing_variables: bool) -> EngineResult<Loaded> {
+    pub async fn validate(
+        &self,
+        src: &WorkflowSource<'_>,
+        ignore_missing_variables: bool,
+    ) -> EngineResult<Loaded> {
         let limit = self.0.settings.max_workflow_bytes;
         let size = src.text.len() + src.files.values().map(String::len).sum::<usize>();
         if size > limit {
@@ -85,9 +94,16 @@ impl Engine {
         if src.text.trim().is_empty() {
             return Err(EngineError::InvalidArgument("Workflow is empty".into()));
         }
-        let opts = LoadOptions { ignore_missing_variables, max_nodes: self.0.settings.max_nodes };
+        let opts = LoadOptions {
+            ignore_missing_variables,
+            max_nodes: self.0.settings.max_nodes,
+        };
         // Parsing a large document takes a while; keep it off the async workers.
-        let (text, files, variables) = (src.text.to_string(), src.files.clone(), src.variables.clone());
+        let (text, files, variables) = (
+            src.text.to_string(),
+            src.files.clone(),
+            src.variables.clone(),
+        );
         tokio::task::spawn_blocking(move || workflow::load(&text, &files, &variables, opts))
             .await
             .map_err(|e| EngineError::Internal(format!("workflow parser stopped: {e}")))
@@ -116,26 +132,12 @@ impl Engine {
     pub async fn start_run(&self, src: WorkflowSource<'_>) -> EngineResult<Run> {
         let workflow = Arc::new(self.load_valid(&src).await?);
         let stored = redact_snapshot(src.text, &workflow);
-        let src = WorkflowSource { text: &stored, ..src };
-        self.check_capacity()?;
-        let now = now_micros();
-        let mut run = Run {
-            pk: 0,
-            id: new_id("run"),
-            workflow_name: workflow.name.clone(),
-            workflow_description: workflow.description.clone(),
-            workflow_sha256: sha256_hex(src.text.as_bytes()),
-            files: src.files.clone(),
-            variables: src.variables.clone(),
-            status: RunStatus::Pending,
-            created_at: now,
-            started_at: None,
-            finished_at: None,
-            counts: NodeCounts { total: workflow.nodes.len() as i32, pending: workflow.nodes.len() as i32, ..Default::default() },
-            usage: Usage::default(),
-            failure: None,
-            replay: None,
+        let src = WorkflowSource {
+            text: &stored,
+            ..src
         };
+        self.check_capacity()?;
+        let mut run = new_run(&workflow, &src, None);
         let mut nodes: Vec<NodeExecution> = workflow
             .nodes
             .iter()
@@ -159,9 +161,27 @@ impl Engine {
         let (events, _) = broadcast::channel(1024);
         let (done, _) = watch::channel(false);
         let (answers, answers_rx) = mpsc::unbounded_channel();
-        let active = Arc::new(ActiveRun { cancel: CancellationToken::new(), events, done, answers });
-        self.0.active.lock().expect("active runs lock").insert(run.id.clone(), active.clone());
-        let driver = RunDriver::new(self.0.clone(), active, run, workflow, nodes, agents_by_pos, answers_rx, next_seq);
+        let active = Arc::new(ActiveRun {
+            cancel: CancellationToken::new(),
+            events,
+            done,
+            answers,
+        });
+        self.0
+            .active
+            .lock()
+            .expect("active runs lock")
+            .insert(run.id.clone(), active.clone());
+        let driver = RunDriver::new(
+            self.0.clone(),
+            active,
+            run,
+            workflow,
+            nodes,
+            agents_by_pos,
+            answers_rx,
+            next_seq,
+        );
         tokio::spawn(driver.drive());
     }
 
@@ -171,7 +191,13 @@ impl Engine {
         let runs = self.0.store.unfinished_runs().await?;
         let mut resumed = 0;
         for run in runs {
-            if self.0.active.lock().expect("active runs lock").contains_key(&run.id) {
+            if self
+                .0
+                .active
+                .lock()
+                .expect("active runs lock")
+                .contains_key(&run.id)
+            {
                 continue;
             }
             match self.resume(run.clone()).await {
@@ -185,11 +211,20 @@ impl Engine {
     async fn resume(&self, run: Run) -> EngineResult<()> {
         let text = String::from_utf8(self.0.store.content(&run.workflow_sha256).await?)
             .map_err(|_| EngineError::Internal("workflow snapshot is not UTF-8".into()))?;
-        let src = WorkflowSource { text: &text, files: &run.files, variables: &run.variables };
+        let src = WorkflowSource {
+            text: &text,
+            files: &run.files,
+            variables: &run.variables,
+        };
         let workflow = Arc::new(self.load_valid(&src).await?);
         let mut nodes = self.nodes_of_run(&run).await?;
         if nodes.len() != workflow.nodes.len() {
-            return Err(EngineError::Internal(format!("run '{}' has {} node records for {} nodes", run.id, nodes.len(), workflow.nodes.len())));
+            return Err(EngineError::Internal(format!(
+                "run '{}' has {} node records for {} nodes",
+                run.id,
+                nodes.len(),
+                workflow.nodes.len()
+            )));
         }
         for rec in &mut nodes {
             if rec.status == NodeStatus::Running {
@@ -215,7 +250,10 @@ impl Engine {
             return Ok(());
         }
         let total = run.counts.total;
-        let mut counts = NodeCounts { total, ..Default::default() };
+        let mut counts = NodeCounts {
+            total,
+            ..Default::default()
+        };
         let mut recorded = 0;
         for (status, n) in self.0.store.node_counts(run.pk).await? {
             counts.add(status, n);
@@ -227,7 +265,12 @@ impl Engine {
         Ok(())
     }
 
-    pub async fn list_runs(&self, filter: &RunFilter, limit: i64, before_pk: Option<i64>) -> EngineResult<Vec<Run>> {
+    pub async fn list_runs(
+        &self,
+        filter: &RunFilter,
+        limit: i64,
+        before_pk: Option<i64>,
+    ) -> EngineResult<Vec<Run>> {
         let mut runs = self.0.store.list_runs(filter, limit, before_pk).await?;
         for run in &mut runs {
             self.refresh_counts(run).await?;
@@ -243,11 +286,17 @@ impl Engine {
     /// The run's workflow snapshot, parsed.
     pub async fn run_workflow(&self, run: &Run) -> EngineResult<Workflow> {
         let text = self.workflow_content(run).await?;
-        let src = WorkflowSource { text: &text, files: &run.files, variables: &run.variables };
-        self.validate(&src, true)
-            .await?
-            .workflow
-            .ok_or_else(|| EngineError::Internal(format!("stored workflow of run '{}' no longer parses", run.id)))
+        let src = WorkflowSource {
+            text: &text,
+            files: &run.files,
+            variables: &run.variables,
+        };
+        self.validate(&src, true).await?.workflow.ok_or_else(|| {
+            EngineError::Internal(format!(
+                "stored workflow of run '{}' no longer parses",
+                run.id
+            ))
+        })
     }
 
     /// Node executions of a run in topological order. Nodes a replay
@@ -256,8 +305,14 @@ impl Engine {
     /// REUSED with that run's artifacts.
     pub async fn nodes_of_run(&self, run: &Run) -> EngineResult<Vec<NodeExecution>> {
         let workflow = self.run_workflow(run).await?;
-        let mut by_id: HashMap<String, NodeExecution> =
-            self.0.store.nodes_of_run(run.pk).await?.into_iter().map(|n| (n.node_id.clone(), n)).collect();
+        let mut by_id: HashMap<String, NodeExecution> = self
+            .0
+            .store
+            .nodes_of_run(run.pk)
+            .await?
+            .into_iter()
+            .map(|n| (n.node_id.clone(), n))
+            .collect();
         let mut source = run.replay.as_ref().map(|r| r.forked_from.clone());
         while let Some(source_id) = source.take() {
             if workflow.nodes.iter().all(|n| by_id.contains_key(&n.id)) {
@@ -311,7 +366,13 @@ impl Engine {
                 run.id, run.status
             )));
         }
-        let active = self.0.active.lock().expect("active runs lock").get(&run.id).cloned();
+        let active = self
+            .0
+            .active
+            .lock()
+            .expect("active runs lock")
+            .get(&run.id)
+            .cloned();
         let Some(active) = active else {
             return Err(EngineError::FailedPrecondition(format!(
                 "Run '{}' is not executing in this server; it resumes (and can be cancelled) when the server that owns its database restarts",
@@ -325,9 +386,15 @@ impl Engine {
     }
 
     /// Events of a run after `after`, then live ones until the run ends.
-    pub async fn watch(&self, run_ref: &str, after: i64) -> EngineResult<impl Stream<Item = EngineResult<Event>> + use<>> {
+    pub async fn watch(
+        &self,
+        run_ref: &str,
+        after: i64,
+    ) -> EngineResult<impl Stream<Item = EngineResult<Event>> + use<>> {
         if after < 0 {
-            return Err(EngineError::InvalidArgument(format!("after_sequence must be 0 or more, got {after}")));
+            return Err(EngineError::InvalidArgument(format!(
+                "after_sequence must be 0 or more, got {after}"
+            )));
         }
         let run = self.0.store.find_run(RunRef(run_ref)).await?;
         if after > 0 {
@@ -341,7 +408,13 @@ impl Engine {
             }
         }
         // Subscribe before reading history so nothing falls between the two.
-        let live = self.0.active.lock().expect("active runs lock").get(&run.id).map(|a| a.events.subscribe());
+        let live = self
+            .0
+            .active
+            .lock()
+            .expect("active runs lock")
+            .get(&run.id)
+            .map(|a| a.events.subscribe());
         let engine = self.clone();
         Ok(async_stream(engine, run, after, live))
     }
@@ -355,7 +428,12 @@ impl Engine {
 
     /// Artifacts of a run by id, including those a replay reused from
     /// earlier runs (they keep their own id, run and origin).
-    pub async fn artifacts_of_run(&self, run_ref: &str, after: Option<&str>, limit: i64) -> EngineResult<Vec<Artifact>> {
+    pub async fn artifacts_of_run(
+        &self,
+        run_ref: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> EngineResult<Vec<Artifact>> {
         let run = self.0.store.find_run(RunRef(run_ref)).await?;
         if run.replay.is_none() {
             return self.0.store.artifacts_of_run(run.pk, after, limit).await;
@@ -406,12 +484,48 @@ impl EngineInner {
     async fn load_outputs(&self, artifact_ids: &[String]) -> EngineResult<Vec<OutputRef>> {
         let mut out = Vec::with_capacity(artifact_ids.len());
         for a in self.store.artifacts_by_ids(artifact_ids).await? {
-            let content = String::from_utf8_lossy(&self.store.content(&a.sha256).await?).into_owned();
-            out.push(OutputRef { artifact_id: a.id, name: a.name, media_type: a.media_type, content: Arc::from(content) });
+            let content =
+                String::from_utf8_lossy(&self.store.content(&a.sha256).await?).into_owned();
+            out.push(OutputRef {
+                artifact_id: a.id,
+                name: a.name,
+                media_type: a.media_type,
+                content: Arc::from(content),
+            });
         }
         // Keep the order the node declared its outputs in.
         out.sort_by_key(|o| artifact_ids.iter().position(|id| id == &o.artifact_id));
         Ok(out)
+    }
+}
+
+/// A run about to start, before it has a primary key.
+pub(crate) fn new_run(
+    workflow: &Workflow,
+    src: &WorkflowSource<'_>,
+    replay: Option<ReplayInfo>,
+) -> Run {
+    let total = workflow.nodes.len() as i32;
+    Run {
+        pk: 0,
+        id: new_id("run"),
+        workflow_name: workflow.name.clone(),
+        workflow_description: workflow.description.clone(),
+        workflow_sha256: sha256_hex(src.text.as_bytes()),
+        files: src.files.clone(),
+        variables: src.variables.clone(),
+        status: RunStatus::Pending,
+        created_at: now_micros(),
+        started_at: None,
+        finished_at: None,
+        counts: NodeCounts {
+            total,
+            pending: total,
+            ..Default::default()
+        },
+        usage: Usage::default(),
+        failure: None,
+        replay,
     }
 }
 
@@ -430,7 +544,12 @@ pub(crate) fn redact_snapshot(text: &str, workflow: &Workflow) -> String {
     out
 }
 
-pub(crate) fn new_node_execution(run_id: &str, pos: usize, node: &workflow::Node, agent: &str) -> NodeExecution {
+pub(crate) fn new_node_execution(
+    run_id: &str,
+    pos: usize,
+    node: &workflow::Node,
+    agent: &str,
+) -> NodeExecution {
     NodeExecution {
         pk: 0,
         id: new_id("nex"),
@@ -467,13 +586,21 @@ pub fn select_step<'a>(nodes: &'a [NodeExecution], step: &str) -> EngineResult<&
     if let Some(n) = nodes.iter().find(|n| n.node_id == step || n.id == step) {
         return Ok(n);
     }
-    let matches: Vec<&NodeExecution> = nodes.iter().filter(|n| !step.is_empty() && n.id.starts_with(step)).collect();
+    let matches: Vec<&NodeExecution> = nodes
+        .iter()
+        .filter(|n| !step.is_empty() && n.id.starts_with(step))
+        .collect();
     match matches.as_slice() {
         [one] => Ok(one),
-        [] => Err(EngineError::NotFound(format!("Step '{step}' not found in workflow"))),
+        [] => Err(EngineError::NotFound(format!(
+            "Step '{step}' not found in workflow"
+        ))),
         many => Err(EngineError::InvalidArgument(format!(
             "Step '{step}' is ambiguous; it matches {}",
-            many.iter().map(|n| format!("{} ({})", n.id, n.node_id)).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|n| format!("{} ({})", n.id, n.node_id))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -487,7 +614,14 @@ fn async_stream(
     live: Option<broadcast::Receiver<Event>>,
 ) -> impl Stream<Item = EngineResult<Event>> {
     futures::stream::unfold(
-        (engine, run, after, live, std::collections::VecDeque::<Event>::new(), false),
+        (
+            engine,
+            run,
+            after,
+            live,
+            std::collections::VecDeque::<Event>::new(),
+            false,
+        ),
         |(engine, run, mut last, mut live, mut buf, mut ended)| async move {
             loop {
                 if let Some(e) = buf.pop_front() {

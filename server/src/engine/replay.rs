@@ -58,7 +58,12 @@ pub fn plan_replay(
     let mut roots: BTreeSet<usize> = BTreeSet::new();
 
     // 1. The step to replay from: a node id, or a node-execution id of the source run.
-    let from = match changes.from.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let from = match changes
+        .from
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         None => None,
         Some(step) => {
             let node_id = match pos_of(step) {
@@ -78,18 +83,34 @@ pub fn plan_replay(
     let mut agents: Vec<String> = new_wf
         .nodes
         .iter()
-        .map(|n| changes.inherited_agents.get(&n.id).cloned().unwrap_or_else(|| n.agent.clone()))
+        .map(|n| {
+            changes
+                .inherited_agents
+                .get(&n.id)
+                .cloned()
+                .unwrap_or_else(|| n.agent.clone())
+        })
         .collect();
     let mut swaps = Vec::new();
     for swap in &changes.swaps {
         let Some(p) = pos_of(swap.node_id.trim()) else {
-            return Err(invalid(format!("Invalid agent swap: node '{}' not found in workflow", swap.node_id)));
+            return Err(invalid(format!(
+                "Invalid agent swap: node '{}' not found in workflow",
+                swap.node_id
+            )));
         };
-        workflow::check_agent(swap.agent.trim())
-            .map_err(|e| invalid(format!("Invalid agent swap for node '{}': {e}", swap.node_id)))?;
+        workflow::check_agent(swap.agent.trim()).map_err(|e| {
+            invalid(format!(
+                "Invalid agent swap for node '{}': {e}",
+                swap.node_id
+            ))
+        })?;
         agents[p] = swap.agent.trim().to_string();
         roots.insert(p);
-        swaps.push(AgentSwap { node_id: new_wf.nodes[p].id.clone(), agent: agents[p].clone() });
+        swaps.push(AgentSwap {
+            node_id: new_wf.nodes[p].id.clone(),
+            agent: agents[p].clone(),
+        });
     }
 
     // 3. Overrides replace a node's output; its direct consumers run again.
@@ -98,7 +119,10 @@ pub fn plan_replay(
     let mut overrides = Vec::new();
     for o in &changes.overrides {
         let raw = o.selector.trim();
-        let selector = raw.strip_prefix("checkpoint.").filter(|s| pos_of(s).is_some() || !s.is_empty()).unwrap_or(raw);
+        let selector = raw
+            .strip_prefix("checkpoint.")
+            .filter(|s| pos_of(s).is_some() || !s.is_empty())
+            .unwrap_or(raw);
         let node_id = match pos_of(selector) {
             Some(_) => selector.to_string(),
             None => match super::select_step(source_nodes, selector) {
@@ -134,20 +158,35 @@ pub fn plan_replay(
             }
             name
         };
-        overridden.entry(p).or_default().insert(output.clone(), o.value.clone());
-        overrides.push(OutputOverride { selector: node_id.clone(), output, value: o.value.clone() });
+        overridden
+            .entry(p)
+            .or_default()
+            .insert(output.clone(), o.value.clone());
+        overrides.push(OutputOverride {
+            selector: node_id.clone(),
+            output,
+            value: o.value.clone(),
+        });
     }
     for (&p, outs) in &overridden {
         let node = &new_wf.nodes[p];
         if outs.len() < node.outputs.len() {
-            let missing: Vec<&String> = node.outputs.iter().filter(|o| !outs.contains_key(*o)).collect();
+            let missing: Vec<&String> = node
+                .outputs
+                .iter()
+                .filter(|o| !outs.contains_key(*o))
+                .collect();
             // A partly overridden node takes the rest from the source run.
             let source = source_nodes.iter().find(|n| n.node_id == node.id);
             if !source.is_some_and(|s| s.status.has_outputs()) {
                 return Err(EngineError::FailedPrecondition(format!(
                     "Node '{}' has no recorded output {} in run '{source_run}' to combine with the override; override every output",
                     node.id,
-                    missing.iter().map(|m| format!("'{m}'")).collect::<Vec<_>>().join(", ")
+                    missing
+                        .iter()
+                        .map(|m| format!("'{m}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
         }
@@ -163,7 +202,11 @@ pub fn plan_replay(
 
     // 4. Nodes that use a changed variable; 5. nodes new in the workflow.
     for (p, node) in new_wf.nodes.iter().enumerate() {
-        if node.user_vars.iter().any(|v| changes.changed_variables.contains(v)) {
+        if node
+            .user_vars
+            .iter()
+            .any(|v| changes.changed_variables.contains(v))
+        {
             roots.insert(p);
         }
         if source_wf.node(&node.id).is_none() {
@@ -171,7 +214,10 @@ pub fn plan_replay(
         }
     }
     // An overridden node is never executed, even when something made it a root.
-    let roots: BTreeSet<usize> = roots.into_iter().filter(|p| !overridden.contains_key(p)).collect();
+    let roots: BTreeSet<usize> = roots
+        .into_iter()
+        .filter(|p| !overridden.contains_key(p))
+        .collect();
     if roots.is_empty() {
         return Err(invalid(
             "Nothing to replay: give --from STEP, an agent swap, an output override, a changed variable, or a workflow with new nodes"
@@ -190,11 +236,17 @@ pub fn plan_replay(
             for &d in &dependents[p] {
                 in_set[d] = true;
             }
-        } else if new_wf.nodes[p].referenced_nodes.iter().any(|r| in_set[new_wf.index[r]]) {
+        } else if new_wf.nodes[p]
+            .referenced_nodes
+            .iter()
+            .any(|r| in_set[new_wf.index[r]])
+        {
             in_set[p] = true;
         }
     }
-    let replay_set: BTreeSet<usize> = (0..in_set.len()).filter(|&p| in_set[p] && !overridden.contains_key(&p)).collect();
+    let replay_set: BTreeSet<usize> = (0..in_set.len())
+        .filter(|&p| in_set[p] && !overridden.contains_key(&p))
+        .collect();
 
     // Everything else is reused, and must have a result to reuse.
     let mut reused = BTreeMap::new();
@@ -202,7 +254,11 @@ pub fn plan_replay(
     let mut missing = Vec::new();
     let mut drifted = Vec::new();
     for (p, node) in new_wf.nodes.iter().enumerate() {
-        if replay_set.contains(&p) || overridden.get(&p).is_some_and(|o| o.len() == node.outputs.len()) {
+        if replay_set.contains(&p)
+            || overridden
+                .get(&p)
+                .is_some_and(|o| o.len() == node.outputs.len())
+        {
             continue;
         }
         let found = source_nodes.iter().position(|n| n.node_id == node.id);
@@ -218,7 +274,10 @@ pub fn plan_replay(
                     }
                 }
             }
-            Some(i) if source_nodes[i].status == NodeStatus::Skipped && source_nodes[i].blocked_by.is_empty() => {
+            Some(i)
+                if source_nodes[i].status == NodeStatus::Skipped
+                    && source_nodes[i].blocked_by.is_empty() =>
+            {
                 carried_skips.insert(p, i);
             }
             Some(i) => missing.push(format!("'{}' ({})", node.id, source_nodes[i].status)),
@@ -228,22 +287,42 @@ pub fn plan_replay(
     if !missing.is_empty() {
         return Err(EngineError::FailedPrecondition(format!(
             "Nothing to reuse for {} from run '{source_run}': {} did not complete there. Replay from {}: --from {}",
-            if missing.len() == 1 { "a node" } else { "nodes" },
+            if missing.len() == 1 {
+                "a node"
+            } else {
+                "nodes"
+            },
             missing.join(", "),
-            if missing.len() == 1 { "it" } else { "the first of them" },
+            if missing.len() == 1 {
+                "it"
+            } else {
+                "the first of them"
+            },
             missing[0].split('\'').nth(1).unwrap_or_default()
         )));
     }
     if !drifted.is_empty() && !changes.allow_drift {
         return Err(EngineError::FailedPrecondition(format!(
             "Workflow drift: {} changed since run '{source_run}' but would be reused, not replayed: {}. Replay from {} or pass --allow-drift",
-            if drifted.len() == 1 { "a node" } else { "nodes" },
-            drifted.iter().map(|d| format!("'{d}'")).collect::<Vec<_>>().join(", "),
+            if drifted.len() == 1 {
+                "a node"
+            } else {
+                "nodes"
+            },
+            drifted
+                .iter()
+                .map(|d| format!("'{d}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
             if drifted.len() == 1 { "it" } else { "them" },
         )));
     }
 
-    let forked_at_step = from.unwrap_or_else(|| new_wf.nodes[*roots.iter().next().expect("non-empty")].id.clone());
+    let forked_at_step = from.unwrap_or_else(|| {
+        new_wf.nodes[*roots.iter().next().expect("non-empty")]
+            .id
+            .clone()
+    });
     Ok(ReplayPlan {
         roots: roots.iter().map(|&p| new_wf.nodes[p].id.clone()).collect(),
         replay_set,
@@ -265,7 +344,15 @@ mod tests {
     use crate::engine::workflow::{LoadOptions, load};
 
     fn wf(yaml: &str) -> Workflow {
-        let l = load(yaml, &BTreeMap::new(), &BTreeMap::new(), LoadOptions { ignore_missing_variables: true, max_nodes: 0 });
+        let l = load(
+            yaml,
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            LoadOptions {
+                ignore_missing_variables: true,
+                max_nodes: 0,
+            },
+        );
         assert!(l.errors.is_empty(), "{:?}", l.errors);
         l.workflow.unwrap()
     }
@@ -280,7 +367,11 @@ mod tests {
                 run_id: "run_src".into(),
                 node_id: n.id.clone(),
                 position: i as i32,
-                status: status.iter().find(|(id, _)| *id == n.id).map(|(_, s)| *s).unwrap_or(NodeStatus::Completed),
+                status: status
+                    .iter()
+                    .find(|(id, _)| *id == n.id)
+                    .map(|(_, s)| *s)
+                    .unwrap_or(NodeStatus::Completed),
                 agent: n.agent.clone(),
                 config_json: "{}".into(),
                 prompt: None,
@@ -314,9 +405,23 @@ mod tests {
     fn replaying_from_a_branch_reuses_its_sibling() {
         let w = wf(DIAMOND);
         let src = records(&w, &[]);
-        let plan = plan_replay("run_src", &w, &src, &w, &ReplayChanges { from: Some("b".into()), ..Default::default() }).unwrap();
+        let plan = plan_replay(
+            "run_src",
+            &w,
+            &src,
+            &w,
+            &ReplayChanges {
+                from: Some("b".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(names(&w, &plan.replay_set), ["b", "d"]);
-        let reused: Vec<&str> = plan.reused.keys().map(|&p| w.nodes[p].id.as_str()).collect();
+        let reused: Vec<&str> = plan
+            .reused
+            .keys()
+            .map(|&p| w.nodes[p].id.as_str())
+            .collect();
         assert_eq!(reused, ["a", "c"]);
         assert_eq!(plan.forked_at_step, "b");
     }
@@ -325,13 +430,27 @@ mod tests {
     fn a_swap_is_a_root_even_without_from() {
         let w = wf(DIAMOND);
         let src = records(&w, &[]);
-        let changes = ReplayChanges { swaps: vec![AgentSwap { node_id: "c".into(), agent: "local://mock".into() }], ..Default::default() };
+        let changes = ReplayChanges {
+            swaps: vec![AgentSwap {
+                node_id: "c".into(),
+                agent: "local://mock".into(),
+            }],
+            ..Default::default()
+        };
         let plan = plan_replay("run_src", &w, &src, &w, &changes).unwrap();
         assert_eq!(names(&w, &plan.replay_set), ["c", "d"]);
         assert_eq!(plan.agents[w.index["c"]], "local://mock");
         assert_eq!(plan.forked_at_step, "c");
-        let bad = ReplayChanges { swaps: vec![AgentSwap { node_id: "zz".into(), agent: "local://mock".into() }], ..Default::default() };
-        assert!(matches!(plan_replay("run_src", &w, &src, &w, &bad), Err(EngineError::InvalidArgument(m)) if m.contains("'zz' not found")));
+        let bad = ReplayChanges {
+            swaps: vec![AgentSwap {
+                node_id: "zz".into(),
+                agent: "local://mock".into(),
+            }],
+            ..Default::default()
+        };
+        assert!(
+            matches!(plan_replay("run_src", &w, &src, &w, &bad), Err(EngineError::InvalidArgument(m)) if m.contains("'zz' not found"))
+        );
     }
 
     #[test]
@@ -339,7 +458,11 @@ mod tests {
         let w = wf(DIAMOND);
         let src = records(&w, &[]);
         let changes = ReplayChanges {
-            overrides: vec![OutputOverride { selector: "checkpoint.a".into(), output: String::new(), value: "edited".into() }],
+            overrides: vec![OutputOverride {
+                selector: "checkpoint.a".into(),
+                output: String::new(),
+                value: "edited".into(),
+            }],
             ..Default::default()
         };
         let plan = plan_replay("run_src", &w, &src, &w, &changes).unwrap();
@@ -351,12 +474,28 @@ mod tests {
 
     #[test]
     fn a_multi_output_override_must_name_the_output() {
-        let w = wf("name: m\nnodes:\n  a: {agent: local://echo, outputs: [x, y]}\n  b: {agent: local://echo, outputs: [o], depends_on: [a]}\n");
+        let w = wf(
+            "name: m\nnodes:\n  a: {agent: local://echo, outputs: [x, y]}\n  b: {agent: local://echo, outputs: [o], depends_on: [a]}\n",
+        );
         let src = records(&w, &[]);
-        let changes = ReplayChanges { overrides: vec![OutputOverride { selector: "a".into(), output: String::new(), value: "v".into() }], ..Default::default() };
+        let changes = ReplayChanges {
+            overrides: vec![OutputOverride {
+                selector: "a".into(),
+                output: String::new(),
+                value: "v".into(),
+            }],
+            ..Default::default()
+        };
         let err = plan_replay("run_src", &w, &src, &w, &changes).unwrap_err();
         assert!(err.to_string().contains("several outputs (x, y)"), "{err}");
-        let changes = ReplayChanges { overrides: vec![OutputOverride { selector: "a".into(), output: "y".into(), value: "v".into() }], ..Default::default() };
+        let changes = ReplayChanges {
+            overrides: vec![OutputOverride {
+                selector: "a".into(),
+                output: "y".into(),
+                value: "v".into(),
+            }],
+            ..Default::default()
+        };
         let plan = plan_replay("run_src", &w, &src, &w, &changes).unwrap();
         assert_eq!(names(&w, &plan.replay_set), ["b"]);
     }
@@ -365,9 +504,32 @@ mod tests {
     fn nothing_to_reuse_names_the_node_and_suggests_replaying_from_it() {
         let w = wf(DIAMOND);
         let src = records(&w, &[("c", NodeStatus::Failed), ("d", NodeStatus::Skipped)]);
-        let err = plan_replay("run_src", &w, &src, &w, &ReplayChanges { from: Some("b".into()), ..Default::default() }).unwrap_err();
-        assert!(matches!(&err, EngineError::FailedPrecondition(m) if m.contains("'c' (failed)") && m.contains("--from c")), "{err}");
-        let plan = plan_replay("run_src", &w, &src, &w, &ReplayChanges { from: Some("c".into()), ..Default::default() }).unwrap();
+        let err = plan_replay(
+            "run_src",
+            &w,
+            &src,
+            &w,
+            &ReplayChanges {
+                from: Some("b".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, EngineError::FailedPrecondition(m) if m.contains("'c' (failed)") && m.contains("--from c")),
+            "{err}"
+        );
+        let plan = plan_replay(
+            "run_src",
+            &w,
+            &src,
+            &w,
+            &ReplayChanges {
+                from: Some("c".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(names(&w, &plan.replay_set), ["c", "d"]);
     }
 
@@ -375,31 +537,83 @@ mod tests {
     fn a_condition_skip_outside_the_replay_set_carries_over() {
         let w = wf(DIAMOND);
         let src = records(&w, &[("c", NodeStatus::Skipped)]);
-        let plan = plan_replay("run_src", &w, &src, &w, &ReplayChanges { from: Some("d".into()), ..Default::default() }).unwrap();
-        assert_eq!(plan.carried_skips.keys().map(|&p| w.nodes[p].id.as_str()).collect::<Vec<_>>(), ["c"]);
+        let plan = plan_replay(
+            "run_src",
+            &w,
+            &src,
+            &w,
+            &ReplayChanges {
+                from: Some("d".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            plan.carried_skips
+                .keys()
+                .map(|&p| w.nodes[p].id.as_str())
+                .collect::<Vec<_>>(),
+            ["c"]
+        );
         let mut blocked = records(&w, &[("c", NodeStatus::Skipped)]);
         blocked[w.index["c"]].blocked_by = vec!["b".into()];
-        assert!(plan_replay("run_src", &w, &blocked, &w, &ReplayChanges { from: Some("d".into()), ..Default::default() }).is_err());
+        assert!(
+            plan_replay(
+                "run_src",
+                &w,
+                &blocked,
+                &w,
+                &ReplayChanges {
+                    from: Some("d".into()),
+                    ..Default::default()
+                }
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn drift_outside_the_replay_set_is_refused_unless_allowed() {
         let old = wf(DIAMOND);
-        let new = wf(&DIAMOND.replace("c: {agent: local://echo", "c: {agent: local://mock, config: {response: x}"));
+        let new = wf(&DIAMOND.replace(
+            "c: {agent: local://echo",
+            "c: {agent: local://mock, config: {response: x}",
+        ));
         let src = records(&old, &[]);
-        let changes = ReplayChanges { from: Some("b".into()), ..Default::default() };
+        let changes = ReplayChanges {
+            from: Some("b".into()),
+            ..Default::default()
+        };
         let err = plan_replay("run_src", &old, &src, &new, &changes).unwrap_err();
-        assert!(matches!(&err, EngineError::FailedPrecondition(m) if m.contains("drift") && m.contains("'c'")), "{err}");
-        let allowed = ReplayChanges { allow_drift: true, ..changes };
-        assert_eq!(plan_replay("run_src", &old, &src, &new, &allowed).unwrap().drifted, ["c"]);
+        assert!(
+            matches!(&err, EngineError::FailedPrecondition(m) if m.contains("drift") && m.contains("'c'")),
+            "{err}"
+        );
+        let allowed = ReplayChanges {
+            allow_drift: true,
+            ..changes
+        };
+        assert_eq!(
+            plan_replay("run_src", &old, &src, &new, &allowed)
+                .unwrap()
+                .drifted,
+            ["c"]
+        );
     }
 
     #[test]
     fn changed_variables_and_new_nodes_are_roots() {
-        let old = wf("name: v\nnodes:\n  a: {agent: local://echo, outputs: [o]}\n  b: {agent: local://echo, inputs: {t: \"${user.topic}\"}, outputs: [o], depends_on: [a]}\n");
-        let new = wf("name: v\nnodes:\n  a: {agent: local://echo, outputs: [o]}\n  b: {agent: local://echo, inputs: {t: \"${user.topic}\"}, outputs: [o], depends_on: [a]}\n  z: {agent: local://echo, outputs: [o], depends_on: [a]}\n");
+        let old = wf(
+            "name: v\nnodes:\n  a: {agent: local://echo, outputs: [o]}\n  b: {agent: local://echo, inputs: {t: \"${user.topic}\"}, outputs: [o], depends_on: [a]}\n",
+        );
+        let new = wf(
+            "name: v\nnodes:\n  a: {agent: local://echo, outputs: [o]}\n  b: {agent: local://echo, inputs: {t: \"${user.topic}\"}, outputs: [o], depends_on: [a]}\n  z: {agent: local://echo, outputs: [o], depends_on: [a]}\n",
+        );
         let src = records(&old, &[]);
-        let changes = ReplayChanges { changed_variables: ["topic".to_string()].into(), ..Default::default() };
+        let changes = ReplayChanges {
+            changed_variables: ["topic".to_string()].into(),
+            ..Default::default()
+        };
         let plan = plan_replay("run_src", &old, &src, &new, &changes).unwrap();
         assert_eq!(plan.roots, ["b", "z"]);
         let err = plan_replay("run_src", &old, &src, &old, &ReplayChanges::default()).unwrap_err();
@@ -410,11 +624,41 @@ mod tests {
     fn steps_are_node_ids_or_execution_id_prefixes() {
         let w = wf(DIAMOND);
         let src = records(&w, &[]);
-        let plan = plan_replay("run_src", &w, &src, &w, &ReplayChanges { from: Some("nex_0002".into()), ..Default::default() }).unwrap();
+        let plan = plan_replay(
+            "run_src",
+            &w,
+            &src,
+            &w,
+            &ReplayChanges {
+                from: Some("nex_0002".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(plan.forked_at_step, "c");
-        let err = plan_replay("run_src", &w, &src, &w, &ReplayChanges { from: Some("nex_000".into()), ..Default::default() }).unwrap_err();
+        let err = plan_replay(
+            "run_src",
+            &w,
+            &src,
+            &w,
+            &ReplayChanges {
+                from: Some("nex_000".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("ambiguous"), "{err}");
-        let err = plan_replay("run_src", &w, &src, &w, &ReplayChanges { from: Some("x".into()), ..Default::default() }).unwrap_err();
+        let err = plan_replay(
+            "run_src",
+            &w,
+            &src,
+            &w,
+            &ReplayChanges {
+                from: Some("x".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
         assert_eq!(err.to_string(), "Step 'x' not found in workflow");
     }
 }

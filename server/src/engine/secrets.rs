@@ -9,9 +9,17 @@ pub const REDACTED: &str = "[redacted]";
 /// Config keys whose values are credentials.
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["api_key", "apikey", "token", "secret", "password", "authorization", "auth_header"]
-        .iter()
-        .any(|s| k.contains(s))
+    [
+        "api_key",
+        "apikey",
+        "token",
+        "secret",
+        "password",
+        "authorization",
+        "auth_header",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
 }
 
 /// The config as it may be stored: secret keys and `${env.*}` values redacted.
@@ -44,7 +52,9 @@ fn redact_env_values(v: &Value) -> Value {
 pub fn literal_secrets(config: &Map<String, Value>, out: &mut Vec<String>) {
     for (k, v) in config {
         match v {
-            Value::String(s) if is_secret_key(k) && !s.contains("${") && s != REDACTED && s.len() >= 8 => {
+            Value::String(s)
+                if is_secret_key(k) && !s.contains("${") && s != REDACTED && s.len() >= 8 =>
+            {
                 out.push(s.clone())
             }
             Value::Object(m) => literal_secrets(m, out),
@@ -76,6 +86,9 @@ mod tests {
         assert_eq!(red["api_key"], REDACTED);
         assert_eq!(red["temperature"], 0.2);
         assert_eq!(red["headers"]["Authorization"], REDACTED);
-        assert_eq!(scrub("bad key sk-123456!", &["sk-123456".into()]), "bad key [redacted]!");
+        assert_eq!(
+            scrub("bad key sk-123456!", &["sk-123456".into()]),
+            "bad key [redacted]!"
+        );
     }
 }

@@ -53,9 +53,11 @@ pub fn parse(s: &str) -> Result<Vec<Segment>, String> {
 
 fn parse_ref(body: &str) -> Result<Ref, String> {
     let body = body.trim();
-    let (scope, name) = body
-        .split_once('.')
-        .ok_or_else(|| format!("reference ${{{body}}} must look like ${{node.output}}, ${{user.NAME}} or ${{env.NAME}}"))?;
+    let (scope, name) = body.split_once('.').ok_or_else(|| {
+        format!(
+            "reference ${{{body}}} must look like ${{node.output}}, ${{user.NAME}} or ${{env.NAME}}"
+        )
+    })?;
     let valid = |part: &str| {
         !part.is_empty()
             && part
@@ -200,7 +202,10 @@ mod tests {
                 Segment::Text("a ".into()),
                 Segment::Ref(Ref::User("topic".into())),
                 Segment::Text(" b ".into()),
-                Segment::Ref(Ref::Output { node: "fetch".into(), output: "result".into() }),
+                Segment::Ref(Ref::Output {
+                    node: "fetch".into(),
+                    output: "result".into()
+                }),
             ]
         );
         assert!(parse("${oops").unwrap_err().contains("unterminated"));

@@ -2,9 +2,9 @@
 //! nodes that wait, and delivering an answer to the run's driver, which
 //! records it durably before ResolveWait returns.
 
+use super::Engine;
 use super::executor::{WaitAnswer, WaitKind, WaitValue};
 use super::model::*;
-use super::Engine;
 use crate::error::{EngineError, EngineResult};
 use crate::store::RunRef;
 
@@ -43,13 +43,24 @@ impl Engine {
         };
         let mut waits = Vec::new();
         for run in runs.iter().filter(|r| !r.status.is_finished()) {
-            waits.extend(self.store().nodes_of_run(run.pk).await?.iter().filter_map(wait_of));
+            waits.extend(
+                self.store()
+                    .nodes_of_run(run.pk)
+                    .await?
+                    .iter()
+                    .filter_map(wait_of),
+            );
         }
         Ok(waits)
     }
 
     /// Answers a wait. `node` may be empty when the run has exactly one.
-    pub async fn resolve_wait(&self, run_ref: &str, node: &str, value: WaitValue) -> EngineResult<(Wait, Run)> {
+    pub async fn resolve_wait(
+        &self,
+        run_ref: &str,
+        node: &str,
+        value: WaitValue,
+    ) -> EngineResult<(Wait, Run)> {
         let run = self.store().find_run(RunRef(run_ref)).await?;
         if run.status.is_finished() {
             return Err(EngineError::FailedPrecondition(format!(
@@ -63,29 +74,46 @@ impl Engine {
         let wait = if node.is_empty() {
             match waits.as_slice() {
                 [one] => one.clone(),
-                [] => return Err(EngineError::FailedPrecondition(format!("Run '{}' has no pending wait", run.id))),
+                [] => {
+                    return Err(EngineError::FailedPrecondition(format!(
+                        "Run '{}' has no pending wait",
+                        run.id
+                    )));
+                }
                 many => {
                     return Err(EngineError::InvalidArgument(format!(
                         "Run '{}' has {} pending waits ({}); name one with --node",
                         run.id,
                         many.len(),
-                        many.iter().map(|w| w.node_id.as_str()).collect::<Vec<_>>().join(", ")
+                        many.iter()
+                            .map(|w| w.node_id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )));
                 }
             }
         } else {
-            match waits.iter().find(|w| w.node_id == node || w.node_execution_id == node) {
+            match waits
+                .iter()
+                .find(|w| w.node_id == node || w.node_execution_id == node)
+            {
                 Some(w) => w.clone(),
                 None => {
                     return Err(match nodes.iter().find(|n| n.node_id == node) {
-                        Some(n) => EngineError::FailedPrecondition(format!("Node '{node}' is not waiting ({})", n.status)),
-                        None => EngineError::NotFound(format!("Step '{node}' not found in workflow")),
+                        Some(n) => EngineError::FailedPrecondition(format!(
+                            "Node '{node}' is not waiting ({})",
+                            n.status
+                        )),
+                        None => {
+                            EngineError::NotFound(format!("Step '{node}' not found in workflow"))
+                        }
                     });
                 }
             }
         };
         match (&value, wait.kind) {
-            (WaitValue::Input(_), WaitKind::Input) | (WaitValue::Decision { .. }, WaitKind::Approval) => {}
+            (WaitValue::Input(_), WaitKind::Input)
+            | (WaitValue::Decision { .. }, WaitKind::Approval) => {}
             (WaitValue::Input(_), WaitKind::Approval) => {
                 return Err(EngineError::InvalidArgument(format!(
                     "Node '{}' waits for approval (human://approve); answer with approve or reject, not a value",
@@ -99,7 +127,13 @@ impl Engine {
                 )));
             }
         }
-        let active = self.0.active.lock().expect("active runs lock").get(&run.id).cloned();
+        let active = self
+            .0
+            .active
+            .lock()
+            .expect("active runs lock")
+            .get(&run.id)
+            .cloned();
         let Some(active) = active else {
             return Err(EngineError::FailedPrecondition(format!(
                 "Run '{}' is not executing in this server; its waits can be answered once the server that owns its database is running",
@@ -109,11 +143,23 @@ impl Engine {
         let (ack, acked) = tokio::sync::oneshot::channel();
         active
             .answers
-            .send(WaitAnswer { node_id: wait.node_id.clone(), value, ack })
-            .map_err(|_| EngineError::FailedPrecondition(format!("Run '{}' finished while answering", run.id)))?;
-        acked
-            .await
-            .map_err(|_| EngineError::FailedPrecondition(format!("Run '{}' stopped before the answer was recorded", run.id)))??;
+            .send(WaitAnswer {
+                node_id: wait.node_id.clone(),
+                value,
+                ack,
+            })
+            .map_err(|_| {
+                EngineError::FailedPrecondition(format!(
+                    "Run '{}' finished while answering",
+                    run.id
+                ))
+            })?;
+        acked.await.map_err(|_| {
+            EngineError::FailedPrecondition(format!(
+                "Run '{}' stopped before the answer was recorded",
+                run.id
+            ))
+        })??;
         Ok((wait, self.get_run(&run.id).await?))
     }
 }

@@ -26,7 +26,12 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_retries: 1, backoff: Backoff::Exponential, initial_delay_ms: 100, max_delay_ms: 10_000 }
+        Self {
+            max_retries: 1,
+            backoff: Backoff::Exponential,
+            initial_delay_ms: 100,
+            max_delay_ms: 10_000,
+        }
     }
 }
 
@@ -78,12 +83,22 @@ impl Condition {
         }
         template::parse(left)?;
         template::parse(right)?;
-        Ok(Self { raw: raw.to_string(), left: left.to_string(), op, right: right.to_string() })
+        Ok(Self {
+            raw: raw.to_string(),
+            left: left.to_string(),
+            op,
+            right: right.to_string(),
+        })
     }
 
     /// Compares the rendered sides, ignoring surrounding whitespace and quotes.
     pub fn holds(&self, left: &str, right: &str) -> bool {
-        let norm = |s: &str| s.trim().trim_matches(|c| c == '"' || c == '\'').trim().to_string();
+        let norm = |s: &str| {
+            s.trim()
+                .trim_matches(|c| c == '"' || c == '\'')
+                .trim()
+                .to_string()
+        };
         (norm(left) == norm(right)) == (self.op == CompareOp::Eq)
     }
 }
@@ -195,7 +210,11 @@ impl Loaded {
     pub fn error_message(&self) -> String {
         let mut msg = format!(
             "Invalid workflow{}: {} error{}",
-            if self.name.is_empty() { String::new() } else { format!(" '{}'", self.name) },
+            if self.name.is_empty() {
+                String::new()
+            } else {
+                format!(" '{}'", self.name)
+            },
             self.errors.len(),
             if self.errors.len() == 1 { "" } else { "s" }
         );
@@ -216,7 +235,14 @@ pub struct LoadOptions {
 
 const TOP_KEYS: &[&str] = &["name", "description", "defaults", "nodes"];
 const NODE_KEYS: &[&str] = &[
-    "agent", "system_prompt", "inputs", "outputs", "depends_on", "when", "config", "deadline_ms",
+    "agent",
+    "system_prompt",
+    "inputs",
+    "outputs",
+    "depends_on",
+    "when",
+    "config",
+    "deadline_ms",
     "retry_policy",
 ];
 const LOCAL_AGENTS: &[&str] = &["echo", "mock", "fail", "sleep"];
@@ -235,13 +261,18 @@ pub fn load(
     }
     // Through serde_yaml's own Value first: it rejects duplicate keys.
     let doc = serde_yaml::from_str::<serde_yaml::Value>(text).and_then(|yaml| {
-        serde_json::to_value(yaml).map_err(|e| <serde_yaml::Error as serde::de::Error>::custom(e.to_string()))
+        serde_json::to_value(yaml)
+            .map_err(|e| <serde_yaml::Error as serde::de::Error>::custom(e.to_string()))
     });
     let doc: Value = match doc {
         Ok(doc) => doc,
         Err(e) => {
             let line = e.location().map(|l| l.line()).unwrap_or(0);
-            out.errors.push(Issue { node_id: None, line, message: format!("not valid YAML or JSON: {e}") });
+            out.errors.push(Issue {
+                node_id: None,
+                line,
+                message: format!("not valid YAML or JSON: {e}"),
+            });
             return out;
         }
     };
@@ -254,7 +285,10 @@ pub fn load(
         return out;
     };
     let lines = LineIndex::new(text);
-    let mut v = Validator { out: &mut out, lines: &lines };
+    let mut v = Validator {
+        out: &mut out,
+        lines: &lines,
+    };
 
     for key in top.keys() {
         if !TOP_KEYS.contains(&key.as_str()) {
@@ -273,13 +307,20 @@ pub fn load(
         }
     };
     v.out.name = name.clone();
-    let description = top.get("description").and_then(Value::as_str).unwrap_or_default().to_string();
+    let description = top
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let defaults = Defaults::parse(top.get("defaults"), &mut v);
 
     let raw_nodes = match top.get("nodes") {
         Some(Value::Object(map)) if !map.is_empty() => map.clone(),
         Some(Value::Object(_)) => {
-            v.error(None, "`nodes` is empty: a workflow needs at least one node".into());
+            v.error(
+                None,
+                "`nodes` is empty: a workflow needs at least one node".into(),
+            );
             Map::new()
         }
         Some(_) => {
@@ -295,7 +336,11 @@ pub fn load(
     if opts.max_nodes > 0 && raw_nodes.len() > opts.max_nodes {
         v.error(
             None,
-            format!("the workflow has {} nodes; the limit is {}", raw_nodes.len(), opts.max_nodes),
+            format!(
+                "the workflow has {} nodes; the limit is {}",
+                raw_nodes.len(),
+                opts.max_nodes
+            ),
         );
         return out;
     }
@@ -317,9 +362,21 @@ pub fn load(
         return out;
     }
     let mut slots: Vec<Option<Node>> = nodes.into_iter().map(Some).collect();
-    let nodes: Vec<Node> = order.into_iter().map(|i| slots[i].take().expect("each node once")).collect();
-    let index = nodes.iter().enumerate().map(|(i, n)| (n.id.clone(), i)).collect();
-    out.workflow = Some(Workflow { name, description, nodes, index });
+    let nodes: Vec<Node> = order
+        .into_iter()
+        .map(|i| slots[i].take().expect("each node once"))
+        .collect();
+    let index = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.clone(), i))
+        .collect();
+    out.workflow = Some(Workflow {
+        name,
+        description,
+        nodes,
+        index,
+    });
     out
 }
 
@@ -345,14 +402,20 @@ fn check_nesting(text: &str) -> Result<(), Issue> {
             (Some('"'), '"') if prev != '\\' => quote = None,
             (Some('\''), '\'') => quote = None,
             (Some(_), _) => {}
-            (None, '"' | '\'') if matches!(prev, ' ' | '[' | '{' | ',' | ':' | '\0' | '\n' | '-') => quote = Some(c),
+            (None, '"' | '\'')
+                if matches!(prev, ' ' | '[' | '{' | ',' | ':' | '\0' | '\n' | '-') =>
+            {
+                quote = Some(c)
+            }
             (None, '[' | '{') => {
                 depth += 1;
                 if depth > MAX_NESTING {
                     return Err(Issue {
                         node_id: None,
                         line,
-                        message: format!("the document is nested more than {MAX_NESTING} levels deep"),
+                        message: format!(
+                            "the document is nested more than {MAX_NESTING} levels deep"
+                        ),
                     });
                 }
             }
@@ -367,7 +430,9 @@ fn check_nesting(text: &str) -> Result<(), Issue> {
             return Err(Issue {
                 node_id: None,
                 line: n + 1,
-                message: format!("line is indented {indent} columns; the document is nested too deeply"),
+                message: format!(
+                    "line is indented {indent} columns; the document is nested too deeply"
+                ),
             });
         }
     }
@@ -382,11 +447,19 @@ struct Validator<'a> {
 impl Validator<'_> {
     fn error(&mut self, node: Option<&str>, message: String) {
         let line = node.map(|n| self.lines.node_line(n)).unwrap_or(0);
-        self.out.errors.push(Issue { node_id: node.map(str::to_string), line, message });
+        self.out.errors.push(Issue {
+            node_id: node.map(str::to_string),
+            line,
+            message,
+        });
     }
     fn warn(&mut self, node: Option<&str>, message: String) {
         let line = node.map(|n| self.lines.node_line(n)).unwrap_or(0);
-        self.out.warnings.push(Issue { node_id: node.map(str::to_string), line, message });
+        self.out.warnings.push(Issue {
+            node_id: node.map(str::to_string),
+            line,
+            message,
+        });
     }
 }
 
@@ -420,7 +493,10 @@ fn parse_deadline(val: &Value, node: Option<&str>, v: &mut Validator) -> Option<
     match val.as_u64() {
         Some(ms) if ms > 0 => Some(ms),
         _ => {
-            v.error(node, format!("`deadline_ms` must be a positive integer, got {val}"));
+            v.error(
+                node,
+                format!("`deadline_ms` must be a positive integer, got {val}"),
+            );
             None
         }
     }
@@ -428,7 +504,10 @@ fn parse_deadline(val: &Value, node: Option<&str>, v: &mut Validator) -> Option<
 
 fn parse_retry(val: &Value, node: Option<&str>, v: &mut Validator) -> Option<RetryPolicy> {
     let Value::Object(map) = val else {
-        v.error(node, "`retry_policy` must be a mapping like {max_retries: 3, backoff: exponential}".into());
+        v.error(
+            node,
+            "`retry_policy` must be a mapping like {max_retries: 3, backoff: exponential}".into(),
+        );
         return None;
     };
     let mut policy = RetryPolicy::default();
@@ -446,7 +525,10 @@ fn parse_retry(val: &Value, node: Option<&str>, v: &mut Validator) -> Option<Ret
                 Some("exponential") => policy.backoff = Backoff::Exponential,
                 Some("fixed") => policy.backoff = Backoff::Fixed,
                 _ => {
-                    v.error(node, format!("`retry_policy.backoff` must be exponential or fixed, got {val}"));
+                    v.error(
+                        node,
+                        format!("`retry_policy.backoff` must be exponential or fixed, got {val}"),
+                    );
                     ok = false;
                 }
             },
@@ -454,11 +536,17 @@ fn parse_retry(val: &Value, node: Option<&str>, v: &mut Validator) -> Option<Ret
                 Some(ms) if key == "initial_delay_ms" => policy.initial_delay_ms = ms,
                 Some(ms) => policy.max_delay_ms = ms,
                 None => {
-                    v.error(node, format!("`retry_policy.{key}` must be a non-negative integer, got {val}"));
+                    v.error(
+                        node,
+                        format!("`retry_policy.{key}` must be a non-negative integer, got {val}"),
+                    );
                     ok = false;
                 }
             },
-            other => v.warn(node, format!("unknown key 'retry_policy.{other}' is ignored")),
+            other => v.warn(
+                node,
+                format!("unknown key 'retry_policy.{other}' is ignored"),
+            ),
         }
     }
     ok.then_some(policy)
@@ -467,7 +555,10 @@ fn parse_retry(val: &Value, node: Option<&str>, v: &mut Validator) -> Option<Ret
 fn string_list(val: &Value) -> Option<Vec<String>> {
     match val {
         Value::String(s) => Some(vec![s.clone()]),
-        Value::Array(items) => items.iter().map(|i| i.as_str().map(str::to_string)).collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string))
+            .collect(),
         Value::Null => Some(Vec::new()),
         _ => None,
     }
@@ -484,13 +575,21 @@ pub fn check_agent(agent: &str) -> Result<(), String> {
         "local" if LOCAL_AGENTS.contains(&rest) => Ok(()),
         "local" => Err(format!(
             "unknown local agent '{agent}' (known: {})",
-            LOCAL_AGENTS.iter().map(|a| format!("local://{a}")).collect::<Vec<_>>().join(", ")
+            LOCAL_AGENTS
+                .iter()
+                .map(|a| format!("local://{a}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
         "human" if HUMAN_AGENTS.contains(&rest) => Ok(()),
-        "human" => Err(format!("unknown human agent '{agent}' (known: human://input, human://approve)")),
+        "human" => Err(format!(
+            "unknown human agent '{agent}' (known: human://input, human://approve)"
+        )),
         "llm" => match rest.split_once('/') {
             Some((provider, model)) if !provider.is_empty() && !model.is_empty() => Ok(()),
-            _ => Err(format!("agent '{agent}' must look like llm://PROVIDER/MODEL")),
+            _ => Err(format!(
+                "agent '{agent}' must look like llm://PROVIDER/MODEL"
+            )),
         },
         "a2a" if !rest.is_empty() => Ok(()),
         "a2a" => Err(format!("agent '{agent}' must look like a2a://URL")),
@@ -511,12 +610,20 @@ fn parse_node(
 ) -> Option<Node> {
     let node = Some(id);
     let valid_id = !id.is_empty()
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if !valid_id {
-        v.error(node, "node ids may contain only letters, digits, '_' and '-'".into());
+        v.error(
+            node,
+            "node ids may contain only letters, digits, '_' and '-'".into(),
+        );
     }
     let Value::Object(map) = raw else {
-        v.error(node, "a node must be a mapping with at least `agent` and `outputs`".into());
+        v.error(
+            node,
+            "a node must be a mapping with at least `agent` and `outputs`".into(),
+        );
         return None;
     };
     for key in map.keys() {
@@ -548,7 +655,10 @@ fn parse_node(
             Some(path) => match files.get(path) {
                 Some(content) => Some(content.clone()),
                 None => {
-                    v.error(node, format!("system_prompt file '{path}' was not provided with the workflow"));
+                    v.error(
+                        node,
+                        format!("system_prompt file '{path}' was not provided with the workflow"),
+                    );
                     None
                 }
             },
@@ -567,14 +677,24 @@ fn parse_node(
                 if !seen.insert(o) {
                     v.error(node, format!("output '{o}' is declared twice"));
                 }
-                if o.is_empty() || !o.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                    v.error(node, format!("output name '{o}' may contain only letters, digits, '_' and '-'"));
+                if o.is_empty()
+                    || !o
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                {
+                    v.error(
+                        node,
+                        format!("output name '{o}' may contain only letters, digits, '_' and '-'"),
+                    );
                 }
             }
             list
         }
         Some(Some(_)) | None => {
-            v.error(node, "`outputs` is empty: declare at least one output, e.g. outputs: [result]".into());
+            v.error(
+                node,
+                "`outputs` is empty: declare at least one output, e.g. outputs: [result]".into(),
+            );
             Vec::new()
         }
         Some(None) => {
@@ -587,7 +707,9 @@ fn parse_node(
         None => Vec::new(),
         Some(Some(list)) => {
             let mut seen = BTreeSet::new();
-            list.into_iter().filter(|d| seen.insert(d.clone())).collect()
+            list.into_iter()
+                .filter(|d| seen.insert(d.clone()))
+                .collect()
         }
         Some(None) => {
             v.error(node, "`depends_on` must be a list of node ids".into());
@@ -611,7 +733,10 @@ fn parse_node(
             right: "true".into(),
         }),
         Some(_) => {
-            v.error(node, "`when` must be a string such as \"${review.decision} == approved\"".into());
+            v.error(
+                node,
+                "`when` must be a string such as \"${review.decision} == approved\"".into(),
+            );
             None
         }
     };
@@ -662,11 +787,17 @@ fn parse_node(
                     }
                 }
                 Ref::Env(_) if !config_place => {
-                    v.error(node, format!("{place} uses {r}: ${{env.*}} is allowed only inside `config`"));
+                    v.error(
+                        node,
+                        format!("{place} uses {r}: ${{env.*}} is allowed only inside `config`"),
+                    );
                 }
                 Ref::Env(_) => {}
                 Ref::Output { .. } if config_place => {
-                    v.error(node, format!("{place} uses {r}: `config` cannot reference node outputs"));
+                    v.error(
+                        node,
+                        format!("{place} uses {r}: `config` cannot reference node outputs"),
+                    );
                 }
                 Ref::Output { node: n, .. } => {
                     referenced_nodes.insert(n.clone());
@@ -707,15 +838,25 @@ fn parse_node(
 /// Checks dependencies, references and cycles. Returns the topological
 /// order (positions into `nodes`) when the graph is sound.
 fn check_graph(nodes: &[Node], v: &mut Validator) -> Option<Vec<usize>> {
-    let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.as_str(), i))
+        .collect();
     let mut sound = true;
     for node in nodes {
         for dep in &node.depends_on {
             if dep == &node.id {
-                v.error(Some(&node.id), "depends on itself (cycle: {0} -> {0})".replace("{0}", &node.id));
+                v.error(
+                    Some(&node.id),
+                    "depends on itself (cycle: {0} -> {0})".replace("{0}", &node.id),
+                );
                 sound = false;
             } else if !index.contains_key(dep.as_str()) {
-                v.error(Some(&node.id), format!("depends_on names unknown node '{dep}'"));
+                v.error(
+                    Some(&node.id),
+                    format!("depends_on names unknown node '{dep}'"),
+                );
                 sound = false;
             }
         }
@@ -730,7 +871,8 @@ fn check_graph(nodes: &[Node], v: &mut Validator) -> Option<Vec<usize>> {
             .iter()
             .map(|n| {
                 let mut n = n.clone();
-                n.depends_on.retain(|d| d != &n.id && index.contains_key(d.as_str()));
+                n.depends_on
+                    .retain(|d| d != &n.id && index.contains_key(d.as_str()));
                 n
             })
             .collect();
@@ -763,7 +905,10 @@ fn check_graph(nodes: &[Node], v: &mut Validator) -> Option<Vec<usize>> {
     if order.len() < nodes.len() {
         for cycle in find_cycles(nodes, &index, &indegree) {
             let first = cycle[0].clone();
-            v.error(Some(&first), format!("dependency cycle: {}", cycle.join(" -> ")));
+            v.error(
+                Some(&first),
+                format!("dependency cycle: {}", cycle.join(" -> ")),
+            );
         }
         return None;
     }
@@ -790,12 +935,21 @@ fn check_graph(nodes: &[Node], v: &mut Validator) -> Option<Vec<usize>> {
         }
         let mut reported = BTreeSet::new();
         for r in refs {
-            let Ref::Output { node: target, output } = &r else { continue };
+            let Ref::Output {
+                node: target,
+                output,
+            } = &r
+            else {
+                continue;
+            };
             if !reported.insert(r.clone()) {
                 continue;
             }
             let Some(&t) = index.get(target.as_str()) else {
-                v.error(Some(&node.id), format!("references unknown node '{target}' in {r}"));
+                v.error(
+                    Some(&node.id),
+                    format!("references unknown node '{target}' in {r}"),
+                );
                 continue;
             };
             if !nodes[t].outputs.contains(output) {
@@ -808,7 +962,9 @@ fn check_graph(nodes: &[Node], v: &mut Validator) -> Option<Vec<usize>> {
             if !is_ancestor(nodes, &index, &position, t, index[node.id.as_str()]) {
                 v.error(
                     Some(&node.id),
-                    format!("references {r} but does not depend on '{target}' (add it to depends_on)"),
+                    format!(
+                        "references {r} but does not depend on '{target}' (add it to depends_on)"
+                    ),
                 );
             }
         }
@@ -817,8 +973,18 @@ fn check_graph(nodes: &[Node], v: &mut Validator) -> Option<Vec<usize>> {
 }
 
 /// Whether `ancestor` is reachable from `node` through depends_on.
-fn is_ancestor(nodes: &[Node], index: &HashMap<&str, usize>, position: &[usize], ancestor: usize, node: usize) -> bool {
-    if nodes[node].depends_on.iter().any(|d| index[d.as_str()] == ancestor) {
+fn is_ancestor(
+    nodes: &[Node],
+    index: &HashMap<&str, usize>,
+    position: &[usize],
+    ancestor: usize,
+    node: usize,
+) -> bool {
+    if nodes[node]
+        .depends_on
+        .iter()
+        .any(|d| index[d.as_str()] == ancestor)
+    {
         return true;
     }
     let mut seen = vec![false; nodes.len()];
@@ -840,7 +1006,11 @@ fn is_ancestor(nodes: &[Node], index: &HashMap<&str, usize>, position: &[usize],
 }
 
 /// Names each cycle among the nodes Kahn's algorithm could not order.
-fn find_cycles(nodes: &[Node], index: &HashMap<&str, usize>, indegree: &[usize]) -> Vec<Vec<String>> {
+fn find_cycles(
+    nodes: &[Node],
+    index: &HashMap<&str, usize>,
+    indegree: &[usize],
+) -> Vec<Vec<String>> {
     let stuck: Vec<bool> = indegree.iter().map(|&d| d > 0).collect();
     let mut state = vec![0u8; nodes.len()]; // 0 new, 1 on stack, 2 done
     let mut cycles = Vec::new();
@@ -862,7 +1032,10 @@ fn find_cycles(nodes: &[Node], index: &HashMap<&str, usize>, indegree: &[usize])
                 if state[j] == 1 {
                     let from = path.iter().position(|&(k, _)| k == j).unwrap_or(0);
                     // depends_on points upstream; print the cycle in execution order.
-                    let mut cycle: Vec<String> = path[from..].iter().map(|&(k, _)| nodes[k].id.clone()).collect();
+                    let mut cycle: Vec<String> = path[from..]
+                        .iter()
+                        .map(|&(k, _)| nodes[k].id.clone())
+                        .collect();
                     cycle.reverse();
                     cycle.push(cycle[0].clone());
                     cycles.push(cycle);
@@ -927,7 +1100,12 @@ mod tests {
     use super::*;
 
     fn load_str(text: &str) -> Loaded {
-        load(text, &BTreeMap::new(), &BTreeMap::new(), LoadOptions::default())
+        load(
+            text,
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            LoadOptions::default(),
+        )
     }
 
     #[test]
@@ -951,9 +1129,15 @@ mod tests {
         );
         let text: Vec<String> = l.errors.iter().map(|e| e.to_string()).collect();
         let all = text.join("\n");
-        assert!(all.contains("line 8: node 'b': unknown agent scheme 'warp://'"), "{all}");
+        assert!(
+            all.contains("line 8: node 'b': unknown agent scheme 'warp://'"),
+            "{all}"
+        );
         assert!(all.contains("node 'b': `outputs` is empty"), "{all}");
-        assert!(all.contains("node 'a': inputs uses ${user.missing}"), "{all}");
+        assert!(
+            all.contains("node 'a': inputs uses ${user.missing}"),
+            "{all}"
+        );
         assert!(all.contains("node 'c': bad `when` condition"), "{all}");
         assert_eq!(l.warnings.len(), 1);
         assert!(l.warnings[0].message.contains("unknown key 'foo'"));
@@ -964,50 +1148,99 @@ mod tests {
         let l = load_str(
             "name: w\nnodes:\n  s: {agent: local://echo, outputs: [r]}\n  a: {agent: local://echo, outputs: [r], depends_on: [s, c]}\n  b: {agent: local://echo, outputs: [r], depends_on: [a]}\n  c: {agent: local://echo, outputs: [r], depends_on: [b]}\n",
         );
-        assert!(l.errors.iter().any(|e| e.message.contains("dependency cycle") && e.message.contains("->")), "{:?}", l.errors);
+        assert!(
+            l.errors
+                .iter()
+                .any(|e| e.message.contains("dependency cycle") && e.message.contains("->")),
+            "{:?}",
+            l.errors
+        );
         let l = load_str(
             "name: w\nnodes:\n  a: {agent: local://echo, outputs: [r]}\n  b: {agent: local://echo, outputs: [r], inputs: {x: \"${a.r}\"}}\n  c: {agent: local://echo, outputs: [r], inputs: {x: \"${a.nope}\"}, depends_on: [a]}\n",
         );
         let all: Vec<String> = l.errors.iter().map(|e| e.to_string()).collect();
-        assert!(all.iter().any(|e| e.contains("node 'b': references ${a.r} but does not depend on 'a'")), "{all:?}");
-        assert!(all.iter().any(|e| e.contains("unknown output 'nope'")), "{all:?}");
+        assert!(
+            all.iter()
+                .any(|e| e.contains("node 'b': references ${a.r} but does not depend on 'a'")),
+            "{all:?}"
+        );
+        assert!(
+            all.iter().any(|e| e.contains("unknown output 'nope'")),
+            "{all:?}"
+        );
     }
 
     #[test]
     fn problems_in_nodes_and_graph_are_reported_together() {
-        let l = load_str("name: w\nnodes:\n  a: {agent: warp://x, outputs: [r]}\n  b: {agent: local://echo, outputs: [r], depends_on: [zzz, a], inputs: {x: \"${a.nope}\"}}\n");
+        let l = load_str(
+            "name: w\nnodes:\n  a: {agent: warp://x, outputs: [r]}\n  b: {agent: local://echo, outputs: [r], depends_on: [zzz, a], inputs: {x: \"${a.nope}\"}}\n",
+        );
         let all: Vec<String> = l.errors.iter().map(|e| e.to_string()).collect();
-        assert!(all.iter().any(|e| e.contains("unknown agent scheme")), "{all:?}");
-        assert!(all.iter().any(|e| e.contains("unknown node 'zzz'")), "{all:?}");
-        assert!(all.iter().any(|e| e.contains("unknown output 'nope'")), "{all:?}");
+        assert!(
+            all.iter().any(|e| e.contains("unknown agent scheme")),
+            "{all:?}"
+        );
+        assert!(
+            all.iter().any(|e| e.contains("unknown node 'zzz'")),
+            "{all:?}"
+        );
+        assert!(
+            all.iter().any(|e| e.contains("unknown output 'nope'")),
+            "{all:?}"
+        );
     }
 
     #[test]
     fn rejects_env_outside_config_and_bad_yaml() {
-        let l = load_str("name: w\nnodes:\n  a: {agent: local://echo, outputs: [r], inputs: {k: \"${env.SECRET}\"}}\n");
+        let l = load_str(
+            "name: w\nnodes:\n  a: {agent: local://echo, outputs: [r], inputs: {k: \"${env.SECRET}\"}}\n",
+        );
         assert!(l.errors[0].message.contains("allowed only inside `config`"));
         let l = load_str("name: w\nnodes:\n  a: [unclosed\n");
         assert!(l.errors[0].message.starts_with("not valid YAML"));
         assert!(l.errors[0].line > 0);
-        let l = load_str("name: w\nnodes:\n  a: {agent: local://echo, outputs: [r]}\n  a: {agent: local://echo, outputs: [r]}\n");
+        let l = load_str(
+            "name: w\nnodes:\n  a: {agent: local://echo, outputs: [r]}\n  a: {agent: local://echo, outputs: [r]}\n",
+        );
         assert!(l.errors[0].message.contains("duplicate"), "{:?}", l.errors);
     }
 
     #[test]
     fn deep_nesting_is_refused_before_parsing() {
-        let deep = format!("name: d\nnodes:\n  a: {{agent: local://echo, outputs: [o], inputs: {{x: {}{}}}}}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let deep = format!(
+            "name: d\nnodes:\n  a: {{agent: local://echo, outputs: [o], inputs: {{x: {}{}}}}}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
         let l = load_str(&deep);
-        assert!(l.errors[0].message.contains("nested more than"), "{:?}", l.errors);
+        assert!(
+            l.errors[0].message.contains("nested more than"),
+            "{:?}",
+            l.errors
+        );
         // Brackets inside quoted strings are text.
-        let quoted = format!("name: q\nnodes:\n  a: {{agent: local://echo, outputs: [o], inputs: {{x: \"{}\"}}}}\n", "[".repeat(500));
-        assert!(load_str(&quoted).errors.is_empty(), "{:?}", load_str(&quoted).errors);
+        let quoted = format!(
+            "name: q\nnodes:\n  a: {{agent: local://echo, outputs: [o], inputs: {{x: \"{}\"}}}}\n",
+            "[".repeat(500)
+        );
+        assert!(
+            load_str(&quoted).errors.is_empty(),
+            "{:?}",
+            load_str(&quoted).errors
+        );
     }
 
     #[test]
     fn no_entry_node_is_reported() {
-        let l = load_str("name: w\nnodes:\n  a: {agent: local://echo, outputs: [r], depends_on: [b]}\n  b: {agent: local://echo, outputs: [r], depends_on: [a]}\n");
+        let l = load_str(
+            "name: w\nnodes:\n  a: {agent: local://echo, outputs: [r], depends_on: [b]}\n  b: {agent: local://echo, outputs: [r], depends_on: [a]}\n",
+        );
         assert!(l.errors.iter().any(|e| e.message.contains("no entry node")));
-        assert!(l.errors.iter().any(|e| e.message.contains("dependency cycle")));
+        assert!(
+            l.errors
+                .iter()
+                .any(|e| e.message.contains("dependency cycle"))
+        );
     }
 
     #[test]

@@ -51,6 +51,41 @@ impl WriteBatch {
         self.events.extend(other.events);
     }
 
+    /// Records one output of node execution `rec`: its content (stored once
+    /// per sha256) and a new artifact. Returns the artifact id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_output(
+        &mut self,
+        run_pk: i64,
+        rec: &NodeExecution,
+        name: &str,
+        content: &str,
+        media_type: &str,
+        origin: ArtifactOrigin,
+        derived_from: Vec<String>,
+        now: Micros,
+    ) -> String {
+        let bytes: std::sync::Arc<[u8]> = std::sync::Arc::from(content.as_bytes());
+        let sha = sha256_hex(&bytes);
+        let artifact = Artifact {
+            id: new_id("art"),
+            run_id: rec.run_id.clone(),
+            node_id: rec.node_id.clone(),
+            node_execution_id: Some(rec.id.clone()),
+            name: name.to_string(),
+            media_type: media_type.to_string(),
+            size: bytes.len() as i64,
+            sha256: sha.clone(),
+            origin,
+            derived_from,
+            created_at: now,
+        };
+        let id = artifact.id.clone();
+        self.contents.push((sha, bytes));
+        self.artifacts.push((run_pk, Some(rec.pk), artifact));
+        id
+    }
+
     pub fn is_empty(&self) -> bool {
         self.contents.is_empty()
             && self.artifacts.is_empty()
@@ -69,7 +104,10 @@ impl Store {
     pub async fn open(path: &Path) -> EngineResult<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
-                crate::error::EngineError::Internal(format!("cannot create {}: {e}", parent.display()))
+                crate::error::EngineError::Internal(format!(
+                    "cannot create {}: {e}",
+                    parent.display()
+                ))
             })?;
         }
         let options = SqliteConnectOptions::from_str("sqlite://")?
@@ -87,7 +125,10 @@ impl Store {
             .min_connections(1)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer: Mutex::new(writer), reader })
+        Ok(Self {
+            writer: Mutex::new(writer),
+            reader,
+        })
     }
 
     /// Commits a batch in one transaction.
@@ -121,7 +162,12 @@ impl Store {
 
     /// Inserts a new run with its workflow snapshot and the node executions
     /// it will run, assigning their primary keys; returns the run's pk.
-    pub async fn insert_run(&self, run: &Run, workflow: &str, nodes: &mut [NodeExecution]) -> EngineResult<i64> {
+    pub async fn insert_run(
+        &self,
+        run: &Run,
+        workflow: &str,
+        nodes: &mut [NodeExecution],
+    ) -> EngineResult<i64> {
         let mut conn = self.writer.lock().await;
         let mut tx = conn.begin().await?;
         sqlx::query("INSERT OR IGNORE INTO contents (sha256, size, data) VALUES (?, ?, ?)")

@@ -34,13 +34,23 @@ impl Store {
                 .await?;
             return match row {
                 Some(row) => rows::run_from_row(&row),
-                None => Err(EngineError::NotFound("No runs yet: 'latest' names nothing".into())),
+                None => Err(EngineError::NotFound(
+                    "No runs yet: 'latest' names nothing".into(),
+                )),
             };
         }
-        if let Some(row) = sqlx::query("SELECT * FROM runs WHERE id = ?").bind(text).fetch_optional(&self.reader).await? {
+        if let Some(row) = sqlx::query("SELECT * FROM runs WHERE id = ?")
+            .bind(text)
+            .fetch_optional(&self.reader)
+            .await?
+        {
             return rows::run_from_row(&row);
         }
-        let prefix = if text.starts_with("run_") { text.to_string() } else { format!("run_{text}") };
+        let prefix = if text.starts_with("run_") {
+            text.to_string()
+        } else {
+            format!("run_{text}")
+        };
         let found = sqlx::query("SELECT * FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 6")
             .bind(&prefix)
             .bind(prefix_upper(&prefix))
@@ -50,7 +60,11 @@ impl Store {
             0 => Err(EngineError::run_not_found(text)),
             1 => rows::run_from_row(&found[0]),
             _ => {
-                let ids: Vec<String> = found.iter().take(5).filter_map(|r| r.try_get("id").ok()).collect();
+                let ids: Vec<String> = found
+                    .iter()
+                    .take(5)
+                    .filter_map(|r| r.try_get("id").ok())
+                    .collect();
                 Err(EngineError::InvalidArgument(format!(
                     "Run id '{text}' is ambiguous; it matches {}{}",
                     ids.join(", "),
@@ -61,12 +75,20 @@ impl Store {
     }
 
     pub async fn run_by_pk(&self, pk: i64) -> EngineResult<Run> {
-        let row = sqlx::query("SELECT * FROM runs WHERE pk = ?").bind(pk).fetch_one(&self.reader).await?;
+        let row = sqlx::query("SELECT * FROM runs WHERE pk = ?")
+            .bind(pk)
+            .fetch_one(&self.reader)
+            .await?;
         rows::run_from_row(&row)
     }
 
     /// Newest first; `before_pk` continues a page.
-    pub async fn list_runs(&self, filter: &RunFilter, limit: i64, before_pk: Option<i64>) -> EngineResult<Vec<Run>> {
+    pub async fn list_runs(
+        &self,
+        filter: &RunFilter,
+        limit: i64,
+        before_pk: Option<i64>,
+    ) -> EngineResult<Vec<Run>> {
         let mut sql = String::from("SELECT * FROM runs WHERE pk < ?");
         if filter.status.is_some() {
             sql.push_str(" AND status = ?");
@@ -102,10 +124,12 @@ impl Store {
 
     /// Live node counts of a run from its node rows.
     pub async fn node_counts(&self, run_pk: i64) -> EngineResult<Vec<(NodeStatus, i32)>> {
-        let found = sqlx::query("SELECT status, COUNT(*) AS n FROM node_executions WHERE run_pk = ? GROUP BY status")
-            .bind(run_pk)
-            .fetch_all(&self.reader)
-            .await?;
+        let found = sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM node_executions WHERE run_pk = ? GROUP BY status",
+        )
+        .bind(run_pk)
+        .fetch_all(&self.reader)
+        .await?;
         Ok(found
             .iter()
             .filter_map(|r| Some((NodeStatus::from_i64(r.get("status"))?, r.get::<i32, _>("n"))))
@@ -126,12 +150,19 @@ impl Store {
             "SELECT {} FROM node_executions n JOIN runs r ON r.pk = n.run_pk WHERE n.run_pk = ? ORDER BY n.position",
             rows::NODE_COLUMNS
         );
-        let found = sqlx::query(&sql).bind(run_pk).fetch_all(&self.reader).await?;
+        let found = sqlx::query(&sql)
+            .bind(run_pk)
+            .fetch_all(&self.reader)
+            .await?;
         found.iter().map(rows::node_from_row).collect()
     }
 
     /// Node executions of a run whose id starts with `prefix`.
-    pub async fn nodes_by_id_prefix(&self, run_pk: i64, prefix: &str) -> EngineResult<Vec<NodeExecution>> {
+    pub async fn nodes_by_id_prefix(
+        &self,
+        run_pk: i64,
+        prefix: &str,
+    ) -> EngineResult<Vec<NodeExecution>> {
         let sql = format!(
             "SELECT {} FROM node_executions n JOIN runs r ON r.pk = n.run_pk
              WHERE n.run_pk = ? AND n.id >= ? AND n.id < ? ORDER BY n.id LIMIT 6",
@@ -146,7 +177,12 @@ impl Store {
         found.iter().map(rows::node_from_row).collect()
     }
 
-    pub async fn artifacts_of_run(&self, run_pk: i64, after: Option<&str>, limit: i64) -> EngineResult<Vec<Artifact>> {
+    pub async fn artifacts_of_run(
+        &self,
+        run_pk: i64,
+        after: Option<&str>,
+        limit: i64,
+    ) -> EngineResult<Vec<Artifact>> {
         let sql = format!(
             "SELECT {} FROM artifacts a JOIN runs r ON r.pk = a.run_pk LEFT JOIN node_executions n ON n.pk = a.node_execution_pk
              WHERE a.run_pk = ? AND a.id > ? ORDER BY a.id LIMIT ?",
@@ -188,21 +224,36 @@ impl Store {
             return Ok(a);
         }
         // A unique prefix is enough, as for runs.
-        let prefix = if id.starts_with("art_") { id.to_string() } else { format!("art_{id}") };
+        let prefix = if id.starts_with("art_") {
+            id.to_string()
+        } else {
+            format!("art_{id}")
+        };
         let sql = format!(
             "SELECT {} FROM artifacts a JOIN runs r ON r.pk = a.run_pk LEFT JOIN node_executions n ON n.pk = a.node_execution_pk
              WHERE a.id >= ? AND a.id < ? ORDER BY a.id LIMIT 6",
             rows::ARTIFACT_COLUMNS
         );
-        let found = sqlx::query(&sql).bind(&prefix).bind(prefix_upper(&prefix)).fetch_all(&self.reader).await?;
+        let found = sqlx::query(&sql)
+            .bind(&prefix)
+            .bind(prefix_upper(&prefix))
+            .fetch_all(&self.reader)
+            .await?;
         match found.len() {
             1 => rows::artifact_from_row(&found[0]),
             0 => Err(EngineError::NotFound(format!("Artifact '{id}' not found"))),
-            _ => Err(EngineError::InvalidArgument(format!("Artifact id '{id}' is ambiguous"))),
+            _ => Err(EngineError::InvalidArgument(format!(
+                "Artifact id '{id}' is ambiguous"
+            ))),
         }
     }
 
-    pub async fn events_after(&self, run: &Run, after: i64, limit: i64) -> EngineResult<Vec<Event>> {
+    pub async fn events_after(
+        &self,
+        run: &Run,
+        after: i64,
+        limit: i64,
+    ) -> EngineResult<Vec<Event>> {
         let found = sqlx::query(
             "SELECT sequence, kind, time, node_id, payload FROM events WHERE run_pk = ? AND sequence > ? ORDER BY sequence LIMIT ?",
         )
@@ -211,21 +262,27 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.reader)
         .await?;
-        found.iter().map(|r| rows::event_from_row(&run.id, r)).collect()
+        found
+            .iter()
+            .map(|r| rows::event_from_row(&run.id, r))
+            .collect()
     }
 
     pub async fn first_event_sequence(&self, run_pk: i64) -> EngineResult<Option<i64>> {
-        Ok(sqlx::query_scalar("SELECT MIN(sequence) FROM events WHERE run_pk = ?")
-            .bind(run_pk)
-            .fetch_one(&self.reader)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT MIN(sequence) FROM events WHERE run_pk = ?")
+                .bind(run_pk)
+                .fetch_one(&self.reader)
+                .await?,
+        )
     }
 
     pub async fn last_event_sequence(&self, run_pk: i64) -> EngineResult<i64> {
-        let n: Option<i64> = sqlx::query_scalar("SELECT MAX(sequence) FROM events WHERE run_pk = ?")
-            .bind(run_pk)
-            .fetch_one(&self.reader)
-            .await?;
+        let n: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(sequence) FROM events WHERE run_pk = ?")
+                .bind(run_pk)
+                .fetch_one(&self.reader)
+                .await?;
         Ok(n.unwrap_or(0))
     }
 }

@@ -12,7 +12,8 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 }
 
 fn parse_json<T: serde::de::DeserializeOwned + Default>(text: Option<String>) -> T {
-    text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+    text.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
 }
 
 fn bad_row(what: &str) -> EngineError {
@@ -72,10 +73,13 @@ pub async fn write_run(tx: &mut Tx<'_>, run: &Run) -> EngineResult<()> {
 }
 
 pub fn run_from_row(row: &SqliteRow) -> EngineResult<Run> {
-    let status = RunStatus::from_i64(row.try_get("status")?).ok_or_else(|| bad_row("run status"))?;
+    let status =
+        RunStatus::from_i64(row.try_get("status")?).ok_or_else(|| bad_row("run status"))?;
     let failure = match row.try_get::<Option<String>, _>("failure_message")? {
         Some(message) => Some(RunFailure {
-            node_id: row.try_get::<Option<String>, _>("failure_node")?.unwrap_or_default(),
+            node_id: row
+                .try_get::<Option<String>, _>("failure_node")?
+                .unwrap_or_default(),
             message,
             origin: row
                 .try_get::<Option<i64>, _>("failure_origin")?
@@ -180,7 +184,8 @@ pub fn node_from_row(row: &SqliteRow) -> EngineResult<NodeExecution> {
         run_id: row.try_get("run_id")?,
         node_id: row.try_get("node_id")?,
         position: row.try_get("position")?,
-        status: NodeStatus::from_i64(row.try_get("status")?).ok_or_else(|| bad_row("node status"))?,
+        status: NodeStatus::from_i64(row.try_get("status")?)
+            .ok_or_else(|| bad_row("node status"))?,
         agent: row.try_get("agent")?,
         config_json: row.try_get("config")?,
         prompt: row.try_get("prompt")?,
@@ -189,7 +194,9 @@ pub fn node_from_row(row: &SqliteRow) -> EngineResult<NodeExecution> {
         input_artifacts: parse_json(row.try_get("input_artifacts")?),
         output_artifacts: parse_json(row.try_get("output_artifacts")?),
         error: row.try_get("error")?,
-        error_origin: row.try_get::<Option<i64>, _>("error_origin")?.and_then(FailureOrigin::from_i64),
+        error_origin: row
+            .try_get::<Option<i64>, _>("error_origin")?
+            .and_then(FailureOrigin::from_i64),
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
         latency_ms: row.try_get("latency_ms")?,
@@ -207,7 +214,12 @@ pub fn node_from_row(row: &SqliteRow) -> EngineResult<NodeExecution> {
     })
 }
 
-pub async fn insert_artifact(tx: &mut Tx<'_>, run_pk: i64, node_pk: Option<i64>, a: &Artifact) -> EngineResult<()> {
+pub async fn insert_artifact(
+    tx: &mut Tx<'_>,
+    run_pk: i64,
+    node_pk: Option<i64>,
+    a: &Artifact,
+) -> EngineResult<()> {
     sqlx::query(
         "INSERT INTO artifacts (id, run_pk, node_execution_pk, node_id, name, media_type, size, sha256, origin, derived_from, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -228,7 +240,8 @@ pub async fn insert_artifact(tx: &mut Tx<'_>, run_pk: i64, node_pk: Option<i64>,
     Ok(())
 }
 
-pub const ARTIFACT_COLUMNS: &str = "a.id, r.id AS run_id, a.node_id, n.id AS node_execution_id, a.name, a.media_type,
+pub const ARTIFACT_COLUMNS: &str =
+    "a.id, r.id AS run_id, a.node_id, n.id AS node_execution_id, a.name, a.media_type,
     a.size, a.sha256, a.origin, a.derived_from, a.created_at";
 
 pub fn artifact_from_row(row: &SqliteRow) -> EngineResult<Artifact> {
@@ -241,7 +254,8 @@ pub fn artifact_from_row(row: &SqliteRow) -> EngineResult<Artifact> {
         media_type: row.try_get("media_type")?,
         size: row.try_get("size")?,
         sha256: row.try_get("sha256")?,
-        origin: ArtifactOrigin::from_i64(row.try_get("origin")?).ok_or_else(|| bad_row("artifact origin"))?,
+        origin: ArtifactOrigin::from_i64(row.try_get("origin")?)
+            .ok_or_else(|| bad_row("artifact origin"))?,
         derived_from: parse_json(row.try_get("derived_from")?),
         created_at: row.try_get("created_at")?,
     })
@@ -250,14 +264,26 @@ pub fn artifact_from_row(row: &SqliteRow) -> EngineResult<Artifact> {
 /// Inserts events with multi-row statements: fewer round trips per commit.
 pub async fn insert_events(tx: &mut Tx<'_>, events: &[(i64, Event)]) -> EngineResult<()> {
     for chunk in events.chunks(64) {
-        let mut sql = String::from("INSERT INTO events (run_pk, sequence, kind, time, node_id, payload) VALUES ");
+        let mut sql = String::from(
+            "INSERT INTO events (run_pk, sequence, kind, time, node_id, payload) VALUES ",
+        );
         for i in 0..chunk.len() {
-            sql.push_str(if i == 0 { "(?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?)" });
+            sql.push_str(if i == 0 {
+                "(?, ?, ?, ?, ?, ?)"
+            } else {
+                ", (?, ?, ?, ?, ?, ?)"
+            });
         }
         let mut q = sqlx::query(&sql);
         for (run_pk, e) in chunk {
             let payload = (!e.detail.is_empty()).then(|| json(&e.detail));
-            q = q.bind(*run_pk).bind(e.sequence).bind(e.kind.as_i64()).bind(e.time).bind(e.node_id.clone()).bind(payload);
+            q = q
+                .bind(*run_pk)
+                .bind(e.sequence)
+                .bind(e.kind.as_i64())
+                .bind(e.time)
+                .bind(e.node_id.clone())
+                .bind(payload);
         }
         q.execute(&mut **tx).await?;
     }

@@ -36,7 +36,11 @@ impl Recorded {
 
 /// How a fake service answers.
 pub enum Reply {
-    Json { status: u16, headers: Vec<(&'static str, String)>, body: Value },
+    Json {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: Value,
+    },
     /// `text/event-stream`: each string is written as it is, `gap` apart.
     Sse { chunks: Vec<String>, gap: Duration },
     /// Waits, then answers.
@@ -45,10 +49,18 @@ pub enum Reply {
 
 impl Reply {
     pub fn ok(body: Value) -> Reply {
-        Reply::Json { status: 200, headers: vec![], body }
+        Reply::Json {
+            status: 200,
+            headers: vec![],
+            body,
+        }
     }
     pub fn status(status: u16, body: Value) -> Reply {
-        Reply::Json { status, headers: vec![], body }
+        Reply::Json {
+            status,
+            headers: vec![],
+            body,
+        }
     }
 }
 
@@ -70,7 +82,9 @@ impl Fake {
             let script = script.clone();
             async move {
                 let (parts, body) = req.into_parts();
-                let bytes = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default();
+                let bytes = axum::body::to_bytes(body, 64 << 20)
+                    .await
+                    .unwrap_or_default();
                 let rec = Recorded {
                     method: parts.method.to_string(),
                     path: parts.uri.path().to_string(),
@@ -104,11 +118,19 @@ impl Fake {
     }
 }
 
-fn respond(reply: Reply) -> std::pin::Pin<Box<dyn std::future::Future<Output = axum::response::Response> + Send>> {
+fn respond(
+    reply: Reply,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = axum::response::Response> + Send>> {
     Box::pin(async move {
         match reply {
-            Reply::Json { status, headers, body } => {
-                let mut b = axum::response::Response::builder().status(StatusCode::from_u16(status).unwrap()).header("content-type", "application/json");
+            Reply::Json {
+                status,
+                headers,
+                body,
+            } => {
+                let mut b = axum::response::Response::builder()
+                    .status(StatusCode::from_u16(status).unwrap())
+                    .header("content-type", "application/json");
                 for (k, v) in headers {
                     b = b.header(k, v);
                 }
@@ -168,7 +190,10 @@ impl Server {
         let addr = line.trim().rsplit(' ').next().unwrap().to_string();
         assert!(addr.contains(':'), "unexpected first line: {line}");
         let logs: Arc<Mutex<String>> = Arc::default();
-        for mut stream in [Box::new(out) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        for mut stream in [
+            Box::new(out) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
             let logs = logs.clone();
             std::thread::spawn(move || {
                 let mut buf = [0u8; 8192];
@@ -176,11 +201,17 @@ impl Server {
                     if n == 0 {
                         break;
                     }
-                    logs.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                    logs.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
                 }
             });
         }
-        let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
         Server {
             child,
             dir,
@@ -191,14 +222,32 @@ impl Server {
     }
 
     pub async fn start_run(&mut self, yaml: &str) -> String {
-        let req = pb::StartRunRequest { workflow: yaml.to_string(), ..Default::default() };
-        self.runs.start_run(req).await.expect("StartRun").into_inner().run.unwrap().id
+        let req = pb::StartRunRequest {
+            workflow: yaml.to_string(),
+            ..Default::default()
+        };
+        self.runs
+            .start_run(req)
+            .await
+            .expect("StartRun")
+            .into_inner()
+            .run
+            .unwrap()
+            .id
     }
 
     /// Every event of the run, to its end.
     pub async fn events(&mut self, run_id: &str) -> Vec<pb::Event> {
-        let req = pb::WatchRunRequest { run_id: run_id.to_string(), after_sequence: 0 };
-        let mut stream = self.runs.watch_run(req).await.expect("WatchRun").into_inner();
+        let req = pb::WatchRunRequest {
+            run_id: run_id.to_string(),
+            after_sequence: 0,
+        };
+        let mut stream = self
+            .runs
+            .watch_run(req)
+            .await
+            .expect("WatchRun")
+            .into_inner();
         let mut out = Vec::new();
         while let Some(item) = stream.next().await {
             out.push(item.expect("event").event.unwrap());
@@ -207,14 +256,25 @@ impl Server {
     }
 
     pub async fn get(&mut self, run_id: &str) -> (pb::Run, Vec<pb::NodeExecution>) {
-        let req = pb::GetRunRequest { run_id: run_id.to_string(), include_nodes: true, include_workflow: true };
+        let req = pb::GetRunRequest {
+            run_id: run_id.to_string(),
+            include_nodes: true,
+            include_workflow: true,
+        };
         let resp = self.runs.get_run(req).await.expect("GetRun").into_inner();
         (resp.run.unwrap(), resp.nodes)
     }
 
     pub async fn content(&mut self, artifact_id: &str) -> String {
-        let req = pb::GetArtifactRequest { artifact_id: artifact_id.to_string() };
-        let resp = self.artifacts.get_artifact(req).await.expect("GetArtifact").into_inner();
+        let req = pb::GetArtifactRequest {
+            artifact_id: artifact_id.to_string(),
+        };
+        let resp = self
+            .artifacts
+            .get_artifact(req)
+            .await
+            .expect("GetArtifact")
+            .into_inner();
         String::from_utf8(resp.content).unwrap()
     }
 
@@ -235,7 +295,11 @@ impl Server {
         answers.push_str(&format!("{:?}", self.events(run_id).await));
         let list = self
             .artifacts
-            .list_artifacts(pb::ListArtifactsRequest { run_id: run_id.to_string(), page_size: 1000, ..Default::default() })
+            .list_artifacts(pb::ListArtifactsRequest {
+                run_id: run_id.to_string(),
+                page_size: 1000,
+                ..Default::default()
+            })
             .await
             .expect("ListArtifacts")
             .into_inner();
@@ -243,7 +307,12 @@ impl Server {
             answers.push_str(&self.content(&a.id).await);
         }
         answers.push_str(&format!("{list:?}"));
-        let runs = self.runs.list_runs(pb::ListRunsRequest::default()).await.expect("ListRuns").into_inner();
+        let runs = self
+            .runs
+            .list_runs(pb::ListRunsRequest::default())
+            .await
+            .expect("ListRuns")
+            .into_inner();
         answers.push_str(&format!("{runs:?}"));
         assert!(!answers.contains(secret), "the secret is in an RPC answer");
         for entry in std::fs::read_dir(self.dir.path()).unwrap() {
@@ -255,12 +324,18 @@ impl Server {
                 path.display()
             );
         }
-        assert!(!self.logs.lock().unwrap().contains(secret), "the secret is in the server's logs");
+        assert!(
+            !self.logs.lock().unwrap().contains(secret),
+            "the secret is in the server's logs"
+        );
     }
 }
 
 pub fn node<'a>(nodes: &'a [pb::NodeExecution], id: &str) -> &'a pb::NodeExecution {
-    nodes.iter().find(|n| n.node_id == id).unwrap_or_else(|| panic!("no node {id}"))
+    nodes
+        .iter()
+        .find(|n| n.node_id == id)
+        .unwrap_or_else(|| panic!("no node {id}"))
 }
 
 pub fn status(n: &pb::NodeExecution) -> pb::NodeStatus {

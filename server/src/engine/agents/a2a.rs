@@ -82,10 +82,12 @@ struct Endpoint {
 pub async fn execute(rest: &str, call: &AgentCall) -> Result<AgentOutput, String> {
     let result = talk(rest, call).await;
     // Whatever the agent echoed back, the token does not leave this agent.
-    result.map_err(|e| match call.config.get("api_key").and_then(Value::as_str) {
-        Some(k) if k.len() >= 4 => e.replace(k, "[redacted]"),
-        _ => e,
-    })
+    result.map_err(
+        |e| match call.config.get("api_key").and_then(Value::as_str) {
+            Some(k) if k.len() >= 4 => e.replace(k, "[redacted]"),
+            _ => e,
+        },
+    )
 }
 
 async fn talk(rest: &str, call: &AgentCall) -> Result<AgentOutput, String> {
@@ -95,8 +97,9 @@ async fn talk(rest: &str, call: &AgentCall) -> Result<AgentOutput, String> {
         None | Some(Value::Null) => {}
         Some(Value::String(k)) if k.is_empty() => {}
         Some(Value::String(k)) => {
-            let mut v = HeaderValue::try_from(format!("Bearer {k}"))
-                .map_err(|_| "config.api_key contains characters not allowed in an HTTP header".to_string())?;
+            let mut v = HeaderValue::try_from(format!("Bearer {k}")).map_err(|_| {
+                "config.api_key contains characters not allowed in an HTTP header".to_string()
+            })?;
             v.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, v);
         }
@@ -104,9 +107,15 @@ async fn talk(rest: &str, call: &AgentCall) -> Result<AgentOutput, String> {
     }
     let (card_url, card) = fetch_card(&base, &headers).await?;
     let mut endpoint = choose_endpoint(&card, &card_url)?;
-    headers.insert(HeaderName::from_static("a2a-version"), HeaderValue::from_static(endpoint.version.header()));
+    headers.insert(
+        HeaderName::from_static("a2a-version"),
+        HeaderValue::from_static(endpoint.version.header()),
+    );
     endpoint.headers = headers;
-    let agent_name = card["name"].as_str().filter(|n| !n.is_empty()).map(str::to_string);
+    let agent_name = card["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
 
     let mut texts = Vec::new();
     if let Some(p) = call.prompt.as_deref().filter(|p| !p.trim().is_empty()) {
@@ -129,7 +138,12 @@ async fn talk(rest: &str, call: &AgentCall) -> Result<AgentOutput, String> {
         Reply::Task(task) => wait_for(&endpoint, task).await?,
     };
     let (content, media_type) = output(parts)?;
-    Ok(AgentOutput { content, media_type, model: agent_name, ..Default::default() })
+    Ok(AgentOutput {
+        content,
+        media_type,
+        model: agent_name,
+        ..Default::default()
+    })
 }
 
 /// The agent's base URL: `a2a://http://host:port/path`. Without a scheme,
@@ -139,7 +153,9 @@ fn agent_url(rest: &str) -> Result<String, String> {
     let with_scheme = if rest.starts_with("http://") || rest.starts_with("https://") {
         rest.to_string()
     } else if rest.contains("://") {
-        return Err(format!("a2a agents are reached over http:// or https://, not '{rest}'"));
+        return Err(format!(
+            "a2a agents are reached over http:// or https://, not '{rest}'"
+        ));
     } else {
         let host = rest.split(['/', ':']).next().unwrap_or("");
         let local = host == "localhost" || host.starts_with("127.") || host == "[::1]";
@@ -154,7 +170,10 @@ async fn fetch_card(base: &str, headers: &HeaderMap) -> Result<(String, Value), 
         vec![base.to_string()]
     } else {
         let b = base.trim_end_matches('/');
-        vec![format!("{b}/{CARD_PATH}"), format!("{b}/{LEGACY_CARD_PATH}")]
+        vec![
+            format!("{b}/{CARD_PATH}"),
+            format!("{b}/{LEGACY_CARD_PATH}"),
+        ]
     };
     let mut misses = Vec::new();
     for url in &candidates {
@@ -163,7 +182,12 @@ async fn fetch_card(base: &str, headers: &HeaderMap) -> Result<(String, Value), 
             .headers(headers.clone())
             .send()
             .await
-            .map_err(|e| format!("cannot reach the A2A agent at {url}: {}", describe_http_error(&e.without_url())))?;
+            .map_err(|e| {
+                format!(
+                    "cannot reach the A2A agent at {url}: {}",
+                    describe_http_error(&e.without_url())
+                )
+            })?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
             misses.push(format!("{url} ({status})"));
@@ -171,9 +195,13 @@ async fn fetch_card(base: &str, headers: &HeaderMap) -> Result<(String, Value), 
         }
         let body = read_limited(response, MAX_BODY).await?;
         if !status.is_success() {
-            return Err(format!("the A2A agent card at {url} could not be read: {status}: {}", quote(&body)));
+            return Err(format!(
+                "the A2A agent card at {url} could not be read: {status}: {}",
+                quote(&body)
+            ));
         }
-        let card: Value = serde_json::from_slice(&body).map_err(|e| format!("the A2A agent card at {url} is not JSON: {e}"))?;
+        let card: Value = serde_json::from_slice(&body)
+            .map_err(|e| format!("the A2A agent card at {url} is not JSON: {e}"))?;
         if !card.is_object() {
             return Err(format!("the A2A agent card at {url} is not a JSON object"));
         }
@@ -189,7 +217,9 @@ fn choose_endpoint(card: &Value, card_url: &str) -> Result<Endpoint, String> {
     let mut consider = |url: Option<&str>, binding: Option<&str>, version: &str| {
         let binding = binding.unwrap_or("JSONRPC");
         offered.push(format!("{binding} {version}"));
-        let Some(url) = url.filter(|u| !u.is_empty()) else { return };
+        let Some(url) = url.filter(|u| !u.is_empty()) else {
+            return;
+        };
         if !binding.eq_ignore_ascii_case("JSONRPC") {
             return;
         }
@@ -197,21 +227,51 @@ fn choose_endpoint(card: &Value, card_url: &str) -> Result<Endpoint, String> {
             candidates.push((url.to_string(), v));
         }
     };
-    if let Some(list) = card["supportedInterfaces"].as_array().filter(|l| !l.is_empty()) {
+    if let Some(list) = card["supportedInterfaces"]
+        .as_array()
+        .filter(|l| !l.is_empty())
+    {
         for i in list {
             // A 1.0 card without a version is current.
-            let version = i["protocolVersion"].as_str().filter(|v| !v.is_empty()).unwrap_or("1.0");
-            consider(i["url"].as_str(), i["protocolBinding"].as_str().or(i["transport"].as_str()), version);
+            let version = i["protocolVersion"]
+                .as_str()
+                .filter(|v| !v.is_empty())
+                .unwrap_or("1.0");
+            consider(
+                i["url"].as_str(),
+                i["protocolBinding"].as_str().or(i["transport"].as_str()),
+                version,
+            );
         }
     } else {
-        let version = card["protocolVersion"].as_str().filter(|v| !v.is_empty()).unwrap_or("0.3.0");
-        consider(card["url"].as_str(), card["preferredTransport"].as_str(), version);
-        for i in card["additionalInterfaces"].as_array().into_iter().flatten() {
+        let version = card["protocolVersion"]
+            .as_str()
+            .filter(|v| !v.is_empty())
+            .unwrap_or("0.3.0");
+        consider(
+            card["url"].as_str(),
+            card["preferredTransport"].as_str(),
+            version,
+        );
+        for i in card["additionalInterfaces"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             consider(i["url"].as_str(), i["transport"].as_str(), version);
         }
     }
-    let Some((url, version)) = candidates.iter().find(|(_, v)| *v == Version::V1).or_else(|| candidates.first()).cloned() else {
-        let offered = if offered.is_empty() { "none".to_string() } else { offered.join(", ") };
+    let Some((url, version)) = candidates
+        .iter()
+        .find(|(_, v)| *v == Version::V1)
+        .or_else(|| candidates.first())
+        .cloned()
+    else {
+        let offered = if offered.is_empty() {
+            "none".to_string()
+        } else {
+            offered.join(", ")
+        };
         return Err(format!(
             "the A2A agent card at {card_url} offers no JSON-RPC interface of protocol 1.0 or 0.3 (it offers: {offered})"
         ));
@@ -219,8 +279,14 @@ fn choose_endpoint(card: &Value, card_url: &str) -> Result<Endpoint, String> {
     // A relative interface URL is relative to the card.
     let url = Url::parse(card_url)
         .and_then(|base| base.join(&url))
-        .map_err(|e| format!("the A2A agent card at {card_url} names an invalid endpoint '{url}': {e}"))?;
-    Ok(Endpoint { url: url.to_string(), version, headers: HeaderMap::new() })
+        .map_err(|e| {
+            format!("the A2A agent card at {card_url} names an invalid endpoint '{url}': {e}")
+        })?;
+    Ok(Endpoint {
+        url: url.to_string(),
+        version,
+        headers: HeaderMap::new(),
+    })
 }
 
 fn protocol(version: &str) -> Option<Version> {
@@ -267,30 +333,63 @@ async fn rpc(endpoint: &Endpoint, method: &str, params: Value) -> Result<Value, 
         .json(&body)
         .send()
         .await
-        .map_err(|e| format!("cannot reach the A2A agent at {}: {}", endpoint.url, describe_http_error(&e.without_url())))?;
+        .map_err(|e| {
+            format!(
+                "cannot reach the A2A agent at {}: {}",
+                endpoint.url,
+                describe_http_error(&e.without_url())
+            )
+        })?;
     let status = response.status();
     let bytes = read_limited(response, MAX_BODY).await?;
     let value: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
-        Err(_) if !status.is_success() => return Err(format!("the A2A agent at {} answered {method} with {status}: {}", endpoint.url, quote(&bytes))),
-        Err(e) => return Err(format!("the A2A agent at {} answered {method} with a body that is not JSON ({e}): {}", endpoint.url, quote(&bytes))),
+        Err(_) if !status.is_success() => {
+            return Err(format!(
+                "the A2A agent at {} answered {method} with {status}: {}",
+                endpoint.url,
+                quote(&bytes)
+            ));
+        }
+        Err(e) => {
+            return Err(format!(
+                "the A2A agent at {} answered {method} with a body that is not JSON ({e}): {}",
+                endpoint.url,
+                quote(&bytes)
+            ));
+        }
     };
     if let Some(error) = value.get("error").filter(|e| !e.is_null()) {
-        let code = error["code"].as_i64().map(|c| format!(" {c}")).unwrap_or_default();
-        let message = error["message"].as_str().map(str::to_string).unwrap_or_else(|| error.to_string());
+        let code = error["code"]
+            .as_i64()
+            .map(|c| format!(" {c}"))
+            .unwrap_or_default();
+        let message = error["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| error.to_string());
         let data = match &error["data"] {
             Value::Null => String::new(),
             Value::String(s) => format!(" ({s})"),
             other => format!(" ({})", quote(other.to_string().as_bytes())),
         };
-        return Err(format!("the A2A agent answered {method} with error{code}: {message}{data}"));
+        return Err(format!(
+            "the A2A agent answered {method} with error{code}: {message}{data}"
+        ));
     }
     if !status.is_success() {
-        return Err(format!("the A2A agent at {} answered {method} with {status}: {}", endpoint.url, quote(&bytes)));
+        return Err(format!(
+            "the A2A agent at {} answered {method} with {status}: {}",
+            endpoint.url,
+            quote(&bytes)
+        ));
     }
     match value.get("result") {
         Some(r) if !r.is_null() => Ok(r.clone()),
-        _ => Err(format!("the A2A agent answered {method} without a result: {}", quote(&bytes))),
+        _ => Err(format!(
+            "the A2A agent answered {method} without a result: {}",
+            quote(&bytes)
+        )),
     }
 }
 
@@ -337,15 +436,30 @@ impl Reply {
         if result["parts"].is_array() {
             return Ok(Reply::Message(parts(&result["parts"])));
         }
-        Err(format!("the A2A agent answered with neither a message nor a task: {}", quote(result.to_string().as_bytes())))
+        Err(format!(
+            "the A2A agent answered with neither a message nor a task: {}",
+            quote(result.to_string().as_bytes())
+        ))
     }
 }
 
 fn parse_task(t: &Value) -> Result<Task, String> {
-    let id = t["id"].as_str().filter(|s| !s.is_empty()).ok_or("the A2A agent returned a task without an id")?.to_string();
+    let id = t["id"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or("the A2A agent returned a task without an id")?
+        .to_string();
     let raw_state = t["status"]["state"].as_str().unwrap_or("");
-    let state = raw_state.trim_start_matches("TASK_STATE_").to_ascii_lowercase().replace('_', "-");
-    let artifact_parts = t["artifacts"].as_array().into_iter().flatten().flat_map(|a| parts(&a["parts"])).collect();
+    let state = raw_state
+        .trim_start_matches("TASK_STATE_")
+        .to_ascii_lowercase()
+        .replace('_', "-");
+    let artifact_parts = t["artifacts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|a| parts(&a["parts"]))
+        .collect();
     let last_agent_parts = t["history"]
         .as_array()
         .into_iter()
@@ -354,7 +468,13 @@ fn parse_task(t: &Value) -> Result<Task, String> {
         .find(|m| matches!(m["role"].as_str(), Some("ROLE_AGENT" | "agent")))
         .map(|m| parts(&m["parts"]))
         .unwrap_or_default();
-    Ok(Task { id, state, status_parts: parts(&t["status"]["message"]["parts"]), artifact_parts, last_agent_parts })
+    Ok(Task {
+        id,
+        state,
+        status_parts: parts(&t["status"]["message"]["parts"]),
+        artifact_parts,
+        last_agent_parts,
+    })
 }
 
 fn parts(list: &Value) -> Vec<Part> {
@@ -407,7 +527,9 @@ impl Drop for CancelOnDrop<'_> {
         if !self.armed {
             return;
         }
-        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let endpoint = self.endpoint.clone();
         let id = self.task_id.clone();
         handle.spawn(async move {
@@ -418,27 +540,58 @@ impl Drop for CancelOnDrop<'_> {
 }
 
 async fn wait_for(endpoint: &Endpoint, mut task: Task) -> Result<Vec<Part>, String> {
-    let mut guard = CancelOnDrop { endpoint, task_id: task.id.clone(), armed: true };
+    let mut guard = CancelOnDrop {
+        endpoint,
+        task_id: task.id.clone(),
+        armed: true,
+    };
     let mut delay = FIRST_POLL;
     loop {
         match task.state.as_str() {
             "completed" => {
                 guard.armed = false;
-                let Task { status_parts, artifact_parts, last_agent_parts, .. } = task;
-                return Ok([artifact_parts, status_parts, last_agent_parts].into_iter().find(|p| !p.is_empty()).unwrap_or_default());
+                let Task {
+                    status_parts,
+                    artifact_parts,
+                    last_agent_parts,
+                    ..
+                } = task;
+                return Ok([artifact_parts, status_parts, last_agent_parts]
+                    .into_iter()
+                    .find(|p| !p.is_empty())
+                    .unwrap_or_default());
             }
             state @ ("failed" | "rejected" | "canceled" | "cancelled") => {
                 guard.armed = false;
                 let text = parts_text(&task.status_parts);
-                let text = if text.trim().is_empty() { parts_text(&task.last_agent_parts) } else { text };
-                let text = if text.trim().is_empty() { "(the agent gave no reason)".to_string() } else { text };
-                return Err(format!("the A2A agent's task {} ended {state}: {text}", task.id));
+                let text = if text.trim().is_empty() {
+                    parts_text(&task.last_agent_parts)
+                } else {
+                    text
+                };
+                let text = if text.trim().is_empty() {
+                    "(the agent gave no reason)".to_string()
+                } else {
+                    text
+                };
+                return Err(format!(
+                    "the A2A agent's task {} ended {state}: {text}",
+                    task.id
+                ));
             }
             state @ ("input-required" | "auth-required") => {
                 // Left armed: the task waits for an answer that will not come.
                 let text = parts_text(&task.status_parts);
-                let what = if state == "auth-required" { "authentication" } else { "more input" };
-                let said = if text.trim().is_empty() { String::new() } else { format!(": {text}") };
+                let what = if state == "auth-required" {
+                    "authentication"
+                } else {
+                    "more input"
+                };
+                let said = if text.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(": {text}")
+                };
                 return Err(format!(
                     "the A2A agent needs {what} (task {} is {state}){said}. retake sends one message per attempt \
                      and cannot answer an agent's follow-up; give the node everything it needs in its inputs or prompt",
@@ -451,7 +604,11 @@ async fn wait_for(endpoint: &Endpoint, mut task: Task) -> Result<Vec<Part>, Stri
         delay = (delay * 2).min(MAX_POLL);
         let result = rpc(endpoint, endpoint.version.get(), json!({"id": task.id})).await?;
         // GetTask returns the Task itself; tolerate a wrapped one.
-        let t = if result["task"].is_object() { &result["task"] } else { &result };
+        let t = if result["task"].is_object() {
+            &result["task"]
+        } else {
+            &result
+        };
         task = parse_task(t)?;
     }
 }
@@ -459,7 +616,10 @@ async fn wait_for(endpoint: &Endpoint, mut task: Task) -> Result<Vec<Part>, Stri
 /// The node's output from the answer's parts.
 fn output(parts: Vec<Part>) -> Result<(String, &'static str), String> {
     let has_text = parts.iter().any(|p| matches!(p, Part::Text(_)));
-    let data: Vec<&Value> = parts.iter().filter_map(|p| if let Part::Data(d) = p { Some(d) } else { None }).collect();
+    let data: Vec<&Value> = parts
+        .iter()
+        .filter_map(|p| if let Part::Data(d) = p { Some(d) } else { None })
+        .collect();
     if !has_text && !data.is_empty() {
         let content = match data.as_slice() {
             [one] => one.to_string(),
@@ -468,20 +628,25 @@ fn output(parts: Vec<Part>) -> Result<(String, &'static str), String> {
         return Ok((content, JSON));
     }
     if !has_text && let Some(Part::File(name)) = parts.first() {
-        return Err(format!("the A2A agent answered with files only ({name}); retake keeps text and data parts"));
+        return Err(format!(
+            "the A2A agent answered with files only ({name}); retake keeps text and data parts"
+        ));
     }
     Ok((parts_text(&parts), TEXT))
 }
 
 async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("reading the A2A agent's answer failed: {}", describe_http_error(&e.without_url())))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| {
+        format!(
+            "reading the A2A agent's answer failed: {}",
+            describe_http_error(&e.without_url())
+        )
+    })? {
         if out.len() + chunk.len() > limit {
-            return Err(format!("the A2A agent's answer is larger than {limit} bytes"));
+            return Err(format!(
+                "the A2A agent's answer is larger than {limit} bytes"
+            ));
         }
         out.extend_from_slice(&chunk);
     }
@@ -491,7 +656,11 @@ async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<V
 fn quote(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
-    if text.chars().count() > 300 { format!("{}…", text.chars().take(300).collect::<String>()) } else { text.to_string() }
+    if text.chars().count() > 300 {
+        format!("{}…", text.chars().take(300).collect::<String>())
+    } else {
+        text.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -509,42 +678,77 @@ mod tests {
         let v03 = json!({"name": "a", "url": "http://h/a2a", "protocolVersion": "0.3.0"});
         let e = choose_endpoint(&v03, "http://h/.well-known/agent.json").unwrap();
         assert_eq!((e.url.as_str(), e.version), ("http://h/a2a", Version::V03));
-        let relative = json!({"supportedInterfaces": [{"url": "/rpc", "protocolBinding": "JSONRPC"}]});
-        assert_eq!(choose_endpoint(&relative, "http://h:1/x/.well-known/agent-card.json").unwrap().url, "http://h:1/rpc");
+        let relative =
+            json!({"supportedInterfaces": [{"url": "/rpc", "protocolBinding": "JSONRPC"}]});
+        assert_eq!(
+            choose_endpoint(&relative, "http://h:1/x/.well-known/agent-card.json")
+                .unwrap()
+                .url,
+            "http://h:1/rpc"
+        );
         let grpc = json!({"supportedInterfaces": [{"url": "http://h", "protocolBinding": "GRPC", "protocolVersion": "1.0"}]});
         let err = choose_endpoint(&grpc, "http://h/c.json").unwrap_err();
-        assert!(err.contains("no JSON-RPC interface") && err.contains("GRPC 1.0"), "{err}");
+        assert!(
+            err.contains("no JSON-RPC interface") && err.contains("GRPC 1.0"),
+            "{err}"
+        );
     }
 
     #[test]
     fn replies_of_both_versions() {
         let v1 = json!({"task": {"id": "t", "status": {"state": "TASK_STATE_INPUT_REQUIRED"}}});
-        let Reply::Task(t) = Reply::parse(&v1).unwrap() else { panic!() };
+        let Reply::Task(t) = Reply::parse(&v1).unwrap() else {
+            panic!()
+        };
         assert_eq!(t.state, "input-required");
         let v03 = json!({"kind": "task", "id": "t", "status": {"state": "completed"},
             "artifacts": [{"artifactId": "a", "parts": [{"kind": "text", "text": "hi"}, {"kind": "data", "data": {"value": [1]}, "metadata": {"data_part_compat": true}}]}]});
-        let Reply::Task(t) = Reply::parse(&v03).unwrap() else { panic!() };
-        assert_eq!(t.artifact_parts, vec![Part::Text("hi".into()), Part::Data(json!([1]))]);
+        let Reply::Task(t) = Reply::parse(&v03).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            t.artifact_parts,
+            vec![Part::Text("hi".into()), Part::Data(json!([1]))]
+        );
         let m = json!({"message": {"role": "ROLE_AGENT", "parts": [{"data": {"x": 1}}]}});
-        let Reply::Message(p) = Reply::parse(&m).unwrap() else { panic!() };
+        let Reply::Message(p) = Reply::parse(&m).unwrap() else {
+            panic!()
+        };
         assert_eq!(output(p).unwrap(), (r#"{"x":1}"#.to_string(), JSON));
     }
 
     #[test]
     fn outputs_keep_text_and_data() {
-        let parts = vec![Part::Text("a".into()), Part::Data(json!({"b": 2})), Part::File("f".into())];
+        let parts = vec![
+            Part::Text("a".into()),
+            Part::Data(json!({"b": 2})),
+            Part::File("f".into()),
+        ];
         assert_eq!(output(parts).unwrap(), ("a\n{\"b\":2}".to_string(), TEXT));
         let data = vec![Part::Data(json!(1)), Part::Data(json!("x"))];
         assert_eq!(output(data).unwrap(), ("[1,\"x\"]".to_string(), JSON));
-        assert!(output(vec![Part::File("http://f".into())]).unwrap_err().contains("files only"));
+        assert!(
+            output(vec![Part::File("http://f".into())])
+                .unwrap_err()
+                .contains("files only")
+        );
         assert_eq!(output(vec![]).unwrap(), (String::new(), TEXT));
     }
 
     #[test]
     fn agent_urls() {
-        assert_eq!(agent_url("http://127.0.0.1:8001").unwrap(), "http://127.0.0.1:8001");
-        assert_eq!(agent_url("127.0.0.1:8001").unwrap(), "http://127.0.0.1:8001");
-        assert_eq!(agent_url("agents.example/x").unwrap(), "https://agents.example/x");
+        assert_eq!(
+            agent_url("http://127.0.0.1:8001").unwrap(),
+            "http://127.0.0.1:8001"
+        );
+        assert_eq!(
+            agent_url("127.0.0.1:8001").unwrap(),
+            "http://127.0.0.1:8001"
+        );
+        assert_eq!(
+            agent_url("agents.example/x").unwrap(),
+            "https://agents.example/x"
+        );
         assert!(agent_url("ftp://x").is_err());
     }
 }

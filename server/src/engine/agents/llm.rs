@@ -42,7 +42,13 @@ pub const OPENAI_KEYS: &[&str] = &[
 ];
 
 /// Config keys forwarded to the Messages API.
-pub const ANTHROPIC_KEYS: &[&str] = &["temperature", "max_tokens", "top_p", "top_k", "stop_sequences"];
+pub const ANTHROPIC_KEYS: &[&str] = &[
+    "temperature",
+    "max_tokens",
+    "top_p",
+    "top_k",
+    "stop_sequences",
+];
 
 const ANTHROPIC_VERSION: &str = "2023-06-01";
 const ANTHROPIC_DEFAULT_MAX_TOKENS: u64 = 1024;
@@ -65,14 +71,42 @@ enum Api {
 /// (`None`: it needs none).
 fn defaults(provider: &str) -> Option<(&'static str, Option<&'static str>, Api)> {
     Some(match provider {
-        "openai" => ("https://api.openai.com/v1", Some("OPENAI_API_KEY"), Api::OpenAi),
-        "anthropic" => ("https://api.anthropic.com/v1", Some("ANTHROPIC_API_KEY"), Api::Anthropic),
+        "openai" => (
+            "https://api.openai.com/v1",
+            Some("OPENAI_API_KEY"),
+            Api::OpenAi,
+        ),
+        "anthropic" => (
+            "https://api.anthropic.com/v1",
+            Some("ANTHROPIC_API_KEY"),
+            Api::Anthropic,
+        ),
         "ollama" => ("http://localhost:11434/v1", None, Api::OpenAi),
-        "openrouter" => ("https://openrouter.ai/api/v1", Some("OPENROUTER_API_KEY"), Api::OpenAi),
-        "groq" => ("https://api.groq.com/openai/v1", Some("GROQ_API_KEY"), Api::OpenAi),
-        "together" => ("https://api.together.xyz/v1", Some("TOGETHER_API_KEY"), Api::OpenAi),
-        "deepseek" => ("https://api.deepseek.com/v1", Some("DEEPSEEK_API_KEY"), Api::OpenAi),
-        "mistral" => ("https://api.mistral.ai/v1", Some("MISTRAL_API_KEY"), Api::OpenAi),
+        "openrouter" => (
+            "https://openrouter.ai/api/v1",
+            Some("OPENROUTER_API_KEY"),
+            Api::OpenAi,
+        ),
+        "groq" => (
+            "https://api.groq.com/openai/v1",
+            Some("GROQ_API_KEY"),
+            Api::OpenAi,
+        ),
+        "together" => (
+            "https://api.together.xyz/v1",
+            Some("TOGETHER_API_KEY"),
+            Api::OpenAi,
+        ),
+        "deepseek" => (
+            "https://api.deepseek.com/v1",
+            Some("DEEPSEEK_API_KEY"),
+            Api::OpenAi,
+        ),
+        "mistral" => (
+            "https://api.mistral.ai/v1",
+            Some("MISTRAL_API_KEY"),
+            Api::OpenAi,
+        ),
         "vllm" => ("http://localhost:8000/v1", None, Api::OpenAi),
         _ => return None,
     })
@@ -88,14 +122,26 @@ struct Target {
 fn target(provider: &str, config: &Map<String, Value>) -> Result<Target, String> {
     let api_base = match config.get("api_base") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().trim_end_matches('/').to_string()),
-        Some(other) => return Err(format!("config.api_base must be a URL string, got {}", kind(other))),
+        Some(Value::String(s)) if !s.trim().is_empty() => {
+            Some(s.trim().trim_end_matches('/').to_string())
+        }
+        Some(other) => {
+            return Err(format!(
+                "config.api_base must be a URL string, got {}",
+                kind(other)
+            ));
+        }
     };
     let config_key = match config.get("api_key") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => return Err(format!("config.api_key must be a string, got {}", kind(other))),
+        Some(other) => {
+            return Err(format!(
+                "config.api_key must be a string, got {}",
+                kind(other)
+            ));
+        }
     };
     let known = defaults(provider);
     let (base, api) = match (&api_base, known) {
@@ -110,7 +156,9 @@ fn target(provider: &str, config: &Map<String, Value>) -> Result<Target, String>
         }
     };
     if !(base.starts_with("http://") || base.starts_with("https://")) {
-        return Err(format!("config.api_base must start with http:// or https://, got '{base}'"));
+        return Err(format!(
+            "config.api_base must start with http:// or https://, got '{base}'"
+        ));
     }
     // The server's own key goes only to the provider's own endpoint, never
     // to an endpoint a workflow names.
@@ -131,7 +179,12 @@ fn target(provider: &str, config: &Map<String, Value>) -> Result<Target, String>
         Api::OpenAi => "chat/completions",
         Api::Anthropic => "messages",
     };
-    Ok(Target { provider: provider.to_string(), api, url: format!("{base}/{path}"), key })
+    Ok(Target {
+        provider: provider.to_string(),
+        api,
+        url: format!("{base}/{path}"),
+        key,
+    })
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -148,7 +201,12 @@ fn kind(v: &Value) -> &'static str {
 pub async fn execute(rest: &str, call: &AgentCall) -> Result<AgentOutput, String> {
     let (provider, model) = match rest.split_once('/') {
         Some((p, m)) if !p.is_empty() && !m.is_empty() => (p, m),
-        _ => return Err(format!("agent '{}' must look like llm://PROVIDER/MODEL", call.agent)),
+        _ => {
+            return Err(format!(
+                "agent '{}' must look like llm://PROVIDER/MODEL",
+                call.agent
+            ));
+        }
     };
     let target = target(provider, &call.config)?;
     let result = run(&target, model, call).await;
@@ -163,7 +221,12 @@ async fn run(target: &Target, model: &str, call: &AgentCall) -> Result<AgentOutp
     let stream = match call.config.get("stream") {
         None | Some(Value::Null) => true,
         Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(format!("config.stream must be true or false, got {}", kind(other))),
+        Some(other) => {
+            return Err(format!(
+                "config.stream must be true or false, got {}",
+                kind(other)
+            ));
+        }
     };
     let system = call.prompt.as_deref().filter(|p| !p.trim().is_empty());
     let mut user = user_message(call);
@@ -182,7 +245,14 @@ async fn run(target: &Target, model: &str, call: &AgentCall) -> Result<AgentOutp
         }
     }
     let body = match target.api {
-        Api::OpenAi => openai_body(&target.provider, model, system.as_deref(), &user, &call.config, stream),
+        Api::OpenAi => openai_body(
+            &target.provider,
+            model,
+            system.as_deref(),
+            &user,
+            &call.config,
+            stream,
+        ),
         Api::Anthropic => anthropic_body(model, system.as_deref(), &user, &call.config, stream)?,
     };
     let body = serde_json::to_vec(&body).map_err(|e| format!("cannot encode the request: {e}"))?;
@@ -198,9 +268,16 @@ async fn run(target: &Target, model: &str, call: &AgentCall) -> Result<AgentOutp
         read_stream(target, response, call).await?
     } else {
         // Also the case of a server that ignores `stream: true`.
-        let bytes = read_limited(response, MAX_BODY).await.map_err(|e| format!("{}: {e}", target.provider))?;
-        let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{} returned a body that is not JSON ({e}): {}", target.provider, quote(&bytes)))?;
+        let bytes = read_limited(response, MAX_BODY)
+            .await
+            .map_err(|e| format!("{}: {e}", target.provider))?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            format!(
+                "{} returned a body that is not JSON ({e}): {}",
+                target.provider,
+                quote(&bytes)
+            )
+        })?;
         let answer = match target.api {
             Api::OpenAi => parse_openai(&target.provider, &value)?,
             Api::Anthropic => parse_anthropic(&value)?,
@@ -210,7 +287,11 @@ async fn run(target: &Target, model: &str, call: &AgentCall) -> Result<AgentOutp
         }
         answer
     };
-    let model_used = answer.model.take().filter(|m| !m.is_empty()).unwrap_or_else(|| model.to_string());
+    let model_used = answer
+        .model
+        .take()
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| model.to_string());
     let cost_usd = cost(&model_used, answer.input_tokens, answer.output_tokens)
         .or_else(|| cost(model, answer.input_tokens, answer.output_tokens))
         .unwrap_or(0.0);
@@ -218,11 +299,22 @@ async fn run(target: &Target, model: &str, call: &AgentCall) -> Result<AgentOutp
         content: answer.content,
         media_type: TEXT,
         model: Some(model_used),
-        usage: Usage { input_tokens: answer.input_tokens, output_tokens: answer.output_tokens, cost_usd },
+        usage: Usage {
+            input_tokens: answer.input_tokens,
+            output_tokens: answer.output_tokens,
+            cost_usd,
+        },
     })
 }
 
-fn openai_body(provider: &str, model: &str, system: Option<&str>, user: &str, config: &Map<String, Value>, stream: bool) -> Value {
+fn openai_body(
+    provider: &str,
+    model: &str,
+    system: Option<&str>,
+    user: &str,
+    config: &Map<String, Value>,
+    stream: bool,
+) -> Value {
     let mut messages = Vec::new();
     if let Some(s) = system {
         messages.push(json!({"role": "system", "content": s}));
@@ -246,14 +338,23 @@ fn openai_body(provider: &str, model: &str, system: Option<&str>, user: &str, co
     Value::Object(body)
 }
 
-fn anthropic_body(model: &str, system: Option<&str>, user: &str, config: &Map<String, Value>, stream: bool) -> Result<Value, String> {
+fn anthropic_body(
+    model: &str,
+    system: Option<&str>,
+    user: &str,
+    config: &Map<String, Value>,
+    stream: bool,
+) -> Result<Value, String> {
     let mut body = Map::new();
     body.insert("model".into(), model.into());
     body.insert("max_tokens".into(), ANTHROPIC_DEFAULT_MAX_TOKENS.into());
     if let Some(s) = system {
         body.insert("system".into(), s.into());
     }
-    body.insert("messages".into(), json!([{"role": "user", "content": user}]));
+    body.insert(
+        "messages".into(),
+        json!([{"role": "user", "content": user}]),
+    );
     for key in ANTHROPIC_KEYS {
         if let Some(v) = config.get(*key).filter(|v| !v.is_null()) {
             body.insert((*key).into(), v.clone());
@@ -272,7 +373,10 @@ fn anthropic_body(model: &str, system: Option<&str>, user: &str, config: &Map<St
         }
     }
     if !body["max_tokens"].is_u64() {
-        return Err(format!("config.max_tokens must be a positive integer, got {}", body["max_tokens"]));
+        return Err(format!(
+            "config.max_tokens must be a positive integer, got {}",
+            body["max_tokens"]
+        ));
     }
     if stream {
         body.insert("stream".into(), true.into());
@@ -282,31 +386,46 @@ fn anthropic_body(model: &str, system: Option<&str>, user: &str, config: &Map<St
 
 fn headers(target: &Target) -> Result<HeaderMap, String> {
     let mut h = HeaderMap::new();
-    h.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        reqwest::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     let secret = |value: String| -> Result<HeaderValue, String> {
         // The message names no part of the value.
-        let mut v = HeaderValue::try_from(value).map_err(|_| "the API key contains characters not allowed in an HTTP header".to_string())?;
+        let mut v = HeaderValue::try_from(value).map_err(|_| {
+            "the API key contains characters not allowed in an HTTP header".to_string()
+        })?;
         v.set_sensitive(true);
         Ok(v)
     };
     match target.api {
         Api::OpenAi => {
             if let Some(k) = &target.key {
-                h.insert(reqwest::header::AUTHORIZATION, secret(format!("Bearer {k}"))?);
+                h.insert(
+                    reqwest::header::AUTHORIZATION,
+                    secret(format!("Bearer {k}"))?,
+                );
             }
         }
         Api::Anthropic => {
             if let Some(k) = &target.key {
                 h.insert(HeaderName::from_static("x-api-key"), secret(k.clone())?);
             }
-            h.insert(HeaderName::from_static("anthropic-version"), HeaderValue::from_static(ANTHROPIC_VERSION));
+            h.insert(
+                HeaderName::from_static("anthropic-version"),
+                HeaderValue::from_static(ANTHROPIC_VERSION),
+            );
         }
     }
     Ok(h)
 }
 
 /// Posts the request, retrying 429 and 5xx answers.
-async fn send(target: &Target, headers: &HeaderMap, body: Vec<u8>) -> Result<reqwest::Response, String> {
+async fn send(
+    target: &Target,
+    headers: &HeaderMap,
+    body: Vec<u8>,
+) -> Result<reqwest::Response, String> {
     let mut backoff = FIRST_BACKOFF;
     let mut tries = 0;
     loop {
@@ -317,13 +436,22 @@ async fn send(target: &Target, headers: &HeaderMap, body: Vec<u8>) -> Result<req
             .body(body.clone())
             .send()
             .await
-            .map_err(|e| format!("cannot reach {} at {}: {}", target.provider, target.url, describe_http_error(&e.without_url())))?;
+            .map_err(|e| {
+                format!(
+                    "cannot reach {} at {}: {}",
+                    target.provider,
+                    target.url,
+                    describe_http_error(&e.without_url())
+                )
+            })?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
         let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-        let wait = retry_after(response.headers()).unwrap_or(backoff).min(MAX_WAIT);
+        let wait = retry_after(response.headers())
+            .unwrap_or(backoff)
+            .min(MAX_WAIT);
         let bytes = read_limited(response, 1 << 20).await.unwrap_or_default();
         let message = error_message(&bytes);
         if retryable && tries < MAX_TRIES {
@@ -332,25 +460,45 @@ async fn send(target: &Target, headers: &HeaderMap, body: Vec<u8>) -> Result<req
             backoff = backoff.saturating_mul(2);
             continue;
         }
-        let after = if tries > 1 { format!(" (after {tries} tries)") } else { String::new() };
-        return Err(format!("{} returned {status}: {message}{after}", target.provider));
+        let after = if tries > 1 {
+            format!(" (after {tries} tries)")
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "{} returned {status}: {message}{after}",
+            target.provider
+        ));
     }
 }
 
 /// `Retry-After` in seconds or as an HTTP date, or OpenAI's `retry-after-ms`.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) = headers.get("retry-after-ms").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok())
+    if let Some(ms) = headers
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
         && ms.is_finite()
         && ms >= 0.0
     {
-        return Some(Duration::from_secs_f64((ms / 1000.0).min(MAX_WAIT.as_secs_f64())));
+        return Some(Duration::from_secs_f64(
+            (ms / 1000.0).min(MAX_WAIT.as_secs_f64()),
+        ));
     }
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(MAX_WAIT.as_secs_f64())));
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::from_secs_f64(secs.min(MAX_WAIT.as_secs_f64())));
     }
     let at = parse_http_date(value)?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
     Some(Duration::from_secs(at.saturating_sub(now)))
 }
 
@@ -381,7 +529,11 @@ fn parse_http_date(s: &str) -> Option<u64> {
         return None;
     }
     // Days from civil date (Howard Hinnant's algorithm).
-    let (y, mo) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let (y, mo) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let doy = (153 * mo as i64 + 2) / 5 + day as i64 - 1;
@@ -395,13 +547,21 @@ fn parse_http_date(s: &str) -> Option<u64> {
 fn error_message(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         let error = &v["error"];
-        let message = error["message"].as_str().or_else(|| error.as_str()).or_else(|| v["message"].as_str()).or_else(|| v["detail"].as_str());
+        let message = error["message"]
+            .as_str()
+            .or_else(|| error.as_str())
+            .or_else(|| v["message"].as_str())
+            .or_else(|| v["detail"].as_str());
         if let Some(m) = message {
             return m.to_string();
         }
     }
     let text = quote(body);
-    if text.is_empty() { "(no details)".into() } else { text }
+    if text.is_empty() {
+        "(no details)".into()
+    } else {
+        text
+    }
 }
 
 fn quote(body: &[u8]) -> String {
@@ -416,7 +576,12 @@ fn quote(body: &[u8]) -> String {
 
 async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading the answer failed: {}", describe_http_error(&e.without_url())))? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| {
+        format!(
+            "reading the answer failed: {}",
+            describe_http_error(&e.without_url())
+        )
+    })? {
         if out.len() + chunk.len() > limit {
             return Err(format!("the answer is larger than {limit} bytes"));
         }
@@ -435,12 +600,18 @@ struct Answer {
 
 fn parse_openai(provider: &str, v: &Value) -> Result<Answer, String> {
     if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
-        let m = e["message"].as_str().map(str::to_string).unwrap_or_else(|| e.to_string());
+        let m = e["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.to_string());
         return Err(format!("{provider} returned an error: {m}"));
     }
     let message = &v["choices"][0]["message"];
     if message.is_null() {
-        return Err(format!("{provider} returned no choices: {}", quote(v.to_string().as_bytes())));
+        return Err(format!(
+            "{provider} returned no choices: {}",
+            quote(v.to_string().as_bytes())
+        ));
     }
     let content = match &message["content"] {
         Value::String(s) => s.clone(),
@@ -452,22 +623,42 @@ fn parse_openai(provider: &str, v: &Value) -> Result<Answer, String> {
         },
     };
     let (input_tokens, output_tokens) = openai_usage(v).unwrap_or((0, 0));
-    Ok(Answer { content, model: v["model"].as_str().map(str::to_string), input_tokens, output_tokens })
+    Ok(Answer {
+        content,
+        model: v["model"].as_str().map(str::to_string),
+        input_tokens,
+        output_tokens,
+    })
 }
 
 fn openai_usage(v: &Value) -> Option<(i64, i64)> {
-    let usage = [&v["usage"], &v["x_groq"]["usage"]].into_iter().find(|u| u.is_object())?;
-    Some((usage["prompt_tokens"].as_i64().unwrap_or(0), usage["completion_tokens"].as_i64().unwrap_or(0)))
+    let usage = [&v["usage"], &v["x_groq"]["usage"]]
+        .into_iter()
+        .find(|u| u.is_object())?;
+    Some((
+        usage["prompt_tokens"].as_i64().unwrap_or(0),
+        usage["completion_tokens"].as_i64().unwrap_or(0),
+    ))
 }
 
 fn parse_anthropic(v: &Value) -> Result<Answer, String> {
     if v["type"] == "error" {
-        return Err(format!("anthropic returned an error: {}", anthropic_error(v)));
+        return Err(format!(
+            "anthropic returned an error: {}",
+            anthropic_error(v)
+        ));
     }
     let Some(blocks) = v["content"].as_array() else {
-        return Err(format!("anthropic returned no content: {}", quote(v.to_string().as_bytes())));
+        return Err(format!(
+            "anthropic returned no content: {}",
+            quote(v.to_string().as_bytes())
+        ));
     };
-    let content = blocks.iter().filter(|b| b["type"] == "text").filter_map(|b| b["text"].as_str()).collect();
+    let content = blocks
+        .iter()
+        .filter(|b| b["type"] == "text")
+        .filter_map(|b| b["text"].as_str())
+        .collect();
     Ok(Answer {
         content,
         model: v["model"].as_str().map(str::to_string),
@@ -486,14 +677,26 @@ fn anthropic_error(v: &Value) -> String {
 }
 
 /// Reads a server-sent event stream, forwarding text as it comes.
-async fn read_stream(target: &Target, response: reqwest::Response, call: &AgentCall) -> Result<Answer, String> {
+async fn read_stream(
+    target: &Target,
+    response: reqwest::Response,
+    call: &AgentCall,
+) -> Result<Answer, String> {
     let mut answer = Answer::default();
     let mut parser = SseParser::default();
     let mut body = response.bytes_stream();
     let mut done = false;
     while !done {
-        let Some(chunk) = body.next().await else { break };
-        let chunk = chunk.map_err(|e| format!("the {} stream broke off: {}", target.provider, describe_http_error(&e.without_url())))?;
+        let Some(chunk) = body.next().await else {
+            break;
+        };
+        let chunk = chunk.map_err(|e| {
+            format!(
+                "the {} stream broke off: {}",
+                target.provider,
+                describe_http_error(&e.without_url())
+            )
+        })?;
         for event in parser.push(&chunk) {
             done = match target.api {
                 Api::OpenAi => openai_event(&target.provider, &event, &mut answer, call)?,
@@ -514,7 +717,12 @@ async fn read_stream(target: &Target, response: reqwest::Response, call: &AgentC
 }
 
 /// Handles one Chat Completions chunk; true at `[DONE]`.
-fn openai_event(provider: &str, event: &SseEvent, answer: &mut Answer, call: &AgentCall) -> Result<bool, String> {
+fn openai_event(
+    provider: &str,
+    event: &SseEvent,
+    answer: &mut Answer,
+    call: &AgentCall,
+) -> Result<bool, String> {
     let data = event.data.trim();
     if data == "[DONE]" {
         return Ok(true);
@@ -522,15 +730,26 @@ fn openai_event(provider: &str, event: &SseEvent, answer: &mut Answer, call: &Ag
     if data.is_empty() {
         return Ok(false);
     }
-    let v: Value = serde_json::from_str(data).map_err(|e| format!("{provider} sent a stream chunk that is not JSON ({e}): {}", quote(data.as_bytes())))?;
+    let v: Value = serde_json::from_str(data).map_err(|e| {
+        format!(
+            "{provider} sent a stream chunk that is not JSON ({e}): {}",
+            quote(data.as_bytes())
+        )
+    })?;
     if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
-        let m = e["message"].as_str().map(str::to_string).unwrap_or_else(|| e.to_string());
+        let m = e["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.to_string());
         return Err(format!("{provider} stream error: {m}"));
     }
     if let Some(m) = v["model"].as_str().filter(|m| !m.is_empty()) {
         answer.model = Some(m.to_string());
     }
-    if let Some(text) = v["choices"][0]["delta"]["content"].as_str().filter(|t| !t.is_empty()) {
+    if let Some(text) = v["choices"][0]["delta"]["content"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+    {
         answer.content.push_str(text);
         let _ = call.deltas.send(text.to_string());
     }
@@ -542,12 +761,21 @@ fn openai_event(provider: &str, event: &SseEvent, answer: &mut Answer, call: &Ag
 }
 
 /// Handles one Messages stream event; true at `message_stop`.
-fn anthropic_event(event: &SseEvent, answer: &mut Answer, call: &AgentCall) -> Result<bool, String> {
+fn anthropic_event(
+    event: &SseEvent,
+    answer: &mut Answer,
+    call: &AgentCall,
+) -> Result<bool, String> {
     let data = event.data.trim();
     if data.is_empty() {
         return Ok(false);
     }
-    let v: Value = serde_json::from_str(data).map_err(|e| format!("anthropic sent a stream event that is not JSON ({e}): {}", quote(data.as_bytes())))?;
+    let v: Value = serde_json::from_str(data).map_err(|e| {
+        format!(
+            "anthropic sent a stream event that is not JSON ({e}): {}",
+            quote(data.as_bytes())
+        )
+    })?;
     let kind = v["type"].as_str().or(event.event.as_deref()).unwrap_or("");
     match kind {
         "message_start" => {
@@ -676,12 +904,20 @@ const PRICES: &[(&str, f64, f64)] = &[
 /// (`gpt-4o-2024-08-06`, `claude-sonnet-4-20250514`); a router's vendor
 /// prefix (`openai/gpt-4o`) is ignored. Other models have no known price.
 fn cost(model: &str, input_tokens: i64, output_tokens: i64) -> Option<f64> {
-    let name = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
-    let (_, input, output) = PRICES.iter().find(|(base, _, _)| match name.strip_prefix(base) {
-        Some("") | Some("-latest") => true,
-        Some(rest) => rest.strip_prefix('-').is_some_and(|d| d.len() >= 4 && d[..4].bytes().all(|b| b.is_ascii_digit())),
-        None => false,
-    })?;
+    let name = model
+        .rsplit('/')
+        .next()
+        .unwrap_or(model)
+        .to_ascii_lowercase();
+    let (_, input, output) = PRICES
+        .iter()
+        .find(|(base, _, _)| match name.strip_prefix(base) {
+            Some("") | Some("-latest") => true,
+            Some(rest) => rest
+                .strip_prefix('-')
+                .is_some_and(|d| d.len() >= 4 && d[..4].bytes().all(|b| b.is_ascii_digit())),
+            None => false,
+        })?;
     Some((input_tokens.max(0) as f64 * input + output_tokens.max(0) as f64 * output) / 1_000_000.0)
 }
 
@@ -696,7 +932,13 @@ mod tests {
         assert!(events.is_empty());
         events.extend(p.push(b":1}\r\n\r\n: comment\n\ndata: x\ndata: y\n\ndata: [DONE]"));
         assert_eq!(events.len(), 2);
-        assert_eq!(events[0], SseEvent { event: Some("message_start".into()), data: "{\"a\":1}".into() });
+        assert_eq!(
+            events[0],
+            SseEvent {
+                event: Some("message_start".into()),
+                data: "{\"a\":1}".into()
+            }
+        );
         assert_eq!(events[1].data, "x\ny");
         assert_eq!(p.finish().unwrap().data, "[DONE]");
     }
@@ -706,8 +948,14 @@ mod tests {
         assert_eq!(cost("gpt-4o", 1_000_000, 1_000_000), Some(12.5));
         assert_eq!(cost("gpt-4o-2024-08-06", 1_000_000, 0), Some(2.5));
         assert_eq!(cost("gpt-4o-mini", 1_000_000, 1_000_000), Some(0.75));
-        assert_eq!(cost("openai/gpt-4o-mini-2024-07-18", 0, 1_000_000), Some(0.6));
-        assert_eq!(cost("claude-sonnet-4-20250514", 1_000_000, 1_000_000), Some(18.0));
+        assert_eq!(
+            cost("openai/gpt-4o-mini-2024-07-18", 0, 1_000_000),
+            Some(0.6)
+        );
+        assert_eq!(
+            cost("claude-sonnet-4-20250514", 1_000_000, 1_000_000),
+            Some(18.0)
+        );
         assert_eq!(cost("claude-3-5-haiku-latest", 1_000_000, 0), Some(0.8));
         assert_eq!(cost("claude-sonnet-4-5", 1, 1), None);
         assert_eq!(cost("llama3", 1, 1), None);
@@ -720,9 +968,15 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
         h.insert("retry-after", HeaderValue::from_static("3600"));
         assert_eq!(retry_after(&h), Some(MAX_WAIT));
-        h.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
-        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
         h.insert("retry-after-ms", HeaderValue::from_static("250"));
         assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
     }
@@ -730,10 +984,16 @@ mod tests {
     #[test]
     fn provider_errors_keep_only_the_message() {
         let body = br#"{"error":{"message":"Incorrect API key provided: sk-te***3456.","type":"invalid_request_error"}}"#;
-        assert_eq!(error_message(body), "Incorrect API key provided: sk-te***3456.");
+        assert_eq!(
+            error_message(body),
+            "Incorrect API key provided: sk-te***3456."
+        );
         let body = br#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#;
         assert_eq!(error_message(body), "invalid x-api-key");
-        assert_eq!(error_message(b"<html>Bad Gateway</html>"), "<html>Bad Gateway</html>");
+        assert_eq!(
+            error_message(b"<html>Bad Gateway</html>"),
+            "<html>Bad Gateway</html>"
+        );
     }
 
     #[test]
@@ -742,10 +1002,28 @@ mod tests {
         let t = target("ollama", &config(json!({}))).unwrap();
         assert_eq!(t.url, "http://localhost:11434/v1/chat/completions");
         assert!(t.key.is_none());
-        let t = target("anthropic", &config(json!({"api_key": "k-123", "api_base": "http://127.0.0.1:9/v1/"}))).unwrap();
-        assert_eq!((t.url.as_str(), t.api, t.key.as_deref()), ("http://127.0.0.1:9/v1/messages", Api::Anthropic, Some("k-123")));
-        let t = target("mine", &config(json!({"api_base": "http://127.0.0.1:9/v1"}))).unwrap();
-        assert_eq!((t.url.as_str(), t.api), ("http://127.0.0.1:9/v1/chat/completions", Api::OpenAi));
+        let t = target(
+            "anthropic",
+            &config(json!({"api_key": "k-123", "api_base": "http://127.0.0.1:9/v1/"})),
+        )
+        .unwrap();
+        assert_eq!(
+            (t.url.as_str(), t.api, t.key.as_deref()),
+            (
+                "http://127.0.0.1:9/v1/messages",
+                Api::Anthropic,
+                Some("k-123")
+            )
+        );
+        let t = target(
+            "mine",
+            &config(json!({"api_base": "http://127.0.0.1:9/v1"})),
+        )
+        .unwrap();
+        assert_eq!(
+            (t.url.as_str(), t.api),
+            ("http://127.0.0.1:9/v1/chat/completions", Api::OpenAi)
+        );
         // Target has no Debug, so that a key can never be printed.
         let err = |r: Result<Target, String>| r.err().expect("an error");
         assert!(err(target("mine", &config(json!({})))).contains("unknown LLM provider 'mine'"));
@@ -760,9 +1038,21 @@ mod tests {
         let config = json!({"temperature": 0.2, "max_tokens": 50, "api_key": "x", "api_base": "y", "stream": true, "top_k": 3, "stop": "END"});
         let config = config.as_object().unwrap();
         let b = openai_body("openai", "gpt-4o", Some("sys"), "hi", config, true);
-        assert_eq!(b["messages"], json!([{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}]));
-        assert_eq!((b["temperature"].clone(), b["max_tokens"].clone(), b["stop"].clone()), (json!(0.2), json!(50), json!("END")));
-        assert!(b.get("api_key").is_none() && b.get("top_k").is_none() && b.get("api_base").is_none());
+        assert_eq!(
+            b["messages"],
+            json!([{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}])
+        );
+        assert_eq!(
+            (
+                b["temperature"].clone(),
+                b["max_tokens"].clone(),
+                b["stop"].clone()
+            ),
+            (json!(0.2), json!(50), json!("END"))
+        );
+        assert!(
+            b.get("api_key").is_none() && b.get("top_k").is_none() && b.get("api_base").is_none()
+        );
         assert_eq!(b["stream_options"], json!({"include_usage": true}));
         let b = anthropic_body("claude-sonnet-4", None, "hi", config, false).unwrap();
         assert_eq!(b["top_k"], 3);

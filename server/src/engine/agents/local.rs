@@ -23,7 +23,9 @@ pub async fn execute(name: &str, call: &AgentCall) -> Result<AgentOutput, String
         "sleep" => {
             let ms = match call.config.get("ms") {
                 None => 1000,
-                Some(v) => v.as_u64().ok_or_else(|| format!("config.ms must be a non-negative integer, got {v}"))?,
+                Some(v) => v
+                    .as_u64()
+                    .ok_or_else(|| format!("config.ms must be a non-negative integer, got {v}"))?,
             };
             // Dropping this future (cancel, deadline) ends the sleep at once.
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
@@ -34,7 +36,11 @@ pub async fn execute(name: &str, call: &AgentCall) -> Result<AgentOutput, String
 }
 
 fn echo(call: &AgentCall) -> AgentOutput {
-    AgentOutput { content: echo_document(call), media_type: JSON, ..Default::default() }
+    AgentOutput {
+        content: echo_document(call),
+        media_type: JSON,
+        ..Default::default()
+    }
 }
 
 fn mock(call: &AgentCall) -> Result<AgentOutput, String> {
@@ -47,7 +53,17 @@ fn mock(call: &AgentCall) -> Result<AgentOutput, String> {
         (None, None) => return Err("local://mock needs config.response or config.responses".into()),
     };
     Ok(match response {
-        Value::String(text) => AgentOutput { content: text, media_type: TEXT, model: Some("mock".into()), ..Default::default() },
-        other => AgentOutput { content: other.to_string(), media_type: JSON, model: Some("mock".into()), ..Default::default() },
+        Value::String(text) => AgentOutput {
+            content: text,
+            media_type: TEXT,
+            model: Some("mock".into()),
+            ..Default::default()
+        },
+        other => AgentOutput {
+            content: other.to_string(),
+            media_type: JSON,
+            model: Some("mock".into()),
+            ..Default::default()
+        },
     })
 }

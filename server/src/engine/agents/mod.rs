@@ -127,7 +127,11 @@ pub fn user_message(call: &AgentCall) -> String {
         for (node, outputs) in &call.upstream {
             let several = outputs.len() > 1;
             for o in outputs.iter() {
-                let key = if several { format!("{node}.{}", o.name) } else { node.clone() };
+                let key = if several {
+                    format!("{node}.{}", o.name)
+                } else {
+                    node.clone()
+                };
                 let text = if o.media_type == JSON {
                     match serde_json::from_str::<Value>(&o.content) {
                         Ok(v) => readable(&v),
