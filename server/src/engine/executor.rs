@@ -611,7 +611,7 @@ impl RunDriver {
             started_at: now,
             ..Default::default()
         });
-        rec.inputs_json = inputs_json.clone();
+        rec.inputs_json = inputs_json.clone().map(super::clip_for_record);
         rec.prompt = prompt.clone();
         rec.input_artifacts = input_artifacts;
         let rec = rec.clone();
@@ -731,7 +731,7 @@ impl RunDriver {
             ..Default::default()
         }];
         rec.prompt = Some(prompt.unwrap_or_else(|| kind.default_prompt().to_string()));
-        rec.inputs_json = Some(context);
+        rec.inputs_json = Some(super::clip_for_record(context));
         rec.input_artifacts = input_artifacts;
         let rec = rec.clone();
         let detail = EventDetail {

@@ -50,6 +50,7 @@ impl Engine {
         // Replaying the source's own snapshot replays it as it ran: with
         // the agents its replay swapped in. A new workflow file is the
         // truth about agents.
+        let same_snapshot = req.workflow.as_deref().is_none_or(|w| w.trim().is_empty()) && req.files.is_empty();
         let (text, files, inherited_agents) = match req.workflow.filter(|w| !w.trim().is_empty()) {
             Some(text) => (text, req.files, BTreeMap::new()),
             None => (
@@ -79,11 +80,17 @@ impl Engine {
             files: &files,
             variables: &variables,
         };
-        let workflow = Arc::new(self.load_valid(&src).await?);
+        // The source's own snapshot was validated when it ran; with only
+        // variables added or changed it parses the same, so parse it once.
+        let workflow = if same_snapshot {
+            Arc::new(source_wf.clone())
+        } else {
+            Arc::new(self.load_valid(&src).await?)
+        };
         let text = super::redact_snapshot(&text, &workflow);
         self.check_capacity()?;
 
-        let source_nodes = self.nodes_of_run(&source).await?;
+        let source_nodes = self.nodes_with_workflow(&source, &source_wf).await?;
         let changes = ReplayChanges {
             from: req.from,
             swaps: req.swaps,

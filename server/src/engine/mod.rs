@@ -305,6 +305,11 @@ impl Engine {
     /// REUSED with that run's artifacts.
     pub async fn nodes_of_run(&self, run: &Run) -> EngineResult<Vec<NodeExecution>> {
         let workflow = self.run_workflow(run).await?;
+        self.nodes_with_workflow(run, &workflow).await
+    }
+
+    /// `nodes_of_run` for a caller that has parsed the run's workflow.
+    pub(crate) async fn nodes_with_workflow(&self, run: &Run, workflow: &Workflow) -> EngineResult<Vec<NodeExecution>> {
         let mut by_id: HashMap<String, NodeExecution> = self
             .0
             .store
@@ -499,6 +504,23 @@ impl EngineInner {
     }
 }
 
+/// Longest config or inputs text kept on a node record. Larger documents
+/// stay whole where they live (the workflow snapshot, the input
+/// artifacts); every record re-storing them would make each replay of a
+/// big workflow cost its size again.
+const MAX_RECORDED_TEXT: usize = 8 * 1024;
+
+pub(crate) fn clip_for_record(text: String) -> String {
+    if text.len() <= MAX_RECORDED_TEXT {
+        return text;
+    }
+    let mut end = MAX_RECORDED_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [{} bytes in all; see the workflow and the input artifacts]", &text[..end], text.len())
+}
+
 /// A run about to start, before it has a primary key.
 pub(crate) fn new_run(
     workflow: &Workflow,
@@ -558,7 +580,7 @@ pub(crate) fn new_node_execution(
         position: pos as i32,
         status: NodeStatus::Pending,
         agent: agent.to_string(),
-        config_json: serde_json::Value::Object(secrets::redact_config(&node.config)).to_string(),
+        config_json: clip_for_record(serde_json::Value::Object(secrets::redact_config(&node.config)).to_string()),
         prompt: None,
         model: None,
         inputs_json: None,
