@@ -1,0 +1,852 @@
+//! Performance figures for retake (see BENCHMARKS.md).
+//!
+//!     cargo build --release -p retake-server -p retake-cli
+//!     cargo bench --bench retake [-- [chain] [cli] [memory] [replay] [--reps N] [--quick]]
+//!
+//! Sections:
+//! - `chain`:  engine overhead of echo chains run through gRPC (in-process server),
+//!   client-observed from StartRun to the RUN_FINISHED event of WatchRun.
+//! - `cli`:    wall time of `retake --server URL runs --json` against the release
+//!   `retake-server` binary, process start included.
+//! - `memory`: VmRSS / VmHWM of the release `retake-server` with 100 runs in flight.
+//! - `replay`: database growth and time of replaying the last node of a 1,000-node
+//!   workflow of 100 KB outputs, against the same for a 10-node workflow.
+//!
+//! It prints figures; it asserts nothing about timings.
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use retake::v1 as pb;
+use retake::v1::run_service_client::RunServiceClient;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+
+type Client = RunServiceClient<Channel>;
+
+// ---------------------------------------------------------------- options
+
+struct Opts {
+    sections: Vec<String>,
+    /// Replay shapes to run (`shape=NAME`); empty means all.
+    shapes: Vec<String>,
+    reps: usize,
+    quick: bool,
+}
+
+impl Opts {
+    fn parse() -> Result<Self> {
+        let mut sections = Vec::new();
+        let mut shapes = Vec::new();
+        let mut reps = None;
+        let mut quick = false;
+        let mut args = std::env::args().skip(1);
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                // cargo bench passes --bench to harness = false targets.
+                "--bench" => {}
+                "--quick" => quick = true,
+                "--reps" => {
+                    let v = args.next().context("--reps needs a number")?;
+                    reps = Some(v.parse::<usize>().context("--reps needs a number")?.max(1));
+                }
+                "chain" | "cli" | "memory" | "replay" => sections.push(a),
+                other if other.starts_with("shape=") => shapes.push(other["shape=".len()..].to_lowercase()),
+                "-h" | "--help" => {
+                    println!("usage: cargo bench --bench retake -- [chain] [cli] [memory] [replay [shape=mock|echo|mocksmalllast|tiny]...] [--reps N] [--quick]");
+                    std::process::exit(0);
+                }
+                other if other.starts_with('-') => {} // other harness flags
+                other => bail!("unknown section '{other}' (expected chain, cli, memory or replay)"),
+            }
+        }
+        if sections.is_empty() {
+            sections = ["chain", "cli", "memory", "replay"].map(String::from).to_vec();
+        }
+        let reps = reps.unwrap_or(if quick { 3 } else { 7 });
+        Ok(Self { sections, shapes, reps, quick })
+    }
+
+    fn wants(&self, s: &str) -> bool {
+        self.sections.iter().any(|x| x == s)
+    }
+}
+
+// ---------------------------------------------------------------- statistics
+
+struct Stats {
+    samples: Vec<f64>,
+}
+
+impl Stats {
+    fn new(mut samples: Vec<f64>) -> Self {
+        samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        Self { samples }
+    }
+    fn median(&self) -> f64 {
+        let s = &self.samples;
+        let n = s.len();
+        if n == 0 {
+            return f64::NAN;
+        }
+        if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
+    }
+    fn min(&self) -> f64 {
+        self.samples.first().copied().unwrap_or(f64::NAN)
+    }
+    fn max(&self) -> f64 {
+        self.samples.last().copied().unwrap_or(f64::NAN)
+    }
+    /// Nearest-rank percentile.
+    fn pct(&self, p: f64) -> f64 {
+        let n = self.samples.len();
+        if n == 0 {
+            return f64::NAN;
+        }
+        let rank = ((p / 100.0) * n as f64).ceil().max(1.0) as usize;
+        self.samples[rank.min(n) - 1]
+    }
+}
+
+/// User plus system CPU time of this process (`self`) or of its reaped children.
+fn cpu_time(children: bool) -> Duration {
+    let who = if children { libc::RUSAGE_CHILDREN } else { libc::RUSAGE_SELF };
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given.
+    let ru = unsafe {
+        libc::getrusage(who, ru.as_mut_ptr());
+        ru.assume_init()
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn kib(bytes: i64) -> String {
+    format!("{:.1} KiB", bytes as f64 / 1024.0)
+}
+
+// ---------------------------------------------------------------- report
+
+/// Every figure is printed as it is measured and again in a summary at the end.
+#[derive(Default)]
+struct Report {
+    rows: Vec<[String; 4]>,
+}
+
+impl Report {
+    fn add(&mut self, target: &str, figure: String, goal: &str, verdict: Option<bool>) {
+        let v = match verdict {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "-",
+        };
+        println!("  => {target}: {figure} (target {goal}: {v})");
+        self.rows.push([target.to_string(), figure, goal.to_string(), v.to_string()]);
+    }
+
+    fn print(&self) {
+        let w: Vec<usize> =
+            (0..4).map(|i| self.rows.iter().map(|r| r[i].len()).max().unwrap_or(0).max([6, 6, 6, 7][i])).collect();
+        println!();
+        println!("{:<w0$}  {:<w1$}  {:<w2$}  {}", "target", "figure", "goal", "verdict", w0 = w[0], w1 = w[1], w2 = w[2]);
+        println!("{}", "-".repeat(w.iter().sum::<usize>() + 6));
+        for r in &self.rows {
+            println!("{:<w0$}  {:<w1$}  {:<w2$}  {}", r[0], r[1], r[2], r[3], w0 = w[0], w1 = w[1], w2 = w[2]);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- in-process server
+
+struct InProc {
+    db: PathBuf,
+    runs: Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn connect(url: String) -> Result<Client> {
+    let channel = Channel::from_shared(url)?.connect().await?;
+    Ok(RunServiceClient::new(channel).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20))
+}
+
+impl InProc {
+    async fn start(configure: impl FnOnce(&mut retake_server::Settings)) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let db = dir.path().join("retake.db");
+        let mut settings = retake_server::Settings::new(&db);
+        configure(&mut settings);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(retake_server::serve(settings, listener, async {
+            let _ = stopped.await;
+        }));
+        let runs = connect(format!("http://{addr}")).await?;
+        Ok(Self { db, runs, stop: Some(stop), task: Some(task), _dir: dir })
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- runs
+
+async fn start_run(client: &mut Client, yaml: &str, vars: &BTreeMap<String, String>) -> Result<String> {
+    let req = pb::StartRunRequest {
+        workflow: yaml.to_string(),
+        variables: vars.clone().into_iter().collect(),
+        files: Default::default(),
+    };
+    let run = client.start_run(req).await.context("StartRun")?.into_inner().run.context("StartRun: no run")?;
+    Ok(run.id)
+}
+
+/// Follows a run from its first event until RUN_FINISHED; returns its final status.
+async fn watch_to_end(client: &mut Client, run_id: &str) -> Result<pb::RunStatus> {
+    let mut stream = client
+        .watch_run(pb::WatchRunRequest { run_id: run_id.to_string(), after_sequence: 0 })
+        .await
+        .context("WatchRun")?
+        .into_inner();
+    while let Some(item) = stream.next().await {
+        let event = item.context("WatchRun stream")?.event.context("empty event")?;
+        if event.kind == pb::EventKind::RunFinished as i32 {
+            return Ok(pb::RunStatus::try_from(event.run_status).unwrap_or(pb::RunStatus::Unspecified));
+        }
+    }
+    bail!("WatchRun of {run_id} ended without RUN_FINISHED")
+}
+
+async fn get_run(client: &mut Client, run_id: &str) -> Result<pb::Run> {
+    client
+        .get_run(pb::GetRunRequest { run_id: run_id.to_string(), include_nodes: false, include_workflow: false })
+        .await
+        .context("GetRun")?
+        .into_inner()
+        .run
+        .context("GetRun: no run")
+}
+
+/// Starts a run and follows it to the end; returns the wall time and run id.
+async fn run_timed(client: &mut Client, yaml: &str, vars: &BTreeMap<String, String>) -> Result<(Duration, String)> {
+    let t0 = Instant::now();
+    let id = start_run(client, yaml, vars).await?;
+    let status = watch_to_end(client, &id).await?;
+    let elapsed = t0.elapsed();
+    ensure!(status == pb::RunStatus::Completed, "run {id} ended {status:?}");
+    Ok((elapsed, id))
+}
+
+// ---------------------------------------------------------------- workflows
+
+/// A chain n0 -> n1 -> ... of `local://echo` nodes. With `inputs` every node
+/// echoes `{step: K}`; without, it echoes (nests) its upstream output.
+fn echo_chain(n: usize, inputs: bool) -> String {
+    let mut y = format!("name: echo-chain-{n}{}\nnodes:\n", if inputs { "-inputs" } else { "-deps" });
+    for k in 0..n {
+        y.push_str(&format!("  n{k}:\n    agent: local://echo\n    outputs: [result]\n"));
+        if inputs {
+            y.push_str(&format!("    inputs: {{step: {k}}}\n"));
+        }
+        if k > 0 {
+            y.push_str(&format!("    depends_on: [n{}]\n", k - 1));
+        }
+    }
+    y
+}
+
+/// A chain of `n` nodes that each output 100 KB. `mock`: `local://mock`
+/// whose `config.response` is one 100 KB text (a YAML anchor keeps the
+/// document small). `echo`: `local://echo` of `{step: K, data: ${user.big}}`,
+/// so every output is distinct. With `small_last`, the last node is a plain
+/// `echo {step: K}` instead, which isolates the cost of reusing the others.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Shape {
+    Mock,
+    Echo,
+    MockSmallLast,
+    /// Control: `echo {step: K}` outputs of a few bytes.
+    Tiny,
+}
+
+const BIG: usize = 100 * 1024;
+
+fn big_text() -> String {
+    // Printable, no YAML or JSON specials, not trivially repetitive per line.
+    let mut s = String::with_capacity(BIG);
+    let mut k = 0u64;
+    while s.len() < BIG {
+        k = k.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s.push(char::from(b'a' + ((k >> 33) % 26) as u8));
+    }
+    s
+}
+
+fn replay_workflow(shape: Shape, n: usize) -> (String, BTreeMap<String, String>) {
+    let mut vars = BTreeMap::new();
+    let mut y = format!("name: replay-{shape:?}-{n}\nnodes:\n").to_lowercase();
+    let big = big_text();
+    for k in 0..n {
+        y.push_str(&format!("  n{k}:\n"));
+        let last_small = shape == Shape::MockSmallLast && k == n - 1;
+        match shape {
+            Shape::Tiny => y.push_str(&format!("    agent: local://echo\n    inputs: {{step: {k}}}\n")),
+            _ if last_small => {
+                y.push_str(&format!("    agent: local://echo\n    inputs: {{step: {k}}}\n"))
+            }
+            Shape::Mock | Shape::MockSmallLast => {
+                y.push_str("    agent: local://mock\n");
+                if k == 0 {
+                    y.push_str(&format!("    config: {{response: &big \"{big}\"}}\n"));
+                } else {
+                    y.push_str("    config: {response: *big}\n");
+                }
+            }
+            Shape::Echo => {
+                y.push_str(&format!("    agent: local://echo\n    inputs: {{step: {k}, data: \"${{user.big}}\"}}\n"));
+            }
+        }
+        y.push_str("    outputs: [result]\n");
+        if k > 0 {
+            y.push_str(&format!("    depends_on: [n{}]\n", k - 1));
+        }
+    }
+    if shape == Shape::Echo {
+        vars.insert("big".to_string(), big);
+    }
+    (y, vars)
+}
+
+// ---------------------------------------------------------------- 1. chains
+
+async fn bench_chains(opts: &Opts, report: &mut Report) -> Result<()> {
+    println!("\n## 1. Engine overhead: chains of local://echo through gRPC (in-process server)");
+    println!("   load before: {}", loadavg());
+    let n = 1000;
+    for inputs in [true, false] {
+        let label = if inputs { "inputs: {step: N}" } else { "depends_on only" };
+        let server = InProc::start(|_| {}).await?;
+        let mut client = server.runs.clone();
+        let yaml = echo_chain(n, inputs);
+        // One warm-up run: first-touch allocations, statement caches.
+        run_timed(&mut client, &yaml, &BTreeMap::new()).await?;
+        let mut per_node = Vec::new();
+        let mut cpu_per_node = Vec::new();
+        for _ in 0..opts.reps {
+            let cpu0 = cpu_time(false);
+            let (d, _) = run_timed(&mut client, &yaml, &BTreeMap::new()).await?;
+            per_node.push(ms(d) / n as f64);
+            cpu_per_node.push(ms(cpu_time(false) - cpu0) / n as f64);
+        }
+        let s = Stats::new(per_node);
+        let cpu = Stats::new(cpu_per_node);
+        println!(
+            "   1,000 nodes, {label:<18} {} reps: wall median {:.4} ms/node (min {:.4}, max {:.4}); run median {:.0} ms; \
+             CPU (server + client, all threads) median {:.4} ms/node",
+            opts.reps,
+            s.median(),
+            s.min(),
+            s.max(),
+            s.median() * n as f64,
+            cpu.median(),
+        );
+        report.add(
+            &format!("1,000-node echo chain, {label}"),
+            format!("{:.3} ms/node median (min {:.3}; CPU {:.3})", s.median(), s.min(), cpu.median()),
+            "<= 0.2 ms/node",
+            Some(s.median() <= 0.2),
+        );
+        server.shutdown().await;
+    }
+
+    let big_n = 10_000;
+    let reps = if opts.quick { 1 } else { 3 };
+    let server = InProc::start(|_| {}).await?;
+    let mut client = server.runs.clone();
+    let yaml = echo_chain(big_n, true);
+    let mut times = Vec::new();
+    for _ in 0..reps {
+        let (d, id) = run_timed(&mut client, &yaml, &BTreeMap::new()).await?;
+        let run = get_run(&mut client, &id).await?;
+        let counts = run.counts.unwrap_or_default();
+        ensure!(counts.completed == big_n as i32, "10,000-node run completed {} nodes", counts.completed);
+        times.push(ms(d));
+    }
+    let s = Stats::new(times);
+    println!(
+        "   10,000 nodes, inputs: {{step: N}}, {reps} reps: median {:.0} ms ({:.4} ms/node), min {:.0}, max {:.0}",
+        s.median(),
+        s.median() / big_n as f64,
+        s.min(),
+        s.max()
+    );
+    report.add(
+        "10,000-node echo chain runs",
+        format!("completed in {:.2} s median ({:.3} ms/node)", s.median() / 1000.0, s.median() / big_n as f64),
+        "must run",
+        Some(true),
+    );
+    server.shutdown().await;
+    println!("   load after: {}", loadavg());
+    Ok(())
+}
+
+// ---------------------------------------------------------------- release binaries
+
+fn release_dir() -> PathBuf {
+    // The bench runs from target/release/deps/.
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().and_then(Path::parent).map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release"))
+}
+
+fn release_bin(name: &str) -> Result<PathBuf> {
+    let p = release_dir().join(name);
+    if !p.is_file() {
+        bail!(
+            "{} not found: build the release binaries first with\n    cargo build --release -p retake-server -p retake-cli",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+/// The release `retake-server` on 127.0.0.1:0 with its own database.
+struct Spawned {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Spawned {
+    fn start(extra: &[&str]) -> Result<Self> {
+        let bin = release_bin("retake-server")?;
+        let dir = tempfile::tempdir()?;
+        let log = std::fs::File::create(dir.path().join("server.log"))?;
+        let mut child = Command::new(&bin)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--db")
+            .arg(dir.path().join("retake.db"))
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("retake-server listening on ")
+            .ok_or_else(|| anyhow!("unexpected first line from retake-server: {line:?}"))?
+            .to_string();
+        Ok(Self { child, url: format!("http://{addr}"), _dir: dir })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// VmRSS and VmHWM of a process, in KiB.
+fn proc_mem(pid: u32) -> Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> Result<u64> {
+        let line = status.lines().find(|l| l.starts_with(name)).ok_or_else(|| anyhow!("no {name}"))?;
+        Ok(line.split_whitespace().nth(1).context("bad status line")?.parse()?)
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+// ---------------------------------------------------------------- 2. CLI
+
+async fn bench_cli(opts: &Opts, report: &mut Report) -> Result<()> {
+    println!("\n## 2. `retake --server URL runs --json`, release binaries, process start included");
+    let cli = release_bin("retake")?;
+    let server = Spawned::start(&[])?;
+    let mut client = connect(server.url.clone()).await?;
+    // A database with history: 100 finished runs (the command lists the newest 20).
+    let yaml = echo_chain(5, true);
+    for _ in 0..100 {
+        let id = start_run(&mut client, &yaml, &BTreeMap::new()).await?;
+        watch_to_end(&mut client, &id).await?;
+    }
+    println!("   load before: {}", loadavg());
+    let invoke = || -> Result<(Duration, Duration)> {
+        let cpu0 = cpu_time(true);
+        let t0 = Instant::now();
+        let out = Command::new(&cli)
+            .args(["--server", &server.url, "runs", "--json"])
+            .env_remove("RETAKE_SERVER")
+            .stdin(Stdio::null())
+            .output()?;
+        let d = t0.elapsed();
+        let cpu = cpu_time(true) - cpu0;
+        ensure!(out.status.success(), "retake runs failed: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("retake runs --json output")?;
+        ensure!(v.as_array().is_some_and(|a| a.len() == 20), "expected a JSON array of 20 runs, got {v}");
+        Ok((d, cpu))
+    };
+    for _ in 0..3 {
+        invoke()?; // warm the page cache
+    }
+    let n = if opts.quick { 10 } else { 30 };
+    let mut times = Vec::new();
+    let mut cpus = Vec::new();
+    for _ in 0..n {
+        let (d, cpu) = invoke()?;
+        times.push(ms(d));
+        cpus.push(ms(cpu));
+    }
+    let s = Stats::new(times);
+    let cpu = Stats::new(cpus);
+    println!(
+        "   {n} invocations: wall median {:.1} ms, min {:.1}, p90 {:.1}, max {:.1}; CPU of the retake process median {:.1} ms",
+        s.median(),
+        s.min(),
+        s.pct(90.0),
+        s.max(),
+        cpu.median()
+    );
+    println!("   load after: {}", loadavg());
+    report.add(
+        "`retake runs --json` wall time",
+        format!("{:.1} ms median of {n} (p90 {:.1})", s.median(), s.pct(90.0)),
+        "<= 20 ms",
+        Some(s.median() <= 20.0),
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- 3. memory
+
+async fn bench_memory(opts: &Opts, report: &mut Report) -> Result<()> {
+    println!("\n## 3. Resident memory of the release retake-server with 100 runs in flight");
+    let nodes = 3;
+    let sleep_ms = if opts.quick { 2000 } else { 4000 };
+    let mut y = String::from("name: sleepers\nnodes:\n");
+    for k in 0..nodes {
+        y.push_str(&format!("  s{k}:\n    agent: local://sleep\n    config: {{ms: {sleep_ms}}}\n    outputs: [result]\n"));
+        if k > 0 {
+            y.push_str(&format!("    depends_on: [s{}]\n", k - 1));
+        }
+    }
+    for (label, extra) in [("default settings", &[][..]), ("--max-parallel-nodes 100", &["--max-parallel-nodes", "100"][..])] {
+        println!("   load before: {}", loadavg());
+        let server = Spawned::start(extra)?;
+        let pid = server.pid();
+        let mut client = connect(server.url.clone()).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (idle_rss, _) = proc_mem(pid)?;
+
+        let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let sampler = {
+            let sampling = sampling.clone();
+            tokio::spawn(async move {
+                let mut peak = 0u64;
+                while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Ok((rss, _)) = proc_mem(pid) {
+                        peak = peak.max(rss);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                peak
+            })
+        };
+        let mut ids = Vec::new();
+        for _ in 0..100 {
+            ids.push(start_run(&mut client, &y, &BTreeMap::new()).await?);
+        }
+        // Every run has a watcher, as 100 `retake run` clients would.
+        let mut watchers = Vec::new();
+        for id in &ids {
+            let mut c = client.clone();
+            let id = id.clone();
+            watchers.push(tokio::spawn(async move { watch_to_end(&mut c, &id).await }));
+        }
+        tokio::time::sleep(Duration::from_millis(sleep_ms as u64 / 2)).await;
+        let listed = client
+            .list_runs(pb::ListRunsRequest { page_size: 1000, status: pb::RunStatus::Running as i32, ..Default::default() })
+            .await?
+            .into_inner()
+            .runs
+            .len();
+        let (mid_rss, _) = proc_mem(pid)?;
+        for w in watchers {
+            let status = w.await??;
+            ensure!(status == pb::RunStatus::Completed, "a sleeper run ended {status:?}");
+        }
+        sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+        let peak = sampler.await?;
+        let (end_rss, hwm) = proc_mem(pid)?;
+        println!(
+            "   {label}: {listed} runs RUNNING mid-way; VmRSS idle {:.1} MiB, mid-way {:.1} MiB, sampled peak {:.1} MiB, \
+             after {:.1} MiB; VmHWM {:.1} MiB",
+            idle_rss as f64 / 1024.0,
+            mid_rss as f64 / 1024.0,
+            peak as f64 / 1024.0,
+            end_rss as f64 / 1024.0,
+            hwm as f64 / 1024.0
+        );
+        report.add(
+            &format!("server RSS, 100 runs in flight ({label})"),
+            format!("VmHWM {:.1} MiB ({listed} RUNNING when sampled)", hwm as f64 / 1024.0),
+            "<= 100 MB",
+            Some(hwm as f64 * 1024.0 <= 100e6 && listed == 100),
+        );
+        drop(server);
+    }
+    println!("   load after: {}", loadavg());
+    Ok(())
+}
+
+// ---------------------------------------------------------------- 4. replay
+
+/// Checkpoints the WAL into the main file and truncates it; returns the
+/// bytes of the database file plus its WAL, and the bytes each table and
+/// index occupies.
+async fn db_size(db: &Path) -> Result<(i64, BTreeMap<String, i64>)> {
+    use sqlx::Connection;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+    let options = SqliteConnectOptions::new()
+        .filename(db)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_secs(10));
+    let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+    for attempt in 0.. {
+        let (busy, _, _): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut conn).await?;
+        if busy == 0 {
+            break;
+        }
+        ensure!(attempt < 100, "the WAL stays busy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let tables: Vec<(String, i64)> =
+        sqlx::query_as("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetch_all(&mut conn).await?;
+    conn.close().await?;
+    let file = |p: PathBuf| std::fs::metadata(p).map(|m| m.len() as i64).unwrap_or(0);
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    Ok((file(db.to_path_buf()) + file(PathBuf::from(wal)), tables.into_iter().collect()))
+}
+
+struct ReplayFigures {
+    /// Growth of the database file (plus WAL, after a checkpoint), bytes.
+    growth_file: Stats,
+    /// Growth of the pages in use (dbstat), bytes: not hidden by reused free pages.
+    growth_used: Stats,
+    /// ReplayRun call to RUN_FINISHED, ms.
+    time_ms: Stats,
+    /// ReplayRun call alone, ms.
+    rpc_ms: Stats,
+    /// Growth per table of the median replay.
+    by_table: BTreeMap<String, i64>,
+    source_ms: f64,
+    db_bytes: i64,
+}
+
+async fn replay_case(shape: Shape, n: usize, reps: usize) -> Result<ReplayFigures> {
+    let server = InProc::start(|s| {
+        s.max_request_bytes = 256 << 20;
+    })
+    .await?;
+    let mut client = server.runs.clone();
+    let (yaml, vars) = replay_workflow(shape, n);
+    let (source_d, source) = run_timed(&mut client, &yaml, &vars).await?;
+    let last = format!("n{}", n - 1);
+
+    let (mut growth_file, mut growth_used, mut times, mut rpcs, mut tables) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut before, mut before_t) = db_size(&server.db).await?;
+    let db_bytes = before;
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        let run = client
+            .replay_run(pb::ReplayRunRequest { run_id: source.clone(), from: last.clone(), ..Default::default() })
+            .await
+            .context("ReplayRun")?
+            .into_inner()
+            .run
+            .context("ReplayRun: no run")?;
+        let rpc = t0.elapsed();
+        let status = watch_to_end(&mut client, &run.id).await?;
+        let d = t0.elapsed();
+        ensure!(status == pb::RunStatus::Completed, "replay {} ended {status:?}", run.id);
+        let counts = get_run(&mut client, &run.id).await?.counts.unwrap_or_default();
+        ensure!(
+            counts.reused == n as i32 - 1 && counts.completed == n as i32,
+            "replay of {last} reused {} and completed {} of {n} nodes",
+            counts.reused,
+            counts.completed
+        );
+        let (after, after_t) = db_size(&server.db).await?;
+        let mut delta = BTreeMap::new();
+        for (name, bytes) in &after_t {
+            let d = bytes - before_t.get(name).copied().unwrap_or(0);
+            if d != 0 {
+                delta.insert(name.clone(), d);
+            }
+        }
+        let used: i64 = delta.values().sum();
+        growth_file.push((after - before) as f64);
+        growth_used.push(used as f64);
+        times.push(ms(d));
+        rpcs.push(ms(rpc));
+        tables.push((used, delta));
+        (before, before_t) = (after, after_t);
+    }
+    server.shutdown().await;
+    tables.sort_by_key(|(g, _)| *g);
+    let by_table = tables[tables.len() / 2].1.clone();
+    Ok(ReplayFigures {
+        growth_file: Stats::new(growth_file),
+        growth_used: Stats::new(growth_used),
+        time_ms: Stats::new(times),
+        rpc_ms: Stats::new(rpcs),
+        by_table,
+        source_ms: ms(source_d),
+        db_bytes,
+    })
+}
+
+async fn bench_replay(opts: &Opts, report: &mut Report) -> Result<()> {
+    println!("\n## 4. Replaying the last node: 1,000 nodes of 100 KB outputs vs 10 nodes (in-process server)");
+    let reps = opts.reps;
+    for (shape, what) in [
+        (Shape::Mock, "local://mock, 100 KB config.response, every node"),
+        (Shape::Echo, "local://echo of {step: N, data: ${user.big}} (100 KB variable), distinct outputs"),
+        (Shape::MockSmallLast, "local://mock 100 KB, last node a small echo"),
+        (Shape::Tiny, "control: local://echo {step: N}, outputs of a few bytes"),
+    ] {
+        let name = format!("{shape:?}").to_lowercase();
+        if !opts.shapes.is_empty() && !opts.shapes.contains(&name) {
+            continue;
+        }
+        println!("   shape {shape:?}: {what}");
+        println!("   load before: {}", loadavg());
+        let mut figures = Vec::new();
+        for n in [10usize, 1000] {
+            let f = replay_case(shape, n, reps).await?;
+            let parts: Vec<String> = f.by_table.iter().map(|(t, b)| format!("{t} {}", kib(*b))).collect();
+            println!(
+                "   {n:>5} nodes: source run {:.0} ms, db {:.1} MiB; {reps} replays of n{}:\n\
+                 \x20         db file growth median {} (min {}, max {}); pages in use growth median {} (max {})\n\
+                 \x20         time to RUN_FINISHED median {:.1} ms (min {:.1}, max {:.1}); ReplayRun call alone median {:.1} ms",
+                f.source_ms,
+                f.db_bytes as f64 / (1 << 20) as f64,
+                n - 1,
+                kib(f.growth_file.median() as i64),
+                kib(f.growth_file.min() as i64),
+                kib(f.growth_file.max() as i64),
+                kib(f.growth_used.median() as i64),
+                kib(f.growth_used.max() as i64),
+                f.time_ms.median(),
+                f.time_ms.min(),
+                f.time_ms.max(),
+                f.rpc_ms.median(),
+            );
+            println!("          growth by table/index (median replay): {}", if parts.is_empty() { "none".into() } else { parts.join(", ") });
+            figures.push((n, f));
+        }
+        let (_, small) = &figures[0];
+        let (_, large) = &figures[1];
+        let growth = large.growth_file.median().max(large.growth_used.median());
+        report.add(
+            &format!("replay last of 1,000 ({shape:?}): db growth"),
+            format!(
+                "{} file, {} pages in use (medians)",
+                kib(large.growth_file.median() as i64),
+                kib(large.growth_used.median() as i64)
+            ),
+            "< 64 KB",
+            Some(growth < 64.0 * 1024.0),
+        );
+        let ratio = large.time_ms.median() / small.time_ms.median();
+        report.add(
+            &format!("replay last of 1,000 vs 10 ({shape:?}): time"),
+            format!("{:.1} ms vs {:.1} ms (x{ratio:.2})", large.time_ms.median(), small.time_ms.median()),
+            "same time (<= x1.5)",
+            Some(ratio <= 1.5),
+        );
+        println!("   load after: {}", loadavg());
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- main
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "?".into());
+    format!("{cpu}, {cores} cores; commit {commit}; load average {}", loadavg())
+}
+
+fn main() -> Result<()> {
+    let opts = Opts::parse()?;
+    println!("retake benchmarks: {}", machine());
+    println!("repetitions: {} (medians reported)", opts.reps);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let mut report = Report::default();
+        if opts.wants("chain") {
+            bench_chains(&opts, &mut report).await?;
+        }
+        if opts.wants("cli") {
+            bench_cli(&opts, &mut report).await?;
+        }
+        if opts.wants("memory") {
+            bench_memory(&opts, &mut report).await?;
+        }
+        if opts.wants("replay") {
+            bench_replay(&opts, &mut report).await?;
+        }
+        report.print();
+        println!("\nload average at the end: {}", loadavg());
+        Ok(())
+    })
+}
