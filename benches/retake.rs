@@ -1,7 +1,7 @@
 //! Performance figures for retake (see BENCHMARKS.md).
 //!
 //!     cargo build --release -p retake-server -p retake-cli
-//!     cargo bench --bench retake [-- [chain] [cli] [memory] [replay] [--reps N] [--quick]]
+//!     cargo bench --bench retake [-- [chain] [cli] [memory] [replay] [shape=NAME]... [--reps N] [--quick]]
 //!
 //! Sections:
 //! - `chain`:  engine overhead of echo chains run through gRPC (in-process server),
@@ -10,7 +10,8 @@
 //!   `retake-server` binary, process start included.
 //! - `memory`: VmRSS / VmHWM of the release `retake-server` with 100 runs in flight.
 //! - `replay`: database growth and time of replaying the last node of a 1,000-node
-//!   workflow of 100 KB outputs, against the same for a 10-node workflow.
+//!   workflow of 100 KB outputs, against the same for a 10-node workflow
+//!   (shapes `mock`, `echo`, `mocksmalllast`, `tiny`; `shape=NAME` picks some).
 //!
 //! It prints figures; it asserts nothing about timings.
 
@@ -55,9 +56,13 @@ impl Opts {
                     reps = Some(v.parse::<usize>().context("--reps needs a number")?.max(1));
                 }
                 "chain" | "cli" | "memory" | "replay" => sections.push(a),
-                other if other.starts_with("shape=") => shapes.push(other["shape=".len()..].to_lowercase()),
+                other if other.starts_with("shape=") => {
+                    shapes.push(other["shape=".len()..].to_lowercase())
+                }
                 "-h" | "--help" => {
-                    println!("usage: cargo bench --bench retake -- [chain] [cli] [memory] [replay [shape=mock|echo|mocksmalllast|tiny]...] [--reps N] [--quick]");
+                    println!(
+                        "usage: cargo bench --bench retake -- [chain] [cli] [memory] [replay [shape=mock|echo|mocksmalllast|tiny]...] [--reps N] [--quick]"
+                    );
                     std::process::exit(0);
                 }
                 other if other.starts_with('-') => {} // other harness flags
@@ -65,10 +70,17 @@ impl Opts {
             }
         }
         if sections.is_empty() {
-            sections = ["chain", "cli", "memory", "replay"].map(String::from).to_vec();
+            sections = ["chain", "cli", "memory", "replay"]
+                .map(String::from)
+                .to_vec();
         }
         let reps = reps.unwrap_or(if quick { 3 } else { 7 });
-        Ok(Self { sections, shapes, reps, quick })
+        Ok(Self {
+            sections,
+            shapes,
+            reps,
+            quick,
+        })
     }
 
     fn wants(&self, s: &str) -> bool {
@@ -93,7 +105,11 @@ impl Stats {
         if n == 0 {
             return f64::NAN;
         }
-        if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
+        if n % 2 == 1 {
+            s[n / 2]
+        } else {
+            (s[n / 2 - 1] + s[n / 2]) / 2.0
+        }
     }
     fn min(&self) -> f64 {
         self.samples.first().copied().unwrap_or(f64::NAN)
@@ -114,7 +130,11 @@ impl Stats {
 
 /// User plus system CPU time of this process (`self`) or of its reaped children.
 fn cpu_time(children: bool) -> Duration {
-    let who = if children { libc::RUSAGE_CHILDREN } else { libc::RUSAGE_SELF };
+    let who = if children {
+        libc::RUSAGE_CHILDREN
+    } else {
+        libc::RUSAGE_SELF
+    };
     let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage fills the struct it is given.
     let ru = unsafe {
@@ -123,6 +143,27 @@ fn cpu_time(children: bool) -> Duration {
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Write system calls this process has made (`syscw` of /proc/self/io):
+/// SQLite's page writes and the wake-ups between threads, independent of
+/// how busy the machine is.
+fn write_syscalls() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("syscw:")
+                    .map(|v| v.trim().parse().unwrap_or(0))
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// A protobuf timestamp in microseconds.
+fn micros(t: &Option<prost_types::Timestamp>) -> Result<i64> {
+    let t = t.as_ref().context("missing timestamp")?;
+    Ok(t.seconds * 1_000_000 + i64::from(t.nanos) / 1000)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -155,17 +196,44 @@ impl Report {
             None => "-",
         };
         println!("  => {target}: {figure} (target {goal}: {v})");
-        self.rows.push([target.to_string(), figure, goal.to_string(), v.to_string()]);
+        self.rows
+            .push([target.to_string(), figure, goal.to_string(), v.to_string()]);
     }
 
     fn print(&self) {
-        let w: Vec<usize> =
-            (0..4).map(|i| self.rows.iter().map(|r| r[i].len()).max().unwrap_or(0).max([6, 6, 6, 7][i])).collect();
+        let w: Vec<usize> = (0..4)
+            .map(|i| {
+                self.rows
+                    .iter()
+                    .map(|r| r[i].len())
+                    .max()
+                    .unwrap_or(0)
+                    .max([6, 6, 6, 7][i])
+            })
+            .collect();
         println!();
-        println!("{:<w0$}  {:<w1$}  {:<w2$}  {}", "target", "figure", "goal", "verdict", w0 = w[0], w1 = w[1], w2 = w[2]);
+        println!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {}",
+            "target",
+            "figure",
+            "goal",
+            "verdict",
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2]
+        );
         println!("{}", "-".repeat(w.iter().sum::<usize>() + 6));
         for r in &self.rows {
-            println!("{:<w0$}  {:<w1$}  {:<w2$}  {}", r[0], r[1], r[2], r[3], w0 = w[0], w1 = w[1], w2 = w[2]);
+            println!(
+                "{:<w0$}  {:<w1$}  {:<w2$}  {}",
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                w0 = w[0],
+                w1 = w[1],
+                w2 = w[2]
+            );
         }
     }
 }
@@ -182,7 +250,9 @@ struct InProc {
 
 async fn connect(url: String) -> Result<Client> {
     let channel = Channel::from_shared(url)?.connect().await?;
-    Ok(RunServiceClient::new(channel).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20))
+    Ok(RunServiceClient::new(channel)
+        .max_decoding_message_size(256 << 20)
+        .max_encoding_message_size(256 << 20))
 }
 
 impl InProc {
@@ -198,7 +268,13 @@ impl InProc {
             let _ = stopped.await;
         }));
         let runs = connect(format!("http://{addr}")).await?;
-        Ok(Self { db, runs, stop: Some(stop), task: Some(task), _dir: dir })
+        Ok(Self {
+            db,
+            runs,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        })
     }
 
     async fn shutdown(mut self) {
@@ -213,27 +289,45 @@ impl InProc {
 
 // ---------------------------------------------------------------- runs
 
-async fn start_run(client: &mut Client, yaml: &str, vars: &BTreeMap<String, String>) -> Result<String> {
+async fn start_run(
+    client: &mut Client,
+    yaml: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<String> {
     let req = pb::StartRunRequest {
         workflow: yaml.to_string(),
         variables: vars.clone().into_iter().collect(),
         files: Default::default(),
     };
-    let run = client.start_run(req).await.context("StartRun")?.into_inner().run.context("StartRun: no run")?;
+    let run = client
+        .start_run(req)
+        .await
+        .context("StartRun")?
+        .into_inner()
+        .run
+        .context("StartRun: no run")?;
     Ok(run.id)
 }
 
 /// Follows a run from its first event until RUN_FINISHED; returns its final status.
 async fn watch_to_end(client: &mut Client, run_id: &str) -> Result<pb::RunStatus> {
     let mut stream = client
-        .watch_run(pb::WatchRunRequest { run_id: run_id.to_string(), after_sequence: 0 })
+        .watch_run(pb::WatchRunRequest {
+            run_id: run_id.to_string(),
+            after_sequence: 0,
+        })
         .await
         .context("WatchRun")?
         .into_inner();
     while let Some(item) = stream.next().await {
-        let event = item.context("WatchRun stream")?.event.context("empty event")?;
+        let event = item
+            .context("WatchRun stream")?
+            .event
+            .context("empty event")?;
         if event.kind == pb::EventKind::RunFinished as i32 {
-            return Ok(pb::RunStatus::try_from(event.run_status).unwrap_or(pb::RunStatus::Unspecified));
+            return Ok(
+                pb::RunStatus::try_from(event.run_status).unwrap_or(pb::RunStatus::Unspecified)
+            );
         }
     }
     bail!("WatchRun of {run_id} ended without RUN_FINISHED")
@@ -241,7 +335,11 @@ async fn watch_to_end(client: &mut Client, run_id: &str) -> Result<pb::RunStatus
 
 async fn get_run(client: &mut Client, run_id: &str) -> Result<pb::Run> {
     client
-        .get_run(pb::GetRunRequest { run_id: run_id.to_string(), include_nodes: false, include_workflow: false })
+        .get_run(pb::GetRunRequest {
+            run_id: run_id.to_string(),
+            include_nodes: false,
+            include_workflow: false,
+        })
         .await
         .context("GetRun")?
         .into_inner()
@@ -249,14 +347,31 @@ async fn get_run(client: &mut Client, run_id: &str) -> Result<pb::Run> {
         .context("GetRun: no run")
 }
 
-/// Starts a run and follows it to the end; returns the wall time and run id.
-async fn run_timed(client: &mut Client, yaml: &str, vars: &BTreeMap<String, String>) -> Result<(Duration, String)> {
+/// A run started and followed to its end.
+struct Timed {
+    id: String,
+    /// StartRun call to the RUN_FINISHED event.
+    total: Duration,
+    /// The StartRun call alone (parse, validate, store the run).
+    start: Duration,
+}
+
+/// Starts a run and follows it to the end.
+async fn run_timed(
+    client: &mut Client,
+    yaml: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<Timed> {
     let t0 = Instant::now();
     let id = start_run(client, yaml, vars).await?;
+    let start = t0.elapsed();
     let status = watch_to_end(client, &id).await?;
-    let elapsed = t0.elapsed();
-    ensure!(status == pb::RunStatus::Completed, "run {id} ended {status:?}");
-    Ok((elapsed, id))
+    let total = t0.elapsed();
+    ensure!(
+        status == pb::RunStatus::Completed,
+        "run {id} ended {status:?}"
+    );
+    Ok(Timed { id, total, start })
 }
 
 // ---------------------------------------------------------------- workflows
@@ -264,9 +379,14 @@ async fn run_timed(client: &mut Client, yaml: &str, vars: &BTreeMap<String, Stri
 /// A chain n0 -> n1 -> ... of `local://echo` nodes. With `inputs` every node
 /// echoes `{step: K}`; without, it echoes (nests) its upstream output.
 fn echo_chain(n: usize, inputs: bool) -> String {
-    let mut y = format!("name: echo-chain-{n}{}\nnodes:\n", if inputs { "-inputs" } else { "-deps" });
+    let mut y = format!(
+        "name: echo-chain-{n}{}\nnodes:\n",
+        if inputs { "-inputs" } else { "-deps" }
+    );
     for k in 0..n {
-        y.push_str(&format!("  n{k}:\n    agent: local://echo\n    outputs: [result]\n"));
+        y.push_str(&format!(
+            "  n{k}:\n    agent: local://echo\n    outputs: [result]\n"
+        ));
         if inputs {
             y.push_str(&format!("    inputs: {{step: {k}}}\n"));
         }
@@ -298,7 +418,9 @@ fn big_text() -> String {
     let mut s = String::with_capacity(BIG);
     let mut k = 0u64;
     while s.len() < BIG {
-        k = k.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        k = k
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         s.push(char::from(b'a' + ((k >> 33) % 26) as u8));
     }
     s
@@ -312,10 +434,12 @@ fn replay_workflow(shape: Shape, n: usize) -> (String, BTreeMap<String, String>)
         y.push_str(&format!("  n{k}:\n"));
         let last_small = shape == Shape::MockSmallLast && k == n - 1;
         match shape {
-            Shape::Tiny => y.push_str(&format!("    agent: local://echo\n    inputs: {{step: {k}}}\n")),
-            _ if last_small => {
-                y.push_str(&format!("    agent: local://echo\n    inputs: {{step: {k}}}\n"))
-            }
+            Shape::Tiny => y.push_str(&format!(
+                "    agent: local://echo\n    inputs: {{step: {k}}}\n"
+            )),
+            _ if last_small => y.push_str(&format!(
+                "    agent: local://echo\n    inputs: {{step: {k}}}\n"
+            )),
             Shape::Mock | Shape::MockSmallLast => {
                 y.push_str("    agent: local://mock\n");
                 if k == 0 {
@@ -325,7 +449,9 @@ fn replay_workflow(shape: Shape, n: usize) -> (String, BTreeMap<String, String>)
                 }
             }
             Shape::Echo => {
-                y.push_str(&format!("    agent: local://echo\n    inputs: {{step: {k}, data: \"${{user.big}}\"}}\n"));
+                y.push_str(&format!(
+                    "    agent: local://echo\n    inputs: {{step: {k}, data: \"${{user.big}}\"}}\n"
+                ));
             }
         }
         y.push_str("    outputs: [result]\n");
@@ -346,7 +472,11 @@ async fn bench_chains(opts: &Opts, report: &mut Report) -> Result<()> {
     println!("   load before: {}", loadavg());
     let n = 1000;
     for inputs in [true, false] {
-        let label = if inputs { "inputs: {step: N}" } else { "depends_on only" };
+        let label = if inputs {
+            "inputs: {step: N}"
+        } else {
+            "depends_on only"
+        };
         let server = InProc::start(|_| {}).await?;
         let mut client = server.runs.clone();
         let yaml = echo_chain(n, inputs);
@@ -354,27 +484,46 @@ async fn bench_chains(opts: &Opts, report: &mut Report) -> Result<()> {
         run_timed(&mut client, &yaml, &BTreeMap::new()).await?;
         let mut per_node = Vec::new();
         let mut cpu_per_node = Vec::new();
+        let mut starts = Vec::new();
+        let mut servers = Vec::new();
+        let mut writes = Vec::new();
         for _ in 0..opts.reps {
             let cpu0 = cpu_time(false);
-            let (d, _) = run_timed(&mut client, &yaml, &BTreeMap::new()).await?;
-            per_node.push(ms(d) / n as f64);
+            let w0 = write_syscalls();
+            let t = run_timed(&mut client, &yaml, &BTreeMap::new()).await?;
+            writes.push((write_syscalls() - w0) as f64 / n as f64);
+            per_node.push(ms(t.total) / n as f64);
+            starts.push(ms(t.start));
             cpu_per_node.push(ms(cpu_time(false) - cpu0) / n as f64);
+            let run = get_run(&mut client, &t.id).await?;
+            servers.push(micros(&run.finish_time)? - micros(&run.start_time)?);
         }
         let s = Stats::new(per_node);
         let cpu = Stats::new(cpu_per_node);
+        let start = Stats::new(starts);
+        let server_ms = Stats::new(servers.into_iter().map(|us| us as f64 / 1000.0).collect());
         println!(
-            "   1,000 nodes, {label:<18} {} reps: wall median {:.4} ms/node (min {:.4}, max {:.4}); run median {:.0} ms; \
-             CPU (server + client, all threads) median {:.4} ms/node",
+            "   1,000 nodes, {label:<18} {} reps: wall median {:.4} ms/node (min {:.4}, max {:.4}); run median {:.0} ms, \
+             of which the StartRun call {:.1} ms; the run's own start_time..finish_time {:.0} ms; \
+             CPU (server + client, all threads) median {:.4} ms/node; write syscalls median {:.1}/node",
             opts.reps,
             s.median(),
             s.min(),
             s.max(),
             s.median() * n as f64,
+            start.median(),
+            server_ms.median(),
             cpu.median(),
+            Stats::new(writes).median(),
         );
         report.add(
             &format!("1,000-node echo chain, {label}"),
-            format!("{:.3} ms/node median (min {:.3}; CPU {:.3})", s.median(), s.min(), cpu.median()),
+            format!(
+                "{:.3} ms/node median (min {:.3}; CPU {:.3})",
+                s.median(),
+                s.min(),
+                cpu.median()
+            ),
             "<= 0.2 ms/node",
             Some(s.median() <= 0.2),
         );
@@ -388,10 +537,15 @@ async fn bench_chains(opts: &Opts, report: &mut Report) -> Result<()> {
     let yaml = echo_chain(big_n, true);
     let mut times = Vec::new();
     for _ in 0..reps {
-        let (d, id) = run_timed(&mut client, &yaml, &BTreeMap::new()).await?;
+        let t = run_timed(&mut client, &yaml, &BTreeMap::new()).await?;
+        let (d, id) = (t.total, t.id);
         let run = get_run(&mut client, &id).await?;
         let counts = run.counts.unwrap_or_default();
-        ensure!(counts.completed == big_n as i32, "10,000-node run completed {} nodes", counts.completed);
+        ensure!(
+            counts.completed == big_n as i32,
+            "10,000-node run completed {} nodes",
+            counts.completed
+        );
         times.push(ms(d));
     }
     let s = Stats::new(times);
@@ -404,7 +558,11 @@ async fn bench_chains(opts: &Opts, report: &mut Report) -> Result<()> {
     );
     report.add(
         "10,000-node echo chain runs",
-        format!("completed in {:.2} s median ({:.3} ms/node)", s.median() / 1000.0, s.median() / big_n as f64),
+        format!(
+            "completed in {:.2} s median ({:.3} ms/node)",
+            s.median() / 1000.0,
+            s.median() / big_n as f64
+        ),
         "must run",
         Some(true),
     );
@@ -466,7 +624,11 @@ impl Spawned {
             .strip_prefix("retake-server listening on ")
             .ok_or_else(|| anyhow!("unexpected first line from retake-server: {line:?}"))?
             .to_string();
-        Ok(Self { child, url: format!("http://{addr}"), _dir: dir })
+        Ok(Self {
+            child,
+            url: format!("http://{addr}"),
+            _dir: dir,
+        })
     }
 
     fn pid(&self) -> u32 {
@@ -485,8 +647,15 @@ impl Drop for Spawned {
 fn proc_mem(pid: u32) -> Result<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| -> Result<u64> {
-        let line = status.lines().find(|l| l.starts_with(name)).ok_or_else(|| anyhow!("no {name}"))?;
-        Ok(line.split_whitespace().nth(1).context("bad status line")?.parse()?)
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .ok_or_else(|| anyhow!("no {name}"))?;
+        Ok(line
+            .split_whitespace()
+            .nth(1)
+            .context("bad status line")?
+            .parse()?)
     };
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
@@ -515,9 +684,17 @@ async fn bench_cli(opts: &Opts, report: &mut Report) -> Result<()> {
             .output()?;
         let d = t0.elapsed();
         let cpu = cpu_time(true) - cpu0;
-        ensure!(out.status.success(), "retake runs failed: {}", String::from_utf8_lossy(&out.stderr));
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("retake runs --json output")?;
-        ensure!(v.as_array().is_some_and(|a| a.len() == 20), "expected a JSON array of 20 runs, got {v}");
+        ensure!(
+            out.status.success(),
+            "retake runs failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).context("retake runs --json output")?;
+        ensure!(
+            v.as_array().is_some_and(|a| a.len() == 20),
+            "expected a JSON array of 20 runs, got {v}"
+        );
         Ok((d, cpu))
     };
     for _ in 0..3 {
@@ -544,7 +721,11 @@ async fn bench_cli(opts: &Opts, report: &mut Report) -> Result<()> {
     println!("   load after: {}", loadavg());
     report.add(
         "`retake runs --json` wall time",
-        format!("{:.1} ms median of {n} (p90 {:.1})", s.median(), s.pct(90.0)),
+        format!(
+            "{:.1} ms median of {n} (p90 {:.1})",
+            s.median(),
+            s.pct(90.0)
+        ),
         "<= 20 ms",
         Some(s.median() <= 20.0),
     );
@@ -564,7 +745,13 @@ async fn bench_memory(opts: &Opts, report: &mut Report) -> Result<()> {
             y.push_str(&format!("    depends_on: [s{}]\n", k - 1));
         }
     }
-    for (label, extra) in [("default settings", &[][..]), ("--max-parallel-nodes 100", &["--max-parallel-nodes", "100"][..])] {
+    for (label, extra) in [
+        ("default settings", &[][..]),
+        (
+            "--max-parallel-nodes 100",
+            &["--max-parallel-nodes", "100"][..],
+        ),
+    ] {
         println!("   load before: {}", loadavg());
         let server = Spawned::start(extra)?;
         let pid = server.pid();
@@ -599,7 +786,11 @@ async fn bench_memory(opts: &Opts, report: &mut Report) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(sleep_ms as u64 / 2)).await;
         let listed = client
-            .list_runs(pb::ListRunsRequest { page_size: 1000, status: pb::RunStatus::Running as i32, ..Default::default() })
+            .list_runs(pb::ListRunsRequest {
+                page_size: 1000,
+                status: pb::RunStatus::Running as i32,
+                ..Default::default()
+            })
             .await?
             .into_inner()
             .runs
@@ -607,7 +798,10 @@ async fn bench_memory(opts: &Opts, report: &mut Report) -> Result<()> {
         let (mid_rss, _) = proc_mem(pid)?;
         for w in watchers {
             let status = w.await??;
-            ensure!(status == pb::RunStatus::Completed, "a sleeper run ended {status:?}");
+            ensure!(
+                status == pb::RunStatus::Completed,
+                "a sleeper run ended {status:?}"
+            );
         }
         sampling.store(false, std::sync::atomic::Ordering::Relaxed);
         let peak = sampler.await?;
@@ -623,7 +817,10 @@ async fn bench_memory(opts: &Opts, report: &mut Report) -> Result<()> {
         );
         report.add(
             &format!("server RSS, 100 runs in flight ({label})"),
-            format!("VmHWM {:.1} MiB ({listed} RUNNING when sampled)", hwm as f64 / 1024.0),
+            format!(
+                "VmHWM {:.1} MiB ({listed} RUNNING when sampled)",
+                hwm as f64 / 1024.0
+            ),
             "<= 100 MB",
             Some(hwm as f64 * 1024.0 <= 100e6 && listed == 100),
         );
@@ -647,8 +844,9 @@ async fn db_size(db: &Path) -> Result<(i64, BTreeMap<String, i64>)> {
         .busy_timeout(Duration::from_secs(10));
     let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
     for attempt in 0.. {
-        let (busy, _, _): (i64, i64, i64) =
-            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut conn).await?;
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&mut conn)
+            .await?;
         if busy == 0 {
             break;
         }
@@ -656,12 +854,17 @@ async fn db_size(db: &Path) -> Result<(i64, BTreeMap<String, i64>)> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let tables: Vec<(String, i64)> =
-        sqlx::query_as("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetch_all(&mut conn).await?;
+        sqlx::query_as("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")
+            .fetch_all(&mut conn)
+            .await?;
     conn.close().await?;
     let file = |p: PathBuf| std::fs::metadata(p).map(|m| m.len() as i64).unwrap_or(0);
     let mut wal = db.as_os_str().to_owned();
     wal.push("-wal");
-    Ok((file(db.to_path_buf()) + file(PathBuf::from(wal)), tables.into_iter().collect()))
+    Ok((
+        file(db.to_path_buf()) + file(PathBuf::from(wal)),
+        tables.into_iter().collect(),
+    ))
 }
 
 struct ReplayFigures {
@@ -686,7 +889,8 @@ async fn replay_case(shape: Shape, n: usize, reps: usize) -> Result<ReplayFigure
     .await?;
     let mut client = server.runs.clone();
     let (yaml, vars) = replay_workflow(shape, n);
-    let (source_d, source) = run_timed(&mut client, &yaml, &vars).await?;
+    let t = run_timed(&mut client, &yaml, &vars).await?;
+    let (source_d, source) = (t.total, t.id);
     let last = format!("n{}", n - 1);
 
     let (mut growth_file, mut growth_used, mut times, mut rpcs, mut tables) =
@@ -696,7 +900,11 @@ async fn replay_case(shape: Shape, n: usize, reps: usize) -> Result<ReplayFigure
     for _ in 0..reps {
         let t0 = Instant::now();
         let run = client
-            .replay_run(pb::ReplayRunRequest { run_id: source.clone(), from: last.clone(), ..Default::default() })
+            .replay_run(pb::ReplayRunRequest {
+                run_id: source.clone(),
+                from: last.clone(),
+                ..Default::default()
+            })
             .await
             .context("ReplayRun")?
             .into_inner()
@@ -705,8 +913,15 @@ async fn replay_case(shape: Shape, n: usize, reps: usize) -> Result<ReplayFigure
         let rpc = t0.elapsed();
         let status = watch_to_end(&mut client, &run.id).await?;
         let d = t0.elapsed();
-        ensure!(status == pb::RunStatus::Completed, "replay {} ended {status:?}", run.id);
-        let counts = get_run(&mut client, &run.id).await?.counts.unwrap_or_default();
+        ensure!(
+            status == pb::RunStatus::Completed,
+            "replay {} ended {status:?}",
+            run.id
+        );
+        let counts = get_run(&mut client, &run.id)
+            .await?
+            .counts
+            .unwrap_or_default();
         ensure!(
             counts.reused == n as i32 - 1 && counts.completed == n as i32,
             "replay of {last} reused {} and completed {} of {n} nodes",
@@ -744,13 +959,27 @@ async fn replay_case(shape: Shape, n: usize, reps: usize) -> Result<ReplayFigure
 }
 
 async fn bench_replay(opts: &Opts, report: &mut Report) -> Result<()> {
-    println!("\n## 4. Replaying the last node: 1,000 nodes of 100 KB outputs vs 10 nodes (in-process server)");
+    println!(
+        "\n## 4. Replaying the last node: 1,000 nodes of 100 KB outputs vs 10 nodes (in-process server)"
+    );
     let reps = opts.reps;
     for (shape, what) in [
-        (Shape::Mock, "local://mock, 100 KB config.response, every node"),
-        (Shape::Echo, "local://echo of {step: N, data: ${user.big}} (100 KB variable), distinct outputs"),
-        (Shape::MockSmallLast, "local://mock 100 KB, last node a small echo"),
-        (Shape::Tiny, "control: local://echo {step: N}, outputs of a few bytes"),
+        (
+            Shape::Mock,
+            "local://mock, 100 KB config.response, every node",
+        ),
+        (
+            Shape::Echo,
+            "local://echo of {step: N, data: ${user.big}} (100 KB variable), distinct outputs",
+        ),
+        (
+            Shape::MockSmallLast,
+            "local://mock 100 KB, last node a small echo",
+        ),
+        (
+            Shape::Tiny,
+            "control: local://echo {step: N}, outputs of a few bytes",
+        ),
     ] {
         let name = format!("{shape:?}").to_lowercase();
         if !opts.shapes.is_empty() && !opts.shapes.contains(&name) {
@@ -761,7 +990,11 @@ async fn bench_replay(opts: &Opts, report: &mut Report) -> Result<()> {
         let mut figures = Vec::new();
         for n in [10usize, 1000] {
             let f = replay_case(shape, n, reps).await?;
-            let parts: Vec<String> = f.by_table.iter().map(|(t, b)| format!("{t} {}", kib(*b))).collect();
+            let parts: Vec<String> = f
+                .by_table
+                .iter()
+                .map(|(t, b)| format!("{t} {}", kib(*b)))
+                .collect();
             println!(
                 "   {n:>5} nodes: source run {:.0} ms, db {:.1} MiB; {reps} replays of n{}:\n\
                  \x20         db file growth median {} (min {}, max {}); pages in use growth median {} (max {})\n\
@@ -779,7 +1012,14 @@ async fn bench_replay(opts: &Opts, report: &mut Report) -> Result<()> {
                 f.time_ms.max(),
                 f.rpc_ms.median(),
             );
-            println!("          growth by table/index (median replay): {}", if parts.is_empty() { "none".into() } else { parts.join(", ") });
+            println!(
+                "          growth by table/index (median replay): {}",
+                if parts.is_empty() {
+                    "none".into()
+                } else {
+                    parts.join(", ")
+                }
+            );
             figures.push((n, f));
         }
         let (_, small) = &figures[0];
@@ -798,7 +1038,11 @@ async fn bench_replay(opts: &Opts, report: &mut Report) -> Result<()> {
         let ratio = large.time_ms.median() / small.time_ms.median();
         report.add(
             &format!("replay last of 1,000 vs 10 ({shape:?}): time"),
-            format!("{:.1} ms vs {:.1} ms (x{ratio:.2})", large.time_ms.median(), small.time_ms.median()),
+            format!(
+                "{:.1} ms vs {:.1} ms (x{ratio:.2})",
+                large.time_ms.median(),
+                small.time_ms.median()
+            ),
             "same time (<= x1.5)",
             Some(ratio <= 1.5),
         );
@@ -812,9 +1056,15 @@ async fn bench_replay(opts: &Opts, report: &mut Report) -> Result<()> {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let commit = Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -823,14 +1073,19 @@ fn machine() -> String {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "?".into());
-    format!("{cpu}, {cores} cores; commit {commit}; load average {}", loadavg())
+    format!(
+        "{cpu}, {cores} cores; commit {commit}; load average {}",
+        loadavg()
+    )
 }
 
 fn main() -> Result<()> {
     let opts = Opts::parse()?;
     println!("retake benchmarks: {}", machine());
     println!("repetitions: {} (medians reported)", opts.reps);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let mut report = Report::default();
         if opts.wants("chain") {
