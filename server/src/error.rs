@@ -21,6 +21,10 @@ pub enum EngineError {
     /// Over a configured limit.
     #[error("{0}")]
     ResourceExhausted(String),
+    /// The store cannot take writes right now (disk full, I/O error);
+    /// nothing of the request was stored and a retry may succeed.
+    #[error("{0}")]
+    Unavailable(String),
     /// Something inside retake broke. The detail is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -28,15 +32,50 @@ pub enum EngineError {
 
 pub type EngineResult<T> = Result<T, EngineError>;
 
-impl EngineError {
-    pub fn run_not_found(run: &str) -> Self {
-        Self::NotFound(format!("Run '{run}' not found"))
+/// What a message may quote of something a caller sent (an id, a step):
+/// enough to recognise it, never so much that the error itself is large.
+pub fn echo(given: &str) -> std::borrow::Cow<'_, str> {
+    const MAX_CHARS: usize = 80;
+    match given.char_indices().nth(MAX_CHARS) {
+        None => given.into(),
+        Some((end, _)) => format!("{}… ({} bytes)", &given[..end], given.len()).into(),
     }
 }
 
+impl EngineError {
+    pub fn run_not_found(run: &str) -> Self {
+        Self::NotFound(format!("Run '{}' not found", echo(run)))
+    }
+}
+
+impl EngineError {
+    /// Whether the store refused a write for lack of space or I/O, which
+    /// a retry can outlast, rather than for something in the data.
+    pub fn is_storage_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// SQLite's primary result codes that mean "the disk, not the data".
+const SQLITE_IOERR: i64 = 10;
+const SQLITE_FULL: i64 = 13;
+
 impl From<sqlx::Error> for EngineError {
     fn from(err: sqlx::Error) -> Self {
-        Self::Internal(format!("database: {err}"))
+        let code = err
+            .as_database_error()
+            .and_then(|e| e.code())
+            .and_then(|c| c.parse::<i64>().ok())
+            .map(|c| c & 0xff);
+        match code {
+            Some(SQLITE_FULL) => Self::Unavailable(
+                "disk full: the database could not be written, so nothing of this request was stored; retry once space is freed".into(),
+            ),
+            Some(SQLITE_IOERR) => Self::Unavailable(format!(
+                "the database could not be written ({err}), so nothing of this request was stored; retry later"
+            )),
+            _ => Self::Internal(format!("database: {err}")),
+        }
     }
 }
 

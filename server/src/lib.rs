@@ -20,8 +20,16 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let engine = open(&settings).await?;
+    serve_engine(engine, settings, listener, shutdown).await
+}
+
+/// Opens the database (refusing one it cannot write) and resumes runs a
+/// previous process left unfinished.
+pub async fn open(settings: &Settings) -> anyhow::Result<engine::Engine> {
     let engine = engine::Engine::open(settings.clone())
         .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("cannot open database {}", settings.db_path.display()))?;
     if settings.recover_runs {
         let resumed = engine.recover().await?;
@@ -29,7 +37,21 @@ pub async fn serve(
             tracing::info!(resumed, "resumed unfinished runs");
         }
     }
-    let routes = api::routes(engine, &settings).await?;
+    Ok(engine)
+}
+
+/// How long open calls get to finish once shutdown begins.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves an opened engine on `listener` until `shutdown` resolves; then
+/// ends open event streams and gives calls in flight a few seconds.
+pub async fn serve_engine(
+    engine: engine::Engine,
+    settings: Settings,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let routes = api::routes(engine.clone(), &settings).await?;
     let mut builder = tonic::transport::Server::builder();
     if let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) {
         let cert =
@@ -39,14 +61,33 @@ pub async fn serve(
         builder =
             builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
     }
-    builder
+    let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
+    let on_shutdown = {
+        let engine = engine.clone();
+        async move {
+            shutdown.await;
+            engine.begin_shutdown();
+            let _ = stopping_tx.send(());
+        }
+    };
+    let server = builder
+        .layer(api::StatusLayer)
         .add_routes(routes)
         // Without TCP_NODELAY, each unary reply's last frame waits ~40 ms
         // for the client's delayed ACK.
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await?;
+            on_shutdown,
+        );
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result?,
+        _ = async {
+            let _ = stopping.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!("calls still open {} s after shutdown began; stopping anyway", SHUTDOWN_GRACE.as_secs());
+        }
+    }
     Ok(())
 }

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use retake_server::Settings;
+use retake_server::settings::EnvPolicy;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -30,19 +31,42 @@ struct Args {
     /// Nodes executing at once across all runs.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     max_parallel_nodes: u32,
-    /// Runs in flight at once.
+    /// Runs executing at once on this server (a run waiting for a person
+    /// does not count); over it, StartRun and ReplayRun are refused.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_concurrent_runs: u32,
+    /// Environment variables workflows may name as `${env.NAME}` in
+    /// credential keys (api_key, token, ...); a trailing `*` is a prefix.
+    /// Repeatable or comma-separated. Default: the LLM providers' key
+    /// variables (OPENAI_API_KEY, ...) and RETAKE_SECRET_*.
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    allow_env: Vec<String>,
+    /// Hosts (host or host:port) that may receive a value taken from the
+    /// server's environment, besides each LLM provider's own endpoint.
+    /// Repeatable or comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "HOST")]
+    allow_secret_host: Vec<String>,
+    /// Seconds a run keeps retrying writes the disk refuses (disk full)
+    /// before it is failed with "disk full" as the cause.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    disk_full_timeout: u64,
+    /// Caps the database at this many pages (4 KiB each); writes past it
+    /// fail as on a full disk.
+    #[arg(long, value_name = "PAGES")]
+    max_db_pages: Option<u32>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in a log file.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args = Args::parse();
     let mut settings = Settings::new(args.db);
@@ -50,6 +74,14 @@ async fn main() -> anyhow::Result<()> {
     settings.max_concurrent_runs = args.max_concurrent_runs as usize;
     settings.tls_cert = args.tls_cert;
     settings.tls_key = args.tls_key;
+    settings.max_db_pages = args.max_db_pages;
+    settings.disk_full_timeout = std::time::Duration::from_secs(args.disk_full_timeout);
+    let mut policy = EnvPolicy::default();
+    if !args.allow_env.is_empty() {
+        policy.allowed_vars = args.allow_env;
+    }
+    policy.secret_hosts = args.allow_secret_host;
+    settings.env_policy = Some(policy);
     if let Some(path) = args.auth_token_file {
         let token = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read auth token file {}", path.display()))?
@@ -62,14 +94,16 @@ async fn main() -> anyhow::Result<()> {
         );
         settings.auth_token = Some(token);
     }
+    // The database first: a server that cannot store runs does not listen.
+    let engine = retake_server::open(&settings).await?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, db = %settings.db_path.display(), auth = settings.auth_token.is_some(), "retake-server listening");
+    tracing::debug!(db = %settings.db_path.display(), auth = settings.auth_token.is_some(), "serving");
     // Scripts that pass port 0 read the real address from this line.
     println!("retake-server listening on {addr}");
-    retake_server::serve(settings, listener, shutdown_signal()).await?;
+    retake_server::serve_engine(engine, settings, listener, shutdown_signal()).await?;
     tracing::info!("retake-server stopped");
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! and the limits that protect the server from oversized input.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Everything a server instance is configured with.
 #[derive(Clone, Debug)]
@@ -27,6 +28,59 @@ pub struct Settings {
     /// PEM certificate and key; both set turns TLS on.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Caps the database at this many pages; writes past it fail as on a
+    /// full disk. None: no cap beyond the disk's.
+    pub max_db_pages: Option<u32>,
+    /// How long a run keeps retrying a commit the disk refuses before it
+    /// is failed with "disk full" as the cause.
+    pub disk_full_timeout: Duration,
+    /// Which `${env.NAME}` variables workflows may name, and where their
+    /// values may be sent. None (the default, for the CLI's embedded
+    /// engine): the user is the operator and no restriction applies;
+    /// `retake-server` always sets one.
+    pub env_policy: Option<EnvPolicy>,
+}
+
+/// What an operator lets workflows take from the server's environment.
+#[derive(Clone, Debug)]
+pub struct EnvPolicy {
+    /// Variable names workflows may name; an entry ending in `*` is a prefix.
+    pub allowed_vars: Vec<String>,
+    /// Hosts (besides each provider's default endpoint) that may receive a
+    /// value taken from the server's environment.
+    pub secret_hosts: Vec<String>,
+}
+
+impl Default for EnvPolicy {
+    fn default() -> Self {
+        let mut allowed_vars: Vec<String> = crate::engine::agents::PROVIDER_KEY_VARS
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        allowed_vars.push("RETAKE_SECRET_*".into());
+        Self {
+            allowed_vars,
+            secret_hosts: Vec::new(),
+        }
+    }
+}
+
+impl EnvPolicy {
+    pub fn allows_var(&self, name: &str) -> bool {
+        self.allowed_vars.iter().any(|a| match a.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => a == name,
+        })
+    }
+
+    /// `host` is `name` or `name:port`; an allowed entry without a port
+    /// allows every port of its host.
+    pub fn allows_host(&self, host: &str) -> bool {
+        let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+        self.secret_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(host) || h.eq_ignore_ascii_case(name))
+    }
 }
 
 impl Settings {
@@ -43,6 +97,9 @@ impl Settings {
             recover_runs: true,
             tls_cert: None,
             tls_key: None,
+            max_db_pages: None,
+            disk_full_timeout: Duration::from_secs(300),
+            env_policy: None,
         }
     }
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 const KEY: &str = "a2a-test-token-987654";
-const KEY_VAR: &str = "RETAKE_TEST_A2A_TOKEN";
+const KEY_VAR: &str = "RETAKE_SECRET_TEST_A2A_TOKEN";
 
 fn card_v1(base: &str) -> Value {
     json!({

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 const KEY: &str = "sk-test-secret-123456";
-const KEY_VAR: &str = "RETAKE_TEST_LLM_KEY";
+const KEY_VAR: &str = "RETAKE_SECRET_TEST_LLM_KEY";
 
 async fn server() -> Server {
     Server::start(&[(KEY_VAR, KEY)]).await

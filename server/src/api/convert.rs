@@ -47,6 +47,37 @@ pub fn override_(o: &m::OutputOverride) -> pb::OutputOverride {
     }
 }
 
+/// Longest variable or override value a run summary carries whole.
+const SUMMARY_VALUE_BYTES: usize = 1024;
+
+/// A run as lists carry it: long variable and override values are cut, so
+/// a page of runs stays small whatever the runs hold. GetRun has them whole.
+pub fn run_summary(r: &m::Run) -> pb::Run {
+    let mut out = run(r);
+    for value in out.variables.values_mut() {
+        clip_value(value);
+    }
+    for o in out.replay.iter_mut().flat_map(|x| x.overrides.iter_mut()) {
+        clip_value(&mut o.value);
+    }
+    out
+}
+
+fn clip_value(value: &mut String) {
+    if value.len() <= SUMMARY_VALUE_BYTES {
+        return;
+    }
+    let mut end = SUMMARY_VALUE_BYTES;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    *value = format!(
+        "{}… [{} bytes; GetRun returns it whole]",
+        &value[..end],
+        value.len()
+    );
+}
+
 pub fn run(r: &m::Run) -> pb::Run {
     pb::Run {
         id: r.id.clone(),

@@ -5,6 +5,7 @@ mod artifact_service;
 mod convert;
 mod run_service;
 mod status;
+pub use status::StatusLayer;
 mod workflow_service;
 
 use crate::Settings;
@@ -12,29 +13,46 @@ use crate::engine::Engine;
 use retake::v1::artifact_service_server::ArtifactServiceServer;
 use retake::v1::run_service_server::RunServiceServer;
 use retake::v1::workflow_service_server::WorkflowServiceServer;
-use std::sync::Arc;
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Status};
 
 /// Checks `authorization: Bearer TOKEN` on every call when a token is set.
+/// The scheme is case-insensitive; tokens are compared as SHA-256 digests,
+/// so neither their content nor their length shows in the time taken.
 #[derive(Clone)]
 pub struct Auth {
-    token: Option<Arc<str>>,
+    token_digest: Option<[u8; 32]>,
+}
+
+impl Auth {
+    pub fn new(token: Option<&str>) -> Self {
+        Self {
+            token_digest: token.map(digest),
+        }
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
 }
 
 impl tonic::service::Interceptor for Auth {
     fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
-        let Some(expected) = &self.token else {
+        let Some(expected) = &self.token_digest else {
             return Ok(req);
         };
         let given = req
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
             .unwrap_or_default();
-        if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        if constant_time_eq(&digest(given), expected) {
             Ok(req)
         } else {
             Err(Status::unauthenticated(
@@ -44,18 +62,13 @@ impl tonic::service::Interceptor for Auth {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Every service of the server, ready to be served on any transport.
 pub async fn routes(engine: Engine, settings: &Settings) -> anyhow::Result<Routes> {
-    let auth = Auth {
-        token: settings.auth_token.as_deref().map(Arc::from),
-    };
+    let auth = Auth::new(settings.auth_token.as_deref());
     let limit = settings.max_request_bytes;
 
     let (health_reporter, health) = tonic_health::server::health_reporter();

@@ -19,6 +19,7 @@ pub struct RunApi {
 
 const DEFAULT_PAGE: i32 = 50;
 const MAX_PAGE: i32 = 1000;
+const MAX_PAGE_BYTES: usize = 2 << 20;
 
 fn page_size(requested: i32, default: i32) -> Result<i64, EngineError> {
     match requested {
@@ -114,15 +115,24 @@ impl RunService for RunApi {
             forked_from: Some(req.forked_from).filter(|s| !s.is_empty()),
         };
         // One extra row tells whether another page exists.
-        let mut runs = self.engine.list_runs(&filter, limit + 1, before).await?;
-        let next_page_token = if runs.len() as i64 > limit {
-            runs.truncate(limit as usize);
-            runs.last().map(|r| encode_token(r.pk)).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let runs = self.engine.list_runs(&filter, limit + 1, before).await?;
+        // A page also ends before it would outgrow what a client accepts
+        // by default (4 MiB), whatever the runs hold.
+        let mut page = Vec::new();
+        let mut bytes = 0;
+        let mut next_page_token = String::new();
+        for run in &runs {
+            let summary = convert::run_summary(run);
+            let size = prost::Message::encoded_len(&summary) + 8;
+            if page.len() as i64 == limit || (!page.is_empty() && bytes + size > MAX_PAGE_BYTES) {
+                next_page_token = encode_token(runs[page.len() - 1].pk);
+                break;
+            }
+            bytes += size;
+            page.push(summary);
+        }
         Ok(Response::new(pb::ListRunsResponse {
-            runs: runs.iter().map(convert::run).collect(),
+            runs: page,
             next_page_token,
         }))
     }

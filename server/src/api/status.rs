@@ -3,6 +3,7 @@
 
 use crate::error::EngineError;
 use tonic::Status;
+use tonic::codegen::http;
 
 impl From<EngineError> for Status {
     fn from(err: EngineError) -> Self {
@@ -12,10 +13,160 @@ impl From<EngineError> for Status {
             EngineError::FailedPrecondition(m) => Status::failed_precondition(m),
             EngineError::ResourceExhausted(m) => Status::resource_exhausted(m),
             EngineError::OutOfRange(m) => Status::out_of_range(m),
+            EngineError::Unavailable(m) => {
+                tracing::warn!(message = %m, "store unavailable");
+                Status::unavailable(m)
+            }
             EngineError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 Status::internal("internal error; see the server log")
             }
         }
+    }
+}
+
+/// Corrects the codes tonic gives requests that fail before reaching a
+/// handler: an undecodable body (INTERNAL there) is the caller's
+/// INVALID_ARGUMENT, and a message over the size limit (OUT_OF_RANGE there)
+/// is RESOURCE_EXHAUSTED, with the limit in words.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StatusLayer;
+
+impl<S> tower::Layer<S> for StatusLayer {
+    type Service = StatusService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        StatusService { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct StatusService<S> {
+    inner: S,
+}
+
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for StatusService<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
+        let future = self.inner.call(req);
+        Box::pin(async move {
+            let mut response = future.await?;
+            correct_status(response.headers_mut());
+            Ok(response)
+        })
+    }
+}
+
+/// Rewrites a trailers-only response's status (the only kind a request
+/// that never reached its handler gets).
+fn correct_status(headers: &mut http::HeaderMap) {
+    let code = match headers.get("grpc-status").map(|v| v.as_bytes()) {
+        Some(b"13") => tonic::Code::Internal,
+        Some(b"11") => tonic::Code::OutOfRange,
+        _ => return,
+    };
+    let message = headers
+        .get("grpc-message")
+        .map(|v| percent_decode(v.as_bytes()))
+        .unwrap_or_default();
+    let corrected = if code == tonic::Code::Internal
+        && message.starts_with("failed to decode Protobuf message")
+    {
+        Status::invalid_argument(format!(
+            "the request is not a valid message for this method: {message}"
+        ))
+    } else if code == tonic::Code::OutOfRange && message.contains("message length too large") {
+        let numbers: Vec<&str> = message
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .collect();
+        match numbers.as_slice() {
+            [size, limit, ..] => Status::resource_exhausted(format!(
+                "the request is {size} bytes; this server accepts messages of at most {limit} bytes"
+            )),
+            _ => Status::resource_exhausted(message),
+        }
+    } else {
+        return;
+    };
+    headers.remove("grpc-message");
+    let _ = corrected.add_header(headers);
+}
+
+/// gRPC percent-encodes grpc-message.
+fn percent_decode(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_failures_become_invalid_argument() {
+        let mut headers = http::HeaderMap::new();
+        Status::internal("failed to decode Protobuf message: invalid wire type")
+            .add_header(&mut headers)
+            .unwrap();
+        correct_status(&mut headers);
+        assert_eq!(headers["grpc-status"], "3");
+    }
+
+    #[test]
+    fn oversized_requests_become_resource_exhausted() {
+        let mut headers = http::HeaderMap::new();
+        Status::out_of_range(
+            "Error, decoded message length too large: found 70000000 bytes, the limit is: 67108864 bytes",
+        )
+        .add_header(&mut headers)
+        .unwrap();
+        correct_status(&mut headers);
+        assert_eq!(headers["grpc-status"], "8");
+        let message = percent_decode(headers["grpc-message"].as_bytes());
+        assert!(message.contains("70000000 bytes"), "{message}");
+        assert!(message.contains("67108864 bytes"), "{message}");
+    }
+
+    #[test]
+    fn other_statuses_are_left_alone() {
+        let mut headers = http::HeaderMap::new();
+        Status::internal("internal error; see the server log")
+            .add_header(&mut headers)
+            .unwrap();
+        correct_status(&mut headers);
+        assert_eq!(headers["grpc-status"], "13");
     }
 }

@@ -4,6 +4,7 @@
 //! bounded by a server-wide semaphore; cancelling drops them mid-flight.
 
 use super::agents::{self, AgentCall, OutputRef};
+use super::committer::Committer;
 use super::model::*;
 use super::secrets;
 use super::template::{self, Ref, Resolved};
@@ -11,12 +12,13 @@ use super::workflow::{Node, Workflow};
 use super::{ActiveRun, EngineInner};
 use crate::error::EngineError;
 use crate::store::WriteBatch;
+use futures::FutureExt;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinSet;
 
 /// Why a node was skipped; failures propagate, false conditions only skip
@@ -29,6 +31,12 @@ enum SkipCause {
 
 /// Messages from running node tasks to the driver.
 enum NodeMsg {
+    /// An attempt got its execution slot and the agent is being invoked.
+    Started {
+        pos: usize,
+        attempt: u32,
+        at: Micros,
+    },
     Delta {
         pos: usize,
         text: String,
@@ -89,53 +97,6 @@ struct NodeDone {
     secrets: Vec<String>,
 }
 
-/// Batches a run's driver may hand over before waiting for the disk.
-const COMMIT_QUEUE: usize = 16;
-
-/// Commits a run's writes in order, merging whatever queued up while the
-/// previous commit ran (group commit), then publishes their events.
-struct Committer {
-    tx: Option<mpsc::Sender<(WriteBatch, Option<Ack>)>>,
-    handle: Option<tokio::task::JoinHandle<Result<(), String>>>,
-    failed: Arc<AtomicBool>,
-}
-
-impl Committer {
-    fn start(engine: Arc<EngineInner>, active: Arc<ActiveRun>) -> Self {
-        let (tx, mut rx) = mpsc::channel::<(WriteBatch, Option<Ack>)>(COMMIT_QUEUE);
-        let failed = Arc::new(AtomicBool::new(false));
-        let flag = failed.clone();
-        let handle = tokio::spawn(async move {
-            while let Some((mut batch, ack)) = rx.recv().await {
-                let mut acks: Vec<Ack> = ack.into_iter().collect();
-                while let Ok((more, ack)) = rx.try_recv() {
-                    batch.merge(more);
-                    acks.extend(ack);
-                }
-                if let Err(e) = engine.store.commit(&batch).await {
-                    flag.store(true, Ordering::Release);
-                    for ack in acks {
-                        let _ = ack.send(Err(EngineError::Internal(e.to_string())));
-                    }
-                    return Err(e.to_string());
-                }
-                for (_, e) in batch.events {
-                    let _ = active.events.send(e);
-                }
-                for ack in acks {
-                    let _ = ack.send(Ok(()));
-                }
-            }
-            Ok(())
-        });
-        Self {
-            tx: Some(tx),
-            handle: Some(handle),
-            failed,
-        }
-    }
-}
-
 pub struct RunDriver {
     engine: Arc<EngineInner>,
     active: Arc<ActiveRun>,
@@ -158,11 +119,15 @@ pub struct RunDriver {
     committer: Committer,
     /// Agent tasks to start once their start is committed.
     to_spawn: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = NodeDone> + Send>>>,
+    /// The run's slot among the server's executing runs; released while
+    /// the run only waits for people.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl RunDriver {
     /// Builds the driver for a run whose node rows exist. `prefilled`
     /// holds nodes decided before execution (reused or overridden).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         engine: Arc<EngineInner>,
         active: Arc<ActiveRun>,
@@ -172,6 +137,7 @@ impl RunDriver {
         agents_by_pos: Vec<String>,
         answers: mpsc::UnboundedReceiver<WaitAnswer>,
         next_seq: i64,
+        permit: Option<OwnedSemaphorePermit>,
     ) -> Self {
         let n = workflow.nodes.len();
         let (engine_for_committer, active_for_committer) = (engine.clone(), active.clone());
@@ -185,7 +151,9 @@ impl RunDriver {
                     .filter(|r| !node.depends_on.contains(r)),
             );
             for p in producers {
-                consumers_left[workflow.index[p]] += 1;
+                if let Some(&i) = workflow.index.get(p.as_str()) {
+                    consumers_left[i] += 1;
+                }
             }
         }
         let outputs = vec![None; n];
@@ -195,7 +163,12 @@ impl RunDriver {
             .map(|node| {
                 node.depends_on
                     .iter()
-                    .filter(|d| !nodes[workflow.index[*d]].status.is_terminal())
+                    .filter(|d| {
+                        workflow
+                            .index
+                            .get(d.as_str())
+                            .is_none_or(|&i| !nodes[i].status.is_terminal())
+                    })
                     .count()
             })
             .collect();
@@ -225,6 +198,7 @@ impl RunDriver {
             answers: Some(answers),
             committer: Committer::start(engine_for_committer, active_for_committer),
             to_spawn: Vec::new(),
+            permit,
         }
     }
 
@@ -262,96 +236,154 @@ impl RunDriver {
     /// The committer's queue is bounded: when the disk falls behind,
     /// execution waits instead of piling up writes in memory.
     async fn flush(&mut self) -> Result<(), String> {
-        if self.committer.failed.load(Ordering::Acquire) {
-            return Err("the store refused a write".into());
-        }
         let batch = std::mem::take(&mut self.pending);
-        if let (false, Some(tx)) = (batch.is_empty(), &self.committer.tx) {
-            tx.send((batch, None))
-                .await
-                .map_err(|_| "the run committer stopped".to_string())?;
-        }
-        Ok(())
+        self.committer.send(batch, None).await
     }
 
     /// Flushes, and answers `ack` once everything so far is durable.
     async fn flush_then_ack(&mut self, ack: Ack) {
         let batch = std::mem::take(&mut self.pending);
-        match &self.committer.tx {
-            Some(tx) => {
-                if let Err(mpsc::error::SendError((_, Some(ack)))) =
-                    tx.send((batch, Some(ack))).await
-                {
-                    let _ = ack.send(Err(EngineError::Internal("run committer stopped".into())));
-                }
-            }
-            None => {
-                let _ = ack.send(Err(EngineError::Internal("run committer stopped".into())));
-            }
-        }
+        // A failure is answered on `ack` and seen by the next flush.
+        let _ = self.committer.send(batch, Some(ack)).await;
     }
 
     /// Flushes and waits until everything staged so far is durable.
     async fn sync(&mut self) -> Result<(), String> {
         self.flush().await?;
-        self.committer.tx = None;
-        if let Some(handle) = self.committer.handle.take() {
-            handle
-                .await
-                .map_err(|e| format!("committer stopped: {e}"))??;
-        }
-        Ok(())
+        self.committer.close().await
     }
 
     pub async fn drive(mut self) {
-        let result = match self.drive_inner().await {
+        let outcome = match AssertUnwindSafe(self.drive_inner()).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".into());
+                tracing::error!(run = %self.run.id, panic = %what, "the run's executor panicked");
+                Err(format!(
+                    "internal error: the run stopped on a bug in retake ({what}); see the server log"
+                ))
+            }
+        };
+        // The final state is staged: free the slot before it is published,
+        // so a client that sees the run end can start another at once.
+        self.permit = None;
+        let result = match outcome {
             Ok(()) => self.sync().await,
             Err(e) => Err(e),
         };
-        if let Err(message) = result {
-            // The store refused a write. Record the failure directly if it
-            // lets us, after the last durable event; a restart resumes from
-            // whatever was durable.
-            tracing::error!(run = %self.run.id, %message, "run stopped by an internal error");
-            self.committer.tx = None;
-            if let Some(handle) = self.committer.handle.take() {
-                let _ = handle.await;
-            }
-            self.next_seq = self
-                .engine
-                .store
-                .last_event_sequence(self.run.pk)
-                .await
-                .unwrap_or(self.next_seq);
-            self.run.status = RunStatus::Failed;
-            self.run.finished_at = Some(now_micros());
-            self.run.failure = Some(RunFailure {
-                node_id: String::new(),
-                message: "internal error while recording the run; see the server log".into(),
-                origin: FailureOrigin::Internal,
-            });
-            let mut batch = WriteBatch {
-                run: Some(self.run.clone()),
-                ..Default::default()
-            };
-            let detail = EventDetail {
-                run_status: Some(RunStatus::Failed),
-                message: "internal error".into(),
-                ..Default::default()
-            };
-            batch
-                .events
-                .push(self.event(EventKind::RunFinished, None, detail));
-            if self.engine.store.commit(&batch).await.is_ok() {
-                for (_, e) in batch.events {
-                    let _ = self.active.events.send(e);
-                }
-            }
+        if let Err(cause) = result {
+            tracing::error!(run = %self.run.id, %cause, "run stopped");
+            self.record_stop(cause).await;
         }
         self.engine.finish_active(&self.run.id);
     }
 
+    /// Fails a run that cannot go on, on top of whatever of it is durable:
+    /// nodes left unfinished there are cancelled, with `cause` as the
+    /// run's failure. Retried while the store refuses writes, so the cause
+    /// is recorded as soon as a write succeeds.
+    async fn record_stop(&mut self, cause: String) {
+        let _ = self.committer.close().await;
+        let mut backoff = std::time::Duration::from_millis(100);
+        loop {
+            match self.stop_batch(&cause).await {
+                Ok(batch) => match self.engine.store.commit(&batch).await {
+                    Ok(()) => {
+                        for (_, e) in batch.events {
+                            let _ = self.active.events.send(e);
+                        }
+                        return;
+                    }
+                    Err(e) if e.is_storage_unavailable() => {}
+                    Err(e) => {
+                        tracing::error!(run = %self.run.id, error = %e, "cannot record that the run stopped; it resumes at the next start");
+                        return;
+                    }
+                },
+                Err(e) => {
+                    tracing::error!(run = %self.run.id, error = %e, "cannot read the run's durable state; it resumes at the next start");
+                    return;
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+        }
+    }
+
+    async fn stop_batch(&mut self, cause: &str) -> Result<WriteBatch, EngineError> {
+        let store = &self.engine.store;
+        self.next_seq = store.last_event_sequence(self.run.pk).await?;
+        let now = now_micros();
+        let mut batch = WriteBatch::default();
+        let mut durable = store.nodes_of_run(self.run.pk).await?;
+        for rec in durable.iter_mut().filter(|n| !n.status.is_terminal()) {
+            rec.status = NodeStatus::Cancelled;
+            rec.error = Some(format!("not finished: {cause}"));
+            rec.error_origin = Some(FailureOrigin::Internal);
+            rec.finished_at = Some(now);
+            if let Some(last) = rec.attempts.last_mut().filter(|a| a.finished_at.is_none()) {
+                last.finished_at = Some(now);
+                last.error = rec.error.clone();
+                last.error_origin = Some(FailureOrigin::Interrupted);
+            }
+            batch.nodes.push(rec.clone());
+        }
+        for rec in &batch.nodes.clone() {
+            let detail = EventDetail {
+                node_status: Some(NodeStatus::Cancelled),
+                message: format!("not finished: {cause}"),
+                ..Default::default()
+            };
+            batch
+                .events
+                .push(self.event(EventKind::NodeCancelled, Some(&rec.node_id), detail));
+        }
+        let mut counts = NodeCounts {
+            total: self.nodes.len() as i32,
+            ..Default::default()
+        };
+        for rec in &durable {
+            counts.add(rec.status, 1);
+        }
+        // Nodes without a row are reused from the source run.
+        counts.add(
+            NodeStatus::Reused,
+            (self.nodes.len() as i32 - durable.len() as i32).max(0),
+        );
+        self.run.counts = counts;
+        self.run.status = RunStatus::Failed;
+        self.run.finished_at = Some(now);
+        self.run.failure = Some(RunFailure {
+            node_id: String::new(),
+            message: cause.to_string(),
+            origin: FailureOrigin::Internal,
+        });
+        batch.run = Some(self.run.clone());
+        let detail = EventDetail {
+            run_status: Some(RunStatus::Failed),
+            message: cause.to_string(),
+            ..Default::default()
+        };
+        batch
+            .events
+            .push(self.event(EventKind::RunFinished, None, detail));
+        Ok(batch)
+    }
+
+    /// Holds a run slot unless the run only waits for people.
+    async fn take_slot(&mut self) {
+        if self.permit.is_none() && self.run.status != RunStatus::Waiting {
+            // The semaphore is never closed.
+            self.permit = self.engine.run_permits.clone().acquire_owned().await.ok();
+        }
+    }
+
     async fn drive_inner(&mut self) -> Result<(), String> {
+        self.take_slot().await;
         if self.run.status == RunStatus::Pending {
             self.run.status = RunStatus::Running;
             self.run.started_at = Some(now_micros());
@@ -402,6 +434,13 @@ impl RunDriver {
         let mut answers = self.answers.take().expect("driven once");
 
         loop {
+            if !ready.is_empty() {
+                // No new node starts while the store refuses writes.
+                tokio::select! {
+                    writable = self.committer.writable() => writable?,
+                    _ = cancel.cancelled() => {}
+                }
+            }
             while let Some(pos) = ready.pop_front() {
                 if cancel.is_cancelled() {
                     break;
@@ -435,19 +474,19 @@ impl RunDriver {
                     for d in self.on_answer(answer).await? {
                         ready.push_back(d);
                     }
+                    self.take_slot().await;
                 }
                 Some(joined) = tasks.join_next() => {
-                    let done = joined.map_err(|e| format!("node task panicked: {e}"))?;
-                    // Deltas sent before completion must be recorded first.
-                    while let Ok(msg) = msg_rx.try_recv() {
-                        self.on_message(msg).await?;
-                    }
-                    for d in self.on_done(done).await? {
-                        ready.push_back(d);
-                    }
+                    let mut joined = Some(joined);
                     // Take every other finished node too: one commit for all.
-                    while let Some(joined) = tasks.try_join_next() {
-                        let done = joined.map_err(|e| format!("node task panicked: {e}"))?;
+                    while let Some(result) = joined.take().or_else(|| tasks.try_join_next()) {
+                        // A panic in an agent is a bug in retake: the driver
+                        // fails the run (see `drive`).
+                        let done = result.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                        // What the task sent before it ended is recorded first.
+                        while let Ok(msg) = msg_rx.try_recv() {
+                            self.on_message(msg).await?;
+                        }
                         for d in self.on_done(done).await? {
                             ready.push_back(d);
                         }
@@ -473,7 +512,11 @@ impl RunDriver {
     ) -> Result<Option<Vec<usize>>, String> {
         let workflow = self.workflow.clone();
         let node = &workflow.nodes[pos];
-        let deps: Vec<usize> = node.depends_on.iter().map(|d| workflow.index[d]).collect();
+        let deps: Vec<usize> = node
+            .depends_on
+            .iter()
+            .map(|d| self.position(d))
+            .collect::<Result<_, _>>()?;
 
         let failed_deps: Vec<String> = deps
             .iter()
@@ -566,7 +609,14 @@ impl RunDriver {
             }
             ids
         };
-        let (config, secrets_list, config_error) = resolve_config(&node.config, &variables);
+        let resolved = super::config::resolve(
+            &self.agents_by_pos[pos],
+            &node.config,
+            &variables,
+            self.engine.settings.env_policy.as_ref(),
+        );
+        let (config, secrets_list, config_error) =
+            (resolved.config, resolved.secrets, resolved.error);
         let direct: Vec<(String, Arc<Vec<OutputRef>>)> = upstream
             .into_iter()
             .filter(|(id, _)| node.depends_on.contains(id))
@@ -593,41 +643,30 @@ impl RunDriver {
 
         let now = now_micros();
         let rec = &mut self.nodes[pos];
-        let first_attempt = rec.attempt_count as u32 + 1;
-        if let Some(last) = rec.attempts.last_mut() {
-            // Left RUNNING by a previous process: that attempt was interrupted.
-            if last.finished_at.is_none() {
-                last.finished_at = Some(now);
-                last.error = Some("interrupted: the server stopped during this attempt".into());
-                last.error_origin = Some(FailureOrigin::Internal);
-            }
+        if let Some(last) = rec.attempts.last_mut().filter(|a| a.finished_at.is_none()) {
+            // Left RUNNING by a previous process: that attempt was lost to
+            // the machine, and does not count against the retry budget.
+            last.finished_at = Some(now);
+            last.error = Some("interrupted: the server stopped during this attempt".into());
+            last.error_origin = Some(FailureOrigin::Interrupted);
         }
+        let first_attempt = rec.attempt_count as u32 + 1;
+        let failed_so_far = rec
+            .attempts
+            .iter()
+            .filter(|a| a.error.is_some() && a.error_origin != Some(FailureOrigin::Interrupted))
+            .count() as u32;
+        let retry = node.retry.clone();
+        let last_attempt =
+            first_attempt + retry.max_retries.saturating_sub(failed_so_far).max(1) - 1;
+        // Not recorded yet: the attempt starts when the agent gets a slot
+        // (NodeMsg::Started), so a node queued when the process stops has
+        // lost nothing.
         rec.status = NodeStatus::Running;
         rec.agent = self.agents_by_pos[pos].clone();
-        rec.started_at.get_or_insert(now);
-        rec.attempt_count = first_attempt as i32;
-        rec.attempts.push(AttemptRecord {
-            number: first_attempt as i32,
-            started_at: now,
-            ..Default::default()
-        });
         rec.inputs_json = inputs_json.clone().map(super::clip_for_record);
         rec.prompt = prompt.clone();
         rec.input_artifacts = input_artifacts;
-        let rec = rec.clone();
-        let mut batch = WriteBatch {
-            nodes: vec![rec.clone()],
-            ..Default::default()
-        };
-        let detail = EventDetail {
-            node_status: Some(NodeStatus::Running),
-            attempt: first_attempt as i32,
-            ..Default::default()
-        };
-        batch
-            .events
-            .push(self.event(EventKind::NodeStarted, Some(&node.id), detail));
-        self.stage(batch);
 
         let (delta_tx, mut delta_rx) = mpsc::unbounded_channel::<String>();
         let call = AgentCall {
@@ -642,12 +681,9 @@ impl RunDriver {
         };
         let forward = msg_tx.clone();
         let permits = self.engine.node_permits.clone();
-        let retry = node.retry.clone();
         let deadline = std::time::Duration::from_millis(node.deadline_ms);
-        // A run resumed after a restart gets at least one more attempt.
-        let last_attempt = retry.max_retries.max(first_attempt);
         self.to_spawn.push(Box::pin(async move {
-            let started = Instant::now();
+            let mut started = None;
             let mut call = call;
             let result = async {
                 if let Some(e) = config_error {
@@ -658,6 +694,8 @@ impl RunDriver {
                     call.attempt = attempt;
                     let outcome = {
                         let _permit = permits.acquire().await.map_err(|_| ("server shutting down".to_string(), FailureOrigin::Internal))?;
+                        started.get_or_insert_with(Instant::now);
+                        let _ = forward.send(NodeMsg::Started { pos, attempt, at: now_micros() });
                         let run = agents::execute(&call);
                         tokio::pin!(run);
                         // Forward streamed text while the attempt runs.
@@ -686,6 +724,7 @@ impl RunDriver {
                 }
             }
             .await;
+            let started = started.unwrap_or_else(Instant::now);
             NodeDone { pos, started, result, secrets: secrets_list }
         }));
         Ok(None)
@@ -694,6 +733,9 @@ impl RunDriver {
     fn set_run_status(&mut self, status: RunStatus) {
         if self.run.status == status {
             return;
+        }
+        if status == RunStatus::Waiting {
+            self.permit = None;
         }
         self.run.status = status;
         let mut batch = WriteBatch {
@@ -858,7 +900,7 @@ impl RunDriver {
         if self.consumers_left[pos] > 0 {
             self.outputs[pos] = Some(Arc::new(refs));
         }
-        Ok(self.settle(pos))
+        self.settle(pos)
     }
 
     async fn on_message(&mut self, msg: NodeMsg) -> Result<(), String> {
@@ -878,6 +920,40 @@ impl RunDriver {
                     Ok(())
                 }
             }
+            NodeMsg::Started { pos, attempt, at } => {
+                let rec = &mut self.nodes[pos];
+                rec.started_at.get_or_insert(at);
+                rec.attempt_count = attempt as i32;
+                rec.attempts.push(AttemptRecord {
+                    number: attempt as i32,
+                    started_at: at,
+                    ..Default::default()
+                });
+                let rec = rec.clone();
+                let mut batch = WriteBatch {
+                    nodes: vec![rec.clone()],
+                    ..Default::default()
+                };
+                // A retry was announced by its NodeRetrying event.
+                let retried = rec.attempts.iter().rev().nth(1).is_some_and(|a| {
+                    a.error_origin
+                        .is_some_and(|o| o != FailureOrigin::Interrupted)
+                });
+                if !retried {
+                    let detail = EventDetail {
+                        node_status: Some(NodeStatus::Running),
+                        attempt: attempt as i32,
+                        ..Default::default()
+                    };
+                    batch.events.push(self.event(
+                        EventKind::NodeStarted,
+                        Some(&rec.node_id),
+                        detail,
+                    ));
+                }
+                self.stage(batch);
+                Ok(())
+            }
             NodeMsg::Retrying {
                 pos,
                 attempt,
@@ -891,12 +967,6 @@ impl RunDriver {
                     last.error = Some(error.clone());
                     last.error_origin = Some(origin);
                 }
-                rec.attempt_count = attempt as i32 + 1;
-                rec.attempts.push(AttemptRecord {
-                    number: attempt as i32 + 1,
-                    started_at: now,
-                    ..Default::default()
-                });
                 let rec = rec.clone();
                 let detail = EventDetail {
                     node_status: Some(NodeStatus::Running),
@@ -911,10 +981,8 @@ impl RunDriver {
                 batch
                     .events
                     .push(self.event(EventKind::NodeRetrying, Some(&rec.node_id), detail));
-                {
-                    self.stage(batch);
-                    Ok(())
-                }
+                self.stage(batch);
+                Ok(())
             }
         }
     }
@@ -987,7 +1055,7 @@ impl RunDriver {
                 if self.consumers_left[pos] > 0 {
                     self.outputs[pos] = Some(Arc::new(refs));
                 }
-                Ok(self.settle(pos))
+                self.settle(pos)
             }
             Err((error, origin)) => {
                 let message = secrets::scrub(&error, &done.secrets);
@@ -1034,7 +1102,7 @@ impl RunDriver {
             .events
             .push(self.event(EventKind::NodeFailed, Some(&rec.node_id), detail));
         self.stage(batch);
-        Ok(self.settle(pos))
+        self.settle(pos)
     }
 
     async fn skip(
@@ -1070,19 +1138,34 @@ impl RunDriver {
             .events
             .push(self.event(EventKind::NodeSkipped, Some(&rec.node_id), detail));
         self.stage(batch);
-        Ok(self.settle(pos))
+        self.settle(pos)
     }
 
     /// Marks `pos` terminal and returns the dependents it made ready.
-    fn settle(&mut self, pos: usize) -> Vec<usize> {
+    fn settle(&mut self, pos: usize) -> Result<Vec<usize>, String> {
         let mut ready = Vec::new();
         for &d in &self.dependents[pos] {
-            self.pending_deps[d] -= 1;
-            if self.pending_deps[d] == 0 && !self.nodes[d].status.is_terminal() {
+            let left = self.pending_deps[d].checked_sub(1).ok_or_else(|| {
+                format!(
+                    "node '{}' was settled more often than it has dependencies",
+                    self.nodes[d].node_id
+                )
+            })?;
+            self.pending_deps[d] = left;
+            if left == 0 && !self.nodes[d].status.is_terminal() {
                 ready.push(d);
             }
         }
-        ready
+        Ok(ready)
+    }
+
+    /// Where node `id` sits in the workflow; validation guarantees it exists.
+    fn position(&self, id: &str) -> Result<usize, String> {
+        self.workflow
+            .index
+            .get(id)
+            .copied()
+            .ok_or_else(|| format!("node '{id}' is not in the run's workflow"))
     }
 
     /// Outputs of every node `node` depends on or references, from memory
@@ -1099,7 +1182,7 @@ impl RunDriver {
         );
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let p = self.workflow.index[id];
+            let p = self.position(id)?;
             if !self.nodes[p].status.has_outputs() {
                 out.push((id.clone(), Arc::new(Vec::new())));
                 continue;
@@ -1126,7 +1209,9 @@ impl RunDriver {
                 .filter(|r| !node.depends_on.contains(r)),
         );
         for p in producers {
-            let i = self.workflow.index[p];
+            let Some(&i) = self.workflow.index.get(p.as_str()) else {
+                continue;
+            };
             self.consumers_left[i] = self.consumers_left[i].saturating_sub(1);
             if self.consumers_left[i] == 0 {
                 self.outputs[i] = None;
@@ -1257,90 +1342,6 @@ fn resolver<'a>(
     }
 }
 
-/// Resolves `${env.*}` and `${user.*}` in config. Returns the config for the
-/// agent, the secret values to scrub from errors, and a configuration error.
-fn resolve_config(
-    config: &Map<String, Value>,
-    variables: &BTreeMap<String, String>,
-) -> (Map<String, Value>, Vec<String>, Option<String>) {
-    let mut secrets_list = Vec::new();
-    let mut error = None;
-    fn walk(
-        v: &Value,
-        key: &str,
-        vars: &BTreeMap<String, String>,
-        secrets_list: &mut Vec<String>,
-        error: &mut Option<String>,
-    ) -> Value {
-        match v {
-            Value::String(s) if s.contains("${") => {
-                let resolve = |r: &Ref| match r {
-                    Ref::User(n) => vars
-                        .get(n)
-                        .map(|x| Resolved::Text(x))
-                        .unwrap_or(Resolved::Missing),
-                    _ => Resolved::Missing,
-                };
-                let mut out = String::new();
-                for seg in template::parse(s).unwrap_or_default() {
-                    match seg {
-                        template::Segment::Text(t) => out.push_str(&t),
-                        template::Segment::Ref(Ref::Env(name)) => match std::env::var(&name) {
-                            Ok(val) => {
-                                secrets_list.push(val.clone());
-                                out.push_str(&val);
-                            }
-                            Err(_) => {
-                                error.get_or_insert(format!("config.{key} uses ${{env.{name}}} but {name} is not set in the server's environment"));
-                            }
-                        },
-                        template::Segment::Ref(r) => {
-                            if let Resolved::Text(t) = resolve(&r) {
-                                out.push_str(t);
-                            }
-                        }
-                    }
-                }
-                if secrets::is_secret_key(key) {
-                    secrets_list.push(out.clone());
-                }
-                Value::String(out)
-            }
-            Value::String(s) => {
-                if secrets::is_secret_key(key) {
-                    secrets_list.push(s.clone());
-                }
-                v.clone()
-            }
-            Value::Object(m) => Value::Object(
-                m.iter()
-                    .map(|(k, x)| (k.clone(), walk(x, k, vars, secrets_list, error)))
-                    .collect(),
-            ),
-            Value::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .map(|x| walk(x, key, vars, secrets_list, error))
-                    .collect(),
-            ),
-            other => other.clone(),
-        }
-    }
-    // A redacted literal (from a stored snapshot) counts as not given, so
-    // agents fall back to the provider's environment variable.
-    let resolved = config
-        .iter()
-        .filter(|(_, v)| v.as_str() != Some(secrets::REDACTED))
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                walk(v, k, variables, &mut secrets_list, &mut error),
-            )
-        })
-        .collect();
-    (resolved, secrets_list, error)
-}
-
 /// Splits an agent's output over the node's declared outputs. With one
 /// output it is the whole content; with several, a JSON object carrying
 /// every output name is split by key, anything else goes to each output.
@@ -1348,9 +1349,9 @@ fn split_outputs(node: &Node, out: &agents::AgentOutput) -> Vec<(String, String,
     if node.outputs.len() == 1 {
         return vec![(node.outputs[0].clone(), out.content.clone(), out.media_type)];
     }
-    if out.media_type == agents::JSON {
-        if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&out.content) {
-            if node.outputs.iter().all(|o| map.contains_key(o)) {
+    if out.media_type == agents::JSON
+        && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&out.content)
+            && node.outputs.iter().all(|o| map.contains_key(o)) {
                 return node
                     .outputs
                     .iter()
@@ -1360,8 +1361,6 @@ fn split_outputs(node: &Node, out: &agents::AgentOutput) -> Vec<(String, String,
                     })
                     .collect();
             }
-        }
-    }
     node.outputs
         .iter()
         .map(|o| (o.clone(), out.content.clone(), out.media_type))

@@ -50,7 +50,8 @@ impl Engine {
         // Replaying the source's own snapshot replays it as it ran: with
         // the agents its replay swapped in. A new workflow file is the
         // truth about agents.
-        let same_snapshot = req.workflow.as_deref().is_none_or(|w| w.trim().is_empty()) && req.files.is_empty();
+        let same_snapshot =
+            req.workflow.as_deref().is_none_or(|w| w.trim().is_empty()) && req.files.is_empty();
         let (text, files, inherited_agents) = match req.workflow.filter(|w| !w.trim().is_empty()) {
             Some(text) => (text, req.files, BTreeMap::new()),
             None => (
@@ -88,7 +89,7 @@ impl Engine {
             Arc::new(self.load_valid(&src).await?)
         };
         let text = super::redact_snapshot(&text, &workflow);
-        self.check_capacity()?;
+        let permit = self.admit()?;
 
         let source_nodes = self.nodes_with_workflow(&source, &source_wf).await?;
         let changes = ReplayChanges {
@@ -235,7 +236,7 @@ impl Engine {
             .into_iter()
             .map(|n| n.expect("every node is planned"))
             .collect();
-        self.spawn_driver(run.clone(), workflow, nodes, plan.agents, 0);
+        self.spawn_driver(run.clone(), workflow, nodes, plan.agents, 0, Some(permit));
         Ok(run)
     }
 }

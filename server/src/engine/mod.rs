@@ -3,6 +3,8 @@
 //! `api` layer translates its types.
 
 pub mod agents;
+mod committer;
+mod config;
 pub mod diff;
 mod executor;
 mod waits;
@@ -18,14 +20,14 @@ pub mod workflow;
 
 use crate::Settings;
 use crate::error::{EngineError, EngineResult};
-use crate::store::{RunFilter, RunRef, Store, sha256_hex};
+use crate::store::{RunFilter, RunRef, Store, StoreOptions, sha256_hex};
 use agents::OutputRef;
 use executor::RunDriver;
 use futures::Stream;
 use model::*;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{Semaphore, broadcast, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use workflow::{LoadOptions, Loaded, Workflow};
 
@@ -44,6 +46,11 @@ pub struct EngineInner {
     pub settings: Settings,
     active: Mutex<HashMap<String, Arc<ActiveRun>>>,
     node_permits: Arc<Semaphore>,
+    /// One permit per run executing here (a WAITING run holds none), so
+    /// the admission check and the admission are one step.
+    run_permits: Arc<Semaphore>,
+    /// Cancelled when the server shuts down: open streams end.
+    shutdown: CancellationToken,
 }
 
 /// Cheap to clone; every clone drives the same runs.
@@ -59,14 +66,26 @@ pub struct WorkflowSource<'a> {
 
 impl Engine {
     pub async fn open(settings: Settings) -> EngineResult<Self> {
-        let store = Store::open(&settings.db_path).await?;
+        let opts = StoreOptions {
+            max_page_count: settings.max_db_pages,
+        };
+        let store = Store::open(&settings.db_path, &opts).await?;
         let permits = Arc::new(Semaphore::new(settings.max_parallel_nodes.max(1)));
+        let run_permits = Arc::new(Semaphore::new(settings.max_concurrent_runs.max(1)));
         Ok(Self(Arc::new(EngineInner {
             store,
             settings,
             active: Mutex::new(HashMap::new()),
             node_permits: permits,
+            run_permits,
+            shutdown: CancellationToken::new(),
         })))
+    }
+
+    /// Ends every open event stream, so the server can stop without
+    /// waiting for runs that wait for people. Runs resume at the next start.
+    pub fn begin_shutdown(&self) {
+        self.0.shutdown.cancel();
     }
 
     pub fn store(&self) -> &Store {
@@ -85,10 +104,14 @@ impl Engine {
         ignore_missing_variables: bool,
     ) -> EngineResult<Loaded> {
         let limit = self.0.settings.max_workflow_bytes;
-        let size = src.text.len() + src.files.values().map(String::len).sum::<usize>();
+        let files: usize = src.files.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let variables: usize = src.variables.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let size = src.text.len() + files + variables;
         if size > limit {
             return Err(EngineError::ResourceExhausted(format!(
-                "Workflow is {size} bytes; the limit is {limit} bytes"
+                "the workflow ({} bytes), its files ({files} bytes) and variables ({variables} bytes) come to {size} bytes; \
+                 the limit for all three together is {limit} bytes",
+                src.text.len()
             )));
         }
         if src.text.trim().is_empty() {
@@ -97,6 +120,7 @@ impl Engine {
         let opts = LoadOptions {
             ignore_missing_variables,
             max_nodes: self.0.settings.max_nodes,
+            env_policy: self.0.settings.env_policy.clone().map(Arc::new),
         };
         // Parsing a large document takes a while; keep it off the async workers.
         let (text, files, variables) = (
@@ -117,15 +141,15 @@ impl Engine {
         }
     }
 
-    pub(crate) fn check_capacity(&self) -> EngineResult<()> {
-        let active = self.0.active.lock().expect("active runs lock").len();
-        let limit = self.0.settings.max_concurrent_runs;
-        if active >= limit {
-            return Err(EngineError::ResourceExhausted(format!(
-                "{active} runs are in flight; the limit is {limit}. Retry when one finishes"
-            )));
-        }
-        Ok(())
+    /// Takes one of the server's run slots, or refuses at once: over the
+    /// cap, new runs are refused, not queued.
+    pub(crate) fn admit(&self) -> EngineResult<OwnedSemaphorePermit> {
+        self.0.run_permits.clone().try_acquire_owned().map_err(|_| {
+            let limit = self.0.settings.max_concurrent_runs;
+            EngineError::ResourceExhausted(format!(
+                "{limit} runs are executing, the most this server runs at once; retry when one finishes"
+            ))
+        })
     }
 
     /// Stores a new run and starts executing it; returns at once.
@@ -136,7 +160,7 @@ impl Engine {
             text: &stored,
             ..src
         };
-        self.check_capacity()?;
+        let permit = self.admit()?;
         let mut run = new_run(&workflow, &src, None);
         let mut nodes: Vec<NodeExecution> = workflow
             .nodes
@@ -146,7 +170,7 @@ impl Engine {
             .collect();
         run.pk = self.0.store.insert_run(&run, src.text, &mut nodes).await?;
         let agents_by_pos = workflow.nodes.iter().map(|n| n.agent.clone()).collect();
-        self.spawn_driver(run.clone(), workflow, nodes, agents_by_pos, 0);
+        self.spawn_driver(run.clone(), workflow, nodes, agents_by_pos, 0, Some(permit));
         Ok(run)
     }
 
@@ -157,6 +181,7 @@ impl Engine {
         nodes: Vec<NodeExecution>,
         agents_by_pos: Vec<String>,
         next_seq: i64,
+        permit: Option<OwnedSemaphorePermit>,
     ) {
         let (events, _) = broadcast::channel(1024);
         let (done, _) = watch::channel(false);
@@ -181,6 +206,7 @@ impl Engine {
             agents_by_pos,
             answers_rx,
             next_seq,
+            permit,
         );
         tokio::spawn(driver.drive());
     }
@@ -234,7 +260,8 @@ impl Engine {
         let agents_by_pos = nodes.iter().map(|n| n.agent.clone()).collect();
         let next_seq = self.0.store.last_event_sequence(run.pk).await?;
         tracing::info!(run = %run.id, "resuming run");
-        self.spawn_driver(run, workflow, nodes, agents_by_pos, next_seq);
+        // A resumed run waits for a slot instead of being refused.
+        self.spawn_driver(run, workflow, nodes, agents_by_pos, next_seq, None);
         Ok(())
     }
 
@@ -309,7 +336,11 @@ impl Engine {
     }
 
     /// `nodes_of_run` for a caller that has parsed the run's workflow.
-    pub(crate) async fn nodes_with_workflow(&self, run: &Run, workflow: &Workflow) -> EngineResult<Vec<NodeExecution>> {
+    pub(crate) async fn nodes_with_workflow(
+        &self,
+        run: &Run,
+        workflow: &Workflow,
+    ) -> EngineResult<Vec<NodeExecution>> {
         let mut by_id: HashMap<String, NodeExecution> = self
             .0
             .store
@@ -402,16 +433,14 @@ impl Engine {
             )));
         }
         let run = self.0.store.find_run(RunRef(run_ref)).await?;
-        if after > 0 {
-            if let Some(first) = self.0.store.first_event_sequence(run.pk).await? {
-                if first > after + 1 {
+        if after > 0
+            && let Some(first) = self.0.store.first_event_sequence(run.pk).await?
+                && first > after + 1 {
                     return Err(EngineError::OutOfRange(format!(
                         "Events of run '{}' before sequence {first} were pruned",
                         run.id
                     )));
                 }
-            }
-        }
         // Subscribe before reading history so nothing falls between the two.
         let live = self
             .0
@@ -518,7 +547,11 @@ pub(crate) fn clip_for_record(text: String) -> String {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}… [{} bytes in all; see the workflow and the input artifacts]", &text[..end], text.len())
+    format!(
+        "{}… [{} bytes in all; see the workflow and the input artifacts]",
+        &text[..end],
+        text.len()
+    )
 }
 
 /// A run about to start, before it has a primary key.
@@ -559,11 +592,7 @@ pub(crate) fn redact_snapshot(text: &str, workflow: &Workflow) -> String {
     for node in &workflow.nodes {
         secrets::literal_secrets(&node.config, &mut literals);
     }
-    let mut out = text.to_string();
-    for secret in literals {
-        out = out.replace(&secret, secrets::REDACTED);
-    }
-    out
+    secrets::redact_literals(text, &literals)
 }
 
 pub(crate) fn new_node_execution(
@@ -580,7 +609,9 @@ pub(crate) fn new_node_execution(
         position: pos as i32,
         status: NodeStatus::Pending,
         agent: agent.to_string(),
-        config_json: clip_for_record(serde_json::Value::Object(secrets::redact_config(&node.config)).to_string()),
+        config_json: clip_for_record(
+            serde_json::Value::Object(secrets::redact_config(&node.config)).to_string(),
+        ),
         prompt: None,
         model: None,
         inputs_json: None,
@@ -615,7 +646,8 @@ pub fn select_step<'a>(nodes: &'a [NodeExecution], step: &str) -> EngineResult<&
     match matches.as_slice() {
         [one] => Ok(one),
         [] => Err(EngineError::NotFound(format!(
-            "Step '{step}' not found in workflow"
+            "Step '{}' not found in workflow",
+            crate::error::echo(step)
         ))),
         many => Err(EngineError::InvalidArgument(format!(
             "Step '{step}' is ambiguous; it matches {}",
@@ -625,6 +657,12 @@ pub fn select_step<'a>(nodes: &'a [NodeExecution], step: &str) -> EngineResult<&
                 .join(", ")
         ))),
     }
+}
+
+fn shutting_down(last: i64) -> EngineError {
+    EngineError::Unavailable(format!(
+        "the server is shutting down; watch again from after sequence {last} once it is back"
+    ))
 }
 
 /// History from the store, then live events, with no gap and no duplicate:
@@ -672,13 +710,23 @@ fn async_stream(
                     match current {
                         Ok(r) if !r.status.is_finished() => {
                             // Executing in another process: poll the store.
-                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                            continue;
+                            tokio::select! {
+                                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => continue,
+                                _ = engine.0.shutdown.cancelled() => {
+                                    return Some((Err(shutting_down(last)), (engine, run, last, live, buf, true)));
+                                }
+                            }
                         }
                         _ => return None,
                     }
                 };
-                match rx.recv().await {
+                let received = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = engine.0.shutdown.cancelled() => {
+                        return Some((Err(shutting_down(last)), (engine, run, last, live, buf, true)));
+                    }
+                };
+                match received {
                     Ok(e) if e.sequence <= last => continue,
                     Ok(e) if e.sequence == last + 1 => buf.push_back(e),
                     // A gap or lag: the store has everything committed.

@@ -76,6 +76,7 @@ numbered_enum!(FailureOrigin {
     Cancelled = 3 => "cancelled",
     Drift = 4 => "drift",
     Internal = 5 => "internal",
+    Interrupted = 6 => "interrupted",
 });
 
 numbered_enum!(ArtifactOrigin {

@@ -268,11 +268,10 @@ pub fn plan_replay(
                     continue;
                 }
                 reused.insert(p, i);
-                if let Some(old) = source_wf.node(&node.id) {
-                    if old.definition() != node.definition() {
+                if let Some(old) = source_wf.node(&node.id)
+                    && old.definition() != node.definition() {
                         drifted.push(node.id.clone());
                     }
-                }
             }
             Some(i)
                 if source_nodes[i].status == NodeStatus::Skipped
@@ -350,7 +349,7 @@ mod tests {
             &BTreeMap::new(),
             LoadOptions {
                 ignore_missing_variables: true,
-                max_nodes: 0,
+                ..Default::default()
             },
         );
         assert!(l.errors.is_empty(), "{:?}", l.errors);

@@ -6,20 +6,24 @@ use serde_json::{Map, Value};
 
 pub const REDACTED: &str = "[redacted]";
 
-/// Config keys whose values are credentials.
+/// Config keys whose values are credentials: an explicit list of names and
+/// suffixes, never a substring match (`max_tokens` is not a secret).
+/// Case and `-`/`_` do not matter, so HTTP header names match too.
 pub fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    [
+    const NAMES: &[&str] = &[
         "api_key",
         "apikey",
         "token",
-        "secret",
-        "password",
+        "access_token",
         "authorization",
         "auth_header",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
+        "password",
+        "secret",
+        "bearer",
+    ];
+    const SUFFIXES: &[&str] = &["_key", "_secret", "_token", "_password"];
+    let k = key.to_ascii_lowercase().replace('-', "_");
+    NAMES.contains(&k.as_str()) || SUFFIXES.iter().any(|s| k.ends_with(s))
 }
 
 /// The config as it may be stored: secret keys and `${env.*}` values redacted.
@@ -47,20 +51,44 @@ fn redact_env_values(v: &Value) -> Value {
     }
 }
 
-/// Literal credentials written in a workflow's config, to keep out of the
-/// stored snapshot. `${env.*}` references are not secrets themselves.
-pub fn literal_secrets(config: &Map<String, Value>, out: &mut Vec<String>) {
+/// Literal credentials written in a workflow's config, with their keys, to
+/// keep out of the stored snapshot. `${env.*}` references are not secrets
+/// themselves.
+pub fn literal_secrets(config: &Map<String, Value>, out: &mut Vec<(String, String)>) {
     for (k, v) in config {
         match v {
             Value::String(s)
-                if is_secret_key(k) && !s.contains("${") && s != REDACTED && s.len() >= 8 =>
+                if is_secret_key(k) && !s.is_empty() && !s.contains("${") && s != REDACTED =>
             {
-                out.push(s.clone())
+                out.push((k.clone(), s.clone()))
             }
             Value::Object(m) => literal_secrets(m, out),
             _ => {}
         }
     }
+}
+
+/// `text` with each literal credential replaced by [`REDACTED`] on the
+/// lines that name its key, which is exact however short the value; a
+/// long value is also replaced wherever else it appears (a block scalar).
+pub fn redact_literals(text: &str, literals: &[(String, String)]) -> String {
+    let mut out = text.to_string();
+    for (key, secret) in literals {
+        out = out
+            .split_inclusive('\n')
+            .map(|line| {
+                if line.contains(key.as_str()) {
+                    line.replace(secret.as_str(), REDACTED)
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect();
+        if secret.len() >= 8 {
+            out = out.replace(secret.as_str(), REDACTED);
+        }
+    }
+    out
 }
 
 /// Scrubs every known secret value out of `text`.
@@ -90,5 +118,34 @@ mod tests {
             scrub("bad key sk-123456!", &["sk-123456".into()]),
             "bad key [redacted]!"
         );
+    }
+
+    #[test]
+    fn secret_keys_are_a_list_not_a_substring() {
+        for key in [
+            "api_key",
+            "API_KEY",
+            "token",
+            "access_token",
+            "refresh_token",
+            "Authorization",
+            "x-api-key",
+            "password",
+            "client_secret",
+            "secret",
+        ] {
+            assert!(is_secret_key(key), "{key} is a secret key");
+        }
+        for key in [
+            "max_tokens",
+            "max_completion_tokens",
+            "tokenizer",
+            "temperature",
+            "api_base",
+            "response",
+            "secretary",
+        ] {
+            assert!(!is_secret_key(key), "{key} is not a secret key");
+        }
     }
 }

@@ -104,9 +104,10 @@ impl Engine {
                             "Node '{node}' is not waiting ({})",
                             n.status
                         )),
-                        None => {
-                            EngineError::NotFound(format!("Step '{node}' not found in workflow"))
-                        }
+                        None => EngineError::NotFound(format!(
+                            "Step '{}' not found in workflow",
+                            crate::error::echo(node)
+                        )),
                     });
                 }
             }

@@ -227,10 +227,12 @@ impl Loaded {
 }
 
 /// Options that change what counts as an error.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
     pub ignore_missing_variables: bool,
     pub max_nodes: usize,
+    /// The server's rule on `${env.*}` names; None allows any name.
+    pub env_policy: Option<std::sync::Arc<crate::settings::EnvPolicy>>,
 }
 
 const TOP_KEYS: &[&str] = &["name", "description", "defaults", "nodes"];
@@ -245,7 +247,10 @@ const NODE_KEYS: &[&str] = &[
     "deadline_ms",
     "retry_policy",
 ];
+#[cfg(not(feature = "fault-injection"))]
 const LOCAL_AGENTS: &[&str] = &["echo", "mock", "fail", "sleep"];
+#[cfg(feature = "fault-injection")]
+const LOCAL_AGENTS: &[&str] = &["echo", "mock", "fail", "sleep", "panic"];
 const HUMAN_AGENTS: &[&str] = &["input", "approve"];
 
 pub fn load(
@@ -347,7 +352,7 @@ pub fn load(
 
     let mut nodes = Vec::with_capacity(raw_nodes.len());
     for (id, raw) in &raw_nodes {
-        if let Some(node) = parse_node(id, raw, &defaults, files, variables, opts, &mut v) {
+        if let Some(node) = parse_node(id, raw, &defaults, files, variables, &opts, &mut v) {
             nodes.push(node);
         }
     }
@@ -599,13 +604,29 @@ pub fn check_agent(agent: &str) -> Result<(), String> {
     }
 }
 
+/// Every `${env.NAME}` in a config value, with the key it stands under.
+fn env_refs_by_key(value: &Value, key: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::String(s) => {
+            for seg in template::parse(s).unwrap_or_default() {
+                if let template::Segment::Ref(Ref::Env(name)) = seg {
+                    out.push((key.to_string(), name));
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|x| env_refs_by_key(x, key, out)),
+        Value::Object(map) => map.iter().for_each(|(k, x)| env_refs_by_key(x, k, out)),
+        _ => {}
+    }
+}
+
 fn parse_node(
     id: &str,
     raw: &Value,
     defaults: &Defaults,
     files: &BTreeMap<String, String>,
     variables: &BTreeMap<String, String>,
-    opts: LoadOptions,
+    opts: &LoadOptions,
     v: &mut Validator,
 ) -> Option<Node> {
     let node = Some(id);
@@ -815,6 +836,29 @@ fn parse_node(
         check_refs("when", &Value::String(w.raw.clone()), false, v);
     }
     check_refs("config", &Value::Object(config.clone()), true, v);
+    let mut env_refs = Vec::new();
+    for (key, value) in &config {
+        env_refs_by_key(value, key, &mut env_refs);
+    }
+    for (key, name) in env_refs {
+        if !super::secrets::is_secret_key(&key) {
+            v.error(
+                node,
+                format!(
+                    "config.{key} uses ${{env.{name}}}: the server's environment may be read only in credential keys \
+                     (api_key, token, access_token, authorization, password, secret, *_key, *_secret, *_token)"
+                ),
+            );
+        } else if let Some(policy) = opts.env_policy.as_deref().filter(|p| !p.allows_var(&name)) {
+            v.error(
+                node,
+                format!(
+                    "config.{key} uses ${{env.{name}}}, which this server does not let workflows read; it allows {}",
+                    policy.allowed_vars.join(", ")
+                ),
+            );
+        }
+    }
 
     // A node with errors still takes part in the graph checks, so every
     // problem of the file is reported at once; the workflow is not built.
@@ -1081,11 +1125,10 @@ impl LineIndex {
                 break;
             }
             let ni = *node_indent.get_or_insert(indent);
-            if indent == ni {
-                if let Some(k) = key {
+            if indent == ni
+                && let Some(k) = key {
                     lines.entry(k).or_insert(n + 1);
                 }
-            }
         }
         Self { lines }
     }

@@ -20,8 +20,41 @@ use tokio::sync::Mutex;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct Store {
-    writer: Mutex<SqliteConnection>,
+    writer: Mutex<Writer>,
     reader: SqlitePool,
+}
+
+/// The one write connection. After a failed transaction it is dropped and
+/// opened again on the next write: SQLite rolls a transaction back by
+/// itself on some errors (SQLITE_FULL among them), and a connection whose
+/// idea of the open transaction differs from SQLite's would turn the next
+/// BEGIN into a savepoint that never commits.
+struct Writer {
+    conn: Option<SqliteConnection>,
+    options: SqliteConnectOptions,
+}
+
+impl Writer {
+    async fn conn(&mut self) -> EngineResult<&mut SqliteConnection> {
+        if self.conn.is_none() {
+            self.conn = Some(SqliteConnection::connect_with(&self.options).await?);
+        }
+        Ok(self.conn.as_mut().expect("connected above"))
+    }
+
+    /// Drops the connection after a failed write; closing it rolls back
+    /// whatever SQLite still holds open.
+    fn reset(&mut self) {
+        self.conn = None;
+    }
+}
+
+/// Options of the store beyond its path.
+#[derive(Clone, Debug, Default)]
+pub struct StoreOptions {
+    /// Caps the database at this many pages (`PRAGMA max_page_count`), so a
+    /// deployment can bound its size; writes past it fail like a full disk.
+    pub max_page_count: Option<u32>,
 }
 
 /// Everything one step of the executor writes, committed atomically.
@@ -101,7 +134,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 impl Store {
-    pub async fn open(path: &Path) -> EngineResult<Self> {
+    pub async fn open(path: &Path, opts: &StoreOptions) -> EngineResult<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
                 crate::error::EngineError::Internal(format!(
@@ -110,7 +143,7 @@ impl Store {
                 ))
             })?;
         }
-        let options = SqliteConnectOptions::from_str("sqlite://")?
+        let mut options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -118,73 +151,134 @@ impl Store {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             .statement_cache_capacity(256);
-        let mut writer = SqliteConnection::connect_with(&options).await?;
-        MIGRATOR.run_direct(&mut writer).await?;
+        if let Some(pages) = opts.max_page_count {
+            options = options.pragma("max_page_count", pages.to_string());
+        }
+        let unwritable = |e: &dyn std::fmt::Display| {
+            crate::error::EngineError::Unavailable(format!(
+                "{e}; the database must be writable: check that the file, its directory and any -wal/-shm files \
+                 beside it can be written by this user, on a file system mounted read-write"
+            ))
+        };
+        let mut writer = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(|e| unwritable(&e))?;
+        MIGRATOR
+            .run_direct(&mut writer)
+            .await
+            .map_err(|e| unwritable(&e))?;
+        probe_writable(&mut writer)
+            .await
+            .map_err(|e| unwritable(&e))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
         Ok(Self {
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writer {
+                conn: Some(writer),
+                options,
+            }),
             reader,
         })
     }
 
-    /// Commits a batch in one transaction.
+    /// Commits a batch in one transaction. On failure nothing of it is
+    /// stored and the write connection is replaced.
     pub async fn commit(&self, batch: &WriteBatch) -> EngineResult<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut conn = self.writer.lock().await;
-        let mut tx = conn.begin().await?;
-        for (sha, data) in &batch.contents {
-            sqlx::query("INSERT OR IGNORE INTO contents (sha256, size, data) VALUES (?, ?, ?)")
-                .bind(sha)
-                .bind(data.len() as i64)
-                .bind(&data[..])
-                .execute(&mut *tx)
-                .await?;
+        let mut writer = self.writer.lock().await;
+        let result = commit_batch(writer.conn().await?, batch).await;
+        if result.is_err() {
+            writer.reset();
         }
-        if let Some(run) = &batch.run {
-            rows::write_run(&mut tx, run).await?;
-        }
-        for node in &batch.nodes {
-            rows::update_node(&mut tx, node).await?;
-        }
-        for (run_pk, node_pk, art) in &batch.artifacts {
-            rows::insert_artifact(&mut tx, *run_pk, *node_pk, art).await?;
-        }
-        rows::insert_events(&mut tx, &batch.events).await?;
-        tx.commit().await?;
-        Ok(())
+        result
     }
 
     /// Inserts a new run with its workflow snapshot and the node executions
     /// it will run, assigning their primary keys; returns the run's pk.
+    /// Nothing is stored when it fails.
     pub async fn insert_run(
         &self,
         run: &Run,
         workflow: &str,
         nodes: &mut [NodeExecution],
     ) -> EngineResult<i64> {
-        let mut conn = self.writer.lock().await;
-        let mut tx = conn.begin().await?;
-        sqlx::query("INSERT OR IGNORE INTO contents (sha256, size, data) VALUES (?, ?, ?)")
-            .bind(&run.workflow_sha256)
-            .bind(workflow.len() as i64)
-            .bind(workflow.as_bytes())
-            .execute(&mut *tx)
-            .await?;
-        let pk = rows::insert_run(&mut tx, run).await?;
-        for node in nodes.iter_mut() {
-            node.pk = rows::insert_node(&mut tx, pk, node).await?;
+        let mut writer = self.writer.lock().await;
+        let result = insert_run_rows(writer.conn().await?, run, workflow, nodes).await;
+        if result.is_err() {
+            writer.reset();
+            for node in nodes.iter_mut() {
+                node.pk = 0;
+            }
         }
-        tx.commit().await?;
-        Ok(pk)
+        result
     }
 
     pub fn reader(&self) -> &SqlitePool {
         &self.reader
     }
+}
+
+async fn commit_batch(conn: &mut SqliteConnection, batch: &WriteBatch) -> EngineResult<()> {
+    let mut tx = conn.begin().await?;
+    for (sha, data) in &batch.contents {
+        sqlx::query("INSERT OR IGNORE INTO contents (sha256, size, data) VALUES (?, ?, ?)")
+            .bind(sha)
+            .bind(data.len() as i64)
+            .bind(&data[..])
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(run) = &batch.run {
+        rows::write_run(&mut tx, run).await?;
+    }
+    for node in &batch.nodes {
+        rows::update_node(&mut tx, node).await?;
+    }
+    for (run_pk, node_pk, art) in &batch.artifacts {
+        rows::insert_artifact(&mut tx, *run_pk, *node_pk, art).await?;
+    }
+    rows::insert_events(&mut tx, &batch.events).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_run_rows(
+    conn: &mut SqliteConnection,
+    run: &Run,
+    workflow: &str,
+    nodes: &mut [NodeExecution],
+) -> EngineResult<i64> {
+    let mut tx = conn.begin().await?;
+    sqlx::query("INSERT OR IGNORE INTO contents (sha256, size, data) VALUES (?, ?, ?)")
+        .bind(&run.workflow_sha256)
+        .bind(workflow.len() as i64)
+        .bind(workflow.as_bytes())
+        .execute(&mut *tx)
+        .await?;
+    let pk = rows::insert_run(&mut tx, run).await?;
+    for node in nodes.iter_mut() {
+        node.pk = rows::insert_node(&mut tx, pk, node).await?;
+    }
+    tx.commit().await?;
+    Ok(pk)
+}
+
+/// Refuses a database this process cannot write (a read-only file or
+/// directory, or a read-only mount): SQLite opens those read-only without
+/// complaint, and every later write would fail.
+async fn probe_writable(conn: &mut SqliteConnection) -> EngineResult<()> {
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut *conn)
+        .await?;
+    // Rewriting the header's user_version is the smallest real write.
+    sqlx::query(&format!("PRAGMA user_version = {version}"))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| crate::error::EngineError::Unavailable(format!("cannot write: {e}")))?;
+    Ok(())
 }

@@ -241,7 +241,10 @@ impl Store {
             .await?;
         match found.len() {
             1 => rows::artifact_from_row(&found[0]),
-            0 => Err(EngineError::NotFound(format!("Artifact '{id}' not found"))),
+            0 => Err(EngineError::NotFound(format!(
+                "Artifact '{}' not found",
+                crate::error::echo(id)
+            ))),
             _ => Err(EngineError::InvalidArgument(format!(
                 "Artifact id '{id}' is ambiguous"
             ))),

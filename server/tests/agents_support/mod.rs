@@ -175,11 +175,19 @@ impl Server {
     pub async fn start(env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_retake-server"));
-        cmd.args(["--listen", "127.0.0.1:0", "--db"])
-            .arg(dir.path().join("retake.db"))
-            .env("RUST_LOG", "debug,sqlx=warn,h2=info,hyper=info,tower=info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        // The fake providers live on loopback: the operator lets server
+        // secrets go there.
+        cmd.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--allow-secret-host",
+            "127.0.0.1",
+            "--db",
+        ])
+        .arg(dir.path().join("retake.db"))
+        .env("RUST_LOG", "debug,sqlx=warn,h2=info,hyper=info,tower=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }

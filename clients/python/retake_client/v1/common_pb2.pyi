@@ -40,6 +40,7 @@ class FailureOrigin(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FAILURE_ORIGIN_CANCELLED: _ClassVar[FailureOrigin]
     FAILURE_ORIGIN_DRIFT: _ClassVar[FailureOrigin]
     FAILURE_ORIGIN_INTERNAL: _ClassVar[FailureOrigin]
+    FAILURE_ORIGIN_INTERRUPTED: _ClassVar[FailureOrigin]
 
 class ArtifactOrigin(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -87,6 +88,7 @@ FAILURE_ORIGIN_TIMEOUT: FailureOrigin
 FAILURE_ORIGIN_CANCELLED: FailureOrigin
 FAILURE_ORIGIN_DRIFT: FailureOrigin
 FAILURE_ORIGIN_INTERNAL: FailureOrigin
+FAILURE_ORIGIN_INTERRUPTED: FailureOrigin
 ARTIFACT_ORIGIN_UNSPECIFIED: ArtifactOrigin
 ARTIFACT_ORIGIN_EXECUTED: ArtifactOrigin
 ARTIFACT_ORIGIN_REUSED: ArtifactOrigin

@@ -146,6 +146,14 @@ async fn talk(rest: &str, call: &AgentCall) -> Result<AgentOutput, String> {
     })
 }
 
+/// The host a credential for agent `a2a://REST` is sent to.
+pub(super) fn credential_host(rest: &str) -> String {
+    agent_url(rest)
+        .ok()
+        .and_then(|u| super::url_host(&u))
+        .unwrap_or_else(|| rest.to_string())
+}
+
 /// The agent's base URL: `a2a://http://host:port/path`. Without a scheme,
 /// loopback hosts get http and every other host https.
 fn agent_url(rest: &str) -> Result<String, String> {

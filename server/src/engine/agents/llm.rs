@@ -61,6 +61,34 @@ const MAX_BODY: usize = 64 << 20;
 /// The most of an error body we quote when it has no message of its own.
 const MAX_QUOTE: usize = 300;
 
+/// The environment variables holding the known providers' keys.
+pub const PROVIDER_KEY_VARS: &[&str] = &[
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "OPENROUTER_API_KEY",
+    "GROQ_API_KEY",
+    "TOGETHER_API_KEY",
+    "DEEPSEEK_API_KEY",
+    "MISTRAL_API_KEY",
+];
+
+/// The host a credential in `config` would be sent to, or None when that
+/// is the provider's own default endpoint.
+pub(super) fn credential_host(provider: &str, config: &Map<String, Value>) -> Option<String> {
+    let base = config
+        .get("api_base")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|b| !b.is_empty())?;
+    let host = super::url_host(base);
+    let default_host = defaults(provider).and_then(|(b, _, _)| super::url_host(b));
+    match (host, default_host) {
+        (Some(h), Some(d)) if h == d => None,
+        (Some(h), _) => Some(h),
+        (None, _) => Some(base.to_string()),
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Api {
     OpenAi,

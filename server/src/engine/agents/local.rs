@@ -31,6 +31,9 @@ pub async fn execute(name: &str, call: &AgentCall) -> Result<AgentOutput, String
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             Ok(echo(call))
         }
+        // A bug in an agent, on demand, for the tests of how a run survives one.
+        #[cfg(feature = "fault-injection")]
+        "panic" => panic!("local://panic panicked as configured"),
         other => Err(format!("unknown local agent 'local://{other}'")),
     }
 }
@@ -50,7 +53,17 @@ fn mock(call: &AgentCall) -> Result<AgentOutput, String> {
             list[(call.attempt.saturating_sub(1) as usize) % list.len()].clone()
         }
         (None, Some(_)) => return Err("config.responses must be a non-empty list".into()),
-        (None, None) => return Err("local://mock needs config.response or config.responses".into()),
+        // A stand-in for any step (an LLM swapped out in a replay): the
+        // same node and inputs always give the same text.
+        (None, None) => {
+            let seed = format!("{}\n{}", call.node_id, echo_document(call));
+            let digest = crate::store::sha256_hex(seed.as_bytes());
+            Value::String(format!(
+                "mock output of '{}' ({})",
+                call.node_id,
+                &digest[..12]
+            ))
+        }
     };
     Ok(match response {
         Value::String(text) => AgentOutput {

@@ -5,6 +5,8 @@ mod a2a;
 mod llm;
 mod local;
 
+pub use llm::PROVIDER_KEY_VARS;
+
 use crate::engine::model::Usage;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -59,6 +61,42 @@ pub async fn execute(call: &AgentCall) -> Result<AgentOutput, String> {
         )),
         _ => Err(format!("unknown agent '{}'", call.agent)),
     }
+}
+
+/// Where the credentials in a node's config go when `agent` runs.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CredentialDestination {
+    /// Nowhere outside this process (local and human agents).
+    Nowhere,
+    /// The provider's own default endpoint.
+    ProviderDefault,
+    /// Any other host, named by the workflow.
+    Host(String),
+}
+
+pub fn credential_destination(agent: &str, config: &Map<String, Value>) -> CredentialDestination {
+    let (scheme, rest) = agent.split_once("://").unwrap_or(("", ""));
+    match scheme {
+        "llm" => {
+            let provider = rest.split('/').next().unwrap_or_default();
+            match llm::credential_host(provider, config) {
+                None => CredentialDestination::ProviderDefault,
+                Some(host) => CredentialDestination::Host(host),
+            }
+        }
+        "a2a" => CredentialDestination::Host(a2a::credential_host(rest)),
+        _ => CredentialDestination::Nowhere,
+    }
+}
+
+/// The host (with a non-default port) of an http(s) URL.
+fn url_host(url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let host = url.host_str()?.to_ascii_lowercase();
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
+    })
 }
 
 /// The HTTP client every remote agent shares (connection pools, TLS
