@@ -78,16 +78,38 @@ pub fn redact_literals(text: &str, literals: &[(String, String)]) -> String {
             .split_inclusive('\n')
             .map(|line| {
                 if line.contains(key.as_str()) {
-                    line.replace(secret.as_str(), REDACTED)
+                    replace_scalar(line, secret)
                 } else {
                     line.to_string()
                 }
             })
             .collect();
         if secret.len() >= 8 {
-            out = out.replace(secret.as_str(), REDACTED);
+            out = replace_scalar(&out, secret);
         }
     }
+    out
+}
+
+/// Replaces `secret` in YAML or JSON text so the result still parses to
+/// the string [`REDACTED`]: inside quotes the marker goes in as it is,
+/// bare it is quoted (a bare `[redacted]` would be a YAML list).
+fn replace_scalar(text: &str, secret: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(secret) {
+        let before = &rest[..at];
+        out.push_str(before);
+        if before.ends_with(['"', '\'']) {
+            out.push_str(REDACTED);
+        } else {
+            out.push('"');
+            out.push_str(REDACTED);
+            out.push('"');
+        }
+        rest = &rest[at + secret.len()..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -117,6 +139,19 @@ mod tests {
         assert_eq!(
             scrub("bad key sk-123456!", &["sk-123456".into()]),
             "bad key [redacted]!"
+        );
+    }
+
+    #[test]
+    fn redacted_snapshots_still_parse_to_the_marker() {
+        let literals = [("api_key".to_string(), "k9x2".to_string())];
+        assert_eq!(
+            redact_literals("config: {api_key: k9x2, other: k9x2}\n", &literals),
+            "config: {api_key: \"[redacted]\", other: \"[redacted]\"}\n"
+        );
+        assert_eq!(
+            redact_literals("  api_key: \"k9x2\"\n  text: k9x2\n", &literals),
+            "  api_key: \"[redacted]\"\n  text: k9x2\n"
         );
     }
 
