@@ -179,14 +179,18 @@ pub fn event_kind_name(kind: EventKind) -> &'static str {
     }
 }
 
+/// `agent`, `timeout`, … (`unknown` for an origin newer than this list).
 pub fn failure_origin_name(origin: FailureOrigin) -> &'static str {
-    match origin {
-        FailureOrigin::Unspecified => "unknown",
-        FailureOrigin::Agent => "agent",
-        FailureOrigin::Timeout => "timeout",
-        FailureOrigin::Cancelled => "cancelled",
-        FailureOrigin::Drift => "drift",
-        FailureOrigin::Internal => "internal",
+    // By name, so that an origin added to the contract needs no change here
+    // to compile, only to get its word.
+    match origin.as_str_name().strip_prefix("FAILURE_ORIGIN_") {
+        Some("AGENT") => "agent",
+        Some("TIMEOUT") => "timeout",
+        Some("CANCELLED") => "cancelled",
+        Some("DRIFT") => "drift",
+        Some("INTERNAL") => "internal",
+        Some("INTERRUPTED") => "interrupted",
+        _ => "unknown",
     }
 }
 
@@ -338,6 +342,30 @@ pub fn table(style: Style, header: &[&str], rows: &[Vec<String>]) -> String {
     out.push('\n');
     for row in rows {
         line(row.clone(), &mut out);
+    }
+    out
+}
+
+/// Left-aligned columns separated by two spaces, without a header; empty
+/// trailing cells leave no trailing spaces.
+pub fn rows(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0; columns];
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(visible_width(cell));
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let last = row.iter().rposition(|c| !c.is_empty()).unwrap_or(0);
+        for (i, cell) in row.iter().enumerate().take(last + 1) {
+            out.push_str(cell);
+            if i < last {
+                out.push_str(&" ".repeat(widths[i].saturating_sub(visible_width(cell)) + 2));
+            }
+        }
+        out.push('\n');
     }
     out
 }

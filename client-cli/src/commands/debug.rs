@@ -304,10 +304,7 @@ pub fn node_text(style: Style, report: &NodeReport, preview_chars: usize) -> Str
         }
     }
     if !n.error.is_empty() {
-        let origin = match n.error_origin() {
-            FailureOrigin::Unspecified => String::new(),
-            o => format!(" ({})", failure_origin_name(o)),
-        };
+        let origin = origin_suffix(&n.error, n.error_origin());
         let label = if n.status() == NodeStatus::Skipped {
             "Reason"
         } else {
@@ -327,6 +324,25 @@ pub fn node_text(style: Style, report: &NodeReport, preview_chars: usize) -> Str
         field(&mut out, "Blocked by", &n.blocked_by.join(", "));
     }
     out
+}
+
+/// ` (timeout)` after an error, unless the error already says it (`cancelled (cancelled)`).
+fn origin_suffix(message: &str, origin: FailureOrigin) -> String {
+    match origin {
+        FailureOrigin::Unspecified => String::new(),
+        o if message.contains(failure_origin_name(o)) => String::new(),
+        o => format!(" ({})", failure_origin_name(o)),
+    }
+}
+
+/// A node that was cancelled and has nothing else to report: no failed
+/// attempt before the cancellation. `debug --errors` lists these on one line.
+fn only_cancelled(r: &NodeReport) -> bool {
+    let n = &r.node;
+    n.status() == NodeStatus::Cancelled
+        && n.attempts
+            .iter()
+            .all(|a| a.error.is_empty() || a.error_origin() == FailureOrigin::Cancelled)
 }
 
 /// A node execution as JSON, with output previews.
@@ -418,11 +434,15 @@ impl Output for DebugReport {
                 .as_deref()
                 .map(|n| format!("node '{n}': "))
                 .unwrap_or_default();
+            let origin = if f.message.contains(&f.origin) {
+                String::new()
+            } else {
+                format!(" ({})", f.origin)
+            };
             out.push_str(&format!(
-                "{} {node}{} ({})\n",
+                "{} {node}{}{origin}\n",
                 style.bold("Failure:"),
                 style.red(&f.message),
-                f.origin
             ));
         }
         out.push_str(&format!(
@@ -442,9 +462,28 @@ impl Output for DebugReport {
             });
             return out;
         }
-        for n in &self.nodes {
+        // With --errors, nodes that were only cancelled say nothing one line cannot.
+        let (grouped, shown): (Vec<&NodeReport>, Vec<&NodeReport>) = self
+            .nodes
+            .iter()
+            .partition(|n| self.errors_only && only_cancelled(n));
+        for n in shown {
             out.push('\n');
             out.push_str(&node_text(style, n, self.preview_chars));
+        }
+        if !grouped.is_empty() {
+            let ids: Vec<&str> = grouped.iter().map(|n| n.node.node_id.as_str()).collect();
+            out.push_str(&format!(
+                "\n{} {} {}: {}\n",
+                style.yellow("⊘"),
+                ids.len(),
+                if ids.len() == 1 {
+                    "node cancelled"
+                } else {
+                    "nodes cancelled"
+                },
+                ids.join(", ")
+            ));
         }
         if self
             .nodes
