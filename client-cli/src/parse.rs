@@ -61,9 +61,10 @@ pub fn override_value(value: &str) -> CliResult<String> {
     Ok(value.to_string())
 }
 
-/// `node=value`, `node.output=value`, `node=@file`, or Kitaru's
+/// `node=value`, `node.output=value`, `node=@file`, or
 /// `checkpoint.node=value`. Whether the node and output exist is the
-/// server's call: it knows the workflow.
+/// server's call: it knows the workflow. `checkpoint.X` is read as node `X`
+/// here; `checkpoint_reading` gives the other reading.
 pub fn parse_override(text: &str) -> CliResult<OutputOverride> {
     let bad = || {
         CliError::usage(format!(
@@ -87,6 +88,50 @@ pub fn parse_override(text: &str) -> CliResult<OutputOverride> {
         output: output.to_string(),
         value: override_value(value)?,
     })
+}
+
+/// The other reading of `checkpoint.X=VALUE`: output `X` of a node named
+/// `checkpoint` (`parse_override` reads it as node `X`). Gives `X`; None
+/// for any other key.
+pub fn checkpoint_reading(text: &str) -> Option<String> {
+    let output = override_key(text).strip_prefix("checkpoint.")?;
+    if output.is_empty() || output.contains('.') || output.contains(char::is_whitespace) {
+        return None;
+    }
+    Some(output.to_string())
+}
+
+/// The key of `--override KEY=VALUE` as typed.
+pub fn override_key(text: &str) -> &str {
+    text.split_once('=').map_or(text, |(k, _)| k)
+}
+
+/// Node id -> its declared outputs, for every node of a workflow document
+/// (YAML or JSON). Empty when the document does not parse: the server
+/// reports why.
+pub fn workflow_outputs(content: &str) -> HashMap<String, Vec<String>> {
+    let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(content) else {
+        return HashMap::new();
+    };
+    let Some(nodes) = doc.get("nodes").and_then(|n| n.as_mapping()) else {
+        return HashMap::new();
+    };
+    nodes
+        .iter()
+        .filter_map(|(id, node)| {
+            let id = id.as_str()?.to_string();
+            let outputs = node
+                .get("outputs")
+                .and_then(|o| o.as_sequence())
+                .map(|o| {
+                    o.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some((id, outputs))
+        })
+        .collect()
 }
 
 /// A workflow file as sent to the server.

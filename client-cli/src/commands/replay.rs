@@ -6,12 +6,31 @@ use crate::cli::ReplayArgs;
 use crate::connect::Clients;
 use crate::error::{CliError, CliResult};
 use crate::follow::{EventSink, Interrupt};
-use crate::parse::{load_workflow, parse_agent_swap, parse_override, parse_vars};
-use retake::v1::{ReplayRunRequest, Run};
+use crate::parse::{
+    checkpoint_reading, load_workflow, override_key, parse_agent_swap, parse_override, parse_vars,
+    workflow_outputs,
+};
+use crate::render;
+use retake::v1::{GetRunRequest, OutputOverride, ReplayRunRequest, Run};
 
-/// Builds the request from the flags. Only the form of swaps and overrides
-/// is checked here; whether their nodes exist is the server's call.
-pub fn prepare(args: &ReplayArgs) -> CliResult<ReplayRunRequest> {
+/// A replay request built from the flags, with what is left to settle once
+/// the workflow is known.
+#[derive(Debug, Clone, Default)]
+pub struct PreparedReplay {
+    pub request: ReplayRunRequest,
+    /// `--agent` flags as typed, in the order of `request.swaps`.
+    agent_flags: Vec<String>,
+    /// `--override` flags as typed, in the order of `request.overrides`.
+    override_flags: Vec<String>,
+    /// Overrides spelled `checkpoint.X=…` that could also mean output `X`
+    /// of a node named `checkpoint`: (index in `request.overrides`, `X`).
+    checkpoint_keys: Vec<(usize, String)>,
+}
+
+/// Builds the request from the flags. The form of swaps and overrides is
+/// checked here, and flags that contradict each other are refused; whether
+/// their nodes exist is the server's call.
+pub fn prepare(args: &ReplayArgs) -> CliResult<PreparedReplay> {
     let swaps = args
         .agents
         .iter()
@@ -30,16 +49,140 @@ pub fn prepare(args: &ReplayArgs) -> CliResult<ReplayRunRequest> {
         }
         None => Default::default(),
     };
-    Ok(ReplayRunRequest {
-        run_id: args.run_id.clone(),
-        workflow,
-        files,
-        from: args.from.clone().unwrap_or_default(),
-        swaps,
-        overrides,
-        variables,
-        allow_drift: args.allow_drift,
-    })
+    let checkpoint_keys = args
+        .overrides
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| checkpoint_reading(o).map(|output| (i, output)))
+        .collect();
+    let prepared = PreparedReplay {
+        request: ReplayRunRequest {
+            run_id: args.run_id.clone(),
+            workflow,
+            files,
+            from: args.from.clone().unwrap_or_default(),
+            swaps,
+            overrides,
+            variables,
+            allow_drift: args.allow_drift,
+        },
+        agent_flags: args.agents.clone(),
+        override_flags: args.overrides.clone(),
+        checkpoint_keys,
+    };
+    prepared.check_conflicts()?;
+    Ok(prepared)
+}
+
+/// A flag as typed, shortened for an error message.
+fn quoted(flag: &str) -> String {
+    format!("'{}'", render::truncate(flag, 60))
+}
+
+impl PreparedReplay {
+    /// Refuses a node given two agents, an output given two values, and a
+    /// node both swapped and overridden (an overridden node does not run, so
+    /// its agent would be ignored).
+    fn check_conflicts(&self) -> CliResult<()> {
+        let swaps = &self.request.swaps;
+        for (i, a) in swaps.iter().enumerate() {
+            if let Some(j) = (0..i).find(|&j| swaps[j].node_id == a.node_id) {
+                return Err(CliError::usage(format!(
+                    "--agent is given twice for node '{}' ({} and {}); give it once",
+                    a.node_id,
+                    quoted(&self.agent_flags[j]),
+                    quoted(&self.agent_flags[i])
+                )));
+            }
+        }
+        let overrides = &self.request.overrides;
+        for (i, o) in overrides.iter().enumerate() {
+            let same = |p: &OutputOverride| {
+                p.selector == o.selector
+                    && (p.output == o.output || p.output.is_empty() || o.output.is_empty())
+            };
+            if let Some(j) = (0..i).find(|&j| same(&overrides[j])) {
+                let what = if o.output.is_empty() || overrides[j].output.is_empty() {
+                    format!("node '{}'", o.selector)
+                } else {
+                    format!("output '{}.{}'", o.selector, o.output)
+                };
+                return Err(CliError::usage(format!(
+                    "--override is given twice for {what} ({} and {}); give each output one value",
+                    quoted(&self.override_flags[j]),
+                    quoted(&self.override_flags[i])
+                )));
+            }
+        }
+        for (i, o) in overrides.iter().enumerate() {
+            if let Some(j) = swaps.iter().position(|s| s.node_id == o.selector) {
+                return Err(CliError::usage(format!(
+                    "node '{}' is given both --agent ({}) and --override ({}): an overridden node \
+                     does not run, so its agent would not be used; give one of them",
+                    o.selector,
+                    quoted(&self.agent_flags[j]),
+                    quoted(&self.override_flags[i])
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Settles every `checkpoint.X=…` override against the workflow the
+    /// replay runs (`--workflow`, else the source run's snapshot): output
+    /// `X` of node `checkpoint`, or node `X`, whichever exists; both is
+    /// refused as ambiguous.
+    pub async fn resolve(mut self, clients: &Clients) -> CliResult<ReplayRunRequest> {
+        if self.checkpoint_keys.is_empty() {
+            return Ok(self.request);
+        }
+        let content = if self.request.workflow.is_empty() {
+            let mut runs = clients.runs.clone();
+            runs.get_run(GetRunRequest {
+                run_id: self.request.run_id.clone(),
+                include_nodes: false,
+                include_workflow: true,
+            })
+            .await?
+            .into_inner()
+            .run
+            .map(|r| r.workflow_content)
+            .unwrap_or_default()
+        } else {
+            self.request.workflow.clone()
+        };
+        let outputs = workflow_outputs(&content);
+        for (i, output) in std::mem::take(&mut self.checkpoint_keys) {
+            let as_node = &self.request.overrides[i];
+            let checkpoint_output = outputs
+                .get("checkpoint")
+                .is_some_and(|outs| outs.contains(&output));
+            let node = outputs.contains_key(&as_node.selector);
+            let key = override_key(&self.override_flags[i]);
+            match (checkpoint_output, node) {
+                (true, true) => {
+                    return Err(CliError::usage(format!(
+                        "--override {key}=… is ambiguous: it can mean output '{output}' of node \
+                         'checkpoint' or node '{node_id}'; write checkpoint.{key}=VALUE for the \
+                         first or {node_key}=VALUE for the second",
+                        node_id = as_node.selector,
+                        node_key = key.strip_prefix("checkpoint.").unwrap_or(key),
+                    )));
+                }
+                (true, false) => {
+                    self.request.overrides[i] = OutputOverride {
+                        selector: "checkpoint".to_string(),
+                        output,
+                        value: as_node.value.clone(),
+                    };
+                }
+                // Node X, or neither: the server names what is missing.
+                _ => {}
+            }
+        }
+        self.check_conflicts()?;
+        Ok(self.request)
+    }
 }
 
 /// Asks the server for the replay and returns the new run.
@@ -60,18 +203,19 @@ pub async fn replay(
     interrupt: &Interrupt,
 ) -> CliResult<RunOutcome> {
     check_detach(args.detach, clients.embedded)?;
-    let request = prepare(args)?;
-    replay_prepared(clients, request, args.detach, sink, interrupt).await
+    let prepared = prepare(args)?;
+    replay_prepared(clients, prepared, args.detach, sink, interrupt).await
 }
 
-/// `replay` with the request already built.
+/// `replay` with the flags already parsed.
 pub async fn replay_prepared(
     clients: &Clients,
-    request: ReplayRunRequest,
+    prepared: PreparedReplay,
     detach: bool,
     sink: &mut dyn EventSink,
     interrupt: &Interrupt,
 ) -> CliResult<RunOutcome> {
+    let request = prepared.resolve(clients).await?;
     let run = start(clients, request).await?;
     clients.note_started(&run.id);
     if detach {
