@@ -1,7 +1,8 @@
 //! The command line: global flags and one clap-derive struct per command.
 //! Parsing only; what each command does lives in `commands/`.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// Default database of the embedded engine, relative to the working directory.
@@ -55,6 +56,46 @@ pub struct GlobalArgs {
     /// PEM CA certificate that signs an https:// server's certificate
     #[arg(long, env = "RETAKE_CA_CERT", global = true, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
+}
+
+/// The command line with the global options listed once, under
+/// `retake --help`. They are still accepted before or after any command
+/// (`retake --server URL run …`, `retake run --server URL …`): every
+/// command carries a hidden copy of each, which clap reads like the
+/// global option itself.
+pub fn command() -> clap::Command {
+    let root = Cli::command();
+    let globals: Vec<clap::Arg> = root
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .map(|a| a.clone().hide(true))
+        .collect();
+    with_hidden_globals(root, &globals)
+}
+
+fn with_hidden_globals(cmd: clap::Command, globals: &[clap::Arg]) -> clap::Command {
+    cmd.mut_subcommands(|sub| {
+        let note = "Global options (--server, --db, --json, …): see 'retake --help'.";
+        let after = match sub.get_after_help() {
+            Some(text) => format!("{text}\n\n{note}"),
+            None => note.to_string(),
+        };
+        let sub = globals
+            .iter()
+            .fold(sub, |sub, arg| sub.arg(arg.clone()))
+            .after_help(after);
+        with_hidden_globals(sub, globals)
+    })
+}
+
+/// Parses a command line (the program name first), as `retake` does.
+pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut matches = command().try_get_matches_from(args)?;
+    Cli::from_arg_matches_mut(&mut matches)
 }
 
 impl GlobalArgs {
@@ -250,11 +291,14 @@ pub struct ArtifactLineageArgs {
 }
 
 #[derive(Args, Debug, Clone, Default)]
+#[command(
+    after_help = "With one run, which must be a replay, it is compared with the run it was forked from."
+)]
 pub struct DiffArgs {
-    /// First run (id, unique prefix or 'latest')
+    /// First run (id, unique prefix or 'latest'); alone, a replay
     pub run_a: String,
-    /// Second run
-    pub run_b: String,
+    /// Second run (default: RUN_A is a replay, compared with its source run)
+    pub run_b: Option<String>,
 }
 
 #[derive(Args, Debug, Clone, Default)]

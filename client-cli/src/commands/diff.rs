@@ -1,10 +1,11 @@
 //! `retake diff RUN_A RUN_B`: two runs compared node by node — status,
-//! agent, outputs (with a text diff), latency, tokens and cost.
+//! agent, outputs (with a text diff), latency, tokens and cost. With one
+//! run, a replay is compared with the run it was forked from.
 
-use super::RunSummary;
+use super::{RunSummary, get_run};
 use crate::cli::DiffArgs;
 use crate::connect::Clients;
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
 use crate::render::{self, Output, Style, node_status_name};
 use retake::v1::{DiffRunsRequest, DiffRunsResponse, NodeDiff, NodePresence, NodeStatus, Usage};
 
@@ -14,14 +15,27 @@ pub struct RunDiff {
     pub response: DiffRunsResponse,
 }
 
-/// `retake diff`.
+/// `retake diff`: the two runs given, or a replay and its source run.
 pub async fn diff(clients: &Clients, args: &DiffArgs) -> CliResult<RunDiff> {
+    let (run_a, run_b) = match &args.run_b {
+        Some(b) => (args.run_a.clone(), b.clone()),
+        None => {
+            let run = get_run(clients, &args.run_a).await?;
+            match run.replay.as_ref().filter(|r| !r.forked_from.is_empty()) {
+                Some(replay) => (replay.forked_from.clone(), run.id.clone()),
+                None => {
+                    return Err(CliError::usage(format!(
+                        "run {} is not a replay, so there is no run it was forked from to compare it with; \
+                         give two runs: retake diff RUN_A RUN_B",
+                        run.id
+                    )));
+                }
+            }
+        }
+    };
     let mut runs = clients.runs.clone();
     let response = runs
-        .diff_runs(DiffRunsRequest {
-            run_a: args.run_a.clone(),
-            run_b: args.run_b.clone(),
-        })
+        .diff_runs(DiffRunsRequest { run_a, run_b })
         .await?
         .into_inner();
     Ok(RunDiff { response })
@@ -51,169 +65,201 @@ fn signed(n: i64) -> String {
     }
 }
 
+/// `a`, or `a → b` when they differ.
+fn either(a: String, b: String) -> String {
+    if a == b { a } else { format!("{a} → {b}") }
+}
+
 impl RunDiff {
     fn ids(&self) -> (String, String) {
-        let a = self
-            .response
-            .run_a
-            .as_ref()
-            .map(|r| r.id.clone())
-            .unwrap_or_default();
-        let b = self
-            .response
-            .run_b
-            .as_ref()
-            .map(|r| r.id.clone())
-            .unwrap_or_default();
-        (a, b)
+        let id = |r: &Option<retake::v1::Run>| r.as_ref().map(|r| r.id.clone()).unwrap_or_default();
+        (id(&self.response.run_a), id(&self.response.run_b))
     }
 
-    fn node_text(&self, style: Style, n: &NodeDiff, out: &mut String) {
+    /// Whether both sides are one and the same run.
+    pub fn same_run(&self) -> bool {
         let (a, b) = self.ids();
-        let marker = |s: &str| style.bold(s);
-        match n.presence() {
-            NodePresence::OnlyA => {
-                out.push_str(&format!(
-                    "{} {}  {}\n",
-                    style.red("-"),
-                    marker(&n.node_id),
-                    style.yellow(&format!("only in {a}"))
-                ));
-                return;
+        !a.is_empty() && a == b
+    }
+
+    /// Whether no node differs.
+    pub fn identical(&self) -> bool {
+        let s = self.response.summary.unwrap_or_default();
+        s.changed == 0 && s.only_in_a == 0 && s.only_in_b == 0
+    }
+
+    /// One row of the node table: marker, node, change, status, agent, latency.
+    fn row(style: Style, n: &NodeDiff) -> Vec<String> {
+        let agent = |a: &str| {
+            if a.is_empty() {
+                "-".to_string()
+            } else {
+                a.to_string()
             }
-            NodePresence::OnlyB => {
-                out.push_str(&format!(
-                    "{} {}  {}\n",
-                    style.green("+"),
-                    marker(&n.node_id),
-                    style.yellow(&format!("only in {b}"))
-                ));
-                return;
-            }
-            _ => {}
-        }
-        let latency = if n.latency_ms_a == n.latency_ms_b {
-            render::duration(n.latency_ms_a)
-        } else {
-            format!(
-                "{} → {} ({} ms)",
-                render::duration(n.latency_ms_a),
-                render::duration(n.latency_ms_b),
-                signed(n.latency_ms_b - n.latency_ms_a)
-            )
         };
-        if !n.changed {
-            out.push_str(&format!(
-                "{} {}  {}  {}\n",
-                style.dim("="),
-                n.node_id,
-                style.dim("unchanged"),
-                style.dim(&format!("latency {latency}"))
-            ));
-            return;
-        }
-        out.push_str(&format!(
-            "{} {}  {}\n",
-            style.yellow("~"),
-            marker(&n.node_id),
-            style.yellow("changed")
-        ));
-        if n.status_a != n.status_b {
-            out.push_str(&format!(
-                "    status: {} → {}\n",
+        match n.presence() {
+            NodePresence::OnlyA => vec![
+                style.red("-"),
+                style.bold(&n.node_id),
+                style.yellow("only in A"),
                 style.node_status(n.status_a()),
-                style.node_status(n.status_b())
-            ));
-        } else {
-            out.push_str(&format!(
-                "    status: {}\n",
-                style.node_status(n.status_a())
-            ));
-        }
-        if n.agent_a != n.agent_b {
-            out.push_str(&format!("    agent: {} → {}\n", n.agent_a, n.agent_b));
-        }
-        for o in &n.outputs {
-            if !o.changed {
-                continue;
+                agent(&n.agent_a),
+                render::duration(n.latency_ms_a),
+            ],
+            NodePresence::OnlyB => vec![
+                style.green("+"),
+                style.bold(&n.node_id),
+                style.yellow("only in B"),
+                style.node_status(n.status_b()),
+                agent(&n.agent_b),
+                render::duration(n.latency_ms_b),
+            ],
+            _ => {
+                let latency = if n.latency_ms_a == n.latency_ms_b {
+                    render::duration(n.latency_ms_a)
+                } else {
+                    format!(
+                        "{} → {} ({} ms)",
+                        render::duration(n.latency_ms_a),
+                        render::duration(n.latency_ms_b),
+                        signed(n.latency_ms_b - n.latency_ms_a)
+                    )
+                };
+                let (marker, node, change) = if n.changed {
+                    (
+                        style.yellow("~"),
+                        style.bold(&n.node_id),
+                        style.yellow("changed"),
+                    )
+                } else {
+                    (style.dim("="), n.node_id.clone(), style.dim("unchanged"))
+                };
+                vec![
+                    marker,
+                    node,
+                    change,
+                    either(
+                        style.node_status(n.status_a()),
+                        style.node_status(n.status_b()),
+                    ),
+                    either(agent(&n.agent_a), agent(&n.agent_b)),
+                    latency,
+                ]
             }
-            out.push_str(&format!("    output '{}' changed\n", o.name));
-            if !o.text_diff.is_empty() {
-                for line in o.text_diff.lines() {
-                    let coloured = if line.starts_with("+++") || line.starts_with("---") {
-                        style.bold(line)
-                    } else if line.starts_with('+') {
-                        style.green(line)
-                    } else if line.starts_with('-') {
-                        style.red(line)
-                    } else if line.starts_with("@@") {
-                        style.cyan(line)
-                    } else {
-                        line.to_string()
-                    };
-                    out.push_str(&format!("      {coloured}\n"));
-                }
-            } else if o.artifact_id_a.is_empty() || o.artifact_id_b.is_empty() {
-                let side = if o.artifact_id_a.is_empty() { &b } else { &a };
-                out.push_str(&format!("      (only in {side})\n"));
-            }
         }
-        out.push_str(&format!("    latency: {latency}\n"));
-        let (ta, tb) = (tokens(n.usage_a.as_ref()), tokens(n.usage_b.as_ref()));
-        if ta != 0 || tb != 0 {
-            out.push_str(&format!("    tokens: {ta} → {tb} ({})\n", signed(tb - ta)));
-        }
-        let (ca, cb) = (cost(n.usage_a.as_ref()), cost(n.usage_b.as_ref()));
-        if ca != 0.0 || cb != 0.0 {
-            let d = cb - ca;
-            let sign = if d > 0.0 {
-                "+"
-            } else if d < 0.0 {
-                "-"
+    }
+
+    /// What the table cannot show for a changed node: its changed outputs
+    /// with their text diffs, tokens and cost. Empty when there is nothing.
+    fn details(style: Style, n: &NodeDiff) -> String {
+        let mut out = String::new();
+        for o in n.outputs.iter().filter(|o| o.changed) {
+            let side = if o.artifact_id_a.is_empty() {
+                " (only in B)"
+            } else if o.artifact_id_b.is_empty() {
+                " (only in A)"
             } else {
                 ""
             };
+            out.push_str(&format!("  output '{}' changed{side}\n", o.name));
+            for line in o.text_diff.lines() {
+                let coloured = if line.starts_with("+++") || line.starts_with("---") {
+                    style.bold(line)
+                } else if line.starts_with('+') {
+                    style.green(line)
+                } else if line.starts_with('-') {
+                    style.red(line)
+                } else if line.starts_with("@@") {
+                    style.cyan(line)
+                } else {
+                    line.to_string()
+                };
+                out.push_str(&format!("    {coloured}\n"));
+            }
+        }
+        let (ta, tb) = (tokens(n.usage_a.as_ref()), tokens(n.usage_b.as_ref()));
+        if ta != tb {
+            out.push_str(&format!("  tokens: {ta} → {tb} ({})\n", signed(tb - ta)));
+        }
+        let (ca, cb) = (cost(n.usage_a.as_ref()), cost(n.usage_b.as_ref()));
+        if ca != cb {
+            let d = cb - ca;
+            let sign = if d > 0.0 { "+" } else { "-" };
             out.push_str(&format!(
-                "    cost: ${ca:.6} → ${cb:.6} ({sign}${:.6})\n",
+                "  cost: ${ca:.6} → ${cb:.6} ({sign}${:.6})\n",
                 d.abs()
             ));
         }
+        out
     }
 }
 
 impl Output for RunDiff {
     fn text(&self, style: Style) -> String {
-        let (a, b) = self.ids();
+        let (a, _) = self.ids();
         let mut out = String::new();
+        let mut header = Vec::new();
         for (label, run) in [("A", &self.response.run_a), ("B", &self.response.run_b)] {
             if let Some(run) = run {
                 let s = RunSummary::from_run(run);
-                let mut line = format!(
-                    "Run {label}: {} ({}, {})",
-                    s.run_id,
-                    s.workflow_name,
-                    style.run_status(s.run_status)
-                );
+                let mut origin = String::new();
                 if let Some(from) = &s.forked_from {
-                    line.push_str(&format!(" forked from {from}"));
+                    let from = if *from == a && label == "B" {
+                        "A".to_string()
+                    } else {
+                        from.clone()
+                    };
+                    origin = format!("replay of {from}");
                     if let Some(step) = &s.forked_at_step {
-                        line.push_str(&format!(" at step '{step}'"));
+                        origin.push_str(&format!(" from step '{step}'"));
                     }
                 }
-                out.push_str(&line);
-                out.push('\n');
+                header.push(vec![
+                    style.bold(&format!("Run {label}:")),
+                    s.run_id.clone(),
+                    s.workflow_name.clone(),
+                    style.run_status(s.run_status),
+                    origin,
+                ]);
             }
         }
+        out.push_str(&render::rows(&header));
+        if self.same_run() {
+            out.push_str("A and B are the same run.\n");
+        }
         out.push('\n');
-        for n in &self.response.nodes {
-            self.node_text(style, n, &mut out);
+        let rows: Vec<Vec<String>> = self
+            .response
+            .nodes
+            .iter()
+            .map(|n| Self::row(style, n))
+            .collect();
+        out.push_str(&render::table(
+            style,
+            &["", "NODE", "CHANGE", "STATUS", "AGENT", "LATENCY"],
+            &rows,
+        ));
+        for n in self.response.nodes.iter().filter(|n| n.changed) {
+            let details = Self::details(style, n);
+            if !details.is_empty() {
+                out.push('\n');
+                out.push_str(&format!("{}\n", style.bold(&n.node_id)));
+                out.push_str(&details);
+            }
         }
         let s = self.response.summary.unwrap_or_default();
         out.push('\n');
-        out.push_str(&format!(
-            "{} changed, {} unchanged, {} only in {a}, {} only in {b}\n",
-            s.changed, s.unchanged, s.only_in_a, s.only_in_b
-        ));
+        if self.identical() {
+            out.push_str(&format!(
+                "No differences: all {} nodes are the same in A and B\n",
+                s.unchanged
+            ));
+        } else {
+            out.push_str(&format!(
+                "{} changed, {} unchanged, {} only in A, {} only in B\n",
+                s.changed, s.unchanged, s.only_in_a, s.only_in_b
+            ));
+        }
         out
     }
 
