@@ -774,21 +774,16 @@ async fn replay_with_a_swap_and_an_override_then_diff() {
         &env.clients,
         &DiffArgs {
             run_a: source.run_id.clone(),
-            run_b: swapped.run_id.clone(),
+            run_b: Some(swapped.run_id.clone()),
         },
     )
     .await
     .unwrap();
     let text = diff.text(Style::PLAIN);
+    assert!(text.contains("  local://mock → local://echo  "), "{text}");
     assert!(
-        text.contains("agent: local://mock → local://echo"),
-        "{text}"
-    );
-    assert!(
-        text.trim_end().ends_with(&format!(
-            "2 changed, 2 unchanged, 0 only in {}, 0 only in {}",
-            source.run_id, swapped.run_id
-        )),
+        text.trim_end()
+            .ends_with("2 changed, 2 unchanged, 0 only in A, 0 only in B"),
         "{text}"
     );
     let json = diff.json();
@@ -919,4 +914,385 @@ async fn start_accepts_prepared_requests() {
     .await
     .unwrap();
     assert_eq!(out.summary.status, "completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_refuses_flags_that_contradict_each_other() {
+    let env = embedded().await;
+    let source = run_pipeline(&env).await.summary;
+    let refused = |agents: &[&str], overrides: &[&str]| ReplayArgs {
+        run_id: source.run_id.clone(),
+        agents: agents.iter().map(|s| s.to_string()).collect(),
+        overrides: overrides.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let cases: [(&[&str], &[&str], &str); 5] = [
+        (
+            &["transform=local://echo"],
+            &["transform=edited"],
+            "node 'transform' is given both --agent ('transform=local://echo') and --override ('transform=edited'): \
+             an overridden node does not run, so its agent would not be used; give one of them",
+        ),
+        (
+            &["summarize=local://echo", "summarize=local://mock"],
+            &[],
+            "--agent is given twice for node 'summarize' ('summarize=local://echo' and 'summarize=local://mock'); give it once",
+        ),
+        (
+            &[],
+            &["fetch=a", "fetch=b"],
+            "--override is given twice for node 'fetch' ('fetch=a' and 'fetch=b'); give each output one value",
+        ),
+        (
+            &[],
+            &["fetch.result=a", "fetch=b"],
+            "--override is given twice for node 'fetch' ('fetch.result=a' and 'fetch=b'); give each output one value",
+        ),
+        (
+            &[],
+            &["fetch.result=a", "checkpoint.fetch.result=b"],
+            "--override is given twice for output 'fetch.result' ('fetch.result=a' and 'checkpoint.fetch.result=b'); \
+             give each output one value",
+        ),
+    ];
+    for (agents, overrides, expected) in cases {
+        let err = replay(&env, refused(agents, overrides)).await.unwrap_err();
+        assert_eq!(err.message, expected, "{agents:?} {overrides:?}");
+        assert_eq!(err.code, 2);
+    }
+    // Nothing was replayed.
+    let forks = commands::runs::list(
+        &env.clients,
+        &RunsArgs {
+            forked_from: Some(source.run_id.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(forks.runs.is_empty());
+}
+
+/// A node named `checkpoint` next to one named after its output.
+const CHECKPOINTS: &str = r#"name: checkpoints
+nodes:
+  checkpoint:
+    agent: local://mock
+    config: {response: "saved"}
+    outputs: [notes, draft]
+  notes:
+    agent: local://echo
+    inputs: {n: "${checkpoint.notes}"}
+    outputs: [result]
+    depends_on: [checkpoint]
+  final:
+    agent: local://echo
+    inputs: {d: "${checkpoint.draft}", n: "${notes.result}"}
+    outputs: [result]
+    depends_on: [checkpoint, notes]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoint_overrides_take_the_reading_that_exists() {
+    let env = embedded().await;
+    let wf = write(env.dir.path(), "checkpoints.yaml", CHECKPOINTS);
+    let source = commands::run::run(
+        &env.clients,
+        &run_args(wf, &[]),
+        &mut Collect::default(),
+        &Interrupt::Never,
+    )
+    .await
+    .unwrap()
+    .summary;
+    assert_eq!(source.status, "completed");
+
+    // Output 'notes' of node 'checkpoint', or node 'notes': both exist.
+    let err = replay(
+        &env,
+        ReplayArgs {
+            run_id: source.run_id.clone(),
+            overrides: vec!["checkpoint.notes=edited".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, 2);
+    assert_eq!(
+        err.message,
+        "--override checkpoint.notes=… is ambiguous: it can mean output 'notes' of node 'checkpoint' \
+         or node 'notes'; write checkpoint.checkpoint.notes=VALUE for the first or notes=VALUE for the second"
+    );
+
+    // There is no node 'draft': output 'draft' of node 'checkpoint' it is.
+    let out = replay(
+        &env,
+        ReplayArgs {
+            run_id: source.run_id.clone(),
+            overrides: vec!["checkpoint.draft=edited draft".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.summary.status, "completed");
+    let node = commands::trace::node(&env.clients, &out.summary.run_id, "final")
+        .await
+        .unwrap();
+    let content = node.report.outputs[0].text.clone().unwrap();
+    assert!(content.contains("edited draft"), "{content}");
+
+    // The spelled-out forms of both readings are accepted.
+    for spelled in ["checkpoint.checkpoint.notes=x", "notes=x"] {
+        let out = replay(
+            &env,
+            ReplayArgs {
+                run_id: source.run_id.clone(),
+                overrides: vec![spelled.into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.summary.status, "completed", "{spelled}");
+    }
+
+    // Settled to node 'checkpoint', it conflicts with a swap of that node.
+    let err = replay(
+        &env,
+        ReplayArgs {
+            run_id: source.run_id.clone(),
+            agents: vec!["checkpoint=local://echo".into()],
+            overrides: vec!["checkpoint.draft=x".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, 2);
+    assert!(
+        err.message
+            .starts_with("node 'checkpoint' is given both --agent"),
+        "{}",
+        err.message
+    );
+
+    // --workflow: the readings are checked against the workflow replayed,
+    // where node 'notes' is now called 'summary'.
+    let renamed = write(
+        env.dir.path(),
+        "renamed.yaml",
+        &CHECKPOINTS
+            .replace("  notes:\n", "  summary:\n")
+            .replace("${notes.result}", "${summary.result}")
+            .replace("[checkpoint, notes]", "[checkpoint, summary]"),
+    );
+    let out = replay(
+        &env,
+        ReplayArgs {
+            run_id: source.run_id.clone(),
+            workflow: Some(renamed),
+            overrides: vec!["checkpoint.notes=edited notes".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.summary.status, "completed");
+    let node = commands::trace::node(&env.clients, &out.summary.run_id, "summary")
+        .await
+        .unwrap();
+    let content = node.report.outputs[0].text.clone().unwrap();
+    assert!(content.contains("edited notes"), "{content}");
+}
+
+async fn replay_of(env: &Embedded, source: &str) -> commands::RunSummary {
+    replay(
+        env,
+        ReplayArgs {
+            run_id: source.to_string(),
+            agents: vec!["summarize=local://echo".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .summary
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_prints_columns_and_names_the_runs_a_and_b() {
+    let env = embedded().await;
+    let source = run_pipeline(&env).await.summary;
+    let swapped = replay_of(&env, &source.run_id).await;
+    let diff = commands::diff::diff(
+        &env.clients,
+        &DiffArgs {
+            run_a: source.run_id.clone(),
+            run_b: Some(swapped.run_id.clone()),
+        },
+    )
+    .await
+    .unwrap();
+    let text = diff.text(Style::PLAIN);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("Run A:  {}  report-pipeline  completed", source.run_id),
+        "{text}"
+    );
+    assert_eq!(
+        lines[1],
+        format!(
+            "Run B:  {}  report-pipeline  completed  replay of A from step 'summarize'",
+            swapped.run_id
+        ),
+        "{text}"
+    );
+    // One table: every column starts where its header does.
+    let header = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("NODE"))
+        .expect("a header row");
+    let columns: Vec<usize> = ["NODE", "CHANGE", "STATUS", "AGENT", "LATENCY"]
+        .iter()
+        .map(|h| {
+            lines[header][..lines[header].find(h).unwrap()]
+                .chars()
+                .count()
+        })
+        .collect();
+    let rows = &lines[header + 1..header + 5];
+    for row in rows {
+        let chars: Vec<char> = row.chars().collect();
+        for &c in &columns {
+            assert!(
+                chars[c - 1] == ' ' && chars[c] != ' ',
+                "column at {c} in {row:?}\n{text}"
+            );
+        }
+    }
+    assert!(rows[0].starts_with("=  fetch "), "{text}");
+    assert!(rows[2].starts_with("~  summarize  changed "), "{text}");
+    assert!(rows[2].contains("local://mock → local://echo"), "{text}");
+    assert!(!text.contains("latency"), "latency is a column: {text}");
+    let summary = lines.last().unwrap();
+    assert_eq!(*summary, "2 changed, 2 unchanged, 0 only in A, 0 only in B");
+    assert_eq!(
+        text.matches(&source.run_id).count(),
+        1,
+        "each run id is printed once: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_says_when_nothing_differs() {
+    let env = embedded().await;
+    let source = run_pipeline(&env).await.summary;
+    let diff = commands::diff::diff(
+        &env.clients,
+        &DiffArgs {
+            run_a: source.run_id.clone(),
+            run_b: Some(source.run_id.clone()),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(diff.same_run() && diff.identical());
+    let text = diff.text(Style::PLAIN);
+    assert!(text.contains("\nA and B are the same run.\n"), "{text}");
+    assert!(
+        text.ends_with("\nNo differences: all 4 nodes are the same in A and B\n"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_with_one_run_compares_a_replay_with_its_source() {
+    let env = embedded().await;
+    let source = run_pipeline(&env).await.summary;
+    let swapped = replay_of(&env, &source.run_id).await;
+    let diff = commands::diff::diff(
+        &env.clients,
+        &DiffArgs {
+            run_a: "latest".into(),
+            run_b: None,
+        },
+    )
+    .await
+    .unwrap();
+    let json = diff.json();
+    assert_eq!(json["run_a"]["run_id"], source.run_id.as_str());
+    assert_eq!(json["run_b"]["run_id"], swapped.run_id.as_str());
+    assert_eq!(json["summary"]["changed"], 2);
+
+    let err = commands::diff::diff(
+        &env.clients,
+        &DiffArgs {
+            run_a: source.run_id.clone(),
+            run_b: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, 2);
+    assert_eq!(
+        err.message,
+        format!(
+            "run {} is not a replay, so there is no run it was forked from to compare it with; \
+             give two runs: retake diff RUN_A RUN_B",
+            source.run_id
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_run_is_reported_once_and_its_nodes_on_one_line() {
+    let env = embedded().await;
+    let wf = write(
+        env.dir.path(),
+        "fan.yaml",
+        "name: fan\nnodes:\n  nap:\n    agent: local://sleep\n    config: {ms: 600000}\n    outputs: [result]\n  \
+         b1:\n    agent: local://echo\n    outputs: [result]\n    depends_on: [nap]\n  \
+         b2:\n    agent: local://echo\n    outputs: [result]\n    depends_on: [nap]\n  \
+         b3:\n    agent: local://echo\n    outputs: [result]\n    depends_on: [b1, b2]\n",
+    );
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let mut sink = InterruptOnStart {
+        notify: notify.clone(),
+        events: Vec::new(),
+    };
+    let out = commands::run::run(
+        &env.clients,
+        &run_args(wf, &[]),
+        &mut sink,
+        &Interrupt::Notify(notify),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.summary.status, "cancelled");
+    let debug = commands::debug::debug(
+        &env.clients,
+        &DebugArgs {
+            run_id: out.summary.run_id.clone(),
+            errors: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let text = debug.text(Style::PLAIN);
+    assert!(
+        text.contains("\nFailure: the run was cancelled\n"),
+        "{text}"
+    );
+    assert!(!text.contains("(cancelled)"), "{text}");
+    assert!(
+        text.ends_with("\n\n⊘ 4 nodes cancelled: nap, b1, b2, b3\n"),
+        "{text}"
+    );
+    assert_eq!(text.matches("cancelled").count(), 3, "{text}");
+    // JSON still has every node in full.
+    assert_eq!(debug.json()["nodes"].as_array().unwrap().len(), 4);
 }
