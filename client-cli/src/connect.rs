@@ -46,6 +46,28 @@ impl tonic::service::Interceptor for BearerAuth {
 /// The transport every generated client in the CLI runs on.
 pub type Transport = InterceptedService<Channel, BearerAuth>;
 
+/// What following a run does when a node starts waiting for a human.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitPolicy {
+    /// Keep following: someone answers elsewhere (`retake approve`, ResolveWait).
+    Follow,
+    /// Ask on this terminal (an embedded run, with a terminal to ask on).
+    Ask,
+    /// Stop there and report the run as waiting (no terminal).
+    Stop,
+}
+
+/// What a command that follows a run does at a human wait: with a terminal,
+/// ask there (embedded) or follow on while someone answers elsewhere
+/// (server); without one, stop and report the run as waiting.
+pub fn wait_policy(embedded: bool, terminal: bool) -> WaitPolicy {
+    match (terminal, embedded) {
+        (false, _) => WaitPolicy::Stop,
+        (true, true) => WaitPolicy::Ask,
+        (true, false) => WaitPolicy::Follow,
+    }
+}
+
 /// The three generated clients over one channel.
 #[derive(Clone)]
 pub struct Clients {
@@ -54,8 +76,10 @@ pub struct Clients {
     pub workflows: WorkflowServiceClient<Transport>,
     /// True when the engine runs inside this process: runs die with it.
     pub embedded: bool,
-    /// Ask on the terminal when an embedded run waits for a human.
-    pub interactive: bool,
+    /// What following a run does at a human wait. By default an embedded
+    /// run stops there (nobody else can answer it) and a server's run is
+    /// followed on.
+    pub waits: WaitPolicy,
     /// Runs started through these clients: the ones an embedded engine drives.
     pub started: Arc<Mutex<HashSet<String>>>,
 }
@@ -71,7 +95,11 @@ impl Clients {
             workflows: WorkflowServiceClient::with_interceptor(channel, auth)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             embedded,
-            interactive: false,
+            waits: if embedded {
+                WaitPolicy::Stop
+            } else {
+                WaitPolicy::Follow
+            },
             started: Arc::default(),
         }
     }
@@ -112,11 +140,7 @@ impl Clients {
                 .to_string();
             CliError::failed(format!("cannot reach retake server at {url}: {reason}"))
         };
-        let with_scheme = if url.contains("://") {
-            url.to_string()
-        } else {
-            format!("http://{url}")
-        };
+        let with_scheme = server_uri(url)?;
         let mut endpoint =
             Endpoint::from_shared(with_scheme.clone()).map_err(|e| unreachable(error_chain(&e)))?;
         if with_scheme.starts_with("https://") {
@@ -133,8 +157,8 @@ impl Clients {
         }
         let channel = endpoint.connect().await.map_err(|e| {
             let mut reason = error_chain(&e);
-            if ca_cert.is_none() && reason.contains("certificate") {
-                reason.push_str(" (give the CA that signed it with --ca-cert)");
+            if let Some(advice) = tls_advice(&reason, ca_cert.is_some()) {
+                reason.push_str(&format!(" ({advice})"));
             }
             unreachable(reason)
         })?;
@@ -150,6 +174,45 @@ impl Clients {
                 Self::remote(url, token.as_deref(), global.ca_cert.as_deref()).await
             }
         }
+    }
+}
+
+/// The server address as a URI: `HOST:PORT` means `http://HOST:PORT`;
+/// `http://` and `https://` (TLS) are taken as they are.
+pub fn server_uri(url: &str) -> CliResult<String> {
+    let url = url.trim().trim_end_matches('/');
+    match url.split_once("://") {
+        None => Ok(format!("http://{url}")),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => Ok(format!("http://{rest}")),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => {
+            Ok(format!("https://{rest}"))
+        }
+        Some((scheme, _)) => Err(CliError::usage(format!(
+            "cannot use server {url}: '{scheme}://' is not supported; give HOST:PORT, http://HOST:PORT or https://HOST:PORT"
+        ))),
+    }
+}
+
+/// What to do about a TLS error the server's certificate caused, if it is one.
+pub fn tls_advice(reason: &str, ca_given: bool) -> Option<&'static str> {
+    if reason.contains("CaUsedAsEndEntity") {
+        Some(
+            "the server's certificate is a CA certificate, with basicConstraints CA:TRUE as a \
+             plain 'openssl req -x509' makes it, and TLS clients refuse that as a server's: make \
+             a CA and a server certificate signed by it, or a certificate with \
+             basicConstraints=CA:FALSE and a subjectAltName naming the server's host; serve it \
+             with retake-server --tls-cert/--tls-key and give the CA (or that certificate) to \
+             --ca-cert. README.md's TLS section has the openssl commands",
+        )
+    } else if reason.contains("NotValidForName") {
+        Some(
+            "the server's certificate does not name this host in its subjectAltName: connect \
+             with a name it lists, or make the certificate with subjectAltName=DNS:HOST,IP:ADDRESS",
+        )
+    } else if !ca_given && (reason.contains("certificate") || reason.contains("UnknownIssuer")) {
+        Some("give the CA that signed it with --ca-cert")
+    } else {
+        None
     }
 }
 
@@ -173,4 +236,63 @@ fn anyhow_chain(e: &anyhow::Error) -> String {
         }
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_addresses_take_three_forms() {
+        assert_eq!(
+            server_uri("127.0.0.1:50051").unwrap(),
+            "http://127.0.0.1:50051"
+        );
+        assert_eq!(
+            server_uri("http://127.0.0.1:50051/").unwrap(),
+            "http://127.0.0.1:50051"
+        );
+        assert_eq!(
+            server_uri("HTTPS://retake.example:443").unwrap(),
+            "https://retake.example:443"
+        );
+        assert_eq!(
+            server_uri(" localhost:50051 ").unwrap(),
+            "http://localhost:50051"
+        );
+        let err = server_uri("grpc://127.0.0.1:50051").unwrap_err();
+        assert_eq!(err.code, 2);
+        assert!(
+            err.message.contains("'grpc://' is not supported"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn without_a_terminal_runs_stop_at_waits() {
+        assert_eq!(wait_policy(true, true), WaitPolicy::Ask);
+        assert_eq!(wait_policy(false, true), WaitPolicy::Follow);
+        assert_eq!(wait_policy(true, false), WaitPolicy::Stop);
+        assert_eq!(wait_policy(false, false), WaitPolicy::Stop);
+    }
+
+    #[test]
+    fn certificate_errors_say_what_to_do() {
+        let advice = tls_advice("invalid peer certificate: CaUsedAsEndEntity", true).unwrap();
+        for needed in [
+            "basicConstraints=CA:FALSE",
+            "subjectAltName",
+            "--ca-cert",
+            "signed by it",
+        ] {
+            assert!(advice.contains(needed), "{needed}: {advice}");
+        }
+        assert!(
+            tls_advice("invalid peer certificate: UnknownIssuer", false)
+                .unwrap()
+                .contains("--ca-cert")
+        );
+        assert!(tls_advice("connection refused", false).is_none());
+    }
 }

@@ -5,9 +5,12 @@
 use crate::connect::Transport;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Style, event_kind_name, node_status_name, run_status_name};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use retake::v1::run_service_client::RunServiceClient;
-use retake::v1::{Event, EventKind, GetRunRequest, NodeStatus, Run, RunStatus, WatchRunRequest};
+use retake::v1::{
+    Event, EventKind, GetRunRequest, ListWaitsRequest, NodeStatus, Run, RunStatus, Wait, WaitKind,
+    WatchRunRequest,
+};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +58,13 @@ pub trait EventSink: Send {
     /// Called once before the first event with the run as it was then.
     fn on_start(&mut self, _run: &Run) {}
     fn on_event(&mut self, event: &Event);
+    /// Whether `on_wait` is wanted: it costs a ListWaits call per wait.
+    fn wants_waits(&self) -> bool {
+        false
+    }
+    /// Called after a WAIT_STARTED event with the wait, while it is still
+    /// pending, and how many waits the run has pending.
+    fn on_wait(&mut self, _wait: &Wait, _pending: usize) {}
     /// Called once following stops, however it stopped.
     fn finish(&mut self) {}
     /// Hides any live display while the user is asked something.
@@ -162,11 +172,16 @@ pub async fn follow_until(
                             last_sequence: last,
                         });
                     }
-                    if stop_at_waits && event.kind() == EventKind::WaitStarted {
-                        return Ok(FollowEnd::Waiting {
-                            last_sequence: last,
-                            node_id: event.node_id,
-                        });
+                    if event.kind() == EventKind::WaitStarted {
+                        if stop_at_waits {
+                            return Ok(FollowEnd::Waiting {
+                                last_sequence: last,
+                                node_id: event.node_id,
+                            });
+                        }
+                        if sink.wants_waits() {
+                            show_wait(runs, &event, sink).await;
+                        }
                     }
                 }
                 Ok(None) => {
@@ -213,6 +228,51 @@ pub async fn follow_until(
     result
 }
 
+/// Hands the wait that `event` started to `sink`, if it is still pending.
+/// Best effort: without it only the hint is missing.
+async fn show_wait(
+    runs: &mut RunServiceClient<Transport>,
+    event: &Event,
+    sink: &mut dyn EventSink,
+) {
+    let request = ListWaitsRequest {
+        run_id: event.run_id.clone(),
+    };
+    if let Ok(resp) = runs.list_waits(request).await {
+        let waits = resp.into_inner().waits;
+        if let Some(wait) = waits.iter().find(|w| w.node_id == event.node_id) {
+            sink.on_wait(wait, waits.len());
+        }
+    }
+}
+
+/// The commands that answer a wait of `kind` at `node` of `run`, each
+/// quoted: `approve`/`reject` for human://approve, `input` for
+/// human://input. `prefix` is what comes before the command name
+/// (`retake `, `retake --server URL `); `--node` is added when the run has
+/// other waits too.
+pub fn answer_commands(
+    prefix: &str,
+    run: &str,
+    node: &str,
+    kind: WaitKind,
+    with_node: bool,
+) -> String {
+    let node = if with_node {
+        format!(" --node {node}")
+    } else {
+        String::new()
+    };
+    let approve =
+        format!("'{prefix}approve {run}{node}' or '{prefix}reject {run}{node} --feedback TEXT'");
+    let input = format!("'{prefix}input {run}{node} --value TEXT'");
+    match kind {
+        WaitKind::Approval => approve,
+        WaitKind::Input => input,
+        WaitKind::Unspecified => format!("{approve}, or {input}"),
+    }
+}
+
 async fn backoff(attempt: u32) {
     let ms = (100u64 << attempt.min(5)).min(3000);
     tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -229,8 +289,12 @@ pub struct TextProgress {
     bar: Option<ProgressBar>,
     /// Where lines go instead of stdout.
     writer: Option<Box<dyn std::io::Write + Send>>,
-    /// Length and position of a bar cleared while the user is asked something.
-    paused: Option<(u64, u64)>,
+    /// Length, position and elapsed time of a bar cleared while the user is asked something.
+    paused: Option<(u64, u64, Duration)>,
+    /// The run id the bar shows.
+    run_id: String,
+    /// Draw the bar nowhere (tests).
+    hidden_bar: bool,
     running: BTreeSet<String>,
     /// The node whose streamed output line is still open.
     open_delta: Option<String>,
@@ -247,6 +311,8 @@ impl TextProgress {
             bar: None,
             writer: None,
             paused: None,
+            run_id: String::new(),
+            hidden_bar: false,
             running: BTreeSet::new(),
             open_delta: None,
         }
@@ -292,12 +358,28 @@ impl TextProgress {
         self
     }
 
-    fn advance(&mut self, node: &str) {
+    /// A node settled; the bar counts only the nodes that completed (or
+    /// were reused), as the run summary does.
+    fn settle(&mut self, node: &str, completed: bool) {
         self.running.remove(node);
-        if let Some(bar) = &self.bar {
+        if completed && let Some(bar) = &self.bar {
             bar.inc(1);
         }
         self.update_message();
+    }
+
+    /// The bar's position, if one is shown.
+    pub fn bar_position(&self) -> Option<u64> {
+        self.bar.as_ref().map(ProgressBar::position)
+    }
+
+    fn new_bar(&self, len: u64, pos: u64, elapsed: Duration) -> ProgressBar {
+        let target = if self.hidden_bar {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        make_bar(target, &self.run_id, len, pos, elapsed)
     }
 
     fn update_message(&self) {
@@ -379,7 +461,13 @@ impl EventSink for TextProgress {
             return;
         }
         let counts = run.counts.unwrap_or_default();
-        self.bar = Some(make_bar(counts.total.max(0) as u64, 0));
+        self.run_id = run.id.clone();
+        // Time since the run started, for a run that started before we watched it.
+        let elapsed = render::elapsed_ms(run.start_time.as_ref(), None)
+            .map(|ms| Duration::from_millis(ms.max(0) as u64))
+            .unwrap_or_default();
+        // The bar follows from the first event on, so it counts from 0 however far the run is.
+        self.bar = Some(self.new_bar(counts.total.max(0) as u64, 0, elapsed));
     }
 
     fn on_event(&mut self, event: &Event) {
@@ -388,11 +476,12 @@ impl EventSink for TextProgress {
                 self.running.insert(event.node_id.clone());
                 self.update_message();
             }
-            EventKind::NodeCompleted
-            | EventKind::NodeFailed
-            | EventKind::NodeSkipped
-            | EventKind::NodeReused
-            | EventKind::NodeCancelled => self.advance(&event.node_id.clone()),
+            EventKind::NodeCompleted | EventKind::NodeReused => {
+                self.settle(&event.node_id.clone(), true)
+            }
+            EventKind::NodeFailed | EventKind::NodeSkipped | EventKind::NodeCancelled => {
+                self.settle(&event.node_id.clone(), false)
+            }
             EventKind::NodeOutputDelta if self.verbose => {
                 let mut text = String::new();
                 if self.open_delta.as_deref() != Some(event.node_id.as_str()) {
@@ -414,13 +503,21 @@ impl EventSink for TextProgress {
         if let Some(line) = Self::line(self.style, self.verbose, event) {
             self.print(&line);
         }
-        if self.wait_hints && event.kind() == EventKind::WaitStarted {
-            let (run, node) = (&event.run_id, &event.node_id);
-            let hint = format!(
-                "    answer with 'retake approve {run} --node {node}' (or reject), or 'retake input {run} --node {node} --value TEXT'"
-            );
-            self.print(&self.style.dim(&hint));
-        }
+    }
+
+    fn wants_waits(&self) -> bool {
+        self.wait_hints
+    }
+
+    fn on_wait(&mut self, wait: &Wait, pending: usize) {
+        let commands = answer_commands(
+            "retake ",
+            &wait.run_id,
+            &wait.node_id,
+            wait.kind(),
+            pending > 1,
+        );
+        self.print(&self.style.dim(&format!("    answer with {commands}")));
     }
 
     fn pause(&mut self) {
@@ -429,14 +526,14 @@ impl EventSink for TextProgress {
         }
         // Cleared rather than hidden, so no stale bar stays above the question.
         if let Some(bar) = self.bar.take() {
-            self.paused = Some((bar.length().unwrap_or(0), bar.position()));
+            self.paused = Some((bar.length().unwrap_or(0), bar.position(), bar.elapsed()));
             bar.finish_and_clear();
         }
     }
 
     fn resume(&mut self) {
-        if let Some((len, pos)) = self.paused.take() {
-            self.bar = Some(make_bar(len, pos));
+        if let Some((len, pos, elapsed)) = self.paused.take() {
+            self.bar = Some(self.new_bar(len, pos, elapsed));
             self.update_message();
         }
     }
@@ -451,11 +548,42 @@ impl EventSink for TextProgress {
     }
 }
 
-fn make_bar(len: u64, pos: u64) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+/// The bar's template: the run id and how long the run has taken, then
+/// the completed nodes out of all and the nodes running now. Two lines, so
+/// that a run id and a bar fit an 80-column terminal.
+pub const BAR_TEMPLATE: &str = "  {spinner} {prefix}  {took}\n  [{bar:30}] {pos}/{len} {wide_msg}";
+
+/// `4s`, `1m 03s`, `1h 02m`: short enough for a line that also holds a run id.
+pub fn took(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
+    }
+}
+
+fn make_bar(
+    target: ProgressDrawTarget,
+    run_id: &str,
+    len: u64,
+    pos: u64,
+    elapsed: Duration,
+) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), target)
+        .with_prefix(run_id.to_string())
+        .with_elapsed(elapsed);
     bar.set_style(
-        ProgressStyle::with_template("  {spinner} [{bar:30}] {pos}/{len} {wide_msg}")
+        ProgressStyle::with_template(BAR_TEMPLATE)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key(
+                "took",
+                |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(&took(state.elapsed()));
+                },
+            )
             .progress_chars("=> "),
     );
     bar.set_position(pos);
@@ -625,15 +753,114 @@ mod tests {
         let mut sink = TextProgress::new(Style::PLAIN, false, false)
             .with_wait_hints(true)
             .to_writer(Box::new(out.clone()));
+        assert!(sink.wants_waits());
         sink.on_event(&Event {
             message: "Publish?".into(),
             ..event(EventKind::WaitStarted, "review")
         });
+        let wait = |node: &str, kind: WaitKind| Wait {
+            run_id: "run_1".into(),
+            node_id: node.into(),
+            kind: kind as i32,
+            ..Default::default()
+        };
+        sink.on_wait(&wait("review", WaitKind::Approval), 1);
+        sink.on_wait(&wait("topic", WaitKind::Input), 1);
+        sink.on_wait(&wait("review", WaitKind::Approval), 2);
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert_eq!(
             text,
-            "  ⏸ review waiting: Publish?\n    answer with 'retake approve run_1 --node review' (or reject), or 'retake input run_1 --node review --value TEXT'\n"
+            "  ⏸ review waiting: Publish?\n\
+             \x20   answer with 'retake approve run_1' or 'retake reject run_1 --feedback TEXT'\n\
+             \x20   answer with 'retake input run_1 --value TEXT'\n\
+             \x20   answer with 'retake approve run_1 --node review' or 'retake reject run_1 --node review --feedback TEXT'\n"
         );
+        // Without hints nobody asks for the wait.
+        assert!(!TextProgress::new(Style::PLAIN, false, false).wants_waits());
+    }
+
+    fn hidden_bar() -> TextProgress {
+        let mut sink =
+            TextProgress::new(Style::PLAIN, false, true).to_writer(Box::new(Shared::default()));
+        sink.show_bar = true;
+        sink.hidden_bar = true;
+        sink
+    }
+
+    fn run_of(total: i32, completed: i32, started_secs_ago: i64) -> Run {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        Run {
+            id: "run_0196f0c2-5a1b-7c3d-9e8f-0123456789ab".into(),
+            counts: Some(retake::v1::NodeCounts {
+                total,
+                completed,
+                ..Default::default()
+            }),
+            start_time: Some(prost_types::Timestamp {
+                seconds: now - started_secs_ago,
+                nanos: 0,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_bar_counts_completed_nodes_only() {
+        let mut sink = hidden_bar();
+        sink.on_start(&run_of(20, 0, 0));
+        for i in 1..=7 {
+            sink.on_event(&event(EventKind::NodeCompleted, &format!("step{i:02}")));
+        }
+        // A cancellation settles the other 13 nodes without completing them.
+        for i in 8..=20 {
+            sink.on_event(&event(EventKind::NodeCancelled, &format!("step{i:02}")));
+        }
+        assert_eq!(
+            sink.bar_position(),
+            Some(7),
+            "as the summary says: 7/20 completed"
+        );
+        sink.on_event(&event(EventKind::NodeReused, "again"));
+        sink.on_event(&event(EventKind::NodeFailed, "broken"));
+        sink.on_event(&event(EventKind::NodeSkipped, "blocked"));
+        assert_eq!(sink.bar_position(), Some(8));
+    }
+
+    #[test]
+    fn the_bar_shows_the_run_id_and_its_time_from_the_start() {
+        let mut sink = hidden_bar();
+        // Watching a run that started 90 s ago: its events come from the first one on.
+        sink.on_start(&run_of(5, 3, 90));
+        let bar = sink.bar.as_ref().unwrap();
+        assert_eq!(bar.prefix(), "run_0196f0c2-5a1b-7c3d-9e8f-0123456789ab");
+        assert!(
+            bar.elapsed() >= Duration::from_secs(90),
+            "{:?}",
+            bar.elapsed()
+        );
+        assert_eq!((bar.position(), bar.length()), (0, Some(5)));
+        for node in ["a", "b", "c"] {
+            sink.on_event(&event(EventKind::NodeCompleted, node));
+        }
+        assert!(BAR_TEMPLATE.contains("{prefix}") && BAR_TEMPLATE.contains("{took"));
+        // Asking the user something clears the bar; it comes back as it was.
+        sink.pause();
+        assert!(sink.bar.is_none());
+        sink.resume();
+        let bar = sink.bar.as_ref().unwrap();
+        assert_eq!(bar.prefix(), "run_0196f0c2-5a1b-7c3d-9e8f-0123456789ab");
+        assert!(bar.elapsed() >= Duration::from_secs(90));
+        assert_eq!(bar.position(), 3);
+    }
+
+    #[test]
+    fn elapsed_time_is_short() {
+        assert_eq!(took(Duration::from_millis(4200)), "4s");
+        assert_eq!(took(Duration::from_secs(63)), "1m 03s");
+        assert_eq!(took(Duration::from_secs(3720)), "1h 02m");
     }
 
     #[test]

@@ -11,7 +11,6 @@ pub mod follow;
 pub mod parse;
 pub mod render;
 
-use clap::Parser;
 use cli::{ArtifactsCommand, Cli, Command};
 use commands::{RunEnd, RunOutcome};
 use connect::Clients;
@@ -21,7 +20,7 @@ use render::{Output, Style, print_output};
 
 /// Runs the CLI with the process arguments and returns the exit code.
 pub fn main_entry() -> i32 {
-    let cli = match Cli::try_parse() {
+    let cli = match cli::try_parse_from(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -73,13 +72,17 @@ fn live_sink(json: bool, style: Style, verbose: bool, embedded: bool) -> Box<dyn
     }
 }
 
-/// Clients for a run this process follows: an embedded run that waits for
-/// a human asks on the terminal, if there is one.
+/// Clients for a run this process follows: at a human wait, an embedded
+/// run asks on the terminal and a server's run is followed on; without a
+/// terminal (any of stdin, stdout, stderr redirected) both stop there and
+/// report the run as waiting.
 async fn run_clients(global: &cli::GlobalArgs) -> CliResult<Clients> {
     use std::io::IsTerminal;
     let mut clients = Clients::connect(global).await?;
-    clients.interactive =
-        clients.embedded && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let terminal = std::io::stdin().is_terminal()
+        && std::io::stdout().is_terminal()
+        && std::io::stderr().is_terminal();
+    clients.waits = connect::wait_policy(clients.embedded, terminal);
     Ok(clients)
 }
 

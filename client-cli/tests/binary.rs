@@ -288,3 +288,245 @@ fn embedded_waits_without_a_terminal_stop_with_a_hint() {
         stderr(&out)
     );
 }
+
+/// The global options, shown once under `retake --help`.
+const GLOBAL_OPTIONS: [&str; 6] = [
+    "--server",
+    "--db",
+    "--json",
+    "--no-color",
+    "--token-file",
+    "--ca-cert",
+];
+
+#[test]
+fn global_options_are_listed_once_under_retake_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    for option in GLOBAL_OPTIONS {
+        assert!(
+            text.contains(&format!("      {option}")),
+            "{option}: {text}"
+        );
+    }
+    let commands: [&[&str]; 6] = [
+        &["run", "--help"],
+        &["replay", "--help"],
+        &["diff", "--help"],
+        &["artifacts", "list", "--help"],
+        &["trace", "node", "--help"],
+        &["help", "watch"],
+    ];
+    for args in commands {
+        let out = run(dir.path(), args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let text = stdout(&out);
+        let note = "Global options (--server, --db, --json, …): see 'retake --help'.\n";
+        assert!(text.ends_with(note), "{args:?}:\n{text}");
+        let options = text.strip_suffix(note).unwrap();
+        for option in GLOBAL_OPTIONS {
+            assert!(
+                !options.contains(option),
+                "{args:?} lists {option}:\n{text}"
+            );
+        }
+    }
+    // Still accepted on either side of the command.
+    write(dir.path(), "pipeline.yaml", PIPELINE);
+    let out = run(
+        dir.path(),
+        &[
+            "run",
+            "pipeline.yaml",
+            "--var",
+            "topic=t",
+            "--db",
+            "a/r.db",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(dir.path().join("a/r.db").exists());
+    let out = run(dir.path(), &["--db", "a/r.db", "--json", "runs"]);
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+    let out = run(
+        dir.path(),
+        &["--db", "b/r.db", "runs", "--db", "a/r.db", "--json"],
+    );
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1, "the later --db wins");
+}
+
+#[test]
+fn contradicting_replay_flags_exit_2_before_anything_is_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &[
+                "replay",
+                "run_x",
+                "--agent",
+                "src=local://echo",
+                "--override",
+                "src=text",
+            ],
+            "Error: node 'src' is given both --agent ('src=local://echo') and --override ('src=text'): \
+             an overridden node does not run, so its agent would not be used; give one of them\n",
+        ),
+        (
+            &[
+                "replay",
+                "run_x",
+                "--agent",
+                "src=local://echo",
+                "--agent",
+                "src=local://mock",
+            ],
+            "Error: --agent is given twice for node 'src' ('src=local://echo' and 'src=local://mock'); give it once\n",
+        ),
+        (
+            &[
+                "replay",
+                "run_x",
+                "--override",
+                "src=a",
+                "--override",
+                "src=b",
+            ],
+            "Error: --override is given twice for node 'src' ('src=a' and 'src=b'); give each output one value\n",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = run(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(stderr(&out), expected, "{args:?}");
+        assert!(out.stdout.is_empty());
+    }
+    assert!(!dir.path().join(".retake").exists());
+}
+
+/// A retake server in this test process, on a runtime of its own.
+struct TestServer {
+    server: common::Served,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn test_server() -> TestServer {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime.block_on(common::served(None));
+    TestServer {
+        server,
+        _runtime: runtime,
+    }
+}
+
+/// Waits for `child` at most `secs` seconds; kills it and fails after that.
+fn wait_at_most(mut child: std::process::Child, secs: u64, what: &str) -> Output {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{what} still running after {secs} s\nstdout:\n{}\nstderr:\n{}",
+                stdout(&out),
+                stderr(&out)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_server_run_waiting_for_approval_without_a_terminal_stops_with_the_summary() {
+    let srv = test_server();
+    let dir = tempfile::tempdir().unwrap();
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/approval.yaml");
+    for json in [false, true] {
+        let mut args = vec!["run", examples];
+        if json {
+            args.push("--json");
+        }
+        // As in `retake run examples/approval.yaml | cat`: stdout is a pipe.
+        let child = retake(dir.path())
+            .env("RETAKE_SERVER", &srv.server.url)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = wait_at_most(child, 60, "retake run examples/approval.yaml");
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let text = stdout(&out);
+        let id = if json {
+            let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(summary["status"], "waiting");
+            summary["run_id"].as_str().unwrap().to_string()
+        } else {
+            assert!(
+                text.contains("  ⏸ review waiting: Publish this summary?\n"),
+                "{text}"
+            );
+            assert!(text.contains("\nStatus: waiting\n"), "{text}");
+            let line = text.lines().find(|l| l.starts_with("Run ID: ")).unwrap();
+            line["Run ID: ".len()..].to_string()
+        };
+        let hint = stderr(&out);
+        assert_eq!(
+            hint,
+            format!(
+                "Run {id} waits for a human at node 'review'; answer with 'retake approve {id}' or \
+                 'retake reject {id} --feedback TEXT', then follow it with 'retake watch {id}'\n"
+            )
+        );
+        let out = retake(dir.path())
+            .env("RETAKE_SERVER", &srv.server.url)
+            .args(["approve", &id])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn server_addresses_without_a_scheme_are_http() {
+    let srv = test_server();
+    let dir = tempfile::tempdir().unwrap();
+    let host_port = srv.server.url.strip_prefix("http://").unwrap().to_string();
+    for args in [
+        ["--server", &host_port, "runs"],
+        ["runs", "--server", &host_port],
+    ] {
+        let out = run(dir.path(), &args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "No runs found\n");
+    }
+    let out = retake(dir.path())
+        .env("RETAKE_SERVER", &host_port)
+        .args(["runs", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "[]\n");
+    let out = run(
+        dir.path(),
+        &["--server", &format!("grpc://{host_port}"), "runs"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(
+            "'grpc://' is not supported; give HOST:PORT, http://HOST:PORT or https://HOST:PORT"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -5,9 +5,10 @@
 mod common;
 
 use common::*;
-use retake::v1::{Event, EventKind};
+use retake::v1::{Event, EventKind, WaitKind};
 use retake_cli::cli::*;
 use retake_cli::commands::{self, RunEnd};
+use retake_cli::connect::WaitPolicy;
 use retake_cli::follow::{Collect, EventSink, Interrupt};
 use retake_cli::render::{Output, Style};
 use std::sync::{Arc, Mutex};
@@ -138,17 +139,22 @@ async fn input_answers_the_only_pending_wait() {
     assert_eq!(
         out.end,
         RunEnd::Waiting {
-            node_id: "question".into()
+            node_id: "question".into(),
+            kind: WaitKind::Input,
+            several: false,
+            embedded: true,
         }
     );
     assert_eq!(out.summary.status, "waiting");
     assert_eq!(out.exit_code(), 1);
-    assert!(
-        out.hint()
-            .unwrap()
-            .contains("waits for a human at node 'question'"),
-        "{:?}",
-        out.hint()
+    let id = &out.summary.run_id;
+    assert_eq!(
+        out.hint().unwrap(),
+        format!(
+            "Run {id} waits for a human at node 'question', and without a terminal nobody can answer here.\n\
+             It stays waiting in the database: serve it with 'retake-server' and answer with \
+             'retake --server URL input {id} --value TEXT'"
+        )
     );
 
     let waits = commands::waits::pending(&env.clients, &out.summary.run_id)
@@ -215,4 +221,153 @@ async fn answering_a_run_without_waits_is_refused() {
     .unwrap_err();
     assert_eq!(err.code, 1, "{}", err.message);
     assert!(err.message.contains(&out.summary.run_id), "{}", err.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_run_without_a_terminal_stops_at_an_approval() {
+    let server = served(None).await;
+    let mut clients = server.clients(None).await;
+    // What `retake run` does when stdout is not a terminal (`retake run … | cat`).
+    clients.waits = WaitPolicy::Stop;
+    let wf = write(server.dir.path(), "approval.yaml", APPROVAL);
+    let mut events = Collect::default();
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        commands::run::run(
+            &clients,
+            &RunArgs {
+                file: wf,
+                ..Default::default()
+            },
+            &mut events,
+            &Interrupt::Never,
+        ),
+    )
+    .await
+    .expect("the run stops at the wait instead of following it")
+    .unwrap();
+    assert_eq!(
+        out.end,
+        RunEnd::Waiting {
+            node_id: "review".into(),
+            kind: WaitKind::Approval,
+            several: false,
+            embedded: false,
+        }
+    );
+    assert_eq!(out.summary.status, "waiting");
+    assert_eq!(out.exit_code(), 1);
+    assert_eq!(out.json()["status"], "waiting");
+    let id = &out.summary.run_id;
+    let hint = out.hint().unwrap();
+    assert_eq!(
+        hint,
+        format!(
+            "Run {id} waits for a human at node 'review'; answer with 'retake approve {id}' or \
+             'retake reject {id} --feedback TEXT', then follow it with 'retake watch {id}'"
+        )
+    );
+    assert!(!hint.contains("retake input"), "{hint}");
+
+    // The run goes on on the server once someone answers.
+    commands::waits::reject(
+        &clients,
+        &RejectArgs {
+            run_id: id.clone(),
+            node: None,
+            feedback: Some("too long".into()),
+        },
+    )
+    .await
+    .unwrap();
+    let watched = commands::watch::watch(
+        &clients,
+        &WatchArgs {
+            run_id: id.clone(),
+            ..Default::default()
+        },
+        &mut Collect::default(),
+        &Interrupt::Never,
+    )
+    .await
+    .unwrap();
+    assert_eq!(watched.summary.status, "completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_a_server_run_hints_the_command_for_its_wait_kind() {
+    let server = served(None).await;
+    let clients = server.clients(None).await;
+    let wf = write(server.dir.path(), "approval.yaml", APPROVAL);
+    let lines = Arc::new(Mutex::new(Vec::<u8>::new()));
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    /// The text view, approving as soon as the hint is shown.
+    struct ApproveOnHint {
+        text: retake_cli::follow::TextProgress,
+        hinted: Arc<Notify>,
+    }
+    impl EventSink for ApproveOnHint {
+        fn on_event(&mut self, event: &Event) {
+            self.text.on_event(event);
+        }
+        fn wants_waits(&self) -> bool {
+            self.text.wants_waits()
+        }
+        fn on_wait(&mut self, wait: &retake::v1::Wait, pending: usize) {
+            self.text.on_wait(wait, pending);
+            self.hinted.notify_one();
+        }
+    }
+    let hinted = Arc::new(Notify::new());
+    let mut sink = ApproveOnHint {
+        text: retake_cli::follow::TextProgress::new(Style::PLAIN, false, false)
+            .with_wait_hints(true)
+            .to_writer(Box::new(Lines(lines.clone()))),
+        hinted: hinted.clone(),
+    };
+    let answerer = {
+        let clients = clients.clone();
+        tokio::spawn(async move {
+            hinted.notified().await;
+            commands::waits::approve(
+                &clients,
+                &ApproveArgs {
+                    run_id: "latest".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+        })
+    };
+    let out = commands::run::run(
+        &clients,
+        &RunArgs {
+            file: wf,
+            ..Default::default()
+        },
+        &mut sink,
+        &Interrupt::Never,
+    )
+    .await
+    .unwrap();
+    answerer.await.unwrap().unwrap();
+    assert_eq!(out.summary.status, "completed");
+    let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+    let id = &out.summary.run_id;
+    assert!(
+        text.contains(&format!(
+            "  ⏸ review waiting: Publish this summary?\n    answer with 'retake approve {id}' or 'retake reject {id} --feedback TEXT'\n"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("retake input"), "{text}");
 }

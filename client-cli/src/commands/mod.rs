@@ -14,11 +14,13 @@ pub mod validate;
 pub mod waits;
 pub mod watch;
 
-use crate::connect::Clients;
+use crate::connect::{Clients, WaitPolicy};
 use crate::error::{CliError, CliResult, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
-use crate::follow::{EventSink, FollowEnd, Interrupt, Quiet, follow, follow_until};
+use crate::follow::{
+    EventSink, FollowEnd, Interrupt, Quiet, answer_commands, follow, follow_until,
+};
 use crate::render::{self, Output, Style, failure_origin_name, run_status_name};
-use retake::v1::{CancelRunRequest, GetRunRequest, Run, RunStatus};
+use retake::v1::{CancelRunRequest, GetRunRequest, Run, RunStatus, WaitKind};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -139,8 +141,17 @@ pub enum RunEnd {
     Cancelled,
     /// Ctrl-C with a server: the run goes on without us.
     StillRunning,
-    /// An embedded run waits for a human and nobody here can answer.
-    Waiting { node_id: String },
+    /// The run waits for a human and nobody here can answer (no terminal,
+    /// or nothing to ask on).
+    Waiting {
+        node_id: String,
+        /// Input or approval: which commands answer it.
+        kind: WaitKind,
+        /// Other waits are pending too, so the answer must name the node.
+        several: bool,
+        /// The run lives in this process's database, not on a server.
+        embedded: bool,
+    },
 }
 
 /// The result of `run`, `replay` and `watch`.
@@ -179,10 +190,24 @@ impl Output for RunOutcome {
     fn hint(&self) -> Option<String> {
         let id = &self.summary.run_id;
         match &self.end {
-            RunEnd::Waiting { node_id } => Some(format!(
+            RunEnd::Waiting {
+                node_id,
+                kind,
+                several,
+                embedded: true,
+            } => Some(format!(
                 "Run {id} waits for a human at node '{node_id}', and without a terminal nobody can answer here.\n\
-                 It stays waiting in the database: serve it with 'retake-server' and answer with \
-                 'retake --server URL approve {id} --node {node_id}' (or reject, or input --value TEXT)"
+                 It stays waiting in the database: serve it with 'retake-server' and answer with {}",
+                answer_commands("retake --server URL ", id, node_id, *kind, *several)
+            )),
+            RunEnd::Waiting {
+                node_id,
+                kind,
+                several,
+                embedded: false,
+            } => Some(format!(
+                "Run {id} waits for a human at node '{node_id}'; answer with {}, then follow it with 'retake watch {id}'",
+                answer_commands("retake ", id, node_id, *kind, *several)
             )),
             RunEnd::StillRunning => Some(format!(
                 "Run {id} continues on the server; follow it with 'retake watch {id}'"
@@ -214,8 +239,9 @@ const CANCEL_GRACE: Duration = Duration::from_secs(10);
 
 /// Follows a run just started (or replayed) to its end and summarises it.
 /// On interrupt, an embedded run is cancelled (it could not outlive this
-/// process anyway); a server's run is left running. An embedded run that
-/// waits for a human is answered on the terminal when `clients.interactive`.
+/// process anyway); a server's run is left running. At a human wait,
+/// `clients.waits` says whether to follow on, ask on the terminal, or stop
+/// and report the run as waiting.
 pub async fn follow_to_end(
     clients: &Clients,
     run: &Run,
@@ -227,7 +253,8 @@ pub async fn follow_to_end(
     sink.on_start(run);
     let mut after = after_sequence;
     let end = loop {
-        match follow_until(&mut runs, &run.id, after, sink, interrupt, clients.embedded).await? {
+        let stop_at_waits = clients.waits != WaitPolicy::Follow;
+        match follow_until(&mut runs, &run.id, after, sink, interrupt, stop_at_waits).await? {
             FollowEnd::Finished { .. } => break RunEnd::Finished,
             FollowEnd::Waiting {
                 last_sequence,
@@ -235,12 +262,18 @@ pub async fn follow_to_end(
             } => {
                 after = last_sequence;
                 let waits = waits::pending(clients, &run.id).await?;
+                let several = waits.len() > 1;
                 let Some(wait) = waits.into_iter().find(|w| w.node_id == node_id) else {
                     continue; // answered already
                 };
-                if !clients.interactive {
+                if clients.waits == WaitPolicy::Stop {
                     sink.finish();
-                    break RunEnd::Waiting { node_id };
+                    break RunEnd::Waiting {
+                        node_id,
+                        kind: wait.kind(),
+                        several,
+                        embedded: clients.embedded,
+                    };
                 }
                 let asked = tokio::select! {
                     a = waits::ask_on_terminal(&wait, sink) => a?,

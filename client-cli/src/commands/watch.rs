@@ -3,7 +3,7 @@
 
 use super::{RunOutcome, follow_to_end, get_run};
 use crate::cli::WatchArgs;
-use crate::connect::Clients;
+use crate::connect::{Clients, WaitPolicy};
 use crate::error::{CliError, CliResult};
 use crate::follow::{EventSink, Interrupt};
 use crate::render;
@@ -33,9 +33,11 @@ pub async fn watch(
             render::run_status_name(run.status())
         )));
     }
-    // Watching never cancels: the run belongs to whoever started it.
+    // Watching never cancels, nor stops at a wait: the run belongs to
+    // whoever started it, and someone may answer the wait elsewhere.
     let watcher = Clients {
         embedded: false,
+        waits: WaitPolicy::Follow,
         ..clients.clone()
     };
     follow_to_end(&watcher, &run, args.after, sink, interrupt).await

@@ -39,9 +39,26 @@ impl Drop for Served {
 }
 
 pub async fn served(token: Option<&str>) -> Served {
+    served_with(|settings| settings.auth_token = token.map(str::to_string)).await
+}
+
+/// A server with TLS on, with this PEM certificate and key; its URL is
+/// `https://127.0.0.1:PORT`.
+pub async fn served_tls(cert: &Path, key: &Path) -> Served {
+    let mut served = served_with(|settings| {
+        settings.tls_cert = Some(cert.to_path_buf());
+        settings.tls_key = Some(key.to_path_buf());
+    })
+    .await;
+    served.url = served.url.replacen("http://", "https://", 1);
+    served
+}
+
+/// A server with settings of the test's choosing.
+pub async fn served_with(configure: impl FnOnce(&mut retake_server::Settings)) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = retake_server::Settings::new(dir.path().join("retake.db"));
-    settings.auth_token = token.map(str::to_string);
+    configure(&mut settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
