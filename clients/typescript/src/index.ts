@@ -31,8 +31,30 @@ export interface ConnectOptions {
 
 const FINISHED = new Set([RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED]);
 
-/** Connects to a retake server, e.g. `createRetakeClient("http://127.0.0.1:50051")`. */
-export function createRetakeClient(baseUrl: string, options: ConnectOptions = {}): RetakeClient {
+/**
+ * The base URL for a server address, as the CLI and the Python client take
+ * it: `HOST:PORT` means `http://HOST:PORT`; `http://` and `https://` (TLS)
+ * URLs are kept. Any other scheme is an error.
+ */
+export function serverUrl(address: string): string {
+  const trimmed = address.trim().replace(/\/+$/, "");
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(trimmed);
+  if (!scheme) return `http://${trimmed}`;
+  const name = scheme[1].toLowerCase();
+  if (name !== "http" && name !== "https") {
+    throw new Error(
+      `cannot use server ${trimmed}: '${scheme[1]}://' is not supported; give HOST:PORT, http://HOST:PORT or https://HOST:PORT`,
+    );
+  }
+  return `${name}://${trimmed.slice(scheme[0].length)}`;
+}
+
+/**
+ * Connects to a retake server: `createRetakeClient("127.0.0.1:50051")`, or
+ * with a scheme, `http://127.0.0.1:50051` or `https://retake.example:443`.
+ */
+export function createRetakeClient(server: string, options: ConnectOptions = {}): RetakeClient {
+  const baseUrl = serverUrl(server);
   const interceptors: Interceptor[] = [];
   if (options.token) {
     const header = `Bearer ${options.token}`;
