@@ -833,6 +833,31 @@ async fn chaos(cfg: Chaos) {
 
     // What the API says at the end, then what the file says.
     let api_runs = all_runs(&mut client).await;
+    // A run's usage is its nodes' usage, whichever process ran them.
+    for r in &api_runs {
+        let got = client
+            .get_run(pb::GetRunRequest {
+                run_id: r.id.clone(),
+                include_nodes: true,
+                include_workflow: false,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let run_tokens = got.run.and_then(|r| r.usage).map_or(0, |u| u.input_tokens);
+        let node_tokens: i64 = got
+            .nodes
+            .iter()
+            .filter_map(|n| n.usage.as_ref())
+            .map(|u| u.input_tokens)
+            .sum();
+        assert_eq!(
+            run_tokens,
+            node_tokens,
+            "{}",
+            context(&format!("run {} counts its nodes' tokens", r.id))
+        );
+    }
     let mut api_events: HashMap<String, Vec<pb::Event>> = HashMap::new();
     for r in &api_runs {
         api_events.insert(r.id.clone(), events_from_zero(&mut client, &r.id).await);

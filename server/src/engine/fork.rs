@@ -153,11 +153,9 @@ impl Engine {
                 row_pos.push(pos);
             }
         }
-        run.pk = self.store().insert_run(&run, &text, &mut rows).await?;
-
         let mut nodes: Vec<Option<NodeExecution>> = vec![None; workflow.nodes.len()];
-        for (rec, pos) in rows.into_iter().zip(row_pos) {
-            nodes[pos] = Some(rec);
+        for (rec, &pos) in rows.iter().zip(&row_pos) {
+            nodes[pos] = Some(rec.clone());
         }
         for (&pos, &i) in &plan.reused {
             let rec = &source_nodes[i];
@@ -230,7 +228,17 @@ impl Engine {
             rec.model = Some("override".into());
             batch.nodes.push(rec.clone());
         }
-        self.store().commit(&batch).await?;
+        // The run, its rows and what is already decided of them land in one
+        // transaction: recovery never sees an overridden node still pending.
+        run.pk = self
+            .store()
+            .insert_run(&run, &text, &mut rows, Some(&mut batch))
+            .await?;
+        for (rec, pos) in rows.iter().zip(row_pos) {
+            if let Some(n) = nodes[pos].as_mut() {
+                n.pk = rec.pk;
+            }
+        }
 
         let nodes: Vec<NodeExecution> = nodes
             .into_iter()

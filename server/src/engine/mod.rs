@@ -168,7 +168,11 @@ impl Engine {
             .enumerate()
             .map(|(pos, node)| new_node_execution(&run.id, pos, node, &node.agent))
             .collect();
-        run.pk = self.0.store.insert_run(&run, src.text, &mut nodes).await?;
+        run.pk = self
+            .0
+            .store
+            .insert_run(&run, src.text, &mut nodes, None)
+            .await?;
         let agents_by_pos = workflow.nodes.iter().map(|n| n.agent.clone()).collect();
         self.spawn_driver(run.clone(), workflow, nodes, agents_by_pos, 0, Some(permit));
         Ok(run)
@@ -234,7 +238,7 @@ impl Engine {
         Ok(resumed)
     }
 
-    async fn resume(&self, run: Run) -> EngineResult<()> {
+    async fn resume(&self, mut run: Run) -> EngineResult<()> {
         let text = String::from_utf8(self.0.store.content(&run.workflow_sha256).await?)
             .map_err(|_| EngineError::Internal("workflow snapshot is not UTF-8".into()))?;
         let src = WorkflowSource {
@@ -252,9 +256,17 @@ impl Engine {
                 workflow.nodes.len()
             )));
         }
+        // The run row's usage is written with its status, not with every
+        // node: recount it from the nodes' own records.
+        run.usage = Usage::default();
         for rec in &mut nodes {
             if rec.status == NodeStatus::Running {
                 rec.status = NodeStatus::Pending;
+            }
+            if rec.status == NodeStatus::Completed {
+                run.usage.input_tokens += rec.usage.input_tokens;
+                run.usage.output_tokens += rec.usage.output_tokens;
+                run.usage.cost_usd += rec.usage.cost_usd;
             }
         }
         let agents_by_pos = nodes.iter().map(|n| n.agent.clone()).collect();
@@ -435,12 +447,13 @@ impl Engine {
         let run = self.0.store.find_run(RunRef(run_ref)).await?;
         if after > 0
             && let Some(first) = self.0.store.first_event_sequence(run.pk).await?
-                && first > after + 1 {
-                    return Err(EngineError::OutOfRange(format!(
-                        "Events of run '{}' before sequence {first} were pruned",
-                        run.id
-                    )));
-                }
+            && first > after + 1
+        {
+            return Err(EngineError::OutOfRange(format!(
+                "Events of run '{}' before sequence {first} were pruned",
+                run.id
+            )));
+        }
         // Subscribe before reading history so nothing falls between the two.
         let live = self
             .0

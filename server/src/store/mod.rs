@@ -199,16 +199,20 @@ impl Store {
     }
 
     /// Inserts a new run with its workflow snapshot and the node executions
-    /// it will run, assigning their primary keys; returns the run's pk.
-    /// Nothing is stored when it fails.
+    /// it will run, assigning their primary keys, and `then` (what is
+    /// already decided of the run: overridden outputs, carried skips) in
+    /// the same transaction. Records and artifacts in `then` may carry pk 0;
+    /// they get the keys just assigned. Returns the run's pk; nothing is
+    /// stored when it fails.
     pub async fn insert_run(
         &self,
         run: &Run,
         workflow: &str,
         nodes: &mut [NodeExecution],
+        then: Option<&mut WriteBatch>,
     ) -> EngineResult<i64> {
         let mut writer = self.writer.lock().await;
-        let result = insert_run_rows(writer.conn().await?, run, workflow, nodes).await;
+        let result = insert_run_rows(writer.conn().await?, run, workflow, nodes, then).await;
         if result.is_err() {
             writer.reset();
             for node in nodes.iter_mut() {
@@ -225,25 +229,30 @@ impl Store {
 
 async fn commit_batch(conn: &mut SqliteConnection, batch: &WriteBatch) -> EngineResult<()> {
     let mut tx = conn.begin().await?;
+    write_batch(&mut tx, batch).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn write_batch(tx: &mut rows::Tx<'_>, batch: &WriteBatch) -> EngineResult<()> {
     for (sha, data) in &batch.contents {
         sqlx::query("INSERT OR IGNORE INTO contents (sha256, size, data) VALUES (?, ?, ?)")
             .bind(sha)
             .bind(data.len() as i64)
             .bind(&data[..])
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
     }
     if let Some(run) = &batch.run {
-        rows::write_run(&mut tx, run).await?;
+        rows::write_run(tx, run).await?;
     }
     for node in &batch.nodes {
-        rows::update_node(&mut tx, node).await?;
+        rows::update_node(tx, node).await?;
     }
     for (run_pk, node_pk, art) in &batch.artifacts {
-        rows::insert_artifact(&mut tx, *run_pk, *node_pk, art).await?;
+        rows::insert_artifact(tx, *run_pk, *node_pk, art).await?;
     }
-    rows::insert_events(&mut tx, &batch.events).await?;
-    tx.commit().await?;
+    rows::insert_events(tx, &batch.events).await?;
     Ok(())
 }
 
@@ -252,6 +261,7 @@ async fn insert_run_rows(
     run: &Run,
     workflow: &str,
     nodes: &mut [NodeExecution],
+    then: Option<&mut WriteBatch>,
 ) -> EngineResult<i64> {
     let mut tx = conn.begin().await?;
     sqlx::query("INSERT OR IGNORE INTO contents (sha256, size, data) VALUES (?, ?, ?)")
@@ -263,6 +273,21 @@ async fn insert_run_rows(
     let pk = rows::insert_run(&mut tx, run).await?;
     for node in nodes.iter_mut() {
         node.pk = rows::insert_node(&mut tx, pk, node).await?;
+    }
+    if let Some(batch) = then {
+        let pk_of = |id: &str| nodes.iter().find(|n| n.id == id).map(|n| n.pk);
+        for rec in &mut batch.nodes {
+            if let Some(node_pk) = pk_of(&rec.id) {
+                rec.pk = node_pk;
+            }
+        }
+        for (run_pk, node_pk, art) in &mut batch.artifacts {
+            *run_pk = pk;
+            if let Some(id) = &art.node_execution_id {
+                *node_pk = pk_of(id).or(*node_pk);
+            }
+        }
+        write_batch(&mut tx, batch).await?;
     }
     tx.commit().await?;
     Ok(pk)

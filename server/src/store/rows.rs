@@ -5,7 +5,7 @@ use crate::error::{EngineError, EngineResult};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-type Tx<'c> = Transaction<'c, Sqlite>;
+pub(super) type Tx<'c> = Transaction<'c, Sqlite>;
 
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
