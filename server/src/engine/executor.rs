@@ -1351,16 +1351,17 @@ fn split_outputs(node: &Node, out: &agents::AgentOutput) -> Vec<(String, String,
     }
     if out.media_type == agents::JSON
         && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&out.content)
-            && node.outputs.iter().all(|o| map.contains_key(o)) {
-                return node
-                    .outputs
-                    .iter()
-                    .map(|o| match &map[o] {
-                        Value::String(s) => (o.clone(), s.clone(), agents::TEXT),
-                        other => (o.clone(), other.to_string(), agents::JSON),
-                    })
-                    .collect();
-            }
+        && node.outputs.iter().all(|o| map.contains_key(o))
+    {
+        return node
+            .outputs
+            .iter()
+            .map(|o| match &map[o] {
+                Value::String(s) => (o.clone(), s.clone(), agents::TEXT),
+                other => (o.clone(), other.to_string(), agents::JSON),
+            })
+            .collect();
+    }
     node.outputs
         .iter()
         .map(|o| (o.clone(), out.content.clone(), out.media_type))

@@ -269,9 +269,10 @@ pub fn plan_replay(
                 }
                 reused.insert(p, i);
                 if let Some(old) = source_wf.node(&node.id)
-                    && old.definition() != node.definition() {
-                        drifted.push(node.id.clone());
-                    }
+                    && old.definition() != node.definition()
+                {
+                    drifted.push(node.id.clone());
+                }
             }
             Some(i)
                 if source_nodes[i].status == NodeStatus::Skipped

@@ -1126,9 +1126,10 @@ impl LineIndex {
             }
             let ni = *node_indent.get_or_insert(indent);
             if indent == ni
-                && let Some(k) = key {
-                    lines.entry(k).or_insert(n + 1);
-                }
+                && let Some(k) = key
+            {
+                lines.entry(k).or_insert(n + 1);
+            }
         }
         Self { lines }
     }
