@@ -213,11 +213,10 @@ impl Report {
             .collect();
         println!();
         println!(
-            "{:<w0$}  {:<w1$}  {:<w2$}  {}",
+            "{:<w0$}  {:<w1$}  {:<w2$}  verdict",
             "target",
             "figure",
             "goal",
-            "verdict",
             w0 = w[0],
             w1 = w[1],
             w2 = w[2]

@@ -58,12 +58,7 @@ impl Tmpfs {
         let path = self.path().join("filler");
         let mut f = std::fs::File::create(&path).unwrap();
         let chunk = vec![0u8; 16 * 1024];
-        loop {
-            match f.write_all(&chunk).and_then(|_| f.flush()) {
-                Ok(()) => {}
-                Err(_) => break,
-            }
-        }
+        while f.write_all(&chunk).and_then(|_| f.flush()).is_ok() {}
         // Small writes too, so no block is left.
         while f.write_all(&[0u8; 512]).and_then(|_| f.flush()).is_ok() {}
         let _ = f.sync_all();
