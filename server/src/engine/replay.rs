@@ -1,4 +1,4 @@
-//! Replay planning (SPEC §6.2): which nodes of a finished run run again,
+//! Replay planning: which nodes of a finished run run again,
 //! which are reused by reference, and which take an override. One pure
 //! function over the two workflows and the source run's node records, so
 //! every rule is tested without a store or a network.
@@ -79,6 +79,13 @@ pub fn plan_replay(
         }
     };
 
+    if !changes.allow_drift && new_wf.nodes.iter().all(|n| source_wf.node(&n.id).is_none()) {
+        return Err(invalid(format!(
+            "The workflow shares no node with run '{source_run}', so nothing of that run can be replayed; \
+             start it as a new run (or allow drift to replay it anyway)"
+        )));
+    }
+
     // 2. Swapped nodes run again, with their new agent.
     let mut agents: Vec<String> = new_wf
         .nodes
@@ -137,6 +144,13 @@ pub fn plan_replay(
         };
         let p = pos_of(&node_id).expect("checked");
         let node = &new_wf.nodes[p];
+        if agents[p].starts_with("human://") {
+            return Err(invalid(format!(
+                "Node '{node_id}' waits for a person ({}); a wait's answer cannot be overridden or filled in ahead. \
+                 It asks again when it is in the replay set (replay from it or from a node upstream of it)",
+                agents[p]
+            )));
+        }
         let output = if o.output.trim().is_empty() {
             match node.outputs.as_slice() {
                 [only] => only.clone(),
@@ -301,6 +315,35 @@ pub fn plan_replay(
             missing[0].split('\'').nth(1).unwrap_or_default()
         )));
     }
+    // A node that runs again may only reference outputs its reused
+    // producers recorded; drift or not, anything else would resolve to
+    // nothing.
+    let mut dangling = Vec::new();
+    for &p in &replay_set {
+        let node = &new_wf.nodes[p];
+        for (producer, output) in output_refs(node) {
+            let Some(q) = pos_of(&producer) else { continue };
+            if !reused.contains_key(&q) {
+                continue;
+            }
+            let recorded = source_wf
+                .node(&producer)
+                .is_some_and(|old| old.outputs.contains(&output));
+            if !recorded {
+                dangling.push(format!(
+                    "'{}' uses ${{{producer}.{output}}}, but the reused record of '{producer}' has no output '{output}'",
+                    node.id
+                ));
+            }
+        }
+    }
+    if !dangling.is_empty() {
+        return Err(EngineError::FailedPrecondition(format!(
+            "{}. Replay from '{}' too so it produces that output",
+            dangling.join("; "),
+            dangling[0].split('\'').nth(3).unwrap_or_default()
+        )));
+    }
     if !drifted.is_empty() && !changes.allow_drift {
         return Err(EngineError::FailedPrecondition(format!(
             "Workflow drift: {} changed since run '{source_run}' but would be reused, not replayed: {}. Replay from {} or pass --allow-drift",
@@ -335,6 +378,29 @@ pub fn plan_replay(
         swaps,
         overrides,
     })
+}
+
+/// Every `${node.output}` a node's inputs, prompt and condition use.
+fn output_refs(node: &workflow::Node) -> Vec<(String, String)> {
+    let mut refs = Vec::new();
+    if let Some(inputs) = &node.inputs {
+        let _ = super::template::refs_in_value(inputs, &mut refs);
+    }
+    for text in [
+        node.system_prompt.as_ref(),
+        node.when.as_ref().map(|w| &w.raw),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let _ = super::template::refs_in_value(&serde_json::Value::String(text.clone()), &mut refs);
+    }
+    refs.into_iter()
+        .filter_map(|r| match r {
+            super::template::Ref::Output { node, output } => Some((node, output)),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -399,6 +465,64 @@ mod tests {
 
     fn names(w: &Workflow, set: &BTreeSet<usize>) -> Vec<String> {
         set.iter().map(|&p| w.nodes[p].id.clone()).collect()
+    }
+
+    #[test]
+    fn a_reference_to_an_output_the_reused_record_lacks_is_refused_even_with_drift() {
+        let source = wf(
+            "name: r\nnodes:\n  src: {agent: local://echo, outputs: [res]}\n  use: {agent: local://echo, depends_on: [src], inputs: {x: \"${src.res}\"}, outputs: [o]}\n",
+        );
+        let renamed = wf(
+            "name: r\nnodes:\n  src: {agent: local://echo, outputs: [result]}\n  use: {agent: local://echo, depends_on: [src], inputs: {x: \"${src.result}\"}, outputs: [o]}\n",
+        );
+        let changes = ReplayChanges {
+            from: Some("use".into()),
+            allow_drift: true,
+            ..Default::default()
+        };
+        let err = plan_replay(
+            "run_src",
+            &source,
+            &records(&source, &[]),
+            &renamed,
+            &changes,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("'use' uses ${src.result}"), "{err}");
+        assert!(err.contains("Replay from 'src'"), "{err}");
+    }
+
+    #[test]
+    fn a_wait_cannot_be_overridden() {
+        let w = wf(
+            "name: g\nnodes:\n  draft: {agent: local://echo, outputs: [o]}\n  review: {agent: \"human://approve\", depends_on: [draft], outputs: [decision]}\n",
+        );
+        let changes = ReplayChanges {
+            overrides: vec![OutputOverride {
+                selector: "review".into(),
+                output: String::new(),
+                value: "approved".into(),
+            }],
+            ..Default::default()
+        };
+        let err = plan_replay("run_src", &w, &records(&w, &[]), &w, &changes)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("asks again"), "{err}");
+    }
+
+    #[test]
+    fn a_workflow_sharing_no_node_is_not_a_replay_unless_drift_is_allowed() {
+        let w = wf(DIAMOND);
+        let other = wf("name: o\nnodes:\n  x: {agent: local://echo, outputs: [o]}\n");
+        let mut changes = ReplayChanges::default();
+        let err = plan_replay("run_src", &w, &records(&w, &[]), &other, &changes)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("shares no node"), "{err}");
+        changes.allow_drift = true;
+        plan_replay("run_src", &w, &records(&w, &[]), &other, &changes).unwrap();
     }
 
     #[test]
