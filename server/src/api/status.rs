@@ -8,14 +8,14 @@ use tonic::codegen::http;
 impl From<EngineError> for Status {
     fn from(err: EngineError) -> Self {
         match err {
-            EngineError::InvalidArgument(m) => Status::invalid_argument(m),
-            EngineError::NotFound(m) => Status::not_found(m),
-            EngineError::FailedPrecondition(m) => Status::failed_precondition(m),
-            EngineError::ResourceExhausted(m) => Status::resource_exhausted(m),
-            EngineError::OutOfRange(m) => Status::out_of_range(m),
+            EngineError::InvalidArgument(m) => Status::invalid_argument(bounded(m)),
+            EngineError::NotFound(m) => Status::not_found(bounded(m)),
+            EngineError::FailedPrecondition(m) => Status::failed_precondition(bounded(m)),
+            EngineError::ResourceExhausted(m) => Status::resource_exhausted(bounded(m)),
+            EngineError::OutOfRange(m) => Status::out_of_range(bounded(m)),
             EngineError::Unavailable(m) => {
                 tracing::warn!(message = %m, "store unavailable");
-                Status::unavailable(m)
+                Status::unavailable(bounded(m))
             }
             EngineError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
@@ -23,6 +23,31 @@ impl From<EngineError> for Status {
             }
         }
     }
+}
+
+/// Most a status message may take once percent-encoded. It travels in the
+/// `grpc-message` trailer, and clients refuse header blocks over 16 KiB by
+/// default: a longer message would reach them as a protocol error.
+const MAX_MESSAGE_ENCODED: usize = 12 * 1024;
+
+/// The message, cut (with a note saying so) where its encoding would pass
+/// `MAX_MESSAGE_ENCODED`: printable ASCII takes a byte, anything else three.
+fn bounded(message: String) -> String {
+    let mut size = 0;
+    for (i, c) in message.char_indices() {
+        size += match c {
+            ' '..='~' if c != '%' => 1,
+            _ => 3 * c.len_utf8(),
+        };
+        if size > MAX_MESSAGE_ENCODED - 100 {
+            return format!(
+                "{}… (cut; the whole message is {} bytes)",
+                &message[..i],
+                message.len()
+            );
+        }
+    }
+    message
 }
 
 /// Corrects the codes tonic gives requests that fail before reaching a
@@ -158,6 +183,20 @@ mod tests {
         let message = percent_decode(headers["grpc-message"].as_bytes());
         assert!(message.contains("70000000 bytes"), "{message}");
         assert!(message.contains("67108864 bytes"), "{message}");
+    }
+
+    #[test]
+    fn long_messages_are_cut_to_fit_a_header() {
+        for unit in ["w", "é", "%", "🦀"] {
+            let status = Status::from(EngineError::InvalidArgument(unit.repeat(100_000)));
+            let mut headers = http::HeaderMap::new();
+            status.add_header(&mut headers).unwrap();
+            let encoded = headers["grpc-message"].len();
+            assert!(encoded <= MAX_MESSAGE_ENCODED, "{unit}: {encoded} bytes");
+            assert!(status.message().ends_with("bytes)"), "{}", status.message());
+        }
+        let short = Status::from(EngineError::NotFound("Run 'x' not found".into()));
+        assert_eq!(short.message(), "Run 'x' not found");
     }
 
     #[test]
