@@ -477,3 +477,18 @@ async fn variables_fill_inputs_and_a_missing_one_is_an_error() {
         r#"{"topic":"rust"}"#
     );
 }
+
+#[tokio::test]
+async fn a_configuration_error_fails_the_node_at_once_and_a_transient_one_is_retried() {
+    let mut s = start().await;
+    let yaml = "name: cfg\nnodes:\n  bad:\n    agent: local://sleep\n    config: {ms: soon}\n    retry_policy: {max_retries: 3, backoff: fixed, initial_delay_ms: 1}\n    outputs: [o]\n  flaky:\n    agent: local://fail\n    config: {times: 2}\n    retry_policy: {max_retries: 3, backoff: fixed, initial_delay_ms: 1}\n    outputs: [o]\n";
+    let run = s.start_run(yaml).await;
+    let (_, nodes) = s.finish(&run.id).await;
+    let bad = node(&nodes, "bad");
+    assert_eq!(status(bad), pb::NodeStatus::Failed);
+    assert_eq!(bad.attempt_count, 1, "{}", bad.error);
+    assert!(bad.error.contains("config.ms"), "{}", bad.error);
+    let flaky = node(&nodes, "flaky");
+    assert_eq!(status(flaky), pb::NodeStatus::Completed);
+    assert_eq!(flaky.attempt_count, 3);
+}

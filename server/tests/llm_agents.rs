@@ -451,10 +451,51 @@ nodes:
         pb::RunStatus::try_from(run.status).unwrap(),
         pb::RunStatus::Failed
     );
-    // No retry inside the agent; the node's own policy tried twice.
-    assert_eq!(fake.requests().len(), 2);
-    assert_eq!(n.attempt_count, 2);
+    // A rejected key is not retried, inside the agent or by the node's
+    // policy: one request, one attempt, and the error says why.
+    assert_eq!(fake.requests().len(), 1);
+    assert_eq!(n.attempt_count, 1);
+    assert!(n.error.contains("not retried"), "{}", n.error);
     server.assert_secret_absent(&run.id, KEY).await;
+}
+
+#[tokio::test]
+async fn an_invalid_request_or_unknown_model_is_not_retried_but_a_server_error_is() {
+    for (status, body, requests) in [
+        (
+            400,
+            json!({"error": {"message": "Invalid value for 'temperature'", "type": "invalid_request_error"}}),
+            1,
+        ),
+        (
+            404,
+            json!({"error": {"message": "The model `gpt-9` does not exist", "type": "invalid_request_error", "code": "model_not_found"}}),
+            1,
+        ),
+        // 5xx is retried inside the agent (5 tries per attempt), then by the
+        // node's policy (2 attempts).
+        (503, json!({"error": {"message": "overloaded"}}), 10),
+    ] {
+        let fake = Fake::start(move |_, _| Reply::Json {
+            status,
+            headers: vec![("retry-after-ms", "1".into())],
+            body: body.clone(),
+        })
+        .await;
+        let mut server = server().await;
+        let yaml = format!(
+            "name: llm-{status}\nnodes:\n  ask:\n    agent: llm://openai/gpt-9\n    inputs: {{q: hi}}\n    outputs: [result]\n    retry_policy: {{max_retries: 2, backoff: fixed, initial_delay_ms: 1}}\n    config: {{api_base: \"{}/v1\", api_key: \"${{env.{KEY_VAR}}}\", stream: false}}\n",
+            fake.url()
+        );
+        let (_, _, nodes) = server.run(&yaml).await;
+        let n = node(&nodes, "ask");
+        assert_eq!(super_status(n), pb::NodeStatus::Failed, "{status}");
+        assert_eq!(fake.requests().len(), requests, "{status}: {}", n.error);
+    }
+}
+
+fn super_status(n: &pb::NodeExecution) -> pb::NodeStatus {
+    status(n)
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! transaction, then publishes its events. Agents run in their own tasks,
 //! bounded by a server-wide semaphore; cancelling drops them mid-flight.
 
-use super::agents::{self, AgentCall, OutputRef};
+use super::agents::{self, AgentCall, AgentError, OutputRef};
 use super::committer::Committer;
 use super::model::*;
 use super::secrets;
@@ -712,12 +712,24 @@ impl RunDriver {
                     let (error, origin) = match outcome {
                         Ok(Ok(out)) => return Ok(out),
                         Ok(Err(e)) => (e, FailureOrigin::Agent),
-                        Err(_) => (format!("deadline of {} ms exceeded", deadline.as_millis()), FailureOrigin::Timeout),
+                        Err(_) => (
+                            AgentError::transient(format!("deadline of {} ms exceeded", deadline.as_millis())),
+                            FailureOrigin::Timeout,
+                        ),
                     };
-                    if attempt >= last_attempt {
-                        return Err((error, origin));
+                    // Only what can succeed next time is tried again.
+                    if !error.is_transient() {
+                        let message = if attempt < last_attempt {
+                            format!("{} (not retried: another attempt would fail the same way)", error.message)
+                        } else {
+                            error.message
+                        };
+                        return Err((message, origin));
                     }
-                    let error = secrets::scrub(&error, &secrets_list);
+                    if attempt >= last_attempt {
+                        return Err((error.message, origin));
+                    }
+                    let error = secrets::scrub(&error.message, &secrets_list);
                     let _ = forward.send(NodeMsg::Retrying { pos, attempt, error, origin });
                     attempt += 1;
                     tokio::time::sleep(retry.delay_before(attempt)).await;

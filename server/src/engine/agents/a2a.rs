@@ -27,6 +27,7 @@
 //! An answer of data parts only is JSON (one part: that value; several: a
 //! list). `config.api_key`, when given, is sent as a bearer token.
 
+use super::error::{AgentError, fail, kind_of_status, read_limited};
 use super::{AgentCall, AgentOutput, JSON, TEXT, describe_http_error, http_client, user_message};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
@@ -79,34 +80,40 @@ struct Endpoint {
     headers: HeaderMap,
 }
 
-pub async fn execute(rest: &str, call: &AgentCall) -> Result<AgentOutput, String> {
+pub async fn execute(rest: &str, call: &AgentCall) -> Result<AgentOutput, AgentError> {
     let result = talk(rest, call).await;
     // Whatever the agent echoed back, the token does not leave this agent.
-    result.map_err(
-        |e| match call.config.get("api_key").and_then(Value::as_str) {
-            Some(k) if k.len() >= 4 => e.replace(k, "[redacted]"),
-            _ => e,
-        },
-    )
+    result.map_err(|e| {
+        e.map_message(
+            |m| match call.config.get("api_key").and_then(Value::as_str) {
+                Some(k) if k.len() >= 4 => m.replace(k, "[redacted]"),
+                _ => m,
+            },
+        )
+    })
 }
 
-async fn talk(rest: &str, call: &AgentCall) -> Result<AgentOutput, String> {
-    let base = agent_url(rest)?;
+async fn talk(rest: &str, call: &AgentCall) -> Result<AgentOutput, AgentError> {
+    let base = agent_url(rest).map_err(AgentError::configuration)?;
     let mut headers = HeaderMap::new();
     match call.config.get("api_key") {
         None | Some(Value::Null) => {}
         Some(Value::String(k)) if k.is_empty() => {}
         Some(Value::String(k)) => {
             let mut v = HeaderValue::try_from(format!("Bearer {k}")).map_err(|_| {
-                "config.api_key contains characters not allowed in an HTTP header".to_string()
+                AgentError::configuration(
+                    "config.api_key contains characters not allowed in an HTTP header",
+                )
             })?;
             v.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, v);
         }
-        Some(_) => return Err("config.api_key must be a string".into()),
+        Some(_) => {
+            return Err(AgentError::configuration("config.api_key must be a string"));
+        }
     }
     let (card_url, card) = fetch_card(&base, &headers).await?;
-    let mut endpoint = choose_endpoint(&card, &card_url)?;
+    let mut endpoint = choose_endpoint(&card, &card_url).map_err(AgentError::configuration)?;
     headers.insert(
         HeaderName::from_static("a2a-version"),
         HeaderValue::from_static(endpoint.version.header()),
@@ -126,10 +133,10 @@ async fn talk(rest: &str, call: &AgentCall) -> Result<AgentOutput, String> {
         texts.push(user);
     }
     if texts.is_empty() {
-        return Err(format!(
+        return Err(AgentError::configuration(format!(
             "node '{}' has nothing to send to the agent: give it a system_prompt, inputs or upstream nodes",
             call.node_id
-        ));
+        )));
     }
     let params = send_params(endpoint.version, &texts);
     let result = rpc(&endpoint, endpoint.version.send(), params).await?;
@@ -173,7 +180,7 @@ fn agent_url(rest: &str) -> Result<String, String> {
     Ok(with_scheme)
 }
 
-async fn fetch_card(base: &str, headers: &HeaderMap) -> Result<(String, Value), String> {
+async fn fetch_card(base: &str, headers: &HeaderMap) -> Result<(String, Value), AgentError> {
     let candidates = if base.ends_with(".json") {
         vec![base.to_string()]
     } else {
@@ -191,10 +198,10 @@ async fn fetch_card(base: &str, headers: &HeaderMap) -> Result<(String, Value), 
             .send()
             .await
             .map_err(|e| {
-                format!(
+                AgentError::transient(format!(
                     "cannot reach the A2A agent at {url}: {}",
                     describe_http_error(&e.without_url())
-                )
+                ))
             })?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
@@ -203,19 +210,25 @@ async fn fetch_card(base: &str, headers: &HeaderMap) -> Result<(String, Value), 
         }
         let body = read_limited(response, MAX_BODY).await?;
         if !status.is_success() {
-            return Err(format!(
-                "the A2A agent card at {url} could not be read: {status}: {}",
-                quote(&body)
-            ));
+            return Err(AgentError {
+                kind: kind_of_status(status),
+                message: format!(
+                    "the A2A agent card at {url} could not be read: {status}: {}",
+                    quote(&body)
+                ),
+            });
         }
         let card: Value = serde_json::from_slice(&body)
             .map_err(|e| format!("the A2A agent card at {url} is not JSON: {e}"))?;
         if !card.is_object() {
-            return Err(format!("the A2A agent card at {url} is not a JSON object"));
+            return fail(format!("the A2A agent card at {url} is not a JSON object"));
         }
         return Ok((url.clone(), card));
     }
-    Err(format!("no A2A agent card found: {}", misses.join(", ")))
+    Err(AgentError::configuration(format!(
+        "no A2A agent card found: {}",
+        misses.join(", ")
+    )))
 }
 
 /// The JSON-RPC interface to talk to, preferring protocol 1.x over 0.3.
@@ -332,7 +345,7 @@ fn send_params(version: Version, texts: &[String]) -> Value {
 }
 
 /// One JSON-RPC call; the `result`, or the agent's error as the message.
-async fn rpc(endpoint: &Endpoint, method: &str, params: Value) -> Result<Value, String> {
+async fn rpc(endpoint: &Endpoint, method: &str, params: Value) -> Result<Value, AgentError> {
     let id = uuid::Uuid::now_v7().to_string();
     let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
     let response = http_client()
@@ -342,25 +355,28 @@ async fn rpc(endpoint: &Endpoint, method: &str, params: Value) -> Result<Value, 
         .send()
         .await
         .map_err(|e| {
-            format!(
+            AgentError::transient(format!(
                 "cannot reach the A2A agent at {}: {}",
                 endpoint.url,
                 describe_http_error(&e.without_url())
-            )
+            ))
         })?;
     let status = response.status();
     let bytes = read_limited(response, MAX_BODY).await?;
     let value: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
         Err(_) if !status.is_success() => {
-            return Err(format!(
-                "the A2A agent at {} answered {method} with {status}: {}",
-                endpoint.url,
-                quote(&bytes)
-            ));
+            return Err(AgentError {
+                kind: kind_of_status(status),
+                message: format!(
+                    "the A2A agent at {} answered {method} with {status}: {}",
+                    endpoint.url,
+                    quote(&bytes)
+                ),
+            });
         }
         Err(e) => {
-            return Err(format!(
+            return fail(format!(
                 "the A2A agent at {} answered {method} with a body that is not JSON ({e}): {}",
                 endpoint.url,
                 quote(&bytes)
@@ -381,20 +397,23 @@ async fn rpc(endpoint: &Endpoint, method: &str, params: Value) -> Result<Value, 
             Value::String(s) => format!(" ({s})"),
             other => format!(" ({})", quote(other.to_string().as_bytes())),
         };
-        return Err(format!(
+        return fail(format!(
             "the A2A agent answered {method} with error{code}: {message}{data}"
         ));
     }
     if !status.is_success() {
-        return Err(format!(
-            "the A2A agent at {} answered {method} with {status}: {}",
-            endpoint.url,
-            quote(&bytes)
-        ));
+        return Err(AgentError {
+            kind: kind_of_status(status),
+            message: format!(
+                "the A2A agent at {} answered {method} with {status}: {}",
+                endpoint.url,
+                quote(&bytes)
+            ),
+        });
     }
     match value.get("result") {
         Some(r) if !r.is_null() => Ok(r.clone()),
-        _ => Err(format!(
+        _ => fail(format!(
             "the A2A agent answered {method} without a result: {}",
             quote(&bytes)
         )),
@@ -547,7 +566,7 @@ impl Drop for CancelOnDrop<'_> {
     }
 }
 
-async fn wait_for(endpoint: &Endpoint, mut task: Task) -> Result<Vec<Part>, String> {
+async fn wait_for(endpoint: &Endpoint, mut task: Task) -> Result<Vec<Part>, AgentError> {
     let mut guard = CancelOnDrop {
         endpoint,
         task_id: task.id.clone(),
@@ -582,7 +601,7 @@ async fn wait_for(endpoint: &Endpoint, mut task: Task) -> Result<Vec<Part>, Stri
                 } else {
                     text
                 };
-                return Err(format!(
+                return fail(format!(
                     "the A2A agent's task {} ended {state}: {text}",
                     task.id
                 ));
@@ -600,7 +619,7 @@ async fn wait_for(endpoint: &Endpoint, mut task: Task) -> Result<Vec<Part>, Stri
                 } else {
                     format!(": {text}")
                 };
-                return Err(format!(
+                return fail(format!(
                     "the A2A agent needs {what} (task {} is {state}){said}. retake sends one message per attempt \
                      and cannot answer an agent's follow-up; give the node everything it needs in its inputs or prompt",
                     task.id
@@ -641,24 +660,6 @@ fn output(parts: Vec<Part>) -> Result<(String, &'static str), String> {
         ));
     }
     Ok((parts_text(&parts), TEXT))
-}
-
-async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| {
-        format!(
-            "reading the A2A agent's answer failed: {}",
-            describe_http_error(&e.without_url())
-        )
-    })? {
-        if out.len() + chunk.len() > limit {
-            return Err(format!(
-                "the A2A agent's answer is larger than {limit} bytes"
-            ));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
 }
 
 fn quote(body: &[u8]) -> String {

@@ -20,6 +20,7 @@
 //! retried here, honouring `Retry-After`; the node's deadline still bounds
 //! the whole attempt, since the executor drops this future when it passes.
 
+use super::error::{AgentError, kind_of_status, read_limited};
 use super::{AgentCall, AgentOutput, TEXT, describe_http_error, http_client, user_message};
 use crate::engine::model::Usage;
 use futures::StreamExt;
@@ -226,34 +227,36 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-pub async fn execute(rest: &str, call: &AgentCall) -> Result<AgentOutput, String> {
+pub async fn execute(rest: &str, call: &AgentCall) -> Result<AgentOutput, AgentError> {
     let (provider, model) = match rest.split_once('/') {
         Some((p, m)) if !p.is_empty() && !m.is_empty() => (p, m),
         _ => {
-            return Err(format!(
+            return Err(AgentError::configuration(format!(
                 "agent '{}' must look like llm://PROVIDER/MODEL",
                 call.agent
-            ));
+            )));
         }
     };
-    let target = target(provider, &call.config)?;
+    let target = target(provider, &call.config).map_err(AgentError::configuration)?;
     let result = run(&target, model, call).await;
     // Whatever the provider echoed back, the key does not leave this agent.
-    result.map_err(|e| match &target.key {
-        Some(k) if k.len() >= 4 => e.replace(k.as_str(), "[redacted]"),
-        _ => e,
+    result.map_err(|e| {
+        e.map_message(|m| match &target.key {
+            Some(k) if k.len() >= 4 => m.replace(k.as_str(), "[redacted]"),
+            _ => m,
+        })
     })
 }
 
-async fn run(target: &Target, model: &str, call: &AgentCall) -> Result<AgentOutput, String> {
+async fn run(target: &Target, model: &str, call: &AgentCall) -> Result<AgentOutput, AgentError> {
     let stream = match call.config.get("stream") {
         None | Some(Value::Null) => true,
         Some(Value::Bool(b)) => *b,
         Some(other) => {
-            return Err(format!(
+            return Err(AgentError::configuration(format!(
                 "config.stream must be true or false, got {}",
                 kind(other)
-            ));
+            )));
         }
     };
     let system = call.prompt.as_deref().filter(|p| !p.trim().is_empty());
@@ -265,10 +268,10 @@ async fn run(target: &Target, model: &str, call: &AgentCall) -> Result<AgentOutp
         match system.take() {
             Some(p) => user = p,
             None => {
-                return Err(format!(
+                return Err(AgentError::configuration(format!(
                     "node '{}' has nothing to send to the model: give it a system_prompt, inputs or upstream nodes",
                     call.node_id
-                ));
+                )));
             }
         }
     }
@@ -281,10 +284,11 @@ async fn run(target: &Target, model: &str, call: &AgentCall) -> Result<AgentOutp
             &call.config,
             stream,
         ),
-        Api::Anthropic => anthropic_body(model, system.as_deref(), &user, &call.config, stream)?,
+        Api::Anthropic => anthropic_body(model, system.as_deref(), &user, &call.config, stream)
+            .map_err(AgentError::configuration)?,
     };
     let body = serde_json::to_vec(&body).map_err(|e| format!("cannot encode the request: {e}"))?;
-    let headers = headers(target)?;
+    let headers = headers(target).map_err(AgentError::configuration)?;
     let response = send(target, &headers, body).await?;
 
     let is_sse = response
@@ -298,7 +302,7 @@ async fn run(target: &Target, model: &str, call: &AgentCall) -> Result<AgentOutp
         // Also the case of a server that ignores `stream: true`.
         let bytes = read_limited(response, MAX_BODY)
             .await
-            .map_err(|e| format!("{}: {e}", target.provider))?;
+            .map_err(|e| e.map_message(|m| format!("{}: {m}", target.provider)))?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             format!(
                 "{} returned a body that is not JSON ({e}): {}",
@@ -453,7 +457,7 @@ async fn send(
     target: &Target,
     headers: &HeaderMap,
     body: Vec<u8>,
-) -> Result<reqwest::Response, String> {
+) -> Result<reqwest::Response, AgentError> {
     let mut backoff = FIRST_BACKOFF;
     let mut tries = 0;
     loop {
@@ -465,12 +469,12 @@ async fn send(
             .send()
             .await
             .map_err(|e| {
-                format!(
+                AgentError::transient(format!(
                     "cannot reach {} at {}: {}",
                     target.provider,
                     target.url,
                     describe_http_error(&e.without_url())
-                )
+                ))
             })?;
         let status = response.status();
         if status.is_success() {
@@ -493,10 +497,10 @@ async fn send(
         } else {
             String::new()
         };
-        return Err(format!(
-            "{} returned {status}: {message}{after}",
-            target.provider
-        ));
+        return Err(AgentError {
+            kind: kind_of_status(status),
+            message: format!("{} returned {status}: {message}{after}", target.provider),
+        });
     }
 }
 
@@ -602,22 +606,6 @@ fn quote(body: &[u8]) -> String {
     }
 }
 
-async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| {
-        format!(
-            "reading the answer failed: {}",
-            describe_http_error(&e.without_url())
-        )
-    })? {
-        if out.len() + chunk.len() > limit {
-            return Err(format!("the answer is larger than {limit} bytes"));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
-}
-
 #[derive(Default, Debug)]
 struct Answer {
     content: String,
@@ -709,7 +697,7 @@ async fn read_stream(
     target: &Target,
     response: reqwest::Response,
     call: &AgentCall,
-) -> Result<Answer, String> {
+) -> Result<Answer, AgentError> {
     let mut answer = Answer::default();
     let mut parser = SseParser::default();
     let mut body = response.bytes_stream();
@@ -719,11 +707,11 @@ async fn read_stream(
             break;
         };
         let chunk = chunk.map_err(|e| {
-            format!(
+            AgentError::transient(format!(
                 "the {} stream broke off: {}",
                 target.provider,
                 describe_http_error(&e.without_url())
-            )
+            ))
         })?;
         for event in parser.push(&chunk) {
             done = match target.api {

@@ -1,31 +1,35 @@
 //! `local://` agents: deterministic building blocks for tests, demos and
 //! "mock the LLM" swaps.
 
-use super::{AgentCall, AgentOutput, JSON, TEXT, echo_document};
+use super::{AgentCall, AgentError, AgentOutput, JSON, TEXT, echo_document};
 use serde_json::Value;
 
-pub async fn execute(name: &str, call: &AgentCall) -> Result<AgentOutput, String> {
+pub async fn execute(name: &str, call: &AgentCall) -> Result<AgentOutput, AgentError> {
     match name {
         "echo" => Ok(echo(call)),
-        "mock" => mock(call),
+        "mock" => mock(call).map_err(AgentError::configuration),
         "fail" => {
             let times = call.config.get("times").and_then(Value::as_u64);
+            // A stand-in for a flaky step: its failures are transient, so
+            // the retry policy applies.
             match times {
                 Some(n) if u64::from(call.attempt) > n => Ok(echo(call)),
-                _ => Err(call
-                    .config
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("local://fail failed as configured")
-                    .to_string()),
+                _ => Err(AgentError::transient(
+                    call.config
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("local://fail failed as configured"),
+                )),
             }
         }
         "sleep" => {
             let ms = match call.config.get("ms") {
                 None => 1000,
-                Some(v) => v
-                    .as_u64()
-                    .ok_or_else(|| format!("config.ms must be a non-negative integer, got {v}"))?,
+                Some(v) => v.as_u64().ok_or_else(|| {
+                    AgentError::configuration(format!(
+                        "config.ms must be a non-negative integer, got {v}"
+                    ))
+                })?,
             };
             // Dropping this future (cancel, deadline) ends the sleep at once.
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
@@ -34,7 +38,9 @@ pub async fn execute(name: &str, call: &AgentCall) -> Result<AgentOutput, String
         // A bug in an agent, on demand, for the tests of how a run survives one.
         #[cfg(feature = "fault-injection")]
         "panic" => panic!("local://panic panicked as configured"),
-        other => Err(format!("unknown local agent 'local://{other}'")),
+        other => Err(AgentError::configuration(format!(
+            "unknown local agent 'local://{other}'"
+        ))),
     }
 }
 

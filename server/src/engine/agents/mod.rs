@@ -2,8 +2,11 @@
 //! returns the node's output text and what it cost.
 
 mod a2a;
+mod error;
 mod llm;
 mod local;
+
+pub use error::{AgentError, ErrorKind};
 
 pub use llm::PROVIDER_KEY_VARS;
 
@@ -49,17 +52,20 @@ pub struct AgentOutput {
     pub usage: Usage,
 }
 
-pub async fn execute(call: &AgentCall) -> Result<AgentOutput, String> {
+pub async fn execute(call: &AgentCall) -> Result<AgentOutput, AgentError> {
     let (scheme, rest) = call.agent.split_once("://").unwrap_or(("", ""));
     match scheme {
         "local" => local::execute(rest, call).await,
         "llm" => llm::execute(rest, call).await,
         "a2a" => a2a::execute(rest, call).await,
-        "human" => Err(format!(
+        "human" => Err(AgentError::configuration(format!(
             "agent '{}' cannot run: {scheme}:// agents are not available in this build of retake",
             call.agent
-        )),
-        _ => Err(format!("unknown agent '{}'", call.agent)),
+        ))),
+        _ => Err(AgentError::configuration(format!(
+            "unknown agent '{}'",
+            call.agent
+        ))),
     }
 }
 
