@@ -126,10 +126,31 @@ pub fn plan_replay(
     let mut overrides = Vec::new();
     for o in &changes.overrides {
         let raw = o.selector.trim();
-        let selector = raw
-            .strip_prefix("checkpoint.")
-            .filter(|s| pos_of(s).is_some() || !s.is_empty())
-            .unwrap_or(raw);
+        let mut output_name = o.output.trim().to_string();
+        // `checkpoint.X` names node X, or output X of a node called
+        // `checkpoint`; when both exist the override is ambiguous.
+        let selector = match raw.strip_prefix("checkpoint.").filter(|s| !s.is_empty()) {
+            None => raw,
+            Some(rest) => {
+                let as_output = output_name.is_empty()
+                    && pos_of("checkpoint")
+                        .is_some_and(|p| new_wf.nodes[p].outputs.iter().any(|x| x == rest));
+                let as_node = pos_of(rest).is_some();
+                match (as_node, as_output) {
+                    (true, true) => {
+                        return Err(invalid(format!(
+                            "Override '{raw}' is ambiguous: it could mean node '{rest}' or output '{rest}' of node 'checkpoint'; \
+                             write {rest}=VALUE for the node or checkpoint.{rest} with the output named explicitly"
+                        )));
+                    }
+                    (false, true) => {
+                        output_name = rest.to_string();
+                        "checkpoint"
+                    }
+                    _ => rest,
+                }
+            }
+        };
         let node_id = match pos_of(selector) {
             Some(_) => selector.to_string(),
             None => match super::select_step(source_nodes, selector) {
@@ -151,7 +172,7 @@ pub fn plan_replay(
                 agents[p]
             )));
         }
-        let output = if o.output.trim().is_empty() {
+        let output = if output_name.is_empty() {
             match node.outputs.as_slice() {
                 [only] => only.clone(),
                 many => {
@@ -163,7 +184,7 @@ pub fn plan_replay(
                 }
             }
         } else {
-            let name = o.output.trim().to_string();
+            let name = output_name;
             if !node.outputs.contains(&name) {
                 return Err(invalid(format!(
                     "Invalid override: node '{node_id}' has no output '{name}' (outputs: {})",
@@ -180,6 +201,7 @@ pub fn plan_replay(
             selector: node_id.clone(),
             output,
             value: o.value.clone(),
+            source: o.source.clone(),
         });
     }
     for (&p, outs) in &overridden {
@@ -494,6 +516,35 @@ mod tests {
     }
 
     #[test]
+    fn checkpoint_selectors_take_the_reading_that_exists() {
+        let w = wf(
+            "name: c\nnodes:\n  checkpoint: {agent: local://echo, outputs: [result, notes]}\n  notes: {agent: local://echo, depends_on: [checkpoint], outputs: [o]}\n  draft: {agent: local://echo, depends_on: [checkpoint], outputs: [o]}\n  end: {agent: local://echo, depends_on: [notes, draft], outputs: [o]}\n",
+        );
+        let plan = |selector: &str| {
+            let changes = ReplayChanges {
+                overrides: vec![OutputOverride {
+                    selector: selector.into(),
+                    output: String::new(),
+                    value: "v".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            plan_replay("run_src", &w, &records(&w, &[]), &w, &changes)
+        };
+        let p = plan("checkpoint.result").unwrap();
+        assert_eq!(p.overrides[0].selector, "checkpoint");
+        assert_eq!(p.overrides[0].output, "result");
+        let p = plan("checkpoint.draft").unwrap();
+        assert_eq!(p.overrides[0].selector, "draft");
+        let err = plan("checkpoint.notes").unwrap_err().to_string();
+        assert!(
+            err.contains("ambiguous") && err.contains("node 'notes'"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_wait_cannot_be_overridden() {
         let w = wf(
             "name: g\nnodes:\n  draft: {agent: local://echo, outputs: [o]}\n  review: {agent: \"human://approve\", depends_on: [draft], outputs: [decision]}\n",
@@ -503,6 +554,7 @@ mod tests {
                 selector: "review".into(),
                 output: String::new(),
                 value: "approved".into(),
+                ..Default::default()
             }],
             ..Default::default()
         };
@@ -586,6 +638,7 @@ mod tests {
                 selector: "checkpoint.a".into(),
                 output: String::new(),
                 value: "edited".into(),
+                ..Default::default()
             }],
             ..Default::default()
         };
@@ -607,6 +660,7 @@ mod tests {
                 selector: "a".into(),
                 output: String::new(),
                 value: "v".into(),
+                ..Default::default()
             }],
             ..Default::default()
         };
@@ -617,6 +671,7 @@ mod tests {
                 selector: "a".into(),
                 output: "y".into(),
                 value: "v".into(),
+                ..Default::default()
             }],
             ..Default::default()
         };
