@@ -24,6 +24,23 @@ impl std::fmt::Display for Ref {
     }
 }
 
+/// What node ids, output names and the two halves of a reference may
+/// contain, as messages say it.
+pub const NAME_CHARS: &str = "ASCII letters (a-z, A-Z), digits, '_' and '-'";
+
+/// Why `name` is not a valid name, with `what` naming it in the message;
+/// None when it is one. Names are non-empty and use only [`NAME_CHARS`],
+/// so letters such as 'é' are refused.
+pub fn name_error(what: &str, name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some(format!("{what} must not be empty"));
+    }
+    let bad = name
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))?;
+    Some(format!("{what} may contain only {NAME_CHARS}, not '{bad}'"))
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Segment {
     Text(String),
@@ -58,15 +75,10 @@ fn parse_ref(body: &str) -> Result<Ref, String> {
             "reference ${{{body}}} must look like ${{node.output}}, ${{user.NAME}} or ${{env.NAME}}"
         )
     })?;
-    let valid = |part: &str| {
-        !part.is_empty()
-            && part
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    };
-    if !valid(scope) || !valid(name) {
+    if name_error("", scope).is_some() || name_error("", name).is_some() {
         return Err(format!(
-            "reference ${{{body}}} must look like ${{node.output}}, ${{user.NAME}} or ${{env.NAME}}"
+            "reference ${{{body}}} must look like ${{node.output}}, ${{user.NAME}} or ${{env.NAME}}, \
+             with names of {NAME_CHARS}"
         ));
     }
     Ok(match scope {

@@ -996,15 +996,8 @@ fn parse_node(
     v: &mut Validator,
 ) -> Option<Node> {
     let node = Some(id);
-    let valid_id = !id.is_empty()
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if !valid_id {
-        v.error(
-            node,
-            "node ids may contain only letters, digits, '_' and '-'".into(),
-        );
+    if let Some(e) = template::name_error("node ids", id) {
+        v.error(node, e);
     }
     let Value::Object(map) = raw else {
         v.error(
@@ -1064,15 +1057,8 @@ fn parse_node(
                 if !seen.insert(o) {
                     v.error(node, format!("output '{o}' is declared twice"));
                 }
-                if o.is_empty()
-                    || !o
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                {
-                    v.error(
-                        node,
-                        format!("output name '{o}' may contain only letters, digits, '_' and '-'"),
-                    );
+                if let Some(e) = template::name_error(&format!("output name '{o}'"), o) {
+                    v.error(node, e);
                 }
             }
             list
@@ -1689,5 +1675,43 @@ mod tests {
         let c = Condition::parse("${x.y} != 'no'").unwrap();
         assert!(c.holds("yes", "'no'"));
         assert!(Condition::parse("${x.y} = 3").is_err());
+    }
+
+    #[test]
+    fn names_are_ascii_and_the_message_says_so() {
+        // Letters outside ASCII are refused, and the message says which
+        // characters are allowed and which one is not.
+        let l = load_str(
+            "name: w\nnodes:\n  café: {agent: local://echo, outputs: [r]}\n  b: {agent: local://echo, outputs: [résumé], depends_on: [café]}\n",
+        );
+        let node_error = l
+            .errors
+            .iter()
+            .find(|e| e.node_id.as_deref() == Some("café"))
+            .unwrap_or_else(|| panic!("{:?}", l.errors));
+        assert_eq!(
+            node_error.message,
+            "node ids may contain only ASCII letters (a-z, A-Z), digits, '_' and '-', not 'é'"
+        );
+        assert!(
+            l.errors.iter().any(|e| e.message
+                == "output name 'résumé' may contain only ASCII letters (a-z, A-Z), digits, '_' and '-', not 'é'"),
+            "{:?}",
+            l.errors
+        );
+        let l = load_str("name: w\nnodes:\n  Ünïcode: {agent: local://echo, outputs: [r]}\n");
+        assert!(
+            l.errors[0].message.contains("ASCII letters") && l.errors[0].message.ends_with("not 'Ü'"),
+            "{:?}",
+            l.errors
+        );
+        // What the message allows is accepted.
+        let l = load_str(
+            "name: w\nnodes:\n  Step_2-b: {agent: local://echo, outputs: [Out_1-x]}\n  c: {agent: local://echo, inputs: {x: \"${Step_2-b.Out_1-x}\"}, outputs: [r], depends_on: [Step_2-b]}\n",
+        );
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
+        // References follow the same grammar.
+        let err = template::parse("${café.r}").unwrap_err();
+        assert!(err.contains("ASCII letters"), "{err}");
     }
 }
