@@ -6,6 +6,7 @@ pub mod api;
 pub mod embedded;
 pub mod engine;
 pub mod error;
+pub mod lock;
 pub mod settings;
 pub mod store;
 
@@ -20,24 +21,35 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let engine = open(&settings).await?;
+    let (engine, _lock) = open(&settings).await?;
     serve_engine(engine, settings, listener, shutdown).await
 }
 
-/// Opens the database (refusing one it cannot write) and resumes runs a
-/// previous process left unfinished.
-pub async fn open(settings: &Settings) -> anyhow::Result<engine::Engine> {
+/// Opens the database (refusing one it cannot write), takes its lock
+/// exclusively (refusing a database another process executes runs from,
+/// see [`lock`]) and resumes runs a previous process left unfinished.
+/// The runs are this process's for as long as it holds the lock.
+pub async fn open(settings: &Settings) -> anyhow::Result<(engine::Engine, lock::DbLock)> {
     let engine = engine::Engine::open(settings.clone())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("cannot open database {}", settings.db_path.display()))?;
+    let lock = lock::DbLock::try_acquire(&settings.db_path, lock::LockMode::Exclusive).map_err(
+        |e| match e {
+            lock::DbLockError::Held { .. } => anyhow::anyhow!(
+                "{e} (another retake-server, or a retake command executing runs without --server): \
+                 stop it first, or give this server a database of its own with --db"
+            ),
+            e => anyhow::Error::new(e),
+        },
+    )?;
     if settings.recover_runs {
         let resumed = engine.recover().await?;
         if resumed > 0 {
             tracing::info!(resumed, "resumed unfinished runs");
         }
     }
-    Ok(engine)
+    Ok((engine, lock))
 }
 
 /// How long open calls get to finish once shutdown begins.

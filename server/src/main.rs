@@ -95,7 +95,8 @@ async fn main() -> anyhow::Result<()> {
         settings.auth_token = Some(token);
     }
     // The database first: a server that cannot store runs does not listen.
-    let engine = retake_server::open(&settings).await?;
+    // Held until the process ends: no other process executes these runs.
+    let (engine, _lock) = retake_server::open(&settings).await?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -187,11 +187,36 @@ impl Engine {
         next_seq: i64,
         permit: Option<OwnedSemaphorePermit>,
     ) {
+        let cancel = CancellationToken::new();
+        self.spawn_driver_with(
+            cancel,
+            run,
+            workflow,
+            nodes,
+            agents_by_pos,
+            next_seq,
+            permit,
+        );
+    }
+
+    /// `spawn_driver` with the run's cancellation token: one cancelled
+    /// already ends the run cancelled without starting a node.
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_driver_with(
+        &self,
+        cancel: CancellationToken,
+        run: Run,
+        workflow: Arc<Workflow>,
+        nodes: Vec<NodeExecution>,
+        agents_by_pos: Vec<String>,
+        next_seq: i64,
+        permit: Option<OwnedSemaphorePermit>,
+    ) {
         let (events, _) = broadcast::channel(1024);
         let (done, _) = watch::channel(false);
         let (answers, answers_rx) = mpsc::unbounded_channel();
         let active = Arc::new(ActiveRun {
-            cancel: CancellationToken::new(),
+            cancel,
             events,
             done,
             answers,
@@ -238,7 +263,56 @@ impl Engine {
         Ok(resumed)
     }
 
-    async fn resume(&self, mut run: Run) -> EngineResult<()> {
+    /// Whether this engine drives `run_id` (it started or resumed it, and
+    /// the run has not finished).
+    pub fn drives(&self, run_id: &str) -> bool {
+        self.0
+            .active
+            .lock()
+            .expect("active runs lock")
+            .contains_key(run_id)
+    }
+
+    /// Resumes one run another process left unfinished, as `recover` does
+    /// for all of them: a waiting run waits here for its answers, an
+    /// interrupted one carries on. With `cancel`, the run is cancelled
+    /// instead, without starting a node, and this returns once its final
+    /// state is written. A finished run, or one this engine drives
+    /// already, is left as it is. Returns the run.
+    ///
+    /// Only for a process that holds the database's lock exclusively
+    /// ([`crate::lock`]): two engines driving one run would both execute it.
+    pub async fn resume_run(&self, run_ref: &str, cancel: bool) -> EngineResult<Run> {
+        let run = self.0.store.find_run(RunRef(run_ref)).await?;
+        let id = run.id.clone();
+        if run.status.is_finished() || self.drives(&id) {
+            return self.get_run(&id).await;
+        }
+        let token = CancellationToken::new();
+        if cancel {
+            token.cancel();
+        }
+        self.resume_with(run, token).await?;
+        if cancel {
+            let active = self
+                .0
+                .active
+                .lock()
+                .expect("active runs lock")
+                .get(&id)
+                .cloned();
+            if let Some(active) = active {
+                let _ = active.done.subscribe().wait_for(|d| *d).await;
+            }
+        }
+        self.get_run(&id).await
+    }
+
+    async fn resume(&self, run: Run) -> EngineResult<()> {
+        self.resume_with(run, CancellationToken::new()).await
+    }
+
+    async fn resume_with(&self, mut run: Run, cancel: CancellationToken) -> EngineResult<()> {
         let text = String::from_utf8(self.0.store.content(&run.workflow_sha256).await?)
             .map_err(|_| EngineError::Internal("workflow snapshot is not UTF-8".into()))?;
         let src = WorkflowSource {
@@ -273,7 +347,7 @@ impl Engine {
         let next_seq = self.0.store.last_event_sequence(run.pk).await?;
         tracing::info!(run = %run.id, "resuming run");
         // A resumed run waits for a slot instead of being refused.
-        self.spawn_driver(run, workflow, nodes, agents_by_pos, next_seq, None);
+        self.spawn_driver_with(cancel, run, workflow, nodes, agents_by_pos, next_seq, None);
         Ok(())
     }
 
