@@ -82,6 +82,8 @@ pub struct Clients {
     pub waits: WaitPolicy,
     /// Runs started through these clients: the ones an embedded engine drives.
     pub started: Arc<Mutex<HashSet<String>>>,
+    /// The engine in this process, when embedded.
+    pub local: Option<Arc<retake_server::embedded::Embedded>>,
 }
 
 impl Clients {
@@ -101,6 +103,7 @@ impl Clients {
                 WaitPolicy::Follow
             },
             started: Arc::default(),
+            local: None,
         }
     }
 
@@ -119,7 +122,7 @@ impl Clients {
     /// Starts the engine in this process on the database at `db`.
     pub async fn embedded(db: &Path) -> CliResult<Self> {
         let settings = retake_server::Settings::new(db);
-        let channel = retake_server::embedded::connect(settings)
+        let local = retake_server::embedded::start(settings)
             .await
             .map_err(|e| {
                 CliError::failed(format!(
@@ -128,7 +131,47 @@ impl Clients {
                     anyhow_chain(&e)
                 ))
             })?;
-        Ok(Self::from_channel(channel, BearerAuth::default(), true))
+        let mut clients = Self::from_channel(local.channel(), BearerAuth::default(), true);
+        clients.local = Some(Arc::new(local));
+        Ok(clients)
+    }
+
+    /// Before an embedded engine starts runs: holds the database's lock
+    /// (shared with other `retake` commands doing the same) while they
+    /// execute, so no `retake-server` resumes them meanwhile. Nothing to
+    /// do with a server.
+    pub fn hold_database(&self) -> CliResult<()> {
+        match &self.local {
+            None => Ok(()),
+            Some(local) => local
+                .hold(retake_server::lock::LockMode::Shared)
+                .map_err(|e| lock_error(local.db_path(), e)),
+        }
+    }
+
+    /// Has the embedded engine drive `run_id`, a run waiting (or left
+    /// unfinished) in the database, so it can be answered here; with
+    /// `cancel` it is cancelled instead. Takes the database's lock, which
+    /// a `retake-server` serving the database holds: then the answer must
+    /// go to that server. None with a server, which drives its runs itself.
+    pub async fn take_over(
+        &self,
+        run_id: &str,
+        cancel: bool,
+    ) -> CliResult<Option<retake_server::embedded::Resumed>> {
+        use retake_server::embedded::ResumeError;
+        let Some(local) = &self.local else {
+            return Ok(None);
+        };
+        let resumed = local
+            .resume_run(run_id, cancel)
+            .await
+            .map_err(|e| match e {
+                ResumeError::Locked(e) => lock_error(local.db_path(), e),
+                ResumeError::Engine(e) => CliError::failed(e.to_string()),
+            })?;
+        self.note_started(&resumed.run_id);
+        Ok(Some(resumed))
     }
 
     /// Connects to the retake server at `url`.
@@ -213,6 +256,18 @@ pub fn tls_advice(reason: &str, ca_given: bool) -> Option<&'static str> {
         Some("give the CA that signed it with --ca-cert")
     } else {
         None
+    }
+}
+
+/// What to do when another process holds the database.
+fn lock_error(db: &Path, e: retake_server::lock::DbLockError) -> CliError {
+    match e {
+        retake_server::lock::DbLockError::Held { .. } => CliError::failed(format!(
+            "the database {} is in use by another retake process (a retake-server?): \
+             pass --server URL to reach it",
+            db.display()
+        )),
+        e => CliError::failed(e.to_string()),
     }
 }
 

@@ -109,6 +109,7 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
             commands::check_detach(args.detach, embedded)?;
             let request = commands::run::prepare(args)?;
             let clients = run_clients(global).await?;
+            clients.hold_database()?;
             let mut sink = live_sink(json, style, args.verbose, embedded);
             let outcome = commands::run::run_prepared(
                 &clients,
@@ -124,6 +125,7 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
             commands::check_detach(args.detach, embedded)?;
             let request = commands::replay::prepare(args)?;
             let clients = run_clients(global).await?;
+            clients.hold_database()?;
             let mut sink = live_sink(json, style, args.verbose, embedded);
             let outcome = commands::replay::replay_prepared(
                 &clients,
@@ -171,6 +173,31 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
             .await?;
             Ok(print(&report))
         }
+        Command::Input(_) | Command::Approve(_) | Command::Reject(_) => {
+            let clients = run_clients(global).await?;
+            let resolved = match &cli.command {
+                Command::Input(args) => commands::waits::input(&clients, args).await?,
+                Command::Approve(args) => commands::waits::approve(&clients, args).await?,
+                Command::Reject(args) => commands::waits::reject(&clients, args).await?,
+                _ => return Err(CliError::failed("unreachable command")),
+            };
+            if !clients.embedded {
+                return Ok(print(&resolved));
+            }
+            // The engine in this process drives the run now: follow it as
+            // `retake run` does, until it ends or waits again.
+            if !json {
+                render::write_stdout(resolved.headline(style).as_bytes());
+            }
+            let mut sink = live_sink(json, style, false, embedded);
+            let answered =
+                commands::waits::follow_on(&clients, resolved, sink.as_mut(), &Interrupt::CtrlC)
+                    .await?;
+            if json {
+                return Ok(print(&answered));
+            }
+            Ok(print_run(&answered.outcome, json, style))
+        }
         command => {
             let clients = Clients::connect(global).await?;
             match command {
@@ -193,17 +220,16 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
                     Ok(print(&commands::artifacts::lineage(&clients, args).await?))
                 }
                 Command::Diff(args) => Ok(print(&commands::diff::diff(&clients, args).await?)),
-                Command::Input(args) => Ok(print(&commands::waits::input(&clients, args).await?)),
-                Command::Approve(args) => {
-                    Ok(print(&commands::waits::approve(&clients, args).await?))
-                }
-                Command::Reject(args) => Ok(print(&commands::waits::reject(&clients, args).await?)),
                 Command::Debug(args) => Ok(print(&commands::debug::debug(&clients, args).await?)),
                 Command::Trace(args) => Ok(print(&commands::trace::trace(&clients, args).await?)),
                 Command::Cost(args) => Ok(print(&commands::cost::cost(&clients, args).await?)),
-                Command::Run(_) | Command::Replay(_) | Command::Watch(_) | Command::Validate(_) => {
-                    Err(CliError::failed("unreachable command"))
-                }
+                Command::Run(_)
+                | Command::Replay(_)
+                | Command::Watch(_)
+                | Command::Validate(_)
+                | Command::Input(_)
+                | Command::Approve(_)
+                | Command::Reject(_) => Err(CliError::failed("unreachable command")),
             }
         }
     }

@@ -152,8 +152,7 @@ async fn input_answers_the_only_pending_wait() {
         out.hint().unwrap(),
         format!(
             "Run {id} waits for a human at node 'question', and without a terminal nobody can answer here.\n\
-             It stays waiting in the database: serve it with 'retake-server' and answer with \
-             'retake --server URL input {id} --value TEXT'"
+             It stays waiting in the database; answer with 'retake input {id} --value TEXT'"
         )
     );
 

@@ -4,7 +4,7 @@ use super::RunSummary;
 use crate::cli::CancelArgs;
 use crate::connect::Clients;
 use crate::error::{CliError, CliResult};
-use crate::render::{Output, Style};
+use crate::render::{self, Output, Style};
 use retake::v1::CancelRunRequest;
 
 /// The run after cancellation.
@@ -13,8 +13,24 @@ pub struct Cancelled {
     pub summary: RunSummary,
 }
 
-/// `retake cancel`.
+/// `retake cancel`. Without a server, a run left unfinished in the
+/// database (waiting for a human, or interrupted) is cancelled by the
+/// engine in this process, which takes it over without starting a node.
 pub async fn cancel(clients: &Clients, args: &CancelArgs) -> CliResult<Cancelled> {
+    if clients.embedded {
+        let run = super::get_run(clients, &args.run_id).await?;
+        if !render::is_finished(run.status())
+            && clients
+                .take_over(&run.id, true)
+                .await?
+                .is_some_and(|r| r.resumed)
+        {
+            let run = super::get_run(clients, &run.id).await?;
+            return Ok(Cancelled {
+                summary: RunSummary::from_run(&run),
+            });
+        }
+    }
     let mut runs = clients.runs.clone();
     let resp = runs
         .cancel_run(CancelRunRequest {

@@ -197,8 +197,8 @@ impl Output for RunOutcome {
                 embedded: true,
             } => Some(format!(
                 "Run {id} waits for a human at node '{node_id}', and without a terminal nobody can answer here.\n\
-                 It stays waiting in the database: serve it with 'retake-server' and answer with {}",
-                answer_commands("retake --server URL ", id, node_id, *kind, *several)
+                 It stays waiting in the database; answer with {}",
+                answer_commands("retake ", id, node_id, *kind, *several)
             )),
             RunEnd::Waiting {
                 node_id,

@@ -1,10 +1,10 @@
 //! `retake input|approve|reject`: answering a node that waits for a human.
 
-use super::RunSummary;
+use super::{RunOutcome, RunSummary};
 use crate::cli::{ApproveArgs, InputArgs, RejectArgs};
 use crate::connect::Clients;
 use crate::error::{CliError, CliResult};
-use crate::follow::EventSink;
+use crate::follow::{EventSink, Interrupt};
 use crate::render::{Output, Style, run_status_name};
 use retake::v1::{ListWaitsRequest, ResolveWaitRequest, Wait, WaitDecision, WaitKind};
 use std::io::{BufRead, IsTerminal, Read, Write};
@@ -15,6 +15,10 @@ pub struct Resolved {
     pub wait: Wait,
     pub answer: String,
     pub run: Option<RunSummary>,
+    /// The run's last event before the answer, when the engine in this
+    /// process drives the run: following it from there shows what the
+    /// answer set off. None with a server.
+    pub after_sequence: Option<i64>,
 }
 
 fn kind_name(k: WaitKind) -> &'static str {
@@ -38,12 +42,24 @@ pub async fn pending(clients: &Clients, run_id: &str) -> CliResult<Vec<Wait>> {
 }
 
 /// Sends the answer; the server picks the only pending wait when `node` is empty.
+/// Without a server, the engine in this process takes the run over first
+/// (see [`Clients::take_over`]), if it waits.
 pub async fn resolve(clients: &Clients, request: ResolveWaitRequest) -> CliResult<Resolved> {
     let answer = match request.decision() {
         WaitDecision::Approve => "approved".to_string(),
         WaitDecision::Reject => "rejected".to_string(),
         WaitDecision::Unspecified => request.value.clone(),
     };
+    let mut after_sequence = None;
+    if clients.embedded {
+        // A run without waits is left alone: answering it fails below.
+        if let Some(wait) = pending(clients, &request.run_id).await?.first() {
+            after_sequence = clients
+                .take_over(&wait.run_id, false)
+                .await?
+                .map(|r| r.last_sequence);
+        }
+    }
     let mut runs = clients.runs.clone();
     let resp = runs.resolve_wait(request).await?.into_inner();
     let wait = resp
@@ -53,7 +69,54 @@ pub async fn resolve(clients: &Clients, request: ResolveWaitRequest) -> CliResul
         wait,
         answer,
         run: resp.run.as_ref().map(RunSummary::from_run),
+        after_sequence,
     })
+}
+
+/// An answer given to a run the engine in this process drives, and how
+/// the run went on after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answered {
+    pub resolved: Resolved,
+    pub outcome: RunOutcome,
+}
+
+/// After an answer to a run this process drives (no server): follows the
+/// run, as `retake run` does, until it ends or waits again.
+pub async fn follow_on(
+    clients: &Clients,
+    resolved: Resolved,
+    sink: &mut dyn EventSink,
+    interrupt: &Interrupt,
+) -> CliResult<Answered> {
+    let run = super::get_run(clients, &resolved.wait.run_id).await?;
+    let after = resolved.after_sequence.unwrap_or(0);
+    let outcome = super::follow_to_end(clients, &run, after, sink, interrupt).await?;
+    Ok(Answered { resolved, outcome })
+}
+
+impl Output for Answered {
+    /// The run's summary, as `retake run` prints it; the answer was
+    /// shown before the run's events.
+    fn text(&self, style: Style) -> String {
+        self.outcome.text(style)
+    }
+
+    /// The answer, with the run's status at the end and its summary.
+    fn json(&self) -> serde_json::Value {
+        let mut json = self.resolved.json();
+        json["run_status"] = serde_json::json!(self.outcome.summary.status);
+        json["run"] = self.outcome.summary.json();
+        json
+    }
+
+    fn exit_code(&self) -> i32 {
+        self.outcome.exit_code()
+    }
+
+    fn hint(&self) -> Option<String> {
+        self.outcome.hint()
+    }
 }
 
 /// `retake input`: the value comes from `--value`, else a prompt on a
@@ -214,17 +277,24 @@ async fn decide(
     .await
 }
 
-impl Output for Resolved {
-    fn text(&self, style: Style) -> String {
+impl Resolved {
+    /// The line saying which node was answered how.
+    pub fn headline(&self, style: Style) -> String {
         let what = match self.wait.kind() {
             WaitKind::Approval if self.answer == "approved" => style.green("approved"),
             WaitKind::Approval => style.red("rejected"),
             _ => "answered".to_string(),
         };
-        let mut out = format!(
+        format!(
             "Node '{}' of run {} {what}\n",
             self.wait.node_id, self.wait.run_id
-        );
+        )
+    }
+}
+
+impl Output for Resolved {
+    fn text(&self, style: Style) -> String {
+        let mut out = self.headline(style);
         if let Some(run) = &self.run {
             out.push_str(&format!(
                 "Run status: {}\n",
@@ -242,6 +312,7 @@ impl Output for Resolved {
             "kind": kind_name(self.wait.kind()),
             "answer": self.answer,
             "run_status": self.run.as_ref().map(|r| run_status_name(r.run_status)),
+            "run": null,
         })
     }
 }
