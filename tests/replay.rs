@@ -1,4 +1,4 @@
-//! Replay and diff through real gRPC (SPEC §6): only the replay set runs
+//! Replay and diff through real gRPC (docs/replay.md): only the replay set runs
 //! again, everything else is reused by reference.
 
 mod common;

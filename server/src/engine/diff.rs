@@ -1,4 +1,4 @@
-//! Comparing two runs node by node (SPEC §8 `retake diff`): status, agent,
+//! Comparing two runs node by node (`retake diff`): status, agent,
 //! each output (by content hash, with a unified text diff), latency and
 //! usage. Works on any two runs, related or not.
 

@@ -1,4 +1,4 @@
-//! Starting a replay (SPEC §6): load the source run and the workflow to
+//! Starting a replay (rules in docs/replay.md): load the source run and the workflow to
 //! replay, plan with `replay::plan_replay`, record the new run with its
 //! overrides and reused nodes, and hand it to the executor.
 

@@ -142,7 +142,7 @@ impl NodeCounts {
             NodeStatus::Pending => self.pending += n,
             NodeStatus::Running => self.running += n,
             NodeStatus::Waiting => self.waiting += n,
-            // completed counts completed plus reused (SPEC §6.3).
+            // completed counts completed plus reused nodes.
             NodeStatus::Completed => self.completed += n,
             NodeStatus::Reused => {
                 self.reused += n;

@@ -1,4 +1,4 @@
-//! Human waits (SPEC §3 `human://input`, `human://approve`): listing the
+//! Human waits (`human://input`, `human://approve`): listing the
 //! nodes that wait, and delivering an answer to the run's driver, which
 //! records it durably before ResolveWait returns.
 

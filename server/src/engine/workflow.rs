@@ -1,4 +1,4 @@
-//! Workflow files (SPEC §2): parsing YAML or JSON into a validated,
+//! Workflow files (docs/workflows.md): parsing YAML or JSON into a validated,
 //! topologically ordered `Workflow`. Validation collects every problem at
 //! once, each with its node id and, where it can be found, its line.
 
@@ -17,7 +17,7 @@ pub enum Backoff {
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct RetryPolicy {
-    /// Total attempts, as in binex.
+    /// Total attempts, the first included (1 means no retry).
     pub max_retries: u32,
     pub backoff: Backoff,
     pub initial_delay_ms: u64,
