@@ -33,7 +33,7 @@ pub struct FailureSummary {
 }
 
 /// The summary of a run that `run`, `replay`, `watch`, `cancel` and `runs`
-/// print: the fields of the binex replay JSON and a few more.
+/// print; its JSON form is documented in docs/cli-json.md.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RunSummary {
     pub run_id: String,
@@ -95,7 +95,7 @@ impl RunSummary {
         self.forked_from.is_some()
     }
 
-    /// The block binex prints after a run or replay.
+    /// The block printed after a run or replay.
     pub fn text(&self, style: Style) -> String {
         let mut out = String::new();
         if let Some(from) = &self.forked_from {

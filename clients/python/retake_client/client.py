@@ -122,7 +122,7 @@ class Client:
         allow_drift: bool = False,
         workflow: Optional[Workflow] = None,
     ) -> common_pb2.Run:
-        """Forks a finished run (SPEC §6) and returns the new run at once.
+        """Forks a finished run (see docs/replay.md) and returns the new run at once.
 
         `swaps` maps node id to agent URI. `overrides` maps `node` or
         `node.output` to the value fed to its consumers, or is a list of
