@@ -768,6 +768,7 @@ fn request() -> BoxedStrategy<Req> {
                                 selector,
                                 output,
                                 value,
+                                ..Default::default()
                             })
                             .collect(),
                         variables,

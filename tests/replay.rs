@@ -169,6 +169,7 @@ async fn an_override_feeding_two_consumers_reruns_both_branches() {
             selector: "checkpoint.a".into(),
             output: String::new(),
             value: "Edited notes".into(),
+            ..Default::default()
         }],
         swaps: vec![swap("b", "local://echo"), swap("c", "local://echo")],
         ..replay_req(&src.id)
@@ -206,6 +207,7 @@ async fn an_override_feeding_two_consumers_reruns_both_branches() {
             selector: "a".into(),
             output: String::new(),
             value: "v2".into(),
+            ..Default::default()
         }],
         ..replay_req(&src.id)
     };
@@ -511,4 +513,125 @@ async fn a_replay_of_a_replay_keeps_the_agents_it_swapped_in() {
         r#"{"x":{"topic":"rust"}}"#
     );
     assert_eq!(r2.replay.unwrap().swaps, vec![swap("b", "local://echo")]);
+}
+
+#[tokio::test]
+async fn an_overridden_node_is_recorded_as_given_not_as_run() {
+    let mut s = start().await;
+    let (src, src_nodes) = source(&mut s).await;
+    let req = pb::ReplayRunRequest {
+        overrides: vec![pb::OutputOverride {
+            selector: "b".into(),
+            output: String::new(),
+            value: "from a file".into(),
+            source: "@notes.txt".into(),
+        }],
+        ..replay_req(&src.id)
+    };
+    let (rep, nodes) = replay(&mut s, req).await;
+    assert_eq!(run_status(&rep), pb::RunStatus::Completed);
+    // Where the value came from travels with the run, as the client said it.
+    let given = &rep.replay.as_ref().unwrap().overrides;
+    assert_eq!(
+        (
+            given[0].selector.as_str(),
+            given[0].output.as_str(),
+            given[0].source.as_str()
+        ),
+        ("b", "out", "@notes.txt")
+    );
+    let b = node(&nodes, "b");
+    assert_eq!(status(b), pb::NodeStatus::Completed);
+    assert_eq!(b.model, "override", "the record says it was given");
+    assert_eq!(b.attempt_count, 0);
+    assert!(b.attempts.is_empty());
+    assert_eq!(b.config_json, "", "no config: it did not run");
+    assert!(b.start_time.is_none(), "it never started");
+    // Decided as the run was created, so no earlier.
+    assert!(micros(&b.finish_time) >= micros(&rep.create_time));
+    // No node of the replay starts before the run does.
+    let run_start = micros(&rep.start_time);
+    for n in &nodes {
+        if n.start_time.is_some() {
+            assert!(
+                micros(&n.start_time) >= run_start,
+                "{} starts before its run",
+                n.node_id
+            );
+        }
+    }
+
+    // Reused artifacts are listed as reused, with the run that produced them.
+    let listed = s
+        .artifacts
+        .list_artifacts(pb::ListArtifactsRequest {
+            run_id: rep.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .artifacts;
+    let of = |id: &str| {
+        listed
+            .iter()
+            .find(|a| a.node_id == id)
+            .unwrap_or_else(|| panic!("{id} listed"))
+    };
+    let a = of("a");
+    assert_eq!(a.origin, pb::ArtifactOrigin::Reused as i32);
+    assert_eq!(a.run_id, src.id);
+    assert_eq!(a.id, node(&src_nodes, "a").output_artifact_ids[0]);
+    assert_eq!(of("b").origin, pb::ArtifactOrigin::Override as i32);
+    assert_eq!(of("b").run_id, rep.id);
+    for id in ["c", "d"] {
+        // c is reused, d ran again because b's output changed.
+        let expected = if id == "c" {
+            pb::ArtifactOrigin::Reused
+        } else {
+            pb::ArtifactOrigin::Executed
+        };
+        assert_eq!(of(id).origin, expected as i32, "{id}");
+    }
+    // "latest" names the same run for the listing and for what it reused.
+    let latest = s
+        .artifacts
+        .list_artifacts(pb::ListArtifactsRequest {
+            run_id: "latest".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .artifacts;
+    assert_eq!(latest, listed);
+    // The artifact itself still says where it was produced.
+    let art = s
+        .artifacts
+        .get_artifact(pb::GetArtifactRequest {
+            artifact_id: a.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .artifact
+        .unwrap();
+    assert_eq!(art.origin, pb::ArtifactOrigin::Executed as i32);
+
+    // Reuse events carry only the node; the node's artifacts are on the
+    // record GetRun returns.
+    let events = s.events(&rep.id, 0).await;
+    let reused = events
+        .iter()
+        .find(|e| e.kind == pb::EventKind::NodeReused as i32 && e.node_id == "a")
+        .unwrap();
+    assert!(reused.artifact_ids.is_empty());
+    assert_eq!(
+        node(&nodes, "a").output_artifact_ids,
+        node(&src_nodes, "a").output_artifact_ids
+    );
+    let given = events.iter().find(|e| e.node_id == "b").unwrap();
+    assert_eq!(given.kind, pb::EventKind::NodeCompleted as i32);
+    assert_eq!(given.message, "output overridden");
+    assert_eq!(given.artifact_ids, b.output_artifact_ids);
 }

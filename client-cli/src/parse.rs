@@ -83,10 +83,17 @@ pub fn parse_override(text: &str) -> CliResult<OutputOverride> {
     if selector.is_empty() || (key.contains('.') && output.is_empty()) {
         return Err(bad());
     }
+    // A value read from a file says so, so the run can say where it came from.
+    let source = if value.starts_with('@') && !value.starts_with("@@") {
+        value.to_string()
+    } else {
+        String::new()
+    };
     Ok(OutputOverride {
         selector: selector.to_string(),
         output: output.to_string(),
         value: override_value(value)?,
+        source,
     })
 }
 
@@ -273,9 +280,10 @@ mod tests {
         let o = parse_override("stage.fetch=x").unwrap();
         assert_eq!((o.selector.as_str(), o.output.as_str()), ("stage", "fetch"));
         let o = parse_override("fetch=@@literal").unwrap();
-        assert_eq!(o.value, "@literal");
+        assert_eq!((o.value.as_str(), o.source.as_str()), ("@literal", ""));
         let o = parse_override("fetch=").unwrap();
         assert_eq!(o.value, "");
+        assert_eq!(parse_override("fetch=hello").unwrap().source, "");
     }
 
     #[test]
@@ -298,6 +306,8 @@ mod tests {
         std::fs::write(&path, "from a file\n").unwrap();
         let o = parse_override(&format!("fetch=@{}", path.display())).unwrap();
         assert_eq!(o.value, "from a file\n");
+        // The request says where the value came from, as typed.
+        assert_eq!(o.source, format!("@{}", path.display()));
         let err = parse_override("fetch=@/definitely/not/here").unwrap_err();
         assert!(
             err.message

@@ -174,6 +174,7 @@ impl PreparedReplay {
                         selector: "checkpoint".to_string(),
                         output,
                         value: as_node.value.clone(),
+                        source: as_node.source.clone(),
                     };
                 }
                 // Node X, or neither: the server names what is missing.

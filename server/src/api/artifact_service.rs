@@ -2,7 +2,9 @@
 
 use super::convert;
 use crate::engine::Engine;
+use crate::engine::model::ArtifactOrigin;
 use crate::error::EngineError;
+use crate::store::RunRef;
 use base64::Engine as _;
 use retake::v1 as pb;
 use retake::v1::artifact_service_server::ArtifactService;
@@ -57,10 +59,18 @@ impl ArtifactService for ArtifactApi {
                 .map_err(|_| bad())?;
             Some(String::from_utf8(raw).map_err(|_| bad())?)
         };
+        // Resolved once, so that "latest" or a prefix names the same run
+        // for the listing and for telling its own artifacts from reused ones.
+        let run = self.engine.store().find_run(RunRef(&req.run_id)).await?;
         let mut artifacts = self
             .engine
-            .artifacts_of_run(&req.run_id, after.as_deref(), limit + 1)
+            .artifacts_of_run(&run.id, after.as_deref(), limit + 1)
             .await?;
+        // An artifact of an earlier run is one this run reused: it keeps the
+        // run that produced it, and is listed as reused.
+        for a in artifacts.iter_mut().filter(|a| a.run_id != run.id) {
+            a.origin = ArtifactOrigin::Reused;
+        }
         let next_page_token = if artifacts.len() as i64 > limit {
             artifacts.truncate(limit as usize);
             artifacts

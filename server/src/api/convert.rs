@@ -44,6 +44,7 @@ pub fn override_(o: &m::OutputOverride) -> pb::OutputOverride {
         selector: o.selector.clone(),
         output: o.output.clone(),
         value: o.value.clone(),
+        source: o.source.clone(),
     }
 }
 

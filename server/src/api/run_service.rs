@@ -31,6 +31,22 @@ fn page_size(requested: i32, default: i32) -> Result<i64, EngineError> {
     }
 }
 
+/// Longest `OutputOverride.source` kept: it only says where a value came
+/// from, so a longer one is cut rather than refused.
+const MAX_SOURCE_BYTES: usize = 512;
+
+fn clip_source(mut source: String) -> String {
+    if source.len() > MAX_SOURCE_BYTES {
+        let mut end = MAX_SOURCE_BYTES;
+        while !source.is_char_boundary(end) {
+            end -= 1;
+        }
+        source.truncate(end);
+        source.push('…');
+    }
+    source
+}
+
 fn encode_token(pk: i64) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("runs:{pk}"))
 }
@@ -162,6 +178,7 @@ impl RunService for RunApi {
                     selector: o.selector,
                     output: o.output,
                     value: o.value,
+                    source: clip_source(o.source),
                 })
                 .collect(),
             variables: req.variables.into_iter().collect(),

@@ -105,7 +105,6 @@ impl Engine {
             tracing::info!(source = %source.id, drifted = ?plan.drifted, "replaying with allowed drift");
         }
 
-        let now = now_micros();
         let stored = WorkflowSource {
             text: &text,
             files: &files,
@@ -139,6 +138,10 @@ impl Engine {
                 .collect(),
         });
         let mut run = super::new_run(&workflow, &stored, replay_info);
+        // Overrides and carried skips are decided as the run is created,
+        // before it starts: they get no start time, and end no earlier
+        // than the run's creation.
+        let now = run.created_at;
 
         // Rows only for what this run does itself: replayed and overridden
         // nodes. Reused nodes are resolved from the source when read.
@@ -220,9 +223,13 @@ impl Engine {
                     }
                 }
             }
+            // Nothing ran: no config, no start, no attempt. "override" in
+            // place of a model marks the record; the values and where they
+            // came from are in the run's ReplayInfo.overrides.
             rec.status = NodeStatus::Completed;
             rec.output_artifacts = outputs;
-            rec.started_at = Some(now);
+            rec.config_json = String::new();
+            rec.started_at = None;
             rec.finished_at = Some(now);
             rec.latency_ms = Some(0);
             rec.model = Some("override".into());

@@ -174,6 +174,10 @@ pub struct OutputOverride {
     #[serde(default)]
     pub output: String,
     pub value: String,
+    /// Where the value came from, as the client says (`@PATH`); empty for
+    /// a value given as is.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
 }
 
 /// What a replay changed; stored as JSON on the run.

@@ -64,7 +64,8 @@ class ArtifactServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListArtifacts(self, request, context):
-        """The artifacts of a run, including those it reused.
+        """The artifacts of a run, including those it reused: these keep the run
+        that produced them in run_id and are listed with origin REUSED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -160,14 +160,16 @@ class AgentSwap(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., agent: _Optional[str] = ...) -> None: ...
 
 class OutputOverride(_message.Message):
-    __slots__ = ("selector", "output", "value")
+    __slots__ = ("selector", "output", "value", "source")
     SELECTOR_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     selector: str
     output: str
     value: str
-    def __init__(self, selector: _Optional[str] = ..., output: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    source: str
+    def __init__(self, selector: _Optional[str] = ..., output: _Optional[str] = ..., value: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
 
 class ReplayInfo(_message.Message):
     __slots__ = ("forked_from", "forked_at_step", "roots", "swaps", "overrides", "changed_variables", "allow_drift", "replay_set")

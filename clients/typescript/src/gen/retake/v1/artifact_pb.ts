@@ -190,7 +190,8 @@ export const ArtifactService: GenService<{
     output: typeof GetArtifactResponseSchema;
   },
   /**
-   * The artifacts of a run, including those it reused.
+   * The artifacts of a run, including those it reused: these keep the run
+   * that produced them in run_id and are listed with origin REUSED.
    *
    * @generated from rpc retake.v1.ArtifactService.ListArtifacts
    */
