@@ -1701,7 +1701,8 @@ mod tests {
         );
         let l = load_str("name: w\nnodes:\n  Ünïcode: {agent: local://echo, outputs: [r]}\n");
         assert!(
-            l.errors[0].message.contains("ASCII letters") && l.errors[0].message.ends_with("not 'Ü'"),
+            l.errors[0].message.contains("ASCII letters")
+                && l.errors[0].message.ends_with("not 'Ü'"),
             "{:?}",
             l.errors
         );
