@@ -113,7 +113,16 @@ class RunServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReplayRun(self, request, context):
-        """Forks a finished run from a step (SPEC §6).
+        """Forks a finished run into a new run, which it returns at once. The
+        replay roots are the `from` step, every swapped node, the direct
+        consumers of every overridden node, the nodes that use a changed
+        variable, and the nodes the workflow adds; the roots and everything
+        downstream of them run again (ReplayInfo.replay_set). Every other node
+        is reused by reference: the new run points at the source run's
+        artifacts, nothing is copied. Refused with FAILED_PRECONDITION when a
+        node to reuse did not complete in the source run (a false `when` that
+        skipped it carries over), or changed in the workflow and allow_drift
+        is not set; with INVALID_ARGUMENT when nothing would run again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -194,13 +194,17 @@ export type ReplayRunRequest = Message<"retake.v1.ReplayRunRequest"> & {
   runId: string;
 
   /**
-   * Workflow YAML; empty means the source run's snapshot.
+   * Workflow YAML; empty means the source run's snapshot. Nodes are
+   * matched to the source run's by id; nodes it adds run.
    *
    * @generated from field: string workflow = 2;
    */
   workflow: string;
 
   /**
+   * Contents of the files `workflow` references as file://PATH, keyed by
+   * PATH; with an empty workflow, empty means the source run's files.
+   *
    * @generated from field: map<string, string> files = 3;
    */
   files: { [key: string]: string };
@@ -213,11 +217,20 @@ export type ReplayRunRequest = Message<"retake.v1.ReplayRunRequest"> & {
   from: string;
 
   /**
+   * Nodes to run again with another agent. A replay of the source run's
+   * snapshot keeps the agents the source run itself swapped in.
+   *
    * @generated from field: repeated retake.v1.AgentSwap swaps = 5;
    */
   swaps: AgentSwap[];
 
   /**
+   * Outputs to replace: an overridden node does not run, its direct
+   * consumers do. A node with several outputs needs the output named; the
+   * outputs not named keep the source run's artifacts. Nodes that wait for
+   * a person (human://) cannot be overridden: in the replay set they ask
+   * again.
+   *
    * @generated from field: repeated retake.v1.OutputOverride overrides = 6;
    */
   overrides: OutputOverride[];
@@ -230,6 +243,10 @@ export type ReplayRunRequest = Message<"retake.v1.ReplayRunRequest"> & {
   variables: { [key: string]: string };
 
   /**
+   * Reuse nodes whose definition changed since the source run, and accept
+   * a workflow that shares no node with it. A reference to an output the
+   * reused node did not record is refused even so.
+   *
    * @generated from field: bool allow_drift = 8;
    */
   allowDrift: boolean;
@@ -860,7 +877,16 @@ export const RunService: GenService<{
     output: typeof ListRunsResponseSchema;
   },
   /**
-   * Forks a finished run from a step (SPEC §6).
+   * Forks a finished run into a new run, which it returns at once. The
+   * replay roots are the `from` step, every swapped node, the direct
+   * consumers of every overridden node, the nodes that use a changed
+   * variable, and the nodes the workflow adds; the roots and everything
+   * downstream of them run again (ReplayInfo.replay_set). Every other node
+   * is reused by reference: the new run points at the source run's
+   * artifacts, nothing is copied. Refused with FAILED_PRECONDITION when a
+   * node to reuse did not complete in the source run (a false `when` that
+   * skipped it carries over), or changed in the workflow and allow_drift
+   * is not set; with INVALID_ARGUMENT when nothing would run again.
    *
    * @generated from rpc retake.v1.RunService.ReplayRun
    */
