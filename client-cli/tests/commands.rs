@@ -531,21 +531,69 @@ async fn validate_reports_every_problem_with_lines() {
         "missing variables are not errors without --var: {:?}",
         report.errors
     );
+    // It names the variables a run will need.
     assert_eq!(
         report.text(Style::PLAIN),
-        "Workflow 'report-pipeline' is valid (4 nodes)\n"
+        "Workflow 'report-pipeline' is valid (4 nodes)\n\
+         Variables it needs: topic (give them when running: --var topic=VALUE)\n"
     );
     assert_eq!(report.exit_code(), 0);
-    let report = commands::validate::validate(
-        &env.clients,
-        &ValidateArgs {
-            file: good,
-            vars: vec!["other=1".into()],
-        },
-    )
-    .await
-    .unwrap();
+    assert_eq!(report.json()["variables"], serde_json::json!(["topic"]));
+    assert_eq!(
+        report.json()["missing_variables"],
+        serde_json::json!(["topic"])
+    );
+    let validate_with = |vars: &[&str]| {
+        let args = ValidateArgs {
+            file: good.clone(),
+            vars: vars.iter().map(|v| v.to_string()).collect(),
+        };
+        let clients = env.clients.clone();
+        async move { commands::validate::validate(&clients, &args).await.unwrap() }
+    };
+    // With --var, every variable must be given; the missing ones are named.
+    let report = validate_with(&["other=1"]).await;
     assert!(!report.valid, "with --var every variable must be given");
+    assert_eq!(report.exit_code(), 2);
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.node_id.as_deref() == Some("fetch") && e.message.contains("'topic'")),
+        "{:?}",
+        report.errors
+    );
+    assert_eq!(
+        report.warnings[0].message,
+        "variable 'other' is given but the workflow does not use ${user.other}"
+    );
+    assert!(
+        report
+            .text(Style::PLAIN)
+            .ends_with("Variables it needs: topic (missing: topic)\n"),
+        "{}",
+        report.text(Style::PLAIN)
+    );
+    assert_eq!(
+        report.hint().unwrap(),
+        format!(
+            "Error: workflow 'report-pipeline' is invalid ({} error{}); no value for variable 'topic'",
+            report.errors.len(),
+            if report.errors.len() == 1 { "" } else { "s" }
+        )
+    );
+    assert_eq!(
+        report.json()["missing_variables"],
+        serde_json::json!(["topic"])
+    );
+    // Given, they are checked and the workflow is valid.
+    let report = validate_with(&["topic=x"]).await;
+    assert!(report.valid, "{:?}", report.errors);
+    assert_eq!(
+        report.text(Style::PLAIN),
+        "Workflow 'report-pipeline' is valid (4 nodes)\nVariables it needs: topic (all given)\n"
+    );
+    assert_eq!(report.json()["missing_variables"], serde_json::json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
