@@ -672,8 +672,9 @@ pub(crate) fn new_run(
 }
 
 /// The workflow text as it may be stored: literal credentials in config
-/// replaced by a marker (a replay of the snapshot then falls back to the
-/// provider's environment variable).
+/// replaced by a marker. A node that runs again from the snapshot (a
+/// replay, a resumed run) fails with the marker, saying to pass the key as
+/// `${env.NAME}` (`config::resolve`).
 pub(crate) fn redact_snapshot(text: &str, workflow: &Workflow) -> String {
     let mut literals = Vec::new();
     for node in &workflow.nodes {
