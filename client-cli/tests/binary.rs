@@ -162,8 +162,25 @@ fn validate_exits_2_on_errors() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert_eq!(
         stdout(&out),
-        "Workflow 'report-pipeline' is valid (4 nodes)\n"
+        "Workflow 'report-pipeline' is valid (4 nodes)\n\
+         Variables it needs: topic (give them when running: --var topic=VALUE)\n"
     );
+    // With --var, a variable not given is an error that names it.
+    let out = run(
+        dir.path(),
+        &["validate", "pipeline.yaml", "--var", "other=1"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).ends_with("; no value for variable 'topic'\n"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(
+        dir.path(),
+        &["validate", "pipeline.yaml", "--var", "topic=x"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
 
 #[test]
