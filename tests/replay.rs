@@ -635,3 +635,28 @@ async fn an_overridden_node_is_recorded_as_given_not_as_run() {
     assert_eq!(given.message, "output overridden");
     assert_eq!(given.artifact_ids, b.output_artifact_ids);
 }
+
+#[tokio::test]
+async fn overriding_a_node_nothing_consumes_records_the_value_in_a_replay() {
+    let mut s = start().await;
+    let (src, _) = source(&mut s).await;
+    let (rep, nodes) = replay(
+        &mut s,
+        pb::ReplayRunRequest {
+            overrides: vec![pb::OutputOverride {
+                selector: "d".into(),
+                output: String::new(),
+                value: "final word".into(),
+                ..Default::default()
+            }],
+            ..replay_req(&src.id)
+        },
+    )
+    .await;
+    assert_eq!(run_status(&rep), pb::RunStatus::Completed);
+    for id in ["a", "b", "c"] {
+        assert_eq!(status(node(&nodes, id)), pb::NodeStatus::Reused, "{id}");
+    }
+    let d = node(&nodes, "d");
+    assert_eq!(s.content(&d.output_artifact_ids[0]).await, "final word");
+}

@@ -254,7 +254,9 @@ pub fn plan_replay(
         .into_iter()
         .filter(|p| !overridden.contains_key(p))
         .collect();
-    if roots.is_empty() {
+    // Overriding a node nothing consumes still makes a replay: the run
+    // that records the new value.
+    if roots.is_empty() && overridden.is_empty() {
         return Err(invalid(
             "Nothing to replay: give --from STEP, an agent swap, an output override, a changed variable, or a workflow with new nodes"
                 .into(),
@@ -351,11 +353,12 @@ pub fn plan_replay(
             let recorded = source_wf
                 .node(&producer)
                 .is_some_and(|old| old.outputs.contains(&output));
-            if !recorded {
-                dangling.push(format!(
-                    "'{}' uses ${{{producer}.{output}}}, but the reused record of '{producer}' has no output '{output}'",
-                    node.id
-                ));
+            let message = format!(
+                "'{}' uses ${{{producer}.{output}}}, but the reused record of '{producer}' has no output '{output}'",
+                node.id
+            );
+            if !recorded && !dangling.contains(&message) {
+                dangling.push(message);
             }
         }
     }
@@ -384,9 +387,10 @@ pub fn plan_replay(
     }
 
     let forked_at_step = from.unwrap_or_else(|| {
-        new_wf.nodes[*roots.iter().next().expect("non-empty")]
-            .id
-            .clone()
+        let first = roots.iter().chain(overridden.keys()).min().copied();
+        first
+            .map(|p| new_wf.nodes[p].id.clone())
+            .unwrap_or_default()
     });
     Ok(ReplayPlan {
         roots: roots.iter().map(|&p| new_wf.nodes[p].id.clone()).collect(),
@@ -542,6 +546,24 @@ mod tests {
             err.contains("ambiguous") && err.contains("node 'notes'"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn overriding_a_node_nothing_consumes_is_a_replay_of_its_own() {
+        let w = wf(DIAMOND);
+        let changes = ReplayChanges {
+            overrides: vec![OutputOverride {
+                selector: "d".into(),
+                output: String::new(),
+                value: "final".into(),
+                source: String::new(),
+            }],
+            ..Default::default()
+        };
+        let plan = plan_replay("run_src", &w, &records(&w, &[]), &w, &changes).unwrap();
+        assert!(plan.replay_set.is_empty());
+        assert_eq!(plan.forked_at_step, "d");
+        assert_eq!(plan.reused.len(), 3);
     }
 
     #[test]

@@ -6,24 +6,37 @@ use serde_json::{Map, Value};
 
 pub const REDACTED: &str = "[redacted]";
 
+/// Config key names that hold credentials.
+pub const SECRET_KEY_NAMES: &[&str] = &[
+    "api_key",
+    "apikey",
+    "token",
+    "access_token",
+    "authorization",
+    "auth_header",
+    "password",
+    "secret",
+    "bearer",
+];
+/// Endings of config keys that hold credentials.
+pub const SECRET_KEY_SUFFIXES: &[&str] = &["_key", "_secret", "_token", "_password"];
+
+/// The credential keys in words, for messages.
+pub fn secret_keys_described() -> String {
+    let names = SECRET_KEY_NAMES.join(", ");
+    let suffixes: Vec<String> = SECRET_KEY_SUFFIXES
+        .iter()
+        .map(|s| format!("*{s}"))
+        .collect();
+    format!("{names}, {}", suffixes.join(", "))
+}
+
 /// Config keys whose values are credentials: an explicit list of names and
 /// suffixes, never a substring match (`max_tokens` is not a secret).
 /// Case and `-`/`_` do not matter, so HTTP header names match too.
 pub fn is_secret_key(key: &str) -> bool {
-    const NAMES: &[&str] = &[
-        "api_key",
-        "apikey",
-        "token",
-        "access_token",
-        "authorization",
-        "auth_header",
-        "password",
-        "secret",
-        "bearer",
-    ];
-    const SUFFIXES: &[&str] = &["_key", "_secret", "_token", "_password"];
     let k = key.to_ascii_lowercase().replace('-', "_");
-    NAMES.contains(&k.as_str()) || SUFFIXES.iter().any(|s| k.ends_with(s))
+    SECRET_KEY_NAMES.contains(&k.as_str()) || SECRET_KEY_SUFFIXES.iter().any(|s| k.ends_with(s))
 }
 
 /// The config as it may be stored: secret keys and `${env.*}` values redacted.

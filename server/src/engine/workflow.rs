@@ -1197,8 +1197,8 @@ fn parse_node(
             v.error(
                 node,
                 format!(
-                    "config.{key} uses ${{env.{name}}}: the server's environment may be read only in credential keys \
-                     (api_key, token, access_token, authorization, password, secret, *_key, *_secret, *_token)"
+                    "config.{key} uses ${{env.{name}}}: the server's environment may be read only in credential keys ({})",
+                    super::secrets::secret_keys_described()
                 ),
             );
         } else if let Some(policy) = opts.env_policy.as_deref().filter(|p| !p.allows_var(&name)) {
