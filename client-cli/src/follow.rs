@@ -8,10 +8,10 @@ use crate::render::{self, Style, event_kind_name, node_status_name, run_status_n
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use retake::v1::run_service_client::RunServiceClient;
 use retake::v1::{
-    Event, EventKind, GetRunRequest, ListWaitsRequest, NodeStatus, Run, RunStatus, Wait, WaitKind,
-    WatchRunRequest,
+    Event, EventKind, GetRunRequest, ListWaitsRequest, NodeStatus, OutputOverride, Run, RunStatus,
+    Wait, WaitKind, WatchRunRequest,
 };
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -298,6 +298,8 @@ pub struct TextProgress {
     running: BTreeSet<String>,
     /// The node whose streamed output line is still open.
     open_delta: Option<String>,
+    /// The outputs a replay gave instead of running their nodes, by node.
+    overrides: HashMap<String, Vec<OutputOverride>>,
 }
 
 impl TextProgress {
@@ -315,6 +317,7 @@ impl TextProgress {
             hidden_bar: false,
             running: BTreeSet::new(),
             open_delta: None,
+            overrides: HashMap::new(),
         }
     }
 
@@ -418,6 +421,9 @@ impl TextProgress {
                 };
                 format!("  {} {node} started{attempt}", style.dim("▸"))
             }
+            EventKind::NodeCompleted if Self::is_override(event) => {
+                Self::overridden_line(style, node, &[])
+            }
             EventKind::NodeCompleted => {
                 format!(
                     "  {} {node} completed ({})",
@@ -453,10 +459,27 @@ impl TextProgress {
         };
         Some(line)
     }
+
+    /// Whether `event` announces a node whose outputs a replay gave: it
+    /// completed without running.
+    fn is_override(event: &Event) -> bool {
+        event.kind() == EventKind::NodeCompleted && event.message == render::OVERRIDDEN_MESSAGE
+    }
+
+    /// The line of a node a replay did not run because its outputs were
+    /// given, with where each value came from when known.
+    pub fn overridden_line(style: Style, node: &str, overrides: &[OutputOverride]) -> String {
+        let mut line = format!("  {} {node} overridden", style.cyan("↷"));
+        if !overrides.is_empty() {
+            line.push_str(&format!(": {}", render::override_origins(overrides)));
+        }
+        line
+    }
 }
 
 impl EventSink for TextProgress {
     fn on_start(&mut self, run: &Run) {
+        self.overrides = render::overrides_by_node(run);
         if !self.show_bar || self.bar.is_some() {
             return;
         }
@@ -499,6 +522,18 @@ impl EventSink for TextProgress {
                 return;
             }
             _ => {}
+        }
+        if event.kind() == EventKind::NodeCompleted
+            && (Self::is_override(event) || self.overrides.contains_key(&event.node_id))
+        {
+            let given = self
+                .overrides
+                .get(&event.node_id)
+                .cloned()
+                .unwrap_or_default();
+            let line = Self::overridden_line(self.style, &event.node_id, &given);
+            self.print(&line);
+            return;
         }
         if let Some(line) = Self::line(self.style, self.verbose, event) {
             self.print(&line);
@@ -717,6 +752,50 @@ mod tests {
         assert_eq!(
             text,
             "  ✓ fetch completed (12 ms)\n  ↻ flaky retrying (attempt 2)\n  ✗ transform failed: boom\n  - publish skipped: upstream 'transform' did not complete\n  ↺ early reused from run_0\n"
+        );
+    }
+
+    #[test]
+    fn overridden_nodes_say_so_and_where_their_values_came_from() {
+        let given = |node: &str| Event {
+            message: "output overridden".into(),
+            ..event(EventKind::NodeCompleted, node)
+        };
+        // The event alone says the node did not run.
+        assert_eq!(shown(false, &[given("src")]), "  ↷ src overridden\n");
+        // With the run, where each value came from.
+        let out = Shared::default();
+        let mut sink =
+            TextProgress::new(Style::PLAIN, false, false).to_writer(Box::new(out.clone()));
+        let given_as = |node: &str, output: &str, value: &str, source: &str| OutputOverride {
+            selector: node.into(),
+            output: output.into(),
+            value: value.into(),
+            source: source.into(),
+        };
+        sink.on_start(&Run {
+            replay: Some(retake::v1::ReplayInfo {
+                forked_from: "run_0".into(),
+                overrides: vec![
+                    given_as("src", "result", "rejected", ""),
+                    given_as("two", "notes", "from the file", "@notes.txt"),
+                    given_as("two", "draft", "line one\nline two", ""),
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        sink.on_event(&given("src"));
+        sink.on_event(&given("two"));
+        sink.on_event(&Event {
+            latency_ms: 3,
+            ..event(EventKind::NodeCompleted, "after")
+        });
+        assert_eq!(
+            String::from_utf8(out.0.lock().unwrap().clone()).unwrap(),
+            "  ↷ src overridden: result = \"rejected\"\n\
+             \x20 ↷ two overridden: notes from @notes.txt, draft = \"line one\\nline two\"\n\
+             \x20 ✓ after completed (3 ms)\n"
         );
     }
 

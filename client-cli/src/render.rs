@@ -3,7 +3,11 @@
 
 use owo_colors::OwoColorize;
 use prost_types::Timestamp;
-use retake::v1::{ArtifactOrigin, EventKind, FailureOrigin, NodeStatus, RunStatus};
+use retake::v1::{
+    ArtifactOrigin, EventKind, FailureOrigin, NodeExecution, NodeStatus, OutputOverride, Run,
+    RunStatus,
+};
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 
 /// Whether and how to colour text output.
@@ -202,6 +206,58 @@ pub fn artifact_origin_name(origin: ArtifactOrigin) -> &'static str {
         ArtifactOrigin::Override => "override",
         ArtifactOrigin::Human => "human",
     }
+}
+
+/// What the server puts in a node's `model` when a replay gave the node's
+/// outputs instead of running it.
+pub const OVERRIDE_MODEL: &str = "override";
+
+/// The message of the `node_completed` event of an overridden node.
+pub const OVERRIDDEN_MESSAGE: &str = "output overridden";
+
+/// The overrides a replay run was given, by node id, in the order given.
+pub fn overrides_by_node(run: &Run) -> HashMap<String, Vec<OutputOverride>> {
+    let mut by_node: HashMap<String, Vec<OutputOverride>> = HashMap::new();
+    for o in run.replay.iter().flat_map(|r| r.overrides.iter()) {
+        by_node
+            .entry(o.selector.clone())
+            .or_default()
+            .push(o.clone());
+    }
+    by_node
+}
+
+/// Whether `node` did not run because the replay gave its outputs: the
+/// replay lists overrides for it, or (for a record without them) its model
+/// says so.
+pub fn is_overridden(node: &NodeExecution, overrides: &[OutputOverride]) -> bool {
+    node.status() == NodeStatus::Completed
+        && (!overrides.is_empty() || (node.model == OVERRIDE_MODEL && node.attempt_count == 0))
+}
+
+/// Where an overridden output's value came from: `result from @notes.txt`
+/// for a file, `result = "rejected"` for a value given as is (cut to 40
+/// characters).
+pub fn override_origin(o: &OutputOverride) -> String {
+    let output = if o.output.is_empty() {
+        "output"
+    } else {
+        o.output.as_str()
+    };
+    if o.source.is_empty() {
+        format!("{output} = {:?}", truncate(&o.value, 40))
+    } else {
+        format!("{output} from {}", o.source)
+    }
+}
+
+/// Every override of a node, as `override_origin` says them, joined.
+pub fn override_origins(overrides: &[OutputOverride]) -> String {
+    overrides
+        .iter()
+        .map(override_origin)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// True once a run can no longer change.

@@ -370,3 +370,242 @@ async fn debug_truncates_long_content_unless_verbose() {
     assert!(text.contains(&long), "whole with -v");
     assert!(!text.contains("use -v"), "{text}");
 }
+
+/// Collects what a sink writes.
+#[derive(Clone, Default)]
+struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Shared {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// Replays `run_id` with `overrides`, returning the summary and the lines
+/// the replay printed as it went.
+async fn replay_with(
+    env: &Embedded,
+    run_id: &str,
+    overrides: &[&str],
+) -> (commands::RunSummary, String) {
+    let args = ReplayArgs {
+        run_id: run_id.to_string(),
+        overrides: overrides.iter().map(|o| o.to_string()).collect(),
+        ..Default::default()
+    };
+    let out = Shared::default();
+    let mut sink = retake_cli::follow::TextProgress::new(Style::PLAIN, false, false)
+        .to_writer(Box::new(out.clone()));
+    let summary = commands::replay::replay(&env.clients, &args, &mut sink, &Interrupt::Never)
+        .await
+        .unwrap()
+        .summary;
+    (summary, out.text())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overridden_node_shows_as_overridden_with_where_its_value_came_from() {
+    let env = embedded().await;
+    let source = run_file(&env, "pipeline.yaml", PIPELINE, &["topic=given"]).await;
+
+    // A value given as is.
+    let (replay, lines) = replay_with(&env, &source.run_id, &["transform=edited facts"]).await;
+    assert_eq!(replay.status, "completed");
+    assert!(
+        lines.contains("  ↷ transform overridden: result = \"edited facts\"\n"),
+        "{lines}"
+    );
+    assert!(!lines.contains("transform completed"), "{lines}");
+    assert!(lines.contains("  ✓ summarize completed"), "{lines}");
+
+    let debug = |node: &str, run_id: &str| {
+        let args = DebugArgs {
+            run_id: run_id.to_string(),
+            node: Some(node.to_string()),
+            ..Default::default()
+        };
+        let clients = env.clients.clone();
+        async move { commands::debug::debug(&clients, &args).await.unwrap() }
+    };
+    let report = debug("transform", &replay.run_id).await;
+    let text = report.text(Style::PLAIN);
+    assert!(
+        text.contains("● transform  overridden (local://mock not run)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    Overridden: result = \"edited facts\"\n"),
+        "{text}"
+    );
+    assert!(!text.contains("Model:"), "{text}");
+    let json = report.json();
+    let node = &json["nodes"][0];
+    assert_eq!(node["status"], "completed");
+    assert_eq!(node["overridden"], true);
+    assert_eq!(node["overrides"][0]["output"], "result");
+    assert!(node["overrides"][0]["source"].is_null());
+    assert!(
+        node["model"].is_null() && node["config"].is_null(),
+        "{node}"
+    );
+    assert!(node["started_at"].is_null(), "{node}");
+    // Nodes that ran are not overridden.
+    let ran = debug("summarize", &replay.run_id).await.json();
+    assert_eq!(ran["nodes"][0]["overridden"], false);
+
+    // Nor does cost name a model it ran.
+    let cost = commands::cost::cost(
+        &env.clients,
+        &CostArgs {
+            run_id: replay.run_id.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let transform = cost
+        .nodes
+        .iter()
+        .find(|n| n.node_id == "transform")
+        .unwrap();
+    assert_eq!(transform.model, None);
+
+    // A value read from a file says which file.
+    let file = write(env.dir.path(), "facts.txt", "facts from a file\n");
+    let flag = format!("transform=@{}", file.display());
+    let (from_file, lines) = replay_with(&env, &source.run_id, &[&flag]).await;
+    assert!(
+        lines.contains(&format!(
+            "  ↷ transform overridden: result from @{}\n",
+            file.display()
+        )),
+        "{lines}"
+    );
+    let text = debug("transform", &from_file.run_id)
+        .await
+        .text(Style::PLAIN);
+    assert!(
+        text.contains(&format!(
+            "    Overridden: result from @{}\n",
+            file.display()
+        )),
+        "{text}"
+    );
+    let json = debug("transform", &from_file.run_id).await.json();
+    assert_eq!(
+        json["nodes"][0]["overrides"][0]["source"],
+        format!("@{}", file.display())
+    );
+
+    // The timeline and the graph say it too; nothing starts before the run.
+    let trace = |view: Option<TraceView>, run_id: Option<String>| {
+        let clients = env.clients.clone();
+        async move {
+            commands::trace::trace(&clients, &TraceArgs { view, run_id })
+                .await
+                .unwrap()
+        }
+    };
+    let timeline = trace(None, Some(replay.run_id.clone())).await;
+    let text = timeline.text(Style::PLAIN);
+    let row = text
+        .lines()
+        .find(|l| l.contains(" transform "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(row.trim_end().ends_with("transform  overridden"), "{text}");
+    assert!(!text.contains("+-"), "{text}");
+    let json = timeline.json();
+    for n in json["nodes"].as_array().unwrap() {
+        assert!(n["offset_ms"].as_i64().is_none_or(|ms| ms >= 0), "{json}");
+        assert_eq!(n["overridden"], n["node_id"] == "transform", "{n}");
+    }
+    let graph = trace(
+        Some(TraceView::Graph {
+            run_id: replay.run_id.clone(),
+        }),
+        None,
+    )
+    .await;
+    let text = graph.text(Style::PLAIN);
+    assert!(
+        text.contains("  ↷ transform  overridden  ← fetch  (result = \"edited facts\")\n"),
+        "{text}"
+    );
+    let node = trace(
+        Some(TraceView::Node {
+            run_id: replay.run_id.clone(),
+            step: "transform".into(),
+        }),
+        None,
+    )
+    .await;
+    let text = node.text(Style::PLAIN);
+    assert!(
+        text.contains("Overridden: result = \"edited facts\"") && !text.contains("Config:"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifacts_of_a_replay_say_which_were_reused_and_from_which_run() {
+    let env = embedded().await;
+    let source = run_file(&env, "pipeline.yaml", PIPELINE, &["topic=reuse"]).await;
+    let replay = replay_from(&env, &source.run_id, "summarize").await;
+    let list = commands::artifacts::list(
+        &env.clients,
+        &ArtifactsListArgs {
+            run_id: replay.run_id.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let text = list.text(Style::PLAIN);
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.contains("  ORIGIN  ") && header.contains("  RUN  "),
+        "{text}"
+    );
+    // ARTIFACT ID, NODE, NAME, ORIGIN, RUN, …
+    let columns = |node: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .find(|cols| cols[1] == node)
+            .unwrap_or_else(|| panic!("{text}"))
+    };
+    for node in ["fetch", "transform"] {
+        assert_eq!(columns(node)[3..5], ["reused", &source.run_id], "{text}");
+    }
+    for node in ["summarize", "publish"] {
+        assert_eq!(columns(node)[3..5], ["executed", &replay.run_id], "{text}");
+    }
+    let json = list.json();
+    for a in json.as_array().unwrap() {
+        let reused = a["node_id"] == "fetch" || a["node_id"] == "transform";
+        let (origin, run) = if reused {
+            ("reused", &source.run_id)
+        } else {
+            ("executed", &replay.run_id)
+        };
+        assert_eq!(a["origin"], origin, "{a}");
+        assert_eq!(a["run_id"], run.as_str(), "{a}");
+    }
+    // A fresh run reuses nothing: no RUN column.
+    let list = commands::artifacts::list(
+        &env.clients,
+        &ArtifactsListArgs {
+            run_id: source.run_id.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(!list.text(Style::PLAIN).contains("RUN"));
+}

@@ -5,7 +5,9 @@ use crate::cli::{ArtifactLineageArgs, ArtifactShowArgs, ArtifactsListArgs};
 use crate::connect::Clients;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Output, Style, artifact_origin_name};
-use retake::v1::{Artifact, GetArtifactLineageRequest, GetArtifactRequest, ListArtifactsRequest};
+use retake::v1::{
+    Artifact, ArtifactOrigin, GetArtifactLineageRequest, GetArtifactRequest, ListArtifactsRequest,
+};
 use std::collections::{HashMap, HashSet};
 
 /// An artifact's metadata as JSON.
@@ -64,32 +66,37 @@ impl Output for ArtifactList {
         if self.artifacts.is_empty() {
             return format!("No artifacts in run {}\n", self.run_id);
         }
+        // A replay lists what it reused from earlier runs too: then say
+        // which run produced each artifact, in full (run ids are
+        // time-ordered, so only whole ids tell runs apart).
+        let any_reused = self
+            .artifacts
+            .iter()
+            .any(|a| a.origin() == ArtifactOrigin::Reused);
         let rows: Vec<Vec<String>> = self
             .artifacts
             .iter()
             .map(|a| {
-                let origin = artifact_origin_name(a.origin());
-                let origin = match a.origin() {
-                    retake::v1::ArtifactOrigin::Reused => {
-                        format!("{origin} ({})", render::truncate(&a.run_id, 16))
-                    }
-                    _ => origin.to_string(),
-                };
-                vec![
+                let mut row = vec![
                     a.id.clone(),
                     a.node_id.clone(),
                     a.name.clone(),
-                    origin,
-                    render::bytes(a.size_bytes),
-                    a.media_type.clone(),
-                ]
+                    artifact_origin_name(a.origin()).to_string(),
+                ];
+                if any_reused {
+                    row.push(a.run_id.clone());
+                }
+                row.push(render::bytes(a.size_bytes));
+                row.push(a.media_type.clone());
+                row
             })
             .collect();
-        render::table(
-            style,
-            &["ARTIFACT ID", "NODE", "NAME", "ORIGIN", "SIZE", "TYPE"],
-            &rows,
-        )
+        let mut header = vec!["ARTIFACT ID", "NODE", "NAME", "ORIGIN"];
+        if any_reused {
+            header.push("RUN");
+        }
+        header.extend(["SIZE", "TYPE"]);
+        render::table(style, &header, &rows)
     }
 
     fn json(&self) -> serde_json::Value {

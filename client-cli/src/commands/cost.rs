@@ -164,7 +164,8 @@ async fn node_cost(clients: &Clients, n: NodeExecution) -> NodeCost {
         node_execution_id: n.id.clone(),
         status: node_status_name(n.status()).to_string(),
         agent: non_empty(&n.agent),
-        model: non_empty(&n.model),
+        // An overridden node ran no model: its record only says "override".
+        model: non_empty(&n.model).filter(|m| m != render::OVERRIDE_MODEL),
         input_tokens: spent.input_tokens,
         output_tokens: spent.output_tokens,
         cost_usd: spent.cost_usd,

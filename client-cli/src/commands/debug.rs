@@ -10,6 +10,7 @@ use crate::render::{self, Output, Style, failure_origin_name, node_status_name};
 use futures::StreamExt;
 use retake::v1::{
     FailureOrigin, GetNodeExecutionRequest, GetRunRequest, NodeExecution, NodeStatus,
+    OutputOverride,
 };
 use std::collections::HashMap;
 
@@ -24,6 +25,8 @@ pub struct OutputPreview {
     /// None for binary content.
     pub text: Option<String>,
     pub size_bytes: i64,
+    /// The run that produced it.
+    pub run_id: String,
 }
 
 /// An input artifact of a node and the node of the run that produced it.
@@ -40,6 +43,32 @@ pub struct NodeReport {
     pub node: NodeExecution,
     pub inputs: Vec<InputRef>,
     pub outputs: Vec<OutputPreview>,
+    /// The replay gave the node's outputs instead of running it.
+    pub overridden: bool,
+    /// The outputs it gave, with their values and where they came from.
+    pub overrides: Vec<OutputOverride>,
+}
+
+impl NodeReport {
+    /// The report of `node` of `run`, telling whether the run's replay
+    /// gave its outputs.
+    pub fn new(
+        run: &retake::v1::Run,
+        node: NodeExecution,
+        inputs: Vec<InputRef>,
+        outputs: Vec<OutputPreview>,
+    ) -> Self {
+        let overrides = render::overrides_by_node(run)
+            .remove(&node.node_id)
+            .unwrap_or_default();
+        Self {
+            overridden: render::is_overridden(&node, &overrides),
+            node,
+            inputs,
+            outputs,
+            overrides,
+        }
+    }
 }
 
 /// Output artifact id -> the node of `nodes` that produced (or reused) it.
@@ -88,6 +117,7 @@ pub async fn outputs_of(clients: &Clients, node: &NodeExecution) -> CliResult<Ve
                 name: artifact.name,
                 text: String::from_utf8(content).ok(),
                 size_bytes: artifact.size_bytes,
+                run_id: artifact.run_id,
             })
         }
     });
@@ -139,13 +169,10 @@ pub async fn debug(clients: &Clients, args: &DebugArgs) -> CliResult<DebugReport
     let reports = futures::stream::iter(nodes.into_iter().map(|node| {
         let clients = clients.clone();
         let inputs = input_refs(&node, &producers);
+        let run = &run;
         async move {
             let outputs = outputs_of(&clients, &node).await?;
-            Ok::<_, CliError>(NodeReport {
-                node,
-                inputs,
-                outputs,
-            })
+            Ok::<_, CliError>(NodeReport::new(run, node, inputs, outputs))
         }
     }))
     .buffered(8)
@@ -203,15 +230,20 @@ pub fn node_text(style: Style, report: &NodeReport, preview_chars: usize) -> Str
     } else {
         String::new()
     };
+    let agent = if n.agent.is_empty() { "-" } else { &n.agent };
+    let (status, detail) = if report.overridden {
+        (style.cyan("overridden"), format!(" ({agent} not run)"))
+    } else {
+        (
+            style.node_status(n.status()),
+            format!(" ({agent}{latency})"),
+        )
+    };
     out.push_str(&format!(
-        "{} {}  {}{}\n",
+        "{} {}  {status}{}\n",
         style.bold("●"),
         style.bold(&n.node_id),
-        style.node_status(n.status()),
-        style.dim(&format!(
-            " ({}{latency})",
-            if n.agent.is_empty() { "-" } else { &n.agent }
-        )),
+        style.dim(&detail),
     ));
     let field = |out: &mut String, k: &str, v: &str| {
         if v.contains('\n') {
@@ -225,7 +257,10 @@ pub fn node_text(style: Style, report: &NodeReport, preview_chars: usize) -> Str
         }
     };
     field(&mut out, "Execution", &n.id);
-    if !n.model.is_empty() {
+    if report.overridden {
+        field(&mut out, "Overridden", &overridden_text(report));
+    }
+    if !n.model.is_empty() && n.model != render::OVERRIDE_MODEL {
         field(&mut out, "Model", &n.model);
     }
     if n.attempt_count > 1 {
@@ -244,10 +279,21 @@ pub fn node_text(style: Style, report: &NodeReport, preview_chars: usize) -> Str
         );
     }
     if !n.reused_from_run_id.is_empty() {
-        let nex = if n.reused_from_node_execution_id.is_empty() {
+        let mut notes = Vec::new();
+        if !n.reused_from_node_execution_id.is_empty() {
+            notes.push(format!(
+                "node execution {}",
+                n.reused_from_node_execution_id
+            ));
+        }
+        // The model marks a result that was itself given to a replay there.
+        if n.model == render::OVERRIDE_MODEL {
+            notes.push("its output was overridden there".to_string());
+        }
+        let nex = if notes.is_empty() {
             String::new()
         } else {
-            format!(" (node execution {})", n.reused_from_node_execution_id)
+            format!(" ({})", notes.join(", "))
         };
         field(
             &mut out,
@@ -326,6 +372,27 @@ pub fn node_text(style: Style, report: &NodeReport, preview_chars: usize) -> Str
     out
 }
 
+/// What a replay gave an overridden node, output by output (`result =
+/// "x"`, `notes from @notes.txt`), and the outputs it kept from the run
+/// it was forked from.
+pub fn overridden_text(report: &NodeReport) -> String {
+    let mut parts: Vec<String> = report
+        .overrides
+        .iter()
+        .map(render::override_origin)
+        .collect();
+    for o in &report.outputs {
+        if !report.overrides.iter().any(|v| v.output == o.name) && o.run_id != report.node.run_id {
+            parts.push(format!("{} kept from run {}", o.name, o.run_id));
+        }
+    }
+    if parts.is_empty() {
+        "outputs given to the replay".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
 /// ` (timeout)` after an error, unless the error already says it (`cancelled (cancelled)`).
 fn origin_suffix(message: &str, origin: FailureOrigin) -> String {
     match origin {
@@ -369,8 +436,8 @@ pub fn node_json(report: &NodeReport, preview_chars: usize) -> serde_json::Value
         "node_execution_id": n.id,
         "status": node_status_name(n.status()),
         "agent": empty_null(&n.agent),
-        "model": empty_null(&n.model),
-        "config": parsed(&n.config_json),
+        "model": if report.overridden || n.model == render::OVERRIDE_MODEL { serde_json::Value::Null } else { empty_null(&n.model) },
+        "config": if report.overridden { serde_json::Value::Null } else { parsed(&n.config_json) },
         "prompt": empty_null(&n.prompt),
         "inputs": parsed(&n.inputs_json),
         "input_artifact_ids": n.input_artifact_ids,
@@ -402,6 +469,11 @@ pub fn node_json(report: &NodeReport, preview_chars: usize) -> serde_json::Value
         "reused_from_node_execution_id": empty_null(&n.reused_from_node_execution_id),
         "blocked_by": n.blocked_by,
         "depends_on": n.depends_on,
+        "overridden": report.overridden,
+        "overrides": report.overrides.iter().map(|o| serde_json::json!({
+            "output": o.output,
+            "source": empty_null(&o.source),
+        })).collect::<Vec<_>>(),
     })
 }
 

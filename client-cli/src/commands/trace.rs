@@ -8,7 +8,9 @@ use crate::connect::Clients;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Output, Style, node_status_name};
 use prost_types::Timestamp;
-use retake::v1::{GetNodeExecutionRequest, GetRunRequest, NodeExecution, NodeStatus, Run};
+use retake::v1::{
+    GetNodeExecutionRequest, GetRunRequest, NodeExecution, NodeStatus, OutputOverride, Run,
+};
 use std::collections::HashMap;
 
 /// What `retake trace …` shows.
@@ -58,6 +60,29 @@ pub struct Timeline {
     pub run: RunSummary,
     pub run_start_ms: Option<i64>,
     pub nodes: Vec<NodeExecution>,
+    /// The outputs the run's replay gave instead of running their nodes.
+    pub overrides: HashMap<String, Vec<OutputOverride>>,
+}
+
+/// Whether `node` did not run because the replay gave its outputs.
+fn overridden(overrides: &HashMap<String, Vec<OutputOverride>>, node: &NodeExecution) -> bool {
+    let given = overrides.get(&node.node_id).map(Vec::as_slice);
+    render::is_overridden(node, given.unwrap_or_default())
+}
+
+/// A node's status word, `overridden` for a node the replay did not run.
+fn status_word(style: Style, overridden: bool, status: NodeStatus) -> String {
+    if overridden {
+        style.cyan("overridden")
+    } else {
+        style.node_status(status)
+    }
+}
+
+/// Milliseconds from `start` to `at`; never negative, so a node recorded
+/// as starting before its run is shown at the run's start.
+fn offset(start: i64, at: i64) -> i64 {
+    (at - start).max(0)
 }
 
 pub async fn timeline(clients: &Clients, run_id: &str) -> CliResult<Timeline> {
@@ -71,6 +96,7 @@ pub async fn timeline(clients: &Clients, run_id: &str) -> CliResult<Timeline> {
     });
     Ok(Timeline {
         run_start_ms: millis(run.start_time.as_ref()),
+        overrides: render::overrides_by_node(&run),
         run: RunSummary::from_run(&run),
         nodes,
     })
@@ -116,11 +142,11 @@ impl Output for Timeline {
             .nodes
             .iter()
             .map(|n| {
-                let (offset, bar) = match (start, millis(n.start_time.as_ref())) {
+                let (start, bar) = match (start, millis(n.start_time.as_ref())) {
                     (Some(s), Some(ns)) => {
                         let ne = millis(n.finish_time.as_ref()).unwrap_or(ns + n.latency_ms);
-                        let from = ((ns - s) * BAR_WIDTH / span).clamp(0, BAR_WIDTH - 1);
-                        let to = ((ne - s) * BAR_WIDTH / span).clamp(from + 1, BAR_WIDTH);
+                        let from = (offset(s, ns) * BAR_WIDTH / span).clamp(0, BAR_WIDTH - 1);
+                        let to = (offset(s, ne) * BAR_WIDTH / span).clamp(from + 1, BAR_WIDTH);
                         let bar = format!(
                             "{}{}{}",
                             " ".repeat(from as usize),
@@ -132,7 +158,7 @@ impl Output for Timeline {
                             NodeStatus::Completed => style.green(&bar),
                             _ => style.yellow(&bar),
                         };
-                        (format!("+{}", render::duration(ns - s)), bar)
+                        (format!("+{}", render::duration(offset(s, ns))), bar)
                     }
                     _ => ("-".to_string(), " ".repeat(BAR_WIDTH as usize)),
                 };
@@ -142,11 +168,11 @@ impl Output for Timeline {
                     _ => "-".into(),
                 };
                 vec![
-                    offset,
+                    start,
                     took,
                     bar,
                     n.node_id.clone(),
-                    style.node_status(n.status()),
+                    status_word(style, overridden(&self.overrides, n), n.status()),
                 ]
             })
             .collect();
@@ -167,11 +193,12 @@ impl Output for Timeline {
                 "status": node_status_name(n.status()),
                 "started_at": render::rfc3339(n.start_time.as_ref()),
                 "finished_at": render::rfc3339(n.finish_time.as_ref()),
-                "offset_ms": match (self.run_start_ms, millis(n.start_time.as_ref())) { (Some(s), Some(ns)) => Some(ns - s), _ => None },
+                "offset_ms": match (self.run_start_ms, millis(n.start_time.as_ref())) { (Some(s), Some(ns)) => Some(offset(s, ns)), _ => None },
                 "latency_ms": n.latency_ms,
                 "attempts": n.attempt_count,
                 "reused_from_run_id": (!n.reused_from_run_id.is_empty()).then_some(&n.reused_from_run_id),
                 "blocked_by": n.blocked_by,
+                "overridden": overridden(&self.overrides, n),
             })).collect::<Vec<_>>(),
         })
     }
@@ -184,6 +211,8 @@ pub struct Graph {
     pub nodes: Vec<NodeExecution>,
     /// Longest path from an entry node, per node id.
     pub depth: HashMap<String, usize>,
+    /// The outputs the run's replay gave instead of running their nodes.
+    pub overrides: HashMap<String, Vec<OutputOverride>>,
 }
 
 pub async fn graph(clients: &Clients, run_id: &str) -> CliResult<Graph> {
@@ -205,6 +234,7 @@ pub async fn graph(clients: &Clients, run_id: &str) -> CliResult<Graph> {
         run: RunSummary::from_run(&run),
         nodes,
         depth,
+        overrides: render::overrides_by_node(&run),
     })
 }
 
@@ -248,18 +278,29 @@ impl Output for Graph {
                 } else {
                     style.dim(&format!("  ← {}", n.depends_on.join(", ")))
                 };
-                let why = if !n.blocked_by.is_empty() {
+                let is_overridden = overridden(&self.overrides, n);
+                let why = if is_overridden {
+                    let given = self.overrides.get(&n.node_id).map(Vec::as_slice);
+                    match given.unwrap_or_default() {
+                        [] => style.dim("  (outputs given to the replay)"),
+                        given => style.dim(&format!("  ({})", render::override_origins(given))),
+                    }
+                } else if !n.blocked_by.is_empty() {
                     style.dim(&format!("  (blocked by {})", n.blocked_by.join(", ")))
                 } else if !n.reused_from_run_id.is_empty() {
                     style.dim(&format!("  (from {})", n.reused_from_run_id))
                 } else {
                     String::new()
                 };
+                let icon = if is_overridden {
+                    style.cyan("↷")
+                } else {
+                    status_icon(style, n.status())
+                };
                 out.push_str(&format!(
-                    "  {} {}  {}{deps}{why}\n",
-                    status_icon(style, n.status()),
+                    "  {icon} {}  {}{deps}{why}\n",
                     n.node_id,
-                    style.node_status(n.status())
+                    status_word(style, is_overridden, n.status())
                 ));
             }
         }
@@ -285,6 +326,7 @@ impl Output for Graph {
                 "depth": self.depth.get(&n.node_id),
                 "blocked_by": n.blocked_by,
                 "reused_from_run_id": (!n.reused_from_run_id.is_empty()).then_some(&n.reused_from_run_id),
+                "overridden": overridden(&self.overrides, n),
             })).collect::<Vec<_>>(),
             "edges": edges.iter().map(|(a, b)| serde_json::json!({"from": a, "to": b})).collect::<Vec<_>>(),
         })
@@ -298,7 +340,7 @@ pub struct NodeTrace {
 }
 
 pub async fn node(clients: &Clients, run_id: &str, step: &str) -> CliResult<NodeTrace> {
-    let (_, all) = run_with_nodes(clients, run_id).await?;
+    let (run, all) = run_with_nodes(clients, run_id).await?;
     let mut runs = clients.runs.clone();
     let node = runs
         .get_node_execution(GetNodeExecutionRequest {
@@ -312,11 +354,7 @@ pub async fn node(clients: &Clients, run_id: &str, step: &str) -> CliResult<Node
     let outputs = outputs_of(clients, &node).await?;
     let inputs = input_refs(&node, &producers(&all));
     Ok(NodeTrace {
-        report: NodeReport {
-            node,
-            inputs,
-            outputs,
-        },
+        report: NodeReport::new(&run, node, inputs, outputs),
     })
 }
 
@@ -337,7 +375,11 @@ impl Output for NodeTrace {
         if let Some(t) = render::rfc3339(n.finish_time.as_ref()) {
             field(&mut out, "Finished", &t);
         }
-        if !n.config_json.is_empty() && n.config_json != "{}" && n.config_json != "null" {
+        if !self.report.overridden
+            && !n.config_json.is_empty()
+            && n.config_json != "{}"
+            && n.config_json != "null"
+        {
             out.push_str(&format!(
                 "    {}\n{}",
                 style.dim("Config:"),
@@ -382,5 +424,57 @@ impl Output for Trace {
             Trace::Graph(g) => g.json(),
             Trace::Node(n) => n.json(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> Option<Timestamp> {
+        Some(Timestamp {
+            seconds: ms / 1000,
+            nanos: ((ms % 1000) * 1_000_000) as i32,
+        })
+    }
+
+    #[test]
+    fn no_node_is_shown_starting_before_its_run() {
+        let run = Run {
+            id: "run_1".into(),
+            start_time: at(10_000),
+            finish_time: at(10_020),
+            ..Default::default()
+        };
+        // Recorded a millisecond before the run's start, as older servers did
+        // for the nodes a replay decided up front.
+        let early = NodeExecution {
+            node_id: "early".into(),
+            status: NodeStatus::Completed as i32,
+            start_time: at(9_999),
+            finish_time: at(9_999),
+            ..Default::default()
+        };
+        let later = NodeExecution {
+            node_id: "later".into(),
+            status: NodeStatus::Completed as i32,
+            start_time: at(10_005),
+            finish_time: at(10_020),
+            latency_ms: 15,
+            ..Default::default()
+        };
+        let timeline = Timeline {
+            run_start_ms: millis(run.start_time.as_ref()),
+            run: RunSummary::from_run(&run),
+            nodes: vec![early, later],
+            overrides: HashMap::new(),
+        };
+        let text = timeline.text(Style::PLAIN);
+        assert!(!text.contains("-1 ms"), "{text}");
+        let row = text.lines().find(|l| l.contains("early")).unwrap();
+        assert!(row.starts_with("+0 ms "), "{text}");
+        let json = timeline.json();
+        assert_eq!(json["nodes"][0]["offset_ms"], 0);
+        assert_eq!(json["nodes"][1]["offset_ms"], 5);
     }
 }
