@@ -999,6 +999,12 @@ fn parse_node(
     if let Some(e) = template::name_error("node ids", id) {
         v.error(node, e);
     }
+    if matches!(id, "user" | "env") {
+        v.error(
+            node,
+            format!("'{id}' cannot be a node id: ${{{id}.NAME}} always means a variable, so its outputs could not be referenced"),
+        );
+    }
     let Value::Object(map) = raw else {
         v.error(
             node,
@@ -1544,6 +1550,26 @@ mod tests {
         assert_eq!(w.nodes[0].deadline_ms, 5000);
         assert_eq!(w.nodes[0].retry.max_retries, 3);
         assert_eq!(w.nodes[3].line, 4);
+    }
+
+    #[test]
+    fn user_and_env_are_not_node_ids() {
+        for id in ["user", "env"] {
+            let yaml = format!("name: w\nnodes:\n  {id}: {{agent: local://echo, outputs: [o]}}\n");
+            let l = load(
+                &yaml,
+                &BTreeMap::new(),
+                &BTreeMap::new(),
+                LoadOptions::default(),
+            );
+            assert!(
+                l.errors
+                    .iter()
+                    .any(|e| e.to_string().contains("cannot be a node id")),
+                "{:?}",
+                l.errors
+            );
+        }
     }
 
     #[test]
