@@ -92,7 +92,8 @@ pub enum Outcome {
     Running,
     /// The whole answer was handed to the connection.
     Answered(String),
-    /// A deliberate failure (HTTP 400), which the node's retry policy retries.
+    /// A deliberate failure (HTTP 408, transient and not retried inside the
+    /// agent), which the node's retry policy retries.
     Failed,
     /// The connection went away before the answer was complete.
     Abandoned,
@@ -274,8 +275,8 @@ async fn handle(state: Arc<FakeState>, req: Request<Body>) -> Response {
     if node.starts_with("flaky") && n <= state.failures_per_flaky_node {
         track.set(Outcome::Failed);
         return json_reply(
-            400,
-            json!({"error": {"message": format!("deliberate failure {n} of {key}"), "type": "invalid_request_error"}}),
+            408,
+            json!({"error": {"message": format!("deliberate failure {n} of {key}"), "type": "timeout"}}),
         );
     }
 
