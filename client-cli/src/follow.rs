@@ -162,6 +162,12 @@ pub async fn follow_until(
                 Ok(Some(resp)) => {
                     reconnects = 0;
                     let Some(event) = resp.event else { continue };
+                    // Streamed text is live only (sequence 0): shown, never
+                    // a place to resume from.
+                    if event.kind() == EventKind::NodeOutputDelta {
+                        sink.on_event(&event);
+                        continue;
+                    }
                     if event.sequence <= last {
                         continue;
                     }

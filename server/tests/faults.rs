@@ -392,6 +392,10 @@ async fn follow(sh: Arc<Shared>, run_id: String) {
         // Until the server dies (or the stream idles): then watch again.
         while let Ok(Some(Ok(resp))) = timeout(Duration::from_secs(20), stream.next()).await {
             let Some(e) = resp.event else { continue };
+            // Streamed text is live only (sequence 0), not part of the log.
+            if e.sequence == 0 {
+                continue;
+            }
             let mut st = sh.st();
             if e.sequence != last + 1 {
                 st.problems.push(format!(

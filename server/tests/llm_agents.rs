@@ -590,3 +590,40 @@ nodes:
         n.error
     );
 }
+
+#[tokio::test]
+async fn streamed_text_is_live_only_and_a_late_watcher_gets_it_whole() {
+    let fake = Fake::start(|_, _| Reply::Sse {
+        chunks: openai_stream("gpt-4o-mini", &["one ", "two ", "three ", "four"], 5, 4),
+        gap: Duration::from_millis(150),
+    })
+    .await;
+    let mut server = server().await;
+    let yaml = format!(
+        "name: llm-late\nnodes:\n  write:\n    agent: llm://openai/gpt-4o-mini\n    inputs: {{q: count}}\n    outputs: [result]\n    config: {{api_base: \"{}/v1\", api_key: \"${{env.{KEY_VAR}}}\"}}\n",
+        fake.url()
+    );
+    let id = server.start_run(&yaml).await;
+    // Join while the node streams: the text so far comes as one delta,
+    // then the rest live, each piece exactly once.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let late = server.events(&id).await;
+    assert_eq!(deltas(&late, "write").concat(), "one two three four");
+    assert!(
+        late.iter()
+            .filter(|e| e.kind == pb::EventKind::NodeOutputDelta as i32)
+            .all(|e| e.sequence == 0 && e.run_id == id)
+    );
+    // The durable log has no deltas, and its sequence has no gaps.
+    let history = server.events(&id).await;
+    assert!(deltas(&history, "write").is_empty());
+    let seqs: Vec<i64> = history.iter().map(|e| e.sequence).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    let (_, nodes) = server.get(&id).await;
+    assert_eq!(
+        server
+            .content(&node(&nodes, "write").output_artifact_ids[0])
+            .await,
+        "one two three four"
+    );
+}

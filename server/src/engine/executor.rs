@@ -918,19 +918,11 @@ impl RunDriver {
     async fn on_message(&mut self, msg: NodeMsg) -> Result<(), String> {
         match msg {
             NodeMsg::Delta { pos, text } => {
-                let node_id = self.nodes[pos].node_id.clone();
-                let detail = EventDetail {
-                    delta: text,
-                    ..Default::default()
-                };
-                let batch = WriteBatch {
-                    events: vec![self.event(EventKind::NodeOutputDelta, Some(&node_id), detail)],
-                    ..Default::default()
-                };
-                {
-                    self.stage(batch);
-                    Ok(())
-                }
+                // Streamed text is not journalled: the node's output is the
+                // record. Watchers get it live, and one joining mid-node
+                // gets what came so far as one delta.
+                self.active.publish_delta(&self.nodes[pos].node_id, text);
+                Ok(())
             }
             NodeMsg::Started { pos, attempt, at } => {
                 let rec = &mut self.nodes[pos];
@@ -972,6 +964,8 @@ impl RunDriver {
                 error,
                 origin,
             } => {
+                // The next attempt streams its own text from the start.
+                self.active.end_partial(&self.nodes[pos].node_id);
                 let now = now_micros();
                 let rec = &mut self.nodes[pos];
                 if let Some(last) = rec.attempts.last_mut() {
@@ -1003,6 +997,7 @@ impl RunDriver {
         let pos = done.pos;
         let workflow = self.workflow.clone();
         let node = &workflow.nodes[pos];
+        self.active.end_partial(&node.id);
         let now = now_micros();
         let latency = done.started.elapsed().as_millis() as i64;
         let mut batch = WriteBatch::default();

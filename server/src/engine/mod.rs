@@ -39,6 +39,45 @@ pub struct ActiveRun {
     done: watch::Sender<bool>,
     /// Answers to the run's human waits.
     answers: mpsc::UnboundedSender<executor::WaitAnswer>,
+    /// Text streamed so far by each node still running. Held while a
+    /// delta is published and while a watcher subscribes, so a watcher
+    /// sees every piece exactly once: in its catch-up or live.
+    partial: Mutex<HashMap<String, String>>,
+}
+
+impl ActiveRun {
+    /// Sends a streamed piece of a node's output to live watchers. Deltas
+    /// carry sequence 0: they are not part of the durable event log.
+    pub(crate) fn publish_delta(&self, node_id: &str, text: String) {
+        let mut partial = self.partial.lock().expect("partial output lock");
+        partial
+            .entry(node_id.to_string())
+            .or_default()
+            .push_str(&text);
+        let _ = self.events.send(delta_event(node_id, text));
+    }
+
+    /// Forgets the streamed text of a node that ended.
+    pub(crate) fn end_partial(&self, node_id: &str) {
+        self.partial
+            .lock()
+            .expect("partial output lock")
+            .remove(node_id);
+    }
+}
+
+fn delta_event(node_id: &str, text: String) -> Event {
+    Event {
+        run_id: String::new(),
+        sequence: 0,
+        kind: EventKind::NodeOutputDelta,
+        time: now_micros(),
+        node_id: Some(node_id.to_string()),
+        detail: EventDetail {
+            delta: text,
+            ..Default::default()
+        },
+    }
 }
 
 pub struct EngineInner {
@@ -220,6 +259,7 @@ impl Engine {
             events,
             done,
             answers,
+            partial: Mutex::new(HashMap::new()),
         });
         self.0
             .active
@@ -529,15 +569,28 @@ impl Engine {
             )));
         }
         // Subscribe before reading history so nothing falls between the two.
-        let live = self
+        let active = self
             .0
             .active
             .lock()
             .expect("active runs lock")
             .get(&run.id)
-            .map(|a| a.events.subscribe());
+            .cloned();
+        let (live, partial) = match active {
+            Some(a) => {
+                let partial = a.partial.lock().expect("partial output lock");
+                let rx = a.events.subscribe();
+                let catch_up: Vec<Event> = partial
+                    .iter()
+                    .filter(|(_, text)| !text.is_empty())
+                    .map(|(node, text)| delta_event(node, text.clone()))
+                    .collect();
+                (Some(rx), catch_up)
+            }
+            None => (None, Vec::new()),
+        };
         let engine = self.clone();
-        Ok(async_stream(engine, run, after, live))
+        Ok(async_stream(engine, run, after, live, partial))
     }
 
     /// Artifact metadata and content.
@@ -755,76 +808,128 @@ fn shutting_down(last: i64) -> EngineError {
 
 /// History from the store, then live events, with no gap and no duplicate:
 /// anything the live channel misses (lag) is re-read from the store.
+/// Streamed output (sequence 0) is passed through as it comes; a watcher
+/// that joins while a node streams first gets that node's text so far.
 fn async_stream(
     engine: Engine,
     run: Run,
     after: i64,
     live: Option<broadcast::Receiver<Event>>,
+    partial: Vec<Event>,
 ) -> impl Stream<Item = EngineResult<Event>> {
-    futures::stream::unfold(
-        (
-            engine,
-            run,
-            after,
-            live,
-            std::collections::VecDeque::<Event>::new(),
-            false,
-        ),
-        |(engine, run, mut last, mut live, mut buf, mut ended)| async move {
-            loop {
-                if let Some(e) = buf.pop_front() {
-                    last = e.sequence;
-                    if e.kind == EventKind::RunFinished {
-                        ended = true;
-                        buf.clear();
+    let watch = Watch {
+        engine,
+        run,
+        last: after,
+        live,
+        buf: std::collections::VecDeque::new(),
+        catch_up: partial,
+        ended_nodes: std::collections::HashSet::new(),
+        ended: false,
+    };
+    futures::stream::unfold(watch, |mut w| async move {
+        let item = w.next().await?;
+        if item.is_err() {
+            w.ended = true;
+        }
+        Some((item, w))
+    })
+}
+
+struct Watch {
+    engine: Engine,
+    run: Run,
+    last: i64,
+    live: Option<broadcast::Receiver<Event>>,
+    buf: std::collections::VecDeque<Event>,
+    /// Text streamed before this watcher joined, sent once it has caught up.
+    catch_up: Vec<Event>,
+    /// Nodes whose end this watcher has seen: their catch-up text is stale.
+    ended_nodes: std::collections::HashSet<String>,
+    ended: bool,
+}
+
+impl Watch {
+    async fn next(&mut self) -> Option<EngineResult<Event>> {
+        loop {
+            if let Some(mut e) = self.buf.pop_front() {
+                if e.sequence == 0 {
+                    e.run_id = self.run.id.clone();
+                    return Some(Ok(e));
+                }
+                self.last = e.sequence;
+                match e.kind {
+                    EventKind::RunFinished => {
+                        self.ended = true;
+                        self.buf.clear();
                     }
-                    return Some((Ok(e), (engine, run, last, live, buf, ended)));
-                }
-                if ended {
-                    return None;
-                }
-                // Catch up from the store first.
-                match engine.0.store.events_after(&run, last, 500).await {
-                    Err(e) => return Some((Err(e), (engine, run, last, live, buf, true))),
-                    Ok(events) if !events.is_empty() => {
-                        buf.extend(events);
-                        continue;
+                    EventKind::NodeCompleted
+                    | EventKind::NodeFailed
+                    | EventKind::NodeCancelled
+                    | EventKind::NodeSkipped => {
+                        self.ended_nodes.extend(e.node_id.clone());
                     }
-                    Ok(_) => {}
+                    _ => {}
                 }
-                // Caught up. A finished run (or one not executing here) ends the stream.
-                let Some(rx) = live.as_mut() else {
-                    let current = engine.0.store.find_run(RunRef(&run.id)).await;
-                    match current {
-                        Ok(r) if !r.status.is_finished() => {
-                            // Executing in another process: poll the store.
-                            tokio::select! {
-                                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => continue,
-                                _ = engine.0.shutdown.cancelled() => {
-                                    return Some((Err(shutting_down(last)), (engine, run, last, live, buf, true)));
-                                }
-                            }
+                return Some(Ok(e));
+            }
+            if self.ended {
+                return None;
+            }
+            // Catch up from the store first.
+            match self
+                .engine
+                .0
+                .store
+                .events_after(&self.run, self.last, 500)
+                .await
+            {
+                Err(e) => return Some(Err(e)),
+                Ok(events) if !events.is_empty() => {
+                    self.buf.extend(events);
+                    continue;
+                }
+                Ok(_) => {}
+            }
+            if !self.catch_up.is_empty() {
+                let ended = &self.ended_nodes;
+                self.buf.extend(
+                    self.catch_up
+                        .drain(..)
+                        .filter(|e| e.node_id.as_ref().is_none_or(|n| !ended.contains(n))),
+                );
+                continue;
+            }
+            // Caught up. A finished run (or one not executing here) ends the stream.
+            let shutdown = self.engine.0.shutdown.clone();
+            let Some(rx) = self.live.as_mut() else {
+                let current = self.engine.0.store.find_run(RunRef(&self.run.id)).await;
+                match current {
+                    Ok(r) if !r.status.is_finished() => {
+                        // Executing in another process: poll the store.
+                        tokio::select! {
+                            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => continue,
+                            _ = shutdown.cancelled() => return Some(Err(shutting_down(self.last))),
                         }
-                        _ => return None,
                     }
-                };
-                let received = tokio::select! {
-                    r = rx.recv() => r,
-                    _ = engine.0.shutdown.cancelled() => {
-                        return Some((Err(shutting_down(last)), (engine, run, last, live, buf, true)));
-                    }
-                };
-                match received {
-                    Ok(e) if e.sequence <= last => continue,
-                    Ok(e) if e.sequence == last + 1 => buf.push_back(e),
-                    // A gap or lag: the store has everything committed.
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => {
-                        live = None;
-                        continue;
-                    }
+                    _ => return None,
+                }
+            };
+            let received = tokio::select! {
+                r = rx.recv() => r,
+                _ = shutdown.cancelled() => return Some(Err(shutting_down(self.last))),
+            };
+            match received {
+                Ok(e) if e.sequence == 0 => self.buf.push_back(e),
+                Ok(e) if e.sequence <= self.last => continue,
+                Ok(e) if e.sequence == self.last + 1 => self.buf.push_back(e),
+                // A gap or lag: the store has everything committed.
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => {
+                    self.live = None;
+                    continue;
                 }
             }
-        },
-    )
+        }
+    }
 }

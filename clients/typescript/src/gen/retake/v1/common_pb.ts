@@ -625,7 +625,11 @@ export const ArtifactSchema: GenMessage<Artifact> = /*@__PURE__*/
   messageDesc(file_retake_v1_common, 9);
 
 /**
- * A persisted run event. Sequence numbers start at 1 and have no gaps.
+ * A run event. Persisted events have sequence numbers starting at 1 with no
+ * gaps. NODE_OUTPUT_DELTA events (streamed model output) are not persisted:
+ * they have sequence 0, reach only live WatchRun streams, and a watcher that
+ * joins while a node streams first gets that node's text so far as one
+ * delta. The node's output artifact is the record of the full text.
  *
  * @generated from message retake.v1.Event
  */
