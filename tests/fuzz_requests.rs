@@ -445,40 +445,6 @@ impl Fixture {
 /// Sends raw bytes as the request of `method`, reading every response
 /// message (WatchRun streams).
 async fn raw_call(s: &TestServer, method: &str, body: Vec<u8>) -> Result<usize, tonic::Status> {
-    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-    #[derive(Default)]
-    struct Raw;
-    impl Encoder for Raw {
-        type Item = Vec<u8>;
-        type Error = tonic::Status;
-        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-            use bytes::BufMut;
-            dst.put_slice(&item);
-            Ok(())
-        }
-    }
-    impl Decoder for Raw {
-        type Item = Vec<u8>;
-        type Error = tonic::Status;
-        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
-            use bytes::Buf;
-            let mut out = vec![0; src.remaining()];
-            src.copy_to_slice(&mut out);
-            Ok(Some(out))
-        }
-    }
-    impl Codec for Raw {
-        type Encode = Vec<u8>;
-        type Decode = Vec<u8>;
-        type Encoder = Raw;
-        type Decoder = Raw;
-        fn encoder(&mut self) -> Raw {
-            Raw
-        }
-        fn decoder(&mut self) -> Raw {
-            Raw
-        }
-    }
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", s.addr))
         .unwrap()
         .connect()
@@ -489,10 +455,10 @@ async fn raw_call(s: &TestServer, method: &str, body: Vec<u8>) -> Result<usize, 
         .max_encoding_message_size(128 << 20);
     grpc.ready().await.unwrap();
     let mut stream = grpc
-        .server_streaming::<Vec<u8>, Vec<u8>, Raw>(
+        .server_streaming::<Vec<u8>, Vec<u8>, RawCodec>(
             tonic::Request::new(body),
             method.parse().unwrap(),
-            Raw,
+            RawCodec,
         )
         .await?
         .into_inner();

@@ -11,7 +11,7 @@ use tonic::Code;
 
 /// A server configured as `retake-server` configures itself.
 async fn operated() -> TestServer {
-    start_with(|s| s.env_policy = Some(EnvPolicy::default())).await
+    start_with(|s| s.env_policy = Some(EnvPolicy::default().into())).await
 }
 
 fn start_request(yaml: &str) -> pb::StartRunRequest {
@@ -259,40 +259,6 @@ async fn a_run_waiting_for_a_person_holds_no_slot() {
 
 /// Sends raw bytes as the request body of `method`.
 async fn raw_call(s: &TestServer, method: &str, body: Vec<u8>) -> tonic::Status {
-    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-    #[derive(Default)]
-    struct Raw;
-    impl Encoder for Raw {
-        type Item = Vec<u8>;
-        type Error = tonic::Status;
-        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-            use bytes::BufMut;
-            dst.put_slice(&item);
-            Ok(())
-        }
-    }
-    impl Decoder for Raw {
-        type Item = Vec<u8>;
-        type Error = tonic::Status;
-        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
-            use bytes::Buf;
-            let mut out = vec![0; src.remaining()];
-            src.copy_to_slice(&mut out);
-            Ok(Some(out))
-        }
-    }
-    impl Codec for Raw {
-        type Encode = Vec<u8>;
-        type Decode = Vec<u8>;
-        type Encoder = Raw;
-        type Decoder = Raw;
-        fn encoder(&mut self) -> Raw {
-            Raw
-        }
-        fn decoder(&mut self) -> Raw {
-            Raw
-        }
-    }
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", s.addr))
         .unwrap()
         .connect()
@@ -300,9 +266,13 @@ async fn raw_call(s: &TestServer, method: &str, body: Vec<u8>) -> tonic::Status 
         .unwrap();
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
-    grpc.unary::<Vec<u8>, Vec<u8>, Raw>(tonic::Request::new(body), method.parse().unwrap(), Raw)
-        .await
-        .unwrap_err()
+    grpc.unary::<Vec<u8>, Vec<u8>, RawCodec>(
+        tonic::Request::new(body),
+        method.parse().unwrap(),
+        RawCodec,
+    )
+    .await
+    .unwrap_err()
 }
 
 #[tokio::test]

@@ -81,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
         policy.allowed_vars = args.allow_env;
     }
     policy.secret_hosts = args.allow_secret_host;
-    settings.env_policy = Some(policy);
+    settings.env_policy = Some(std::sync::Arc::new(policy));
     if let Some(path) = args.auth_token_file {
         let token = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read auth token file {}", path.display()))?

@@ -38,7 +38,7 @@ pub struct Settings {
     /// values may be sent. None (the default, for the CLI's embedded
     /// engine): the user is the operator and no restriction applies;
     /// `retake-server` always sets one.
-    pub env_policy: Option<EnvPolicy>,
+    pub env_policy: Option<std::sync::Arc<EnvPolicy>>,
 }
 
 /// What an operator lets workflows take from the server's environment.

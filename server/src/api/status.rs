@@ -99,22 +99,25 @@ where
 /// Rewrites a trailers-only response's status (the only kind a request
 /// that never reached its handler gets).
 fn correct_status(headers: &mut http::HeaderMap) {
-    let code = match headers.get("grpc-status").map(|v| v.as_bytes()) {
-        Some(b"13") => tonic::Code::Internal,
-        Some(b"11") => tonic::Code::OutOfRange,
-        _ => return,
+    if !matches!(
+        headers.get("grpc-status").map(|v| v.as_bytes()),
+        Some(b"13" | b"11")
+    ) {
+        return;
+    }
+    let Some(status) = Status::from_header_map(headers) else {
+        return;
     };
-    let message = headers
-        .get("grpc-message")
-        .map(|v| percent_decode(v.as_bytes()))
-        .unwrap_or_default();
-    let corrected = if code == tonic::Code::Internal
+    let message = status.message();
+    let corrected = if status.code() == tonic::Code::Internal
         && message.starts_with("failed to decode Protobuf message")
     {
         Status::invalid_argument(format!(
             "the request is not a valid message for this method: {message}"
         ))
-    } else if code == tonic::Code::OutOfRange && message.contains("message length too large") {
+    } else if status.code() == tonic::Code::OutOfRange
+        && message.contains("message length too large")
+    {
         let numbers: Vec<&str> = message
             .split(|c: char| !c.is_ascii_digit())
             .filter(|s| !s.is_empty())
@@ -130,30 +133,6 @@ fn correct_status(headers: &mut http::HeaderMap) {
     };
     headers.remove("grpc-message");
     let _ = corrected.add_header(headers);
-}
-
-/// gRPC percent-encodes grpc-message.
-fn percent_decode(bytes: &[u8]) -> String {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -180,7 +159,10 @@ mod tests {
         .unwrap();
         correct_status(&mut headers);
         assert_eq!(headers["grpc-status"], "8");
-        let message = percent_decode(headers["grpc-message"].as_bytes());
+        let message = Status::from_header_map(&headers)
+            .unwrap()
+            .message()
+            .to_string();
         assert!(message.contains("70000000 bytes"), "{message}");
         assert!(message.contains("67108864 bytes"), "{message}");
     }

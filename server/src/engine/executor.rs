@@ -332,7 +332,8 @@ impl RunDriver {
             }
             batch.nodes.push(rec.clone());
         }
-        for rec in &batch.nodes.clone() {
+        let stopped: Vec<String> = batch.nodes.iter().map(|n| n.node_id.clone()).collect();
+        for node_id in &stopped {
             let detail = EventDetail {
                 node_status: Some(NodeStatus::Cancelled),
                 message: format!("not finished: {cause}"),
@@ -340,21 +341,12 @@ impl RunDriver {
             };
             batch
                 .events
-                .push(self.event(EventKind::NodeCancelled, Some(&rec.node_id), detail));
+                .push(self.event(EventKind::NodeCancelled, Some(node_id), detail));
         }
-        let mut counts = NodeCounts {
-            total: self.nodes.len() as i32,
-            ..Default::default()
-        };
-        for rec in &durable {
-            counts.add(rec.status, 1);
-        }
-        // Nodes without a row are reused from the source run.
-        counts.add(
-            NodeStatus::Reused,
-            (self.nodes.len() as i32 - durable.len() as i32).max(0),
+        self.run.counts = NodeCounts::of_records(
+            self.nodes.len() as i32,
+            durable.iter().map(|rec| (rec.status, 1)),
         );
-        self.run.counts = counts;
         self.run.status = RunStatus::Failed;
         self.run.finished_at = Some(now);
         self.run.failure = Some(RunFailure {
@@ -613,7 +605,7 @@ impl RunDriver {
             &self.agents_by_pos[pos],
             &node.config,
             &variables,
-            self.engine.settings.env_policy.as_ref(),
+            self.engine.settings.env_policy.as_deref(),
         );
         let (config, secrets_list, config_error) =
             (resolved.config, resolved.secrets, resolved.error);

@@ -159,7 +159,7 @@ impl Engine {
         let opts = LoadOptions {
             ignore_missing_variables,
             max_nodes: self.0.settings.max_nodes,
-            env_policy: self.0.settings.env_policy.clone().map(Arc::new),
+            env_policy: self.0.settings.env_policy.clone(),
         };
         // Parsing a large document takes a while; keep it off the async workers.
         let (text, files, variables) = (
@@ -402,19 +402,8 @@ impl Engine {
         if run.status.is_finished() {
             return Ok(());
         }
-        let total = run.counts.total;
-        let mut counts = NodeCounts {
-            total,
-            ..Default::default()
-        };
-        let mut recorded = 0;
-        for (status, n) in self.0.store.node_counts(run.pk).await? {
-            counts.add(status, n);
-            recorded += n;
-        }
-        // Nodes without a record in this run are reused from its source.
-        counts.add(NodeStatus::Reused, (total - recorded).max(0));
-        run.counts = counts;
+        let records = self.0.store.node_counts(run.pk).await?;
+        run.counts = NodeCounts::of_records(run.counts.total, records);
         Ok(())
     }
 

@@ -137,6 +137,23 @@ pub struct NodeCounts {
 }
 
 impl NodeCounts {
+    /// Counts of a run of `total` nodes whose own records have these
+    /// statuses (with how many of each); nodes without a record in the run
+    /// are reused from its source.
+    pub fn of_records(total: i32, records: impl IntoIterator<Item = (NodeStatus, i32)>) -> Self {
+        let mut counts = Self {
+            total,
+            ..Default::default()
+        };
+        let mut recorded = 0;
+        for (status, n) in records {
+            counts.add(status, n);
+            recorded += n;
+        }
+        counts.add(NodeStatus::Reused, (total - recorded).max(0));
+        counts
+    }
+
     pub fn add(&mut self, status: NodeStatus, n: i32) {
         match status {
             NodeStatus::Pending => self.pending += n,

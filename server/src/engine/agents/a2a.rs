@@ -27,7 +27,7 @@
 //! An answer of data parts only is JSON (one part: that value; several: a
 //! list). `config.api_key`, when given, is sent as a bearer token.
 
-use super::error::{AgentError, fail, kind_of_status, read_limited};
+use super::error::{AgentError, fail, kind_of_status, quote, read_limited};
 use super::{AgentCall, AgentOutput, JSON, TEXT, describe_http_error, http_client, user_message};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
@@ -363,18 +363,17 @@ async fn rpc(endpoint: &Endpoint, method: &str, params: Value) -> Result<Value, 
         })?;
     let status = response.status();
     let bytes = read_limited(response, MAX_BODY).await?;
+    let status_error = || AgentError {
+        kind: kind_of_status(status),
+        message: format!(
+            "the A2A agent at {} answered {method} with {status}: {}",
+            endpoint.url,
+            quote(&bytes)
+        ),
+    };
     let value: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
-        Err(_) if !status.is_success() => {
-            return Err(AgentError {
-                kind: kind_of_status(status),
-                message: format!(
-                    "the A2A agent at {} answered {method} with {status}: {}",
-                    endpoint.url,
-                    quote(&bytes)
-                ),
-            });
-        }
+        Err(_) if !status.is_success() => return Err(status_error()),
         Err(e) => {
             return fail(format!(
                 "the A2A agent at {} answered {method} with a body that is not JSON ({e}): {}",
@@ -402,14 +401,7 @@ async fn rpc(endpoint: &Endpoint, method: &str, params: Value) -> Result<Value, 
         ));
     }
     if !status.is_success() {
-        return Err(AgentError {
-            kind: kind_of_status(status),
-            message: format!(
-                "the A2A agent at {} answered {method} with {status}: {}",
-                endpoint.url,
-                quote(&bytes)
-            ),
-        });
+        return Err(status_error());
     }
     match value.get("result") {
         Some(r) if !r.is_null() => Ok(r.clone()),
@@ -660,16 +652,6 @@ fn output(parts: Vec<Part>) -> Result<(String, &'static str), String> {
         ));
     }
     Ok((parts_text(&parts), TEXT))
-}
-
-fn quote(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.chars().count() > 300 {
-        format!("{}…", text.chars().take(300).collect::<String>())
-    } else {
-        text.to_string()
-    }
 }
 
 #[cfg(test)]

@@ -24,25 +24,23 @@ pub struct AgentError {
 }
 
 impl AgentError {
-    pub fn transient(message: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
-            kind: ErrorKind::Transient,
+            kind,
             message: message.into(),
         }
+    }
+
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Transient, message)
     }
 
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self {
-            kind: ErrorKind::Permanent,
-            message: message.into(),
-        }
+        Self::new(ErrorKind::Permanent, message)
     }
 
     pub fn configuration(message: impl Into<String>) -> Self {
-        Self {
-            kind: ErrorKind::Configuration,
-            message: message.into(),
-        }
+        Self::new(ErrorKind::Configuration, message)
     }
 
     pub fn is_transient(&self) -> bool {
@@ -86,6 +84,21 @@ pub fn kind_of_status(status: reqwest::StatusCode) -> ErrorKind {
         401 | 403 => ErrorKind::Configuration,
         s if s >= 500 => ErrorKind::Transient,
         _ => ErrorKind::Permanent,
+    }
+}
+
+/// The most of an answer's body a message quotes.
+const MAX_QUOTE: usize = 300;
+
+/// An answer's body as a message may quote it: trimmed, and cut after
+/// [`MAX_QUOTE`] characters.
+pub fn quote(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.chars().count() > MAX_QUOTE {
+        format!("{}…", text.chars().take(MAX_QUOTE).collect::<String>())
+    } else {
+        text.to_string()
     }
 }
 

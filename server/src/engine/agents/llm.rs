@@ -20,7 +20,7 @@
 //! retried here, honouring `Retry-After`; the node's deadline still bounds
 //! the whole attempt, since the executor drops this future when it passes.
 
-use super::error::{AgentError, kind_of_status, read_limited};
+use super::error::{AgentError, kind_of_status, quote, read_limited};
 use super::{AgentCall, AgentOutput, TEXT, describe_http_error, http_client, user_message};
 use crate::engine::model::Usage;
 use futures::StreamExt;
@@ -59,8 +59,6 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_WAIT: Duration = Duration::from_secs(30);
 /// The most of a non-streamed body we read.
 const MAX_BODY: usize = 64 << 20;
-/// The most of an error body we quote when it has no message of its own.
-const MAX_QUOTE: usize = 300;
 
 /// The environment variables holding the known providers' keys.
 pub const PROVIDER_KEY_VARS: &[&str] = &[
@@ -593,16 +591,6 @@ fn error_message(body: &[u8]) -> String {
         "(no details)".into()
     } else {
         text
-    }
-}
-
-fn quote(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.chars().count() > MAX_QUOTE {
-        format!("{}…", text.chars().take(MAX_QUOTE).collect::<String>())
-    } else {
-        text.to_string()
     }
 }
 
