@@ -7,6 +7,7 @@ pub mod embedded;
 pub mod engine;
 pub mod error;
 pub mod lock;
+pub mod model;
 pub mod settings;
 pub mod store;
 

@@ -2,8 +2,8 @@
 
 use super::convert;
 use crate::engine::Engine;
-use crate::engine::model::ArtifactOrigin;
 use crate::error::EngineError;
+use crate::model::ArtifactOrigin;
 use crate::store::RunRef;
 use base64::Engine as _;
 use retake::v1 as pb;

@@ -1,6 +1,6 @@
 //! Translation between the engine's types and retake.v1 messages.
 
-use crate::engine::model::{self as m, Micros};
+use crate::model::{self as m, Micros};
 use retake::v1 as pb;
 
 pub fn timestamp(t: Option<Micros>) -> Option<prost_types::Timestamp> {

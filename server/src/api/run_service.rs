@@ -1,9 +1,9 @@
 //! retake.v1.RunService: requests in, engine calls, responses out.
 
 use super::convert;
-use crate::engine::model::{AgentSwap, OutputOverride};
 use crate::engine::{Engine, ReplayRequest, WaitValue, WorkflowSource};
 use crate::error::EngineError;
+use crate::model::{AgentSwap, OutputOverride};
 use crate::store::RunFilter;
 use base64::Engine as _;
 use futures::{Stream, StreamExt};

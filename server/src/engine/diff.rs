@@ -3,8 +3,8 @@
 //! usage. Works on any two runs, related or not.
 
 use super::Engine;
-use super::model::*;
 use crate::error::EngineResult;
+use crate::model::*;
 use std::collections::HashMap;
 
 /// Outputs larger than this are compared by hash only.

@@ -5,12 +5,12 @@
 
 use super::agents::{self, AgentCall, AgentError, OutputRef};
 use super::committer::Committer;
-use super::model::*;
 use super::secrets;
 use super::template::{self, Ref, Resolved};
 use super::workflow::{Node, Workflow};
 use super::{ActiveRun, EngineInner};
 use crate::error::EngineError;
+use crate::model::*;
 use crate::store::WriteBatch;
 use futures::FutureExt;
 use serde_json::{Map, Value};

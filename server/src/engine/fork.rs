@@ -2,10 +2,10 @@
 //! replay, plan with `replay::plan_replay`, record the new run with its
 //! overrides and reused nodes, and hand it to the executor.
 
-use super::model::*;
 use super::replay::{self, ReplayChanges};
 use super::{Engine, WorkflowSource, new_node_execution};
 use crate::error::{EngineError, EngineResult};
+use crate::model::*;
 use crate::store::{RunRef, WriteBatch};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -12,7 +12,7 @@ pub use executor::{WaitKind, WaitValue};
 pub use waits::Wait;
 mod fork;
 pub use fork::ReplayRequest;
-pub mod model;
+
 pub mod replay;
 pub mod secrets;
 pub mod template;
@@ -20,11 +20,11 @@ pub mod workflow;
 
 use crate::Settings;
 use crate::error::{EngineError, EngineResult};
+use crate::model::*;
 use crate::store::{RunFilter, RunRef, Store, StoreOptions, sha256_hex};
 use agents::OutputRef;
 use executor::RunDriver;
 use futures::Stream;
-use model::*;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, watch};

@@ -3,9 +3,9 @@
 //! function over the two workflows and the source run's node records, so
 //! every rule is tested without a store or a network.
 
-use super::model::{AgentSwap, NodeExecution, NodeStatus, OutputOverride};
 use super::workflow::{self, Workflow};
 use crate::error::{EngineError, EngineResult};
+use crate::model::{AgentSwap, NodeExecution, NodeStatus, OutputOverride};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What the user asked to change.
@@ -432,8 +432,8 @@ fn output_refs(node: &workflow::Node) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::model::*;
     use crate::engine::workflow::{LoadOptions, load};
+    use crate::model::*;
 
     fn wf(yaml: &str) -> Workflow {
         let l = load(

@@ -4,8 +4,8 @@
 
 use super::Engine;
 use super::executor::{WaitAnswer, WaitKind, WaitValue};
-use super::model::*;
 use crate::error::{EngineError, EngineResult};
+use crate::model::*;
 use crate::store::RunRef;
 
 /// A node waiting for a human.

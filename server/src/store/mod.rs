@@ -8,8 +8,8 @@ mod rows;
 
 pub use read::{RunFilter, RunRef};
 
-use crate::engine::model::*;
 use crate::error::EngineResult;
+use crate::model::*;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 use std::path::Path;

@@ -1,8 +1,8 @@
 //! Queries. Runs are addressed by `RunRef` (id, unique prefix or `latest`).
 
 use super::{Store, rows};
-use crate::engine::model::*;
 use crate::error::{EngineError, EngineResult};
+use crate::model::*;
 use sqlx::Row;
 
 /// How a user names a run.

@@ -1,7 +1,7 @@
 //! Row mapping between SQLite and the engine's model types.
 
-use crate::engine::model::*;
 use crate::error::{EngineError, EngineResult};
+use crate::model::*;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 

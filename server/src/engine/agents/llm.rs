@@ -22,7 +22,7 @@
 
 use super::error::{AgentError, kind_of_status, quote, read_limited};
 use super::{AgentCall, AgentOutput, TEXT, describe_http_error, http_client, user_message};
-use crate::engine::model::Usage;
+use crate::model::Usage;
 use futures::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};

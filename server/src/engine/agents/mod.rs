@@ -10,7 +10,7 @@ pub use error::{AgentError, ErrorKind};
 
 pub use llm::PROVIDER_KEY_VARS;
 
-use crate::engine::model::Usage;
+use crate::model::Usage;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use tokio::sync::mpsc;

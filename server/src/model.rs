@@ -1,6 +1,6 @@
-//! The engine's own vocabulary: statuses, runs, node executions, artifacts
-//! and events, independent of protobuf. Numeric values match the
-//! retake.v1 enums so the store and the API agree without lookup tables.
+//! retake's vocabulary, shared by the engine, the store and the API:
+//! statuses, runs, node executions, artifacts and events, independent of
+//! protobuf. Numeric values match the retake.v1 enums.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
