@@ -7,6 +7,7 @@ mod committer;
 mod config;
 pub mod diff;
 mod executor;
+pub mod run;
 mod waits;
 pub use executor::{WaitKind, WaitValue};
 pub use waits::Wait;
