@@ -8,7 +8,7 @@
 //! configured timeout it gives up: the state becomes `Failed` with the
 //! cause, and nothing of the refused batch is acknowledged.
 
-use super::executor::Ack;
+use super::waits::Ack;
 use super::{ActiveRun, EngineInner};
 use crate::error::EngineError;
 use crate::store::WriteBatch;

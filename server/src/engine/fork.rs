@@ -3,12 +3,15 @@
 //! overrides and reused nodes, and hand it to the executor.
 
 use super::replay::{self, ReplayChanges};
+use super::run::RunStart;
+use super::run::journal::{Journal, RunChange};
 use super::{Engine, WorkflowSource, new_node_execution};
 use crate::error::{EngineError, EngineResult};
 use crate::model::*;
 use crate::store::{RunRef, WriteBatch};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// A replay as a client asks for it.
 #[derive(Clone, Debug, Default)]
@@ -235,8 +238,18 @@ impl Engine {
             rec.model = Some("override".into());
             batch.nodes.push(rec.clone());
         }
-        // The run, its rows and what is already decided of them land in one
-        // transaction: recovery never sees an overridden node still pending.
+        // The run starts as it is created, and announces what it decided
+        // before starting: reused nodes and overridden outputs.
+        let mut journal = Journal::new(&run, 0);
+        journal.record_run(&mut run, RunChange::Started);
+        for rec in nodes.iter().flatten() {
+            journal.record_decided(rec);
+        }
+        let last_seq = journal.last_seq();
+        batch.merge(journal.take());
+        // The run, its rows, what is already decided of them and its first
+        // events land in one transaction: recovery never sees an
+        // overridden node still pending.
         run.pk = self
             .store()
             .insert_run(&run, &text, &mut rows, Some(&mut batch))
@@ -251,7 +264,15 @@ impl Engine {
             .into_iter()
             .map(|n| n.expect("every node is planned"))
             .collect();
-        self.spawn_driver(run.clone(), workflow, nodes, plan.agents, 0, Some(permit));
+        let start = RunStart {
+            run: run.clone(),
+            workflow,
+            nodes,
+            agents: plan.agents,
+            last_seq,
+            permit: Some(permit),
+        };
+        self.spawn_driver(start, CancellationToken::new())?;
         Ok(run)
     }
 }

@@ -6,11 +6,9 @@ pub mod agents;
 mod committer;
 mod config;
 pub mod diff;
-mod executor;
 pub mod run;
 mod waits;
-pub use executor::{WaitKind, WaitValue};
-pub use waits::Wait;
+pub use waits::{Wait, WaitKind, WaitValue};
 mod fork;
 pub use fork::ReplayRequest;
 
@@ -24,8 +22,8 @@ use crate::error::{EngineError, EngineResult};
 use crate::model::*;
 use crate::store::{RunFilter, RunRef, Store, StoreOptions, sha256_hex};
 use agents::OutputRef;
-use executor::RunDriver;
 use futures::Stream;
+use run::{RunDriver, RunStart};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, watch};
@@ -39,7 +37,7 @@ pub struct ActiveRun {
     /// Becomes true when the driver has written the run's final state.
     done: watch::Sender<bool>,
     /// Answers to the run's human waits.
-    answers: mpsc::UnboundedSender<executor::WaitAnswer>,
+    answers: mpsc::UnboundedSender<waits::WaitAnswer>,
     /// Text streamed so far by each node still running. Held while a
     /// delta is published and while a watcher subscribes, so a watcher
     /// sees every piece exactly once: in its catch-up or live.
@@ -213,45 +211,26 @@ impl Engine {
             .store
             .insert_run(&run, src.text, &mut nodes, None)
             .await?;
-        let agents_by_pos = workflow.nodes.iter().map(|n| n.agent.clone()).collect();
-        self.spawn_driver(run.clone(), workflow, nodes, agents_by_pos, 0, Some(permit));
+        let agents = workflow.nodes.iter().map(|n| n.agent.clone()).collect();
+        let start = RunStart {
+            run: run.clone(),
+            workflow,
+            nodes,
+            agents,
+            last_seq: 0,
+            permit: Some(permit),
+        };
+        self.spawn_driver(start, CancellationToken::new())?;
         Ok(run)
     }
 
+    /// Starts the run's driver task. A `cancel` token cancelled already
+    /// ends the run cancelled without starting a node.
     pub(crate) fn spawn_driver(
         &self,
-        run: Run,
-        workflow: Arc<Workflow>,
-        nodes: Vec<NodeExecution>,
-        agents_by_pos: Vec<String>,
-        next_seq: i64,
-        permit: Option<OwnedSemaphorePermit>,
-    ) {
-        let cancel = CancellationToken::new();
-        self.spawn_driver_with(
-            cancel,
-            run,
-            workflow,
-            nodes,
-            agents_by_pos,
-            next_seq,
-            permit,
-        );
-    }
-
-    /// `spawn_driver` with the run's cancellation token: one cancelled
-    /// already ends the run cancelled without starting a node.
-    #[allow(clippy::too_many_arguments)]
-    fn spawn_driver_with(
-        &self,
+        start: RunStart,
         cancel: CancellationToken,
-        run: Run,
-        workflow: Arc<Workflow>,
-        nodes: Vec<NodeExecution>,
-        agents_by_pos: Vec<String>,
-        next_seq: i64,
-        permit: Option<OwnedSemaphorePermit>,
-    ) {
+    ) -> EngineResult<()> {
         let (events, _) = broadcast::channel(1024);
         let (done, _) = watch::channel(false);
         let (answers, answers_rx) = mpsc::unbounded_channel();
@@ -262,23 +241,15 @@ impl Engine {
             answers,
             partial: Mutex::new(HashMap::new()),
         });
+        let run_id = start.run.id.clone();
+        let driver = RunDriver::new(self.0.clone(), active.clone(), start)?;
         self.0
             .active
             .lock()
             .expect("active runs lock")
-            .insert(run.id.clone(), active.clone());
-        let driver = RunDriver::new(
-            self.0.clone(),
-            active,
-            run,
-            workflow,
-            nodes,
-            agents_by_pos,
-            answers_rx,
-            next_seq,
-            permit,
-        );
-        tokio::spawn(driver.drive());
+            .insert(run_id, active);
+        tokio::spawn(driver.drive(answers_rx));
+        Ok(())
     }
 
     /// Resumes runs a previous process left unfinished. Completed nodes
@@ -384,12 +355,19 @@ impl Engine {
                 run.usage.cost_usd += rec.usage.cost_usd;
             }
         }
-        let agents_by_pos = nodes.iter().map(|n| n.agent.clone()).collect();
-        let next_seq = self.0.store.last_event_sequence(run.pk).await?;
+        let agents = nodes.iter().map(|n| n.agent.clone()).collect();
+        let last_seq = self.0.store.last_event_sequence(run.pk).await?;
         tracing::info!(run = %run.id, "resuming run");
         // A resumed run waits for a slot instead of being refused.
-        self.spawn_driver_with(cancel, run, workflow, nodes, agents_by_pos, next_seq, None);
-        Ok(())
+        let start = RunStart {
+            run,
+            workflow,
+            nodes,
+            agents,
+            last_seq,
+            permit: None,
+        };
+        self.spawn_driver(start, cancel)
     }
 
     /// A run with live counts.

@@ -3,10 +3,51 @@
 //! records it durably before ResolveWait returns.
 
 use super::Engine;
-use super::executor::{WaitAnswer, WaitKind, WaitValue};
 use crate::error::{EngineError, EngineResult};
 use crate::model::*;
 use crate::store::RunRef;
+
+/// Acknowledges that a write is durable (or why it is not).
+pub type Ack = tokio::sync::oneshot::Sender<Result<(), EngineError>>;
+
+/// The two kinds of human node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitKind {
+    Input,
+    Approval,
+}
+
+impl WaitKind {
+    pub fn of(agent: &str) -> Option<Self> {
+        match agent {
+            "human://input" => Some(Self::Input),
+            "human://approve" => Some(Self::Approval),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn default_prompt(self) -> &'static str {
+        match self {
+            Self::Input => "Input required",
+            Self::Approval => "Approve?",
+        }
+    }
+}
+
+pub enum WaitValue {
+    Input(String),
+    Decision {
+        approved: bool,
+        feedback: Option<String>,
+    },
+}
+
+/// An answer to a waiting node, acknowledged once it is durable.
+pub struct WaitAnswer {
+    pub node_id: String,
+    pub value: WaitValue,
+    pub ack: Ack,
+}
 
 /// A node waiting for a human.
 #[derive(Clone, Debug)]

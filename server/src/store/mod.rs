@@ -201,7 +201,8 @@ impl Store {
     /// Inserts a new run with its workflow snapshot and the node executions
     /// it will run, assigning their primary keys, and `then` (what is
     /// already decided of the run: overridden outputs, carried skips) in
-    /// the same transaction. Records and artifacts in `then` may carry pk 0;
+    /// the same transaction. The run, records, artifacts and events in
+    /// `then` may carry pk 0;
     /// they get the keys just assigned. Returns the run's pk; nothing is
     /// stored when it fails.
     pub async fn insert_run(
@@ -280,6 +281,12 @@ async fn insert_run_rows(
             if let Some(node_pk) = pk_of(&rec.id) {
                 rec.pk = node_pk;
             }
+        }
+        if let Some(r) = &mut batch.run {
+            r.pk = pk;
+        }
+        for (run_pk, _) in &mut batch.events {
+            *run_pk = pk;
         }
         for (run_pk, node_pk, art) in &mut batch.artifacts {
             *run_pk = pk;

@@ -327,10 +327,13 @@ impl RunMachine {
     }
 
     /// Attempt `attempt` of the node at `pos` got its agent invoked.
-    pub fn attempt_started(&mut self, pos: usize, attempt: u32) {
-        if self.state[pos] == (State::Running { attempt }) {
+    /// False when that attempt is no longer the node's (it was cancelled).
+    pub fn attempt_started(&mut self, pos: usize, attempt: u32) -> bool {
+        let current = self.state[pos] == (State::Running { attempt });
+        if current {
             self.attempts[pos] = self.attempts[pos].max(attempt);
         }
+        current
     }
 
     /// The running attempt succeeded; its outputs are recorded.
@@ -507,7 +510,13 @@ impl RunMachine {
             out.push(Decision::Finish(phase));
         } else if phase != self.phase {
             self.phase = phase;
-            out.push(Decision::SetStatus(phase));
+            // A run that moves on again holds its slot before new work
+            // starts; one that waits releases it after its last step.
+            if phase == RunStatus::Running {
+                out.insert(0, Decision::SetStatus(phase));
+            } else {
+                out.push(Decision::SetStatus(phase));
+            }
         }
     }
 }

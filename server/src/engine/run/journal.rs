@@ -1,0 +1,384 @@
+//! The run's journal. Every state change of a run is one call here that
+//! updates the record, writes its row and appends its event, together, so
+//! a record and what watchers are told of it never disagree. Writes
+//! collect in one batch that the driver hands to the run's committer.
+
+use crate::model::*;
+use crate::store::WriteBatch;
+
+/// A change to one node's record.
+pub enum Change {
+    /// Attempt `attempt` got its agent invoked. The first announces the
+    /// node; a retry was announced by its `Retrying`.
+    AttemptStarted { attempt: u32, at: Micros },
+    /// The running attempt failed; another follows.
+    Retrying {
+        error: String,
+        origin: FailureOrigin,
+    },
+    /// An attempt a previous process started and never finished: lost to
+    /// the machine, so it does not count against the retry budget. Written
+    /// with the next attempt.
+    Interrupted,
+    /// The node's outputs (already added to the batch) are its result.
+    Completed {
+        outputs: Vec<String>,
+        model: Option<String>,
+        usage: Usage,
+    },
+    Failed {
+        error: String,
+        origin: FailureOrigin,
+    },
+    Skipped {
+        /// The failed dependencies; empty for a false condition.
+        blocked_by: Vec<String>,
+        reason: String,
+    },
+    /// A human node asks its question.
+    WaitStarted {
+        prompt: String,
+        context: String,
+        input_artifacts: Vec<String>,
+    },
+    /// A person answered; `outputs` (already in the batch) hold the answer.
+    Answered {
+        message: String,
+        outputs: Vec<String>,
+    },
+    /// The node did not finish: the run was cancelled, or stopped.
+    Cancelled {
+        error: String,
+        origin: FailureOrigin,
+        /// What ended the attempt in flight, if any.
+        attempt_origin: FailureOrigin,
+    },
+}
+
+/// A change to the run itself.
+pub enum RunChange {
+    Started,
+    Status(RunStatus),
+    Finished,
+}
+
+pub struct Journal {
+    run_pk: i64,
+    run_id: String,
+    next_seq: i64,
+    pending: WriteBatch,
+}
+
+impl Journal {
+    /// A journal for `run` whose last durable event is `last_seq`.
+    pub fn new(run: &Run, last_seq: i64) -> Self {
+        Self {
+            run_pk: run.pk,
+            run_id: run.id.clone(),
+            next_seq: last_seq,
+            pending: WriteBatch::default(),
+        }
+    }
+
+    /// Where the next event goes, after a reread of the durable log.
+    pub fn restart_at(&mut self, last_seq: i64) {
+        self.next_seq = last_seq;
+        self.pending = WriteBatch::default();
+    }
+
+    /// The sequence of the last event written.
+    pub fn last_seq(&self) -> i64 {
+        self.next_seq
+    }
+
+    /// The writes so far, for outputs to be added to.
+    pub fn batch(&mut self) -> &mut WriteBatch {
+        &mut self.pending
+    }
+
+    /// The writes so far, handed over; the journal starts a new batch.
+    pub fn take(&mut self) -> WriteBatch {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Applies `change` to `rec`, and writes the row and its events.
+    pub fn record(&mut self, rec: &mut NodeExecution, change: Change) {
+        let now = now_micros();
+        let events: Vec<(EventKind, EventDetail)> = match change {
+            Change::AttemptStarted { attempt, at } => {
+                rec.status = NodeStatus::Running;
+                rec.started_at.get_or_insert(at);
+                rec.attempt_count = attempt as i32;
+                let retried = rec.attempts.last().is_some_and(|a| {
+                    a.error_origin
+                        .is_some_and(|o| o != FailureOrigin::Interrupted)
+                });
+                rec.attempts.push(AttemptRecord {
+                    number: attempt as i32,
+                    started_at: at,
+                    ..Default::default()
+                });
+                if retried {
+                    Vec::new()
+                } else {
+                    vec![(
+                        EventKind::NodeStarted,
+                        EventDetail {
+                            node_status: Some(NodeStatus::Running),
+                            attempt: attempt as i32,
+                            ..Default::default()
+                        },
+                    )]
+                }
+            }
+            Change::Retrying { error, origin } => {
+                end_attempt(rec, now, Some((&error, origin)));
+                vec![(
+                    EventKind::NodeRetrying,
+                    EventDetail {
+                        node_status: Some(NodeStatus::Running),
+                        attempt: rec.attempt_count + 1,
+                        message: error,
+                        ..Default::default()
+                    },
+                )]
+            }
+            Change::Interrupted => {
+                if let Some(last) = rec.attempts.last_mut().filter(|a| a.finished_at.is_none()) {
+                    last.finished_at = Some(now);
+                    last.error = Some("interrupted: the server stopped during this attempt".into());
+                    last.error_origin = Some(FailureOrigin::Interrupted);
+                }
+                // Written with the attempt that follows.
+                return;
+            }
+            Change::Completed {
+                outputs,
+                model,
+                usage,
+            } => {
+                end_attempt(rec, now, None);
+                rec.status = NodeStatus::Completed;
+                rec.output_artifacts = outputs;
+                rec.model = model;
+                rec.usage = usage;
+                rec.finished_at = Some(now);
+                rec.latency_ms = rec.started_at.map(|s| (now - s) / 1000);
+                vec![(EventKind::NodeCompleted, completed_detail(rec))]
+            }
+            Change::Failed { error, origin } => {
+                end_attempt(rec, now, Some((&error, origin)));
+                rec.status = NodeStatus::Failed;
+                rec.error = Some(error.clone());
+                rec.error_origin = Some(origin);
+                rec.finished_at = Some(now);
+                rec.latency_ms = rec.started_at.map(|s| (now - s) / 1000);
+                vec![(
+                    EventKind::NodeFailed,
+                    EventDetail {
+                        node_status: Some(NodeStatus::Failed),
+                        attempt: rec.attempt_count,
+                        message: error,
+                        latency_ms: rec.latency_ms,
+                        ..Default::default()
+                    },
+                )]
+            }
+            Change::Skipped { blocked_by, reason } => {
+                rec.status = NodeStatus::Skipped;
+                rec.blocked_by = blocked_by;
+                rec.error = Some(reason.clone());
+                rec.finished_at = Some(now);
+                vec![(
+                    EventKind::NodeSkipped,
+                    EventDetail {
+                        node_status: Some(NodeStatus::Skipped),
+                        message: reason,
+                        ..Default::default()
+                    },
+                )]
+            }
+            Change::WaitStarted {
+                prompt,
+                context,
+                input_artifacts,
+            } => {
+                rec.status = NodeStatus::Waiting;
+                rec.started_at = Some(now);
+                rec.attempt_count = 1;
+                rec.attempts = vec![AttemptRecord {
+                    number: 1,
+                    started_at: now,
+                    ..Default::default()
+                }];
+                rec.prompt = Some(prompt.clone());
+                rec.inputs_json = Some(super::super::clip_for_record(context));
+                rec.input_artifacts = input_artifacts;
+                vec![(
+                    EventKind::WaitStarted,
+                    EventDetail {
+                        node_status: Some(NodeStatus::Waiting),
+                        message: prompt,
+                        ..Default::default()
+                    },
+                )]
+            }
+            Change::Answered { message, outputs } => {
+                end_attempt(rec, now, None);
+                rec.status = NodeStatus::Completed;
+                rec.output_artifacts = outputs;
+                rec.finished_at = Some(now);
+                rec.latency_ms = rec.started_at.map(|s| (now - s) / 1000);
+                rec.model = Some("human".into());
+                vec![
+                    (
+                        EventKind::WaitResolved,
+                        EventDetail {
+                            node_status: Some(NodeStatus::Completed),
+                            message,
+                            ..Default::default()
+                        },
+                    ),
+                    (EventKind::NodeCompleted, completed_detail(rec)),
+                ]
+            }
+            Change::Cancelled {
+                error,
+                origin,
+                attempt_origin,
+            } => {
+                let was_running = rec.status == NodeStatus::Running;
+                end_attempt(rec, now, Some((&error, attempt_origin)));
+                rec.status = NodeStatus::Cancelled;
+                rec.error = Some(error.clone());
+                rec.error_origin = Some(origin);
+                rec.finished_at = Some(now);
+                if let Some(started) = rec.started_at.filter(|_| was_running) {
+                    rec.latency_ms = Some((now - started) / 1000);
+                }
+                vec![(
+                    EventKind::NodeCancelled,
+                    EventDetail {
+                        node_status: Some(NodeStatus::Cancelled),
+                        message: error,
+                        ..Default::default()
+                    },
+                )]
+            }
+        };
+        self.pending.merge(WriteBatch {
+            nodes: vec![rec.clone()],
+            ..Default::default()
+        });
+        for (kind, detail) in events {
+            self.event(kind, Some(&rec.node_id), detail);
+        }
+    }
+
+    /// Applies a change to the run, and writes its row and event.
+    pub fn record_run(&mut self, run: &mut Run, change: RunChange) {
+        let now = now_micros();
+        let (kind, detail) = match change {
+            RunChange::Started => {
+                run.status = RunStatus::Running;
+                run.started_at.get_or_insert(now);
+                (
+                    EventKind::RunStarted,
+                    EventDetail {
+                        run_status: Some(RunStatus::Running),
+                        ..Default::default()
+                    },
+                )
+            }
+            RunChange::Status(status) => {
+                run.status = status;
+                (
+                    EventKind::RunStatusChanged,
+                    EventDetail {
+                        run_status: Some(status),
+                        ..Default::default()
+                    },
+                )
+            }
+            RunChange::Finished => {
+                run.finished_at = Some(now);
+                (
+                    EventKind::RunFinished,
+                    EventDetail {
+                        run_status: Some(run.status),
+                        message: run
+                            .failure
+                            .as_ref()
+                            .map(|f| f.message.clone())
+                            .unwrap_or_default(),
+                        ..Default::default()
+                    },
+                )
+            }
+        };
+        self.pending.run = Some(run.clone());
+        self.event(kind, None, detail);
+    }
+
+    /// Announces nodes a replay decided before it started: reused ones,
+    /// and overridden ones with their new outputs.
+    pub fn record_decided(&mut self, rec: &NodeExecution) {
+        match rec.status {
+            // Reuse events carry only the node id: a replay that reuses
+            // thousands of nodes stays small on disk.
+            NodeStatus::Reused => {
+                self.event(
+                    EventKind::NodeReused,
+                    Some(&rec.node_id),
+                    EventDetail::default(),
+                );
+            }
+            NodeStatus::Completed => {
+                let detail = EventDetail {
+                    node_status: Some(NodeStatus::Completed),
+                    message: "output overridden".into(),
+                    artifact_ids: rec.output_artifacts.clone(),
+                    ..Default::default()
+                };
+                self.event(EventKind::NodeCompleted, Some(&rec.node_id), detail);
+            }
+            _ => {}
+        }
+    }
+
+    fn event(&mut self, kind: EventKind, node_id: Option<&str>, detail: EventDetail) {
+        self.next_seq += 1;
+        self.pending.events.push((
+            self.run_pk,
+            Event {
+                run_id: self.run_id.clone(),
+                sequence: self.next_seq,
+                kind,
+                time: now_micros(),
+                node_id: node_id.map(str::to_string),
+                detail,
+            },
+        ));
+    }
+}
+
+/// Ends the attempt in flight, if any, with its error if it failed.
+fn end_attempt(rec: &mut NodeExecution, now: Micros, error: Option<(&str, FailureOrigin)>) {
+    if let Some(last) = rec.attempts.last_mut().filter(|a| a.finished_at.is_none()) {
+        last.finished_at = Some(now);
+        if let Some((message, origin)) = error {
+            last.error = Some(message.to_string());
+            last.error_origin = Some(origin);
+        }
+    }
+}
+
+fn completed_detail(rec: &NodeExecution) -> EventDetail {
+    EventDetail {
+        node_status: Some(NodeStatus::Completed),
+        attempt: rec.attempt_count,
+        artifact_ids: rec.output_artifacts.clone(),
+        latency_ms: rec.latency_ms,
+        ..Default::default()
+    }
+}
