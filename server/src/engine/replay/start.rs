@@ -2,10 +2,10 @@
 //! replay, plan with `replay::plan_replay`, record the new run with its
 //! overrides and reused nodes, and hand it to the executor.
 
-use super::replay::{self, ReplayChanges};
-use super::run::RunStart;
-use super::run::journal::{Journal, RunChange};
-use super::{Engine, WorkflowSource, new_node_execution};
+use super::plan::{self as replay, ReplayChanges};
+use crate::engine::run::RunStart;
+use crate::engine::run::journal::{Journal, RunChange};
+use crate::engine::{Engine, WorkflowSource, agents, new_node_execution, new_run, redact_snapshot};
 use crate::error::{EngineError, EngineResult};
 use crate::model::*;
 use crate::store::{RunRef, WriteBatch};
@@ -34,9 +34,9 @@ fn override_media_type(value: &str) -> &'static str {
     if (t.starts_with('{') || t.starts_with('['))
         && serde_json::from_str::<serde_json::Value>(value).is_ok()
     {
-        super::agents::JSON
+        agents::JSON
     } else {
-        super::agents::TEXT
+        agents::TEXT
     }
 }
 
@@ -91,7 +91,7 @@ impl Engine {
         } else {
             Arc::new(self.load_valid(&src).await?)
         };
-        let text = super::redact_snapshot(&text, &workflow);
+        let text = redact_snapshot(&text, &workflow);
         let permit = self.admit()?;
 
         let source_nodes = self.nodes_with_workflow(&source, &source_wf).await?;
@@ -140,7 +140,7 @@ impl Engine {
                 .map(|&p| workflow.nodes[p].id.clone())
                 .collect(),
         });
-        let mut run = super::new_run(&workflow, &stored, replay_info);
+        let mut run = new_run(&workflow, &stored, replay_info);
         // Overrides and carried skips are decided as the run is created,
         // before it starts: they get no start time, and end no earlier
         // than the run's creation.

@@ -1,0 +1,192 @@
+//! Watching a run: its durable events from any sequence, then live ones,
+//! with no gap and no duplicate; streamed output passes through live.
+
+use super::Engine;
+use super::active::delta_event;
+use crate::error::{EngineError, EngineResult};
+use crate::model::*;
+use crate::store::RunRef;
+use futures::Stream;
+use tokio::sync::broadcast;
+
+impl Engine {
+    /// Events of a run after `after`, then live ones until the run ends.
+    pub async fn watch(
+        &self,
+        run_ref: &str,
+        after: i64,
+    ) -> EngineResult<impl Stream<Item = EngineResult<Event>> + use<>> {
+        if after < 0 {
+            return Err(EngineError::InvalidArgument(format!(
+                "after_sequence must be 0 or more, got {after}"
+            )));
+        }
+        let run = self.0.store.find_run(RunRef(run_ref)).await?;
+        if after > 0
+            && let Some(first) = self.0.store.first_event_sequence(run.pk).await?
+            && first > after + 1
+        {
+            return Err(EngineError::OutOfRange(format!(
+                "Events of run '{}' before sequence {first} were pruned",
+                run.id
+            )));
+        }
+        // Subscribe before reading history so nothing falls between the two.
+        let active = self
+            .0
+            .active
+            .lock()
+            .expect("active runs lock")
+            .get(&run.id)
+            .cloned();
+        let (live, partial) = match active {
+            Some(a) => {
+                let partial = a.partial.lock().expect("partial output lock");
+                let rx = a.events.subscribe();
+                let catch_up: Vec<Event> = partial
+                    .iter()
+                    .filter(|(_, text)| !text.is_empty())
+                    .map(|(node, text)| delta_event(node, text.clone()))
+                    .collect();
+                (Some(rx), catch_up)
+            }
+            None => (None, Vec::new()),
+        };
+        let engine = self.clone();
+        Ok(async_stream(engine, run, after, live, partial))
+    }
+}
+
+fn shutting_down(last: i64) -> EngineError {
+    EngineError::Unavailable(format!(
+        "the server is shutting down; watch again from after sequence {last} once it is back"
+    ))
+}
+
+/// History from the store, then live events, with no gap and no duplicate:
+/// anything the live channel misses (lag) is re-read from the store.
+/// Streamed output (sequence 0) is passed through as it comes; a watcher
+/// that joins while a node streams first gets that node's text so far.
+fn async_stream(
+    engine: Engine,
+    run: Run,
+    after: i64,
+    live: Option<broadcast::Receiver<Event>>,
+    partial: Vec<Event>,
+) -> impl Stream<Item = EngineResult<Event>> {
+    let watch = Watch {
+        engine,
+        run,
+        last: after,
+        live,
+        buf: std::collections::VecDeque::new(),
+        catch_up: partial,
+        ended_nodes: std::collections::HashSet::new(),
+        ended: false,
+    };
+    futures::stream::unfold(watch, |mut w| async move {
+        let item = w.next().await?;
+        if item.is_err() {
+            w.ended = true;
+        }
+        Some((item, w))
+    })
+}
+
+struct Watch {
+    engine: Engine,
+    run: Run,
+    last: i64,
+    live: Option<broadcast::Receiver<Event>>,
+    buf: std::collections::VecDeque<Event>,
+    /// Text streamed before this watcher joined, sent once it has caught up.
+    catch_up: Vec<Event>,
+    /// Nodes whose end this watcher has seen: their catch-up text is stale.
+    ended_nodes: std::collections::HashSet<String>,
+    ended: bool,
+}
+
+impl Watch {
+    async fn next(&mut self) -> Option<EngineResult<Event>> {
+        loop {
+            if let Some(mut e) = self.buf.pop_front() {
+                if e.sequence == 0 {
+                    e.run_id = self.run.id.clone();
+                    return Some(Ok(e));
+                }
+                self.last = e.sequence;
+                match e.kind {
+                    EventKind::RunFinished => {
+                        self.ended = true;
+                        self.buf.clear();
+                    }
+                    EventKind::NodeCompleted
+                    | EventKind::NodeFailed
+                    | EventKind::NodeCancelled
+                    | EventKind::NodeSkipped => {
+                        self.ended_nodes.extend(e.node_id.clone());
+                    }
+                    _ => {}
+                }
+                return Some(Ok(e));
+            }
+            if self.ended {
+                return None;
+            }
+            // Catch up from the store first.
+            match self
+                .engine
+                .0
+                .store
+                .events_after(&self.run, self.last, 500)
+                .await
+            {
+                Err(e) => return Some(Err(e)),
+                Ok(events) if !events.is_empty() => {
+                    self.buf.extend(events);
+                    continue;
+                }
+                Ok(_) => {}
+            }
+            if !self.catch_up.is_empty() {
+                let ended = &self.ended_nodes;
+                self.buf.extend(
+                    self.catch_up
+                        .drain(..)
+                        .filter(|e| e.node_id.as_ref().is_none_or(|n| !ended.contains(n))),
+                );
+                continue;
+            }
+            // Caught up. A finished run (or one not executing here) ends the stream.
+            let shutdown = self.engine.0.shutdown.clone();
+            let Some(rx) = self.live.as_mut() else {
+                let current = self.engine.0.store.find_run(RunRef(&self.run.id)).await;
+                match current {
+                    Ok(r) if !r.status.is_finished() => {
+                        // Executing in another process: poll the store.
+                        tokio::select! {
+                            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => continue,
+                            _ = shutdown.cancelled() => return Some(Err(shutting_down(self.last))),
+                        }
+                    }
+                    _ => return None,
+                }
+            };
+            let received = tokio::select! {
+                r = rx.recv() => r,
+                _ = shutdown.cancelled() => return Some(Err(shutting_down(self.last))),
+            };
+            match received {
+                Ok(e) if e.sequence == 0 => self.buf.push_back(e),
+                Ok(e) if e.sequence <= self.last => continue,
+                Ok(e) if e.sequence == self.last + 1 => self.buf.push_back(e),
+                // A gap or lag: the store has everything committed.
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => {
+                    self.live = None;
+                    continue;
+                }
+            }
+        }
+    }
+}
