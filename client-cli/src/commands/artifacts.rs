@@ -1,9 +1,10 @@
 //! `retake artifacts list|show|lineage`: the outputs of runs and where
 //! they came from.
 
+use super::fetch::returned;
 use crate::cli::{ArtifactLineageArgs, ArtifactShowArgs, ArtifactsListArgs};
 use crate::connect::Clients;
-use crate::error::{CliError, CliResult};
+use crate::error::CliResult;
 use crate::render::{self, Output, Style, artifact_origin_name};
 use retake::v1::{
     Artifact, ArtifactOrigin, GetArtifactLineageRequest, GetArtifactRequest, ListArtifactsRequest,
@@ -132,9 +133,7 @@ pub async fn fetch(clients: &Clients, artifact_id: &str) -> CliResult<(Artifact,
         })
         .await?
         .into_inner();
-    let artifact = resp
-        .artifact
-        .ok_or_else(|| CliError::failed("the server returned no artifact"))?;
+    let artifact = returned(resp.artifact, "artifact")?;
     Ok((artifact, resp.content))
 }
 

@@ -3,12 +3,13 @@
 //! paid for the same result, which is what the reuse saved.
 
 use super::RunSummary;
+use super::fetch::{node_execution, run_with_nodes};
 use crate::cli::CostArgs;
 use crate::connect::Clients;
-use crate::error::{CliError, CliResult};
+use crate::error::CliResult;
 use crate::render::{self, Output, Style, node_status_name};
 use futures::StreamExt;
-use retake::v1::{GetNodeExecutionRequest, GetRunRequest, NodeExecution, NodeStatus, Usage};
+use retake::v1::{NodeExecution, NodeStatus, Usage};
 use serde::Serialize;
 
 /// Tokens and dollars.
@@ -92,20 +93,7 @@ pub struct CostReport {
 
 /// `retake cost RUN_ID`.
 pub async fn cost(clients: &Clients, args: &CostArgs) -> CliResult<CostReport> {
-    let mut runs = clients.runs.clone();
-    let resp = runs
-        .get_run(GetRunRequest {
-            run_id: args.run_id.clone(),
-            include_nodes: true,
-            include_workflow: false,
-        })
-        .await?
-        .into_inner();
-    let run = resp
-        .run
-        .ok_or_else(|| CliError::failed("the server returned no run"))?;
-    let mut nodes = resp.nodes;
-    nodes.sort_by_key(|n| n.position);
+    let (run, nodes) = run_with_nodes(clients, &args.run_id).await?;
     let costs = futures::stream::iter(nodes.into_iter().map(|n| {
         let clients = clients.clone();
         async move { node_cost(&clients, n).await }
@@ -147,15 +135,11 @@ async fn node_cost(clients: &Clients, n: NodeExecution) -> NodeCost {
         } else {
             n.reused_from_node_execution_id.clone()
         };
-        let mut runs = clients.runs.clone();
-        runs.get_node_execution(GetNodeExecutionRequest {
-            run_id: n.reused_from_run_id.clone(),
-            step,
-        })
-        .await
-        .ok()
-        .and_then(|r| r.into_inner().node_execution)
-        .map(|src| Spend::of(src.usage.as_ref()))
+        // The source run may be gone; then nothing is known of what it paid.
+        node_execution(clients, &n.reused_from_run_id, &step)
+            .await
+            .ok()
+            .map(|src| Spend::of(src.usage.as_ref()))
     } else {
         None
     };

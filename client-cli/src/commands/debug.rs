@@ -3,15 +3,13 @@
 //! blocked the nodes that were skipped.
 
 use super::RunSummary;
+use super::fetch::{node_execution, run_with_nodes};
 use crate::cli::DebugArgs;
 use crate::connect::Clients;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Output, Style, failure_origin_name, node_status_name};
 use futures::StreamExt;
-use retake::v1::{
-    FailureOrigin, GetNodeExecutionRequest, GetRunRequest, NodeExecution, NodeStatus,
-    OutputOverride,
-};
+use retake::v1::{FailureOrigin, NodeExecution, NodeStatus, OutputOverride};
 use std::collections::HashMap;
 
 /// Characters of each input and output shown before truncating.
@@ -131,34 +129,10 @@ pub async fn outputs_of(clients: &Clients, node: &NodeExecution) -> CliResult<Ve
 
 /// `retake debug`.
 pub async fn debug(clients: &Clients, args: &DebugArgs) -> CliResult<DebugReport> {
-    let mut runs = clients.runs.clone();
-    let resp = runs
-        .get_run(GetRunRequest {
-            run_id: args.run_id.clone(),
-            include_nodes: true,
-            include_workflow: false,
-        })
-        .await?
-        .into_inner();
-    let run = resp
-        .run
-        .ok_or_else(|| CliError::failed("the server returned no run"))?;
-    let mut all = resp.nodes;
-    all.sort_by_key(|n| n.position);
+    let (run, all) = run_with_nodes(clients, &args.run_id).await?;
     let producers = producers(&all);
     let nodes: Vec<NodeExecution> = match &args.node {
-        Some(step) => {
-            let node = runs
-                .get_node_execution(GetNodeExecutionRequest {
-                    run_id: run.id.clone(),
-                    step: step.clone(),
-                })
-                .await?
-                .into_inner()
-                .node_execution
-                .ok_or_else(|| CliError::failed("the server returned no node execution"))?;
-            vec![node]
-        }
+        Some(step) => vec![node_execution(clients, &run.id, step).await?],
         None => all,
     };
     let nodes: Vec<NodeExecution> = if args.errors {

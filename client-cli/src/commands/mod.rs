@@ -6,6 +6,8 @@ pub mod cancel;
 pub mod cost;
 pub mod debug;
 pub mod diff;
+pub mod fetch;
+pub mod launch;
 pub mod replay;
 pub mod run;
 pub mod runs;
@@ -14,13 +16,15 @@ pub mod validate;
 pub mod waits;
 pub mod watch;
 
+pub use fetch::get_run;
+
 use crate::connect::{Clients, WaitPolicy};
-use crate::error::{CliError, CliResult, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
+use crate::error::{CliResult, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
 use crate::follow::{
     EventSink, FollowEnd, Interrupt, Quiet, answer_commands, follow, follow_until,
 };
 use crate::render::{self, Output, Style, failure_origin_name, run_status_name};
-use retake::v1::{CancelRunRequest, GetRunRequest, Run, RunStatus, WaitKind};
+use retake::v1::{CancelRunRequest, Run, RunStatus, WaitKind};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -220,20 +224,6 @@ impl Output for RunOutcome {
     }
 }
 
-/// Fetches a run (id, unique prefix or `latest`).
-pub async fn get_run(clients: &Clients, run_id: &str) -> CliResult<Run> {
-    let mut runs = clients.runs.clone();
-    let resp = runs
-        .get_run(GetRunRequest {
-            run_id: run_id.to_string(),
-            ..Default::default()
-        })
-        .await?;
-    resp.into_inner()
-        .run
-        .ok_or_else(|| CliError::failed("the server returned no run"))
-}
-
 /// How long a cancelled embedded run gets to wind down before we exit anyway.
 const CANCEL_GRACE: Duration = Duration::from_secs(10);
 
@@ -319,14 +309,4 @@ async fn cancel_embedded(
     let drain = follow(&mut runs, run_id, after, &mut quiet, interrupt);
     let _ = tokio::time::timeout(CANCEL_GRACE, drain).await;
     Ok(RunEnd::Cancelled)
-}
-
-/// `--detach` runs would die with this process when the engine is embedded.
-pub fn check_detach(detach: bool, embedded: bool) -> CliResult<()> {
-    if detach && embedded {
-        return Err(CliError::usage(
-            "--detach needs a server (--server or RETAKE_SERVER); without one the run lives in this process",
-        ));
-    }
-    Ok(())
 }

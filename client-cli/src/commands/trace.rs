@@ -3,14 +3,13 @@
 
 use super::RunSummary;
 use super::debug::{NodeReport, input_refs, node_json, node_text, outputs_of, producers};
+use super::fetch::{node_execution, run_with_nodes};
 use crate::cli::{TraceArgs, TraceView};
 use crate::connect::Clients;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Output, Style, node_status_name};
 use prost_types::Timestamp;
-use retake::v1::{
-    GetNodeExecutionRequest, GetRunRequest, NodeExecution, NodeStatus, OutputOverride, Run,
-};
+use retake::v1::{NodeExecution, NodeStatus, OutputOverride};
 use std::collections::HashMap;
 
 /// What `retake trace …` shows.
@@ -31,22 +30,6 @@ pub async fn trace(clients: &Clients, args: &TraceArgs) -> CliResult<Trace> {
         (None, Some(run_id)) => Ok(Trace::Timeline(timeline(clients, run_id).await?)),
         (None, None) => Err(CliError::usage("a run id is required")),
     }
-}
-
-async fn run_with_nodes(clients: &Clients, run_id: &str) -> CliResult<(Run, Vec<NodeExecution>)> {
-    let mut runs = clients.runs.clone();
-    let resp = runs
-        .get_run(GetRunRequest {
-            run_id: run_id.to_string(),
-            include_nodes: true,
-            include_workflow: false,
-        })
-        .await?
-        .into_inner();
-    let run = resp
-        .run
-        .ok_or_else(|| CliError::failed("the server returned no run"))?;
-    Ok((run, resp.nodes))
 }
 
 fn millis(t: Option<&Timestamp>) -> Option<i64> {
@@ -216,8 +199,7 @@ pub struct Graph {
 }
 
 pub async fn graph(clients: &Clients, run_id: &str) -> CliResult<Graph> {
-    let (run, mut nodes) = run_with_nodes(clients, run_id).await?;
-    nodes.sort_by_key(|n| n.position);
+    let (run, nodes) = run_with_nodes(clients, run_id).await?;
     // Nodes come in topological order, so one pass settles every depth.
     let mut depth: HashMap<String, usize> = HashMap::new();
     for n in &nodes {
@@ -341,16 +323,7 @@ pub struct NodeTrace {
 
 pub async fn node(clients: &Clients, run_id: &str, step: &str) -> CliResult<NodeTrace> {
     let (run, all) = run_with_nodes(clients, run_id).await?;
-    let mut runs = clients.runs.clone();
-    let node = runs
-        .get_node_execution(GetNodeExecutionRequest {
-            run_id: run_id.to_string(),
-            step: step.to_string(),
-        })
-        .await?
-        .into_inner()
-        .node_execution
-        .ok_or_else(|| CliError::failed("the server returned no node execution"))?;
+    let node = node_execution(clients, run_id, step).await?;
     let outputs = outputs_of(clients, &node).await?;
     let inputs = input_refs(&node, &producers(&all));
     Ok(NodeTrace {
@@ -430,6 +403,7 @@ impl Output for Trace {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use retake::v1::Run;
 
     fn at(ms: i64) -> Option<Timestamp> {
         Some(Timestamp {
