@@ -1,11 +1,10 @@
 //! retake.v1.ArtifactService.
 
 use super::convert;
+use super::paging::{self, PageTokens};
 use crate::engine::Engine;
-use crate::error::EngineError;
 use crate::model::ArtifactOrigin;
 use crate::store::RunRef;
-use base64::Engine as _;
 use retake::v1 as pb;
 use retake::v1::artifact_service_server::ArtifactService;
 use tonic::{Request, Response, Status};
@@ -13,6 +12,15 @@ use tonic::{Request, Response, Status};
 pub struct ArtifactApi {
     pub engine: Engine,
 }
+
+/// Artifacts a ListArtifacts page holds when the request does not say.
+const DEFAULT_PAGE: i32 = 100;
+
+/// ListArtifacts resumes after the artifact it ended at, by its id.
+const ARTIFACT_TOKENS: PageTokens = PageTokens {
+    method: "ListArtifacts",
+    prefix: "",
+};
 
 #[tonic::async_trait]
 impl ArtifactService for ArtifactApi {
@@ -36,29 +44,8 @@ impl ArtifactService for ArtifactApi {
         req: Request<pb::ListArtifactsRequest>,
     ) -> Result<Response<pb::ListArtifactsResponse>, Status> {
         let req = req.into_inner();
-        let limit = match req.page_size {
-            0 => 100,
-            n if n < 0 => {
-                return Err(EngineError::InvalidArgument(format!(
-                    "page_size must not be negative, got {n}"
-                ))
-                .into());
-            }
-            n => n.min(1000) as i64,
-        };
-        let after = if req.page_token.is_empty() {
-            None
-        } else {
-            let bad = || {
-                Status::invalid_argument(
-                    "page_token is not a token from a previous ListArtifacts response",
-                )
-            };
-            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(&req.page_token)
-                .map_err(|_| bad())?;
-            Some(String::from_utf8(raw).map_err(|_| bad())?)
-        };
+        let limit = paging::page_size(req.page_size, DEFAULT_PAGE)?;
+        let after: Option<String> = ARTIFACT_TOKENS.decode(&req.page_token)?;
         // Resolved once, so that "latest" or a prefix names the same run
         // for the listing and for telling its own artifacts from reused ones.
         let run = self.engine.store().find_run(RunRef(&req.run_id)).await?;
@@ -71,18 +58,13 @@ impl ArtifactService for ArtifactApi {
         for a in artifacts.iter_mut().filter(|a| a.run_id != run.id) {
             a.origin = ArtifactOrigin::Reused;
         }
-        let next_page_token = if artifacts.len() as i64 > limit {
-            artifacts.truncate(limit as usize);
-            artifacts
-                .last()
-                .map(|a| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&a.id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let page = paging::fill(&artifacts, limit, convert::artifact);
         Ok(Response::new(pb::ListArtifactsResponse {
-            artifacts: artifacts.iter().map(convert::artifact).collect(),
-            next_page_token,
+            artifacts: page.items,
+            next_page_token: page
+                .last
+                .map(|a| ARTIFACT_TOKENS.encode(&a.id))
+                .unwrap_or_default(),
         }))
     }
 
