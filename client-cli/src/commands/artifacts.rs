@@ -1,7 +1,7 @@
 //! `retake artifacts list|show|lineage`: the outputs of runs and where
 //! they came from.
 
-use super::fetch::returned;
+use super::fetch::{pages, returned};
 use crate::cli::{ArtifactLineageArgs, ArtifactShowArgs, ArtifactsListArgs};
 use crate::connect::Clients;
 use crate::error::CliResult;
@@ -37,25 +37,19 @@ pub struct ArtifactList {
 
 /// `retake artifacts list RUN_ID`.
 pub async fn list(clients: &Clients, args: &ArtifactsListArgs) -> CliResult<ArtifactList> {
-    let mut client = clients.artifacts.clone();
-    let mut artifacts = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let resp = client
-            .list_artifacts(ListArtifactsRequest {
-                run_id: args.run_id.clone(),
-                page_size: 1000,
-                page_token,
-            })
-            .await?
-            .into_inner();
-        let empty = resp.artifacts.is_empty();
-        artifacts.extend(resp.artifacts);
-        if resp.next_page_token.is_empty() || empty {
-            break;
+    let artifacts = pages(usize::MAX, |page_size, page_token| {
+        let mut client = clients.artifacts.clone();
+        let request = ListArtifactsRequest {
+            run_id: args.run_id.clone(),
+            page_size,
+            page_token,
+        };
+        async move {
+            let resp = client.list_artifacts(request).await?.into_inner();
+            Ok((resp.artifacts, resp.next_page_token))
         }
-        page_token = resp.next_page_token;
-    }
+    })
+    .await?;
     Ok(ArtifactList {
         run_id: args.run_id.clone(),
         artifacts,

@@ -1,9 +1,19 @@
 //! The reads several commands share: a run, a run with its node
-//! executions, one node execution, and the workflow a run ran.
+//! executions, one node execution, the workflow a run ran, and the pages
+//! of a List call.
 
 use crate::connect::Clients;
 use crate::error::{CliError, CliResult};
+use futures::StreamExt;
 use retake::v1::{GetNodeExecutionRequest, GetRunRequest, GetRunResponse, NodeExecution, Run};
+use std::future::Future;
+
+/// Largest page the server serves.
+const MAX_PAGE: usize = 1000;
+
+/// Calls a command keeps in flight at once when it fetches one thing per
+/// node: enough to hide round trips, few enough not to crowd the server.
+const IN_FLIGHT: usize = 8;
 
 /// What a response must carry. Every call that succeeds answers with it,
 /// so its absence is the server's failure, named after `what`.
@@ -68,4 +78,40 @@ pub async fn node_execution(
         .await?
         .into_inner();
     returned(resp.node_execution, "node execution")
+}
+
+/// Runs `fetches` a few at a time and gives their results in order.
+pub async fn few_at_a_time<T>(
+    fetches: impl IntoIterator<Item = impl Future<Output = T>>,
+) -> Vec<T> {
+    futures::stream::iter(fetches)
+        .buffered(IN_FLIGHT)
+        .collect()
+        .await
+}
+
+/// Up to `limit` items of a List call, page after page until the last:
+/// `page(page_size, page_token)` fetches one page and gives its items and
+/// the token of the next.
+pub async fn pages<T, F, Fut>(limit: usize, mut page: F) -> CliResult<Vec<T>>
+where
+    F: FnMut(i32, String) -> Fut,
+    Fut: Future<Output = CliResult<(Vec<T>, String)>>,
+{
+    let mut items = Vec::new();
+    let mut token = String::new();
+    while items.len() < limit {
+        let want = (limit - items.len()).min(MAX_PAGE) as i32;
+        let (got, next) = page(want, token).await?;
+        // An empty page ends it too: a server that hands out tokens
+        // forever must not keep us here.
+        let empty = got.is_empty();
+        items.extend(got);
+        if next.is_empty() || empty {
+            break;
+        }
+        token = next;
+    }
+    items.truncate(limit);
+    Ok(items)
 }

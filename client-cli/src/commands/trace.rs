@@ -99,15 +99,8 @@ impl Timeline {
 
 impl Output for Timeline {
     fn text(&self, style: Style) -> String {
-        let r = &self.run;
-        let mut out = format!(
-            "{} {}  {}  {}\n",
-            style.bold("Run"),
-            r.run_id,
-            r.workflow_name,
-            style.run_status(r.run_status)
-        );
-        if let Some(ms) = r.duration_ms {
+        let mut out = self.run.headline(style);
+        if let Some(ms) = self.run.duration_ms {
             out.push_str(&format!("Duration: {}\n", render::duration(ms)));
         }
         out.push('\n');
@@ -179,7 +172,7 @@ impl Output for Timeline {
                 "offset_ms": match (self.run_start_ms, millis(n.start_time.as_ref())) { (Some(s), Some(ns)) => Some(offset(s, ns)), _ => None },
                 "latency_ms": n.latency_ms,
                 "attempts": n.attempt_count,
-                "reused_from_run_id": (!n.reused_from_run_id.is_empty()).then_some(&n.reused_from_run_id),
+                "reused_from_run_id": render::non_empty(&n.reused_from_run_id),
                 "blocked_by": n.blocked_by,
                 "overridden": overridden(&self.overrides, n),
             })).collect::<Vec<_>>(),
@@ -235,14 +228,8 @@ fn status_icon(style: Style, s: NodeStatus) -> String {
 
 impl Output for Graph {
     fn text(&self, style: Style) -> String {
-        let r = &self.run;
-        let mut out = format!(
-            "{} {}  {}  {}\n\n",
-            style.bold("Run"),
-            r.run_id,
-            r.workflow_name,
-            style.run_status(r.run_status)
-        );
+        let mut out = self.run.headline(style);
+        out.push('\n');
         let max_depth = self.depth.values().copied().max().unwrap_or(0);
         for level in 0..=max_depth {
             let at: Vec<&NodeExecution> = self
@@ -307,7 +294,7 @@ impl Output for Graph {
                 "depends_on": n.depends_on,
                 "depth": self.depth.get(&n.node_id),
                 "blocked_by": n.blocked_by,
-                "reused_from_run_id": (!n.reused_from_run_id.is_empty()).then_some(&n.reused_from_run_id),
+                "reused_from_run_id": render::non_empty(&n.reused_from_run_id),
                 "overridden": overridden(&self.overrides, n),
             })).collect::<Vec<_>>(),
             "edges": edges.iter().map(|(a, b)| serde_json::json!({"from": a, "to": b})).collect::<Vec<_>>(),
@@ -348,11 +335,7 @@ impl Output for NodeTrace {
         if let Some(t) = render::rfc3339(n.finish_time.as_ref()) {
             field(&mut out, "Finished", &t);
         }
-        if !self.report.overridden
-            && !n.config_json.is_empty()
-            && n.config_json != "{}"
-            && n.config_json != "null"
-        {
+        if !self.report.overridden && render::has_json(&n.config_json) {
             out.push_str(&format!(
                 "    {}\n{}",
                 style.dim("Config:"),

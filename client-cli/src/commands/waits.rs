@@ -201,7 +201,7 @@ fn ask_blocking(wait: &Wait) -> CliResult<Option<ResolveWaitRequest>> {
     if !wait.prompt.is_empty() {
         eprintln!("  {} asks: {}", wait.node_id, wait.prompt);
     }
-    if !wait.context_json.is_empty() && wait.context_json != "{}" && wait.context_json != "null" {
+    if crate::render::has_json(&wait.context_json) {
         eprintln!(
             "{}",
             crate::render::indent(&super::debug::preview(&wait.context_json, 2000), "    ")

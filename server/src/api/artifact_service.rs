@@ -22,6 +22,13 @@ const ARTIFACT_TOKENS: PageTokens = PageTokens {
     prefix: "",
 };
 
+fn require_artifact_id(id: &str) -> Result<(), Status> {
+    if id.trim().is_empty() {
+        return Err(Status::invalid_argument("artifact_id is required"));
+    }
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl ArtifactService for ArtifactApi {
     async fn get_artifact(
@@ -29,9 +36,7 @@ impl ArtifactService for ArtifactApi {
         req: Request<pb::GetArtifactRequest>,
     ) -> Result<Response<pb::GetArtifactResponse>, Status> {
         let id = req.into_inner().artifact_id;
-        if id.trim().is_empty() {
-            return Err(Status::invalid_argument("artifact_id is required"));
-        }
+        require_artifact_id(&id)?;
         let (artifact, content) = self.engine.artifact(&id).await?;
         Ok(Response::new(pb::GetArtifactResponse {
             artifact: Some(convert::artifact(&artifact)),
@@ -73,9 +78,7 @@ impl ArtifactService for ArtifactApi {
         req: Request<pb::GetArtifactLineageRequest>,
     ) -> Result<Response<pb::GetArtifactLineageResponse>, Status> {
         let req = req.into_inner();
-        if req.artifact_id.trim().is_empty() {
-            return Err(Status::invalid_argument("artifact_id is required"));
-        }
+        require_artifact_id(&req.artifact_id)?;
         let entries = self.engine.lineage(&req.artifact_id, req.max_depth).await?;
         Ok(Response::new(pb::GetArtifactLineageResponse {
             entries: entries
