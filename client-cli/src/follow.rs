@@ -650,13 +650,7 @@ impl JsonLines {
             RunStatus::Unspecified => serde_json::Value::Null,
             s => run_status_name(s).into(),
         };
-        let empty_null = |s: &str| {
-            if s.is_empty() {
-                serde_json::Value::Null
-            } else {
-                s.into()
-            }
-        };
+        let empty_null = render::empty_null;
         serde_json::json!({
             "run_id": event.run_id,
             "sequence": event.sequence,

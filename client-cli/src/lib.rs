@@ -12,6 +12,7 @@ pub mod parse;
 pub mod render;
 
 use cli::{ArtifactsCommand, Cli, Command};
+use commands::launch::Launch;
 use commands::{RunEnd, RunOutcome};
 use connect::Clients;
 use error::{CliError, CliResult, EXIT_FAILED};
@@ -98,6 +99,22 @@ fn print_run(outcome: &RunOutcome, json: bool, style: Style) -> i32 {
     print_output(outcome, json, style)
 }
 
+/// `run` and `replay` once their flags are read: connect, hold the
+/// database, follow the run live and print its outcome.
+async fn launch_and_print(
+    global: &cli::GlobalArgs,
+    launch: Launch,
+    style: Style,
+) -> CliResult<i32> {
+    let json = global.json;
+    let clients = run_clients(global).await?;
+    clients.hold_database()?;
+    let mut sink = live_sink(json, style, launch.verbose, clients.embedded);
+    let outcome =
+        commands::launch::launch(&clients, launch, sink.as_mut(), &Interrupt::CtrlC).await?;
+    Ok(print_run(&outcome, json, style))
+}
+
 async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
     let global = &cli.global;
     let json = global.json;
@@ -105,37 +122,9 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
     // Usage errors are reported before anything is opened or contacted.
     let print = |out: &dyn Output| print_output(out, json, style);
     match &cli.command {
-        Command::Run(args) => {
-            commands::check_detach(args.detach, embedded)?;
-            let request = commands::run::prepare(args)?;
-            let clients = run_clients(global).await?;
-            clients.hold_database()?;
-            let mut sink = live_sink(json, style, args.verbose, embedded);
-            let outcome = commands::run::run_prepared(
-                &clients,
-                request,
-                args.detach,
-                sink.as_mut(),
-                &Interrupt::CtrlC,
-            )
-            .await?;
-            Ok(print_run(&outcome, json, style))
-        }
+        Command::Run(args) => launch_and_print(global, Launch::run(args, embedded)?, style).await,
         Command::Replay(args) => {
-            commands::check_detach(args.detach, embedded)?;
-            let request = commands::replay::prepare(args)?;
-            let clients = run_clients(global).await?;
-            clients.hold_database()?;
-            let mut sink = live_sink(json, style, args.verbose, embedded);
-            let outcome = commands::replay::replay_prepared(
-                &clients,
-                request,
-                args.detach,
-                sink.as_mut(),
-                &Interrupt::CtrlC,
-            )
-            .await?;
-            Ok(print_run(&outcome, json, style))
+            launch_and_print(global, Launch::replay(args, embedded)?, style).await
         }
         Command::Watch(args) => {
             let clients = Clients::connect(global).await?;

@@ -5,7 +5,7 @@ use owo_colors::OwoColorize;
 use prost_types::Timestamp;
 use retake::v1::{
     ArtifactOrigin, EventKind, FailureOrigin, NodeExecution, NodeStatus, OutputOverride, Run,
-    RunStatus,
+    RunStatus, Usage,
 };
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -258,6 +258,35 @@ pub fn override_origins(overrides: &[OutputOverride]) -> String {
         .map(override_origin)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `s`, or None for the empty string by which a message leaves a field unset.
+pub fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+/// `s` as JSON, null for an unset (empty) field.
+pub fn empty_null(s: &str) -> serde_json::Value {
+    if s.is_empty() {
+        serde_json::Value::Null
+    } else {
+        s.into()
+    }
+}
+
+/// Tokens and cost as JSON.
+pub fn usage_json(u: &Usage) -> serde_json::Value {
+    serde_json::json!({
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cost_usd": u.cost_usd,
+    })
+}
+
+/// Whether a JSON field of a record holds anything to show: it is set
+/// and is neither `{}` nor `null`.
+pub fn has_json(s: &str) -> bool {
+    !s.is_empty() && s != "{}" && s != "null"
 }
 
 /// True once a run can no longer change.

@@ -1,9 +1,10 @@
 //! `retake artifacts list|show|lineage`: the outputs of runs and where
 //! they came from.
 
+use super::fetch::{pages, returned};
 use crate::cli::{ArtifactLineageArgs, ArtifactShowArgs, ArtifactsListArgs};
 use crate::connect::Clients;
-use crate::error::{CliError, CliResult};
+use crate::error::CliResult;
 use crate::render::{self, Output, Style, artifact_origin_name};
 use retake::v1::{
     Artifact, ArtifactOrigin, GetArtifactLineageRequest, GetArtifactRequest, ListArtifactsRequest,
@@ -36,25 +37,19 @@ pub struct ArtifactList {
 
 /// `retake artifacts list RUN_ID`.
 pub async fn list(clients: &Clients, args: &ArtifactsListArgs) -> CliResult<ArtifactList> {
-    let mut client = clients.artifacts.clone();
-    let mut artifacts = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let resp = client
-            .list_artifacts(ListArtifactsRequest {
-                run_id: args.run_id.clone(),
-                page_size: 1000,
-                page_token,
-            })
-            .await?
-            .into_inner();
-        let empty = resp.artifacts.is_empty();
-        artifacts.extend(resp.artifacts);
-        if resp.next_page_token.is_empty() || empty {
-            break;
+    let artifacts = pages(usize::MAX, |page_size, page_token| {
+        let mut client = clients.artifacts.clone();
+        let request = ListArtifactsRequest {
+            run_id: args.run_id.clone(),
+            page_size,
+            page_token,
+        };
+        async move {
+            let resp = client.list_artifacts(request).await?.into_inner();
+            Ok((resp.artifacts, resp.next_page_token))
         }
-        page_token = resp.next_page_token;
-    }
+    })
+    .await?;
     Ok(ArtifactList {
         run_id: args.run_id.clone(),
         artifacts,
@@ -132,9 +127,7 @@ pub async fn fetch(clients: &Clients, artifact_id: &str) -> CliResult<(Artifact,
         })
         .await?
         .into_inner();
-    let artifact = resp
-        .artifact
-        .ok_or_else(|| CliError::failed("the server returned no artifact"))?;
+    let artifact = returned(resp.artifact, "artifact")?;
     Ok((artifact, resp.content))
 }
 

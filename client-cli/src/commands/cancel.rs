@@ -1,9 +1,10 @@
 //! `retake cancel RUN_ID`: stop a run; in-flight nodes are interrupted.
 
 use super::RunSummary;
+use super::fetch::returned;
 use crate::cli::CancelArgs;
 use crate::connect::Clients;
-use crate::error::{CliError, CliResult};
+use crate::error::CliResult;
 use crate::render::{self, Output, Style};
 use retake::v1::CancelRunRequest;
 
@@ -38,9 +39,7 @@ pub async fn cancel(clients: &Clients, args: &CancelArgs) -> CliResult<Cancelled
         })
         .await?
         .into_inner();
-    let run = resp
-        .run
-        .ok_or_else(|| CliError::failed("the server returned no run"))?;
+    let run = returned(resp.run, "run")?;
     Ok(Cancelled {
         summary: RunSummary::from_run(&run),
     })

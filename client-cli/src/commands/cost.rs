@@ -3,12 +3,12 @@
 //! paid for the same result, which is what the reuse saved.
 
 use super::RunSummary;
+use super::fetch::{few_at_a_time, node_execution, run_with_nodes};
 use crate::cli::CostArgs;
 use crate::connect::Clients;
-use crate::error::{CliError, CliResult};
+use crate::error::CliResult;
 use crate::render::{self, Output, Style, node_status_name};
-use futures::StreamExt;
-use retake::v1::{GetNodeExecutionRequest, GetRunRequest, NodeExecution, NodeStatus, Usage};
+use retake::v1::{NodeExecution, NodeStatus, Usage};
 use serde::Serialize;
 
 /// Tokens and dollars.
@@ -92,27 +92,8 @@ pub struct CostReport {
 
 /// `retake cost RUN_ID`.
 pub async fn cost(clients: &Clients, args: &CostArgs) -> CliResult<CostReport> {
-    let mut runs = clients.runs.clone();
-    let resp = runs
-        .get_run(GetRunRequest {
-            run_id: args.run_id.clone(),
-            include_nodes: true,
-            include_workflow: false,
-        })
-        .await?
-        .into_inner();
-    let run = resp
-        .run
-        .ok_or_else(|| CliError::failed("the server returned no run"))?;
-    let mut nodes = resp.nodes;
-    nodes.sort_by_key(|n| n.position);
-    let costs = futures::stream::iter(nodes.into_iter().map(|n| {
-        let clients = clients.clone();
-        async move { node_cost(&clients, n).await }
-    }))
-    .buffered(8)
-    .collect::<Vec<_>>()
-    .await;
+    let (run, nodes) = run_with_nodes(clients, &args.run_id).await?;
+    let costs = few_at_a_time(nodes.into_iter().map(|n| node_cost(clients, n))).await;
     let mut total = Spend::default();
     let mut saved = Spend::default();
     for c in &costs {
@@ -134,7 +115,7 @@ pub async fn cost(clients: &Clients, args: &CostArgs) -> CliResult<CostReport> {
 }
 
 async fn node_cost(clients: &Clients, n: NodeExecution) -> NodeCost {
-    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let non_empty = render::non_empty;
     let reused = n.status() == NodeStatus::Reused;
     let spent = if reused {
         Spend::default()
@@ -147,15 +128,11 @@ async fn node_cost(clients: &Clients, n: NodeExecution) -> NodeCost {
         } else {
             n.reused_from_node_execution_id.clone()
         };
-        let mut runs = clients.runs.clone();
-        runs.get_node_execution(GetNodeExecutionRequest {
-            run_id: n.reused_from_run_id.clone(),
-            step,
-        })
-        .await
-        .ok()
-        .and_then(|r| r.into_inner().node_execution)
-        .map(|src| Spend::of(src.usage.as_ref()))
+        // The source run may be gone; then nothing is known of what it paid.
+        node_execution(clients, &n.reused_from_run_id, &step)
+            .await
+            .ok()
+            .map(|src| Spend::of(src.usage.as_ref()))
     } else {
         None
     };
@@ -178,21 +155,9 @@ async fn node_cost(clients: &Clients, n: NodeExecution) -> NodeCost {
 
 impl Output for CostReport {
     fn text(&self, style: Style) -> String {
-        let r = &self.run;
-        let mut out = format!(
-            "{} {}  {}  {}\n",
-            style.bold("Run"),
-            r.run_id,
-            r.workflow_name,
-            style.run_status(r.run_status)
-        );
-        if let Some(from) = &r.forked_from {
-            let at = r
-                .forked_at_step
-                .as_deref()
-                .map(|s| format!(" at step '{s}'"))
-                .unwrap_or_default();
-            out.push_str(&format!("Forked from: {from}{at}\n"));
+        let mut out = self.run.headline(style);
+        if let Some(origin) = self.run.fork_origin() {
+            out.push_str(&format!("Forked from: {origin}\n"));
         }
         out.push('\n');
         if self.nodes.is_empty() {

@@ -3,15 +3,12 @@
 //! blocked the nodes that were skipped.
 
 use super::RunSummary;
+use super::fetch::{few_at_a_time, node_execution, run_with_nodes};
 use crate::cli::DebugArgs;
 use crate::connect::Clients;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Output, Style, failure_origin_name, node_status_name};
-use futures::StreamExt;
-use retake::v1::{
-    FailureOrigin, GetNodeExecutionRequest, GetRunRequest, NodeExecution, NodeStatus,
-    OutputOverride,
-};
+use retake::v1::{FailureOrigin, NodeExecution, NodeStatus, OutputOverride};
 use std::collections::HashMap;
 
 /// Characters of each input and output shown before truncating.
@@ -107,58 +104,25 @@ pub struct DebugReport {
 
 /// The output artifacts of `node`, fetched a few at a time.
 pub async fn outputs_of(clients: &Clients, node: &NodeExecution) -> CliResult<Vec<OutputPreview>> {
-    let fetches = node.output_artifact_ids.iter().map(|id| {
-        let clients = clients.clone();
-        let id = id.clone();
-        async move {
-            let (artifact, content) = super::artifacts::fetch(&clients, &id).await?;
-            Ok::<_, CliError>(OutputPreview {
-                artifact_id: artifact.id,
-                name: artifact.name,
-                text: String::from_utf8(content).ok(),
-                size_bytes: artifact.size_bytes,
-                run_id: artifact.run_id,
-            })
-        }
+    let fetches = node.output_artifact_ids.iter().map(|id| async move {
+        let (artifact, content) = super::artifacts::fetch(clients, id).await?;
+        Ok::<_, CliError>(OutputPreview {
+            artifact_id: artifact.id,
+            name: artifact.name,
+            text: String::from_utf8(content).ok(),
+            size_bytes: artifact.size_bytes,
+            run_id: artifact.run_id,
+        })
     });
-    futures::stream::iter(fetches)
-        .buffered(8)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect()
+    few_at_a_time(fetches).await.into_iter().collect()
 }
 
 /// `retake debug`.
 pub async fn debug(clients: &Clients, args: &DebugArgs) -> CliResult<DebugReport> {
-    let mut runs = clients.runs.clone();
-    let resp = runs
-        .get_run(GetRunRequest {
-            run_id: args.run_id.clone(),
-            include_nodes: true,
-            include_workflow: false,
-        })
-        .await?
-        .into_inner();
-    let run = resp
-        .run
-        .ok_or_else(|| CliError::failed("the server returned no run"))?;
-    let mut all = resp.nodes;
-    all.sort_by_key(|n| n.position);
+    let (run, all) = run_with_nodes(clients, &args.run_id).await?;
     let producers = producers(&all);
     let nodes: Vec<NodeExecution> = match &args.node {
-        Some(step) => {
-            let node = runs
-                .get_node_execution(GetNodeExecutionRequest {
-                    run_id: run.id.clone(),
-                    step: step.clone(),
-                })
-                .await?
-                .into_inner()
-                .node_execution
-                .ok_or_else(|| CliError::failed("the server returned no node execution"))?;
-            vec![node]
-        }
+        Some(step) => vec![node_execution(clients, &run.id, step).await?],
         None => all,
     };
     let nodes: Vec<NodeExecution> = if args.errors {
@@ -166,17 +130,14 @@ pub async fn debug(clients: &Clients, args: &DebugArgs) -> CliResult<DebugReport
     } else {
         nodes
     };
-    let reports = futures::stream::iter(nodes.into_iter().map(|node| {
-        let clients = clients.clone();
+    let reports = few_at_a_time(nodes.into_iter().map(|node| {
         let inputs = input_refs(&node, &producers);
         let run = &run;
         async move {
-            let outputs = outputs_of(&clients, &node).await?;
+            let outputs = outputs_of(clients, &node).await?;
             Ok::<_, CliError>(NodeReport::new(run, node, inputs, outputs))
         }
     }))
-    .buffered(8)
-    .collect::<Vec<_>>()
     .await
     .into_iter()
     .collect::<CliResult<Vec<_>>>()?;
@@ -214,10 +175,15 @@ pub fn preview(text: &str, max: usize) -> String {
         .filter(|v| v.is_object() || v.is_array())
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
         .unwrap_or_else(|| text.to_string());
+    cut(&pretty, max)
+}
+
+/// `text` cut to `max` characters; 0 keeps it whole.
+fn cut(text: &str, max: usize) -> String {
     if max == 0 {
-        pretty
+        text.to_string()
     } else {
-        render::truncate(&pretty, max)
+        render::truncate(text, max)
     }
 }
 
@@ -302,20 +268,9 @@ pub fn node_text(style: Style, report: &NodeReport, preview_chars: usize) -> Str
         );
     }
     if !n.prompt.is_empty() {
-        field(
-            &mut out,
-            "Prompt",
-            &render::truncate(
-                &n.prompt,
-                if preview_chars == 0 {
-                    usize::MAX
-                } else {
-                    preview_chars
-                },
-            ),
-        );
+        field(&mut out, "Prompt", &cut(&n.prompt, preview_chars));
     }
-    if !n.inputs_json.is_empty() && n.inputs_json != "{}" && n.inputs_json != "null" {
+    if render::has_json(&n.inputs_json) {
         field(&mut out, "Inputs", &preview(&n.inputs_json, preview_chars));
     }
     if !report.inputs.is_empty() {
@@ -415,21 +370,12 @@ fn only_cancelled(r: &NodeReport) -> bool {
 /// A node execution as JSON, with output previews.
 pub fn node_json(report: &NodeReport, preview_chars: usize) -> serde_json::Value {
     let n = &report.node;
-    let empty_null = |s: &str| {
-        if s.is_empty() {
-            serde_json::Value::Null
-        } else {
-            s.into()
-        }
-    };
+    let empty_null = render::empty_null;
     let parsed =
         |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap_or_else(|_| empty_null(s));
-    let cut = |t: &str| {
-        if preview_chars == 0 {
-            t.to_string()
-        } else {
-            render::truncate(t, preview_chars)
-        }
+    let origin = |o: FailureOrigin| match o {
+        FailureOrigin::Unspecified => serde_json::Value::Null,
+        o => failure_origin_name(o).into(),
     };
     serde_json::json!({
         "node_id": n.node_id,
@@ -449,21 +395,21 @@ pub fn node_json(report: &NodeReport, preview_chars: usize) -> serde_json::Value
             "artifact_id": o.artifact_id,
             "name": o.name,
             "size_bytes": o.size_bytes,
-            "content": o.text.as_deref().map(cut),
+            "content": o.text.as_deref().map(|t| cut(t, preview_chars)),
         })).collect::<Vec<_>>(),
         "error": empty_null(&n.error),
-        "error_origin": match n.error_origin() { FailureOrigin::Unspecified => serde_json::Value::Null, o => failure_origin_name(o).into() },
+        "error_origin": origin(n.error_origin()),
         "started_at": render::rfc3339(n.start_time.as_ref()),
         "finished_at": render::rfc3339(n.finish_time.as_ref()),
         "latency_ms": n.latency_ms,
-        "usage": n.usage.as_ref().map(|u| serde_json::json!({"input_tokens": u.input_tokens, "output_tokens": u.output_tokens, "cost_usd": u.cost_usd})),
+        "usage": n.usage.as_ref().map(render::usage_json),
         "attempt_count": n.attempt_count,
         "attempts": n.attempts.iter().map(|a| serde_json::json!({
             "number": a.number,
             "started_at": render::rfc3339(a.start_time.as_ref()),
             "finished_at": render::rfc3339(a.finish_time.as_ref()),
             "error": empty_null(&a.error),
-            "error_origin": match a.error_origin() { FailureOrigin::Unspecified => serde_json::Value::Null, o => failure_origin_name(o).into() },
+            "error_origin": origin(a.error_origin()),
         })).collect::<Vec<_>>(),
         "reused_from_run_id": empty_null(&n.reused_from_run_id),
         "reused_from_node_execution_id": empty_null(&n.reused_from_node_execution_id),
@@ -492,13 +438,8 @@ impl Output for DebugReport {
             status.push_str(&format!(" in {}", render::duration(ms)));
         }
         out.push_str(&format!("{} {status}\n", style.bold("Status:")));
-        if let Some(from) = &r.forked_from {
-            let at = r
-                .forked_at_step
-                .as_deref()
-                .map(|s| format!(" at step '{s}'"))
-                .unwrap_or_default();
-            out.push_str(&format!("{} {from}{at}\n", style.bold("Forked from:")));
+        if let Some(origin) = r.fork_origin() {
+            out.push_str(&format!("{} {origin}\n", style.bold("Forked from:")));
         }
         if let Some(f) = &r.failure {
             let node = f

@@ -97,23 +97,31 @@ impl RunDiff {
                 a.to_string()
             }
         };
+        let one_side = |marker: String, change: &str, status, agent_id: &str, latency| {
+            vec![
+                marker,
+                style.bold(&n.node_id),
+                style.yellow(change),
+                style.node_status(status),
+                agent(agent_id),
+                render::duration(latency),
+            ]
+        };
         match n.presence() {
-            NodePresence::OnlyA => vec![
+            NodePresence::OnlyA => one_side(
                 style.red("-"),
-                style.bold(&n.node_id),
-                style.yellow("only in A"),
-                style.node_status(n.status_a()),
-                agent(&n.agent_a),
-                render::duration(n.latency_ms_a),
-            ],
-            NodePresence::OnlyB => vec![
+                "only in A",
+                n.status_a(),
+                &n.agent_a,
+                n.latency_ms_a,
+            ),
+            NodePresence::OnlyB => one_side(
                 style.green("+"),
-                style.bold(&n.node_id),
-                style.yellow("only in B"),
-                style.node_status(n.status_b()),
-                agent(&n.agent_b),
-                render::duration(n.latency_ms_b),
-            ],
+                "only in B",
+                n.status_b(),
+                &n.agent_b,
+                n.latency_ms_b,
+            ),
             _ => {
                 let latency = if n.latency_ms_a == n.latency_ms_b {
                     render::duration(n.latency_ms_a)
@@ -268,16 +276,8 @@ impl Output for RunDiff {
             NodeStatus::Unspecified => serde_json::Value::Null,
             s => node_status_name(s).into(),
         };
-        let usage = |u: Option<&Usage>| {
-            u.map(|u| serde_json::json!({"input_tokens": u.input_tokens, "output_tokens": u.output_tokens, "cost_usd": u.cost_usd}))
-        };
-        let empty_null = |s: &str| {
-            if s.is_empty() {
-                serde_json::Value::Null
-            } else {
-                s.into()
-            }
-        };
+        let usage = |u: Option<&Usage>| u.map(render::usage_json);
+        let empty_null = render::empty_null;
         let nodes: Vec<serde_json::Value> = self
             .response
             .nodes

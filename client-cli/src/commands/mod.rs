@@ -6,6 +6,8 @@ pub mod cancel;
 pub mod cost;
 pub mod debug;
 pub mod diff;
+pub mod fetch;
+pub mod launch;
 pub mod replay;
 pub mod run;
 pub mod runs;
@@ -14,13 +16,15 @@ pub mod validate;
 pub mod waits;
 pub mod watch;
 
+pub use fetch::get_run;
+
 use crate::connect::{Clients, WaitPolicy};
-use crate::error::{CliError, CliResult, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
+use crate::error::{CliResult, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
 use crate::follow::{
     EventSink, FollowEnd, Interrupt, Quiet, answer_commands, follow, follow_until,
 };
 use crate::render::{self, Output, Style, failure_origin_name, run_status_name};
-use retake::v1::{CancelRunRequest, GetRunRequest, Run, RunStatus, WaitKind};
+use retake::v1::{CancelRunRequest, Run, RunStatus, WaitKind};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -61,7 +65,7 @@ impl RunSummary {
     pub fn from_run(run: &Run) -> Self {
         let counts = run.counts.unwrap_or_default();
         let replay = run.replay.as_ref().filter(|r| !r.forked_from.is_empty());
-        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let non_empty = render::non_empty;
         let failure = run
             .failure
             .as_ref()
@@ -95,15 +99,33 @@ impl RunSummary {
         self.forked_from.is_some()
     }
 
+    /// `RUN at step 'STEP'`: the run this replay was forked from, and
+    /// where; None for a fresh run.
+    pub fn fork_origin(&self) -> Option<String> {
+        let from = self.forked_from.as_ref()?;
+        Some(match &self.forked_at_step {
+            Some(step) => format!("{from} at step '{step}'"),
+            None => from.clone(),
+        })
+    }
+
+    /// `Run ID  WORKFLOW  STATUS`: the line `trace` and `cost` start with.
+    pub fn headline(&self, style: Style) -> String {
+        format!(
+            "{} {}  {}  {}\n",
+            style.bold("Run"),
+            self.run_id,
+            self.workflow_name,
+            style.run_status(self.run_status)
+        )
+    }
+
     /// The block printed after a run or replay.
     pub fn text(&self, style: Style) -> String {
         let mut out = String::new();
-        if let Some(from) = &self.forked_from {
+        if let Some(origin) = self.fork_origin() {
             out.push_str(&format!("Replay Run ID: {}\n", self.run_id));
-            match &self.forked_at_step {
-                Some(step) => out.push_str(&format!("Forked from: {from} at step '{step}'\n")),
-                None => out.push_str(&format!("Forked from: {from}\n")),
-            }
+            out.push_str(&format!("Forked from: {origin}\n"));
         } else {
             out.push_str(&format!("Run ID: {}\n", self.run_id));
         }
@@ -194,21 +216,20 @@ impl Output for RunOutcome {
                 node_id,
                 kind,
                 several,
-                embedded: true,
-            } => Some(format!(
-                "Run {id} waits for a human at node '{node_id}', and without a terminal nobody can answer here.\n\
-                 It stays waiting in the database; answer with {}",
-                answer_commands("retake ", id, node_id, *kind, *several)
-            )),
-            RunEnd::Waiting {
-                node_id,
-                kind,
-                several,
-                embedded: false,
-            } => Some(format!(
-                "Run {id} waits for a human at node '{node_id}'; answer with {}, then follow it with 'retake watch {id}'",
-                answer_commands("retake ", id, node_id, *kind, *several)
-            )),
+                embedded,
+            } => {
+                let answer = answer_commands("retake ", id, node_id, *kind, *several);
+                Some(if *embedded {
+                    format!(
+                        "Run {id} waits for a human at node '{node_id}', and without a terminal nobody can answer here.\n\
+                         It stays waiting in the database; answer with {answer}"
+                    )
+                } else {
+                    format!(
+                        "Run {id} waits for a human at node '{node_id}'; answer with {answer}, then follow it with 'retake watch {id}'"
+                    )
+                })
+            }
             RunEnd::StillRunning => Some(format!(
                 "Run {id} continues on the server; follow it with 'retake watch {id}'"
             )),
@@ -218,20 +239,6 @@ impl Output for RunOutcome {
             _ => None,
         }
     }
-}
-
-/// Fetches a run (id, unique prefix or `latest`).
-pub async fn get_run(clients: &Clients, run_id: &str) -> CliResult<Run> {
-    let mut runs = clients.runs.clone();
-    let resp = runs
-        .get_run(GetRunRequest {
-            run_id: run_id.to_string(),
-            ..Default::default()
-        })
-        .await?;
-    resp.into_inner()
-        .run
-        .ok_or_else(|| CliError::failed("the server returned no run"))
 }
 
 /// How long a cancelled embedded run gets to wind down before we exit anyway.
@@ -319,14 +326,4 @@ async fn cancel_embedded(
     let drain = follow(&mut runs, run_id, after, &mut quiet, interrupt);
     let _ = tokio::time::timeout(CANCEL_GRACE, drain).await;
     Ok(RunEnd::Cancelled)
-}
-
-/// `--detach` runs would die with this process when the engine is embedded.
-pub fn check_detach(detach: bool, embedded: bool) -> CliResult<()> {
-    if detach && embedded {
-        return Err(CliError::usage(
-            "--detach needs a server (--server or RETAKE_SERVER); without one the run lives in this process",
-        ));
-    }
-    Ok(())
 }

@@ -1,7 +1,9 @@
 //! `retake replay RUN_ID`: fork a finished run from a step, with swapped
 //! agents, overridden outputs or changed variables, and follow the new run.
 
-use super::{RunEnd, RunOutcome, RunSummary, check_detach, follow_to_end};
+use super::RunOutcome;
+use super::fetch::{returned, workflow_of};
+use super::launch::{Launch, launch};
 use crate::cli::ReplayArgs;
 use crate::connect::Clients;
 use crate::error::{CliError, CliResult};
@@ -11,7 +13,7 @@ use crate::parse::{
     workflow_outputs,
 };
 use crate::render;
-use retake::v1::{GetRunRequest, OutputOverride, ReplayRunRequest, Run};
+use retake::v1::{OutputOverride, ReplayRunRequest, Run};
 
 /// A replay request built from the flags, with what is left to settle once
 /// the workflow is known.
@@ -42,13 +44,13 @@ pub fn prepare(args: &ReplayArgs) -> CliResult<PreparedReplay> {
         .map(|o| parse_override(o))
         .collect::<CliResult<Vec<_>>>()?;
     let variables = parse_vars(&args.vars)?;
-    let (workflow, files) = match &args.workflow {
-        Some(path) => {
-            let wf = load_workflow(path)?;
-            (wf.content, wf.files)
-        }
-        None => Default::default(),
-    };
+    // Without --workflow the server replays the source run's snapshot.
+    let workflow = args
+        .workflow
+        .as_deref()
+        .map(load_workflow)
+        .transpose()?
+        .unwrap_or_default();
     let checkpoint_keys = args
         .overrides
         .iter()
@@ -58,8 +60,8 @@ pub fn prepare(args: &ReplayArgs) -> CliResult<PreparedReplay> {
     let prepared = PreparedReplay {
         request: ReplayRunRequest {
             run_id: args.run_id.clone(),
-            workflow,
-            files,
+            workflow: workflow.content,
+            files: workflow.files,
             from: args.from.clone().unwrap_or_default(),
             swaps,
             overrides,
@@ -137,17 +139,7 @@ impl PreparedReplay {
             return Ok(self.request);
         }
         let content = if self.request.workflow.is_empty() {
-            let mut runs = clients.runs.clone();
-            runs.get_run(GetRunRequest {
-                run_id: self.request.run_id.clone(),
-                include_nodes: false,
-                include_workflow: true,
-            })
-            .await?
-            .into_inner()
-            .run
-            .map(|r| r.workflow_content)
-            .unwrap_or_default()
+            workflow_of(clients, &self.request.run_id).await?
         } else {
             self.request.workflow.clone()
         };
@@ -189,10 +181,7 @@ impl PreparedReplay {
 /// Asks the server for the replay and returns the new run.
 pub async fn start(clients: &Clients, request: ReplayRunRequest) -> CliResult<Run> {
     let mut runs = clients.runs.clone();
-    let resp = runs.replay_run(request).await?;
-    resp.into_inner()
-        .run
-        .ok_or_else(|| CliError::failed("the server returned no run"))
+    returned(runs.replay_run(request).await?.into_inner().run, "run")
 }
 
 /// `retake replay`: starts the replay and, unless detached, streams its
@@ -203,27 +192,6 @@ pub async fn replay(
     sink: &mut dyn EventSink,
     interrupt: &Interrupt,
 ) -> CliResult<RunOutcome> {
-    check_detach(args.detach, clients.embedded)?;
-    let prepared = prepare(args)?;
-    replay_prepared(clients, prepared, args.detach, sink, interrupt).await
-}
-
-/// `replay` with the flags already parsed.
-pub async fn replay_prepared(
-    clients: &Clients,
-    prepared: PreparedReplay,
-    detach: bool,
-    sink: &mut dyn EventSink,
-    interrupt: &Interrupt,
-) -> CliResult<RunOutcome> {
-    let request = prepared.resolve(clients).await?;
-    let run = start(clients, request).await?;
-    clients.note_started(&run.id);
-    if detach {
-        return Ok(RunOutcome {
-            summary: RunSummary::from_run(&run),
-            end: RunEnd::Detached,
-        });
-    }
-    follow_to_end(clients, &run, 0, sink, interrupt).await
+    let started = Launch::replay(args, clients.embedded)?;
+    launch(clients, started, sink, interrupt).await
 }

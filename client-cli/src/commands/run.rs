@@ -1,9 +1,11 @@
 //! `retake run FILE`: start a run and follow it to its end.
 
-use super::{RunEnd, RunOutcome, RunSummary, check_detach, follow_to_end};
+use super::RunOutcome;
+use super::fetch::returned;
+use super::launch::{Launch, launch};
 use crate::cli::RunArgs;
 use crate::connect::Clients;
-use crate::error::{CliError, CliResult};
+use crate::error::CliResult;
 use crate::follow::{EventSink, Interrupt};
 use crate::parse::{load_workflow, parse_vars};
 use retake::v1::{Run, StartRunRequest};
@@ -22,10 +24,7 @@ pub fn prepare(args: &RunArgs) -> CliResult<StartRunRequest> {
 /// Starts a run and returns it as the server recorded it.
 pub async fn start(clients: &Clients, request: StartRunRequest) -> CliResult<Run> {
     let mut runs = clients.runs.clone();
-    let resp = runs.start_run(request).await?;
-    resp.into_inner()
-        .run
-        .ok_or_else(|| CliError::failed("the server returned no run"))
+    returned(runs.start_run(request).await?.into_inner().run, "run")
 }
 
 /// `retake run`: starts the workflow and, unless detached, streams its
@@ -36,26 +35,6 @@ pub async fn run(
     sink: &mut dyn EventSink,
     interrupt: &Interrupt,
 ) -> CliResult<RunOutcome> {
-    check_detach(args.detach, clients.embedded)?;
-    let request = prepare(args)?;
-    run_prepared(clients, request, args.detach, sink, interrupt).await
-}
-
-/// `run` with the request already built.
-pub async fn run_prepared(
-    clients: &Clients,
-    request: StartRunRequest,
-    detach: bool,
-    sink: &mut dyn EventSink,
-    interrupt: &Interrupt,
-) -> CliResult<RunOutcome> {
-    let run = start(clients, request).await?;
-    clients.note_started(&run.id);
-    if detach {
-        return Ok(RunOutcome {
-            summary: RunSummary::from_run(&run),
-            end: RunEnd::Detached,
-        });
-    }
-    follow_to_end(clients, &run, 0, sink, interrupt).await
+    let started = Launch::run(args, clients.embedded)?;
+    launch(clients, started, sink, interrupt).await
 }

@@ -1,6 +1,7 @@
 //! `retake runs`: recent runs, newest first, as a table or a JSON array.
 
 use super::RunSummary;
+use super::fetch::pages;
 use crate::cli::{RunsArgs, StatusFilter};
 use crate::connect::Clients;
 use crate::error::CliResult;
@@ -26,38 +27,27 @@ impl From<StatusFilter> for RunStatus {
     }
 }
 
-/// Largest page the server serves.
-const MAX_PAGE: u32 = 1000;
-
 /// `retake runs`: lists up to `limit` runs, paging through the server as needed.
 pub async fn list(clients: &Clients, args: &RunsArgs) -> CliResult<RunList> {
-    let mut client = clients.runs.clone();
-    let mut runs = Vec::new();
-    let mut page_token = String::new();
-    let limit = args.limit as usize;
-    while runs.len() < limit {
-        let want = (limit - runs.len()).min(MAX_PAGE as usize) as i32;
-        let resp = client
-            .list_runs(ListRunsRequest {
-                page_size: want,
-                page_token: page_token.clone(),
-                status: args
-                    .status
-                    .map(RunStatus::from)
-                    .unwrap_or(RunStatus::Unspecified) as i32,
-                workflow_name: args.workflow.clone().unwrap_or_default(),
-                forked_from: args.forked_from.clone().unwrap_or_default(),
-            })
-            .await?
-            .into_inner();
-        runs.extend(resp.runs.iter().map(RunSummary::from_run));
-        if resp.next_page_token.is_empty() || resp.runs.is_empty() {
-            break;
+    let status = args.status.map(RunStatus::from).unwrap_or_default();
+    let runs = pages(args.limit as usize, |page_size, page_token| {
+        let mut client = clients.runs.clone();
+        let request = ListRunsRequest {
+            page_size,
+            page_token,
+            status: status as i32,
+            workflow_name: args.workflow.clone().unwrap_or_default(),
+            forked_from: args.forked_from.clone().unwrap_or_default(),
+        };
+        async move {
+            let resp = client.list_runs(request).await?.into_inner();
+            Ok((resp.runs, resp.next_page_token))
         }
-        page_token = resp.next_page_token;
-    }
-    runs.truncate(limit);
-    Ok(RunList { runs })
+    })
+    .await?;
+    Ok(RunList {
+        runs: runs.iter().map(RunSummary::from_run).collect(),
+    })
 }
 
 impl Output for RunList {

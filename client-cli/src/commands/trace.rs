@@ -3,14 +3,13 @@
 
 use super::RunSummary;
 use super::debug::{NodeReport, input_refs, node_json, node_text, outputs_of, producers};
+use super::fetch::{node_execution, run_with_nodes};
 use crate::cli::{TraceArgs, TraceView};
 use crate::connect::Clients;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Output, Style, node_status_name};
 use prost_types::Timestamp;
-use retake::v1::{
-    GetNodeExecutionRequest, GetRunRequest, NodeExecution, NodeStatus, OutputOverride, Run,
-};
+use retake::v1::{NodeExecution, NodeStatus, OutputOverride};
 use std::collections::HashMap;
 
 /// What `retake trace …` shows.
@@ -31,22 +30,6 @@ pub async fn trace(clients: &Clients, args: &TraceArgs) -> CliResult<Trace> {
         (None, Some(run_id)) => Ok(Trace::Timeline(timeline(clients, run_id).await?)),
         (None, None) => Err(CliError::usage("a run id is required")),
     }
-}
-
-async fn run_with_nodes(clients: &Clients, run_id: &str) -> CliResult<(Run, Vec<NodeExecution>)> {
-    let mut runs = clients.runs.clone();
-    let resp = runs
-        .get_run(GetRunRequest {
-            run_id: run_id.to_string(),
-            include_nodes: true,
-            include_workflow: false,
-        })
-        .await?
-        .into_inner();
-    let run = resp
-        .run
-        .ok_or_else(|| CliError::failed("the server returned no run"))?;
-    Ok((run, resp.nodes))
 }
 
 fn millis(t: Option<&Timestamp>) -> Option<i64> {
@@ -116,15 +99,8 @@ impl Timeline {
 
 impl Output for Timeline {
     fn text(&self, style: Style) -> String {
-        let r = &self.run;
-        let mut out = format!(
-            "{} {}  {}  {}\n",
-            style.bold("Run"),
-            r.run_id,
-            r.workflow_name,
-            style.run_status(r.run_status)
-        );
-        if let Some(ms) = r.duration_ms {
+        let mut out = self.run.headline(style);
+        if let Some(ms) = self.run.duration_ms {
             out.push_str(&format!("Duration: {}\n", render::duration(ms)));
         }
         out.push('\n');
@@ -196,7 +172,7 @@ impl Output for Timeline {
                 "offset_ms": match (self.run_start_ms, millis(n.start_time.as_ref())) { (Some(s), Some(ns)) => Some(offset(s, ns)), _ => None },
                 "latency_ms": n.latency_ms,
                 "attempts": n.attempt_count,
-                "reused_from_run_id": (!n.reused_from_run_id.is_empty()).then_some(&n.reused_from_run_id),
+                "reused_from_run_id": render::non_empty(&n.reused_from_run_id),
                 "blocked_by": n.blocked_by,
                 "overridden": overridden(&self.overrides, n),
             })).collect::<Vec<_>>(),
@@ -216,8 +192,7 @@ pub struct Graph {
 }
 
 pub async fn graph(clients: &Clients, run_id: &str) -> CliResult<Graph> {
-    let (run, mut nodes) = run_with_nodes(clients, run_id).await?;
-    nodes.sort_by_key(|n| n.position);
+    let (run, nodes) = run_with_nodes(clients, run_id).await?;
     // Nodes come in topological order, so one pass settles every depth.
     let mut depth: HashMap<String, usize> = HashMap::new();
     for n in &nodes {
@@ -253,14 +228,8 @@ fn status_icon(style: Style, s: NodeStatus) -> String {
 
 impl Output for Graph {
     fn text(&self, style: Style) -> String {
-        let r = &self.run;
-        let mut out = format!(
-            "{} {}  {}  {}\n\n",
-            style.bold("Run"),
-            r.run_id,
-            r.workflow_name,
-            style.run_status(r.run_status)
-        );
+        let mut out = self.run.headline(style);
+        out.push('\n');
         let max_depth = self.depth.values().copied().max().unwrap_or(0);
         for level in 0..=max_depth {
             let at: Vec<&NodeExecution> = self
@@ -325,7 +294,7 @@ impl Output for Graph {
                 "depends_on": n.depends_on,
                 "depth": self.depth.get(&n.node_id),
                 "blocked_by": n.blocked_by,
-                "reused_from_run_id": (!n.reused_from_run_id.is_empty()).then_some(&n.reused_from_run_id),
+                "reused_from_run_id": render::non_empty(&n.reused_from_run_id),
                 "overridden": overridden(&self.overrides, n),
             })).collect::<Vec<_>>(),
             "edges": edges.iter().map(|(a, b)| serde_json::json!({"from": a, "to": b})).collect::<Vec<_>>(),
@@ -341,16 +310,7 @@ pub struct NodeTrace {
 
 pub async fn node(clients: &Clients, run_id: &str, step: &str) -> CliResult<NodeTrace> {
     let (run, all) = run_with_nodes(clients, run_id).await?;
-    let mut runs = clients.runs.clone();
-    let node = runs
-        .get_node_execution(GetNodeExecutionRequest {
-            run_id: run_id.to_string(),
-            step: step.to_string(),
-        })
-        .await?
-        .into_inner()
-        .node_execution
-        .ok_or_else(|| CliError::failed("the server returned no node execution"))?;
+    let node = node_execution(clients, run_id, step).await?;
     let outputs = outputs_of(clients, &node).await?;
     let inputs = input_refs(&node, &producers(&all));
     Ok(NodeTrace {
@@ -375,11 +335,7 @@ impl Output for NodeTrace {
         if let Some(t) = render::rfc3339(n.finish_time.as_ref()) {
             field(&mut out, "Finished", &t);
         }
-        if !self.report.overridden
-            && !n.config_json.is_empty()
-            && n.config_json != "{}"
-            && n.config_json != "null"
-        {
+        if !self.report.overridden && render::has_json(&n.config_json) {
             out.push_str(&format!(
                 "    {}\n{}",
                 style.dim("Config:"),
@@ -430,6 +386,7 @@ impl Output for Trace {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use retake::v1::Run;
 
     fn at(ms: i64) -> Option<Timestamp> {
         Some(Timestamp {

@@ -5,7 +5,7 @@ use crate::cli::ValidateArgs;
 use crate::connect::Clients;
 use crate::error::{CliResult, EXIT_OK, EXIT_USAGE};
 use crate::parse::{load_workflow, parse_vars};
-use crate::render::{Output, Style};
+use crate::render::{self, Output, Style};
 use retake::v1::{ValidateWorkflowRequest, ValidationIssue};
 use retake_server::engine::workflow::{LoadOptions, load};
 use serde::Serialize;
@@ -22,7 +22,7 @@ pub struct Issue {
 impl From<&ValidationIssue> for Issue {
     fn from(i: &ValidationIssue) -> Self {
         Self {
-            node_id: (!i.node_id.is_empty()).then(|| i.node_id.clone()),
+            node_id: render::non_empty(&i.node_id),
             line: (i.line > 0).then_some(i.line),
             message: i.message.clone(),
         }

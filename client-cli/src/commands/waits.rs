@@ -1,5 +1,6 @@
 //! `retake input|approve|reject`: answering a node that waits for a human.
 
+use super::fetch::returned;
 use super::{RunOutcome, RunSummary};
 use crate::cli::{ApproveArgs, InputArgs, RejectArgs};
 use crate::connect::Clients;
@@ -62,9 +63,7 @@ pub async fn resolve(clients: &Clients, request: ResolveWaitRequest) -> CliResul
     }
     let mut runs = clients.runs.clone();
     let resp = runs.resolve_wait(request).await?.into_inner();
-    let wait = resp
-        .wait
-        .ok_or_else(|| CliError::failed("the server returned no wait"))?;
+    let wait = returned(resp.wait, "wait")?;
     Ok(Resolved {
         wait,
         answer,
@@ -202,7 +201,7 @@ fn ask_blocking(wait: &Wait) -> CliResult<Option<ResolveWaitRequest>> {
     if !wait.prompt.is_empty() {
         eprintln!("  {} asks: {}", wait.node_id, wait.prompt);
     }
-    if !wait.context_json.is_empty() && wait.context_json != "{}" && wait.context_json != "null" {
+    if crate::render::has_json(&wait.context_json) {
         eprintln!(
             "{}",
             crate::render::indent(&super::debug::preview(&wait.context_json, 2000), "    ")

@@ -1,7 +1,9 @@
 //! Translation between the engine's types and retake.v1 messages.
 
+use crate::engine::WorkflowSource;
 use crate::model::{self as m, Micros};
 use retake::v1 as pb;
+use std::collections::{BTreeMap, HashMap};
 
 pub fn timestamp(t: Option<Micros>) -> Option<prost_types::Timestamp> {
     t.map(|us| prost_types::Timestamp {
@@ -65,18 +67,49 @@ pub fn run_summary(r: &m::Run) -> pb::Run {
 }
 
 fn clip_value(value: &mut String) {
-    if value.len() <= SUMMARY_VALUE_BYTES {
-        return;
+    if value.len() > SUMMARY_VALUE_BYTES {
+        *value = format!(
+            "{}… [{} bytes; GetRun returns it whole]",
+            head(value, SUMMARY_VALUE_BYTES),
+            value.len()
+        );
     }
-    let mut end = SUMMARY_VALUE_BYTES;
-    while !value.is_char_boundary(end) {
-        end -= 1;
+}
+
+/// The longest start of `text` within `max` bytes that ends on a
+/// character boundary.
+pub fn head(text: &str, max: usize) -> &str {
+    &text[..text.floor_char_boundary(max)]
+}
+
+/// A workflow as a request sends it, its prompt files and variables held
+/// in the maps the engine reads.
+pub struct SentWorkflow {
+    text: String,
+    files: BTreeMap<String, String>,
+    variables: BTreeMap<String, String>,
+}
+
+impl SentWorkflow {
+    pub fn new(
+        text: String,
+        files: HashMap<String, String>,
+        variables: HashMap<String, String>,
+    ) -> Self {
+        Self {
+            text,
+            files: files.into_iter().collect(),
+            variables: variables.into_iter().collect(),
+        }
     }
-    *value = format!(
-        "{}… [{} bytes; GetRun returns it whole]",
-        &value[..end],
-        value.len()
-    );
+
+    pub fn source(&self) -> WorkflowSource<'_> {
+        WorkflowSource {
+            text: &self.text,
+            files: &self.files,
+            variables: &self.variables,
+        }
+    }
 }
 
 pub fn run(r: &m::Run) -> pb::Run {

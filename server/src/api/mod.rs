@@ -3,6 +3,7 @@
 
 mod artifact_service;
 mod convert;
+mod paging;
 mod run_service;
 mod status;
 pub use status::StatusLayer;

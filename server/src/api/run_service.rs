@@ -1,15 +1,13 @@
 //! retake.v1.RunService: requests in, engine calls, responses out.
 
 use super::convert;
-use crate::engine::{Engine, ReplayRequest, WaitValue, WorkflowSource};
-use crate::error::EngineError;
+use super::paging::{self, PageTokens};
+use crate::engine::{Engine, ReplayRequest, WaitValue};
 use crate::model::{AgentSwap, OutputOverride};
 use crate::store::RunFilter;
-use base64::Engine as _;
 use futures::{Stream, StreamExt};
 use retake::v1 as pb;
 use retake::v1::run_service_server::RunService;
-use std::collections::BTreeMap;
 use std::pin::Pin;
 use tonic::{Request, Response, Status};
 
@@ -17,57 +15,25 @@ pub struct RunApi {
     pub engine: Engine,
 }
 
+/// Runs a ListRuns page holds when the request does not say.
 const DEFAULT_PAGE: i32 = 50;
-const MAX_PAGE: i32 = 1000;
-const MAX_PAGE_BYTES: usize = 2 << 20;
 
-fn page_size(requested: i32, default: i32) -> Result<i64, EngineError> {
-    match requested {
-        0 => Ok(default as i64),
-        n if n < 0 => Err(EngineError::InvalidArgument(format!(
-            "page_size must not be negative, got {n}"
-        ))),
-        n => Ok(n.min(MAX_PAGE) as i64),
-    }
-}
+/// ListRuns resumes before the run it ended at, by its row key.
+const RUN_TOKENS: PageTokens = PageTokens {
+    method: "ListRuns",
+    prefix: "runs:",
+};
 
 /// Longest `OutputOverride.source` kept: it only says where a value came
 /// from, so a longer one is cut rather than refused.
 const MAX_SOURCE_BYTES: usize = 512;
 
-fn clip_source(mut source: String) -> String {
+fn clip_source(source: String) -> String {
     if source.len() > MAX_SOURCE_BYTES {
-        let mut end = MAX_SOURCE_BYTES;
-        while !source.is_char_boundary(end) {
-            end -= 1;
-        }
-        source.truncate(end);
-        source.push('…');
+        format!("{}…", convert::head(&source, MAX_SOURCE_BYTES))
+    } else {
+        source
     }
-    source
-}
-
-fn encode_token(pk: i64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("runs:{pk}"))
-}
-
-fn decode_token(token: &str) -> Result<Option<i64>, EngineError> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let bad = || {
-        EngineError::InvalidArgument(
-            "page_token is not a token from a previous ListRuns response".into(),
-        )
-    };
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    text.strip_prefix("runs:")
-        .and_then(|n| n.parse().ok())
-        .map(Some)
-        .ok_or_else(bad)
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::WatchRunResponse, Status>> + Send>>;
@@ -79,14 +45,8 @@ impl RunService for RunApi {
         req: Request<pb::StartRunRequest>,
     ) -> Result<Response<pb::StartRunResponse>, Status> {
         let req = req.into_inner();
-        let files: BTreeMap<_, _> = req.files.into_iter().collect();
-        let variables: BTreeMap<_, _> = req.variables.into_iter().collect();
-        let src = WorkflowSource {
-            text: &req.workflow,
-            files: &files,
-            variables: &variables,
-        };
-        let run = self.engine.start_run(src).await?;
+        let sent = convert::SentWorkflow::new(req.workflow, req.files, req.variables);
+        let run = self.engine.start_run(sent.source()).await?;
         Ok(Response::new(pb::StartRunResponse {
             run: Some(convert::run(&run)),
         }))
@@ -123,8 +83,8 @@ impl RunService for RunApi {
         req: Request<pb::ListRunsRequest>,
     ) -> Result<Response<pb::ListRunsResponse>, Status> {
         let req = req.into_inner();
-        let limit = page_size(req.page_size, DEFAULT_PAGE)?;
-        let before = decode_token(&req.page_token)?;
+        let limit = paging::page_size(req.page_size, DEFAULT_PAGE)?;
+        let before = RUN_TOKENS.decode(&req.page_token)?;
         let filter = RunFilter {
             status: convert::run_status_filter(req.status)?,
             workflow_name: Some(req.workflow_name).filter(|s| !s.is_empty()),
@@ -132,24 +92,13 @@ impl RunService for RunApi {
         };
         // One extra row tells whether another page exists.
         let runs = self.engine.list_runs(&filter, limit + 1, before).await?;
-        // A page also ends before it would outgrow what a client accepts
-        // by default (4 MiB), whatever the runs hold.
-        let mut page = Vec::new();
-        let mut bytes = 0;
-        let mut next_page_token = String::new();
-        for run in &runs {
-            let summary = convert::run_summary(run);
-            let size = prost::Message::encoded_len(&summary) + 8;
-            if page.len() as i64 == limit || (!page.is_empty() && bytes + size > MAX_PAGE_BYTES) {
-                next_page_token = encode_token(runs[page.len() - 1].pk);
-                break;
-            }
-            bytes += size;
-            page.push(summary);
-        }
+        let page = paging::fill(&runs, limit, convert::run_summary);
         Ok(Response::new(pb::ListRunsResponse {
-            runs: page,
-            next_page_token,
+            runs: page.items,
+            next_page_token: page
+                .last
+                .map(|run| RUN_TOKENS.encode(run.pk))
+                .unwrap_or_default(),
         }))
     }
 

@@ -1,10 +1,10 @@
 //! retake.v1.WorkflowService.
 
+use super::convert::SentWorkflow;
+use crate::engine::Engine;
 use crate::engine::workflow::Issue;
-use crate::engine::{Engine, WorkflowSource};
 use retake::v1 as pb;
 use retake::v1::workflow_service_server::WorkflowService;
-use std::collections::BTreeMap;
 use tonic::{Request, Response, Status};
 
 pub struct WorkflowApi {
@@ -26,16 +26,10 @@ impl WorkflowService for WorkflowApi {
         req: Request<pb::ValidateWorkflowRequest>,
     ) -> Result<Response<pb::ValidateWorkflowResponse>, Status> {
         let req = req.into_inner();
-        let files: BTreeMap<_, _> = req.files.into_iter().collect();
-        let variables: BTreeMap<_, _> = req.variables.into_iter().collect();
-        let src = WorkflowSource {
-            text: &req.workflow,
-            files: &files,
-            variables: &variables,
-        };
+        let sent = SentWorkflow::new(req.workflow, req.files, req.variables);
         let loaded = self
             .engine
-            .validate(&src, req.ignore_missing_variables)
+            .validate(&sent.source(), req.ignore_missing_variables)
             .await?;
         Ok(Response::new(pb::ValidateWorkflowResponse {
             valid: loaded.errors.is_empty(),
