@@ -437,6 +437,21 @@ impl TextProgress {
                     render::duration(event.latency_ms)
                 )
             }
+            // One event for every node a replay reused.
+            EventKind::NodeReused if !event.node_ids.is_empty() => {
+                const SHOWN: usize = 8;
+                let ids = &event.node_ids;
+                let mut names = ids
+                    .iter()
+                    .take(SHOWN)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if ids.len() > SHOWN {
+                    names.push_str(&format!(" and {} more", ids.len() - SHOWN));
+                }
+                format!("  {} reused: {names}", style.cyan("↺"))
+            }
             EventKind::NodeReused => {
                 with_message(format!("  {} {node} reused", style.cyan("↺")), " from ")
             }
@@ -504,6 +519,11 @@ impl EventSink for TextProgress {
             EventKind::NodeStarted => {
                 self.running.insert(event.node_id.clone());
                 self.update_message();
+            }
+            EventKind::NodeReused if !event.node_ids.is_empty() => {
+                for node in &event.node_ids {
+                    self.settle(node, true);
+                }
             }
             EventKind::NodeCompleted | EventKind::NodeReused => {
                 self.settle(&event.node_id.clone(), true)
@@ -663,6 +683,7 @@ impl JsonLines {
             "message": empty_null(&event.message),
             "delta": empty_null(&event.delta),
             "artifact_ids": event.artifact_ids,
+            "node_ids": event.node_ids,
             "latency_ms": if event.latency_ms > 0 { serde_json::Value::from(event.latency_ms) } else { serde_json::Value::Null },
         })
     }

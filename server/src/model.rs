@@ -303,6 +303,9 @@ pub struct EventDetail {
     pub artifact_ids: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<i64>,
+    /// The nodes a NODE_REUSED event announces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_ids: Vec<String>,
 }
 
 fn is_zero(n: &i32) -> bool {

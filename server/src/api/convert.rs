@@ -223,6 +223,7 @@ pub fn event(e: &m::Event) -> pb::Event {
         message: d.message.clone(),
         delta: d.delta.clone(),
         artifact_ids: d.artifact_ids.clone(),
+        node_ids: d.node_ids.clone(),
         latency_ms: d.latency_ms.unwrap_or_default(),
     }
 }

@@ -20,6 +20,7 @@ pub mod agents;
 mod committer;
 mod config;
 pub mod diff;
+mod parsed;
 mod reads;
 mod records;
 mod recovery;
@@ -58,6 +59,7 @@ pub struct EngineInner {
     run_permits: Arc<Semaphore>,
     /// Cancelled when the server shuts down: open streams end.
     shutdown: CancellationToken,
+    parsed: parsed::ParsedWorkflows,
 }
 
 /// Cheap to clone; every clone drives the same runs.
@@ -86,6 +88,7 @@ impl Engine {
             node_permits: permits,
             run_permits,
             shutdown: CancellationToken::new(),
+            parsed: parsed::ParsedWorkflows::default(),
         })))
     }
 

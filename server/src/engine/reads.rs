@@ -46,20 +46,27 @@ impl Engine {
             .map_err(|_| EngineError::Internal("workflow snapshot is not UTF-8".into()))
     }
 
-    /// The run's workflow snapshot, parsed.
-    pub async fn run_workflow(&self, run: &Run) -> EngineResult<Workflow> {
+    /// The run's workflow snapshot, parsed (once, while it is in use).
+    pub async fn run_workflow(&self, run: &Run) -> EngineResult<Arc<Workflow>> {
+        let key = super::parsed::key_of(run);
+        if let Some(workflow) = self.0.parsed.get(&key) {
+            return Ok(workflow);
+        }
         let text = self.workflow_content(run).await?;
         let src = WorkflowSource {
             text: &text,
             files: &run.files,
             variables: &run.variables,
         };
-        self.validate(&src, true).await?.workflow.ok_or_else(|| {
+        let workflow = self.validate(&src, true).await?.workflow.ok_or_else(|| {
             EngineError::Internal(format!(
                 "stored workflow of run '{}' no longer parses",
                 run.id
             ))
-        })
+        })?;
+        let workflow = Arc::new(workflow);
+        self.0.parsed.insert(key, workflow.clone());
+        Ok(workflow)
     }
 
     /// Node executions of a run in topological order. Nodes a replay

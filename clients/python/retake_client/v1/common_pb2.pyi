@@ -323,7 +323,7 @@ class Artifact(_message.Message):
     def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., node_id: _Optional[str] = ..., node_execution_id: _Optional[str] = ..., name: _Optional[str] = ..., media_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., origin: _Optional[_Union[ArtifactOrigin, str]] = ..., derived_from: _Optional[_Iterable[str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("run_id", "sequence", "kind", "time", "node_id", "run_status", "node_status", "attempt", "message", "delta", "artifact_ids", "latency_ms")
+    __slots__ = ("run_id", "sequence", "kind", "time", "node_id", "run_status", "node_status", "attempt", "message", "delta", "artifact_ids", "latency_ms", "node_ids")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -336,6 +336,7 @@ class Event(_message.Message):
     DELTA_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_IDS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    NODE_IDS_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     sequence: int
     kind: EventKind
@@ -348,4 +349,5 @@ class Event(_message.Message):
     delta: str
     artifact_ids: _containers.RepeatedScalarFieldContainer[str]
     latency_ms: int
-    def __init__(self, run_id: _Optional[str] = ..., sequence: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node_id: _Optional[str] = ..., run_status: _Optional[_Union[RunStatus, str]] = ..., node_status: _Optional[_Union[NodeStatus, str]] = ..., attempt: _Optional[int] = ..., message: _Optional[str] = ..., delta: _Optional[str] = ..., artifact_ids: _Optional[_Iterable[str]] = ..., latency_ms: _Optional[int] = ...) -> None: ...
+    node_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, run_id: _Optional[str] = ..., sequence: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node_id: _Optional[str] = ..., run_status: _Optional[_Union[RunStatus, str]] = ..., node_status: _Optional[_Union[NodeStatus, str]] = ..., attempt: _Optional[int] = ..., message: _Optional[str] = ..., delta: _Optional[str] = ..., artifact_ids: _Optional[_Iterable[str]] = ..., latency_ms: _Optional[int] = ..., node_ids: _Optional[_Iterable[str]] = ...) -> None: ...

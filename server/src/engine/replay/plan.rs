@@ -55,6 +55,9 @@ pub fn plan_replay(
     changes: &ReplayChanges,
 ) -> EngineResult<ReplayPlan> {
     let invalid = |m: String| EngineError::InvalidArgument(m);
+    // Replaying the source's own snapshot: nothing can have drifted, and
+    // comparing a thousand definitions with themselves costs time.
+    let same_workflow = std::ptr::eq(source_wf, new_wf);
     let pos_of = |id: &str| new_wf.index.get(id).copied();
     let mut roots: BTreeSet<usize> = BTreeSet::new();
 
@@ -307,7 +310,8 @@ pub fn plan_replay(
                     continue;
                 }
                 reused.insert(p, i);
-                if let Some(old) = source_wf.node(&node.id)
+                if !same_workflow
+                    && let Some(old) = source_wf.node(&node.id)
                     && old.definition() != node.definition()
                 {
                     drifted.push(node.id.clone());

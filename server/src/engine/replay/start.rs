@@ -87,7 +87,7 @@ impl Engine {
         // The source's own snapshot was validated when it ran; with only
         // variables added or changed it parses the same, so parse it once.
         let workflow = if same_snapshot {
-            Arc::new(source_wf.clone())
+            source_wf.clone()
         } else {
             Arc::new(self.load_valid(&src).await?)
         };
@@ -242,9 +242,7 @@ impl Engine {
         // before starting: reused nodes and overridden outputs.
         let mut journal = Journal::new(&run, 0);
         journal.record_run(&mut run, RunChange::Started);
-        for rec in nodes.iter().flatten() {
-            journal.record_decided(rec);
-        }
+        journal.record_decided(nodes.iter().flatten());
         let last_seq = journal.last_seq();
         batch.merge(journal.take());
         // The run, its rows, what is already decided of them and its first

@@ -320,29 +320,35 @@ impl Journal {
         self.event(kind, None, detail);
     }
 
-    /// Announces nodes a replay decided before it started: reused ones,
-    /// and overridden ones with their new outputs.
-    pub fn record_decided(&mut self, rec: &NodeExecution) {
-        match rec.status {
-            // Reuse events carry only the node id: a replay that reuses
-            // thousands of nodes stays small on disk.
-            NodeStatus::Reused => {
-                self.event(
-                    EventKind::NodeReused,
-                    Some(&rec.node_id),
-                    EventDetail::default(),
-                );
+    /// Announces what a replay decided before it started: the nodes it
+    /// reuses, in one event whatever their number, then each overridden
+    /// node with its new outputs.
+    pub fn record_decided<'a>(&mut self, recs: impl IntoIterator<Item = &'a NodeExecution>) {
+        let mut reused = Vec::new();
+        let mut overridden = Vec::new();
+        for rec in recs {
+            match rec.status {
+                NodeStatus::Reused => reused.push(rec.node_id.clone()),
+                NodeStatus::Completed => overridden.push(rec),
+                _ => {}
             }
-            NodeStatus::Completed => {
-                let detail = EventDetail {
-                    node_status: Some(NodeStatus::Completed),
-                    message: "output overridden".into(),
-                    artifact_ids: rec.output_artifacts.clone(),
-                    ..Default::default()
-                };
-                self.event(EventKind::NodeCompleted, Some(&rec.node_id), detail);
-            }
-            _ => {}
+        }
+        if !reused.is_empty() {
+            let detail = EventDetail {
+                node_status: Some(NodeStatus::Reused),
+                node_ids: reused,
+                ..Default::default()
+            };
+            self.event(EventKind::NodeReused, None, detail);
+        }
+        for rec in overridden {
+            let detail = EventDetail {
+                node_status: Some(NodeStatus::Completed),
+                message: "output overridden".into(),
+                artifact_ids: rec.output_artifacts.clone(),
+                ..Default::default()
+            };
+            self.event(EventKind::NodeCompleted, Some(&rec.node_id), detail);
         }
     }
 
