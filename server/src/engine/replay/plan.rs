@@ -7,7 +7,7 @@ use crate::engine::workflow::{self, Workflow};
 use crate::engine::{select_step, template};
 use crate::error::{EngineError, EngineResult};
 use crate::model::{AgentSwap, NodeExecution, NodeStatus, OutputOverride};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// What the user asked to change.
 #[derive(Clone, Debug, Default)]
@@ -291,6 +291,11 @@ pub fn plan_replay(
         .collect();
 
     // Everything else is reused, and must have a result to reuse.
+    let source_at: HashMap<&str, usize> = source_nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.node_id.as_str(), i))
+        .collect();
     let mut reused = BTreeMap::new();
     let mut carried_skips = BTreeMap::new();
     let mut missing = Vec::new();
@@ -303,7 +308,7 @@ pub fn plan_replay(
         {
             continue;
         }
-        let found = source_nodes.iter().position(|n| n.node_id == node.id);
+        let found = source_at.get(node.id.as_str()).copied();
         match found {
             Some(i) if source_nodes[i].status.has_outputs() => {
                 if overridden.contains_key(&p) {
