@@ -143,10 +143,24 @@ impl Engine {
             .map_err(|e| EngineError::Internal(format!("workflow parser stopped: {e}")))
     }
 
-    pub(crate) async fn load_valid(&self, src: &WorkflowSource<'_>) -> EngineResult<Workflow> {
+    /// A valid workflow, parsed once for as long as it stays in use: a
+    /// service that starts the same workflow again and again parses it once.
+    pub(crate) async fn load_valid(&self, src: &WorkflowSource<'_>) -> EngineResult<Arc<Workflow>> {
+        let key = parsed::key(
+            &crate::store::sha256_hex(src.text.as_bytes()),
+            src.files,
+            src.variables,
+        );
+        if let Some(workflow) = self.0.parsed.get(&key) {
+            return Ok(workflow);
+        }
         let loaded = self.validate(src, false).await?;
         match loaded.workflow {
-            Some(w) if loaded.errors.is_empty() => Ok(w),
+            Some(w) if loaded.errors.is_empty() => {
+                let workflow = Arc::new(w);
+                self.0.parsed.insert(key, workflow.clone());
+                Ok(workflow)
+            }
             _ => Err(EngineError::InvalidArgument(loaded.error_message())),
         }
     }
@@ -164,7 +178,7 @@ impl Engine {
 
     /// Stores a new run and starts executing it; returns at once.
     pub async fn start_run(&self, src: WorkflowSource<'_>) -> EngineResult<Run> {
-        let workflow = Arc::new(self.load_valid(&src).await?);
+        let workflow = self.load_valid(&src).await?;
         let stored = redact_snapshot(src.text, &workflow);
         let src = WorkflowSource {
             text: &stored,

@@ -7,7 +7,7 @@
 use super::workflow::Workflow;
 use crate::model::Run;
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 /// How many parsed snapshots are kept; the least recently added goes first.
@@ -49,9 +49,19 @@ impl ParsedWorkflows {
 
 /// The cache key of `run`'s snapshot as parsed with its files and variables.
 pub fn key_of(run: &Run) -> [u8; 32] {
+    key(&run.workflow_sha256, &run.files, &run.variables)
+}
+
+/// The cache key of a document (by the sha256 of its text) parsed with
+/// `files` and `variables`.
+pub fn key(
+    text_sha256: &str,
+    files: &BTreeMap<String, String>,
+    variables: &BTreeMap<String, String>,
+) -> [u8; 32] {
     let mut h = Sha256::new();
-    h.update(run.workflow_sha256.as_bytes());
-    for map in [&run.files, &run.variables] {
+    h.update(text_sha256.as_bytes());
+    for map in [files, variables] {
         h.update((map.len() as u64).to_le_bytes());
         for (k, v) in map {
             for part in [k, v] {

@@ -6,7 +6,6 @@ use super::{Engine, WorkflowSource};
 use crate::error::{EngineError, EngineResult};
 use crate::model::*;
 use crate::store::RunRef;
-use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 impl Engine {
@@ -80,7 +79,7 @@ impl Engine {
             files: &run.files,
             variables: &run.variables,
         };
-        let workflow = Arc::new(self.load_valid(&src).await?);
+        let workflow = self.load_valid(&src).await?;
         let mut nodes = self.nodes_of_run(&run).await?;
         if nodes.len() != workflow.nodes.len() {
             return Err(EngineError::Internal(format!(

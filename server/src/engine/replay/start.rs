@@ -10,7 +10,6 @@ use crate::error::{EngineError, EngineResult};
 use crate::model::*;
 use crate::store::{RunRef, WriteBatch};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// A replay as a client asks for it.
@@ -89,7 +88,7 @@ impl Engine {
         let workflow = if same_snapshot {
             source_wf.clone()
         } else {
-            Arc::new(self.load_valid(&src).await?)
+            self.load_valid(&src).await?
         };
         let text = redact_snapshot(&text, &workflow);
         let permit = self.admit()?;
