@@ -627,3 +627,48 @@ async fn streamed_text_is_live_only_and_a_late_watcher_gets_it_whole() {
         "one two three four"
     );
 }
+
+#[tokio::test]
+async fn a_provider_that_keeps_streaming_still_runs_into_the_deadline() {
+    // Forty tokens 50 ms apart take two seconds; the deadline is 300 ms.
+    // Every token must not restart the deadline.
+    let tokens: Vec<String> = (0..40).map(|i| format!("t{i} ")).collect();
+    let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    let chunks = openai_stream("gpt-4o-mini", &tokens, 10, 40);
+    let fake = Fake::start(move |_, _| Reply::Sse {
+        chunks: chunks.clone(),
+        gap: Duration::from_millis(50),
+    })
+    .await;
+    let mut server = server().await;
+    let yaml = format!(
+        r#"
+name: llm-stream-deadline
+nodes:
+  write:
+    agent: llm://openai/gpt-4o-mini
+    inputs: {{q: hi}}
+    outputs: [result]
+    deadline_ms: 300
+    config: {{api_base: "{}/v1", api_key: "${{env.{KEY_VAR}}}"}}
+"#,
+        fake.url()
+    );
+    let (_, run, nodes) = server.run(&yaml).await;
+    assert_eq!(
+        pb::RunStatus::try_from(run.status).unwrap(),
+        pb::RunStatus::Failed
+    );
+    let n = node(&nodes, "write");
+    assert_eq!(
+        pb::FailureOrigin::try_from(n.error_origin).unwrap(),
+        pb::FailureOrigin::Timeout,
+        "{}",
+        n.error
+    );
+    assert!(
+        n.error.contains("deadline of 300 ms exceeded"),
+        "{}",
+        n.error
+    );
+}
