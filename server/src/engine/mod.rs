@@ -241,11 +241,7 @@ impl Engine {
     /// Whether this engine drives `run_id` (it started or resumed it, and
     /// the run has not finished).
     pub fn drives(&self, run_id: &str) -> bool {
-        self.0
-            .active
-            .lock()
-            .expect("active runs lock")
-            .contains_key(run_id)
+        self.0.active_run(run_id).is_some()
     }
 
     /// Cancels a run and waits until its final state is written.
@@ -257,13 +253,7 @@ impl Engine {
                 run.id, run.status
             )));
         }
-        let active = self
-            .0
-            .active
-            .lock()
-            .expect("active runs lock")
-            .get(&run.id)
-            .cloned();
+        let active = self.0.active_run(&run.id);
         let Some(active) = active else {
             return Err(EngineError::FailedPrecondition(format!(
                 "Run '{}' is not executing in this server; it resumes (and can be cancelled) when the server that owns its database restarts",
@@ -278,6 +268,15 @@ impl Engine {
 }
 
 impl EngineInner {
+    /// The run, if it executes in this process.
+    fn active_run(&self, run_id: &str) -> Option<Arc<ActiveRun>> {
+        self.active
+            .lock()
+            .expect("active runs lock")
+            .get(run_id)
+            .cloned()
+    }
+
     fn finish_active(&self, run_id: &str) {
         if let Some(active) = self.active.lock().expect("active runs lock").remove(run_id) {
             let _ = active.done.send(true);

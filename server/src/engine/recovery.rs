@@ -15,13 +15,7 @@ impl Engine {
         let runs = self.0.store.unfinished_runs().await?;
         let mut resumed = 0;
         for run in runs {
-            if self
-                .0
-                .active
-                .lock()
-                .expect("active runs lock")
-                .contains_key(&run.id)
-            {
+            if self.0.active_run(&run.id).is_some() {
                 continue;
             }
             match self.resume(run.clone()).await {
@@ -53,13 +47,7 @@ impl Engine {
         }
         self.resume_with(run, token).await?;
         if cancel {
-            let active = self
-                .0
-                .active
-                .lock()
-                .expect("active runs lock")
-                .get(&id)
-                .cloned();
+            let active = self.0.active_run(&id);
             if let Some(active) = active {
                 let _ = active.done.subscribe().wait_for(|d| *d).await;
             }

@@ -169,13 +169,7 @@ impl Engine {
                 )));
             }
         }
-        let active = self
-            .0
-            .active
-            .lock()
-            .expect("active runs lock")
-            .get(&run.id)
-            .cloned();
+        let active = self.0.active_run(&run.id);
         let Some(active) = active else {
             return Err(EngineError::FailedPrecondition(format!(
                 "Run '{}' is not executing in this server; its waits can be answered once the server that owns its database is running",

@@ -32,13 +32,7 @@ impl Engine {
             )));
         }
         // Subscribe before reading history so nothing falls between the two.
-        let active = self
-            .0
-            .active
-            .lock()
-            .expect("active runs lock")
-            .get(&run.id)
-            .cloned();
+        let active = self.0.active_run(&run.id);
         let (live, partial) = match active {
             Some(a) => {
                 let partial = a.partial.lock().expect("partial output lock");
