@@ -5,6 +5,7 @@ mod a2a;
 mod error;
 mod llm;
 mod local;
+mod retry_after;
 
 pub use error::{AgentError, ErrorKind};
 
