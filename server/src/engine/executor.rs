@@ -649,8 +649,6 @@ impl RunDriver {
             .filter(|a| a.error.is_some() && a.error_origin != Some(FailureOrigin::Interrupted))
             .count() as u32;
         let retry = node.retry.clone();
-        let last_attempt =
-            first_attempt + retry.max_retries.saturating_sub(failed_so_far).max(1) - 1;
         // Not recorded yet: the attempt starts when the agent gets a slot
         // (NodeMsg::Started), so a node queued when the process stops has
         // lost nothing.
@@ -709,22 +707,21 @@ impl RunDriver {
                             FailureOrigin::Timeout,
                         ),
                     };
-                    // Only what can succeed next time is tried again.
-                    if !error.is_transient() {
-                        let message = if attempt < last_attempt {
+                    let failed = failed_so_far + (attempt - first_attempt) + 1;
+                    let timed_out = origin == FailureOrigin::Timeout;
+                    let Some(delay) = retry.after_failure(failed, error.kind, error.retry_after, timed_out) else {
+                        // Only what can succeed next time is tried again.
+                        let message = if !error.is_transient() && failed < retry.max_retries {
                             format!("{} (not retried: another attempt would fail the same way)", error.message)
                         } else {
                             error.message
                         };
                         return Err((message, origin));
-                    }
-                    if attempt >= last_attempt {
-                        return Err((error.message, origin));
-                    }
+                    };
                     let error = secrets::scrub(&error.message, &secrets_list);
                     let _ = forward.send(NodeMsg::Retrying { pos, attempt, error, origin });
                     attempt += 1;
-                    tokio::time::sleep(retry.delay_before(attempt)).await;
+                    tokio::time::sleep(delay).await;
                 }
             }
             .await;

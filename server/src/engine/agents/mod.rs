@@ -8,6 +8,7 @@ mod local;
 mod retry_after;
 
 pub use error::{AgentError, ErrorKind};
+pub use retry_after::MAX_RETRY_AFTER;
 
 pub use llm::PROVIDER_KEY_VARS;
 

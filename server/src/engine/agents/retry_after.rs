@@ -4,10 +4,10 @@ use reqwest::header::HeaderMap;
 use std::time::Duration;
 
 /// The longest wait a server can ask for: a longer one is cut to this.
-pub const MAX_WAIT: Duration = Duration::from_secs(30);
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// `Retry-After` in seconds or as an HTTP date, or OpenAI's `retry-after-ms`,
-/// at most [`MAX_WAIT`].
+/// at most [`MAX_RETRY_AFTER`].
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     if let Some(ms) = headers
         .get("retry-after-ms")
@@ -17,7 +17,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         && ms >= 0.0
     {
         return Some(Duration::from_secs_f64(
-            (ms / 1000.0).min(MAX_WAIT.as_secs_f64()),
+            (ms / 1000.0).min(MAX_RETRY_AFTER.as_secs_f64()),
         ));
     }
     let value = headers
@@ -27,14 +27,14 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .trim();
     if let Ok(secs) = value.parse::<f64>() {
         return (secs.is_finite() && secs >= 0.0)
-            .then(|| Duration::from_secs_f64(secs.min(MAX_WAIT.as_secs_f64())));
+            .then(|| Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64())));
     }
     let at = parse_http_date(value)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .ok()?
         .as_secs();
-    Some(Duration::from_secs(at.saturating_sub(now)).min(MAX_WAIT))
+    Some(Duration::from_secs(at.saturating_sub(now)).min(MAX_RETRY_AFTER))
 }
 
 /// Seconds since the epoch of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
@@ -88,7 +88,7 @@ mod tests {
         h.insert("retry-after", HeaderValue::from_static("2"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
         h.insert("retry-after", HeaderValue::from_static("3600"));
-        assert_eq!(retry_after(&h), Some(MAX_WAIT));
+        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
         h.insert(
             "retry-after",
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
@@ -98,7 +98,7 @@ mod tests {
             "retry-after",
             HeaderValue::from_static("Fri, 31 Dec 9999 23:59:59 GMT"),
         );
-        assert_eq!(retry_after(&h), Some(MAX_WAIT));
+        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
         assert_eq!(
             parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
             Some(784_111_777)

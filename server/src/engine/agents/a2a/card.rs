@@ -1,6 +1,7 @@
 //! Discovery: the agent card, and the JSON-RPC interface it offers.
 
-use super::super::error::{AgentError, fail, kind_of_status, quote, read_limited};
+use super::super::error::{AgentError, fail, quote, read_limited};
+use super::super::retry_after::retry_after;
 use super::super::{describe_http_error, http_client};
 use super::MAX_BODY;
 use super::rpc::{Endpoint, Version};
@@ -41,15 +42,17 @@ pub async fn fetch(base: &str, headers: &HeaderMap) -> Result<(String, Value), A
             misses.push(format!("{url} ({status})"));
             continue;
         }
+        let wait = retry_after(response.headers());
         let body = read_limited(response, MAX_BODY).await?;
         if !status.is_success() {
-            return Err(AgentError {
-                kind: kind_of_status(status),
-                message: format!(
+            return Err(AgentError::of_status(
+                status,
+                format!(
                     "the A2A agent card at {url} could not be read: {status}: {}",
                     quote(&body)
                 ),
-            });
+            )
+            .with_retry_after(wait));
         }
         let card: Value = serde_json::from_slice(&body)
             .map_err(|e| format!("the A2A agent card at {url} is not JSON: {e}"))?;

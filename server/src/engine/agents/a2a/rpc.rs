@@ -1,7 +1,8 @@
 //! JSON-RPC 2.0 calls to an agent's endpoint, in the method names and
 //! message shapes of its protocol version.
 
-use super::super::error::{AgentError, fail, kind_of_status, quote, read_limited};
+use super::super::error::{AgentError, fail, quote, read_limited};
+use super::super::retry_after::retry_after;
 use super::super::{describe_http_error, http_client};
 use super::MAX_BODY;
 use reqwest::header::HeaderMap;
@@ -91,15 +92,27 @@ pub async fn call(endpoint: &Endpoint, method: &str, params: Value) -> Result<Va
             ))
         })?;
     let status = response.status();
+    let wait = retry_after(response.headers());
     let bytes = read_limited(response, MAX_BODY).await?;
-    let status_error = || AgentError {
-        kind: kind_of_status(status),
-        message: format!(
-            "the A2A agent at {} answered {method} with {status}: {}",
-            endpoint.url,
-            quote(&bytes)
-        ),
+    let status_error = || {
+        AgentError::of_status(
+            status,
+            format!(
+                "the A2A agent at {} answered {method} with {status}: {}",
+                endpoint.url,
+                quote(&bytes)
+            ),
+        )
+        .with_retry_after(wait)
     };
+    if !status.is_success() {
+        // A rate limit or an overloaded server may pass, whatever error
+        // its body carries.
+        let error = status_error();
+        if error.is_transient() {
+            return Err(error);
+        }
+    }
     let value: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
         Err(_) if !status.is_success() => return Err(status_error()),

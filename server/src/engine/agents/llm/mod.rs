@@ -16,9 +16,11 @@
 //! own error text is, with the key scrubbed from it as well.
 //!
 //! Answers stream by default (`config.stream: false` turns that off): every
-//! text piece goes to the watchers as it arrives. 429 and 5xx answers are
-//! retried here, honouring `Retry-After`; the node's deadline still bounds
-//! the whole attempt, since the executor drops this future when it passes.
+//! text piece goes to the watchers as it arrives. One request is one
+//! attempt: a 408, 429 or 5xx answer or a failed connection is a transient
+//! error carrying the server's `Retry-After`, which the node's retry policy
+//! retries (by default too); the node's deadline bounds the attempt, since
+//! the executor drops this future when it passes.
 
 mod anthropic;
 mod openai;
@@ -28,21 +30,16 @@ mod target;
 
 pub use target::{PROVIDER_KEY_VARS, credential_host};
 
-use super::error::{AgentError, kind_of_status, quote, read_limited};
-use super::retry_after::{MAX_WAIT, retry_after};
+use super::error::{AgentError, quote, read_limited};
+use super::retry_after::retry_after;
 use super::{AgentCall, AgentOutput, TEXT, describe_http_error, http_client, user_message};
 use crate::model::Usage;
 use futures::StreamExt;
-use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use sse::SseParser;
-use std::time::Duration;
 use target::{Api, Target};
 
-/// Tries per attempt for 429 and 5xx answers.
-const MAX_TRIES: u32 = 5;
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// The most of a non-streamed body we read.
 const MAX_BODY: usize = 64 << 20;
 
@@ -128,7 +125,7 @@ async fn run(target: &Target, model: &str, call: &AgentCall) -> Result<AgentOutp
     };
     let body = serde_json::to_vec(&body).map_err(|e| format!("cannot encode the request: {e}"))?;
     let headers = target::headers(target).map_err(AgentError::configuration)?;
-    let response = send(target, &headers, body).await?;
+    let response = send(target, headers, body).await?;
 
     let is_sse = response
         .headers()
@@ -178,56 +175,45 @@ async fn run(target: &Target, model: &str, call: &AgentCall) -> Result<AgentOutp
     })
 }
 
-/// Posts the request, retrying 429 and 5xx answers.
+/// Posts the request. An error answer fails the attempt with its status's
+/// kind and the server's wait hint: whether and when to try again is the
+/// node's retry policy's to decide, with one budget for every cause.
 async fn send(
     target: &Target,
-    headers: &HeaderMap,
+    headers: HeaderMap,
     body: Vec<u8>,
 ) -> Result<reqwest::Response, AgentError> {
-    let mut backoff = FIRST_BACKOFF;
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let response = http_client()
-            .post(&target.url)
-            .headers(headers.clone())
-            .body(body.clone())
-            .send()
-            .await
-            .map_err(|e| {
-                AgentError::transient(format!(
-                    "cannot reach {} at {}: {}",
-                    target.provider,
-                    target.url,
-                    describe_http_error(&e.without_url())
-                ))
-            })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-        let wait = retry_after(response.headers())
-            .unwrap_or(backoff)
-            .min(MAX_WAIT);
-        let bytes = read_limited(response, 1 << 20).await.unwrap_or_default();
-        let message = error_message(&bytes);
-        if retryable && tries < MAX_TRIES {
-            tracing::debug!(provider = %target.provider, %status, ?wait, "retrying the LLM request");
-            tokio::time::sleep(wait).await;
-            backoff = backoff.saturating_mul(2);
-            continue;
-        }
-        let after = if tries > 1 {
-            format!(" (after {tries} tries)")
-        } else {
-            String::new()
-        };
-        return Err(AgentError {
-            kind: kind_of_status(status),
-            message: format!("{} returned {status}: {message}{after}", target.provider),
-        });
+    let response = http_client()
+        .post(&target.url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            AgentError::transient(format!(
+                "cannot reach {} at {}: {}",
+                target.provider,
+                target.url,
+                describe_http_error(&e.without_url())
+            ))
+        })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
     }
+    let wait = retry_after(response.headers());
+    // The status says what failed; a body that cannot be read only
+    // leaves the provider's explanation out.
+    let bytes = read_limited(response, 1 << 20).await.unwrap_or_default();
+    Err(AgentError::of_status(
+        status,
+        format!(
+            "{} returned {status}: {}",
+            target.provider,
+            error_message(&bytes)
+        ),
+    )
+    .with_retry_after(wait))
 }
 
 /// The provider's own words for an error: `error.message` (OpenAI and
