@@ -329,6 +329,52 @@ async fn failed_rejected_and_waiting_tasks_and_rpc_errors_fail_the_node_with_the
     );
 }
 
+/// A rate-limited agent is retried by the node's default policy after the
+/// wait it asks for, even when its answer carries a JSON-RPC error.
+#[tokio::test]
+async fn a_rate_limited_agent_is_retried_after_its_retry_after() {
+    let sends = Arc::new(AtomicUsize::new(0));
+    let fake = fake_v1(move |req, _| {
+        if sends.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Reply::Json {
+                status: 429,
+                headers: vec![("retry-after", "1".into())],
+                body: json!({"jsonrpc": "2.0", "id": req.body["id"],
+                    "error": {"code": -32000, "message": "Too many requests"}}),
+            };
+        }
+        rpc_result(req, json!({"message": {"messageId": "r1", "role": "ROLE_AGENT", "parts": [{"text": "at last"}]}}))
+    })
+    .await;
+    let mut server = server().await;
+    let (events, _, nodes) = server
+        .run(&workflow(&fake.url(), "").replace("    retry_policy: {max_retries: 1}\n", ""))
+        .await;
+    let n = node(&nodes, "ask");
+    assert_eq!(status(n), pb::NodeStatus::Completed, "{}", n.error);
+    assert_eq!(server.content(&n.output_artifact_ids[0]).await, "at last");
+    assert_eq!(n.attempt_count, 2);
+    assert!(
+        n.attempts[0].error.contains("429 Too Many Requests"),
+        "{}",
+        n.attempts[0].error
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == pb::EventKind::NodeRetrying as i32)
+            .count(),
+        1
+    );
+    let calls = rpc_calls(&fake);
+    assert_eq!(calls.len(), 2);
+    let wait = calls[1].at - calls[0].at;
+    assert!(
+        wait >= Duration::from_millis(950),
+        "Retry-After: 1 was not honoured: {wait:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_task_past_the_deadline_fails_the_node_and_is_cancelled() {
     let fake = fake_v1(|req, _| match req.body["method"].as_str() {

@@ -389,12 +389,14 @@ nodes:
     let n = node(&nodes, "ask");
     assert_eq!(status(n), pb::NodeStatus::Completed, "{}", n.error);
     assert_eq!(server.content(&n.output_artifact_ids[0]).await, "finally");
-    // Retried inside one attempt of the node.
-    assert_eq!(n.attempt_count, 1);
-    assert!(
-        !events
+    // Retried by the node's default policy: each request is an attempt.
+    assert_eq!(n.attempt_count, 3);
+    assert_eq!(
+        events
             .iter()
-            .any(|e| e.kind == pb::EventKind::NodeRetrying as i32)
+            .filter(|e| e.kind == pb::EventKind::NodeRetrying as i32)
+            .count(),
+        2
     );
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 3);
@@ -405,7 +407,7 @@ nodes:
     );
     let second_wait = reqs[2].at - reqs[1].at;
     assert!(
-        second_wait >= Duration::from_millis(450),
+        second_wait >= Duration::from_millis(950),
         "no backoff after the 503: {second_wait:?}"
     );
     assert_eq!(reqs[0].body, reqs[2].body);
@@ -472,9 +474,8 @@ async fn an_invalid_request_or_unknown_model_is_not_retried_but_a_server_error_i
             json!({"error": {"message": "The model `gpt-9` does not exist", "type": "invalid_request_error", "code": "model_not_found"}}),
             1,
         ),
-        // 5xx is retried inside the agent (5 tries per attempt), then by the
-        // node's policy (2 attempts).
-        (503, json!({"error": {"message": "overloaded"}}), 10),
+        // 5xx is retried by the node's policy only: 2 attempts, 2 requests.
+        (503, json!({"error": {"message": "overloaded"}}), 2),
     ] {
         let fake = Fake::start(move |_, _| Reply::Json {
             status,
@@ -492,6 +493,89 @@ async fn an_invalid_request_or_unknown_model_is_not_retried_but_a_server_error_i
         assert_eq!(super_status(n), pb::NodeStatus::Failed, "{status}");
         assert_eq!(fake.requests().len(), requests, "{status}: {}", n.error);
     }
+}
+
+/// Rate limits, the node's default policy and a declared one share one
+/// budget: every request is an attempt of the node, recorded as such.
+#[tokio::test]
+async fn one_retry_budget_covers_rate_limits_and_the_nodes_policy() {
+    let limit = || Reply::Json {
+        status: 429,
+        headers: vec![],
+        body: json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}),
+    };
+    let ok = || Reply::ok(openai_completion("gpt-4o", "done", 3, 1));
+    // No retry_policy: two 429s, then an answer.
+    let patient = Fake::start(move |_, n| if n < 2 { limit() } else { ok() }).await;
+    // A rejected key: no policy retries it.
+    let rejected = Fake::start(|_, _| {
+        Reply::status(
+            401,
+            json!({"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}}),
+        )
+    })
+    .await;
+    // A declared budget of 2 attempts against three 429s.
+    let budgeted = Fake::start(move |_, n| if n < 3 { limit() } else { ok() }).await;
+    let mut server = server().await;
+    let entry = |id: &str, fake: &Fake, policy: &str| {
+        format!(
+            "  {id}:\n    agent: llm://openai/gpt-4o\n    inputs: {{q: hi}}\n    outputs: [result]\n{policy}    config: {{stream: false, api_base: \"{}/v1\", api_key: \"${{env.{KEY_VAR}}}\"}}\n",
+            fake.url()
+        )
+    };
+    let yaml = format!(
+        "name: llm-one-budget\nnodes:\n{}{}{}",
+        entry("patient", &patient, ""),
+        entry("rejected", &rejected, ""),
+        entry(
+            "budgeted",
+            &budgeted,
+            "    retry_policy: {max_retries: 2, backoff: fixed, initial_delay_ms: 1}\n"
+        ),
+    );
+    let (events, run, nodes) = server.run(&yaml).await;
+    let retrying = |id: &str| {
+        events
+            .iter()
+            .filter(|e| e.kind == pb::EventKind::NodeRetrying as i32 && e.node_id == id)
+            .count()
+    };
+
+    let n = node(&nodes, "patient");
+    assert_eq!(status(n), pb::NodeStatus::Completed, "{}", n.error);
+    assert_eq!(n.attempt_count, 3);
+    assert_eq!(n.attempts.len(), 3);
+    assert!(
+        n.attempts[0]
+            .error
+            .starts_with("openai returned 429 Too Many Requests: Rate limit reached"),
+        "{}",
+        n.attempts[0].error
+    );
+    assert!(n.attempts[2].error.is_empty());
+    assert_eq!(retrying("patient"), 2);
+    assert_eq!(patient.requests().len(), 3);
+
+    let n = node(&nodes, "rejected");
+    assert_eq!(status(n), pb::NodeStatus::Failed);
+    assert_eq!(n.attempt_count, 1);
+    assert!(n.error.contains("not retried"), "{}", n.error);
+    assert_eq!(retrying("rejected"), 0);
+    assert_eq!(rejected.requests().len(), 1);
+
+    let n = node(&nodes, "budgeted");
+    assert_eq!(status(n), pb::NodeStatus::Failed);
+    assert_eq!(n.attempt_count, 2);
+    assert!(n.error.contains("429"), "{}", n.error);
+    assert_eq!(retrying("budgeted"), 1);
+    assert_eq!(budgeted.requests().len(), 2, "not 2 attempts x 5 tries");
+
+    assert_eq!(
+        pb::RunStatus::try_from(run.status).unwrap(),
+        pb::RunStatus::Failed
+    );
+    server.assert_secret_absent(&run.id, KEY).await;
 }
 
 fn super_status(n: &pb::NodeExecution) -> pb::NodeStatus {

@@ -3,6 +3,7 @@
 //! request fails the node at once instead of three times.
 
 use std::fmt;
+use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -21,6 +22,9 @@ pub enum ErrorKind {
 pub struct AgentError {
     pub kind: ErrorKind,
     pub message: String,
+    /// How long the agent's server asked us to wait before trying again
+    /// (`Retry-After`); the retry policy waits at least this long.
+    pub retry_after: Option<Duration>,
 }
 
 impl AgentError {
@@ -28,6 +32,20 @@ impl AgentError {
         Self {
             kind,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// An error answer with status `status`, of the kind that status means.
+    pub fn of_status(status: reqwest::StatusCode, message: impl Into<String>) -> Self {
+        Self::new(kind_of_status(status), message)
+    }
+
+    /// The same error with the server's wait hint.
+    pub fn with_retry_after(self, d: Option<Duration>) -> Self {
+        Self {
+            retry_after: d,
+            ..self
         }
     }
 
@@ -50,8 +68,8 @@ impl AgentError {
     /// The same error with its message changed (a prefix, a secret cut).
     pub fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
         Self {
-            kind: self.kind,
             message: f(self.message),
+            ..self
         }
     }
 }
@@ -78,7 +96,7 @@ pub fn fail<T>(message: String) -> Result<T, AgentError> {
 /// The kind of an HTTP error answer: 408, 429 and 5xx may pass, 401 and
 /// 403 mean the credential or its rights are wrong, other 4xx are the
 /// request's own fault.
-pub fn kind_of_status(status: reqwest::StatusCode) -> ErrorKind {
+fn kind_of_status(status: reqwest::StatusCode) -> ErrorKind {
     match status.as_u16() {
         408 | 425 | 429 => ErrorKind::Transient,
         401 | 403 => ErrorKind::Configuration,

@@ -5,8 +5,10 @@ mod a2a;
 mod error;
 mod llm;
 mod local;
+mod retry_after;
 
 pub use error::{AgentError, ErrorKind};
+pub use retry_after::MAX_RETRY_AFTER;
 
 pub use llm::PROVIDER_KEY_VARS;
 

@@ -393,7 +393,7 @@ impl RunDriver {
         };
         let failure = AttemptFailure {
             kind: error.kind,
-            retry_after: None,
+            retry_after: error.retry_after,
             timed_out: origin == FailureOrigin::Timeout,
         };
         let secrets = match &self.prepared[pos] {

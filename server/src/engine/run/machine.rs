@@ -355,7 +355,13 @@ impl RunMachine {
         self.attempts[pos] = self.attempts[pos].max(attempt);
         self.failed[pos] += 1;
         let policy = &self.retry[pos];
-        match retry_after_failure(policy, self.failed[pos], failure) {
+        let retry = policy.after_failure(
+            self.failed[pos],
+            failure.kind,
+            failure.retry_after,
+            failure.timed_out,
+        );
+        match retry {
             Some(delay) => {
                 let next = attempt + 1;
                 self.state[pos] = State::Running { attempt: next };
@@ -366,6 +372,8 @@ impl RunMachine {
                 });
             }
             None => {
+                // Every node has a budget for transient errors; say why
+                // this one was not spent.
                 let not_retried =
                     failure.kind != ErrorKind::Transient && self.failed[pos] < policy.max_retries;
                 out.push(Decision::Fail { pos, not_retried });
@@ -519,20 +527,6 @@ impl RunMachine {
             }
         }
     }
-}
-
-/// The retry rule: only transient errors are tried again, within the
-/// policy's attempts; a deadline is retried only under a declared policy.
-fn retry_after_failure(
-    policy: &RetryPolicy,
-    failed: u32,
-    failure: AttemptFailure,
-) -> Option<Duration> {
-    if failure.kind != ErrorKind::Transient || failed >= policy.max_retries {
-        return None;
-    }
-    let delay = policy.delay_before(failed + 1);
-    Some(failure.retry_after.map_or(delay, |hint| hint.max(delay)))
 }
 
 #[cfg(test)]

@@ -5,9 +5,11 @@ use super::*;
 
 use Decision::*;
 
+/// A `retry_policy` the workflow wrote, of `attempts` in all.
 fn policy(attempts: u32) -> RetryPolicy {
     RetryPolicy {
         max_retries: attempts,
+        declared: true,
         ..RetryPolicy::default()
     }
 }
@@ -452,4 +454,51 @@ fn graphs_that_cannot_be_are_refused() {
     )
     .unwrap_err();
     assert!(err.contains("node 1 depends on node 5"), "{err}");
+}
+
+#[test]
+fn a_node_without_a_policy_rides_out_rate_limits_but_not_its_deadline() {
+    let budget = RetryPolicy::default();
+    assert!(!budget.declared);
+    let mut m = RunMachine::new(
+        vec![vec![], vec![]],
+        vec![budget.clone(), budget.clone()],
+        vec![Initial::PENDING; 2],
+        RunStatus::Running,
+    )
+    .unwrap();
+    m.start();
+    run(&mut m, 0);
+    run(&mut m, 1);
+    let rate_limited = AttemptFailure {
+        retry_after: Some(Duration::from_secs(2)),
+        ..TRANSIENT
+    };
+    for attempt in 2..=budget.max_retries {
+        let decisions = m.attempt_failed(0, rate_limited);
+        assert!(
+            matches!(decisions.as_slice(), [Attempt { pos: 0, attempt: a, delay }] if *a == attempt && *delay >= Duration::from_secs(2)),
+            "{decisions:?}"
+        );
+        assert!(m.attempt_started(0, attempt));
+    }
+    assert!(matches!(
+        m.attempt_failed(0, rate_limited).as_slice(),
+        [Fail { pos: 0, .. }]
+    ));
+    // A deadline with no policy fails at once.
+    let timed_out = AttemptFailure {
+        timed_out: true,
+        ..TRANSIENT
+    };
+    assert!(matches!(
+        m.attempt_failed(1, timed_out).as_slice(),
+        [
+            Fail {
+                pos: 1,
+                not_retried: false
+            },
+            Finish(RunStatus::Failed)
+        ]
+    ));
 }
