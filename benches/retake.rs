@@ -1,9 +1,12 @@
 //! Performance figures for retake (see BENCHMARKS.md).
 //!
 //!     cargo build --release -p retake-server -p retake-cli
-//!     cargo bench --bench retake [-- [chain] [cli] [memory] [replay] [shape=NAME]... [--reps N] [--quick]]
+//!     cargo bench --bench retake [-- [SECTION]... [shape=NAME]... [--reps N] [--quick]]
 //!
-//! Sections:
+//! With no SECTION every section runs; naming one or more runs only those,
+//! e.g. `cargo bench --bench retake -- throughput` (or `cargo bench --bench
+//! retake throughput`, Cargo's bench filter, which reaches the bench the
+//! same way). Sections:
 //! - `chain`:  engine overhead of echo chains run through gRPC (in-process server),
 //!   client-observed from StartRun to the RUN_FINISHED event of WatchRun.
 //! - `cli`:    wall time of `retake --server URL runs --json` against the release
@@ -12,22 +15,23 @@
 //! - `replay`: database growth and time of replaying the last node of a 1,000-node
 //!   workflow of 100 KB outputs, against the same for a 10-node workflow
 //!   (shapes `mock`, `echo`, `mocksmalllast`, `tiny`; `shape=NAME` picks some).
+//! - `throughput`: 2,000 three-node `local://echo` runs started by 16 concurrent
+//!   gRPC clients against the release `retake-server` binary (SQLite file on
+//!   disk), until every run is COMPLETED: runs/s, and the server's CPU per run.
 //!
-//! It prints figures; it asserts nothing about timings.
+//! The servers are the kit's (retake-test-support): in-process, or the
+//! release binary as a child process. It prints figures; it asserts
+//! nothing about timings.
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use retake::v1 as pb;
-use retake::v1::run_service_client::RunServiceClient;
+use retake_test_support::process::{ServerCommand, ServerProcess};
+use retake_test_support::workflows::echo_chain;
+use retake_test_support::{Client, DbDir, binary, in_process};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
-use tokio_stream::StreamExt;
-use tonic::transport::Channel;
-
-type Client = RunServiceClient<Channel>;
 
 // ---------------------------------------------------------------- options
 
@@ -55,22 +59,24 @@ impl Opts {
                     let v = args.next().context("--reps needs a number")?;
                     reps = Some(v.parse::<usize>().context("--reps needs a number")?.max(1));
                 }
-                "chain" | "cli" | "memory" | "replay" => sections.push(a),
+                "chain" | "cli" | "memory" | "replay" | "throughput" => sections.push(a),
                 other if other.starts_with("shape=") => {
                     shapes.push(other["shape=".len()..].to_lowercase())
                 }
                 "-h" | "--help" => {
                     println!(
-                        "usage: cargo bench --bench retake -- [chain] [cli] [memory] [replay [shape=mock|echo|mocksmalllast|tiny]...] [--reps N] [--quick]"
+                        "usage: cargo bench --bench retake -- [chain] [cli] [memory] [replay [shape=mock|echo|mocksmalllast|tiny]...] [throughput] [--reps N] [--quick]"
                     );
                     std::process::exit(0);
                 }
                 other if other.starts_with('-') => {} // other harness flags
-                other => bail!("unknown section '{other}' (expected chain, cli, memory or replay)"),
+                other => bail!(
+                    "unknown section '{other}' (expected chain, cli, memory, replay or throughput)"
+                ),
             }
         }
         if sections.is_empty() {
-            sections = ["chain", "cli", "memory", "replay"]
+            sections = ["chain", "cli", "memory", "replay", "throughput"]
                 .map(String::from)
                 .to_vec();
         }
@@ -237,113 +243,11 @@ impl Report {
     }
 }
 
-// ---------------------------------------------------------------- in-process server
-
-struct InProc {
-    db: PathBuf,
-    runs: Client,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<()>>>,
-    _dir: tempfile::TempDir,
-}
-
-async fn connect(url: String) -> Result<Client> {
-    let channel = Channel::from_shared(url)?.connect().await?;
-    Ok(RunServiceClient::new(channel)
-        .max_decoding_message_size(256 << 20)
-        .max_encoding_message_size(256 << 20))
-}
-
-impl InProc {
-    async fn start(configure: impl FnOnce(&mut retake_server::Settings)) -> Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let db = dir.path().join("retake.db");
-        let mut settings = retake_server::Settings::new(&db);
-        configure(&mut settings);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(retake_server::serve(settings, listener, async {
-            let _ = stopped.await;
-        }));
-        let runs = connect(format!("http://{addr}")).await?;
-        Ok(Self {
-            db,
-            runs,
-            stop: Some(stop),
-            task: Some(task),
-            _dir: dir,
-        })
-    }
-
-    async fn shutdown(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
-        }
-    }
-}
-
 // ---------------------------------------------------------------- runs
 
-async fn start_run(
-    client: &mut Client,
-    yaml: &str,
-    vars: &BTreeMap<String, String>,
-) -> Result<String> {
-    let req = pb::StartRunRequest {
-        workflow: yaml.to_string(),
-        variables: vars.clone().into_iter().collect(),
-        files: Default::default(),
-    };
-    let run = client
-        .start_run(req)
-        .await
-        .context("StartRun")?
-        .into_inner()
-        .run
-        .context("StartRun: no run")?;
-    Ok(run.id)
-}
-
-/// Follows a run from its first event until RUN_FINISHED; returns its final status.
-async fn watch_to_end(client: &mut Client, run_id: &str) -> Result<pb::RunStatus> {
-    let mut stream = client
-        .watch_run(pb::WatchRunRequest {
-            run_id: run_id.to_string(),
-            after_sequence: 0,
-        })
-        .await
-        .context("WatchRun")?
-        .into_inner();
-    while let Some(item) = stream.next().await {
-        let event = item
-            .context("WatchRun stream")?
-            .event
-            .context("empty event")?;
-        if event.kind == pb::EventKind::RunFinished as i32 {
-            return Ok(
-                pb::RunStatus::try_from(event.run_status).unwrap_or(pb::RunStatus::Unspecified)
-            );
-        }
-    }
-    bail!("WatchRun of {run_id} ended without RUN_FINISHED")
-}
-
-async fn get_run(client: &mut Client, run_id: &str) -> Result<pb::Run> {
-    client
-        .get_run(pb::GetRunRequest {
-            run_id: run_id.to_string(),
-            include_nodes: false,
-            include_workflow: false,
-        })
-        .await
-        .context("GetRun")?
-        .into_inner()
-        .run
-        .context("GetRun: no run")
+/// The variables of a workflow as the kit's client takes them.
+fn pairs(vars: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
+    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 /// A run started and followed to its end.
@@ -356,15 +260,11 @@ struct Timed {
 }
 
 /// Starts a run and follows it to the end.
-async fn run_timed(
-    client: &mut Client,
-    yaml: &str,
-    vars: &BTreeMap<String, String>,
-) -> Result<Timed> {
+async fn run_timed(client: &mut Client, yaml: &str, vars: &[(&str, &str)]) -> Result<Timed> {
     let t0 = Instant::now();
-    let id = start_run(client, yaml, vars).await?;
+    let id = client.start_run_vars(yaml, vars).await.id;
     let start = t0.elapsed();
-    let status = watch_to_end(client, &id).await?;
+    let status = client.watch_to_end(&id).await;
     let total = t0.elapsed();
     ensure!(
         status == pb::RunStatus::Completed,
@@ -374,27 +274,6 @@ async fn run_timed(
 }
 
 // ---------------------------------------------------------------- workflows
-
-/// A chain n0 -> n1 -> ... of `local://echo` nodes. With `inputs` every node
-/// echoes `{step: K}`; without, it echoes (nests) its upstream output.
-fn echo_chain(n: usize, inputs: bool) -> String {
-    let mut y = format!(
-        "name: echo-chain-{n}{}\nnodes:\n",
-        if inputs { "-inputs" } else { "-deps" }
-    );
-    for k in 0..n {
-        y.push_str(&format!(
-            "  n{k}:\n    agent: local://echo\n    outputs: [result]\n"
-        ));
-        if inputs {
-            y.push_str(&format!("    inputs: {{step: {k}}}\n"));
-        }
-        if k > 0 {
-            y.push_str(&format!("    depends_on: [n{}]\n", k - 1));
-        }
-    }
-    y
-}
 
 /// A chain of `n` nodes that each output 100 KB. `mock`: `local://mock`
 /// whose `config.response` is one 100 KB text (a YAML anchor keeps the
@@ -476,11 +355,11 @@ async fn bench_chains(opts: &Opts, report: &mut Report) -> Result<()> {
         } else {
             "depends_on only"
         };
-        let server = InProc::start(|_| {}).await?;
-        let mut client = server.runs.clone();
+        let server = in_process::start().await;
+        let mut client = (*server).clone();
         let yaml = echo_chain(n, inputs);
         // One warm-up run: first-touch allocations, statement caches.
-        run_timed(&mut client, &yaml, &BTreeMap::new()).await?;
+        run_timed(&mut client, &yaml, &[]).await?;
         let mut per_node = Vec::new();
         let mut cpu_per_node = Vec::new();
         let mut starts = Vec::new();
@@ -489,12 +368,12 @@ async fn bench_chains(opts: &Opts, report: &mut Report) -> Result<()> {
         for _ in 0..opts.reps {
             let cpu0 = cpu_time(false);
             let w0 = write_syscalls();
-            let t = run_timed(&mut client, &yaml, &BTreeMap::new()).await?;
+            let t = run_timed(&mut client, &yaml, &[]).await?;
             writes.push((write_syscalls() - w0) as f64 / n as f64);
             per_node.push(ms(t.total) / n as f64);
             starts.push(ms(t.start));
             cpu_per_node.push(ms(cpu_time(false) - cpu0) / n as f64);
-            let run = get_run(&mut client, &t.id).await?;
+            let (run, _) = client.get(&t.id).await;
             servers.push(micros(&run.finish_time)? - micros(&run.start_time)?);
         }
         let s = Stats::new(per_node);
@@ -526,19 +405,19 @@ async fn bench_chains(opts: &Opts, report: &mut Report) -> Result<()> {
             "<= 0.2 ms/node",
             Some(s.median() <= 0.2),
         );
-        server.shutdown().await;
+        server.stop().await;
     }
 
     let big_n = 10_000;
     let reps = if opts.quick { 1 } else { 3 };
-    let server = InProc::start(|_| {}).await?;
-    let mut client = server.runs.clone();
+    let server = in_process::start().await;
+    let mut client = (*server).clone();
     let yaml = echo_chain(big_n, true);
     let mut times = Vec::new();
     for _ in 0..reps {
-        let t = run_timed(&mut client, &yaml, &BTreeMap::new()).await?;
+        let t = run_timed(&mut client, &yaml, &[]).await?;
         let (d, id) = (t.total, t.id);
-        let run = get_run(&mut client, &id).await?;
+        let (run, _) = client.get(&id).await;
         let counts = run.counts.unwrap_or_default();
         ensure!(
             counts.completed == big_n as i32,
@@ -565,81 +444,29 @@ async fn bench_chains(opts: &Opts, report: &mut Report) -> Result<()> {
         "must run",
         Some(true),
     );
-    server.shutdown().await;
+    server.stop().await;
     println!("   load after: {}", loadavg());
     Ok(())
 }
 
 // ---------------------------------------------------------------- release binaries
 
-fn release_dir() -> PathBuf {
-    // The bench runs from target/release/deps/.
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().and_then(Path::parent).map(Path::to_path_buf))
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release"))
-}
-
+/// A release binary of the workspace, built beforehand (see the top of the
+/// file).
 fn release_bin(name: &str) -> Result<PathBuf> {
-    let p = release_dir().join(name);
-    if !p.is_file() {
-        bail!(
-            "{} not found: build the release binaries first with\n    cargo build --release -p retake-server -p retake-cli",
-            p.display()
-        );
-    }
-    Ok(p)
+    Ok(binary::path(name)?)
 }
 
-/// The release `retake-server` on 127.0.0.1:0 with its own database.
-struct Spawned {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Spawned {
-    fn start(extra: &[&str]) -> Result<Self> {
-        let bin = release_bin("retake-server")?;
-        let dir = tempfile::tempdir()?;
-        let log = std::fs::File::create(dir.path().join("server.log"))?;
-        let mut child = Command::new(&bin)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--db")
-            .arg(dir.path().join("retake.db"))
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let addr = line
-            .trim()
-            .strip_prefix("retake-server listening on ")
-            .ok_or_else(|| anyhow!("unexpected first line from retake-server: {line:?}"))?
-            .to_string();
-        Ok(Self {
-            child,
-            url: format!("http://{addr}"),
-            _dir: dir,
-        })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The release `retake-server` on 127.0.0.1:0 with its own database and
+/// log; the process goes before its directory when the pair is dropped.
+fn spawn_release(extra: &[&str]) -> Result<(ServerProcess, DbDir)> {
+    release_bin("retake-server")?;
+    let dir = DbDir::new();
+    let server = ServerCommand::new(dir.db())
+        .args(extra)
+        .log(dir.log())
+        .spawn();
+    Ok((server, dir))
 }
 
 /// VmRSS and VmHWM of a process, in KiB.
@@ -664,20 +491,21 @@ fn proc_mem(pid: u32) -> Result<(u64, u64)> {
 async fn bench_cli(opts: &Opts, report: &mut Report) -> Result<()> {
     println!("\n## 2. `retake --server URL runs --json`, release binaries, process start included");
     let cli = release_bin("retake")?;
-    let server = Spawned::start(&[])?;
-    let mut client = connect(server.url.clone()).await?;
+    let (server, _dir) = spawn_release(&[])?;
+    let url = server.url();
+    let mut client = server.client().await;
     // A database with history: 100 finished runs (the command lists the newest 20).
     let yaml = echo_chain(5, true);
     for _ in 0..100 {
-        let id = start_run(&mut client, &yaml, &BTreeMap::new()).await?;
-        watch_to_end(&mut client, &id).await?;
+        let id = client.start_run(&yaml).await.id;
+        client.watch_to_end(&id).await;
     }
     println!("   load before: {}", loadavg());
     let invoke = || -> Result<(Duration, Duration)> {
         let cpu0 = cpu_time(true);
         let t0 = Instant::now();
         let out = Command::new(&cli)
-            .args(["--server", &server.url, "runs", "--json"])
+            .args(["--server", &url, "runs", "--json"])
             .env_remove("RETAKE_SERVER")
             .stdin(Stdio::null())
             .output()?;
@@ -752,9 +580,9 @@ async fn bench_memory(opts: &Opts, report: &mut Report) -> Result<()> {
         ),
     ] {
         println!("   load before: {}", loadavg());
-        let server = Spawned::start(extra)?;
+        let (server, _dir) = spawn_release(extra)?;
         let pid = server.pid();
-        let mut client = connect(server.url.clone()).await?;
+        let mut client = server.client().await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (idle_rss, _) = proc_mem(pid)?;
 
@@ -774,17 +602,18 @@ async fn bench_memory(opts: &Opts, report: &mut Report) -> Result<()> {
         };
         let mut ids = Vec::new();
         for _ in 0..100 {
-            ids.push(start_run(&mut client, &y, &BTreeMap::new()).await?);
+            ids.push(client.start_run(&y).await.id);
         }
         // Every run has a watcher, as 100 `retake run` clients would.
         let mut watchers = Vec::new();
         for id in &ids {
             let mut c = client.clone();
             let id = id.clone();
-            watchers.push(tokio::spawn(async move { watch_to_end(&mut c, &id).await }));
+            watchers.push(tokio::spawn(async move { c.watch_to_end(&id).await }));
         }
         tokio::time::sleep(Duration::from_millis(sleep_ms as u64 / 2)).await;
         let listed = client
+            .runs
             .list_runs(pb::ListRunsRequest {
                 page_size: 1000,
                 status: pb::RunStatus::Running as i32,
@@ -796,7 +625,7 @@ async fn bench_memory(opts: &Opts, report: &mut Report) -> Result<()> {
             .len();
         let (mid_rss, _) = proc_mem(pid)?;
         for w in watchers {
-            let status = w.await??;
+            let status = w.await?;
             ensure!(
                 status == pb::RunStatus::Completed,
                 "a sleeper run ended {status:?}"
@@ -882,13 +711,13 @@ struct ReplayFigures {
 }
 
 async fn replay_case(shape: Shape, n: usize, reps: usize) -> Result<ReplayFigures> {
-    let server = InProc::start(|s| {
+    let server = in_process::start_with(|s| {
         s.max_request_bytes = 256 << 20;
     })
-    .await?;
-    let mut client = server.runs.clone();
+    .await;
+    let mut client = (*server).clone();
     let (yaml, vars) = replay_workflow(shape, n);
-    let t = run_timed(&mut client, &yaml, &vars).await?;
+    let t = run_timed(&mut client, &yaml, &pairs(&vars)).await?;
     let (source_d, source) = (t.total, t.id);
     let last = format!("n{}", n - 1);
 
@@ -899,6 +728,7 @@ async fn replay_case(shape: Shape, n: usize, reps: usize) -> Result<ReplayFigure
     for _ in 0..reps {
         let t0 = Instant::now();
         let run = client
+            .runs
             .replay_run(pb::ReplayRunRequest {
                 run_id: source.clone(),
                 from: last.clone(),
@@ -910,17 +740,14 @@ async fn replay_case(shape: Shape, n: usize, reps: usize) -> Result<ReplayFigure
             .run
             .context("ReplayRun: no run")?;
         let rpc = t0.elapsed();
-        let status = watch_to_end(&mut client, &run.id).await?;
+        let status = client.watch_to_end(&run.id).await;
         let d = t0.elapsed();
         ensure!(
             status == pb::RunStatus::Completed,
             "replay {} ended {status:?}",
             run.id
         );
-        let counts = get_run(&mut client, &run.id)
-            .await?
-            .counts
-            .unwrap_or_default();
+        let counts = client.get(&run.id).await.0.counts.unwrap_or_default();
         ensure!(
             counts.reused == n as i32 - 1 && counts.completed == n as i32,
             "replay of {last} reused {} and completed {} of {n} nodes",
@@ -943,7 +770,7 @@ async fn replay_case(shape: Shape, n: usize, reps: usize) -> Result<ReplayFigure
         tables.push((used, delta));
         (before, before_t) = (after, after_t);
     }
-    server.shutdown().await;
+    server.stop().await;
     tables.sort_by_key(|(g, _)| *g);
     let by_table = tables[tables.len() / 2].1.clone();
     Ok(ReplayFigures {
@@ -1050,6 +877,200 @@ async fn bench_replay(opts: &Opts, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
+// ---------------------------------------------------------------- 5. throughput
+
+/// Runs per repetition, the concurrent clients that start them, and how many
+/// unfinished runs each client keeps: 16 × 50 = 800 at most, under the
+/// server's default cap of 1,000 executing runs, so no StartRun is refused.
+const THROUGHPUT_RUNS: usize = 2000;
+const THROUGHPUT_CLIENTS: usize = 16;
+const THROUGHPUT_WINDOW: usize = 50;
+
+/// User plus system CPU time another process has used so far
+/// (/proc/PID/stat), for a server that is a child still running, which
+/// getrusage cannot see until it is reaped.
+fn process_cpu(pid: u32) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: state is field 3, utime 14 and stime 15.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("bad /proc stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks =
+        |i: usize| -> Result<u64> { Ok(fields.get(i).context("short /proc stat")?.parse()?) };
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Ok(Duration::from_secs_f64(
+        (ticks(11)? + ticks(12)?) as f64 / per_second as f64,
+    ))
+}
+
+/// What one client saw.
+#[derive(Default)]
+struct ClientRuns {
+    /// Each StartRun call, ms.
+    starts: Vec<f64>,
+    /// Runs not finished when checked, followed with WatchRun instead.
+    watched: usize,
+}
+
+/// Makes sure run `id` completed. A GetRun (without nodes) of a finished run
+/// is one read of its row, the least the server can do to say so; only a
+/// run still going is followed with WatchRun, which pushes its end instead
+/// of being asked again and again. Following every run with WatchRun would
+/// cost the server a stream, a read of the run's events and every event
+/// sent, for each of the 2,000 runs.
+async fn settle(client: &mut Client, id: &str) -> Result<bool> {
+    let run = client
+        .runs
+        .get_run(pb::GetRunRequest {
+            run_id: id.to_string(),
+            include_nodes: false,
+            include_workflow: false,
+        })
+        .await
+        .context("GetRun")?
+        .into_inner()
+        .run
+        .context("GetRun: no run")?;
+    let finished = [
+        pb::RunStatus::Completed,
+        pb::RunStatus::Failed,
+        pb::RunStatus::Cancelled,
+    ]
+    .map(|s| s as i32)
+    .contains(&run.status);
+    let status = if finished {
+        pb::RunStatus::try_from(run.status).unwrap_or(pb::RunStatus::Unspecified)
+    } else {
+        client.watch_to_end(id).await
+    };
+    ensure!(
+        status == pb::RunStatus::Completed,
+        "run {id} ended {status:?}"
+    );
+    Ok(!finished)
+}
+
+/// One client's share: starts `runs` runs one after the other, keeping at
+/// most THROUGHPUT_WINDOW unfinished (settling the oldest when the window
+/// is full), then settles the rest.
+async fn throughput_client(
+    mut client: Client,
+    yaml: std::sync::Arc<String>,
+    runs: usize,
+) -> Result<ClientRuns> {
+    let mut seen = ClientRuns::default();
+    let mut open = std::collections::VecDeque::new();
+    for _ in 0..runs {
+        if open.len() == THROUGHPUT_WINDOW {
+            let oldest: String = open.pop_front().expect("a full window");
+            seen.watched += usize::from(settle(&mut client, &oldest).await?);
+        }
+        let t0 = Instant::now();
+        open.push_back(client.start_run(&yaml).await.id);
+        seen.starts.push(ms(t0.elapsed()));
+    }
+    for id in open {
+        seen.watched += usize::from(settle(&mut client, &id).await?);
+    }
+    Ok(seen)
+}
+
+/// THROUGHPUT_CLIENTS clients, each on its own connection, start `runs` runs
+/// between them and see each completed; returns the wall time and what the
+/// clients saw.
+async fn throughput_round(
+    clients: &[Client],
+    yaml: &std::sync::Arc<String>,
+    runs: usize,
+) -> Result<(Duration, ClientRuns)> {
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, client) in clients.iter().enumerate() {
+        let share = runs / clients.len() + usize::from(i < runs % clients.len());
+        tasks.push(tokio::spawn(throughput_client(
+            client.clone(),
+            yaml.clone(),
+            share,
+        )));
+    }
+    let mut all = ClientRuns::default();
+    for task in tasks {
+        let seen = task.await??;
+        all.starts.extend(seen.starts);
+        all.watched += seen.watched;
+    }
+    Ok((t0.elapsed(), all))
+}
+
+async fn bench_throughput(opts: &Opts, report: &mut Report) -> Result<()> {
+    println!(
+        "\n## 5. Throughput: {THROUGHPUT_RUNS} three-node local://echo runs from {THROUGHPUT_CLIENTS} concurrent gRPC clients, \
+         release retake-server, SQLite file"
+    );
+    let yaml = std::sync::Arc::new(echo_chain(3, true));
+    let (mut rates, mut server_cpu, mut client_cpu, mut starts) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut watched = Vec::new();
+    println!("   load before: {}", loadavg());
+    for _ in 0..opts.reps {
+        // A fresh server and database each time: the same file size for
+        // every repetition.
+        let (server, _dir) = spawn_release(&[])?;
+        let url = server.url();
+        let mut clients = Vec::new();
+        for _ in 0..THROUGHPUT_CLIENTS {
+            clients.push(Client::connect(&url).await);
+        }
+        // Warm-up: connections, statement caches, the first pages of the file.
+        throughput_round(&clients, &yaml, 160).await?;
+        let server0 = process_cpu(server.pid())?;
+        let client0 = cpu_time(false);
+        let (wall, seen) = throughput_round(&clients, &yaml, THROUGHPUT_RUNS).await?;
+        let server_ms = ms(process_cpu(server.pid())? - server0);
+        let client_ms = ms(cpu_time(false) - client0);
+        rates.push(THROUGHPUT_RUNS as f64 / wall.as_secs_f64());
+        server_cpu.push(server_ms / THROUGHPUT_RUNS as f64);
+        client_cpu.push(client_ms / THROUGHPUT_RUNS as f64);
+        starts.extend(seen.starts);
+        watched.push(seen.watched as f64);
+    }
+    let rate = Stats::new(rates);
+    let server_cpu = Stats::new(server_cpu);
+    let client_cpu = Stats::new(client_cpu);
+    let starts = Stats::new(starts);
+    println!(
+        "   {} reps: median {:.0} runs/s (min {:.0}, max {:.0}); CPU per run: server median {:.3} ms, \
+         clients (this process) median {:.3} ms; StartRun median {:.2} ms, p99 {:.2} ms; \
+         runs still going when checked (then watched) median {:.0} of {THROUGHPUT_RUNS}",
+        opts.reps,
+        rate.median(),
+        rate.min(),
+        rate.max(),
+        server_cpu.median(),
+        client_cpu.median(),
+        starts.median(),
+        starts.pct(99.0),
+        Stats::new(watched).median(),
+    );
+    println!("   load after: {}", loadavg());
+    report.add(
+        &format!("{THROUGHPUT_RUNS} three-node echo runs, {THROUGHPUT_CLIENTS} clients"),
+        format!(
+            "{:.0} runs/s median (min {:.0}; server CPU {:.3} ms/run)",
+            rate.median(),
+            rate.min(),
+            server_cpu.median()
+        ),
+        ">= 2,000 runs/s",
+        Some(rate.median() >= 2000.0),
+    );
+    Ok(())
+}
+
 // ---------------------------------------------------------------- main
 
 fn machine() -> String {
@@ -1098,6 +1119,9 @@ fn main() -> Result<()> {
         }
         if opts.wants("replay") {
             bench_replay(&opts, &mut report).await?;
+        }
+        if opts.wants("throughput") {
+            bench_throughput(&opts, &mut report).await?;
         }
         report.print();
         println!("\nload average at the end: {}", loadavg());

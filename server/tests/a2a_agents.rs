@@ -5,75 +5,16 @@
 
 mod agents_support;
 
-use agents_support::{Fake, Recorded, Reply, Server, node, status};
+use agents_support::{Fake, Reply, Server, node, status};
 use retake::v1 as pb;
+use retake_test_support::a2a::{fake_v1, rpc_calls, rpc_result, task_v1};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 const KEY: &str = "a2a-test-token-987654";
 const KEY_VAR: &str = "RETAKE_SECRET_TEST_A2A_TOKEN";
-
-fn card_v1(base: &str) -> Value {
-    json!({
-        "name": "Fake agent",
-        "description": "answers tests",
-        "supportedInterfaces": [
-            {"url": format!("{base}/grpc"), "protocolBinding": "GRPC", "protocolVersion": "1.0"},
-            {"url": format!("{base}/rpc"), "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}
-        ],
-        "version": "1.0.0",
-        "capabilities": {"streaming": false},
-        "defaultInputModes": ["text/plain"],
-        "defaultOutputModes": ["text/plain"],
-        "skills": []
-    })
-}
-
-fn rpc_result(req: &Recorded, result: Value) -> Reply {
-    Reply::ok(json!({"jsonrpc": "2.0", "id": req.body["id"], "result": result}))
-}
-
-fn task_v1(id: &str, state: &str, artifacts: Value, status_text: Option<&str>) -> Value {
-    let mut status = json!({"state": state, "timestamp": "2026-01-01T00:00:00Z"});
-    if let Some(t) = status_text {
-        status["message"] =
-            json!({"messageId": "s1", "role": "ROLE_AGENT", "parts": [{"text": t}]});
-    }
-    json!({"id": id, "contextId": "ctx-1", "status": status, "artifacts": artifacts,
-           "history": [{"messageId": "m0", "role": "ROLE_USER", "parts": [{"text": "…"}]}]})
-}
-
-/// A fake 1.0 agent whose base URL is the server's own.
-async fn fake_v1(answer: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static) -> Fake {
-    let gets = Arc::new(AtomicUsize::new(0));
-    Fake::start(move |req, _| {
-        if req.method == "GET" && req.path == "/.well-known/agent-card.json" {
-            let host = req.header("host").unwrap_or_default();
-            return Reply::ok(card_v1(&format!("http://{host}")));
-        }
-        if req.path == "/rpc" {
-            let n = if req.body["method"] == "GetTask" {
-                gets.fetch_add(1, Ordering::SeqCst) + 1
-            } else {
-                0
-            };
-            return answer(req, n);
-        }
-        Reply::status(404, json!({"detail": "Not Found"}))
-    })
-    .await
-}
-
-fn rpc_calls(fake: &Fake) -> Vec<Recorded> {
-    fake.requests()
-        .into_iter()
-        .filter(|r| r.method == "POST")
-        .collect()
-}
 
 async fn server() -> Server {
     Server::start(&[(KEY_VAR, KEY)]).await

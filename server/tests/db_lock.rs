@@ -1,34 +1,21 @@
 //! One retake-server per database: a second one on the same file refuses
 //! to start, and the lock of a server killed with SIGKILL goes with it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use retake_test_support::DbDir;
+use retake_test_support::process::{ServerCommand, ServerProcess};
 use std::time::{Duration, Instant};
 
-fn server(db: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_retake-server"));
-    cmd.args(["--listen", "127.0.0.1:0", "--db"])
-        .arg(db)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
 /// Starts a server and waits for its "listening on" line.
-fn listening(db: &std::path::Path) -> Child {
-    let mut child = server(db).spawn().expect("start retake-server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("retake-server listening on "), "{line}");
-    child
+fn listening(db: &std::path::Path) -> ServerProcess {
+    ServerCommand::new(db).spawn()
 }
 
 /// Runs a server expected to refuse to start; returns its stderr.
 fn refused(db: &std::path::Path) -> String {
-    let mut child = server(db).spawn().expect("start retake-server");
+    let mut child = ServerCommand::new(db)
+        .command()
+        .spawn()
+        .expect("start retake-server");
     let deadline = Instant::now() + Duration::from_secs(60);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
@@ -45,8 +32,8 @@ fn refused(db: &std::path::Path) -> String {
 
 #[test]
 fn a_second_server_on_a_database_refuses_and_a_killed_ones_lock_is_released() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("retake.db");
+    let dir = DbDir::new();
+    let db = dir.db();
     let mut first = listening(&db);
 
     let err = refused(&db);
@@ -70,9 +57,7 @@ fn a_second_server_on_a_database_refuses_and_a_killed_ones_lock_is_released() {
         );
     }
 
-    first.kill().unwrap();
-    first.wait().unwrap();
+    first.kill9();
     let mut again = listening(&db);
-    again.kill().unwrap();
-    again.wait().unwrap();
+    again.kill9();
 }

@@ -8,6 +8,11 @@
 
 use retake::v1 as pb;
 use retake::v1::run_service_client::RunServiceClient;
+use retake_test_support::in_process::InProcessServer;
+use retake_test_support::process::ServerCommand;
+use retake_test_support::sqlite::assert_not_locked;
+use retake_test_support::workflows::sleep_chain as chain;
+use retake_test_support::{Client, DbDir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -77,33 +82,20 @@ impl Drop for Tmpfs {
 
 struct Server {
     runs: RunServiceClient<Channel>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    server: InProcessServer,
 }
 
 async fn start(settings: retake_server::Settings) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(retake_server::serve(settings, listener, async {
-        let _ = stopped.await;
-    }));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let server = InProcessServer::start(move |s| *s = settings).await;
     Server {
-        runs: RunServiceClient::new(channel).max_decoding_message_size(64 << 20),
-        stop: Some(stop),
-        task,
+        runs: Client::connect(&server.url).await.runs,
+        server,
     }
 }
 
 impl Server {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        let _ = self.task.await;
+    async fn stop(self) {
+        self.server.stop().await;
     }
 
     async fn start_run(&mut self, yaml: &str, filler: usize) -> Result<pb::Run, tonic::Status> {
@@ -162,36 +154,6 @@ impl Server {
 
 const WORKFLOW: &str = "name: small\nnodes:\n  a:\n    agent: local://echo\n    inputs: {text: \"${user.pad}\"}\n    outputs: [result]\n";
 
-fn chain(n: usize, ms: u64) -> String {
-    let mut yaml = String::from("name: chain\nnodes:\n");
-    for i in 0..n {
-        yaml.push_str(&format!(
-            "  n{i}:\n    agent: local://sleep\n    config: {{ms: {ms}}}\n    outputs: [result]\n"
-        ));
-        if i > 0 {
-            yaml.push_str(&format!("    depends_on: [n{}]\n", i - 1));
-        }
-    }
-    yaml
-}
-
-/// Another process can take the write lock: the server is not stuck
-/// inside a transaction.
-async fn assert_not_locked(db: &Path) {
-    use sqlx::Connection;
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(db)
-        .busy_timeout(Duration::from_secs(5));
-    let mut conn = sqlx::SqliteConnection::connect_with(&options)
-        .await
-        .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut conn)
-        .await
-        .expect("the database is not left locked");
-    sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
-}
-
 /// Starts runs until the store refuses one; returns the acknowledged ids.
 async fn start_until_full(server: &mut Server, filler: usize) -> Vec<String> {
     let mut acked = Vec::new();
@@ -210,8 +172,8 @@ async fn start_until_full(server: &mut Server, filler: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn a_page_cap_refuses_writes_cleanly_and_acknowledges_only_what_is_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("retake.db");
+    let dir = DbDir::new();
+    let db = dir.db();
     let mut settings = retake_server::Settings::new(&db);
     settings.max_db_pages = Some(400);
     let mut server = start(settings.clone()).await;
@@ -306,19 +268,7 @@ async fn a_run_stalled_past_the_timeout_fails_with_disk_full_as_its_cause() {
 async fn a_database_that_cannot_be_written_stops_the_server_before_it_listens() {
     let Some(fs) = Tmpfs::mount("8m") else { return };
     let db = fs.path().join("retake.db");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_retake-server"))
-        .args(["--listen", "127.0.0.1:0", "--db"])
-        .arg(&db)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert!(line.contains("listening"), "{line}");
+    let mut server = ServerCommand::new(&db).spawn();
     // A copy taken while the server runs has its -wal and -shm beside it,
     // as after a crash.
     let crashed = fs.path().join("crashed");
@@ -329,16 +279,11 @@ async fn a_database_that_cannot_be_written_stops_the_server_before_it_listens() 
             std::fs::copy(&from, crashed.join(format!("retake.db{suffix}"))).unwrap();
         }
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    server.kill9();
     fs.remount_read_only();
 
     for path in [db, crashed.join("retake.db")] {
-        let out = Command::new(env!("CARGO_BIN_EXE_retake-server"))
-            .args(["--listen", "127.0.0.1:0", "--db"])
-            .arg(&path)
-            .output()
-            .unwrap();
+        let out = ServerCommand::new(&path).command().output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{stdout}{stderr}");

@@ -6,7 +6,7 @@ mod agents_support;
 
 use agents_support::{Fake, Reply, Server, node, status};
 use retake::v1 as pb;
-use serde_json::json;
+use retake_test_support::openai;
 use tokio_stream::StreamExt;
 
 fn example(name: &str) -> String {
@@ -18,24 +18,8 @@ async fn run_with(
     yaml: &str,
     vars: &[(&str, &str)],
 ) -> (pb::Run, Vec<pb::NodeExecution>) {
-    let req = pb::StartRunRequest {
-        workflow: yaml.to_string(),
-        variables: vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        files: Default::default(),
-    };
-    let run = s
-        .runs
-        .start_run(req)
-        .await
-        .unwrap()
-        .into_inner()
-        .run
-        .unwrap();
-    s.events(&run.id).await;
-    s.get(&run.id).await
+    let run = s.start_run_vars(yaml, vars).await;
+    s.finish(&run.id).await
 }
 
 #[tokio::test]
@@ -60,12 +44,8 @@ async fn local_examples_run_to_their_documented_outcome() {
 #[tokio::test]
 async fn the_llm_example_runs_against_an_openai_compatible_endpoint() {
     let fake = Fake::start(|req, n| {
-        let model = req.body["model"].as_str().unwrap_or_default().to_string();
-        Reply::ok(json!({
-            "id": format!("chatcmpl-{n}"), "object": "chat.completion", "created": 1, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("answer {n}")}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
-        }))
+        let model = req.body["model"].as_str().unwrap_or_default();
+        Reply::ok(openai::completion(model, &format!("answer {n}"), 10, 3))
     })
     .await;
     let yaml = example("llm-pipeline.yaml")
@@ -138,7 +118,7 @@ async fn the_approval_example_waits_then_publishes() {
         ..Default::default()
     };
     s.runs.resolve_wait(req).await.unwrap();
-    s.events(&run.id).await;
+    s.events(&run.id, 0).await;
     let (run, nodes) = s.get(&run.id).await;
     assert_eq!(run.status, pb::RunStatus::Completed as i32);
     assert_eq!(status(node(&nodes, "publish")), pb::NodeStatus::Completed);

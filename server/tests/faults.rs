@@ -22,14 +22,15 @@
 //! Timings and shapes come from a seeded generator: `FAULTS_SEED=N` runs
 //! another sequence (the seed is in every failure message).
 
-mod faults_support;
-
-use faults_support::{
-    FakeLlm, Invocation, KEY_VAR, Outcome, Rng, ServerProc, Workdir, completed_keys, hash,
-    integrity_check, open_db, seed, tail,
-};
 use retake::v1 as pb;
 use retake::v1::run_service_client::RunServiceClient;
+use retake_test_support::DbDir;
+use retake_test_support::flaky_llm::{FakeLlm, Invocation, KEY_VAR, Outcome, process_key};
+use retake_test_support::process::{ServerCommand, ServerProcess, tail};
+use retake_test_support::rng::{Rng, hash};
+use retake_test_support::sqlite::{
+    completed_nodes as completed_keys, integrity_check, open_read_only as open_db,
+};
 use sqlx::Connection;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -44,6 +45,11 @@ use tonic::transport::{Channel, Endpoint};
 const AGENT: &str = "llm://openai/gpt-4o-mini";
 /// Invocations of each `flaky*` node the fake fails before answering.
 const FAILURES_PER_FLAKY_NODE: u32 = 2;
+
+/// The seed: `FAULTS_SEED` (decimal or 0x-hex) or a fixed default.
+fn seed() -> u64 {
+    retake_test_support::rng::seed("FAULTS_SEED", 0x5EED_F417_0001)
+}
 
 // ---------------------------------------------------------------- workflows
 
@@ -622,13 +628,29 @@ async fn read_final(conn: &mut sqlx::SqliteConnection) -> Final {
     }
 }
 
+/// Server process `process` (0, 1, …) over the shared database, with an
+/// API key of its own: the fake knows which process sent each request.
+fn server_command(
+    db: &std::path::Path,
+    process: usize,
+    log: &std::path::Path,
+    args: &[String],
+) -> ServerCommand {
+    // The fake LLM lives on loopback: the operator lets the key go there.
+    ServerCommand::new(db)
+        .args(["--allow-secret-host", "127.0.0.1"])
+        .args(args)
+        .env(KEY_VAR, process_key(process))
+        .log(log)
+}
+
 async fn spawn_server(
     db: std::path::PathBuf,
     process: usize,
     log: std::path::PathBuf,
     args: Vec<String>,
-) -> ServerProc {
-    tokio::task::spawn_blocking(move || ServerProc::spawn(&db, process, &log, &args))
+) -> ServerProcess {
+    tokio::task::spawn_blocking(move || server_command(&db, process, &log, &args).spawn())
         .await
         .expect("spawn retake-server")
 }
@@ -667,7 +689,7 @@ async fn chaos(cfg: Chaos) {
     let base_seed = seed();
     let seed = base_seed ^ hash(0, cfg.label);
     let began = Instant::now();
-    let work = Workdir::new();
+    let work = DbDir::kept_on_failure("retake-faults-");
     let (db, log) = (work.db(), work.log());
     let fake = FakeLlm::start(seed, FAILURES_PER_FLAKY_NODE).await;
     let (addr_tx, addr_rx) = watch::channel(None::<String>);
@@ -688,15 +710,16 @@ async fn chaos(cfg: Chaos) {
         format!(
             "{what}\n[{}: rerun with FAULTS_SEED={base_seed:#x}; files in {}; server log tail:]\n{}",
             cfg.label,
-            work.path.display(),
+            work.path().display(),
             tail(&log, 3000)
         )
     };
 
     let mut rng = Rng::new(seed);
     let mut server = spawn_server(db.clone(), 0, log.clone(), cfg.server_args.clone()).await;
-    let mut spawns = vec![server.spawned];
-    addr_tx.send_replace(Some(server.addr.clone()));
+    let mut current = 0;
+    let mut spawns = vec![server.spawned()];
+    addr_tx.send_replace(Some(server.addr().to_string()));
     let starter_task = tokio::spawn(starter(
         sh.clone(),
         Rng::new(seed ^ 1),
@@ -750,7 +773,7 @@ async fn chaos(cfg: Chaos) {
             Mode::Random | Mode::DuringStartup => {}
         }
         addr_tx.send_replace(None);
-        let process = server.process;
+        let process = current;
         let in_flight = fake.in_flight();
         let at = server.kill9();
         kills.push(Kill {
@@ -764,8 +787,8 @@ async fn chaos(cfg: Chaos) {
         // Sometimes the next process dies too, before it listens: while it
         // opens the database or resumes the runs.
         while kills.len() < cfg.kills && rng.chance(cfg.startup_kill_percent) {
-            let (mut early, _) = ServerProc::start(&db, next, &log, &cfg.server_args);
-            spawns.push(early.spawned);
+            let mut early = server_command(&db, next, &log, &cfg.server_args).start();
+            spawns.push(early.spawned());
             sleep(Duration::from_millis(rng.range(1, 60))).await;
             let in_flight = fake.in_flight();
             let at = early.kill9();
@@ -779,8 +802,9 @@ async fn chaos(cfg: Chaos) {
             next += 1;
         }
         server = spawn_server(db.clone(), next, log.clone(), cfg.server_args.clone()).await;
-        spawns.push(server.spawned);
-        addr_tx.send_replace(Some(server.addr.clone()));
+        current = next;
+        spawns.push(server.spawned());
+        addr_tx.send_replace(Some(server.addr().to_string()));
     }
     let chaos_done = began.elapsed();
 

@@ -6,7 +6,9 @@ mod agents_support;
 
 use agents_support::{Fake, Reply, Server, deltas, node, status};
 use retake::v1 as pb;
-use serde_json::{Value, json};
+use retake_test_support::anthropic::stream as anthropic_stream;
+use retake_test_support::openai::{completion as openai_completion, stream as openai_stream};
+use serde_json::json;
 use std::time::Duration;
 
 const KEY: &str = "sk-test-secret-123456";
@@ -14,95 +16,6 @@ const KEY_VAR: &str = "RETAKE_SECRET_TEST_LLM_KEY";
 
 async fn server() -> Server {
     Server::start(&[(KEY_VAR, KEY)]).await
-}
-
-fn openai_completion(model: &str, text: &str, prompt_tokens: i64, completion_tokens: i64) -> Value {
-    json!({
-        "id": "chatcmpl-abc123",
-        "object": "chat.completion",
-        "created": 1_741_569_952,
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": text, "refusal": null, "annotations": []},
-            "logprobs": null,
-            "finish_reason": "stop"
-        }],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0}
-        },
-        "service_tier": "default",
-        "system_fingerprint": "fp_44709d6fcb"
-    })
-}
-
-fn openai_stream(
-    model: &str,
-    pieces: &[&str],
-    prompt_tokens: i64,
-    completion_tokens: i64,
-) -> Vec<String> {
-    let chunk = |delta: Value, finish: Value| {
-        json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1_741_569_952, "model": model,
-               "system_fingerprint": "fp_1", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-               "usage": null})
-    };
-    let mut out = vec![format!(
-        "data: {}\n\n",
-        chunk(
-            json!({"role": "assistant", "content": "", "refusal": null}),
-            Value::Null
-        )
-    )];
-    for p in pieces {
-        out.push(format!(
-            "data: {}\n\n",
-            chunk(json!({"content": p}), Value::Null)
-        ));
-    }
-    out.push(format!("data: {}\n\n", chunk(json!({}), json!("stop"))));
-    let usage = json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1_741_569_952, "model": model,
-        "system_fingerprint": "fp_1", "choices": [],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}});
-    out.push(format!("data: {usage}\n\n"));
-    out.push("data: [DONE]\n\n".into());
-    out
-}
-
-fn anthropic_stream(
-    model: &str,
-    pieces: &[&str],
-    input_tokens: i64,
-    output_tokens: i64,
-) -> Vec<String> {
-    let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
-    let mut out = vec![
-        ev(
-            "message_start",
-            json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
-            "content": [], "model": model, "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": input_tokens, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 1}}}),
-        ),
-        ev(
-            "content_block_start",
-            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-        ),
-        ev("ping", json!({"type": "ping"})),
-    ];
-    for p in pieces {
-        out.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}})));
-    }
-    out.push(ev(
-        "content_block_stop",
-        json!({"type": "content_block_stop", "index": 0}),
-    ));
-    out.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": output_tokens}})));
-    out.push(ev("message_stop", json!({"type": "message_stop"})));
-    out
 }
 
 fn assert_close(a: f64, b: f64) {
@@ -687,11 +600,11 @@ async fn streamed_text_is_live_only_and_a_late_watcher_gets_it_whole() {
         "name: llm-late\nnodes:\n  write:\n    agent: llm://openai/gpt-4o-mini\n    inputs: {{q: count}}\n    outputs: [result]\n    config: {{api_base: \"{}/v1\", api_key: \"${{env.{KEY_VAR}}}\"}}\n",
         fake.url()
     );
-    let id = server.start_run(&yaml).await;
+    let id = server.start_run(&yaml).await.id;
     // Join while the node streams: the text so far comes as one delta,
     // then the rest live, each piece exactly once.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let late = server.events(&id).await;
+    let late = server.events(&id, 0).await;
     assert_eq!(deltas(&late, "write").concat(), "one two three four");
     assert!(
         late.iter()
@@ -699,7 +612,7 @@ async fn streamed_text_is_live_only_and_a_late_watcher_gets_it_whole() {
             .all(|e| e.sequence == 0 && e.run_id == id)
     );
     // The durable log has no deltas, and its sequence has no gaps.
-    let history = server.events(&id).await;
+    let history = server.events(&id, 0).await;
     assert!(deltas(&history, "write").is_empty());
     let seqs: Vec<i64> = history.iter().map(|e| e.sequence).collect();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
