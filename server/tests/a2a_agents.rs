@@ -11,6 +11,8 @@ use retake_test_support::a2a::{fake_v1, rpc_calls, rpc_result, task_v1};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 const KEY: &str = "a2a-test-token-987654";
