@@ -170,4 +170,17 @@ mod tests {
         );
         assert_eq!(kind_of_status(StatusCode::NOT_FOUND), ErrorKind::Permanent);
     }
+
+    #[test]
+    fn the_wait_hint_survives_a_changed_message() {
+        let wait = Some(Duration::from_secs(2));
+        let e = AgentError::of_status(StatusCode::TOO_MANY_REQUESTS, "slow down sk-1234")
+            .with_retry_after(wait)
+            .map_message(|m| m.replace("sk-1234", "[redacted]"));
+        assert_eq!(
+            (e.kind, e.message.as_str(), e.retry_after),
+            (ErrorKind::Transient, "slow down [redacted]", wait)
+        );
+        assert_eq!(AgentError::transient("x").retry_after, None);
+    }
 }
