@@ -74,7 +74,7 @@ nodes:
   a:
     agent: local://fail
     retry_policy: {max_retries: 2, backoff: fixed, initial_delay_ms: 1}
-    config: {api_key: "literal-secret-1a2b3c4d", token: "${env.RETAKE_TEST_SECRET_VALUE}", message: "failed on purpose"}
+    config: {api_key: "literal-secret-1a2b3c4d", token: "${env.RETAKE_TEST_SECRET_VALUE}", message: "failed on purpose", times: 5}
     outputs: [o]
 "#;
     let run = s.start_run(yaml).await;

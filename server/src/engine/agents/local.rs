@@ -9,17 +9,18 @@ pub async fn execute(name: &str, call: &AgentCall) -> Result<AgentOutput, AgentE
         "echo" => Ok(echo(call)),
         "mock" => mock(call).map_err(AgentError::configuration),
         "fail" => {
-            let times = call.config.get("times").and_then(Value::as_u64);
-            // A stand-in for a flaky step: its failures are transient, so
-            // the retry policy applies.
-            match times {
+            let message = call
+                .config
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("local://fail failed as configured");
+            // With `times`, a stand-in for a flaky step: its failures are
+            // transient, so the retry policy applies until it recovers.
+            // Without, it fails every attempt, and no retry can help.
+            match call.config.get("times").and_then(Value::as_u64) {
                 Some(n) if u64::from(call.attempt) > n => Ok(echo(call)),
-                _ => Err(AgentError::transient(
-                    call.config
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("local://fail failed as configured"),
-                )),
+                Some(_) => Err(AgentError::transient(message)),
+                None => Err(AgentError::permanent(message)),
             }
         }
         "sleep" => {

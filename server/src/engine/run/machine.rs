@@ -372,10 +372,10 @@ impl RunMachine {
                 });
             }
             None => {
-                // Every node has a budget for transient errors; say why
-                // this one was not spent.
-                let not_retried =
-                    failure.kind != ErrorKind::Transient && self.failed[pos] < policy.max_retries;
+                // Whoever wrote a retry policy learns why it was not used.
+                let not_retried = policy.declared
+                    && failure.kind != ErrorKind::Transient
+                    && self.failed[pos] < policy.max_retries;
                 out.push(Decision::Fail { pos, not_retried });
                 self.settle(pos, Outcome::Failed, &mut out);
             }
