@@ -25,6 +25,17 @@ pub enum EngineError {
     /// nothing of the request was stored and a retry may succeed.
     #[error("{0}")]
     Unavailable(String),
+    /// The store holds a value retake cannot have written (a damaged file,
+    /// an edit by hand). It is reported where it is read, never replaced
+    /// by a default, so a corrupt row cannot pass for a plausible one.
+    #[error("the store is corrupt: {table}.{column} of the row with {row}: {problem}")]
+    Corrupt {
+        table: &'static str,
+        column: &'static str,
+        /// The row's key, e.g. `pk 12`.
+        row: String,
+        problem: String,
+    },
     /// Something inside retake broke. The detail is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),

@@ -17,6 +17,12 @@ impl From<EngineError> for Status {
                 tracing::warn!(message = %m, "store unavailable");
                 Status::unavailable(bounded(m))
             }
+            corrupt @ EngineError::Corrupt { .. } => {
+                // The message names a table, column and row, never a value.
+                let message = corrupt.to_string();
+                tracing::error!(%message, "corrupt store");
+                Status::data_loss(bounded(message))
+            }
             EngineError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 Status::internal("internal error; see the server log")

@@ -5,6 +5,8 @@
 
 mod read;
 mod rows;
+#[cfg(test)]
+mod tests;
 
 pub use read::{RunFilter, RunRef};
 

@@ -3,7 +3,6 @@
 use super::{Store, rows};
 use crate::error::{EngineError, EngineResult};
 use crate::model::*;
-use sqlx::Row;
 
 /// How a user names a run.
 pub struct RunRef<'a>(pub &'a str);
@@ -14,6 +13,10 @@ pub struct RunFilter {
     pub workflow_name: Option<String>,
     pub forked_from: Option<String>,
 }
+
+/// Run statuses a process may leave behind unfinished.
+pub(super) const UNFINISHED: [RunStatus; 3] =
+    [RunStatus::Pending, RunStatus::Running, RunStatus::Waiting];
 
 /// The smallest string greater than every string starting with `prefix`.
 fn prefix_upper(prefix: &str) -> String {
@@ -60,11 +63,11 @@ impl Store {
             0 => Err(EngineError::run_not_found(text)),
             1 => rows::run_from_row(&found[0]),
             _ => {
-                let ids: Vec<String> = found
+                let ids = found
                     .iter()
                     .take(5)
-                    .filter_map(|r| r.try_get("id").ok())
-                    .collect();
+                    .map(|row| rows::Fields::keyed_by_pk("runs", row).get("id"))
+                    .collect::<EngineResult<Vec<String>>>()?;
                 Err(EngineError::InvalidArgument(format!(
                     "Run id '{text}' is ambiguous; it matches {}{}",
                     ids.join(", "),
@@ -116,7 +119,11 @@ impl Store {
 
     /// Runs a previous process left unfinished.
     pub async fn unfinished_runs(&self) -> EngineResult<Vec<Run>> {
-        let found = sqlx::query("SELECT * FROM runs WHERE status IN (1, 2, 3) ORDER BY pk")
+        let [a, b, c] = UNFINISHED.map(RunStatus::as_i64);
+        let found = sqlx::query("SELECT * FROM runs WHERE status IN (?, ?, ?) ORDER BY pk")
+            .bind(a)
+            .bind(b)
+            .bind(c)
             .fetch_all(&self.reader)
             .await?;
         found.iter().map(rows::run_from_row).collect()
@@ -130,19 +137,34 @@ impl Store {
         .bind(run_pk)
         .fetch_all(&self.reader)
         .await?;
-        Ok(found
+        found
             .iter()
-            .filter_map(|r| Some((NodeStatus::from_i64(r.get("status"))?, r.get::<i32, _>("n"))))
-            .collect())
+            .map(|row| {
+                let f = rows::Fields::new("node_executions", row, format!("run_pk {run_pk}"));
+                Ok((
+                    f.numbered("status", "node status", NodeStatus::from_i64)?,
+                    f.get("n")?,
+                ))
+            })
+            .collect()
     }
 
     pub async fn content(&self, sha256: &str) -> EngineResult<Vec<u8>> {
         let row = sqlx::query("SELECT data FROM contents WHERE sha256 = ?")
             .bind(sha256)
             .fetch_optional(&self.reader)
-            .await?
-            .ok_or_else(|| EngineError::Internal(format!("content {sha256} missing")))?;
-        Ok(row.try_get("data")?)
+            .await?;
+        // Every sha256 asked for comes from a row that refers to it.
+        let key = format!("sha256 {sha256}");
+        match &row {
+            Some(row) => rows::Fields::new("contents", row, key).get("data"),
+            None => Err(EngineError::Corrupt {
+                table: "contents",
+                column: "sha256",
+                row: key,
+                problem: "missing, though a run or artifact refers to it".into(),
+            }),
+        }
     }
 
     pub async fn nodes_of_run(&self, run_pk: i64) -> EngineResult<Vec<NodeExecution>> {
@@ -265,10 +287,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.reader)
         .await?;
-        found
-            .iter()
-            .map(|r| rows::event_from_row(&run.id, r))
-            .collect()
+        found.iter().map(|r| rows::event_from_row(run, r)).collect()
     }
 
     pub async fn first_event_sequence(&self, run_pk: i64) -> EngineResult<Option<i64>> {

@@ -7,17 +7,114 @@ use sqlx::{Row, Sqlite, Transaction};
 
 pub(super) type Tx<'c> = Transaction<'c, Sqlite>;
 
-fn json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+fn json<T: serde::Serialize>(value: &T) -> EngineResult<String> {
+    Ok(serde_json::to_string(value)?)
 }
 
-fn parse_json<T: serde::de::DeserializeOwned + Default>(text: Option<String>) -> T {
-    text.and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default()
+/// The columns of one row of `table`, read so that a value retake could
+/// not have written is reported (naming table, column and row) instead of
+/// being read as a default.
+pub struct Fields<'r> {
+    table: &'static str,
+    row: &'r SqliteRow,
+    key: String,
 }
 
-fn bad_row(what: &str) -> EngineError {
-    EngineError::Internal(format!("corrupt {what} in database"))
+impl<'r> Fields<'r> {
+    pub fn new(table: &'static str, row: &'r SqliteRow, key: String) -> Self {
+        Self { table, row, key }
+    }
+
+    /// A row of a table with an integer primary key `pk`, selected with it.
+    pub fn keyed_by_pk(table: &'static str, row: &'r SqliteRow) -> Self {
+        // `pk` is an alias of the rowid: always an integer.
+        let key = match row.try_get::<i64, _>("pk") {
+            Ok(pk) => format!("pk {pk}"),
+            Err(e) => format!("an unreadable pk ({e})"),
+        };
+        Self::new(table, row, key)
+    }
+
+    pub fn corrupt(&self, column: &'static str, problem: impl std::fmt::Display) -> EngineError {
+        EngineError::Corrupt {
+            table: self.table,
+            column,
+            row: self.key.clone(),
+            problem: problem.to_string(),
+        }
+    }
+
+    /// A column that is never NULL; a value of the wrong type is
+    /// corruption. (sqlx would read NULL as `""` or 0.)
+    pub fn get<T>(&self, column: &'static str) -> EngineResult<T>
+    where
+        T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+    {
+        self.get_or_null(column)?
+            .ok_or_else(|| self.corrupt(column, "NULL where a value is required"))
+    }
+
+    /// A column where NULL means absent.
+    pub fn get_or_null<T>(&self, column: &'static str) -> EngineResult<Option<T>>
+    where
+        T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+    {
+        self.row.try_get(column).map_err(|e| match e {
+            sqlx::Error::ColumnDecode { source, .. } => self.corrupt(column, source),
+            other => other.into(),
+        })
+    }
+
+    /// A JSON text column that is never NULL.
+    pub fn json<T: serde::de::DeserializeOwned>(&self, column: &'static str) -> EngineResult<T> {
+        let text: String = self.get(column)?;
+        self.parse(column, &text)
+    }
+
+    /// A JSON text column where NULL means absent.
+    pub fn json_or_null<T: serde::de::DeserializeOwned>(
+        &self,
+        column: &'static str,
+    ) -> EngineResult<Option<T>> {
+        match self.get_or_null::<String>(column)? {
+            Some(text) => self.parse(column, &text).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(
+        &self,
+        column: &'static str,
+        text: &str,
+    ) -> EngineResult<T> {
+        serde_json::from_str(text)
+            .map_err(|e| self.corrupt(column, format!("not the expected JSON: {e}")))
+    }
+
+    /// An enum stored as its number; `what` names it in the error.
+    pub fn numbered<T>(
+        &self,
+        column: &'static str,
+        what: &str,
+        from: fn(i64) -> Option<T>,
+    ) -> EngineResult<T> {
+        let n: i64 = self.get(column)?;
+        from(n).ok_or_else(|| self.corrupt(column, format!("{n} is not a {what}")))
+    }
+
+    pub fn numbered_or_null<T>(
+        &self,
+        column: &'static str,
+        what: &str,
+        from: fn(i64) -> Option<T>,
+    ) -> EngineResult<Option<T>> {
+        match self.get_or_null::<i64>(column)? {
+            Some(n) => from(n)
+                .map(Some)
+                .ok_or_else(|| self.corrupt(column, format!("{n} is not a {what}"))),
+            None => Ok(None),
+        }
+    }
 }
 
 pub async fn insert_run(tx: &mut Tx<'_>, run: &Run) -> EngineResult<i64> {
@@ -29,14 +126,14 @@ pub async fn insert_run(tx: &mut Tx<'_>, run: &Run) -> EngineResult<i64> {
     .bind(&run.workflow_name)
     .bind(&run.workflow_description)
     .bind(&run.workflow_sha256)
-    .bind(json(&run.files))
-    .bind(json(&run.variables))
+    .bind(json(&run.files)?)
+    .bind(json(&run.variables)?)
     .bind(run.status.as_i64())
     .bind(run.created_at)
     .bind(run.counts.total)
     .bind(run.replay.as_ref().map(|r| r.forked_from.clone()))
     .bind(run.replay.as_ref().map(|r| r.forked_at_step.clone()))
-    .bind(run.replay.as_ref().map(json))
+    .bind(run.replay.as_ref().map(json).transpose()?)
     .execute(&mut **tx)
     .await?;
     Ok(res.last_insert_rowid())
@@ -73,51 +170,43 @@ pub async fn write_run(tx: &mut Tx<'_>, run: &Run) -> EngineResult<()> {
 }
 
 pub fn run_from_row(row: &SqliteRow) -> EngineResult<Run> {
-    let status =
-        RunStatus::from_i64(row.try_get("status")?).ok_or_else(|| bad_row("run status"))?;
-    let failure = match row.try_get::<Option<String>, _>("failure_message")? {
+    let f = Fields::keyed_by_pk("runs", row);
+    let failure = match f.get_or_null::<String>("failure_message")? {
         Some(message) => Some(RunFailure {
-            node_id: row
-                .try_get::<Option<String>, _>("failure_node")?
-                .unwrap_or_default(),
+            node_id: f.get("failure_node")?,
             message,
-            origin: row
-                .try_get::<Option<i64>, _>("failure_origin")?
-                .and_then(FailureOrigin::from_i64)
-                .unwrap_or(FailureOrigin::Internal),
+            origin: f.numbered("failure_origin", "failure origin", FailureOrigin::from_i64)?,
         }),
         None => None,
     };
     Ok(Run {
-        pk: row.try_get("pk")?,
-        id: row.try_get("id")?,
-        workflow_name: row.try_get("workflow_name")?,
-        workflow_description: row.try_get("workflow_description")?,
-        workflow_sha256: row.try_get("workflow_sha256")?,
-        files: parse_json(row.try_get("files")?),
-        variables: parse_json(row.try_get("variables")?),
-        status,
-        created_at: row.try_get("created_at")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
+        pk: f.get("pk")?,
+        id: f.get("id")?,
+        workflow_name: f.get("workflow_name")?,
+        workflow_description: f.get("workflow_description")?,
+        workflow_sha256: f.get("workflow_sha256")?,
+        files: f.json("files")?,
+        variables: f.json("variables")?,
+        status: f.numbered("status", "run status", RunStatus::from_i64)?,
+        created_at: f.get("created_at")?,
+        started_at: f.get_or_null("started_at")?,
+        finished_at: f.get_or_null("finished_at")?,
         counts: NodeCounts {
-            total: row.try_get("total_nodes")?,
-            completed: row.try_get("completed_nodes")?,
-            failed: row.try_get("failed_nodes")?,
-            skipped: row.try_get("skipped_nodes")?,
-            reused: row.try_get("reused_nodes")?,
-            cancelled: row.try_get("cancelled_nodes")?,
+            total: f.get("total_nodes")?,
+            completed: f.get("completed_nodes")?,
+            failed: f.get("failed_nodes")?,
+            skipped: f.get("skipped_nodes")?,
+            reused: f.get("reused_nodes")?,
+            cancelled: f.get("cancelled_nodes")?,
             ..Default::default()
         },
         usage: Usage {
-            input_tokens: row.try_get("input_tokens")?,
-            output_tokens: row.try_get("output_tokens")?,
-            cost_usd: row.try_get("cost_usd")?,
+            input_tokens: f.get("input_tokens")?,
+            output_tokens: f.get("output_tokens")?,
+            cost_usd: f.get("cost_usd")?,
         },
         failure,
-        replay: row
-            .try_get::<Option<String>, _>("replay")?
-            .and_then(|t| serde_json::from_str(&t).ok()),
+        replay: f.json_or_null("replay")?,
     })
 }
 
@@ -152,8 +241,8 @@ pub async fn update_node(tx: &mut Tx<'_>, n: &NodeExecution) -> EngineResult<()>
     .bind(&n.prompt)
     .bind(&n.model)
     .bind(&n.inputs_json)
-    .bind(json(&n.input_artifacts))
-    .bind(json(&n.output_artifacts))
+    .bind(json(&n.input_artifacts)?)
+    .bind(json(&n.output_artifacts)?)
     .bind(&n.error)
     .bind(n.error_origin.map(FailureOrigin::as_i64))
     .bind(n.started_at)
@@ -163,8 +252,8 @@ pub async fn update_node(tx: &mut Tx<'_>, n: &NodeExecution) -> EngineResult<()>
     .bind(n.usage.output_tokens)
     .bind(n.usage.cost_usd)
     .bind(n.attempt_count)
-    .bind(json(&n.attempts))
-    .bind(json(&n.blocked_by))
+    .bind(json(&n.attempts)?)
+    .bind(json(&n.blocked_by)?)
     .bind(n.pk)
     .execute(&mut **tx)
     .await?;
@@ -178,36 +267,38 @@ pub const NODE_COLUMNS: &str = "n.pk, n.id, r.id AS run_id, n.node_id, n.positio
     n.blocked_by";
 
 pub fn node_from_row(row: &SqliteRow) -> EngineResult<NodeExecution> {
+    let f = Fields::keyed_by_pk("node_executions", row);
     Ok(NodeExecution {
-        pk: row.try_get("pk")?,
-        id: row.try_get("id")?,
-        run_id: row.try_get("run_id")?,
-        node_id: row.try_get("node_id")?,
-        position: row.try_get("position")?,
-        status: NodeStatus::from_i64(row.try_get("status")?)
-            .ok_or_else(|| bad_row("node status"))?,
-        agent: row.try_get("agent")?,
-        config_json: row.try_get("config")?,
-        prompt: row.try_get("prompt")?,
-        model: row.try_get("model")?,
-        inputs_json: row.try_get("inputs")?,
-        input_artifacts: parse_json(row.try_get("input_artifacts")?),
-        output_artifacts: parse_json(row.try_get("output_artifacts")?),
-        error: row.try_get("error")?,
-        error_origin: row
-            .try_get::<Option<i64>, _>("error_origin")?
-            .and_then(FailureOrigin::from_i64),
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        latency_ms: row.try_get("latency_ms")?,
+        pk: f.get("pk")?,
+        id: f.get("id")?,
+        run_id: f.get("run_id")?,
+        node_id: f.get("node_id")?,
+        position: f.get("position")?,
+        status: f.numbered("status", "node status", NodeStatus::from_i64)?,
+        agent: f.get("agent")?,
+        config_json: f.get("config")?,
+        prompt: f.get_or_null("prompt")?,
+        model: f.get_or_null("model")?,
+        inputs_json: f.get_or_null("inputs")?,
+        input_artifacts: f.json("input_artifacts")?,
+        output_artifacts: f.json("output_artifacts")?,
+        error: f.get_or_null("error")?,
+        error_origin: f.numbered_or_null(
+            "error_origin",
+            "failure origin",
+            FailureOrigin::from_i64,
+        )?,
+        started_at: f.get_or_null("started_at")?,
+        finished_at: f.get_or_null("finished_at")?,
+        latency_ms: f.get_or_null("latency_ms")?,
         usage: Usage {
-            input_tokens: row.try_get("input_tokens")?,
-            output_tokens: row.try_get("output_tokens")?,
-            cost_usd: row.try_get("cost_usd")?,
+            input_tokens: f.get("input_tokens")?,
+            output_tokens: f.get("output_tokens")?,
+            cost_usd: f.get("cost_usd")?,
         },
-        attempt_count: row.try_get("attempt_count")?,
-        attempts: parse_json(row.try_get("attempts")?),
-        blocked_by: parse_json(row.try_get("blocked_by")?),
+        attempt_count: f.get("attempt_count")?,
+        attempts: f.json("attempts")?,
+        blocked_by: f.json("blocked_by")?,
         reused_from_run: None,
         reused_from_node_execution: None,
         depends_on: Vec::new(),
@@ -233,7 +324,7 @@ pub async fn insert_artifact(
     .bind(a.size)
     .bind(&a.sha256)
     .bind(a.origin.as_i64())
-    .bind(json(&a.derived_from))
+    .bind(json(&a.derived_from)?)
     .bind(a.created_at)
     .execute(&mut **tx)
     .await?;
@@ -241,23 +332,23 @@ pub async fn insert_artifact(
 }
 
 pub const ARTIFACT_COLUMNS: &str =
-    "a.id, r.id AS run_id, a.node_id, n.id AS node_execution_id, a.name, a.media_type,
+    "a.pk, a.id, r.id AS run_id, a.node_id, n.id AS node_execution_id, a.name, a.media_type,
     a.size, a.sha256, a.origin, a.derived_from, a.created_at";
 
 pub fn artifact_from_row(row: &SqliteRow) -> EngineResult<Artifact> {
+    let f = Fields::keyed_by_pk("artifacts", row);
     Ok(Artifact {
-        id: row.try_get("id")?,
-        run_id: row.try_get("run_id")?,
-        node_id: row.try_get("node_id")?,
-        node_execution_id: row.try_get("node_execution_id")?,
-        name: row.try_get("name")?,
-        media_type: row.try_get("media_type")?,
-        size: row.try_get("size")?,
-        sha256: row.try_get("sha256")?,
-        origin: ArtifactOrigin::from_i64(row.try_get("origin")?)
-            .ok_or_else(|| bad_row("artifact origin"))?,
-        derived_from: parse_json(row.try_get("derived_from")?),
-        created_at: row.try_get("created_at")?,
+        id: f.get("id")?,
+        run_id: f.get("run_id")?,
+        node_id: f.get("node_id")?,
+        node_execution_id: f.get_or_null("node_execution_id")?,
+        name: f.get("name")?,
+        media_type: f.get("media_type")?,
+        size: f.get("size")?,
+        sha256: f.get("sha256")?,
+        origin: f.numbered("origin", "artifact origin", ArtifactOrigin::from_i64)?,
+        derived_from: f.json("derived_from")?,
+        created_at: f.get("created_at")?,
     })
 }
 
@@ -276,7 +367,11 @@ pub async fn insert_events(tx: &mut Tx<'_>, events: &[(i64, Event)]) -> EngineRe
         }
         let mut q = sqlx::query(&sql);
         for (run_pk, e) in chunk {
-            let payload = (!e.detail.is_empty()).then(|| json(&e.detail));
+            let payload = if e.detail.is_empty() {
+                None
+            } else {
+                Some(json(&e.detail)?)
+            };
             q = q
                 .bind(*run_pk)
                 .bind(e.sequence)
@@ -290,13 +385,20 @@ pub async fn insert_events(tx: &mut Tx<'_>, events: &[(i64, Event)]) -> EngineRe
     Ok(())
 }
 
-pub fn event_from_row(run_id: &str, row: &SqliteRow) -> EngineResult<Event> {
+pub fn event_from_row(run: &Run, row: &SqliteRow) -> EngineResult<Event> {
+    let sequence: i64 = Fields::new("events", row, format!("run_pk {}", run.pk)).get("sequence")?;
+    let f = Fields::new(
+        "events",
+        row,
+        format!("run_pk {}, sequence {sequence}", run.pk),
+    );
     Ok(Event {
-        run_id: run_id.to_string(),
-        sequence: row.try_get("sequence")?,
-        kind: EventKind::from_i64(row.try_get("kind")?).ok_or_else(|| bad_row("event kind"))?,
-        time: row.try_get("time")?,
-        node_id: row.try_get("node_id")?,
-        detail: parse_json(row.try_get("payload")?),
+        run_id: run.id.clone(),
+        sequence,
+        kind: f.numbered("kind", "event kind", EventKind::from_i64)?,
+        time: f.get("time")?,
+        node_id: f.get_or_null("node_id")?,
+        // NULL is an event without optional fields.
+        detail: f.json_or_null("payload")?.unwrap_or_default(),
     })
 }

@@ -1,0 +1,343 @@
+//! The store against real SQLite files: corrupt values are reported, not
+//! read as defaults.
+
+use super::*;
+use crate::error::EngineError;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Connection, SqliteConnection};
+use std::collections::BTreeMap;
+
+/// A store in its own directory, holding one run of two nodes with one
+/// output artifact and two events.
+pub(super) struct Fixture {
+    _dir: tempfile::TempDir,
+    pub path: std::path::PathBuf,
+    pub store: Store,
+    pub run: Run,
+    pub artifact_id: String,
+}
+
+pub(super) fn sample_run(id: &str, variables: BTreeMap<String, String>) -> Run {
+    let workflow = "name: sample\n";
+    Run {
+        pk: 0,
+        id: id.into(),
+        workflow_name: "sample".into(),
+        workflow_description: String::new(),
+        workflow_sha256: sha256_hex(workflow.as_bytes()),
+        files: BTreeMap::new(),
+        variables,
+        status: RunStatus::Pending,
+        created_at: 1,
+        started_at: None,
+        finished_at: None,
+        counts: NodeCounts {
+            total: 2,
+            ..Default::default()
+        },
+        usage: Usage::default(),
+        failure: None,
+        replay: None,
+    }
+}
+
+pub(super) fn sample_node(run_id: &str, node_id: &str, position: i32) -> NodeExecution {
+    NodeExecution {
+        pk: 0,
+        id: new_id("nex"),
+        run_id: run_id.into(),
+        node_id: node_id.into(),
+        position,
+        status: NodeStatus::Pending,
+        agent: "local://echo".into(),
+        config_json: "{}".into(),
+        prompt: None,
+        model: None,
+        inputs_json: None,
+        input_artifacts: Vec::new(),
+        output_artifacts: Vec::new(),
+        error: None,
+        error_origin: None,
+        started_at: None,
+        finished_at: None,
+        latency_ms: None,
+        usage: Usage::default(),
+        attempt_count: 0,
+        attempts: Vec::new(),
+        blocked_by: Vec::new(),
+        reused_from_run: None,
+        reused_from_node_execution: None,
+        depends_on: Vec::new(),
+    }
+}
+
+pub(super) fn event(run: &Run, sequence: i64, kind: EventKind, node: Option<&str>) -> (i64, Event) {
+    (
+        run.pk,
+        Event {
+            run_id: run.id.clone(),
+            sequence,
+            kind,
+            time: sequence,
+            node_id: node.map(str::to_string),
+            detail: EventDetail {
+                message: format!("event {sequence}"),
+                ..Default::default()
+            },
+        },
+    )
+}
+
+impl Fixture {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("retake.db");
+        let store = Store::open(&path, &StoreOptions::default()).await.unwrap();
+        let mut run = sample_run("run_sample", BTreeMap::new());
+        let mut nodes = vec![sample_node(&run.id, "a", 0), sample_node(&run.id, "b", 1)];
+        run.pk = store
+            .insert_run(&run, "name: sample\n", &mut nodes, None)
+            .await
+            .unwrap();
+        let mut batch = WriteBatch::default();
+        let a = &mut nodes[0];
+        a.status = NodeStatus::Completed;
+        a.attempt_count = 1;
+        a.attempts = vec![AttemptRecord {
+            number: 1,
+            started_at: 2,
+            finished_at: Some(3),
+            error: None,
+            error_origin: None,
+        }];
+        let artifact_id = batch.add_output(
+            run.pk,
+            a,
+            "result",
+            "hello",
+            "text/plain",
+            ArtifactOrigin::Executed,
+            Vec::new(),
+            3,
+        );
+        a.output_artifacts = vec![artifact_id.clone()];
+        batch.nodes.push(a.clone());
+        batch
+            .events
+            .push(event(&run, 1, EventKind::RunStarted, None));
+        batch
+            .events
+            .push(event(&run, 2, EventKind::NodeCompleted, Some("a")));
+        store.commit(&batch).await.unwrap();
+        Self {
+            _dir: dir,
+            path,
+            store,
+            run,
+            artifact_id,
+        }
+    }
+
+    /// Runs SQL on a connection of its own, as a damaged file or a hand
+    /// edit would change the database.
+    pub async fn raw(&self, sql: &str) {
+        let options = SqliteConnectOptions::new()
+            .filename(&self.path)
+            .foreign_keys(false);
+        let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+    }
+}
+
+#[track_caller]
+fn assert_corrupt<T: std::fmt::Debug>(result: EngineResult<T>, table: &str, column: &str) {
+    match result {
+        Err(EngineError::Corrupt {
+            table: t,
+            column: c,
+            row,
+            problem,
+        }) => {
+            assert_eq!((t, c), (table, column), "{row}: {problem}");
+            assert!(!row.is_empty() && !problem.is_empty());
+        }
+        other => panic!("expected {table}.{column} to be reported corrupt, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_fixture_reads_back() {
+    let fx = Fixture::new().await;
+    let run = fx.store.find_run(RunRef(&fx.run.id)).await.unwrap();
+    assert_eq!(run.status, RunStatus::Pending);
+    let nodes = fx.store.nodes_of_run(run.pk).await.unwrap();
+    assert_eq!(nodes[0].attempts.len(), 1);
+    assert_eq!(nodes[0].output_artifacts, vec![fx.artifact_id.clone()]);
+    let events = fx.store.events_after(&run, 0, 10).await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].detail.message, "event 2");
+    let artifact = fx.store.artifact(&fx.artifact_id).await.unwrap();
+    assert_eq!(fx.store.content(&artifact.sha256).await.unwrap(), b"hello");
+}
+
+#[tokio::test]
+async fn corrupt_run_columns_are_reported() {
+    let cases = [
+        ("UPDATE runs SET status = 99", "status"),
+        ("UPDATE runs SET status = 'running'", "status"),
+        ("UPDATE runs SET files = 'not json'", "files"),
+        ("UPDATE runs SET variables = '[]'", "variables"),
+        ("UPDATE runs SET replay = '{\"forked_from\":'", "replay"),
+        (
+            "UPDATE runs SET failure_message = 'boom', failure_node = 'a', failure_origin = NULL",
+            "failure_origin",
+        ),
+        (
+            "UPDATE runs SET failure_message = 'boom', failure_node = NULL, failure_origin = 5",
+            "failure_node",
+        ),
+        (
+            "UPDATE runs SET failure_message = 'boom', failure_node = 'a', failure_origin = 0",
+            "failure_origin",
+        ),
+    ];
+    for (sql, column) in cases {
+        let fx = Fixture::new().await;
+        fx.raw(sql).await;
+        assert_corrupt(fx.store.find_run(RunRef(&fx.run.id)).await, "runs", column);
+        assert_corrupt(fx.store.find_run(RunRef("latest")).await, "runs", column);
+        if column != "status" {
+            // A status that is no status is not among the unfinished ones.
+            assert_corrupt(fx.store.unfinished_runs().await, "runs", column);
+        }
+        assert_corrupt(
+            fx.store.list_runs(&RunFilter::default(), 10, None).await,
+            "runs",
+            column,
+        );
+    }
+}
+
+#[tokio::test]
+async fn corrupt_node_columns_are_reported() {
+    let cases = [
+        ("UPDATE node_executions SET status = 0", "status"),
+        ("UPDATE node_executions SET status = 'done'", "status"),
+        ("UPDATE node_executions SET attempts = 'x'", "attempts"),
+        ("UPDATE node_executions SET attempts = '[{}]'", "attempts"),
+        (
+            "UPDATE node_executions SET output_artifacts = '{}'",
+            "output_artifacts",
+        ),
+        (
+            "UPDATE node_executions SET input_artifacts = ''",
+            "input_artifacts",
+        ),
+        (
+            "UPDATE node_executions SET blocked_by = '[1]'",
+            "blocked_by",
+        ),
+        (
+            "UPDATE node_executions SET error_origin = 42",
+            "error_origin",
+        ),
+        ("UPDATE node_executions SET position = 'first'", "position"),
+    ];
+    for (sql, column) in cases {
+        let fx = Fixture::new().await;
+        fx.raw(sql).await;
+        assert_corrupt(
+            fx.store.nodes_of_run(fx.run.pk).await,
+            "node_executions",
+            column,
+        );
+    }
+    let fx = Fixture::new().await;
+    fx.raw("UPDATE node_executions SET status = 99 WHERE node_id = 'b'")
+        .await;
+    assert_corrupt(
+        fx.store.node_counts(fx.run.pk).await,
+        "node_executions",
+        "status",
+    );
+}
+
+#[tokio::test]
+async fn corrupt_artifacts_events_and_contents_are_reported() {
+    let cases = [
+        ("UPDATE artifacts SET origin = 0", "artifacts", "origin"),
+        (
+            "UPDATE artifacts SET derived_from = 'nope'",
+            "artifacts",
+            "derived_from",
+        ),
+        ("UPDATE artifacts SET size = 'big'", "artifacts", "size"),
+    ];
+    for (sql, table, column) in cases {
+        let fx = Fixture::new().await;
+        fx.raw(sql).await;
+        assert_corrupt(fx.store.artifact(&fx.artifact_id).await, table, column);
+        assert_corrupt(
+            fx.store.artifacts_of_run(fx.run.pk, None, 10).await,
+            table,
+            column,
+        );
+    }
+    let cases = [
+        ("UPDATE events SET kind = 77 WHERE sequence = 2", "kind"),
+        (
+            "UPDATE events SET payload = 'nope' WHERE sequence = 2",
+            "payload",
+        ),
+        (
+            "UPDATE events SET payload = '{\"attempt\":\"x\"}'",
+            "payload",
+        ),
+        ("UPDATE events SET time = 'noon'", "time"),
+    ];
+    for (sql, column) in cases {
+        let fx = Fixture::new().await;
+        fx.raw(sql).await;
+        assert_corrupt(
+            fx.store.events_after(&fx.run, 0, 10).await,
+            "events",
+            column,
+        );
+    }
+    let fx = Fixture::new().await;
+    let artifact = fx.store.artifact(&fx.artifact_id).await.unwrap();
+    fx.raw("DELETE FROM contents WHERE data = CAST('hello' AS BLOB)")
+        .await;
+    assert_corrupt(
+        fx.store.content(&artifact.sha256).await,
+        "contents",
+        "sha256",
+    );
+}
+
+#[tokio::test]
+async fn corruption_reaches_clients_as_data_loss_naming_the_row() {
+    let fx = Fixture::new().await;
+    fx.raw("UPDATE runs SET status = 99").await;
+    let err = fx.store.find_run(RunRef(&fx.run.id)).await.unwrap_err();
+    let status = tonic::Status::from(err);
+    assert_eq!(status.code(), tonic::Code::DataLoss);
+    let message = status.message();
+    assert!(message.contains("runs.status"), "{message}");
+    assert!(message.contains(&format!("pk {}", fx.run.pk)), "{message}");
+    assert!(message.contains("99 is not a run status"), "{message}");
+}
+
+#[test]
+fn unfinished_statuses_are_exactly_the_unfinished_ones() {
+    for n in 0..=10 {
+        if let Some(status) = RunStatus::from_i64(n) {
+            assert_eq!(
+                read::UNFINISHED.contains(&status),
+                !status.is_finished(),
+                "{status}"
+            );
+        }
+    }
+}
