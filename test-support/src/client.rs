@@ -48,6 +48,15 @@ impl Client {
     }
 
     pub async fn start_run_vars(&mut self, yaml: &str, vars: &[(&str, &str)]) -> pb::Run {
+        self.try_start_run(yaml, vars).await.expect("StartRun")
+    }
+
+    /// StartRun, for a caller that handles a refusal itself.
+    pub async fn try_start_run(
+        &mut self,
+        yaml: &str,
+        vars: &[(&str, &str)],
+    ) -> Result<pb::Run, tonic::Status> {
         let req = pb::StartRunRequest {
             workflow: yaml.to_string(),
             variables: vars
@@ -56,13 +65,13 @@ impl Client {
                 .collect(),
             files: Default::default(),
         };
-        self.runs
+        Ok(self
+            .runs
             .start_run(req)
-            .await
-            .expect("StartRun")
+            .await?
             .into_inner()
             .run
-            .expect("StartRun answers with the run")
+            .expect("StartRun answers with the run"))
     }
 
     /// Every event of the run after sequence `after`, to the run's end.
