@@ -140,7 +140,7 @@ impl Store {
         found
             .iter()
             .map(|row| {
-                let f = rows::Fields::new("node_executions", row, format!("run_pk {run_pk}"));
+                let f = rows::Fields::new("node_executions", row, rows::RowKey::RunPk(run_pk));
                 Ok((
                     f.numbered("status", "node status", NodeStatus::from_i64)?,
                     f.get("n")?,
@@ -155,13 +155,14 @@ impl Store {
             .fetch_optional(&self.reader)
             .await?;
         // Every sha256 asked for comes from a row that refers to it.
-        let key = format!("sha256 {sha256}");
         match &row {
-            Some(row) => rows::Fields::new("contents", row, key).get("data"),
+            Some(row) => {
+                rows::Fields::new("contents", row, rows::RowKey::Sha256(sha256)).get("data")
+            }
             None => Err(EngineError::Corrupt {
                 table: "contents",
                 column: "sha256",
-                row: key,
+                row: rows::RowKey::Sha256(sha256).to_string(),
                 problem: "missing, though a run or artifact refers to it".into(),
             }),
         }
