@@ -5,10 +5,13 @@
 //! for the writer.
 
 mod batch;
+mod migrate;
 mod read;
 mod rows;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_variables;
 mod write;
 
 pub use batch::{WriteBatch, sha256_hex};
@@ -23,8 +26,6 @@ use std::str::FromStr;
 use std::time::Duration;
 use tokio::sync::{Mutex, MutexGuard};
 use write::Script;
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct Store {
     writer: Mutex<Writer>,
@@ -111,8 +112,7 @@ impl Store {
         let mut writer = SqliteConnection::connect_with(&options)
             .await
             .map_err(|e| unwritable(&e))?;
-        MIGRATOR
-            .run_direct(&mut writer)
+        migrate::run(&mut writer)
             .await
             .map_err(|e| unwritable(&e))?;
         probe_writable(&mut writer)
@@ -219,12 +219,17 @@ async fn insert_run_rows(
             }
         }
     }
+    let (variables_sha256, variables) = write::variables_content(run)?;
     let mut script = Script::continuing();
     write::contents(
         &mut script,
-        std::iter::once((run.workflow_sha256.as_str(), workflow.as_bytes())),
+        [
+            (run.workflow_sha256.as_str(), workflow.as_bytes()),
+            (variables_sha256.as_str(), variables.as_bytes()),
+        ]
+        .into_iter(),
     )?;
-    write::insert_run(&mut script, pk, run)?;
+    write::insert_run(&mut script, pk, run, &variables_sha256)?;
     write::insert_nodes(&mut script, pk, nodes)?;
     if let Some(batch) = then.as_deref() {
         write::batches(&mut script, std::slice::from_ref(batch))?;

@@ -144,6 +144,20 @@ impl<'r> Fields<'r> {
     }
 }
 
+/// Selects runs with their variables, stored as a content.
+pub(super) const RUN_SELECT: &str = "SELECT r.*, v.data AS variables FROM runs r LEFT JOIN contents v ON v.sha256 = r.variables_sha256";
+
+fn variables(f: &Fields<'_>) -> EngineResult<std::collections::BTreeMap<String, String>> {
+    let sha256: String = f.get("variables_sha256")?;
+    let Some(data) = f.get_or_null::<Vec<u8>>("variables")? else {
+        return Err(f.corrupt("variables_sha256", "names no stored content"));
+    };
+    serde_json::from_slice(&data).map_err(|e| {
+        Fields::new("contents", f.row, RowKey::Sha256(&sha256))
+            .corrupt("data", format!("not the expected variables JSON: {e}"))
+    })
+}
+
 pub(super) fn run_from_row(row: &SqliteRow) -> EngineResult<Run> {
     let f = Fields::keyed_by_pk("runs", row);
     let failure = match f.get_or_null::<String>("failure_message")? {
@@ -161,7 +175,7 @@ pub(super) fn run_from_row(row: &SqliteRow) -> EngineResult<Run> {
         workflow_description: f.get("workflow_description")?,
         workflow_sha256: f.get("workflow_sha256")?,
         files: f.json("files")?,
-        variables: f.json("variables")?,
+        variables: variables(&f)?,
         status: f.numbered("status", "run status", RunStatus::from_i64)?,
         created_at: f.get("created_at")?,
         started_at: f.get_or_null("started_at")?,

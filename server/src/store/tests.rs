@@ -187,7 +187,14 @@ async fn corrupt_run_columns_are_reported() {
         ("UPDATE runs SET status = 99", "status"),
         ("UPDATE runs SET status = 'running'", "status"),
         ("UPDATE runs SET files = 'not json'", "files"),
-        ("UPDATE runs SET variables = '[]'", "variables"),
+        (
+            "UPDATE runs SET variables_sha256 = NULL",
+            "variables_sha256",
+        ),
+        (
+            "UPDATE runs SET variables_sha256 = 'none'",
+            "variables_sha256",
+        ),
         ("UPDATE runs SET replay = '{\"forked_from\":'", "replay"),
         (
             "UPDATE runs SET failure_message = 'boom', failure_node = 'a', failure_origin = NULL",
@@ -217,6 +224,18 @@ async fn corrupt_run_columns_are_reported() {
             column,
         );
     }
+}
+
+#[tokio::test]
+async fn corrupt_variables_content_is_reported() {
+    let fx = Fixture::new().await;
+    fx.raw("UPDATE contents SET data = CAST('[1]' AS BLOB) WHERE sha256 = (SELECT variables_sha256 FROM runs)")
+        .await;
+    assert_corrupt(
+        fx.store.find_run(RunRef(&fx.run.id)).await,
+        "contents",
+        "data",
+    );
 }
 
 #[tokio::test]

@@ -228,8 +228,20 @@ pub(super) fn contents<'a>(
     )
 }
 
-/// The row of a new run, under key `pk`.
-pub(super) fn insert_run<'a>(script: &mut Script<'a>, pk: i64, run: &'a Run) -> EngineResult<()> {
+/// A run's variables as the content they are stored as: (sha256, JSON).
+pub(super) fn variables_content(run: &Run) -> EngineResult<(String, String)> {
+    let text = json(&run.variables)?;
+    Ok((super::sha256_hex(text.as_bytes()), text))
+}
+
+/// The row of a new run, under key `pk`; its variables are the content
+/// `variables_sha256`.
+pub(super) fn insert_run<'a>(
+    script: &mut Script<'a>,
+    pk: i64,
+    run: &'a Run,
+    variables_sha256: &'a str,
+) -> EngineResult<()> {
     let replay = run.replay.as_ref();
     script.bind(pk)?;
     script.bind(run.id.as_str())?;
@@ -237,7 +249,7 @@ pub(super) fn insert_run<'a>(script: &mut Script<'a>, pk: i64, run: &'a Run) -> 
     script.bind(run.workflow_description.as_str())?;
     script.bind(run.workflow_sha256.as_str())?;
     script.bind(json(&run.files)?)?;
-    script.bind(json(&run.variables)?)?;
+    script.bind(variables_sha256)?;
     script.bind(run.status.as_i64())?;
     script.bind(run.created_at)?;
     script.bind(run.counts.total)?;
@@ -245,7 +257,7 @@ pub(super) fn insert_run<'a>(script: &mut Script<'a>, pk: i64, run: &'a Run) -> 
     script.bind(replay.map(|r| r.forked_at_step.as_str()))?;
     script.bind(replay.map(json).transpose()?)?;
     script.push(
-        "INSERT INTO runs (pk, id, workflow_name, workflow_description, workflow_sha256, files, variables,
+        "INSERT INTO runs (pk, id, workflow_name, workflow_description, workflow_sha256, files, variables_sha256,
             status, created_at, total_nodes, forked_from, forked_at_step, replay)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
