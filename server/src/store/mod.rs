@@ -5,6 +5,7 @@
 //! for the writer.
 
 mod batch;
+mod errors;
 mod migrate;
 mod read;
 mod rows;

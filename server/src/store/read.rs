@@ -80,14 +80,6 @@ impl Store {
         }
     }
 
-    pub async fn run_by_pk(&self, pk: i64) -> EngineResult<Run> {
-        let row = sqlx::query(&format!("{} WHERE r.pk = ?", rows::RUN_SELECT))
-            .bind(pk)
-            .fetch_one(&self.reader)
-            .await?;
-        rows::run_from_row(&row)
-    }
-
     /// Newest first; `before_pk` continues a page.
     pub async fn list_runs(
         &self,
@@ -181,26 +173,6 @@ impl Store {
         );
         let found = sqlx::query(&sql)
             .bind(run_pk)
-            .fetch_all(&self.reader)
-            .await?;
-        found.iter().map(rows::node_from_row).collect()
-    }
-
-    /// Node executions of a run whose id starts with `prefix`.
-    pub async fn nodes_by_id_prefix(
-        &self,
-        run_pk: i64,
-        prefix: &str,
-    ) -> EngineResult<Vec<NodeExecution>> {
-        let sql = format!(
-            "SELECT {} FROM node_executions n JOIN runs r ON r.pk = n.run_pk
-             WHERE n.run_pk = ? AND n.id >= ? AND n.id < ? ORDER BY n.id LIMIT 6",
-            rows::NODE_COLUMNS
-        );
-        let found = sqlx::query(&sql)
-            .bind(run_pk)
-            .bind(prefix)
-            .bind(prefix_upper(prefix))
             .fetch_all(&self.reader)
             .await?;
         found.iter().map(rows::node_from_row).collect()
