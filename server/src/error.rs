@@ -1,6 +1,8 @@
 //! The one error type of the engine and store. Each variant is a kind of
 //! outcome a caller reacts to differently; the message is what a user reads.
-//! `api::status` maps it to gRPC status codes in one place.
+//! `api::status` maps it to gRPC status codes in one place; the store maps
+//! its database's errors to it (store::errors), so nothing here knows the
+//! database.
 
 use thiserror::Error;
 
@@ -64,35 +66,6 @@ impl EngineError {
     /// a retry can outlast, rather than for something in the data.
     pub fn is_storage_unavailable(&self) -> bool {
         matches!(self, Self::Unavailable(_))
-    }
-}
-
-/// SQLite's primary result codes that mean "the disk, not the data".
-const SQLITE_IOERR: i64 = 10;
-const SQLITE_FULL: i64 = 13;
-
-impl From<sqlx::Error> for EngineError {
-    fn from(err: sqlx::Error) -> Self {
-        let code = err
-            .as_database_error()
-            .and_then(|e| e.code())
-            .and_then(|c| c.parse::<i64>().ok())
-            .map(|c| c & 0xff);
-        match code {
-            Some(SQLITE_FULL) => Self::Unavailable(
-                "disk full: the database could not be written, so nothing of this request was stored; retry once space is freed".into(),
-            ),
-            Some(SQLITE_IOERR) => Self::Unavailable(format!(
-                "the database could not be written ({err}), so nothing of this request was stored; retry later"
-            )),
-            _ => Self::Internal(format!("database: {err}")),
-        }
-    }
-}
-
-impl From<sqlx::migrate::MigrateError> for EngineError {
-    fn from(err: sqlx::migrate::MigrateError) -> Self {
-        Self::Internal(format!("database migration: {err}"))
     }
 }
 

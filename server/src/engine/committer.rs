@@ -1,6 +1,7 @@
-//! A run's group committer: commits the driver's writes in order, merging
-//! whatever queued up while the previous commit ran, and publishes their
-//! events only once they are durable.
+//! A run's group committer: commits the driver's writes in order, all that
+//! queued up while the previous commit ran in one transaction, and
+//! publishes their events (and answers their acks) only once they are
+//! durable.
 //!
 //! When the store refuses a write for lack of space (or an I/O error) the
 //! committer keeps the batch and retries it with backoff; meanwhile its
@@ -14,10 +15,13 @@ use crate::error::EngineError;
 use crate::store::WriteBatch;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
-/// Batches a run's driver may hand over before waiting for the disk.
-const QUEUE: usize = 16;
+/// Bytes of writes (as `WriteBatch::approx_size` counts them) a run's
+/// driver may hand over before waiting for the disk. Small steps queue up
+/// freely and are committed together; a batch larger than this waits until
+/// everything before it is durable, then goes alone.
+const QUEUE_BYTES: usize = 16 << 20;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -30,19 +34,26 @@ pub enum CommitState {
     Failed(String),
 }
 
+/// A batch handed over, with its share of the queue's bytes.
+type Queued = (WriteBatch, Option<Ack>, OwnedSemaphorePermit);
+
 pub struct Committer {
-    tx: Option<mpsc::Sender<(WriteBatch, Option<Ack>)>>,
+    tx: Option<mpsc::UnboundedSender<Queued>>,
+    /// The queue's free bytes; closed once the committer gave up.
+    room: Arc<Semaphore>,
     handle: Option<tokio::task::JoinHandle<()>>,
     state: watch::Receiver<CommitState>,
 }
 
 impl Committer {
     pub fn start(engine: Arc<EngineInner>, active: Arc<ActiveRun>) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (tx, rx) = mpsc::unbounded_channel();
         let (state_tx, state) = watch::channel(CommitState::Healthy);
-        let handle = tokio::spawn(run(engine, active, rx, state_tx));
+        let room = Arc::new(Semaphore::new(QUEUE_BYTES));
+        let handle = tokio::spawn(run(engine, active, rx, state_tx, room.clone()));
         Self {
             tx: Some(tx),
+            room,
             handle: Some(handle),
             state,
         }
@@ -70,13 +81,20 @@ impl Committer {
         }
     }
 
-    /// Queues a batch; waits when the queue is full (the disk is behind).
+    /// Queues a batch; waits while the queue holds too many bytes (the
+    /// disk is behind).
     pub async fn send(&self, batch: WriteBatch, ack: Option<Ack>) -> Result<(), String> {
-        if let Some(cause) = self.failure() {
+        let refuse = |ack: Option<Ack>| {
+            let cause = self
+                .failure()
+                .unwrap_or_else(|| "the run committer stopped".into());
             if let Some(ack) = ack {
                 let _ = ack.send(Err(EngineError::Unavailable(cause.clone())));
             }
-            return Err(cause);
+            Err(cause)
+        };
+        if self.failure().is_some() {
+            return refuse(ack);
         }
         let Some(tx) = &self.tx else {
             return Err("the run committer stopped".into());
@@ -84,14 +102,12 @@ impl Committer {
         if batch.is_empty() && ack.is_none() {
             return Ok(());
         }
-        if let Err(mpsc::error::SendError((_, ack))) = tx.send((batch, ack)).await {
-            let cause = self
-                .failure()
-                .unwrap_or_else(|| "the run committer stopped".into());
-            if let Some(ack) = ack {
-                let _ = ack.send(Err(EngineError::Unavailable(cause.clone())));
-            }
-            return Err(cause);
+        let bytes = batch.approx_size().clamp(1, QUEUE_BYTES) as u32;
+        let Ok(permit) = self.room.clone().acquire_many_owned(bytes).await else {
+            return refuse(ack);
+        };
+        if let Err(mpsc::error::SendError((_, ack, _))) = tx.send((batch, ack, permit)) {
+            return refuse(ack);
         }
         Ok(())
     }
@@ -111,20 +127,25 @@ impl Committer {
 async fn run(
     engine: Arc<EngineInner>,
     active: Arc<ActiveRun>,
-    mut rx: mpsc::Receiver<(WriteBatch, Option<Ack>)>,
+    mut rx: mpsc::UnboundedReceiver<Queued>,
     state: watch::Sender<CommitState>,
+    room: Arc<Semaphore>,
 ) {
     let timeout = engine.settings.disk_full_timeout;
-    while let Some((mut batch, ack)) = rx.recv().await {
-        let mut acks: Vec<Ack> = ack.into_iter().collect();
-        while let Ok((more, ack)) = rx.try_recv() {
-            batch.merge(more);
+    let mut batches = Vec::new();
+    let mut acks = Vec::new();
+    let mut permits = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some((batch, ack, permit)) = next.take().or_else(|| rx.try_recv().ok()) {
+            batches.push(batch);
             acks.extend(ack);
+            permits.push(permit);
         }
         let mut stalled_since: Option<Instant> = None;
         let mut backoff = FIRST_BACKOFF;
         let outcome = loop {
-            match engine.store.commit(&batch).await {
+            match engine.store.commit_all(&batches).await {
                 Ok(()) => break Ok(()),
                 Err(e) if e.is_storage_unavailable() => {
                     let since = *stalled_since.get_or_insert_with(|| {
@@ -135,7 +156,15 @@ async fn run(
                     if since.elapsed() >= timeout {
                         break Err((e.to_string(), true));
                     }
-                    tokio::time::sleep(backoff).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        // Once serving stops, the database lock is released
+                        // and another process may take the database over: a
+                        // stalled batch is never written after that, nor
+                        // acknowledged, nor recorded as a failure. The run
+                        // resumes from what is durable at the next start.
+                        _ = engine.shutdown.cancelled() => std::future::pending::<()>().await,
+                    }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 Err(e) => {
@@ -145,30 +174,35 @@ async fn run(
                 }
             }
         };
-        match outcome {
-            Ok(()) => {
-                if stalled_since.is_some() {
-                    tracing::info!("the store takes writes again");
-                    state.send_replace(CommitState::Healthy);
-                }
-                for (_, e) in batch.events {
-                    let _ = active.events.send(e);
-                }
-                for ack in acks {
-                    let _ = ack.send(Ok(()));
-                }
+        if let Err((cause, storage)) = outcome {
+            // Nothing more is taken; whatever waits is refused with the cause.
+            room.close();
+            rx.close();
+            while let Ok((_, ack, _)) = rx.try_recv() {
+                acks.extend(ack);
             }
-            Err((cause, storage)) => {
-                for ack in acks {
-                    let _ = ack.send(Err(if storage {
-                        EngineError::Unavailable(cause.clone())
-                    } else {
-                        EngineError::Internal(cause.clone())
-                    }));
-                }
-                state.send_replace(CommitState::Failed(cause));
-                return;
+            for ack in acks.drain(..) {
+                let _ = ack.send(Err(if storage {
+                    EngineError::Unavailable(cause.clone())
+                } else {
+                    EngineError::Internal(cause.clone())
+                }));
+            }
+            state.send_replace(CommitState::Failed(cause));
+            return;
+        }
+        if stalled_since.is_some() {
+            tracing::info!("the store takes writes again");
+            state.send_replace(CommitState::Healthy);
+        }
+        for batch in batches.drain(..) {
+            for (_, e) in batch.events {
+                let _ = active.events.send(e);
             }
         }
+        for ack in acks.drain(..) {
+            let _ = ack.send(Ok(()));
+        }
+        permits.clear();
     }
 }

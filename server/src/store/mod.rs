@@ -1,13 +1,21 @@
 //! Durable state in SQLite (WAL, foreign keys on). All writes go through one
-//! connection behind a mutex, each as a `WriteBatch` committed in a single
-//! transaction, so a node completion (content + artifact + node row + event)
-//! is atomic. Reads use a separate pool and never wait for the writer.
+//! connection behind a mutex, each committed in a single transaction run
+//! as one script (see `write`), so a node completion (content + artifact +
+//! node row + event) is atomic. Reads use a separate pool and never wait
+//! for the writer.
 
+mod batch;
+mod errors;
+mod migrate;
 mod read;
 mod rows;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_variables;
+mod write;
 
+pub use batch::{WriteBatch, sha256_hex};
 pub use read::{RunFilter, RunRef};
 
 use crate::error::EngineResult;
@@ -17,9 +25,8 @@ use sqlx::{Connection, SqliteConnection, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
-use tokio::sync::Mutex;
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+use tokio::sync::{Mutex, MutexGuard};
+use write::Script;
 
 pub struct Store {
     writer: Mutex<Writer>,
@@ -36,18 +43,35 @@ struct Writer {
     options: SqliteConnectOptions,
 }
 
-impl Writer {
+/// The writer, held for one transaction. Unless `succeeded` is called,
+/// dropping it drops the connection, which rolls back whatever it left
+/// open: a write that failed, or whose future was dropped midway (sqlx
+/// stops a script when nobody awaits its results, before its COMMIT).
+struct Held<'a> {
+    writer: MutexGuard<'a, Writer>,
+    succeeded: bool,
+}
+
+impl Held<'_> {
     async fn conn(&mut self) -> EngineResult<&mut SqliteConnection> {
-        if self.conn.is_none() {
-            self.conn = Some(SqliteConnection::connect_with(&self.options).await?);
+        let writer = &mut *self.writer;
+        if writer.conn.is_none() {
+            writer.conn = Some(SqliteConnection::connect_with(&writer.options).await?);
         }
-        Ok(self.conn.as_mut().expect("connected above"))
+        Ok(writer.conn.as_mut().expect("connected above"))
     }
 
-    /// Drops the connection after a failed write; closing it rolls back
-    /// whatever SQLite still holds open.
-    fn reset(&mut self) {
-        self.conn = None;
+    fn settle<T>(mut self, result: EngineResult<T>) -> EngineResult<T> {
+        self.succeeded = result.is_ok();
+        result
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if !self.succeeded {
+            self.writer.conn = None;
+        }
     }
 }
 
@@ -57,82 +81,6 @@ pub struct StoreOptions {
     /// Caps the database at this many pages (`PRAGMA max_page_count`), so a
     /// deployment can bound its size; writes past it fail like a full disk.
     pub max_page_count: Option<u32>,
-}
-
-/// Everything one step of the executor writes, committed atomically.
-#[derive(Default)]
-pub struct WriteBatch {
-    pub contents: Vec<(String, std::sync::Arc<[u8]>)>,
-    pub artifacts: Vec<(i64, Option<i64>, Artifact)>,
-    pub nodes: Vec<NodeExecution>,
-    pub run: Option<Run>,
-    pub events: Vec<(i64, Event)>,
-}
-
-impl WriteBatch {
-    /// Appends `other`; a node row written twice keeps its latest state.
-    pub fn merge(&mut self, other: WriteBatch) {
-        self.contents.extend(other.contents);
-        self.artifacts.extend(other.artifacts);
-        for node in other.nodes {
-            match self.nodes.iter_mut().find(|n| n.pk == node.pk) {
-                Some(slot) => *slot = node,
-                None => self.nodes.push(node),
-            }
-        }
-        if other.run.is_some() {
-            self.run = other.run;
-        }
-        self.events.extend(other.events);
-    }
-
-    /// Records one output of node execution `rec`: its content (stored once
-    /// per sha256) and a new artifact. Returns the artifact id.
-    #[allow(clippy::too_many_arguments)]
-    pub fn add_output(
-        &mut self,
-        run_pk: i64,
-        rec: &NodeExecution,
-        name: &str,
-        content: &str,
-        media_type: &str,
-        origin: ArtifactOrigin,
-        derived_from: Vec<String>,
-        now: Micros,
-    ) -> String {
-        let bytes: std::sync::Arc<[u8]> = std::sync::Arc::from(content.as_bytes());
-        let sha = sha256_hex(&bytes);
-        let artifact = Artifact {
-            id: new_id("art"),
-            run_id: rec.run_id.clone(),
-            node_id: rec.node_id.clone(),
-            node_execution_id: Some(rec.id.clone()),
-            name: name.to_string(),
-            media_type: media_type.to_string(),
-            size: bytes.len() as i64,
-            sha256: sha.clone(),
-            origin,
-            derived_from,
-            created_at: now,
-        };
-        let id = artifact.id.clone();
-        self.contents.push((sha, bytes));
-        self.artifacts.push((run_pk, Some(rec.pk), artifact));
-        id
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.contents.is_empty()
-            && self.artifacts.is_empty()
-            && self.nodes.is_empty()
-            && self.run.is_none()
-            && self.events.is_empty()
-    }
-}
-
-pub fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(data))
 }
 
 impl Store {
@@ -165,8 +113,7 @@ impl Store {
         let mut writer = SqliteConnection::connect_with(&options)
             .await
             .map_err(|e| unwritable(&e))?;
-        MIGRATOR
-            .run_direct(&mut writer)
+        migrate::run(&mut writer)
             .await
             .map_err(|e| unwritable(&e))?;
         probe_writable(&mut writer)
@@ -186,18 +133,34 @@ impl Store {
         })
     }
 
+    async fn hold(&self) -> Held<'_> {
+        Held {
+            writer: self.writer.lock().await,
+            succeeded: false,
+        }
+    }
+
     /// Commits a batch in one transaction. On failure nothing of it is
-    /// stored and the write connection is replaced.
+    /// stored.
     pub async fn commit(&self, batch: &WriteBatch) -> EngineResult<()> {
-        if batch.is_empty() {
+        self.commit_all(std::slice::from_ref(batch)).await
+    }
+
+    /// Commits batches in one transaction, as if one after the other. On
+    /// failure nothing of them is stored.
+    pub async fn commit_all(&self, batches: &[WriteBatch]) -> EngineResult<()> {
+        if batches.iter().all(WriteBatch::is_empty) {
             return Ok(());
         }
-        let mut writer = self.writer.lock().await;
-        let result = commit_batch(writer.conn().await?, batch).await;
-        if result.is_err() {
-            writer.reset();
-        }
-        result
+        let mut script = Script::transaction();
+        write::batches(&mut script, batches)?;
+        script.push("COMMIT");
+        let mut held = self.hold().await;
+        let result = match held.conn().await {
+            Ok(conn) => script.execute(conn).await,
+            Err(e) => Err(e),
+        };
+        held.settle(result)
     }
 
     /// Inserts a new run with its workflow snapshot and the node executions
@@ -206,7 +169,7 @@ impl Store {
     /// the same transaction. The run, records, artifacts and events in
     /// `then` may carry pk 0;
     /// they get the keys just assigned. Returns the run's pk; nothing is
-    /// stored when it fails.
+    /// stored when it fails, and the nodes keep pk 0.
     pub async fn insert_run(
         &self,
         run: &Run,
@@ -214,51 +177,23 @@ impl Store {
         nodes: &mut [NodeExecution],
         then: Option<&mut WriteBatch>,
     ) -> EngineResult<i64> {
-        let mut writer = self.writer.lock().await;
-        let result = insert_run_rows(writer.conn().await?, run, workflow, nodes, then).await;
+        let mut held = self.hold().await;
+        let result = match held.conn().await {
+            Ok(conn) => insert_run_rows(conn, run, workflow, nodes, then).await,
+            Err(e) => Err(e),
+        };
         if result.is_err() {
-            writer.reset();
             for node in nodes.iter_mut() {
                 node.pk = 0;
             }
         }
-        result
-    }
-
-    pub fn reader(&self) -> &SqlitePool {
-        &self.reader
+        held.settle(result)
     }
 }
 
-async fn commit_batch(conn: &mut SqliteConnection, batch: &WriteBatch) -> EngineResult<()> {
-    let mut tx = conn.begin().await?;
-    write_batch(&mut tx, batch).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-async fn write_batch(tx: &mut rows::Tx<'_>, batch: &WriteBatch) -> EngineResult<()> {
-    for (sha, data) in &batch.contents {
-        sqlx::query("INSERT OR IGNORE INTO contents (sha256, size, data) VALUES (?, ?, ?)")
-            .bind(sha)
-            .bind(data.len() as i64)
-            .bind(&data[..])
-            .execute(&mut **tx)
-            .await?;
-    }
-    if let Some(run) = &batch.run {
-        rows::write_run(tx, run).await?;
-    }
-    for node in &batch.nodes {
-        rows::update_node(tx, node).await?;
-    }
-    for (run_pk, node_pk, art) in &batch.artifacts {
-        rows::insert_artifact(tx, *run_pk, *node_pk, art).await?;
-    }
-    rows::insert_events(tx, &batch.events).await?;
-    Ok(())
-}
-
+/// The first query opens the transaction and reads the next free keys (the
+/// write lock is held from BEGIN IMMEDIATE on, so they stay free); the
+/// rest write every row and commit.
 async fn insert_run_rows(
     conn: &mut SqliteConnection,
     run: &Run,
@@ -266,18 +201,13 @@ async fn insert_run_rows(
     nodes: &mut [NodeExecution],
     then: Option<&mut WriteBatch>,
 ) -> EngineResult<i64> {
-    let mut tx = conn.begin().await?;
-    sqlx::query("INSERT OR IGNORE INTO contents (sha256, size, data) VALUES (?, ?, ?)")
-        .bind(&run.workflow_sha256)
-        .bind(workflow.len() as i64)
-        .bind(workflow.as_bytes())
-        .execute(&mut *tx)
-        .await?;
-    let pk = rows::insert_run(&mut tx, run).await?;
-    for node in nodes.iter_mut() {
-        node.pk = rows::insert_node(&mut tx, pk, node).await?;
+    let (last_run, last_node) = write::begin_with_last_keys(conn).await?;
+    let pk = last_run + 1;
+    for (node, key) in nodes.iter_mut().zip(last_node + 1..) {
+        node.pk = key;
     }
-    if let Some(batch) = then {
+    let mut then = then;
+    if let Some(batch) = then.as_deref_mut() {
         let pk_of = |id: &str| nodes.iter().find(|n| n.id == id).map(|n| n.pk);
         for rec in &mut batch.nodes {
             if let Some(node_pk) = pk_of(&rec.id) {
@@ -296,9 +226,24 @@ async fn insert_run_rows(
                 *node_pk = pk_of(id).or(*node_pk);
             }
         }
-        write_batch(&mut tx, batch).await?;
     }
-    tx.commit().await?;
+    let (variables_sha256, variables) = write::variables_content(run)?;
+    let mut script = Script::continuing();
+    write::contents(
+        &mut script,
+        [
+            (run.workflow_sha256.as_str(), workflow.as_bytes()),
+            (variables_sha256.as_str(), variables.as_bytes()),
+        ]
+        .into_iter(),
+    )?;
+    write::insert_run(&mut script, pk, run, &variables_sha256)?;
+    write::insert_nodes(&mut script, pk, nodes)?;
+    if let Some(batch) = then.as_deref() {
+        write::batches(&mut script, std::slice::from_ref(batch))?;
+    }
+    script.push("COMMIT");
+    script.execute(conn).await?;
     Ok(pk)
 }
 

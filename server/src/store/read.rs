@@ -32,7 +32,7 @@ impl Store {
             return Err(EngineError::InvalidArgument("a run id is required".into()));
         }
         if text == "latest" {
-            let row = sqlx::query("SELECT * FROM runs ORDER BY pk DESC LIMIT 1")
+            let row = sqlx::query(&format!("{} ORDER BY r.pk DESC LIMIT 1", rows::RUN_SELECT))
                 .fetch_optional(&self.reader)
                 .await?;
             return match row {
@@ -42,7 +42,7 @@ impl Store {
                 )),
             };
         }
-        if let Some(row) = sqlx::query("SELECT * FROM runs WHERE id = ?")
+        if let Some(row) = sqlx::query(&format!("{} WHERE r.id = ?", rows::RUN_SELECT))
             .bind(text)
             .fetch_optional(&self.reader)
             .await?
@@ -54,11 +54,14 @@ impl Store {
         } else {
             format!("run_{text}")
         };
-        let found = sqlx::query("SELECT * FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 6")
-            .bind(&prefix)
-            .bind(prefix_upper(&prefix))
-            .fetch_all(&self.reader)
-            .await?;
+        let found = sqlx::query(&format!(
+            "{} WHERE r.id >= ? AND r.id < ? ORDER BY r.id LIMIT 6",
+            rows::RUN_SELECT
+        ))
+        .bind(&prefix)
+        .bind(prefix_upper(&prefix))
+        .fetch_all(&self.reader)
+        .await?;
         match found.len() {
             0 => Err(EngineError::run_not_found(text)),
             1 => rows::run_from_row(&found[0]),
@@ -77,14 +80,6 @@ impl Store {
         }
     }
 
-    pub async fn run_by_pk(&self, pk: i64) -> EngineResult<Run> {
-        let row = sqlx::query("SELECT * FROM runs WHERE pk = ?")
-            .bind(pk)
-            .fetch_one(&self.reader)
-            .await?;
-        rows::run_from_row(&row)
-    }
-
     /// Newest first; `before_pk` continues a page.
     pub async fn list_runs(
         &self,
@@ -92,17 +87,17 @@ impl Store {
         limit: i64,
         before_pk: Option<i64>,
     ) -> EngineResult<Vec<Run>> {
-        let mut sql = String::from("SELECT * FROM runs WHERE pk < ?");
+        let mut sql = format!("{} WHERE r.pk < ?", rows::RUN_SELECT);
         if filter.status.is_some() {
-            sql.push_str(" AND status = ?");
+            sql.push_str(" AND r.status = ?");
         }
         if filter.workflow_name.is_some() {
-            sql.push_str(" AND workflow_name = ?");
+            sql.push_str(" AND r.workflow_name = ?");
         }
         if filter.forked_from.is_some() {
-            sql.push_str(" AND forked_from = ?");
+            sql.push_str(" AND r.forked_from = ?");
         }
-        sql.push_str(" ORDER BY pk DESC LIMIT ?");
+        sql.push_str(" ORDER BY r.pk DESC LIMIT ?");
         let mut q = sqlx::query(&sql).bind(before_pk.unwrap_or(i64::MAX));
         if let Some(s) = filter.status {
             q = q.bind(s.as_i64());
@@ -120,12 +115,15 @@ impl Store {
     /// Runs a previous process left unfinished.
     pub async fn unfinished_runs(&self) -> EngineResult<Vec<Run>> {
         let [a, b, c] = UNFINISHED.map(RunStatus::as_i64);
-        let found = sqlx::query("SELECT * FROM runs WHERE status IN (?, ?, ?) ORDER BY pk")
-            .bind(a)
-            .bind(b)
-            .bind(c)
-            .fetch_all(&self.reader)
-            .await?;
+        let found = sqlx::query(&format!(
+            "{} WHERE r.status IN (?, ?, ?) ORDER BY r.pk",
+            rows::RUN_SELECT
+        ))
+        .bind(a)
+        .bind(b)
+        .bind(c)
+        .fetch_all(&self.reader)
+        .await?;
         found.iter().map(rows::run_from_row).collect()
     }
 
@@ -140,7 +138,7 @@ impl Store {
         found
             .iter()
             .map(|row| {
-                let f = rows::Fields::new("node_executions", row, format!("run_pk {run_pk}"));
+                let f = rows::Fields::new("node_executions", row, rows::RowKey::RunPk(run_pk));
                 Ok((
                     f.numbered("status", "node status", NodeStatus::from_i64)?,
                     f.get("n")?,
@@ -155,13 +153,14 @@ impl Store {
             .fetch_optional(&self.reader)
             .await?;
         // Every sha256 asked for comes from a row that refers to it.
-        let key = format!("sha256 {sha256}");
         match &row {
-            Some(row) => rows::Fields::new("contents", row, key).get("data"),
+            Some(row) => {
+                rows::Fields::new("contents", row, rows::RowKey::Sha256(sha256)).get("data")
+            }
             None => Err(EngineError::Corrupt {
                 table: "contents",
                 column: "sha256",
-                row: key,
+                row: rows::RowKey::Sha256(sha256).to_string(),
                 problem: "missing, though a run or artifact refers to it".into(),
             }),
         }
@@ -174,26 +173,6 @@ impl Store {
         );
         let found = sqlx::query(&sql)
             .bind(run_pk)
-            .fetch_all(&self.reader)
-            .await?;
-        found.iter().map(rows::node_from_row).collect()
-    }
-
-    /// Node executions of a run whose id starts with `prefix`.
-    pub async fn nodes_by_id_prefix(
-        &self,
-        run_pk: i64,
-        prefix: &str,
-    ) -> EngineResult<Vec<NodeExecution>> {
-        let sql = format!(
-            "SELECT {} FROM node_executions n JOIN runs r ON r.pk = n.run_pk
-             WHERE n.run_pk = ? AND n.id >= ? AND n.id < ? ORDER BY n.id LIMIT 6",
-            rows::NODE_COLUMNS
-        );
-        let found = sqlx::query(&sql)
-            .bind(run_pk)
-            .bind(prefix)
-            .bind(prefix_upper(prefix))
             .fetch_all(&self.reader)
             .await?;
         found.iter().map(rows::node_from_row).collect()

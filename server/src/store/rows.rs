@@ -1,52 +1,76 @@
-//! Row mapping between SQLite and the engine's model types.
+//! Rows read from SQLite as the model's types.
 
 use crate::error::{EngineError, EngineResult};
 use crate::model::*;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Sqlite};
 
-pub(super) type Tx<'c> = Transaction<'c, Sqlite>;
+/// How an error names the row it is about; written out only then.
+#[derive(Clone, Copy)]
+pub(super) enum RowKey<'k> {
+    Pk(i64),
+    /// `pk` is an alias of the rowid, always an integer: never expected.
+    UnreadablePk,
+    /// Rows of a run, grouped (`node_counts`).
+    RunPk(i64),
+    Event {
+        run_pk: i64,
+        sequence: i64,
+    },
+    Sha256(&'k str),
+}
 
-fn json<T: serde::Serialize>(value: &T) -> EngineResult<String> {
-    Ok(serde_json::to_string(value)?)
+impl std::fmt::Display for RowKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Pk(pk) => write!(f, "pk {pk}"),
+            Self::UnreadablePk => f.write_str("an unreadable pk"),
+            Self::RunPk(pk) => write!(f, "run_pk {pk}"),
+            Self::Event { run_pk, sequence } => write!(f, "run_pk {run_pk}, sequence {sequence}"),
+            Self::Sha256(sha) => write!(f, "sha256 {sha}"),
+        }
+    }
 }
 
 /// The columns of one row of `table`, read so that a value retake could
 /// not have written is reported (naming table, column and row) instead of
 /// being read as a default.
-pub struct Fields<'r> {
+pub(super) struct Fields<'r> {
     table: &'static str,
     row: &'r SqliteRow,
-    key: String,
+    key: RowKey<'r>,
 }
 
 impl<'r> Fields<'r> {
-    pub fn new(table: &'static str, row: &'r SqliteRow, key: String) -> Self {
+    pub(super) fn new(table: &'static str, row: &'r SqliteRow, key: RowKey<'r>) -> Self {
         Self { table, row, key }
     }
 
     /// A row of a table with an integer primary key `pk`, selected with it.
-    pub fn keyed_by_pk(table: &'static str, row: &'r SqliteRow) -> Self {
-        // `pk` is an alias of the rowid: always an integer.
+    pub(super) fn keyed_by_pk(table: &'static str, row: &'r SqliteRow) -> Self {
         let key = match row.try_get::<i64, _>("pk") {
-            Ok(pk) => format!("pk {pk}"),
-            Err(e) => format!("an unreadable pk ({e})"),
+            Ok(pk) => RowKey::Pk(pk),
+            Err(_) => RowKey::UnreadablePk,
         };
         Self::new(table, row, key)
     }
 
-    pub fn corrupt(&self, column: &'static str, problem: impl std::fmt::Display) -> EngineError {
+    pub(super) fn corrupt(
+        &self,
+        column: &'static str,
+        problem: impl std::fmt::Display,
+    ) -> EngineError {
         EngineError::Corrupt {
             table: self.table,
             column,
-            row: self.key.clone(),
+            row: self.key.to_string(),
             problem: problem.to_string(),
         }
     }
 
     /// A column that is never NULL; a value of the wrong type is
     /// corruption. (sqlx would read NULL as `""` or 0.)
-    pub fn get<T>(&self, column: &'static str) -> EngineResult<T>
+    pub(super) fn get<T>(&self, column: &'static str) -> EngineResult<T>
     where
         T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
     {
@@ -55,7 +79,7 @@ impl<'r> Fields<'r> {
     }
 
     /// A column where NULL means absent.
-    pub fn get_or_null<T>(&self, column: &'static str) -> EngineResult<Option<T>>
+    pub(super) fn get_or_null<T>(&self, column: &'static str) -> EngineResult<Option<T>>
     where
         T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
     {
@@ -66,13 +90,16 @@ impl<'r> Fields<'r> {
     }
 
     /// A JSON text column that is never NULL.
-    pub fn json<T: serde::de::DeserializeOwned>(&self, column: &'static str) -> EngineResult<T> {
+    pub(super) fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        column: &'static str,
+    ) -> EngineResult<T> {
         let text: String = self.get(column)?;
         self.parse(column, &text)
     }
 
     /// A JSON text column where NULL means absent.
-    pub fn json_or_null<T: serde::de::DeserializeOwned>(
+    pub(super) fn json_or_null<T: serde::de::DeserializeOwned>(
         &self,
         column: &'static str,
     ) -> EngineResult<Option<T>> {
@@ -92,7 +119,7 @@ impl<'r> Fields<'r> {
     }
 
     /// An enum stored as its number; `what` names it in the error.
-    pub fn numbered<T>(
+    pub(super) fn numbered<T>(
         &self,
         column: &'static str,
         what: &str,
@@ -102,7 +129,7 @@ impl<'r> Fields<'r> {
         from(n).ok_or_else(|| self.corrupt(column, format!("{n} is not a {what}")))
     }
 
-    pub fn numbered_or_null<T>(
+    pub(super) fn numbered_or_null<T>(
         &self,
         column: &'static str,
         what: &str,
@@ -117,59 +144,21 @@ impl<'r> Fields<'r> {
     }
 }
 
-pub async fn insert_run(tx: &mut Tx<'_>, run: &Run) -> EngineResult<i64> {
-    let res = sqlx::query(
-        "INSERT INTO runs (id, workflow_name, workflow_description, workflow_sha256, files, variables, status, created_at, total_nodes, forked_from, forked_at_step, replay)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&run.id)
-    .bind(&run.workflow_name)
-    .bind(&run.workflow_description)
-    .bind(&run.workflow_sha256)
-    .bind(json(&run.files)?)
-    .bind(json(&run.variables)?)
-    .bind(run.status.as_i64())
-    .bind(run.created_at)
-    .bind(run.counts.total)
-    .bind(run.replay.as_ref().map(|r| r.forked_from.clone()))
-    .bind(run.replay.as_ref().map(|r| r.forked_at_step.clone()))
-    .bind(run.replay.as_ref().map(json).transpose()?)
-    .execute(&mut **tx)
-    .await?;
-    Ok(res.last_insert_rowid())
+/// Selects runs with their variables, stored as a content.
+pub(super) const RUN_SELECT: &str = "SELECT r.*, v.data AS variables FROM runs r LEFT JOIN contents v ON v.sha256 = r.variables_sha256";
+
+fn variables(f: &Fields<'_>) -> EngineResult<std::collections::BTreeMap<String, String>> {
+    let sha256: String = f.get("variables_sha256")?;
+    let Some(data) = f.get_or_null::<Vec<u8>>("variables")? else {
+        return Err(f.corrupt("variables_sha256", "names no stored content"));
+    };
+    serde_json::from_slice(&data).map_err(|e| {
+        Fields::new("contents", f.row, RowKey::Sha256(&sha256))
+            .corrupt("data", format!("not the expected variables JSON: {e}"))
+    })
 }
 
-pub async fn write_run(tx: &mut Tx<'_>, run: &Run) -> EngineResult<()> {
-    let c = &run.counts;
-    let f = run.failure.as_ref();
-    sqlx::query(
-        "UPDATE runs SET status = ?, started_at = ?, finished_at = ?, total_nodes = ?, completed_nodes = ?,
-            failed_nodes = ?, skipped_nodes = ?, reused_nodes = ?, cancelled_nodes = ?, input_tokens = ?,
-            output_tokens = ?, cost_usd = ?, failure_node = ?, failure_message = ?, failure_origin = ?
-         WHERE pk = ?",
-    )
-    .bind(run.status.as_i64())
-    .bind(run.started_at)
-    .bind(run.finished_at)
-    .bind(c.total)
-    .bind(c.completed)
-    .bind(c.failed)
-    .bind(c.skipped)
-    .bind(c.reused)
-    .bind(c.cancelled)
-    .bind(run.usage.input_tokens)
-    .bind(run.usage.output_tokens)
-    .bind(run.usage.cost_usd)
-    .bind(f.map(|f| f.node_id.clone()))
-    .bind(f.map(|f| f.message.clone()))
-    .bind(f.map(|f| f.origin.as_i64()))
-    .bind(run.pk)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-pub fn run_from_row(row: &SqliteRow) -> EngineResult<Run> {
+pub(super) fn run_from_row(row: &SqliteRow) -> EngineResult<Run> {
     let f = Fields::keyed_by_pk("runs", row);
     let failure = match f.get_or_null::<String>("failure_message")? {
         Some(message) => Some(RunFailure {
@@ -186,7 +175,7 @@ pub fn run_from_row(row: &SqliteRow) -> EngineResult<Run> {
         workflow_description: f.get("workflow_description")?,
         workflow_sha256: f.get("workflow_sha256")?,
         files: f.json("files")?,
-        variables: f.json("variables")?,
+        variables: variables(&f)?,
         status: f.numbered("status", "run status", RunStatus::from_i64)?,
         created_at: f.get("created_at")?,
         started_at: f.get_or_null("started_at")?,
@@ -210,63 +199,13 @@ pub fn run_from_row(row: &SqliteRow) -> EngineResult<Run> {
     })
 }
 
-pub async fn insert_node(tx: &mut Tx<'_>, run_pk: i64, n: &NodeExecution) -> EngineResult<i64> {
-    let res = sqlx::query(
-        "INSERT INTO node_executions (id, run_pk, node_id, position, status, agent, config)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&n.id)
-    .bind(run_pk)
-    .bind(&n.node_id)
-    .bind(n.position)
-    .bind(n.status.as_i64())
-    .bind(&n.agent)
-    .bind(&n.config_json)
-    .execute(&mut **tx)
-    .await?;
-    Ok(res.last_insert_rowid())
-}
-
-pub async fn update_node(tx: &mut Tx<'_>, n: &NodeExecution) -> EngineResult<()> {
-    sqlx::query(
-        "UPDATE node_executions SET status = ?, agent = ?, config = ?, prompt = ?, model = ?, inputs = ?,
-            input_artifacts = ?, output_artifacts = ?, error = ?, error_origin = ?, started_at = ?,
-            finished_at = ?, latency_ms = ?, input_tokens = ?, output_tokens = ?, cost_usd = ?,
-            attempt_count = ?, attempts = ?, blocked_by = ?
-         WHERE pk = ?",
-    )
-    .bind(n.status.as_i64())
-    .bind(&n.agent)
-    .bind(&n.config_json)
-    .bind(&n.prompt)
-    .bind(&n.model)
-    .bind(&n.inputs_json)
-    .bind(json(&n.input_artifacts)?)
-    .bind(json(&n.output_artifacts)?)
-    .bind(&n.error)
-    .bind(n.error_origin.map(FailureOrigin::as_i64))
-    .bind(n.started_at)
-    .bind(n.finished_at)
-    .bind(n.latency_ms)
-    .bind(n.usage.input_tokens)
-    .bind(n.usage.output_tokens)
-    .bind(n.usage.cost_usd)
-    .bind(n.attempt_count)
-    .bind(json(&n.attempts)?)
-    .bind(json(&n.blocked_by)?)
-    .bind(n.pk)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Columns selected for node rows; joined with runs for the run id.
-pub const NODE_COLUMNS: &str = "n.pk, n.id, r.id AS run_id, n.node_id, n.position, n.status, n.agent, n.config, n.prompt,
+pub(super) const NODE_COLUMNS: &str = "n.pk, n.id, r.id AS run_id, n.node_id, n.position, n.status, n.agent, n.config, n.prompt,
     n.model, n.inputs, n.input_artifacts, n.output_artifacts, n.error, n.error_origin, n.started_at,
     n.finished_at, n.latency_ms, n.input_tokens, n.output_tokens, n.cost_usd, n.attempt_count, n.attempts,
     n.blocked_by";
 
-pub fn node_from_row(row: &SqliteRow) -> EngineResult<NodeExecution> {
+pub(super) fn node_from_row(row: &SqliteRow) -> EngineResult<NodeExecution> {
     let f = Fields::keyed_by_pk("node_executions", row);
     Ok(NodeExecution {
         pk: f.get("pk")?,
@@ -305,37 +244,11 @@ pub fn node_from_row(row: &SqliteRow) -> EngineResult<NodeExecution> {
     })
 }
 
-pub async fn insert_artifact(
-    tx: &mut Tx<'_>,
-    run_pk: i64,
-    node_pk: Option<i64>,
-    a: &Artifact,
-) -> EngineResult<()> {
-    sqlx::query(
-        "INSERT INTO artifacts (id, run_pk, node_execution_pk, node_id, name, media_type, size, sha256, origin, derived_from, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&a.id)
-    .bind(run_pk)
-    .bind(node_pk)
-    .bind(&a.node_id)
-    .bind(&a.name)
-    .bind(&a.media_type)
-    .bind(a.size)
-    .bind(&a.sha256)
-    .bind(a.origin.as_i64())
-    .bind(json(&a.derived_from)?)
-    .bind(a.created_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-pub const ARTIFACT_COLUMNS: &str =
+pub(super) const ARTIFACT_COLUMNS: &str =
     "a.pk, a.id, r.id AS run_id, a.node_id, n.id AS node_execution_id, a.name, a.media_type,
     a.size, a.sha256, a.origin, a.derived_from, a.created_at";
 
-pub fn artifact_from_row(row: &SqliteRow) -> EngineResult<Artifact> {
+pub(super) fn artifact_from_row(row: &SqliteRow) -> EngineResult<Artifact> {
     let f = Fields::keyed_by_pk("artifacts", row);
     Ok(Artifact {
         id: f.get("id")?,
@@ -352,46 +265,13 @@ pub fn artifact_from_row(row: &SqliteRow) -> EngineResult<Artifact> {
     })
 }
 
-/// Inserts events with multi-row statements: fewer round trips per commit.
-pub async fn insert_events(tx: &mut Tx<'_>, events: &[(i64, Event)]) -> EngineResult<()> {
-    for chunk in events.chunks(64) {
-        let mut sql = String::from(
-            "INSERT INTO events (run_pk, sequence, kind, time, node_id, payload) VALUES ",
-        );
-        for i in 0..chunk.len() {
-            sql.push_str(if i == 0 {
-                "(?, ?, ?, ?, ?, ?)"
-            } else {
-                ", (?, ?, ?, ?, ?, ?)"
-            });
-        }
-        let mut q = sqlx::query(&sql);
-        for (run_pk, e) in chunk {
-            let payload = if e.detail.is_empty() {
-                None
-            } else {
-                Some(json(&e.detail)?)
-            };
-            q = q
-                .bind(*run_pk)
-                .bind(e.sequence)
-                .bind(e.kind.as_i64())
-                .bind(e.time)
-                .bind(e.node_id.clone())
-                .bind(payload);
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-pub fn event_from_row(run: &Run, row: &SqliteRow) -> EngineResult<Event> {
-    let sequence: i64 = Fields::new("events", row, format!("run_pk {}", run.pk)).get("sequence")?;
-    let f = Fields::new(
-        "events",
-        row,
-        format!("run_pk {}, sequence {sequence}", run.pk),
-    );
+pub(super) fn event_from_row(run: &Run, row: &SqliteRow) -> EngineResult<Event> {
+    let sequence: i64 = Fields::new("events", row, RowKey::RunPk(run.pk)).get("sequence")?;
+    let key = RowKey::Event {
+        run_pk: run.pk,
+        sequence,
+    };
+    let f = Fields::new("events", row, key);
     Ok(Event {
         run_id: run.id.clone(),
         sequence,

@@ -187,7 +187,14 @@ async fn corrupt_run_columns_are_reported() {
         ("UPDATE runs SET status = 99", "status"),
         ("UPDATE runs SET status = 'running'", "status"),
         ("UPDATE runs SET files = 'not json'", "files"),
-        ("UPDATE runs SET variables = '[]'", "variables"),
+        (
+            "UPDATE runs SET variables_sha256 = NULL",
+            "variables_sha256",
+        ),
+        (
+            "UPDATE runs SET variables_sha256 = 'none'",
+            "variables_sha256",
+        ),
         ("UPDATE runs SET replay = '{\"forked_from\":'", "replay"),
         (
             "UPDATE runs SET failure_message = 'boom', failure_node = 'a', failure_origin = NULL",
@@ -217,6 +224,18 @@ async fn corrupt_run_columns_are_reported() {
             column,
         );
     }
+}
+
+#[tokio::test]
+async fn corrupt_variables_content_is_reported() {
+    let fx = Fixture::new().await;
+    fx.raw("UPDATE contents SET data = CAST('[1]' AS BLOB) WHERE sha256 = (SELECT variables_sha256 FROM runs)")
+        .await;
+    assert_corrupt(
+        fx.store.find_run(RunRef(&fx.run.id)).await,
+        "contents",
+        "data",
+    );
 }
 
 #[tokio::test]
@@ -340,4 +359,216 @@ fn unfinished_statuses_are_exactly_the_unfinished_ones() {
             );
         }
     }
+}
+
+/// What the write path carries as JSON comes back exactly: text with NUL
+/// characters and any Unicode, contents that are not UTF-8, costs that
+/// SQLite would misread as decimals.
+#[tokio::test]
+async fn writes_round_trip_exactly() {
+    let fx = Fixture::new().await;
+    let mut nodes = fx.store.nodes_of_run(fx.run.pk).await.unwrap();
+    let b = &mut nodes[1];
+    b.status = NodeStatus::Failed;
+    b.prompt = Some("nul \0 inside, 🦀, \"quotes\", \\ and \u{7f}".into());
+    b.error = Some("\0".into());
+    b.error_origin = Some(FailureOrigin::Agent);
+    b.usage = Usage {
+        input_tokens: i64::MAX,
+        output_tokens: -1,
+        // SQLite parses the decimal 0.0018558127 one ulp off.
+        cost_usd: 0.0018558127,
+    };
+    b.latency_ms = Some(0);
+    let binary: std::sync::Arc<[u8]> = std::sync::Arc::from(&[0u8, 0xff, 0xfe, b'a', 0][..]);
+    let with_nul: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"a\0b"[..]);
+    let batch = WriteBatch {
+        contents: vec![
+            (sha256_hex(&binary), binary.clone()),
+            (sha256_hex(&with_nul), with_nul.clone()),
+        ],
+        nodes: vec![b.clone()],
+        ..Default::default()
+    };
+    fx.store.commit(&batch).await.unwrap();
+    let back = fx.store.nodes_of_run(fx.run.pk).await.unwrap();
+    let got = &back[1];
+    assert_eq!(got.prompt, b.prompt);
+    assert_eq!(got.error, b.error);
+    assert_eq!(got.error_origin, b.error_origin);
+    assert_eq!(got.usage, b.usage);
+    assert_eq!(got.usage.cost_usd.to_bits(), b.usage.cost_usd.to_bits());
+    assert_eq!(got.latency_ms, Some(0));
+    for data in [binary, with_nul] {
+        assert_eq!(
+            fx.store.content(&sha256_hex(&data)).await.unwrap(),
+            &data[..]
+        );
+    }
+
+    // A cost back to zero is written too.
+    let mut zero = got.clone();
+    zero.usage.cost_usd = 0.0;
+    fx.store
+        .commit(&WriteBatch {
+            nodes: vec![zero],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let back = fx.store.nodes_of_run(fx.run.pk).await.unwrap();
+    assert_eq!(back[1].usage.cost_usd, 0.0);
+}
+
+/// Batches committed together are written as if one after the other: the
+/// last state of a node wins, a content shared by two is stored once.
+#[tokio::test]
+async fn batches_committed_together_keep_their_order() {
+    let fx = Fixture::new().await;
+    let nodes = fx.store.nodes_of_run(fx.run.pk).await.unwrap();
+    let mut first = nodes[1].clone();
+    first.status = NodeStatus::Running;
+    first.attempt_count = 1;
+    let mut second = first.clone();
+    second.status = NodeStatus::Completed;
+    second.attempt_count = 2;
+    let mut batches = Vec::new();
+    for (node, sequence) in [(first, 3), (second, 4)] {
+        let mut batch = WriteBatch::default();
+        batch.add_output(
+            fx.run.pk,
+            &node,
+            "result",
+            "shared",
+            "text/plain",
+            ArtifactOrigin::Executed,
+            Vec::new(),
+            5,
+        );
+        batch.nodes.push(node);
+        batch
+            .events
+            .push(event(&fx.run, sequence, EventKind::NodeStarted, Some("b")));
+        batches.push(batch);
+    }
+    fx.store.commit_all(&batches).await.unwrap();
+    let back = fx.store.nodes_of_run(fx.run.pk).await.unwrap();
+    assert_eq!(back[1].status, NodeStatus::Completed);
+    assert_eq!(back[1].attempt_count, 2);
+    let events = fx.store.events_after(&fx.run, 0, 10).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert_eq!(
+        fx.store
+            .artifacts_of_run(fx.run.pk, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+/// A failed commit stores nothing of any batch in it, and the next commit
+/// works: no transaction is left open.
+#[tokio::test]
+async fn a_failed_commit_stores_nothing_and_the_next_one_works() {
+    let fx = Fixture::new().await;
+    let mut ok = WriteBatch::default();
+    ok.events
+        .push(event(&fx.run, 3, EventKind::NodeStarted, Some("b")));
+    let mut duplicate = WriteBatch::default();
+    duplicate
+        .events
+        .push(event(&fx.run, 1, EventKind::RunStarted, None));
+    assert!(fx.store.commit_all(&[ok, duplicate]).await.is_err());
+    assert_eq!(fx.store.last_event_sequence(fx.run.pk).await.unwrap(), 2);
+    let mut next = WriteBatch::default();
+    next.events
+        .push(event(&fx.run, 3, EventKind::NodeStarted, Some("b")));
+    fx.store.commit(&next).await.unwrap();
+    assert_eq!(fx.store.last_event_sequence(fx.run.pk).await.unwrap(), 3);
+}
+
+/// A commit larger than a chunk is written by several queries in one
+/// transaction: whole, or (when one row is refused) not at all.
+#[tokio::test]
+async fn a_large_commit_is_written_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("retake.db"), &StoreOptions::default())
+        .await
+        .unwrap();
+    let mut run = sample_run("run_large", BTreeMap::new());
+    let mut nodes: Vec<NodeExecution> = (0..150)
+        .map(|i| sample_node(&run.id, &format!("n{i}"), i))
+        .collect();
+    run.pk = store
+        .insert_run(&run, "name: large\n", &mut nodes, None)
+        .await
+        .unwrap();
+    let large = |with_duplicate: bool| {
+        let mut batch = WriteBatch::default();
+        for node in &nodes {
+            let mut node = node.clone();
+            node.status = NodeStatus::Completed;
+            let id = batch.add_output(
+                run.pk,
+                &node,
+                "result",
+                &format!("output of {}", node.node_id),
+                "text/plain",
+                ArtifactOrigin::Executed,
+                Vec::new(),
+                2,
+            );
+            node.output_artifacts = vec![id];
+            batch.nodes.push(node);
+        }
+        for sequence in 1..=300 {
+            batch
+                .events
+                .push(event(&run, sequence, EventKind::NodeCompleted, None));
+        }
+        if with_duplicate {
+            batch
+                .events
+                .push(event(&run, 300, EventKind::RunFinished, None));
+        }
+        batch
+    };
+    assert!(store.commit(&large(true)).await.is_err());
+    assert_eq!(store.last_event_sequence(run.pk).await.unwrap(), 0);
+    assert!(
+        store
+            .artifacts_of_run(run.pk, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.node_counts(run.pk).await.unwrap(),
+        vec![(NodeStatus::Pending, 150)]
+    );
+
+    store.commit(&large(false)).await.unwrap();
+    assert_eq!(store.last_event_sequence(run.pk).await.unwrap(), 300);
+    assert_eq!(store.events_after(&run, 0, 1000).await.unwrap().len(), 300);
+    assert_eq!(
+        store
+            .artifacts_of_run(run.pk, None, 1000)
+            .await
+            .unwrap()
+            .len(),
+        150
+    );
+    let back = store.nodes_of_run(run.pk).await.unwrap();
+    assert_eq!(back.len(), 150);
+    assert!(back.iter().all(|n| n.status == NodeStatus::Completed));
+    let last = &back[149];
+    let artifact = store.artifact(&last.output_artifacts[0]).await.unwrap();
+    assert_eq!(
+        store.content(&artifact.sha256).await.unwrap(),
+        b"output of n149"
+    );
 }

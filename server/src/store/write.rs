@@ -1,0 +1,469 @@
+//! The SQL of writes.
+//!
+//! sqlx runs each query on its SQLite worker thread, and every query costs
+//! a hand-off between that thread and tokio: the larger part of a small
+//! commit's CPU. So a commit is as few queries as it can be, and rows of a
+//! kind go in multi-row statements. A small commit is one query.
+//!
+//! A commit takes whatever queued up, so its counts of rows vary, and a
+//! statement of a new count is prepared anew, compiled row by row: for a
+//! large commit that cost as much as executing it. So rows go in
+//! statements of a fixed `CHUNK_ROWS`, each its own query, prepared once
+//! and kept; the rows left over go with the statements around them. Rows
+//! are written in an order that satisfies their foreign keys as they go:
+//! deferring the checks would make SQLite search the referring tables,
+//! some by unindexed columns, for every row referred to. (One JSON parameter unpacked by `json_each` would make any
+//! count one constant statement, but extracting its columns costs three to
+//! four times as much, and SQLite reads some decimals as a neighbouring
+//! double.)
+
+use super::WriteBatch;
+use crate::error::{EngineError, EngineResult};
+use crate::model::*;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{Arguments, Encode, Sqlite, SqliteConnection, Type};
+use std::collections::{HashMap, HashSet};
+
+/// Rows per statement of a full chunk.
+const CHUNK_ROWS: usize = 64;
+
+/// SQLite's limit of variables in one statement (SQLITE_MAX_VARIABLE_NUMBER).
+const MAX_VARIABLES: usize = 32766;
+const _: () = assert!(CHUNK_ROWS * NODE_COLUMNS.len() <= MAX_VARIABLES);
+
+/// Queries longer than this are not kept prepared: a script that large
+/// hardly recurs, and would push the common small ones out of the cache.
+const MAX_CACHED_SQL: usize = 16 * 1024;
+
+/// Statements and their arguments, run as one query.
+#[derive(Default)]
+pub(super) struct Query<'a> {
+    sql: String,
+    args: SqliteArguments<'a>,
+}
+
+impl<'a> Query<'a> {
+    fn push(&mut self, statement: &str) {
+        self.sql.push_str(statement);
+        self.sql.push_str(";\n");
+    }
+
+    fn bind<T: 'a + Encode<'a, Sqlite> + Type<Sqlite>>(&mut self, value: T) -> EngineResult<()> {
+        self.args
+            .add(value)
+            .map_err(|e| EngineError::Internal(format!("cannot bind a value: {e}")))
+    }
+}
+
+/// The statements of one write, in order, as queries: each full chunk of
+/// rows a query of its own, the statements between them grouped.
+pub(super) struct Script<'a> {
+    /// Statements without arguments that open the first query.
+    prefix: &'static str,
+    /// Queries complete, to run in order.
+    queries: Vec<Query<'a>>,
+    /// Statements since the last full chunk: the next query.
+    pending: Query<'a>,
+}
+
+impl<'a> Script<'a> {
+    /// A script that is a transaction of its own.
+    pub(super) fn transaction() -> Self {
+        Self::with_prefix("BEGIN IMMEDIATE;\n")
+    }
+
+    /// A script inside a transaction already open.
+    pub(super) fn continuing() -> Self {
+        Self::with_prefix("")
+    }
+
+    fn with_prefix(prefix: &'static str) -> Self {
+        Self {
+            prefix,
+            queries: Vec::new(),
+            pending: Query::default(),
+        }
+    }
+
+    pub(super) fn push(&mut self, statement: &str) {
+        self.pending.push(statement);
+    }
+
+    fn bind<T: 'a + Encode<'a, Sqlite> + Type<Sqlite>>(&mut self, value: T) -> EngineResult<()> {
+        self.pending.bind(value)
+    }
+
+    /// `head (?, …), (?, …) tail` for `rows`, `columns` values each, a
+    /// statement per `CHUNK_ROWS`; `bind` binds one row.
+    fn rows<'r, R>(
+        &mut self,
+        head: &str,
+        columns: usize,
+        tail: &str,
+        rows: &'r [R],
+        mut bind: impl FnMut(&mut Query<'a>, &'r R) -> EngineResult<()>,
+    ) -> EngineResult<()> {
+        let tuple = format!("({})", vec!["?"; columns].join(", "));
+        for chunk in rows.chunks(CHUNK_ROWS) {
+            let mut sql =
+                String::with_capacity(head.len() + tail.len() + chunk.len() * (tuple.len() + 2));
+            sql.push_str(head);
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&tuple);
+            }
+            sql.push_str(tail);
+            if chunk.len() < CHUNK_ROWS {
+                for row in chunk {
+                    bind(&mut self.pending, row)?;
+                }
+                self.pending.push(&sql);
+                continue;
+            }
+            let mut query = Query::default();
+            for row in chunk {
+                bind(&mut query, row)?;
+            }
+            query.push(&sql);
+            if !self.pending.sql.is_empty() {
+                self.queries.push(std::mem::take(&mut self.pending));
+            }
+            self.queries.push(query);
+        }
+        Ok(())
+    }
+
+    pub(super) async fn execute(mut self, conn: &mut SqliteConnection) -> EngineResult<()> {
+        if !self.pending.sql.is_empty() {
+            self.queries.push(self.pending);
+        }
+        let mut prefix = Some(self.prefix);
+        for query in self.queries {
+            let sql = match prefix.take() {
+                Some(prefix) => format!("{prefix}{}", query.sql),
+                None => query.sql,
+            };
+            sqlx::query_with(&sql, query.args)
+                .persistent(sql.len() <= MAX_CACHED_SQL)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens a write transaction and returns the largest keys of runs and of
+/// node executions: the next ones stay free while it lasts.
+pub(super) async fn begin_with_last_keys(conn: &mut SqliteConnection) -> EngineResult<(i64, i64)> {
+    Ok(sqlx::query_as(
+        "BEGIN IMMEDIATE;
+         SELECT (SELECT COALESCE(MAX(pk), 0) FROM runs), (SELECT COALESCE(MAX(pk), 0) FROM node_executions)",
+    )
+    .fetch_one(conn)
+    .await?)
+}
+
+fn json<T: serde::Serialize>(value: &T) -> EngineResult<String> {
+    Ok(serde_json::to_string(value)?)
+}
+
+/// Appends the statements writing `batches`, as if committed in order:
+/// a content is stored once, a run or node written twice keeps its last
+/// state.
+pub(super) fn batches<'a>(script: &mut Script<'a>, batches: &'a [WriteBatch]) -> EngineResult<()> {
+    contents(
+        script,
+        batches
+            .iter()
+            .flat_map(|b| &b.contents)
+            .map(|(sha, data)| (sha.as_str(), &data[..])),
+    )?;
+    for run in last_by_key(batches.iter().filter_map(|b| b.run.as_ref()), |r| r.pk) {
+        update_run(script, run)?;
+    }
+    let nodes = last_by_key(batches.iter().flat_map(|b| &b.nodes), |n| n.pk);
+    update_nodes(script, &nodes)?;
+    let artifacts: Vec<_> = batches.iter().flat_map(|b| &b.artifacts).collect();
+    insert_artifacts(script, &artifacts)?;
+    let events: Vec<_> = batches.iter().flat_map(|b| &b.events).collect();
+    insert_events(script, &events)
+}
+
+/// The last of the items with each key, in the order of their first
+/// appearance.
+fn last_by_key<'a, T>(items: impl Iterator<Item = &'a T>, key: impl Fn(&T) -> i64) -> Vec<&'a T> {
+    let mut out: Vec<&T> = Vec::new();
+    let mut at: HashMap<i64, usize> = HashMap::new();
+    for item in items {
+        match at.get(&key(item)) {
+            Some(&i) => out[i] = item,
+            None => {
+                at.insert(key(item), out.len());
+                out.push(item);
+            }
+        }
+    }
+    out
+}
+
+/// Contents by sha256, each stored once.
+pub(super) fn contents<'a>(
+    script: &mut Script<'a>,
+    items: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> EngineResult<()> {
+    let mut seen = HashSet::new();
+    let unique: Vec<_> = items.filter(|(sha, _)| seen.insert(*sha)).collect();
+    script.rows(
+        "INSERT OR IGNORE INTO contents (sha256, size, data) VALUES ",
+        3,
+        "",
+        &unique,
+        |s, (sha, data)| {
+            s.bind(*sha)?;
+            s.bind(data.len() as i64)?;
+            s.bind(*data)
+        },
+    )
+}
+
+/// A run's variables as the content they are stored as: (sha256, JSON).
+pub(super) fn variables_content(run: &Run) -> EngineResult<(String, String)> {
+    let text = json(&run.variables)?;
+    Ok((super::sha256_hex(text.as_bytes()), text))
+}
+
+/// The row of a new run, under key `pk`; its variables are the content
+/// `variables_sha256`.
+pub(super) fn insert_run<'a>(
+    script: &mut Script<'a>,
+    pk: i64,
+    run: &'a Run,
+    variables_sha256: &'a str,
+) -> EngineResult<()> {
+    let replay = run.replay.as_ref();
+    script.bind(pk)?;
+    script.bind(run.id.as_str())?;
+    script.bind(run.workflow_name.as_str())?;
+    script.bind(run.workflow_description.as_str())?;
+    script.bind(run.workflow_sha256.as_str())?;
+    script.bind(json(&run.files)?)?;
+    script.bind(variables_sha256)?;
+    script.bind(run.status.as_i64())?;
+    script.bind(run.created_at)?;
+    script.bind(run.counts.total)?;
+    script.bind(replay.map(|r| r.forked_from.as_str()))?;
+    script.bind(replay.map(|r| r.forked_at_step.as_str()))?;
+    script.bind(replay.map(json).transpose()?)?;
+    script.push(
+        "INSERT INTO runs (pk, id, workflow_name, workflow_description, workflow_sha256, files, variables_sha256,
+            status, created_at, total_nodes, forked_from, forked_at_step, replay)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    Ok(())
+}
+
+fn update_run<'a>(script: &mut Script<'a>, run: &'a Run) -> EngineResult<()> {
+    let c = &run.counts;
+    let f = run.failure.as_ref();
+    script.bind(run.status.as_i64())?;
+    script.bind(run.started_at)?;
+    script.bind(run.finished_at)?;
+    script.bind(c.total)?;
+    script.bind(c.completed)?;
+    script.bind(c.failed)?;
+    script.bind(c.skipped)?;
+    script.bind(c.reused)?;
+    script.bind(c.cancelled)?;
+    script.bind(run.usage.input_tokens)?;
+    script.bind(run.usage.output_tokens)?;
+    script.bind(run.usage.cost_usd)?;
+    script.bind(f.map(|f| f.node_id.as_str()))?;
+    script.bind(f.map(|f| f.message.as_str()))?;
+    script.bind(f.map(|f| f.origin.as_i64()))?;
+    script.bind(run.pk)?;
+    script.push(
+        "UPDATE runs SET status = ?, started_at = ?, finished_at = ?, total_nodes = ?, completed_nodes = ?,
+            failed_nodes = ?, skipped_nodes = ?, reused_nodes = ?, cancelled_nodes = ?, input_tokens = ?,
+            output_tokens = ?, cost_usd = ?, failure_node = ?, failure_message = ?, failure_origin = ?
+         WHERE pk = ?",
+    );
+    Ok(())
+}
+
+/// New node rows of run `run_pk`, with the keys already assigned to them.
+pub(super) fn insert_nodes<'a>(
+    script: &mut Script<'a>,
+    run_pk: i64,
+    nodes: &'a [NodeExecution],
+) -> EngineResult<()> {
+    script.rows(
+        "INSERT INTO node_executions (pk, id, run_pk, node_id, position, status, agent, config) VALUES ",
+        8,
+        "",
+        nodes,
+        |s, n| {
+            s.bind(n.pk)?;
+            s.bind(n.id.as_str())?;
+            s.bind(run_pk)?;
+            s.bind(n.node_id.as_str())?;
+            s.bind(n.position)?;
+            s.bind(n.status.as_i64())?;
+            s.bind(n.agent.as_str())?;
+            s.bind(n.config_json.as_str())
+        },
+    )
+}
+
+/// The columns a node's update writes, its key first.
+const NODE_COLUMNS: [&str; 20] = [
+    "pk",
+    "status",
+    "agent",
+    "config",
+    "prompt",
+    "model",
+    "inputs",
+    "input_artifacts",
+    "output_artifacts",
+    "error",
+    "error_origin",
+    "started_at",
+    "finished_at",
+    "latency_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "attempt_count",
+    "attempts",
+    "blocked_by",
+];
+
+/// `WITH v(pk, …) AS (VALUES` and `) UPDATE node_executions SET … FROM v`:
+/// every node's new state in one statement per chunk.
+fn update_nodes_sql() -> &'static (String, String) {
+    static SQL: std::sync::LazyLock<(String, String)> = std::sync::LazyLock::new(|| {
+        let sets: Vec<String> = NODE_COLUMNS[1..]
+            .iter()
+            .map(|c| format!("{c} = v.{c}"))
+            .collect();
+        (
+            format!("WITH v({}) AS (VALUES ", NODE_COLUMNS.join(", ")),
+            format!(
+                ") UPDATE node_executions SET {} FROM v WHERE node_executions.pk = v.pk",
+                sets.join(", ")
+            ),
+        )
+    });
+    &SQL
+}
+
+fn update_nodes<'a>(script: &mut Script<'a>, nodes: &[&'a NodeExecution]) -> EngineResult<()> {
+    let (head, tail) = update_nodes_sql();
+    script.rows(head, NODE_COLUMNS.len(), tail, nodes, |s, n| {
+        s.bind(n.pk)?;
+        s.bind(n.status.as_i64())?;
+        s.bind(n.agent.as_str())?;
+        s.bind(n.config_json.as_str())?;
+        s.bind(n.prompt.as_deref())?;
+        s.bind(n.model.as_deref())?;
+        s.bind(n.inputs_json.as_deref())?;
+        s.bind(json(&n.input_artifacts)?)?;
+        s.bind(json(&n.output_artifacts)?)?;
+        s.bind(n.error.as_deref())?;
+        s.bind(n.error_origin.map(FailureOrigin::as_i64))?;
+        s.bind(n.started_at)?;
+        s.bind(n.finished_at)?;
+        s.bind(n.latency_ms)?;
+        s.bind(n.usage.input_tokens)?;
+        s.bind(n.usage.output_tokens)?;
+        s.bind(n.usage.cost_usd)?;
+        s.bind(n.attempt_count)?;
+        s.bind(json(&n.attempts)?)?;
+        s.bind(json(&n.blocked_by)?)
+    })
+}
+
+fn insert_artifacts<'a>(
+    script: &mut Script<'a>,
+    artifacts: &[&'a (i64, Option<i64>, Artifact)],
+) -> EngineResult<()> {
+    script.rows(
+        "INSERT INTO artifacts (id, run_pk, node_execution_pk, node_id, name, media_type, size, sha256,
+            origin, derived_from, created_at) VALUES ",
+        11,
+        "",
+        artifacts,
+        |s, (run_pk, node_pk, a)| {
+            s.bind(a.id.as_str())?;
+            s.bind(*run_pk)?;
+            s.bind(*node_pk)?;
+            s.bind(a.node_id.as_str())?;
+            s.bind(a.name.as_str())?;
+            s.bind(a.media_type.as_str())?;
+            s.bind(a.size)?;
+            s.bind(a.sha256.as_str())?;
+            s.bind(a.origin.as_i64())?;
+            s.bind(json(&a.derived_from)?)?;
+            s.bind(a.created_at)
+        },
+    )
+}
+
+fn insert_events<'a>(script: &mut Script<'a>, events: &[&'a (i64, Event)]) -> EngineResult<()> {
+    script.rows(
+        "INSERT INTO events (run_pk, sequence, kind, time, node_id, payload) VALUES ",
+        6,
+        "",
+        events,
+        |s, (run_pk, e)| {
+            s.bind(*run_pk)?;
+            s.bind(e.sequence)?;
+            s.bind(e.kind.as_i64())?;
+            s.bind(e.time)?;
+            s.bind(e.node_id.as_deref())?;
+            // NULL for an event without optional fields: most of them.
+            s.bind(if e.detail.is_empty() {
+                None
+            } else {
+                Some(json(&e.detail)?)
+            })
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The node update looks each row up by key: scanning the table for
+    /// every commit would make a commit as slow as the database is large.
+    #[tokio::test]
+    async fn the_node_update_searches_by_key() {
+        use sqlx::Connection;
+        let fx = super::super::tests::Fixture::new().await;
+        let mut conn = sqlx::SqliteConnection::connect_with(
+            &sqlx::sqlite::SqliteConnectOptions::new().filename(&fx.path),
+        )
+        .await
+        .unwrap();
+        // Two rows, as a commit of two steps writes them.
+        let (head, tail) = update_nodes_sql();
+        let tuple = format!("({})", vec!["NULL"; NODE_COLUMNS.len()].join(", "));
+        let sql = format!("EXPLAIN QUERY PLAN {head}{tuple}, {tuple}{tail}");
+        let explained: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&sql).fetch_all(&mut conn).await.unwrap();
+        let details: Vec<&str> = explained.iter().map(|r| r.3.as_str()).collect();
+        assert!(
+            details
+                .iter()
+                .any(|d| d.contains("SEARCH node_executions USING INTEGER PRIMARY KEY")),
+            "{details:?}"
+        );
+        assert!(
+            !details.iter().any(|d| d.contains("SCAN node_executions")),
+            "{details:?}"
+        );
+    }
+}
