@@ -1139,8 +1139,26 @@ fn machine() -> String {
     )
 }
 
+/// Builds the release binaries the sections start, so the figures are
+/// always of the code as it is (`cargo bench` builds only the bench).
+fn build_binaries() -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "--bins"])
+        .args(["-p", "retake-server", "-p", "retake-cli"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .context("running cargo build")?;
+    ensure!(
+        status.success(),
+        "cargo build of the release binaries failed"
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let opts = Opts::parse()?;
+    build_binaries()?;
     println!("retake benchmarks: {}", machine());
     println!("repetitions: {} (medians reported)", opts.reps);
     let rt = tokio::runtime::Builder::new_multi_thread()

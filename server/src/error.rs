@@ -6,7 +6,7 @@
 
 use thiserror::Error;
 
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, Error)]
 pub enum EngineError {
     /// The request itself is wrong: bad workflow, bad swap, unknown step.
     #[error("{0}")]

@@ -145,7 +145,9 @@ async fn run(
         let mut stalled_since: Option<Instant> = None;
         let mut backoff = FIRST_BACKOFF;
         let outcome = loop {
-            match engine.store.commit_all(&batches).await {
+            let (back, result) = engine.store.commit_all(std::mem::take(&mut batches)).await;
+            batches = back;
+            match result {
                 Ok(()) => break Ok(()),
                 Err(e) if e.is_storage_unavailable() => {
                     let since = *stalled_since.get_or_insert_with(|| {

@@ -41,7 +41,7 @@ pub use waits::{Wait, WaitKind, WaitValue};
 use crate::Settings;
 use crate::error::{EngineError, EngineResult};
 use crate::model::*;
-use crate::store::{RunRef, Store, StoreOptions};
+use crate::store::{NewRun, RunRef, Store, StoreOptions, WriteBatch};
 use run::{RunDriver, RunStart};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -185,29 +185,48 @@ impl Engine {
             ..src
         };
         let permit = self.admit()?;
-        let mut run = new_run(&workflow, &src, None);
-        let mut nodes: Vec<NodeExecution> = workflow
+        let run = new_run(&workflow, &src, None);
+        let nodes: Vec<NodeExecution> = workflow
             .nodes
             .iter()
             .enumerate()
             .map(|(pos, node)| new_node_execution(&run.id, pos, node, &node.agent))
             .collect();
-        run.pk = self
-            .0
-            .store
-            .insert_run(&run, src.text, &mut nodes, None)
-            .await?;
-        let agents = workflow.nodes.iter().map(|n| n.agent.clone()).collect();
-        let start = RunStart {
-            run: run.clone(),
-            workflow,
+        let new = NewRun {
+            run,
+            workflow: src.text.to_string(),
             nodes,
-            agents,
+            then: WriteBatch::default(),
+        };
+        self.launch(new, move |stored| RunStart {
+            run: stored.run,
+            agents: workflow.nodes.iter().map(|n| n.agent.clone()).collect(),
+            workflow,
+            nodes: stored.nodes,
             last_seq: 0,
             permit: Some(permit),
-        };
-        self.spawn_driver(start, CancellationToken::new())?;
-        Ok(run)
+        })
+        .await
+    }
+
+    /// Stores a new run and starts its driver with what `start` makes of
+    /// the stored run. Runs to the end even when the caller stops
+    /// waiting (a client that hangs up): a run stored is a run driven.
+    pub(crate) async fn launch(
+        &self,
+        new: NewRun,
+        start: impl FnOnce(NewRun) -> RunStart + Send + 'static,
+    ) -> EngineResult<Run> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let stored = engine.0.store.insert_run(new).await?;
+            let start = start(stored);
+            let run = start.run.clone();
+            engine.spawn_driver(start, CancellationToken::new())?;
+            Ok(run)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(format!("starting a run: {e}")))?
     }
 
     /// Starts the run's driver task. A `cancel` token cancelled already

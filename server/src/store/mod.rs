@@ -1,8 +1,8 @@
-//! Durable state in SQLite (WAL, foreign keys on). All writes go through one
-//! connection behind a mutex, each committed in a single transaction run
-//! as one script (see `write`), so a node completion (content + artifact +
-//! node row + event) is atomic. Reads use a separate pool and never wait
-//! for the writer.
+//! Durable state in SQLite (WAL, foreign keys on). All writes go through
+//! one connection owned by the writer task (see `writer`), each request
+//! committed whole in one transaction, so a node completion (content +
+//! artifact + node row + event) is atomic. Reads use a separate pool and
+//! never wait for the writer.
 
 mod batch;
 mod errors;
@@ -13,7 +13,10 @@ mod rows;
 mod tests;
 #[cfg(test)]
 mod tests_variables;
+#[cfg(test)]
+mod tests_writer;
 mod write;
+mod writer;
 
 pub use batch::{WriteBatch, sha256_hex};
 pub use read::{RunFilter, RunRef};
@@ -24,53 +27,65 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::sync::{Mutex, MutexGuard};
-use write::Script;
+use tokio::sync::{mpsc, oneshot};
+use writer::Request;
 
 pub struct Store {
-    writer: Mutex<Writer>,
+    writes: mpsc::UnboundedSender<Request>,
+    counters: Arc<writer::Counters>,
     reader: SqlitePool,
 }
 
-/// The one write connection. After a failed transaction it is dropped and
-/// opened again on the next write: SQLite rolls a transaction back by
-/// itself on some errors (SQLITE_FULL among them), and a connection whose
-/// idea of the open transaction differs from SQLite's would turn the next
-/// BEGIN into a savepoint that never commits.
-struct Writer {
-    conn: Option<SqliteConnection>,
-    options: SqliteConnectOptions,
+/// A run to store: its row, workflow text, node executions and what is
+/// already decided of them (`then`: overridden outputs, carried skips,
+/// first events). The run, records, artifacts and events in `then` may
+/// carry pk 0: they get the keys assigned when it is stored.
+pub struct NewRun {
+    pub run: Run,
+    pub workflow: String,
+    pub nodes: Vec<NodeExecution>,
+    pub then: WriteBatch,
 }
 
-/// The writer, held for one transaction. Unless `succeeded` is called,
-/// dropping it drops the connection, which rolls back whatever it left
-/// open: a write that failed, or whose future was dropped midway (sqlx
-/// stops a script when nobody awaits its results, before its COMMIT).
-struct Held<'a> {
-    writer: MutexGuard<'a, Writer>,
-    succeeded: bool,
-}
-
-impl Held<'_> {
-    async fn conn(&mut self) -> EngineResult<&mut SqliteConnection> {
-        let writer = &mut *self.writer;
-        if writer.conn.is_none() {
-            writer.conn = Some(SqliteConnection::connect_with(&writer.options).await?);
+impl NewRun {
+    /// Gives the run key `pk` and its nodes the keys after `last_node`,
+    /// and the rows of `then` the keys of what they refer to.
+    fn assign_keys(&mut self, pk: i64, last_node: &mut i64) {
+        self.run.pk = pk;
+        for node in &mut self.nodes {
+            *last_node += 1;
+            node.pk = *last_node;
         }
-        Ok(writer.conn.as_mut().expect("connected above"))
+        let nodes = &self.nodes;
+        let pk_of = |id: &str| nodes.iter().find(|n| n.id == id).map(|n| n.pk);
+        let then = &mut self.then;
+        for rec in &mut then.nodes {
+            if let Some(node_pk) = pk_of(&rec.id) {
+                rec.pk = node_pk;
+            }
+        }
+        if let Some(r) = &mut then.run {
+            r.pk = pk;
+        }
+        for (run_pk, _) in &mut then.events {
+            *run_pk = pk;
+        }
+        for (run_pk, node_pk, art) in &mut then.artifacts {
+            *run_pk = pk;
+            if let Some(id) = &art.node_execution_id {
+                *node_pk = pk_of(id).or(*node_pk);
+            }
+        }
     }
 
-    fn settle<T>(mut self, result: EngineResult<T>) -> EngineResult<T> {
-        self.succeeded = result.is_ok();
-        result
-    }
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        if !self.succeeded {
-            self.writer.conn = None;
+    /// Back to no keys, after a transaction that failed.
+    fn clear_keys(&mut self) {
+        self.run.pk = 0;
+        for node in &mut self.nodes {
+            node.pk = 0;
         }
     }
 }
@@ -124,127 +139,66 @@ impl Store {
             .min_connections(1)
             .connect_with(options.clone().read_only(true))
             .await?;
+        let counters = Arc::new(writer::Counters::default());
         Ok(Self {
-            writer: Mutex::new(Writer {
-                conn: Some(writer),
-                options,
-            }),
+            writes: writer::spawn(writer, options, counters.clone()),
+            counters,
             reader,
         })
     }
 
-    async fn hold(&self) -> Held<'_> {
-        Held {
-            writer: self.writer.lock().await,
-            succeeded: false,
-        }
+    /// Commits a batch in one transaction and hands it back, durable. On
+    /// failure nothing of it is stored.
+    pub async fn commit(&self, batch: WriteBatch) -> EngineResult<WriteBatch> {
+        let (mut back, result) = self.commit_all(vec![batch]).await;
+        result.map(|()| back.pop().unwrap_or_default())
     }
 
-    /// Commits a batch in one transaction. On failure nothing of it is
-    /// stored.
-    pub async fn commit(&self, batch: &WriteBatch) -> EngineResult<()> {
-        self.commit_all(std::slice::from_ref(batch)).await
-    }
-
-    /// Commits batches in one transaction, as if one after the other. On
-    /// failure nothing of them is stored.
-    pub async fn commit_all(&self, batches: &[WriteBatch]) -> EngineResult<()> {
-        if batches.iter().all(WriteBatch::is_empty) {
-            return Ok(());
-        }
-        let mut script = Script::transaction();
-        write::batches(&mut script, batches)?;
-        script.push("COMMIT");
-        let mut held = self.hold().await;
-        let result = match held.conn().await {
-            Ok(conn) => script.execute(conn).await,
-            Err(e) => Err(e),
-        };
-        held.settle(result)
-    }
-
-    /// Inserts a new run with its workflow snapshot and the node executions
-    /// it will run, assigning their primary keys, and `then` (what is
-    /// already decided of the run: overridden outputs, carried skips) in
-    /// the same transaction. The run, records, artifacts and events in
-    /// `then` may carry pk 0;
-    /// they get the keys just assigned. Returns the run's pk; nothing is
-    /// stored when it fails, and the nodes keep pk 0.
-    pub async fn insert_run(
+    /// Commits batches in one transaction, as if one after the other, and
+    /// hands them back (their events are the caller's to publish once
+    /// durable). On failure nothing of them is stored.
+    pub async fn commit_all(
         &self,
-        run: &Run,
-        workflow: &str,
-        nodes: &mut [NodeExecution],
-        then: Option<&mut WriteBatch>,
-    ) -> EngineResult<i64> {
-        let mut held = self.hold().await;
-        let result = match held.conn().await {
-            Ok(conn) => insert_run_rows(conn, run, workflow, nodes, then).await,
-            Err(e) => Err(e),
-        };
-        if result.is_err() {
-            for node in nodes.iter_mut() {
-                node.pk = 0;
-            }
+        batches: Vec<WriteBatch>,
+    ) -> (Vec<WriteBatch>, EngineResult<()>) {
+        if batches.iter().all(WriteBatch::is_empty) {
+            return (batches, Ok(()));
         }
-        held.settle(result)
+        let (reply, answer) = oneshot::channel();
+        if let Err(mpsc::error::SendError(Request::Commit { batches, .. })) =
+            self.writes.send(Request::Commit { batches, reply })
+        {
+            return (batches, Err(writer::stopped()));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| (Vec::new(), Err(writer::stopped())))
     }
-}
 
-/// The first query opens the transaction and reads the next free keys (the
-/// write lock is held from BEGIN IMMEDIATE on, so they stay free); the
-/// rest write every row and commit.
-async fn insert_run_rows(
-    conn: &mut SqliteConnection,
-    run: &Run,
-    workflow: &str,
-    nodes: &mut [NodeExecution],
-    then: Option<&mut WriteBatch>,
-) -> EngineResult<i64> {
-    let (last_run, last_node) = write::begin_with_last_keys(conn).await?;
-    let pk = last_run + 1;
-    for (node, key) in nodes.iter_mut().zip(last_node + 1..) {
-        node.pk = key;
+    /// Stores a new run with its workflow snapshot, node executions and
+    /// what is already decided of them, in one transaction, assigning
+    /// their keys. Returns it with its keys; nothing is stored when it
+    /// fails.
+    pub async fn insert_run(&self, new: NewRun) -> EngineResult<NewRun> {
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(Request::Insert {
+                new: Box::new(new),
+                reply,
+            })
+            .map_err(|_| writer::stopped())?;
+        let new = answer.await.map_err(|_| writer::stopped())??;
+        Ok(*new)
     }
-    let mut then = then;
-    if let Some(batch) = then.as_deref_mut() {
-        let pk_of = |id: &str| nodes.iter().find(|n| n.id == id).map(|n| n.pk);
-        for rec in &mut batch.nodes {
-            if let Some(node_pk) = pk_of(&rec.id) {
-                rec.pk = node_pk;
-            }
-        }
-        if let Some(r) = &mut batch.run {
-            r.pk = pk;
-        }
-        for (run_pk, _) in &mut batch.events {
-            *run_pk = pk;
-        }
-        for (run_pk, node_pk, art) in &mut batch.artifacts {
-            *run_pk = pk;
-            if let Some(id) = &art.node_execution_id {
-                *node_pk = pk_of(id).or(*node_pk);
-            }
-        }
+
+    /// Transactions committed and requests they carried, since the store
+    /// opened.
+    pub fn write_counts(&self) -> (u64, u64) {
+        (
+            self.counters.transactions.load(Ordering::Relaxed),
+            self.counters.requests.load(Ordering::Relaxed),
+        )
     }
-    let (variables_sha256, variables) = write::variables_content(run)?;
-    let mut script = Script::continuing();
-    write::contents(
-        &mut script,
-        [
-            (run.workflow_sha256.as_str(), workflow.as_bytes()),
-            (variables_sha256.as_str(), variables.as_bytes()),
-        ]
-        .into_iter(),
-    )?;
-    write::insert_run(&mut script, pk, run, &variables_sha256)?;
-    write::insert_nodes(&mut script, pk, nodes)?;
-    if let Some(batch) = then.as_deref() {
-        write::batches(&mut script, std::slice::from_ref(batch))?;
-    }
-    script.push("COMMIT");
-    script.execute(conn).await?;
-    Ok(pk)
 }
 
 /// Refuses a database this process cannot write (a read-only file or

@@ -88,17 +88,34 @@ pub(super) fn event(run: &Run, sequence: i64, kind: EventKind, node: Option<&str
     )
 }
 
+/// Stores a new run with `nodes` and nothing decided; returns them with
+/// their keys.
+pub(super) async fn insert(
+    store: &Store,
+    run: Run,
+    workflow: &str,
+    nodes: Vec<NodeExecution>,
+) -> (Run, Vec<NodeExecution>) {
+    let stored = store
+        .insert_run(NewRun {
+            run,
+            workflow: workflow.into(),
+            nodes,
+            then: WriteBatch::default(),
+        })
+        .await
+        .unwrap();
+    (stored.run, stored.nodes)
+}
+
 impl Fixture {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("retake.db");
         let store = Store::open(&path, &StoreOptions::default()).await.unwrap();
-        let mut run = sample_run("run_sample", BTreeMap::new());
-        let mut nodes = vec![sample_node(&run.id, "a", 0), sample_node(&run.id, "b", 1)];
-        run.pk = store
-            .insert_run(&run, "name: sample\n", &mut nodes, None)
-            .await
-            .unwrap();
+        let run = sample_run("run_sample", BTreeMap::new());
+        let nodes = vec![sample_node(&run.id, "a", 0), sample_node(&run.id, "b", 1)];
+        let (run, mut nodes) = insert(&store, run, "name: sample\n", nodes).await;
         let mut batch = WriteBatch::default();
         let a = &mut nodes[0];
         a.status = NodeStatus::Completed;
@@ -128,7 +145,7 @@ impl Fixture {
         batch
             .events
             .push(event(&run, 2, EventKind::NodeCompleted, Some("a")));
-        store.commit(&batch).await.unwrap();
+        store.commit(batch).await.unwrap();
         Self {
             _dir: dir,
             path,
@@ -390,7 +407,7 @@ async fn writes_round_trip_exactly() {
         nodes: vec![b.clone()],
         ..Default::default()
     };
-    fx.store.commit(&batch).await.unwrap();
+    fx.store.commit(batch).await.unwrap();
     let back = fx.store.nodes_of_run(fx.run.pk).await.unwrap();
     let got = &back[1];
     assert_eq!(got.prompt, b.prompt);
@@ -410,7 +427,7 @@ async fn writes_round_trip_exactly() {
     let mut zero = got.clone();
     zero.usage.cost_usd = 0.0;
     fx.store
-        .commit(&WriteBatch {
+        .commit(WriteBatch {
             nodes: vec![zero],
             ..Default::default()
         })
@@ -451,7 +468,7 @@ async fn batches_committed_together_keep_their_order() {
             .push(event(&fx.run, sequence, EventKind::NodeStarted, Some("b")));
         batches.push(batch);
     }
-    fx.store.commit_all(&batches).await.unwrap();
+    fx.store.commit_all(batches).await.1.unwrap();
     let back = fx.store.nodes_of_run(fx.run.pk).await.unwrap();
     assert_eq!(back[1].status, NodeStatus::Completed);
     assert_eq!(back[1].attempt_count, 2);
@@ -482,12 +499,12 @@ async fn a_failed_commit_stores_nothing_and_the_next_one_works() {
     duplicate
         .events
         .push(event(&fx.run, 1, EventKind::RunStarted, None));
-    assert!(fx.store.commit_all(&[ok, duplicate]).await.is_err());
+    assert!(fx.store.commit_all(vec![ok, duplicate]).await.1.is_err());
     assert_eq!(fx.store.last_event_sequence(fx.run.pk).await.unwrap(), 2);
     let mut next = WriteBatch::default();
     next.events
         .push(event(&fx.run, 3, EventKind::NodeStarted, Some("b")));
-    fx.store.commit(&next).await.unwrap();
+    fx.store.commit(next).await.unwrap();
     assert_eq!(fx.store.last_event_sequence(fx.run.pk).await.unwrap(), 3);
 }
 
@@ -499,14 +516,11 @@ async fn a_large_commit_is_written_whole_or_not_at_all() {
     let store = Store::open(&dir.path().join("retake.db"), &StoreOptions::default())
         .await
         .unwrap();
-    let mut run = sample_run("run_large", BTreeMap::new());
-    let mut nodes: Vec<NodeExecution> = (0..150)
+    let run = sample_run("run_large", BTreeMap::new());
+    let nodes: Vec<NodeExecution> = (0..150)
         .map(|i| sample_node(&run.id, &format!("n{i}"), i))
         .collect();
-    run.pk = store
-        .insert_run(&run, "name: large\n", &mut nodes, None)
-        .await
-        .unwrap();
+    let (run, nodes) = insert(&store, run, "name: large\n", nodes).await;
     let large = |with_duplicate: bool| {
         let mut batch = WriteBatch::default();
         for node in &nodes {
@@ -537,7 +551,7 @@ async fn a_large_commit_is_written_whole_or_not_at_all() {
         }
         batch
     };
-    assert!(store.commit(&large(true)).await.is_err());
+    assert!(store.commit(large(true)).await.is_err());
     assert_eq!(store.last_event_sequence(run.pk).await.unwrap(), 0);
     assert!(
         store
@@ -551,7 +565,7 @@ async fn a_large_commit_is_written_whole_or_not_at_all() {
         vec![(NodeStatus::Pending, 150)]
     );
 
-    store.commit(&large(false)).await.unwrap();
+    store.commit(large(false)).await.unwrap();
     assert_eq!(store.last_event_sequence(run.pk).await.unwrap(), 300);
     assert_eq!(store.events_after(&run, 0, 1000).await.unwrap().len(), 300);
     assert_eq!(

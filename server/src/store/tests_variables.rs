@@ -31,11 +31,11 @@ async fn db_bytes(path: &Path) -> i64 {
 
 async fn insert(store: &Store, id: &str, variables: &BTreeMap<String, String>) -> i64 {
     let run = sample_run(id, variables.clone());
-    let mut nodes = vec![sample_node(id, "a", 0), sample_node(id, "b", 1)];
-    store
-        .insert_run(&run, "name: sample\n", &mut nodes, None)
+    let nodes = vec![sample_node(id, "a", 0), sample_node(id, "b", 1)];
+    super::tests::insert(store, run, "name: sample\n", nodes)
         .await
-        .unwrap()
+        .0
+        .pk
 }
 
 async fn count(path: &Path, sql: &str) -> i64 {

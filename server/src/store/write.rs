@@ -169,17 +169,9 @@ fn json<T: serde::Serialize>(value: &T) -> EngineResult<String> {
     Ok(serde_json::to_string(value)?)
 }
 
-/// Appends the statements writing `batches`, as if committed in order:
-/// a content is stored once, a run or node written twice keeps its last
-/// state.
-pub(super) fn batches<'a>(script: &mut Script<'a>, batches: &'a [WriteBatch]) -> EngineResult<()> {
-    contents(
-        script,
-        batches
-            .iter()
-            .flat_map(|b| &b.contents)
-            .map(|(sha, data)| (sha.as_str(), &data[..])),
-    )?;
+/// Appends the statements writing `batches` but their contents, which
+/// the caller writes first with `contents`.
+pub(super) fn updates<'a>(script: &mut Script<'a>, batches: &[&'a WriteBatch]) -> EngineResult<()> {
     for run in last_by_key(batches.iter().filter_map(|b| b.run.as_ref()), |r| r.pk) {
         update_run(script, run)?;
     }
@@ -292,18 +284,18 @@ fn update_run<'a>(script: &mut Script<'a>, run: &'a Run) -> EngineResult<()> {
     Ok(())
 }
 
-/// New node rows of run `run_pk`, with the keys already assigned to them.
+/// New node rows, with the keys already assigned to them and to their
+/// runs: (run pk, node).
 pub(super) fn insert_nodes<'a>(
     script: &mut Script<'a>,
-    run_pk: i64,
-    nodes: &'a [NodeExecution],
+    nodes: &[(i64, &'a NodeExecution)],
 ) -> EngineResult<()> {
     script.rows(
         "INSERT INTO node_executions (pk, id, run_pk, node_id, position, status, agent, config) VALUES ",
         8,
         "",
         nodes,
-        |s, n| {
+        |s, &(run_pk, n)| {
             s.bind(n.pk)?;
             s.bind(n.id.as_str())?;
             s.bind(run_pk)?;

@@ -8,9 +8,8 @@ use crate::engine::run::journal::{Journal, RunChange};
 use crate::engine::{Engine, WorkflowSource, agents, new_node_execution, new_run, redact_snapshot};
 use crate::error::{EngineError, EngineResult};
 use crate::model::*;
-use crate::store::{RunRef, WriteBatch};
+use crate::store::{NewRun, RunRef, WriteBatch};
 use std::collections::{BTreeMap, BTreeSet};
-use tokio_util::sync::CancellationToken;
 
 /// A replay as a client asks for it.
 #[derive(Clone, Debug, Default)]
@@ -247,29 +246,30 @@ impl Engine {
         // The run, its rows, what is already decided of them and its first
         // events land in one transaction: recovery never sees an
         // overridden node still pending.
-        run.pk = self
-            .store()
-            .insert_run(&run, &text, &mut rows, Some(&mut batch))
-            .await?;
-        for (rec, pos) in rows.iter().zip(row_pos) {
-            if let Some(n) = nodes[pos].as_mut() {
-                n.pk = rec.pk;
-            }
-        }
-
-        let nodes: Vec<NodeExecution> = nodes
-            .into_iter()
-            .map(|n| n.expect("every node is planned"))
-            .collect();
-        let start = RunStart {
-            run: run.clone(),
-            workflow,
-            nodes,
-            agents: plan.agents,
-            last_seq,
-            permit: Some(permit),
+        let new = NewRun {
+            run,
+            workflow: text,
+            nodes: rows,
+            then: batch,
         };
-        self.spawn_driver(start, CancellationToken::new())?;
-        Ok(run)
+        self.launch(new, move |stored| {
+            for (rec, pos) in stored.nodes.iter().zip(row_pos) {
+                if let Some(n) = nodes[pos].as_mut() {
+                    n.pk = rec.pk;
+                }
+            }
+            RunStart {
+                run: stored.run,
+                workflow,
+                nodes: nodes
+                    .into_iter()
+                    .map(|n| n.expect("every node is planned"))
+                    .collect(),
+                agents: plan.agents,
+                last_seq,
+                permit: Some(permit),
+            }
+        })
+        .await
     }
 }

@@ -18,8 +18,8 @@ impl RunDriver {
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.stop_batch(&cause).await {
-                Ok(batch) => match self.engine.store.commit(&batch).await {
-                    Ok(()) => {
+                Ok(batch) => match self.engine.store.commit(batch).await {
+                    Ok(batch) => {
                         for (_, e) in batch.events {
                             let _ = self.active.events.send(e);
                         }

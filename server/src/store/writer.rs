@@ -1,0 +1,239 @@
+//! The one write connection, owned by a task that commits for every run
+//! at once.
+//!
+//! Writes arrive as requests (a run's batches, a new run); the task takes
+//! all that queued while the previous transaction ran and commits them in
+//! one. On these machines a transaction costs mostly hand-offs between
+//! tokio and sqlx's SQLite thread, a few per query whatever the rows, so
+//! many small runs share one transaction's cost instead of each paying its
+//! own. The task owns the connection, so a caller that stops waiting does
+//! not cut a transaction short: what was asked is written whole or not at
+//! all.
+//!
+//! Requests are independent: when a shared transaction fails, each request
+//! is tried again alone, so a request fails only where it would have failed
+//! by itself: one run's bad row never fails another run's write, and on a
+//! nearly full disk a small write is not refused for a large one beside it.
+
+use super::write::{self, Script};
+use super::{NewRun, WriteBatch};
+use crate::error::{EngineError, EngineResult};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Connection, SqliteConnection};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{mpsc, oneshot};
+
+/// A transaction takes requests until it holds about this many bytes
+/// (`WriteBatch::approx_size`); a larger request goes alone.
+const GROUP_BYTES: usize = 32 << 20;
+
+pub(super) enum Request {
+    /// Batches to commit together, in order; they come back with the
+    /// outcome.
+    Commit {
+        batches: Vec<WriteBatch>,
+        reply: oneshot::Sender<(Vec<WriteBatch>, EngineResult<()>)>,
+    },
+    /// A new run: its keys are assigned in the transaction.
+    Insert {
+        new: Box<NewRun>,
+        reply: oneshot::Sender<EngineResult<Box<NewRun>>>,
+    },
+}
+
+impl Request {
+    fn size(&self) -> usize {
+        match self {
+            Self::Commit { batches, .. } => batches.iter().map(WriteBatch::approx_size).sum(),
+            Self::Insert { new, .. } => {
+                new.workflow.len() + new.nodes.len() * 256 + new.then.approx_size()
+            }
+        }
+    }
+
+    fn answer(self, result: EngineResult<()>) {
+        match self {
+            Self::Commit { batches, reply } => {
+                let _ = reply.send((batches, result));
+            }
+            Self::Insert { new, reply } => {
+                let _ = reply.send(result.map(|()| new));
+            }
+        }
+    }
+}
+
+/// What the writer did, for tests and figures.
+#[derive(Default)]
+pub(super) struct Counters {
+    pub transactions: AtomicU64,
+    pub requests: AtomicU64,
+}
+
+/// The connection; dropped after a failed transaction and opened again on
+/// the next one. SQLite rolls a transaction back by itself on some errors
+/// (SQLITE_FULL among them), and a connection whose idea of the open
+/// transaction differs from SQLite's would turn the next BEGIN into a
+/// savepoint that never commits.
+struct Writer {
+    conn: Option<SqliteConnection>,
+    options: SqliteConnectOptions,
+    counters: Arc<Counters>,
+}
+
+pub(super) fn spawn(
+    conn: SqliteConnection,
+    options: SqliteConnectOptions,
+    counters: Arc<Counters>,
+) -> mpsc::UnboundedSender<Request> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let writer = Writer {
+        conn: Some(conn),
+        options,
+        counters,
+    };
+    tokio::spawn(serve(writer, rx));
+    tx
+}
+
+async fn serve(mut writer: Writer, mut rx: mpsc::UnboundedReceiver<Request>) {
+    let mut held: Option<Request> = None;
+    loop {
+        let first = match held.take() {
+            Some(r) => r,
+            None => match rx.recv().await {
+                Some(r) => r,
+                None => return,
+            },
+        };
+        let mut bytes = first.size();
+        let mut group = vec![first];
+        while bytes < GROUP_BYTES {
+            let Ok(next) = rx.try_recv() else { break };
+            let size = next.size();
+            if bytes + size > GROUP_BYTES {
+                held = Some(next);
+                break;
+            }
+            bytes += size;
+            group.push(next);
+        }
+        match writer.write(&mut group).await {
+            Ok(()) => group.into_iter().for_each(|r| r.answer(Ok(()))),
+            Err(_) if group.len() > 1 => {
+                for request in group {
+                    let mut alone = vec![request];
+                    let result = writer.write(&mut alone).await;
+                    alone.pop().expect("one request").answer(result);
+                }
+            }
+            Err(e) => group.into_iter().for_each(|r| r.answer(Err(e.clone()))),
+        }
+    }
+}
+
+impl Writer {
+    async fn conn(&mut self) -> EngineResult<&mut SqliteConnection> {
+        if self.conn.is_none() {
+            self.conn = Some(SqliteConnection::connect_with(&self.options).await?);
+        }
+        Ok(self.conn.as_mut().expect("connected above"))
+    }
+
+    /// Writes `group` in one transaction. On failure nothing of it is
+    /// stored, and new runs keep no keys.
+    async fn write(&mut self, group: &mut [Request]) -> EngineResult<()> {
+        let result = self.try_write(group).await;
+        if result.is_err() {
+            // The connection may hold a transaction SQLite rolled back,
+            // or one a failed query left open: start afresh.
+            self.conn = None;
+            for request in group.iter_mut() {
+                if let Request::Insert { new, .. } = request {
+                    new.clear_keys();
+                }
+            }
+        } else {
+            self.counters.transactions.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .requests
+                .fetch_add(group.len() as u64, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn try_write(&mut self, group: &mut [Request]) -> EngineResult<()> {
+        let conn = self.conn().await?;
+        let inserts = group
+            .iter()
+            .filter(|r| matches!(r, Request::Insert { .. }))
+            .count();
+        // New runs need keys: the first query opens the transaction and
+        // reads the next free ones (the write lock is held from BEGIN
+        // IMMEDIATE on, so they stay free).
+        let mut script = if inserts > 0 {
+            let (mut last_run, mut last_node) = write::begin_with_last_keys(conn).await?;
+            for request in group.iter_mut() {
+                if let Request::Insert { new, .. } = request {
+                    last_run += 1;
+                    new.assign_keys(last_run, &mut last_node);
+                }
+            }
+            Script::continuing()
+        } else {
+            Script::transaction()
+        };
+        let mut new_runs = Vec::with_capacity(inserts);
+        let mut batches: Vec<&WriteBatch> = Vec::new();
+        for request in group.iter() {
+            match request {
+                Request::Insert { new, .. } => {
+                    new_runs.push(new.as_ref());
+                    batches.push(&new.then);
+                }
+                Request::Commit { batches: b, .. } => batches.extend(b),
+            }
+        }
+        let variables: Vec<(String, String)> = new_runs
+            .iter()
+            .map(|n| write::variables_content(&n.run))
+            .collect::<EngineResult<_>>()?;
+        write::contents(
+            &mut script,
+            new_runs
+                .iter()
+                .zip(&variables)
+                .flat_map(|(n, (sha, text))| {
+                    [
+                        (n.run.workflow_sha256.as_str(), n.workflow.as_bytes()),
+                        (sha.as_str(), text.as_bytes()),
+                    ]
+                })
+                .chain(
+                    batches
+                        .iter()
+                        .flat_map(|b| &b.contents)
+                        .map(|(sha, data)| (sha.as_str(), &data[..])),
+                ),
+        )?;
+        for (new, (sha, _)) in new_runs.iter().zip(&variables) {
+            write::insert_run(&mut script, new.run.pk, &new.run, sha)?;
+        }
+        let nodes: Vec<_> = new_runs
+            .iter()
+            .flat_map(|n| n.nodes.iter().map(move |node| (n.run.pk, node)))
+            .collect();
+        write::insert_nodes(&mut script, &nodes)?;
+        write::updates(&mut script, &batches)?;
+        script.push("COMMIT");
+        script.execute(conn).await
+    }
+}
+
+/// Why a request got no answer: the writer task is gone (the runtime
+/// shuts down). Not a storage error: retrying cannot help, and what was
+/// asked may be lost with the task, so nothing may treat it as written.
+pub(super) fn stopped() -> EngineError {
+    EngineError::Internal("the store's writer stopped".into())
+}
