@@ -1143,7 +1143,20 @@ fn machine() -> String {
 /// always of the code as it is (`cargo bench` builds only the bench).
 fn build_binaries() -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let mut build = Command::new(cargo);
+    // What cargo set for running this bench would reach the build
+    // scripts' fingerprints (ring's reads CARGO_MANIFEST_DIR): with it,
+    // every `cargo build` from a shell would rebuild the dependencies.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || ["CARGO_CRATE_NAME", "OUT_DIR", "LD_LIBRARY_PATH"].contains(&&*key)
+        {
+            build.env_remove(&*key);
+        }
+    }
+    let status = build
         .args(["build", "--release", "--quiet", "--bins"])
         .args(["-p", "retake-server", "-p", "retake-cli"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
