@@ -40,6 +40,13 @@ numbered_enum!(RunStatus {
     Cancelled = 6 => "cancelled",
 });
 
+/// A run not yet started.
+impl Default for RunStatus {
+    fn default() -> Self {
+        Self::Pending
+    }
+}
+
 impl RunStatus {
     pub fn is_finished(self) -> bool {
         matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
@@ -56,6 +63,13 @@ numbered_enum!(NodeStatus {
     Reused = 7 => "reused",
     Cancelled = 8 => "cancelled",
 });
+
+/// A node not yet started.
+impl Default for NodeStatus {
+    fn default() -> Self {
+        Self::Pending
+    }
+}
 
 impl NodeStatus {
     pub fn is_terminal(self) -> bool {
@@ -210,7 +224,7 @@ pub struct ReplayInfo {
     pub replay_set: Vec<String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Run {
     pub pk: i64,
     pub id: String,
@@ -241,7 +255,7 @@ pub struct AttemptRecord {
     pub error_origin: Option<FailureOrigin>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct NodeExecution {
     pub pk: i64,
     pub id: String,

@@ -78,33 +78,16 @@ pub(crate) fn new_node_execution(
     agent: &str,
 ) -> NodeExecution {
     NodeExecution {
-        pk: 0,
         id: new_id("nex"),
         run_id: run_id.to_string(),
         node_id: node.id.clone(),
         position: pos as i32,
-        status: NodeStatus::Pending,
         agent: agent.to_string(),
         config_json: clip_for_record(
             serde_json::Value::Object(secrets::redact_config(&node.config)).to_string(),
         ),
-        prompt: None,
-        model: None,
-        inputs_json: None,
-        input_artifacts: Vec::new(),
-        output_artifacts: Vec::new(),
-        error: None,
-        error_origin: None,
-        started_at: None,
-        finished_at: None,
-        latency_ms: None,
-        usage: Usage::default(),
-        attempt_count: 0,
-        attempts: Vec::new(),
-        blocked_by: Vec::new(),
-        reused_from_run: None,
-        reused_from_node_execution: None,
         depends_on: node.depends_on.clone(),
+        ..Default::default()
     }
 }
 

@@ -43,31 +43,13 @@ pub(super) fn sample_run(id: &str, variables: BTreeMap<String, String>) -> Run {
 
 pub(super) fn sample_node(run_id: &str, node_id: &str, position: i32) -> NodeExecution {
     NodeExecution {
-        pk: 0,
         id: new_id("nex"),
         run_id: run_id.into(),
         node_id: node_id.into(),
         position,
-        status: NodeStatus::Pending,
         agent: "local://echo".into(),
         config_json: "{}".into(),
-        prompt: None,
-        model: None,
-        inputs_json: None,
-        input_artifacts: Vec::new(),
-        output_artifacts: Vec::new(),
-        error: None,
-        error_origin: None,
-        started_at: None,
-        finished_at: None,
-        latency_ms: None,
-        usage: Usage::default(),
-        attempt_count: 0,
-        attempts: Vec::new(),
-        blocked_by: Vec::new(),
-        reused_from_run: None,
-        reused_from_node_execution: None,
-        depends_on: Vec::new(),
+        ..Default::default()
     }
 }
 

@@ -5,6 +5,8 @@
 
 use crate::model::*;
 use crate::store::WriteBatch;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 /// A change to one node's record.
 pub enum Change {
@@ -67,6 +69,11 @@ pub struct Journal {
     run_id: String,
     next_seq: i64,
     pending: WriteBatch,
+    /// Where each node's row is in `pending.nodes`, by pk: a node changed
+    /// twice before a commit is written once, in its last state, and
+    /// finding it does not scan the batch (a cascade of skips changes
+    /// thousands of nodes at once).
+    pending_at: HashMap<i64, usize>,
 }
 
 impl Journal {
@@ -77,6 +84,7 @@ impl Journal {
             run_id: run.id.clone(),
             next_seq: last_seq,
             pending: WriteBatch::default(),
+            pending_at: HashMap::new(),
         }
     }
 
@@ -84,6 +92,7 @@ impl Journal {
     pub fn restart_at(&mut self, last_seq: i64) {
         self.next_seq = last_seq;
         self.pending = WriteBatch::default();
+        self.pending_at.clear();
     }
 
     /// The sequence of the last event written.
@@ -98,6 +107,7 @@ impl Journal {
 
     /// The writes so far, handed over; the journal starts a new batch.
     pub fn take(&mut self) -> WriteBatch {
+        self.pending_at.clear();
         std::mem::take(&mut self.pending)
     }
 
@@ -266,10 +276,13 @@ impl Journal {
                 )]
             }
         };
-        self.pending.merge(WriteBatch {
-            nodes: vec![rec.clone()],
-            ..Default::default()
-        });
+        match self.pending_at.entry(rec.pk) {
+            Entry::Occupied(at) => self.pending.nodes[*at.get()] = rec.clone(),
+            Entry::Vacant(at) => {
+                at.insert(self.pending.nodes.len());
+                self.pending.nodes.push(rec.clone());
+            }
+        }
         for (kind, detail) in events {
             self.event(kind, Some(&rec.node_id), detail);
         }
@@ -386,5 +399,74 @@ fn completed_detail(rec: &NodeExecution) -> EventDetail {
         artifact_ids: rec.output_artifacts.clone(),
         latency_ms: rec.latency_ms,
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(pk: i64) -> NodeExecution {
+        NodeExecution {
+            pk,
+            id: format!("nex_{pk}"),
+            node_id: format!("n{pk}"),
+            ..Default::default()
+        }
+    }
+
+    /// A node changed twice before a commit is one row, in its last state;
+    /// every change keeps its events, in order.
+    #[test]
+    fn a_node_changed_twice_is_written_once_in_its_last_state() {
+        let run = Run {
+            pk: 1,
+            id: "run_x".into(),
+            ..Default::default()
+        };
+        let mut journal = Journal::new(&run, 0);
+        let (mut a, mut b) = (node(10), node(11));
+        journal.record(&mut a, Change::AttemptStarted { attempt: 1, at: 5 });
+        journal.record(
+            &mut b,
+            Change::Skipped {
+                blocked_by: vec![],
+                reason: "condition false".into(),
+            },
+        );
+        journal.record(
+            &mut a,
+            Change::Completed {
+                outputs: vec!["art_1".into()],
+                model: None,
+                usage: Usage::default(),
+            },
+        );
+        let batch = journal.take();
+        assert_eq!(
+            batch
+                .nodes
+                .iter()
+                .map(|n| (n.pk, n.status))
+                .collect::<Vec<_>>(),
+            [(10, NodeStatus::Completed), (11, NodeStatus::Skipped)]
+        );
+        assert_eq!(
+            batch.events.iter().map(|(_, e)| e.kind).collect::<Vec<_>>(),
+            [
+                EventKind::NodeStarted,
+                EventKind::NodeSkipped,
+                EventKind::NodeCompleted
+            ]
+        );
+        // A new batch starts empty: a later change is its own row again.
+        journal.record(
+            &mut b,
+            Change::Skipped {
+                blocked_by: vec![],
+                reason: "condition false".into(),
+            },
+        );
+        assert_eq!(journal.take().nodes.len(), 1);
     }
 }
