@@ -11,6 +11,15 @@ use crate::store::{RunFilter, RunRef};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// How much of each node record a read needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NodeDetail {
+    Full,
+    /// Status, outputs, errors and attempts, without what the node was
+    /// given (config, prompt and inputs are empty).
+    State,
+}
+
 impl Engine {
     /// A run with live counts.
     pub async fn get_run(&self, run_ref: &str) -> EngineResult<Run> {
@@ -75,7 +84,8 @@ impl Engine {
     /// REUSED with that run's artifacts.
     pub async fn nodes_of_run(&self, run: &Run) -> EngineResult<Vec<NodeExecution>> {
         let workflow = self.run_workflow(run).await?;
-        self.nodes_with_workflow(run, &workflow).await
+        self.nodes_with_workflow(run, &workflow, NodeDetail::Full)
+            .await
     }
 
     /// `nodes_of_run` for a caller that has parsed the run's workflow.
@@ -83,11 +93,15 @@ impl Engine {
         &self,
         run: &Run,
         workflow: &Workflow,
+        detail: NodeDetail,
     ) -> EngineResult<Vec<NodeExecution>> {
-        let mut by_id: HashMap<String, NodeExecution> = self
-            .0
-            .store
-            .nodes_of_run(run.pk)
+        let read = |pk| async move {
+            match detail {
+                NodeDetail::Full => self.0.store.nodes_of_run(pk).await,
+                NodeDetail::State => self.0.store.node_states_of_run(pk).await,
+            }
+        };
+        let mut by_id: HashMap<String, NodeExecution> = read(run.pk)
             .await?
             .into_iter()
             .map(|n| (n.node_id.clone(), n))
@@ -98,7 +112,7 @@ impl Engine {
                 break;
             }
             let source_run = self.0.store.find_run(RunRef(&source_id)).await?;
-            for rec in self.0.store.nodes_of_run(source_run.pk).await? {
+            for rec in read(source_run.pk).await? {
                 if by_id.contains_key(&rec.node_id) || !rec.status.has_outputs() {
                     continue;
                 }

@@ -167,9 +167,24 @@ impl Store {
     }
 
     pub async fn nodes_of_run(&self, run_pk: i64) -> EngineResult<Vec<NodeExecution>> {
+        self.nodes_with_columns(run_pk, rows::NODE_COLUMNS).await
+    }
+
+    /// `nodes_of_run` without what each node was given (config, prompt,
+    /// inputs, read empty): what planning a replay needs, a fraction of
+    /// the bytes when inputs are large.
+    pub async fn node_states_of_run(&self, run_pk: i64) -> EngineResult<Vec<NodeExecution>> {
+        self.nodes_with_columns(run_pk, rows::NODE_STATE_COLUMNS)
+            .await
+    }
+
+    async fn nodes_with_columns(
+        &self,
+        run_pk: i64,
+        columns: &str,
+    ) -> EngineResult<Vec<NodeExecution>> {
         let sql = format!(
-            "SELECT {} FROM node_executions n JOIN runs r ON r.pk = n.run_pk WHERE n.run_pk = ? ORDER BY n.position",
-            rows::NODE_COLUMNS
+            "SELECT {columns} FROM node_executions n JOIN runs r ON r.pk = n.run_pk WHERE n.run_pk = ? ORDER BY n.position"
         );
         let found = sqlx::query(&sql)
             .bind(run_pk)

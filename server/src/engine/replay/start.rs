@@ -5,6 +5,7 @@
 use super::plan::{self as replay, ReplayChanges};
 use crate::engine::run::RunStart;
 use crate::engine::run::journal::{Journal, RunChange};
+use crate::engine::reads::NodeDetail;
 use crate::engine::{Engine, WorkflowSource, agents, new_node_execution, new_run, redact_snapshot};
 use crate::error::{EngineError, EngineResult};
 use crate::model::*;
@@ -92,7 +93,12 @@ impl Engine {
         let text = redact_snapshot(&text, &workflow);
         let permit = self.admit()?;
 
-        let source_nodes = self.nodes_with_workflow(&source, &source_wf).await?;
+        // The plan needs the source nodes' states and outputs, not what
+        // they were given: inputs can be large, and there may be
+        // thousands of nodes.
+        let source_nodes = self
+            .nodes_with_workflow(&source, &source_wf, NodeDetail::State)
+            .await?;
         let changes = ReplayChanges {
             from: req.from,
             swaps: req.swaps,
