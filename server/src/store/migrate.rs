@@ -10,7 +10,17 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Runs the pending migrations on `conn`. Errors are what sqlx reports.
 pub(super) async fn run(conn: &mut SqliteConnection) -> Result<(), sqlx::migrate::MigrateError> {
     digest_inline_variables(conn).await?;
-    MIGRATOR.run_direct(conn).await
+    // A migration that rebuilds a table others refer to needs foreign keys
+    // off (SQLite's procedure for changing a table's shape); each such
+    // migration checks the references itself before it commits.
+    sqlx::query("PRAGMA foreign_keys = OFF")
+        .execute(&mut *conn)
+        .await?;
+    let migrated = MIGRATOR.run_direct(&mut *conn).await;
+    sqlx::query("PRAGMA foreign_keys = ON")
+        .execute(&mut *conn)
+        .await?;
+    migrated
 }
 
 /// Before 0002_variables_content, each run held its variables inline. That

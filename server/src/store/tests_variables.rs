@@ -16,9 +16,12 @@ async fn connect(path: &Path) -> SqliteConnection {
 }
 
 /// Bytes the database holds, committed WAL frames included.
+/// Bytes of the pages in use (a free page is reused before the file grows).
 async fn db_bytes(path: &Path) -> i64 {
     let mut conn = connect(path).await;
-    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+    let pages: i64 = sqlx::query_scalar(
+        "SELECT (SELECT page_count FROM pragma_page_count) - (SELECT freelist_count FROM pragma_freelist_count)",
+    )
         .fetch_one(&mut conn)
         .await
         .unwrap();
@@ -125,7 +128,13 @@ async fn a_database_of_the_first_schema_migrates_and_reads_back() {
                 .await
                 .unwrap();
         }
-        sqlx::query("INSERT INTO node_executions (id, run_pk, node_id, position, status, agent) VALUES ('nex_a', 1, 'a', 0, 4, 'local://echo')")
+        sqlx::query("INSERT INTO node_executions (id, run_pk, node_id, position, status, agent, config, prompt, inputs, output_artifacts) VALUES ('nex_a', 1, 'a', 0, 4, 'local://echo', '{\"k\":1}', 'say', ?, '[\"art_a\"]')")
+            .bind(&big_text)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO artifacts (id, run_pk, node_execution_pk, node_id, name, media_type, size, sha256, origin, created_at) VALUES ('art_a', 1, 1, 'a', 'result', 'text/plain', 13, ?, 1, 1)")
+            .bind(sha256_hex(workflow.as_bytes()))
             .execute(&mut conn)
             .await
             .unwrap();
@@ -152,7 +161,16 @@ async fn a_database_of_the_first_schema_migrates_and_reads_back() {
             assert_eq!(&run.variables, variables, "{id}");
         }
         let run_a = store.find_run(RunRef("run_a")).await.unwrap();
-        assert_eq!(store.nodes_of_run(run_a.pk).await.unwrap().len(), 1);
+        let nodes = store.nodes_of_run(run_a.pk).await.unwrap();
+        assert_eq!(nodes.len(), 1);
+        assert_eq!(nodes[0].config_json, r#"{"k":1}"#);
+        assert_eq!(nodes[0].prompt.as_deref(), Some("say"));
+        assert_eq!(nodes[0].inputs_json.as_deref(), Some(big_text.as_str()));
+        assert_eq!(nodes[0].output_artifacts, ["art_a"]);
+        let states = store.node_states_of_run(run_a.pk).await.unwrap();
+        assert_eq!(states[0].output_artifacts, ["art_a"]);
+        assert_eq!(states[0].inputs_json, None);
+        assert_eq!(store.artifact("art_a").await.unwrap().node_id, "a");
         assert_eq!(store.events_after(&run_a, 0, 10).await.unwrap().len(), 1);
     }
     assert_eq!(
@@ -163,6 +181,20 @@ async fn a_database_of_the_first_schema_migrates_and_reads_back() {
         .await,
         0,
         "the inline column is gone"
+    );
+    // A node's large columns come last, and the artifacts still refer to
+    // their nodes.
+    assert_eq!(
+        count(
+            &path,
+            "SELECT MIN(cid) FROM pragma_table_info('node_executions') WHERE name IN ('config', 'prompt', 'inputs')"
+        )
+        .await,
+        count(&path, "SELECT COUNT(*) - 3 FROM pragma_table_info('node_executions')").await,
+    );
+    assert_eq!(
+        count(&path, "SELECT COUNT(*) FROM pragma_foreign_key_check").await,
+        0
     );
     // The big document is stored once, the hand-written text byte for byte.
     assert_eq!(

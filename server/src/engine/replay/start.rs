@@ -3,9 +3,9 @@
 //! overrides and reused nodes, and hand it to the executor.
 
 use super::plan::{self as replay, ReplayChanges};
+use crate::engine::reads::NodeDetail;
 use crate::engine::run::RunStart;
 use crate::engine::run::journal::{Journal, RunChange};
-use crate::engine::reads::NodeDetail;
 use crate::engine::{Engine, WorkflowSource, agents, new_node_execution, new_run, redact_snapshot};
 use crate::error::{EngineError, EngineResult};
 use crate::model::*;
