@@ -425,7 +425,16 @@ impl TextProgress {
                 } else {
                     String::new()
                 };
-                format!("  {} {node} started{attempt}", style.dim("▸"))
+                let worker = if event.worker.is_empty() {
+                    String::new()
+                } else {
+                    format!(" on worker {}", event.worker)
+                };
+                format!("  {} {node} started{attempt}{worker}", style.dim("▸"))
+            }
+            // A worker step with no worker free: say so, it may be long.
+            EventKind::NodeQueued => {
+                with_message(format!("  {} {node} queued", style.yellow("…")), ": ")
             }
             EventKind::NodeCompleted if Self::is_override(event) => {
                 Self::overridden_line(style, node, &[])

@@ -89,7 +89,10 @@ impl Style {
             NodeStatus::Completed => self.green(word),
             NodeStatus::Reused => self.cyan(word),
             NodeStatus::Failed => self.red(word),
-            NodeStatus::Skipped | NodeStatus::Cancelled | NodeStatus::Waiting => self.yellow(word),
+            NodeStatus::Skipped
+            | NodeStatus::Cancelled
+            | NodeStatus::Waiting
+            | NodeStatus::Queued => self.yellow(word),
             _ => word.to_string(),
         }
     }
@@ -161,6 +164,7 @@ pub fn node_status_name(status: NodeStatus) -> &'static str {
         NodeStatus::Skipped => "skipped",
         NodeStatus::Reused => "reused",
         NodeStatus::Cancelled => "cancelled",
+        NodeStatus::Queued => "queued",
     }
 }
 
@@ -180,6 +184,8 @@ pub fn event_kind_name(kind: EventKind) -> &'static str {
         EventKind::WaitResolved => "wait_resolved",
         EventKind::NodeRetrying => "node_retrying",
         EventKind::NodeCancelled => "node_cancelled",
+        EventKind::NodeQueued => "node_queued",
+        EventKind::NodeProgress => "node_progress",
     }
 }
 

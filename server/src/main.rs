@@ -50,6 +50,12 @@ struct Args {
     /// before it is failed with "disk full" as the cause.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     disk_full_timeout: u64,
+    /// Milliseconds a worker's task stays its own after the worker was last
+    /// heard from (workers send a heartbeat every third of it); then the
+    /// task goes to another worker as a new attempt, which does not count
+    /// against the node's retry budget.
+    #[arg(long, default_value_t = 10_000, value_name = "MS", value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    worker_lease_ms: u64,
     /// Caps the database at this many pages (4 KiB each); writes past it
     /// fail as on a full disk.
     #[arg(long, value_name = "PAGES")]
@@ -76,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
     settings.tls_key = args.tls_key;
     settings.max_db_pages = args.max_db_pages;
     settings.disk_full_timeout = std::time::Duration::from_secs(args.disk_full_timeout);
+    settings.worker_lease = std::time::Duration::from_millis(args.worker_lease_ms);
     let mut policy = EnvPolicy::default();
     if !args.allow_env.is_empty() {
         policy.allowed_vars = args.allow_env;

@@ -62,6 +62,7 @@ numbered_enum!(NodeStatus {
     Skipped = 6 => "skipped",
     Reused = 7 => "reused",
     Cancelled = 8 => "cancelled",
+    Queued = 9 => "queued",
 });
 
 /// A node not yet started.
@@ -114,6 +115,8 @@ numbered_enum!(EventKind {
     WaitResolved = 11 => "wait_resolved",
     NodeRetrying = 12 => "node_retrying",
     NodeCancelled = 13 => "node_cancelled",
+    NodeQueued = 14 => "node_queued",
+    NodeProgress = 15 => "node_progress",
 });
 
 /// Unix time in microseconds, the store's time unit.
@@ -170,7 +173,8 @@ impl NodeCounts {
 
     pub fn add(&mut self, status: NodeStatus, n: i32) {
         match status {
-            NodeStatus::Pending => self.pending += n,
+            // A queued task has not started either.
+            NodeStatus::Pending | NodeStatus::Queued => self.pending += n,
             NodeStatus::Running => self.running += n,
             NodeStatus::Waiting => self.waiting += n,
             // completed counts completed plus reused nodes.
@@ -253,6 +257,9 @@ pub struct AttemptRecord {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_origin: Option<FailureOrigin>,
+    /// The worker that ran it (`worker://` nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -320,6 +327,12 @@ pub struct EventDetail {
     /// The nodes a NODE_REUSED event announces.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub node_ids: Vec<String>,
+    /// NODE_STARTED of a `worker://` node: the worker that took the task.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub worker: String,
+    /// NODE_PROGRESS (never stored): how far, 0 to 1, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<f64>,
 }
 
 fn is_zero(n: &i32) -> bool {

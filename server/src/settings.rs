@@ -34,6 +34,9 @@ pub struct Settings {
     /// How long a run keeps retrying a commit the disk refuses before it
     /// is failed with "disk full" as the cause.
     pub disk_full_timeout: Duration,
+    /// How long a worker's task stays its own after the worker was last
+    /// heard from; then the task goes to another worker as a new attempt.
+    pub worker_lease: Duration,
     /// Which `${env.NAME}` variables workflows may name, and where their
     /// values may be sent. None (the default, for the CLI's embedded
     /// engine): the user is the operator and no restriction applies;
@@ -99,6 +102,7 @@ impl Settings {
             tls_key: None,
             max_db_pages: None,
             disk_full_timeout: Duration::from_secs(300),
+            worker_lease: Duration::from_secs(10),
             env_policy: None,
         }
     }

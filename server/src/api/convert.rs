@@ -178,6 +178,7 @@ pub fn node(n: &m::NodeExecution) -> pb::NodeExecution {
                     .error_origin
                     .map(|o| o.as_i64() as i32)
                     .unwrap_or_default(),
+                worker: a.worker.clone().unwrap_or_default(),
             })
             .collect(),
         reused_from_run_id: n.reused_from_run.clone().unwrap_or_default(),
@@ -225,6 +226,8 @@ pub fn event(e: &m::Event) -> pb::Event {
         artifact_ids: d.artifact_ids.clone(),
         node_ids: d.node_ids.clone(),
         latency_ms: d.latency_ms.unwrap_or_default(),
+        worker: d.worker.clone(),
+        progress: d.progress,
     }
 }
 

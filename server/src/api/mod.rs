@@ -7,12 +7,14 @@ mod paging;
 mod run_service;
 mod status;
 pub use status::StatusLayer;
+mod worker_service;
 mod workflow_service;
 
 use crate::Settings;
 use crate::engine::Engine;
 use retake::v1::artifact_service_server::ArtifactServiceServer;
 use retake::v1::run_service_server::RunServiceServer;
+use retake::v1::worker_service_server::WorkerServiceServer;
 use retake::v1::workflow_service_server::WorkflowServiceServer;
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
@@ -106,6 +108,11 @@ pub async fn routes(engine: Engine, settings: &Settings) -> anyhow::Result<Route
     })
     .max_decoding_message_size(limit)
     .max_encoding_message_size(limit);
+    let workers = WorkerServiceServer::new(worker_service::WorkerApi {
+        engine: engine.clone(),
+    })
+    .max_decoding_message_size(limit)
+    .max_encoding_message_size(limit);
     let workflows = WorkflowServiceServer::new(workflow_service::WorkflowApi { engine })
         .max_decoding_message_size(limit);
 
@@ -113,6 +120,7 @@ pub async fn routes(engine: Engine, settings: &Settings) -> anyhow::Result<Route
         .add_service(InterceptedService::new(runs, auth.clone()))
         .add_service(InterceptedService::new(artifacts, auth.clone()))
         .add_service(InterceptedService::new(workflows, auth.clone()))
+        .add_service(InterceptedService::new(workers, auth.clone()))
         .add_service(InterceptedService::new(reflection_v1, auth.clone()))
         .add_service(InterceptedService::new(reflection_v1alpha, auth)))
 }

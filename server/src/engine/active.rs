@@ -34,6 +34,23 @@ impl ActiveRun {
         let _ = self.events.send(delta_event(node_id, text));
     }
 
+    /// Sends a worker's report of how far a node got to live watchers; like
+    /// deltas, not part of the durable event log.
+    pub(crate) fn publish_progress(&self, node_id: &str, message: String, fraction: Option<f64>) {
+        let _ = self.events.send(Event {
+            run_id: String::new(),
+            sequence: 0,
+            kind: EventKind::NodeProgress,
+            time: now_micros(),
+            node_id: Some(node_id.to_string()),
+            detail: EventDetail {
+                message,
+                progress: fraction,
+                ..Default::default()
+            },
+        });
+    }
+
     /// Forgets the streamed text of a node that ended.
     pub(crate) fn end_partial(&self, node_id: &str) {
         self.partial

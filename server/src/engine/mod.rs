@@ -13,6 +13,7 @@
 //! - `workflow`, `template`, `config`, `secrets`: what a workflow says and
 //!   how a node's inputs and config are resolved;
 //! - `agents/`: the agents a node runs (local, llm, a2a);
+//! - `workers/`: `worker://` nodes, run by the user's worker processes;
 //! - `committer.rs`: each run's group commit to the store.
 
 mod active;
@@ -30,6 +31,7 @@ pub mod secrets;
 pub mod template;
 mod waits;
 mod watch_stream;
+pub mod workers;
 pub mod workflow;
 
 pub use active::ActiveRun;
@@ -60,6 +62,8 @@ pub struct EngineInner {
     /// Cancelled when the server shuts down: open streams end.
     shutdown: CancellationToken,
     parsed: parsed::ParsedWorkflows,
+    /// Connected workers and the tasks of `worker://` nodes.
+    pub workers: Arc<workers::WorkerHub>,
 }
 
 /// Cheap to clone; every clone drives the same runs.
@@ -81,8 +85,10 @@ impl Engine {
         let store = Store::open(&settings.db_path, &opts).await?;
         let permits = Arc::new(Semaphore::new(settings.max_parallel_nodes.max(1)));
         let run_permits = Arc::new(Semaphore::new(settings.max_concurrent_runs.max(1)));
+        let workers = workers::WorkerHub::new(settings.worker_lease);
         Ok(Self(Arc::new(EngineInner {
             store,
+            workers,
             settings,
             active: Mutex::new(HashMap::new()),
             node_permits: permits,
@@ -163,6 +169,11 @@ impl Engine {
             }
             _ => Err(EngineError::InvalidArgument(loaded.error_message())),
         }
+    }
+
+    /// Connected workers and the tasks of `worker://` nodes.
+    pub fn workers(&self) -> &Arc<workers::WorkerHub> {
+        &self.0.workers
     }
 
     /// Takes one of the server's run slots, or refuses at once: over the

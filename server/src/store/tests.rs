@@ -106,8 +106,8 @@ impl Fixture {
             number: 1,
             started_at: 2,
             finished_at: Some(3),
-            error: None,
-            error_origin: None,
+            worker: Some("w-1".into()),
+            ..Default::default()
         }];
         let artifact_id = batch.add_output(
             run.pk,
@@ -172,6 +172,7 @@ async fn the_fixture_reads_back() {
     assert_eq!(run.status, RunStatus::Pending);
     let nodes = fx.store.nodes_of_run(run.pk).await.unwrap();
     assert_eq!(nodes[0].attempts.len(), 1);
+    assert_eq!(nodes[0].attempts[0].worker.as_deref(), Some("w-1"));
     assert_eq!(nodes[0].output_artifacts, vec![fx.artifact_id.clone()]);
     let events = fx.store.events_after(&run, 0, 10).await.unwrap();
     assert_eq!(events.len(), 2);

@@ -31,6 +31,7 @@ class NodeStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NODE_STATUS_SKIPPED: _ClassVar[NodeStatus]
     NODE_STATUS_REUSED: _ClassVar[NodeStatus]
     NODE_STATUS_CANCELLED: _ClassVar[NodeStatus]
+    NODE_STATUS_QUEUED: _ClassVar[NodeStatus]
 
 class FailureOrigin(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -66,6 +67,8 @@ class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_KIND_WAIT_RESOLVED: _ClassVar[EventKind]
     EVENT_KIND_NODE_RETRYING: _ClassVar[EventKind]
     EVENT_KIND_NODE_CANCELLED: _ClassVar[EventKind]
+    EVENT_KIND_NODE_QUEUED: _ClassVar[EventKind]
+    EVENT_KIND_NODE_PROGRESS: _ClassVar[EventKind]
 RUN_STATUS_UNSPECIFIED: RunStatus
 RUN_STATUS_PENDING: RunStatus
 RUN_STATUS_RUNNING: RunStatus
@@ -82,6 +85,7 @@ NODE_STATUS_FAILED: NodeStatus
 NODE_STATUS_SKIPPED: NodeStatus
 NODE_STATUS_REUSED: NodeStatus
 NODE_STATUS_CANCELLED: NodeStatus
+NODE_STATUS_QUEUED: NodeStatus
 FAILURE_ORIGIN_UNSPECIFIED: FailureOrigin
 FAILURE_ORIGIN_AGENT: FailureOrigin
 FAILURE_ORIGIN_TIMEOUT: FailureOrigin
@@ -108,6 +112,8 @@ EVENT_KIND_WAIT_STARTED: EventKind
 EVENT_KIND_WAIT_RESOLVED: EventKind
 EVENT_KIND_NODE_RETRYING: EventKind
 EVENT_KIND_NODE_CANCELLED: EventKind
+EVENT_KIND_NODE_QUEUED: EventKind
+EVENT_KIND_NODE_PROGRESS: EventKind
 
 class Usage(_message.Message):
     __slots__ = ("input_tokens", "output_tokens", "cost_usd")
@@ -231,18 +237,20 @@ class Run(_message.Message):
     def __init__(self, id: _Optional[str] = ..., workflow_name: _Optional[str] = ..., workflow_sha256: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., variables: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., counts: _Optional[_Union[NodeCounts, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., failure: _Optional[_Union[RunFailure, _Mapping]] = ..., replay: _Optional[_Union[ReplayInfo, _Mapping]] = ..., workflow_content: _Optional[str] = ..., workflow_description: _Optional[str] = ...) -> None: ...
 
 class Attempt(_message.Message):
-    __slots__ = ("number", "start_time", "finish_time", "error", "error_origin")
+    __slots__ = ("number", "start_time", "finish_time", "error", "error_origin", "worker")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ERROR_ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
     number: int
     start_time: _timestamp_pb2.Timestamp
     finish_time: _timestamp_pb2.Timestamp
     error: str
     error_origin: FailureOrigin
-    def __init__(self, number: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[str] = ..., error_origin: _Optional[_Union[FailureOrigin, str]] = ...) -> None: ...
+    worker: str
+    def __init__(self, number: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[str] = ..., error_origin: _Optional[_Union[FailureOrigin, str]] = ..., worker: _Optional[str] = ...) -> None: ...
 
 class NodeExecution(_message.Message):
     __slots__ = ("id", "run_id", "node_id", "status", "agent", "config_json", "prompt", "model", "input_artifact_ids", "output_artifact_ids", "error", "error_origin", "start_time", "finish_time", "latency_ms", "usage", "attempt_count", "attempts", "reused_from_run_id", "blocked_by", "depends_on", "position", "inputs_json", "reused_from_node_execution_id")
@@ -323,7 +331,7 @@ class Artifact(_message.Message):
     def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., node_id: _Optional[str] = ..., node_execution_id: _Optional[str] = ..., name: _Optional[str] = ..., media_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., origin: _Optional[_Union[ArtifactOrigin, str]] = ..., derived_from: _Optional[_Iterable[str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("run_id", "sequence", "kind", "time", "node_id", "run_status", "node_status", "attempt", "message", "delta", "artifact_ids", "latency_ms", "node_ids")
+    __slots__ = ("run_id", "sequence", "kind", "time", "node_id", "run_status", "node_status", "attempt", "message", "delta", "artifact_ids", "latency_ms", "node_ids", "worker", "progress")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -337,6 +345,8 @@ class Event(_message.Message):
     ARTIFACT_IDS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     NODE_IDS_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     sequence: int
     kind: EventKind
@@ -350,4 +360,6 @@ class Event(_message.Message):
     artifact_ids: _containers.RepeatedScalarFieldContainer[str]
     latency_ms: int
     node_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, run_id: _Optional[str] = ..., sequence: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node_id: _Optional[str] = ..., run_status: _Optional[_Union[RunStatus, str]] = ..., node_status: _Optional[_Union[NodeStatus, str]] = ..., attempt: _Optional[int] = ..., message: _Optional[str] = ..., delta: _Optional[str] = ..., artifact_ids: _Optional[_Iterable[str]] = ..., latency_ms: _Optional[int] = ..., node_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    worker: str
+    progress: float
+    def __init__(self, run_id: _Optional[str] = ..., sequence: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node_id: _Optional[str] = ..., run_status: _Optional[_Union[RunStatus, str]] = ..., node_status: _Optional[_Union[NodeStatus, str]] = ..., attempt: _Optional[int] = ..., message: _Optional[str] = ..., delta: _Optional[str] = ..., artifact_ids: _Optional[_Iterable[str]] = ..., latency_ms: _Optional[int] = ..., node_ids: _Optional[_Iterable[str]] = ..., worker: _Optional[str] = ..., progress: _Optional[float] = ...) -> None: ...

@@ -5,17 +5,42 @@
 
 use super::super::ActiveRun;
 use super::super::agents::{self, AgentCall, AgentError, AgentOutput};
+use super::super::workers::{self, News, TaskSpec, WorkerHub};
 use super::prepare::AgentNode;
 use crate::model::{FailureOrigin, Micros, now_micros};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 
-/// Sent when the attempt got its slot and the agent is being invoked.
+/// Sent when the attempt got its slot and the agent is being invoked (for
+/// a `worker://` node: when a worker took the task).
 pub struct Started {
     pub pos: usize,
     pub attempt: u32,
     pub at: Micros,
+    /// The worker that took the task.
+    pub worker: Option<String>,
+}
+
+/// What an attempt tells its driver before it ends.
+pub enum Heard {
+    Started(Started),
+    /// A `worker://` node's task waits for a worker; the text says why.
+    Queued {
+        pos: usize,
+        attempt: u32,
+        message: String,
+    },
+}
+
+/// What a `worker://` attempt needs beyond the call.
+pub struct WorkerSlot {
+    pub hub: Arc<WorkerHub>,
+    pub run_id: String,
+    pub node_execution_id: String,
+    pub outputs: Vec<String>,
+    /// Secret values the config resolved to: the worker gets none.
+    pub secrets: Vec<String>,
 }
 
 pub struct AttemptDone {
@@ -35,8 +60,10 @@ pub struct Slot {
     pub delay: Duration,
     pub deadline: Duration,
     pub permits: Arc<Semaphore>,
-    pub started: mpsc::UnboundedSender<Started>,
+    pub started: mpsc::UnboundedSender<Heard>,
     pub active: Arc<ActiveRun>,
+    /// Set for `worker://` nodes.
+    pub worker: Option<WorkerSlot>,
 }
 
 /// The attempt's future; spawn it.
@@ -62,9 +89,16 @@ pub fn run(node: &AgentNode, slot: Slot) -> impl Future<Output = AttemptDone> + 
             permits,
             started,
             active,
+            worker,
         } = slot;
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
+        }
+        if let Some(worker) = worker {
+            // A worker's own concurrency bounds its tasks: a task waiting
+            // for one takes none of this server's execution slots.
+            let result = on_worker(&call, worker, deadline, pos, attempt, &started, &active).await;
+            return AttemptDone { pos, result };
         }
         let Ok(_permit) = permits.acquire().await else {
             let error = AttemptError {
@@ -76,11 +110,12 @@ pub fn run(node: &AgentNode, slot: Slot) -> impl Future<Output = AttemptDone> + 
                 result: Err(error),
             };
         };
-        let _ = started.send(Started {
+        let _ = started.send(Heard::Started(Started {
             pos,
             attempt,
             at: now_micros(),
-        });
+            worker: None,
+        }));
         // One deadline for the whole attempt, however much it streams.
         let execution = tokio::time::timeout(deadline, agents::execute(&call));
         tokio::pin!(execution);
@@ -110,4 +145,74 @@ pub fn run(node: &AgentNode, slot: Slot) -> impl Future<Output = AttemptDone> + 
         };
         AttemptDone { pos, result }
     }
+}
+
+/// One attempt of a `worker://` node: its task goes to a worker through
+/// the hub; text and progress go to watchers as they come.
+async fn on_worker(
+    call: &AgentCall,
+    worker: WorkerSlot,
+    deadline: Duration,
+    pos: usize,
+    attempt: u32,
+    started: &mpsc::UnboundedSender<Heard>,
+    active: &ActiveRun,
+) -> Result<AgentOutput, AttemptError> {
+    let agent = call.agent.strip_prefix("worker://").unwrap_or_default();
+    let config = workers::worker_config(&call.config, &worker.secrets);
+    let queue_timeout = config
+        .get(workers::QUEUE_TIMEOUT_KEY)
+        .and_then(serde_json::Value::as_u64)
+        .map(Duration::from_millis);
+    let task = TaskSpec {
+        agent: agent.to_string(),
+        run_id: worker.run_id,
+        node_id: call.node_id.clone(),
+        node_execution_id: worker.node_execution_id,
+        attempt,
+        inputs_json: call.inputs_json.clone().unwrap_or_else(|| "{}".into()),
+        config_json: serde_json::Value::Object(config).to_string(),
+        prompt: call.prompt.clone().unwrap_or_default(),
+        output_names: worker.outputs,
+        deadline: (!deadline.is_zero()).then_some(deadline),
+        upstream: call.upstream.clone(),
+    };
+    let (deltas, mut delta_rx) = mpsc::unbounded_channel::<String>();
+    let execution = workers::attempt(
+        &worker.hub,
+        task,
+        queue_timeout,
+        &deltas,
+        |news| match news {
+            News::Queued(message) => {
+                let _ = started.send(Heard::Queued {
+                    pos,
+                    attempt,
+                    message,
+                });
+            }
+            News::Leased(name) => {
+                let _ = started.send(Heard::Started(Started {
+                    pos,
+                    attempt,
+                    at: now_micros(),
+                    worker: Some(name),
+                }));
+            }
+            News::Progress { message, fraction } => {
+                active.publish_progress(&call.node_id, message, fraction)
+            }
+        },
+    );
+    tokio::pin!(execution);
+    let outcome = loop {
+        tokio::select! {
+            r = &mut execution => break r,
+            Some(text) = delta_rx.recv() => active.publish_delta(&call.node_id, text),
+        }
+    };
+    while let Ok(text) = delta_rx.try_recv() {
+        active.publish_delta(&call.node_id, text);
+    }
+    outcome.map_err(|(error, origin)| AttemptError { error, origin })
 }

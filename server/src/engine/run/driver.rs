@@ -11,9 +11,9 @@ use super::super::secrets;
 use super::super::waits::{Ack, WaitAnswer, WaitValue};
 use super::super::workflow::Workflow;
 use super::super::{ActiveRun, EngineInner};
-use super::attempt::{self, AttemptDone, Slot, Started};
+use super::attempt::{self, AttemptDone, Heard, Slot, Started, WorkerSlot};
 use super::journal::{Change, Journal, RunChange};
-use super::machine::{AttemptFailure, Decision, Initial, Prepared, RunMachine, SkipReason};
+use super::machine::{AttemptFailure, Decision, Initial, Prepared, RunMachine, SkipReason, State};
 use super::outputs::Outputs;
 use super::prepare::{self, PreparedNode};
 use crate::error::{EngineError, EngineResult};
@@ -61,8 +61,8 @@ pub struct RunStart {
 
 /// What the driver waits for between decisions.
 struct Inbox {
-    started: mpsc::UnboundedReceiver<Started>,
-    started_tx: mpsc::UnboundedSender<Started>,
+    started: mpsc::UnboundedReceiver<Heard>,
+    started_tx: mpsc::UnboundedSender<Heard>,
     answers: mpsc::UnboundedReceiver<WaitAnswer>,
     tasks: JoinSet<AttemptDone>,
 }
@@ -342,6 +342,17 @@ impl RunDriver {
         let Some(PreparedNode::Agent(node)) = &self.prepared[pos] else {
             return;
         };
+        let worker = node
+            .call
+            .agent
+            .starts_with("worker://")
+            .then(|| WorkerSlot {
+                hub: self.engine.workers.clone(),
+                run_id: self.run.id.clone(),
+                node_execution_id: self.nodes[pos].id.clone(),
+                outputs: self.workflow.nodes[pos].outputs.clone(),
+                secrets: node.secrets.clone(),
+            });
         let rec = &mut self.nodes[pos];
         match self.errors[pos].take() {
             // A retry: the failed attempt is recorded with its error.
@@ -361,17 +372,41 @@ impl RunDriver {
             permits: self.engine.node_permits.clone(),
             started: inbox.started_tx.clone(),
             active: self.active.clone(),
+            worker,
         };
         inbox.tasks.spawn(attempt::run(node, slot));
     }
 
-    fn on_started(&mut self, started: Started) {
-        let Started { pos, attempt, at } = started;
-        if !self.machine.attempt_started(pos, attempt) {
-            return;
+    fn on_started(&mut self, heard: Heard) {
+        match heard {
+            Heard::Started(Started {
+                pos,
+                attempt,
+                at,
+                worker,
+            }) => {
+                if !self.machine.attempt_started(pos, attempt) {
+                    return;
+                }
+                let change = Change::AttemptStarted {
+                    attempt,
+                    at,
+                    worker,
+                };
+                self.journal.record(&mut self.nodes[pos], change);
+            }
+            Heard::Queued {
+                pos,
+                attempt,
+                message,
+            } => {
+                // Only while the attempt is still the node's current one.
+                if self.machine.state(pos) == (State::Running { attempt }) {
+                    self.journal
+                        .record(&mut self.nodes[pos], Change::Queued { message });
+                }
+            }
         }
-        self.journal
-            .record(&mut self.nodes[pos], Change::AttemptStarted { attempt, at });
     }
 
     fn on_attempt_done(&mut self, done: AttemptDone) -> Vec<Decision> {
@@ -388,6 +423,11 @@ impl RunDriver {
                     out.content.len()
                 );
                 (agents::AgentError::permanent(message), FailureOrigin::Agent)
+            }
+            // Lost with its worker: the machine's fault, not the node's.
+            Err(e) if e.origin == FailureOrigin::Interrupted => {
+                self.errors[pos] = Some((e.error.message, FailureOrigin::Interrupted));
+                return self.machine.attempt_lost(pos);
             }
             Err(e) => (e.error, e.origin),
         };

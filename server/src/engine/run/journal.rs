@@ -12,7 +12,14 @@ use std::collections::hash_map::Entry;
 pub enum Change {
     /// Attempt `attempt` got its agent invoked. The first announces the
     /// node; a retry was announced by its `Retrying`.
-    AttemptStarted { attempt: u32, at: Micros },
+    AttemptStarted {
+        attempt: u32,
+        at: Micros,
+        /// The worker that took the task (`worker://` nodes).
+        worker: Option<String>,
+    },
+    /// A `worker://` node's task waits for a worker; `message` says which.
+    Queued { message: String },
     /// The running attempt failed; another follows.
     Retrying {
         error: String,
@@ -115,7 +122,23 @@ impl Journal {
     pub fn record(&mut self, rec: &mut NodeExecution, change: Change) {
         let now = now_micros();
         let events: Vec<(EventKind, EventDetail)> = match change {
-            Change::AttemptStarted { attempt, at } => {
+            Change::Queued { message } => {
+                rec.status = NodeStatus::Queued;
+                vec![(
+                    EventKind::NodeQueued,
+                    EventDetail {
+                        node_status: Some(NodeStatus::Queued),
+                        attempt: rec.attempt_count + 1,
+                        message,
+                        ..Default::default()
+                    },
+                )]
+            }
+            Change::AttemptStarted {
+                attempt,
+                at,
+                worker,
+            } => {
                 rec.status = NodeStatus::Running;
                 rec.started_at.get_or_insert(at);
                 rec.attempt_count = attempt as i32;
@@ -126,9 +149,12 @@ impl Journal {
                 rec.attempts.push(AttemptRecord {
                     number: attempt as i32,
                     started_at: at,
+                    worker: worker.clone(),
                     ..Default::default()
                 });
-                if retried {
+                // A retry was announced by NODE_RETRYING; a worker taking
+                // the task is news either way (who took it).
+                if retried && worker.is_none() {
                     Vec::new()
                 } else {
                     vec![(
@@ -136,6 +162,7 @@ impl Journal {
                         EventDetail {
                             node_status: Some(NodeStatus::Running),
                             attempt: attempt as i32,
+                            worker: worker.unwrap_or_default(),
                             ..Default::default()
                         },
                     )]
@@ -426,7 +453,14 @@ mod tests {
         };
         let mut journal = Journal::new(&run, 0);
         let (mut a, mut b) = (node(10), node(11));
-        journal.record(&mut a, Change::AttemptStarted { attempt: 1, at: 5 });
+        journal.record(
+            &mut a,
+            Change::AttemptStarted {
+                attempt: 1,
+                at: 5,
+                worker: None,
+            },
+        );
         journal.record(
             &mut b,
             Change::Skipped {

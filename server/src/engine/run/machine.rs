@@ -81,7 +81,8 @@ impl Initial {
     pub fn of(rec: &NodeExecution) -> Self {
         let state = match rec.status {
             // A node that was running when the process stopped runs again.
-            NodeStatus::Pending | NodeStatus::Running => State::Pending,
+            // So does one whose task waited for a worker.
+            NodeStatus::Pending | NodeStatus::Running | NodeStatus::Queued => State::Pending,
             NodeStatus::Waiting => State::Waiting,
             NodeStatus::Completed => State::Done(Outcome::Completed),
             NodeStatus::Reused => State::Done(Outcome::Reused),
@@ -382,6 +383,23 @@ impl RunMachine {
         }
         self.update_phase(&mut out);
         out
+    }
+
+    /// The running attempt was lost to the machine (the worker running it
+    /// vanished): it does not count against the retry budget, and the next
+    /// attempt starts at once.
+    pub fn attempt_lost(&mut self, pos: usize) -> Vec<Decision> {
+        let State::Running { attempt } = self.state[pos] else {
+            return Vec::new();
+        };
+        self.attempts[pos] = self.attempts[pos].max(attempt);
+        let next = attempt + 1;
+        self.state[pos] = State::Running { attempt: next };
+        vec![Decision::Attempt {
+            pos,
+            attempt: next,
+            delay: Duration::ZERO,
+        }]
     }
 
     /// Whether the node at `pos` waits for a person.

@@ -502,3 +502,31 @@ fn a_node_without_a_policy_rides_out_rate_limits_but_not_its_deadline() {
         ]
     ));
 }
+
+/// An attempt lost with its worker is made again at once and costs the
+/// budget nothing: with a budget of one attempt, the node still gets a
+/// second chance after losing the first, and fails on its first real
+/// failure.
+#[test]
+fn attempts_lost_with_a_worker_do_not_count_against_the_budget() {
+    let mut m = machine(&[&[]]);
+    m.start();
+    run(&mut m, 0);
+    assert_eq!(m.attempt_lost(0), [attempt(0, 2)]);
+    assert!(m.attempt_started(0, 2));
+    assert_eq!(m.attempt_lost(0), [attempt(0, 3)]);
+    assert!(m.attempt_started(0, 3));
+    assert_eq!(m.attempts(0), 3);
+    assert_eq!(
+        m.attempt_failed(0, TRANSIENT),
+        [
+            Fail {
+                pos: 0,
+                not_retried: false
+            },
+            Finish(RunStatus::Failed)
+        ]
+    );
+    // A lost attempt of a node that is no longer running decides nothing.
+    assert!(m.attempt_lost(0).is_empty());
+}

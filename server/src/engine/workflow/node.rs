@@ -30,7 +30,7 @@ const HUMAN_AGENTS: &[&str] = &["input", "approve"];
 pub fn check_agent(agent: &str) -> Result<(), String> {
     let Some((scheme, rest)) = agent.split_once("://") else {
         return Err(format!(
-            "agent '{agent}' is not a URI; use local://, llm://, a2a:// or human://"
+            "agent '{agent}' is not a URI; use local://, llm://, a2a://, human:// or worker://"
         ));
     };
     match scheme {
@@ -55,8 +55,9 @@ pub fn check_agent(agent: &str) -> Result<(), String> {
         },
         "a2a" if !rest.is_empty() => Ok(()),
         "a2a" => Err(format!("agent '{agent}' must look like a2a://URL")),
+        "worker" => crate::engine::workers::check_agent_name(rest).map_err(|e| e.to_string()),
         other => Err(format!(
-            "unknown agent scheme '{other}://' in '{agent}' (known: local://, llm://, a2a://, human://)"
+            "unknown agent scheme '{other}://' in '{agent}' (known: local://, llm://, a2a://, human://, worker://)"
         )),
     }
 }
