@@ -360,3 +360,76 @@ async fn a_worker_without_the_token_is_refused() {
     let refused = open(&url(&s), "w", &["x"], 1).await.err().unwrap();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
 }
+
+/// A task queued when the server stops is queued again when it starts,
+/// and reaches the worker that connects then.
+#[tokio::test]
+async fn a_queued_task_survives_a_server_restart() {
+    let mut s = server(10_000).await;
+    let run = s
+        .start_run("name: r\nnodes:\n  job: {agent: worker://later, outputs: [result]}\n")
+        .await;
+    loop {
+        let (_, nodes) = s.get(&run.id).await;
+        if nodes[0].status == pb::NodeStatus::Queued as i32 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let dir = s.stop().await;
+    let mut s = in_process::start_in(dir, |_| {}).await;
+    let mut w = open(&url(&s), "after", &["later"], 1).await.unwrap();
+    let task = w.task().await;
+    assert_eq!(task.run_id, run.id);
+    w.complete(&task, &[("result", "delivered")], "");
+    let (run, nodes) = s.finish(&run.id).await;
+    assert_eq!(run.status, pb::RunStatus::Completed as i32);
+    assert_eq!(
+        s.content(&nodes[0].output_artifact_ids[0]).await,
+        "delivered"
+    );
+    assert_eq!(
+        nodes[0].attempts.len(),
+        1,
+        "waiting in the queue is no attempt"
+    );
+}
+
+/// A replay can swap a built-in step for a worker; the reused steps never
+/// reach it.
+#[tokio::test]
+async fn a_replay_swaps_a_step_to_a_worker() {
+    let mut s = server(10_000).await;
+    let (_, source, _) = s
+        .run("name: swap\nnodes:\n  a: {agent: local://echo, inputs: {v: 1}, outputs: [result]}\n  b: {agent: local://echo, inputs: {v: '${a.result}'}, outputs: [result], depends_on: [a]}\n")
+        .await;
+    let mut w = open(&url(&s), "swapper", &["mine"], 1).await.unwrap();
+    let replay = s
+        .runs
+        .replay_run(pb::ReplayRunRequest {
+            run_id: source.id.clone(),
+            from: "b".into(),
+            swaps: vec![pb::AgentSwap {
+                node_id: "b".into(),
+                agent: "worker://mine".into(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .run
+        .unwrap();
+    let task = w.task().await;
+    assert_eq!(task.node_id, "b");
+    w.complete(&task, &[("result", "from the worker")], "");
+    let (replay, nodes) = s.finish(&replay.id).await;
+    assert_eq!(replay.status, pb::RunStatus::Completed as i32);
+    let b = nodes.iter().find(|n| n.node_id == "b").unwrap();
+    assert_eq!(
+        s.content(&b.output_artifact_ids[0]).await,
+        "from the worker"
+    );
+    let a = nodes.iter().find(|n| n.node_id == "a").unwrap();
+    assert_eq!(a.status, pb::NodeStatus::Reused as i32);
+}
