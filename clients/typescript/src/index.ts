@@ -7,11 +7,15 @@ import { ArtifactService } from "./gen/retake/v1/artifact_pb.js";
 import { RunStatus, type Run } from "./gen/retake/v1/common_pb.js";
 import { RunService } from "./gen/retake/v1/run_pb.js";
 import { WorkflowService } from "./gen/retake/v1/workflow_pb.js";
+import { serverUrl } from "./url.js";
 
 export * from "./gen/retake/v1/artifact_pb.js";
 export * from "./gen/retake/v1/common_pb.js";
 export * from "./gen/retake/v1/run_pb.js";
 export * from "./gen/retake/v1/workflow_pb.js";
+export * from "./gen/retake/v1/worker_pb.js";
+export { serverUrl } from "./url.js";
+export { createWorker, RetakeWorker, TransientError, type Handler, type Task, type WorkerOptions } from "./worker.js";
 export { Code, ConnectError } from "@connectrpc/connect";
 
 export interface RetakeClient {
@@ -30,24 +34,6 @@ export interface ConnectOptions {
 }
 
 const FINISHED = new Set([RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED]);
-
-/**
- * The base URL for a server address, as the CLI and the Python client take
- * it: `HOST:PORT` means `http://HOST:PORT`; `http://` and `https://` (TLS)
- * URLs are kept. Any other scheme is an error.
- */
-export function serverUrl(address: string): string {
-  const trimmed = address.trim().replace(/\/+$/, "");
-  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(trimmed);
-  if (!scheme) return `http://${trimmed}`;
-  const name = scheme[1].toLowerCase();
-  if (name !== "http" && name !== "https") {
-    throw new Error(
-      `cannot use server ${trimmed}: '${scheme[1]}://' is not supported; give HOST:PORT, http://HOST:PORT or https://HOST:PORT`,
-    );
-  }
-  return `${name}://${trimmed.slice(scheme[0].length)}`;
-}
 
 /**
  * Connects to a retake server: `createRetakeClient("127.0.0.1:50051")`, or
