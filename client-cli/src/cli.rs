@@ -120,6 +120,8 @@ pub enum Command {
     Watch(WatchArgs),
     /// Cancel a run; in-flight nodes are interrupted
     Cancel(CancelArgs),
+    /// Workers connected to the server: the agents they serve and their tasks
+    Workers,
     /// Check a workflow file and report every problem at once
     Validate(ValidateArgs),
     /// Artifacts of a run and their provenance

@@ -5,6 +5,7 @@ use crate::cli::GlobalArgs;
 use crate::error::{CliError, CliResult, error_chain};
 use retake::v1::artifact_service_client::ArtifactServiceClient;
 use retake::v1::run_service_client::RunServiceClient;
+use retake::v1::worker_service_client::WorkerServiceClient;
 use retake::v1::workflow_service_client::WorkflowServiceClient;
 use std::collections::HashSet;
 use std::path::Path;
@@ -74,6 +75,7 @@ pub struct Clients {
     pub runs: RunServiceClient<Transport>,
     pub artifacts: ArtifactServiceClient<Transport>,
     pub workflows: WorkflowServiceClient<Transport>,
+    pub workers: WorkerServiceClient<Transport>,
     /// True when the engine runs inside this process: runs die with it.
     pub embedded: bool,
     /// What following a run does at a human wait. By default an embedded
@@ -94,7 +96,9 @@ impl Clients {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             artifacts: ArtifactServiceClient::with_interceptor(channel.clone(), auth.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
-            workflows: WorkflowServiceClient::with_interceptor(channel, auth)
+            workflows: WorkflowServiceClient::with_interceptor(channel.clone(), auth.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            workers: WorkerServiceClient::with_interceptor(channel, auth)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             embedded,
             waits: if embedded {

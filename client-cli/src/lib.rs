@@ -194,6 +194,7 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
                 Command::Cancel(args) => {
                     Ok(print(&commands::cancel::cancel(&clients, args).await?))
                 }
+                Command::Workers => Ok(print(&commands::workers::list(&clients).await?)),
                 Command::Artifacts(ArtifactsCommand::List(args)) => {
                     Ok(print(&commands::artifacts::list(&clients, args).await?))
                 }

@@ -232,6 +232,22 @@ pub fn node_text(style: Style, report: &NodeReport, preview_chars: usize) -> Str
     if n.attempt_count > 1 {
         field(&mut out, "Attempts", &n.attempt_count.to_string());
     }
+    // Which worker ran each attempt of a worker:// step.
+    let workers: Vec<String> = n
+        .attempts
+        .iter()
+        .filter(|a| !a.worker.is_empty())
+        .map(|a| {
+            if n.attempts.len() > 1 {
+                format!("{} (attempt {})", a.worker, a.number)
+            } else {
+                a.worker.clone()
+            }
+        })
+        .collect();
+    if !workers.is_empty() {
+        field(&mut out, "Worker", &workers.join(", "));
+    }
     if let Some(u) = &n.usage
         && (u.input_tokens > 0 || u.output_tokens > 0 || u.cost_usd > 0.0)
     {
@@ -410,6 +426,7 @@ pub fn node_json(report: &NodeReport, preview_chars: usize) -> serde_json::Value
             "finished_at": render::rfc3339(a.finish_time.as_ref()),
             "error": empty_null(&a.error),
             "error_origin": origin(a.error_origin()),
+            "worker": empty_null(&a.worker),
         })).collect::<Vec<_>>(),
         "reused_from_run_id": empty_null(&n.reused_from_run_id),
         "reused_from_node_execution_id": empty_null(&n.reused_from_node_execution_id),

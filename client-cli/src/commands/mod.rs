@@ -15,6 +15,7 @@ pub mod trace;
 pub mod validate;
 pub mod waits;
 pub mod watch;
+pub mod workers;
 
 pub use fetch::get_run;
 
