@@ -433,3 +433,19 @@ async fn a_replay_swaps_a_step_to_a_worker() {
     let a = nodes.iter().find(|n| n.node_id == "a").unwrap();
     assert_eq!(a.status, pb::NodeStatus::Reused as i32);
 }
+
+/// A server that stops ends its workers' streams (they reconnect), so a
+/// connected worker does not hold the shutdown up.
+#[tokio::test]
+async fn stopping_the_server_ends_the_workers_streams() {
+    let s = server(10_000).await;
+    let mut w = open(&url(&s), "w", &["x"], 1).await.unwrap();
+    let stopping = tokio::spawn(s.stop());
+    let end = tokio::time::timeout(Duration::from_secs(20), w.rx.message())
+        .await
+        .expect("the stream ends");
+    let status = end.expect_err("the stream ends with a status");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("shutting down"), "{status:?}");
+    stopping.await.unwrap();
+}

@@ -91,9 +91,21 @@ impl WorkerService for WorkerApi {
         // What the worker sends is reported to the hub until the stream
         // ends; then the session is over and its tasks keep their leases.
         let name = welcome.name;
+        let shutdown = self.engine.shutting_down();
         tokio::spawn(async move {
             loop {
-                let next = incoming.message().await;
+                let next = tokio::select! {
+                    next = incoming.message() => next,
+                    // The server stops: the worker reconnects (to it once
+                    // it is back, or to another); its tasks keep their
+                    // leases meanwhile.
+                    _ = shutdown.cancelled() => {
+                        let _ = out_tx.send(Err(Status::unavailable(
+                            "the server is shutting down; reconnect",
+                        )));
+                        break;
+                    }
+                };
                 let Ok(Some(msg)) = next else { break };
                 let Some(kind) = msg.kind else { continue };
                 let refused = match kind {

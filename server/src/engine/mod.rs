@@ -100,6 +100,11 @@ impl Engine {
 
     /// Ends every open event stream, so the server can stop without
     /// waiting for runs that wait for people. Runs resume at the next start.
+    /// Cancelled once shutdown begins: open streams end.
+    pub fn shutting_down(&self) -> CancellationToken {
+        self.0.shutdown.clone()
+    }
+
     pub fn begin_shutdown(&self) {
         self.0.shutdown.cancel();
     }
