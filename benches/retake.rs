@@ -18,6 +18,10 @@
 //! - `throughput`: 2,000 three-node `local://echo` runs started by 16 concurrent
 //!   gRPC clients against the release `retake-server` binary (SQLite file on
 //!   disk), until every run is COMPLETED: runs/s, and the server's CPU per run.
+//! - `workers`: a Python worker (clients/python, in its `.venv`) serving a
+//!   trivial `worker://` step of the release `retake-server`: the round trip
+//!   from the task handed out to its result committed, a 1,000-node chain of
+//!   worker steps, and the tasks one worker process completes per second.
 //!
 //! The servers are the kit's (retake-test-support): in-process, or the
 //! release binary as a child process. It prints figures; it asserts
@@ -59,13 +63,15 @@ impl Opts {
                     let v = args.next().context("--reps needs a number")?;
                     reps = Some(v.parse::<usize>().context("--reps needs a number")?.max(1));
                 }
-                "chain" | "cli" | "memory" | "replay" | "throughput" => sections.push(a),
+                "chain" | "cli" | "memory" | "replay" | "throughput" | "workers" => {
+                    sections.push(a)
+                }
                 other if other.starts_with("shape=") => {
                     shapes.push(other["shape=".len()..].to_lowercase())
                 }
                 "-h" | "--help" => {
                     println!(
-                        "usage: cargo bench --bench retake -- [chain] [cli] [memory] [replay [shape=mock|echo|mocksmalllast|tiny]...] [throughput] [--reps N] [--quick]"
+                        "usage: cargo bench --bench retake -- [chain] [cli] [memory] [replay [shape=mock|echo|mocksmalllast|tiny]...] [throughput] [workers] [--reps N] [--quick]"
                     );
                     std::process::exit(0);
                 }
@@ -76,7 +82,7 @@ impl Opts {
             }
         }
         if sections.is_empty() {
-            sections = ["chain", "cli", "memory", "replay", "throughput"]
+            sections = ["chain", "cli", "memory", "replay", "throughput", "workers"]
                 .map(String::from)
                 .to_vec();
         }
@@ -1107,6 +1113,196 @@ async fn bench_throughput(opts: &Opts, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
+// ---------------------------------------------------------------- 6. workers
+
+const WORKER_SCRIPT: &str = r#"
+import sys
+sys.path.insert(0, sys.argv[2])
+from retake_client import Worker
+
+worker = Worker(sys.argv[1], name="bench", concurrency=int(sys.argv[3]))
+
+@worker.agent("trivial")
+def trivial(task):
+    return "ok"
+
+print("ready", flush=True)
+worker.run()
+"#;
+
+/// A Python worker process serving `worker://trivial`, killed when dropped.
+struct PythonWorker(std::process::Child);
+
+impl Drop for PythonWorker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn python_worker(url: &str, concurrency: usize, dir: &Path) -> Result<Option<PythonWorker>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("clients/python/.venv/bin/python");
+    if !python.is_file() {
+        return Ok(None);
+    }
+    let script = dir.join("bench_worker.py");
+    std::fs::write(&script, WORKER_SCRIPT)?;
+    let address = url.trim_start_matches("http://");
+    let child = Command::new(python)
+        .arg(&script)
+        .arg(address)
+        .arg(root.join("clients/python"))
+        .arg(concurrency.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting the Python worker")?;
+    Ok(Some(PythonWorker(child)))
+}
+
+/// Waits until the server lists a worker.
+async fn worker_connected(url: &str) -> Result<()> {
+    let mut workers =
+        retake::v1::worker_service_client::WorkerServiceClient::connect(url.to_string()).await?;
+    for _ in 0..300 {
+        let listed = workers
+            .list_workers(pb::ListWorkersRequest {})
+            .await?
+            .into_inner();
+        if !listed.workers.is_empty() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bail!("the Python worker did not connect within 6 s")
+}
+
+fn worker_chain(n: usize) -> String {
+    let mut y = format!("name: worker-chain-{n}\nnodes:\n");
+    for k in 0..n {
+        y.push_str(&format!(
+            "  n{k}:\n    agent: worker://trivial\n    outputs: [result]\n"
+        ));
+        if k > 0 {
+            y.push_str(&format!("    depends_on: [n{}]\n", k - 1));
+        }
+    }
+    y
+}
+
+async fn bench_workers(opts: &Opts, report: &mut Report) -> Result<()> {
+    println!(
+        "\n## 6. Workers: a Python worker (retake_client.Worker) serving a trivial step, release retake-server"
+    );
+    println!("   load before: {}", loadavg());
+    let (server, dir) = spawn_release(&[])?;
+    let url = server.url();
+    let Some(_worker) = python_worker(&url, 1, dir.path())? else {
+        println!(
+            "   not measured: clients/python/.venv is missing (scripts/test-clients creates it)"
+        );
+        report.add(
+            "Python worker round trip",
+            "not measured: no clients/python/.venv".into(),
+            "<= 2 ms",
+            Some(false),
+        );
+        return Ok(());
+    };
+    worker_connected(&url).await?;
+    let mut client = Client::connect(&url).await;
+    let one = "name: one\nnodes:\n  t: {agent: worker://trivial, outputs: [result]}\n";
+    // Round trip as the server sees it: the task handed out (NODE_STARTED)
+    // to its result committed (NODE_COMPLETED).
+    let mut trips = Vec::new();
+    for _ in 0..(opts.reps * 30) {
+        let id = run_timed(&mut client, one, &[]).await?.id;
+        let events = client.events(&id, 0).await;
+        let at = |kind: pb::EventKind| -> Result<i64> {
+            let e = events
+                .iter()
+                .find(|e| e.kind == kind as i32)
+                .context("an event missing")?;
+            micros(&e.time)
+        };
+        trips.push(
+            (at(pb::EventKind::NodeCompleted)? - at(pb::EventKind::NodeStarted)?) as f64 / 1000.0,
+        );
+    }
+    let trips = Stats::new(trips);
+    println!(
+        "   round trip (task handed out → result committed), {} runs: median {:.2} ms, p90 {:.2} ms",
+        opts.reps * 30,
+        trips.median(),
+        trips.pct(90.0)
+    );
+    report.add(
+        "Python worker step round trip",
+        format!(
+            "{:.2} ms median (p90 {:.2})",
+            trips.median(),
+            trips.pct(90.0)
+        ),
+        "<= 2 ms",
+        Some(trips.median() <= 2.0),
+    );
+
+    // A 1,000-node chain of worker steps, against the same of echo steps.
+    let n = 1000;
+    let mut per_node = Vec::new();
+    for _ in 0..opts.reps.min(3) {
+        let worker = run_timed(&mut client, &worker_chain(n), &[]).await?;
+        let echo = run_timed(&mut client, &echo_chain(n, false), &[]).await?;
+        per_node.push((ms(worker.total) - ms(echo.total)) / n as f64);
+    }
+    let per_node = Stats::new(per_node);
+    println!(
+        "   1,000-node chain of worker steps: {:.3} ms/node more than echo steps (median)",
+        per_node.median()
+    );
+    report.add(
+        "1,000-node chain of worker steps, overhead",
+        format!("{:.3} ms/node over echo", per_node.median()),
+        "<= 2 ms/node",
+        Some(per_node.median() <= 2.0),
+    );
+
+    // One worker process, many tasks: 2,000 one-node runs at once.
+    drop(_worker);
+    let Some(_busy) = python_worker(&url, 16, dir.path())? else {
+        return Ok(());
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    worker_connected(&url).await?;
+    let tasks = 2000;
+    let t0 = Instant::now();
+    let mut ids = Vec::with_capacity(tasks);
+    for _ in 0..tasks {
+        ids.push(client.start_run(one).await.id);
+    }
+    for id in &ids {
+        let status = client.watch_to_end(id).await;
+        ensure!(
+            status == pb::RunStatus::Completed,
+            "run {id} ended {status:?}"
+        );
+    }
+    let rate = tasks as f64 / t0.elapsed().as_secs_f64();
+    println!(
+        "   one Python worker (concurrency 16): {tasks} one-step runs in {:.2} s, {rate:.0} tasks/s",
+        t0.elapsed().as_secs_f64()
+    );
+    report.add(
+        "tasks one Python worker completes",
+        format!("{rate:.0} tasks/s"),
+        ">= 500 tasks/s",
+        Some(rate >= 500.0),
+    );
+    println!("   load after: {}", loadavg());
+    Ok(())
+}
+
 // ---------------------------------------------------------------- main
 
 fn machine() -> String {
@@ -1189,6 +1385,9 @@ fn main() -> Result<()> {
         }
         if opts.wants("throughput") {
             bench_throughput(&opts, &mut report).await?;
+        }
+        if opts.wants("workers") {
+            bench_workers(&opts, &mut report).await?;
         }
         report.print();
         println!("\nload average at the end: {}", loadavg());

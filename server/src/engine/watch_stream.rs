@@ -100,10 +100,58 @@ struct Watch {
     ended: bool,
 }
 
+/// Events after which no text of a node (or of the run) streams.
+fn ends_streaming(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::NodeCompleted
+            | EventKind::NodeFailed
+            | EventKind::NodeCancelled
+            | EventKind::NodeRetrying
+            | EventKind::RunFinished
+    )
+}
+
 impl Watch {
+    /// The streamed text waiting in the live channel; the stored events
+    /// there are skipped (the store has them).
+    fn unread_text(&mut self) -> Vec<Event> {
+        let mut text = Vec::new();
+        let Some(rx) = self.live.as_mut() else {
+            return text;
+        };
+        loop {
+            match rx.try_recv() {
+                Ok(e) if e.sequence == 0 => text.push(e),
+                Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(_) => return text,
+            }
+        }
+    }
+
     async fn next(&mut self) -> Option<EngineResult<Event>> {
         loop {
             if let Some(mut e) = self.buf.pop_front() {
+                // A node's streamed text is published before its end is
+                // committed, so text still unread from the live channel
+                // comes before an end read from the store.
+                if e.sequence != 0 && ends_streaming(e.kind) {
+                    let early = self.unread_text();
+                    if !early.is_empty() {
+                        self.buf.push_front(e);
+                        let ended = &self.ended_nodes;
+                        let before: Vec<Event> = self
+                            .catch_up
+                            .drain(..)
+                            .filter(|c| c.node_id.as_ref().is_none_or(|n| !ended.contains(n)))
+                            .chain(early)
+                            .collect();
+                        for t in before.into_iter().rev() {
+                            self.buf.push_front(t);
+                        }
+                        continue;
+                    }
+                }
                 if e.sequence == 0 {
                     e.run_id = self.run.id.clone();
                     return Some(Ok(e));
