@@ -449,3 +449,51 @@ async fn stopping_the_server_ends_the_workers_streams() {
     assert!(status.message().contains("shutting down"), "{status:?}");
     stopping.await.unwrap();
 }
+
+/// `config.queue_timeout_ms` bounds the wait for a worker.
+#[tokio::test]
+async fn the_queue_timeout_bounds_the_wait_for_a_worker() {
+    let mut s = server(10_000).await;
+    let (_, run, nodes) = s
+        .run("name: t\nnodes:\n  job: {agent: worker://absent, config: {queue_timeout_ms: 200}, outputs: [result]}\n")
+        .await;
+    assert_eq!(run.status, pb::RunStatus::Failed as i32);
+    assert!(
+        nodes[0]
+            .error
+            .contains("no worker for 'absent' took the task within 200 ms"),
+        "{}",
+        nodes[0].error
+    );
+    assert_eq!(nodes[0].error_origin, pb::FailureOrigin::Timeout as i32);
+}
+
+/// The deadline counts from when a worker takes the task: time in the
+/// queue does not use it up, and a worker past it is told to stop.
+#[tokio::test]
+async fn the_deadline_starts_when_a_worker_takes_the_task() {
+    let mut s = server(10_000).await;
+    let run = s
+        .start_run("name: d\nnodes:\n  a: {agent: worker://dl, deadline_ms: 300, outputs: [result]}\n  b: {agent: worker://dl, deadline_ms: 300, outputs: [result], depends_on: [a]}\n")
+        .await;
+    // Longer in the queue than the deadline.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut w = open(&url(&s), "dl", &["dl"], 1).await.unwrap();
+    let a = w.task().await;
+    w.complete(&a, &[("result", "in time")], "");
+    // b is taken and never answered: the deadline cuts it off.
+    let b = w.task().await;
+    assert_eq!(b.node_id, "b");
+    match w.next().await {
+        pb::work_response::Kind::Cancelled(c) => assert_eq!(c.task_id, b.task_id),
+        other => panic!("expected b cancelled, got {other:?}"),
+    }
+    let (run, nodes) = s.finish(&run.id).await;
+    assert_eq!(run.status, pb::RunStatus::Failed as i32);
+    assert_eq!(nodes[0].status, pb::NodeStatus::Completed as i32);
+    assert!(
+        nodes[1].error.contains("deadline of 300 ms exceeded"),
+        "{}",
+        nodes[1].error
+    );
+}
