@@ -151,6 +151,7 @@ pub struct NodeCounts {
     pub waiting: i32,
     pub pending: i32,
     pub cancelled: i32,
+    pub queued: i32,
 }
 
 impl NodeCounts {
@@ -173,8 +174,8 @@ impl NodeCounts {
 
     pub fn add(&mut self, status: NodeStatus, n: i32) {
         match status {
-            // A queued task has not started either.
-            NodeStatus::Pending | NodeStatus::Queued => self.pending += n,
+            NodeStatus::Pending => self.pending += n,
+            NodeStatus::Queued => self.queued += n,
             NodeStatus::Running => self.running += n,
             NodeStatus::Waiting => self.waiting += n,
             // completed counts completed plus reused nodes.

@@ -195,8 +195,10 @@ async fn a_task_waits_queued_until_a_worker_connects() {
         "{}",
         queued.message
     );
-    let (_, nodes) = s.get(&run.id).await;
+    let (queued_run, nodes) = s.get(&run.id).await;
     assert_eq!(nodes[0].status, pb::NodeStatus::Queued as i32);
+    let counts = queued_run.counts.unwrap();
+    assert_eq!((counts.queued, counts.pending), (1, 0));
 
     let mut w = open(&url(&s), "late", &["slowpoke"], 1).await.unwrap();
     let task = w.task().await;

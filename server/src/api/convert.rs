@@ -30,6 +30,7 @@ pub fn counts(c: &m::NodeCounts) -> pb::NodeCounts {
         running: c.running,
         waiting: c.waiting,
         pending: c.pending,
+        queued: c.queued,
         cancelled: c.cancelled,
     }
 }

@@ -126,7 +126,7 @@ class Usage(_message.Message):
     def __init__(self, input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ...) -> None: ...
 
 class NodeCounts(_message.Message):
-    __slots__ = ("total", "completed", "failed", "skipped", "reused", "running", "waiting", "pending", "cancelled")
+    __slots__ = ("total", "completed", "failed", "skipped", "reused", "running", "waiting", "pending", "cancelled", "queued")
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
@@ -136,6 +136,7 @@ class NodeCounts(_message.Message):
     WAITING_FIELD_NUMBER: _ClassVar[int]
     PENDING_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
     total: int
     completed: int
     failed: int
@@ -145,7 +146,8 @@ class NodeCounts(_message.Message):
     waiting: int
     pending: int
     cancelled: int
-    def __init__(self, total: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., skipped: _Optional[int] = ..., reused: _Optional[int] = ..., running: _Optional[int] = ..., waiting: _Optional[int] = ..., pending: _Optional[int] = ..., cancelled: _Optional[int] = ...) -> None: ...
+    queued: int
+    def __init__(self, total: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., skipped: _Optional[int] = ..., reused: _Optional[int] = ..., running: _Optional[int] = ..., waiting: _Optional[int] = ..., pending: _Optional[int] = ..., cancelled: _Optional[int] = ..., queued: _Optional[int] = ...) -> None: ...
 
 class RunFailure(_message.Message):
     __slots__ = ("node_id", "message", "origin")
