@@ -159,18 +159,23 @@ class Worker:
             raise ValueError("register at least one agent with @worker.agent(NAME) before run()")
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="retake-task")
         failure: list = []
+        served = threading.Event()
 
         def serve() -> None:
             try:
                 self._serve()
             except BaseException as e:  # handed to the caller's thread
                 failure.append(e)
+            finally:
+                served.set()
 
         server = threading.Thread(target=serve, name="retake-worker", daemon=True)
         server.start()
-        while server.is_alive():
+        # An Event, not Thread.join: a join interrupted by Ctrl-C can report
+        # the thread finished while it still delivers the last results.
+        while not served.is_set():
             try:
-                server.join(0.2)
+                served.wait(0.2)
             except KeyboardInterrupt:
                 log.info("retake worker: stopping; finishing the tasks in hand")
                 self._stopping.set()

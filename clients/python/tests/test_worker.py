@@ -200,3 +200,43 @@ def test_a_worker_killed_mid_task_loses_it_to_another(tmp_path):
         assert output(client, node) == "done on attempt 2"
         assert [a.worker for a in node.attempts] == ["doomed", "rescuer"]
         assert node.attempts[0].error_origin == common_pb2.FAILURE_ORIGIN_INTERRUPTED
+
+
+DRAIN_SCRIPT = """
+import sys, time
+sys.path.insert(0, {client_path!r})
+from retake_client import Worker
+
+worker = Worker({address!r}, name="drainer")
+
+@worker.agent("slow")
+def slow(task):
+    print("started", flush=True)
+    time.sleep(1.0)
+    return "finished after Ctrl-C"
+
+worker.run()
+print("drained", flush=True)
+"""
+
+
+def test_ctrl_c_lets_the_task_in_hand_finish_and_deliver(tmp_path):
+    with running_server(tmp_path) as address, Client(address) as client:
+        script = tmp_path / "drainer.py"
+        client_path = str(Path(__file__).resolve().parents[1])
+        script.write_text(textwrap.dedent(DRAIN_SCRIPT.format(client_path=client_path, address=address)))
+        proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+        try:
+            run = client.start_run("name: d\nnodes:\n  job: {agent: worker://slow, outputs: [result]}\n")
+            assert proc.stdout.readline().strip() == "started"
+            proc.send_signal(signal.SIGINT)
+            assert proc.stdout.readline().strip() == "drained"
+            assert proc.wait(TIMEOUT_S) == 0
+        finally:
+            proc.kill()
+            proc.wait()
+        finished = client.wait(run.id, timeout=TIMEOUT_S)
+        assert finished.status == common_pb2.RUN_STATUS_COMPLETED
+        node = nodes(client, run.id)["job"]
+        assert output(client, node) == "finished after Ctrl-C"
+        assert len(node.attempts) == 1
