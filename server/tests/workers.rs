@@ -499,3 +499,66 @@ async fn the_deadline_starts_when_a_worker_takes_the_task() {
         nodes[1].error
     );
 }
+
+/// What a worker streams and reports reaches watchers live (not stored).
+#[tokio::test]
+async fn a_workers_text_and_progress_reach_watchers() {
+    let mut s = server(10_000).await;
+    let mut w = open(&url(&s), "p", &["talk"], 1).await.unwrap();
+    let run = s
+        .start_run("name: p\nnodes:\n  say: {agent: worker://talk, outputs: [result]}\n")
+        .await;
+    let mut watch = s
+        .runs
+        .watch_run(pb::WatchRunRequest {
+            run_id: run.id.clone(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let task = w.task().await;
+    // Seen live once the node has started.
+    loop {
+        let e = watch.next().await.unwrap().unwrap().event.unwrap();
+        if e.kind == pb::EventKind::NodeStarted as i32 {
+            break;
+        }
+    }
+    w.tx.send(req(pb::work_request::Kind::Progress(pb::TaskProgress {
+        task_id: task.task_id.clone(),
+        message: "halfway".into(),
+        fraction: Some(0.5),
+    })))
+    .unwrap();
+    w.tx.send(req(pb::work_request::Kind::Delta(pb::TaskDelta {
+        task_id: task.task_id.clone(),
+        text: "hel".into(),
+    })))
+    .unwrap();
+    w.complete(&task, &[("result", "hello")], "");
+    let mut seen = Vec::new();
+    while let Some(e) = watch.next().await {
+        seen.push(e.unwrap().event.unwrap());
+    }
+    let progress = seen
+        .iter()
+        .find(|e| e.kind == pb::EventKind::NodeProgress as i32)
+        .expect("a progress event");
+    assert_eq!(
+        (progress.message.as_str(), progress.progress),
+        ("halfway", Some(0.5))
+    );
+    assert_eq!(progress.sequence, 0, "not stored");
+    let delta = seen
+        .iter()
+        .find(|e| e.kind == pb::EventKind::NodeOutputDelta as i32)
+        .expect("a delta");
+    assert_eq!(delta.delta, "hel");
+    let stored = s.events(&run.id, 0).await;
+    assert!(
+        stored
+            .iter()
+            .all(|e| e.kind != pb::EventKind::NodeProgress as i32)
+    );
+}

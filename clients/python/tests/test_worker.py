@@ -240,3 +240,34 @@ def test_ctrl_c_lets_the_task_in_hand_finish_and_deliver(tmp_path):
         node = nodes(client, run.id)["job"]
         assert output(client, node) == "finished after Ctrl-C"
         assert len(node.attempts) == 1
+
+
+def test_a_worker_reaches_a_tls_server_with_its_ca_and_a_token(tmp_path):
+    def sh(*args):
+        subprocess.run(args, cwd=tmp_path, check=True, capture_output=True)
+
+    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=retake CA",
+       "-keyout", "ca.key", "-out", "ca.crt")
+    sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+       "-keyout", "server.key", "-out", "server.csr")
+    (tmp_path / "server.ext").write_text("basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    sh("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+       "-days", "2", "-extfile", "server.ext", "-out", "server.crt")
+    (tmp_path / "token").write_text("s3cret")
+    args = ("--tls-cert", str(tmp_path / "server.crt"), "--tls-key", str(tmp_path / "server.key"),
+            "--auth-token-file", str(tmp_path / "token"))
+    with running_server(tmp_path, *args) as address:
+        ca = (tmp_path / "ca.crt").read_bytes()
+        target = "https://" + address.replace("127.0.0.1", "localhost")
+        worker = Worker(target, token="s3cret", root_certificates=ca, name="tls-worker")
+
+        @worker.agent("secure")
+        def secure(task: Task):
+            return "over TLS"
+
+        with Client(target, token="s3cret", root_certificates=ca) as client, Running(worker):
+            run = client.start_run("name: t\nnodes:\n  job: {agent: worker://secure, outputs: [result]}\n")
+            assert client.wait(run.id, timeout=TIMEOUT_S).status == common_pb2.RUN_STATUS_COMPLETED
+            node = nodes(client, run.id)["job"]
+            assert node.status == common_pb2.NODE_STATUS_COMPLETED
+            assert node.attempts[0].worker == "tls-worker"
