@@ -113,6 +113,16 @@ fn ends_streaming(kind: EventKind) -> bool {
 }
 
 impl Watch {
+    /// The text streamed before this watcher joined, less that of nodes it
+    /// has seen end (their output is the record).
+    fn take_catch_up(&mut self) -> Vec<Event> {
+        let ended = &self.ended_nodes;
+        self.catch_up
+            .drain(..)
+            .filter(|e| e.node_id.as_ref().is_none_or(|n| !ended.contains(n)))
+            .collect()
+    }
+
     /// The streamed text waiting in the live channel; the stored events
     /// there are skipped (the store has them).
     fn unread_text(&mut self) -> Vec<Event> {
@@ -139,13 +149,8 @@ impl Watch {
                     let early = self.unread_text();
                     if !early.is_empty() {
                         self.buf.push_front(e);
-                        let ended = &self.ended_nodes;
-                        let before: Vec<Event> = self
-                            .catch_up
-                            .drain(..)
-                            .filter(|c| c.node_id.as_ref().is_none_or(|n| !ended.contains(n)))
-                            .chain(early)
-                            .collect();
+                        let before: Vec<Event> =
+                            self.take_catch_up().into_iter().chain(early).collect();
                         for t in before.into_iter().rev() {
                             self.buf.push_front(t);
                         }
@@ -191,12 +196,8 @@ impl Watch {
                 Ok(_) => {}
             }
             if !self.catch_up.is_empty() {
-                let ended = &self.ended_nodes;
-                self.buf.extend(
-                    self.catch_up
-                        .drain(..)
-                        .filter(|e| e.node_id.as_ref().is_none_or(|n| !ended.contains(n))),
-                );
+                let text = self.take_catch_up();
+                self.buf.extend(text);
                 continue;
             }
             // Caught up. A finished run (or one not executing here) ends the stream.

@@ -97,7 +97,8 @@ pub fn run(node: &AgentNode, slot: Slot) -> impl Future<Output = AttemptDone> + 
         if let Some(worker) = worker {
             // A worker's own concurrency bounds its tasks: a task waiting
             // for one takes none of this server's execution slots.
-            let result = on_worker(&call, worker, deadline, pos, attempt, &started, &active).await;
+            let execution = on_worker(&call, worker, deadline, pos, attempt, &started, &active);
+            let result = streaming(execution, &mut delta_rx, &active, &call.node_id).await;
             return AttemptDone { pos, result };
         }
         let Ok(_permit) = permits.acquire().await else {
@@ -118,17 +119,7 @@ pub fn run(node: &AgentNode, slot: Slot) -> impl Future<Output = AttemptDone> + 
         }));
         // One deadline for the whole attempt, however much it streams.
         let execution = tokio::time::timeout(deadline, agents::execute(&call));
-        tokio::pin!(execution);
-        // Streamed text goes to watchers while the attempt runs.
-        let outcome = loop {
-            tokio::select! {
-                r = &mut execution => break r,
-                Some(text) = delta_rx.recv() => active.publish_delta(&call.node_id, text),
-            }
-        };
-        while let Ok(text) = delta_rx.try_recv() {
-            active.publish_delta(&call.node_id, text);
-        }
+        let outcome = streaming(execution, &mut delta_rx, &active, &call.node_id).await;
         let result = match outcome {
             Ok(Ok(out)) => Ok(out),
             Ok(Err(error)) => Err(AttemptError {
@@ -177,12 +168,11 @@ async fn on_worker(
         deadline: (!deadline.is_zero()).then_some(deadline),
         upstream: call.upstream.clone(),
     };
-    let (deltas, mut delta_rx) = mpsc::unbounded_channel::<String>();
-    let execution = workers::attempt(
+    workers::attempt(
         &worker.hub,
         task,
         queue_timeout,
-        &deltas,
+        &call.deltas,
         |news| match news {
             News::Queued(message) => {
                 let _ = started.send(Heard::Queued {
@@ -203,16 +193,28 @@ async fn on_worker(
                 active.publish_progress(&call.node_id, message, fraction)
             }
         },
-    );
+    )
+    .await
+    .map_err(|(error, origin)| AttemptError { error, origin })
+}
+
+/// Runs `execution`, sending the text it streams to watchers as it comes
+/// and what is left once it ends.
+async fn streaming<T>(
+    execution: impl Future<Output = T>,
+    texts: &mut mpsc::UnboundedReceiver<String>,
+    active: &ActiveRun,
+    node_id: &str,
+) -> T {
     tokio::pin!(execution);
     let outcome = loop {
         tokio::select! {
             r = &mut execution => break r,
-            Some(text) = delta_rx.recv() => active.publish_delta(&call.node_id, text),
+            Some(text) = texts.recv() => active.publish_delta(node_id, text),
         }
     };
-    while let Ok(text) = delta_rx.try_recv() {
-        active.publish_delta(&call.node_id, text);
+    while let Ok(text) = texts.try_recv() {
+        active.publish_delta(node_id, text);
     }
-    outcome.map_err(|(error, origin)| AttemptError { error, origin })
+    outcome
 }
