@@ -15,8 +15,9 @@ use std::sync::Arc;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum NodeDetail {
     Full,
-    /// Status, outputs, errors and attempts, without what the node was
-    /// given (config, prompt and inputs are empty).
+    /// Identity, status, outputs and error only: what planning a replay
+    /// needs. What the node was given, its timing, usage and attempts
+    /// are empty.
     State,
 }
 

@@ -7,6 +7,7 @@
 mod batch;
 mod errors;
 mod migrate;
+mod node_states;
 mod read;
 mod rows;
 #[cfg(test)]

@@ -170,14 +170,6 @@ impl Store {
         self.nodes_with_columns(run_pk, rows::NODE_COLUMNS).await
     }
 
-    /// `nodes_of_run` without what each node was given (config, prompt,
-    /// inputs, read empty): what planning a replay needs, a fraction of
-    /// the bytes when inputs are large.
-    pub async fn node_states_of_run(&self, run_pk: i64) -> EngineResult<Vec<NodeExecution>> {
-        self.nodes_with_columns(run_pk, rows::NODE_STATE_COLUMNS)
-            .await
-    }
-
     async fn nodes_with_columns(
         &self,
         run_pk: i64,

@@ -205,14 +205,6 @@ pub(super) const NODE_COLUMNS: &str = "n.pk, n.id, r.id AS run_id, n.node_id, n.
     n.finished_at, n.latency_ms, n.input_tokens, n.output_tokens, n.cost_usd, n.attempt_count, n.attempts,
     n.blocked_by";
 
-/// `NODE_COLUMNS` without the large ones (config, prompt, inputs): read
-/// empty, for callers that need a node's state and outputs, not what it
-/// was given.
-pub(super) const NODE_STATE_COLUMNS: &str = "n.pk, n.id, r.id AS run_id, n.node_id, n.position, n.status, n.agent, '' AS config,
-    NULL AS prompt, n.model, NULL AS inputs, n.input_artifacts, n.output_artifacts, n.error, n.error_origin,
-    n.started_at, n.finished_at, n.latency_ms, n.input_tokens, n.output_tokens, n.cost_usd, n.attempt_count,
-    n.attempts, n.blocked_by";
-
 pub(super) fn node_from_row(row: &SqliteRow) -> EngineResult<NodeExecution> {
     let f = Fields::keyed_by_pk("node_executions", row);
     Ok(NodeExecution {

@@ -271,6 +271,15 @@ async fn corrupt_node_columns_are_reported() {
             "node_executions",
             column,
         );
+        // The states read for planning a replay read fewer columns, each
+        // as strictly.
+        if column != "attempts" && column != "input_artifacts" {
+            assert_corrupt(
+                fx.store.node_states_of_run(fx.run.pk).await,
+                "node_executions",
+                column,
+            );
+        }
     }
     let fx = Fixture::new().await;
     fx.raw("UPDATE node_executions SET status = 99 WHERE node_id = 'b'")
@@ -279,6 +288,58 @@ async fn corrupt_node_columns_are_reported() {
         fx.store.node_counts(fx.run.pk).await,
         "node_executions",
         "status",
+    );
+}
+
+#[tokio::test]
+async fn node_states_read_what_planning_needs_in_position_order() {
+    let fx = Fixture::new().await;
+    fx.raw("UPDATE node_executions SET status = 5, error = 'upstream failed', error_origin = 1, blocked_by = '[\"a\"]' WHERE node_id = 'b'")
+        .await;
+    // Positions swapped: the read follows positions, not insertion.
+    fx.raw("UPDATE node_executions SET position = 1 - position")
+        .await;
+    let full = fx.store.nodes_of_run(fx.run.pk).await.unwrap();
+    let states = fx.store.node_states_of_run(fx.run.pk).await.unwrap();
+    assert_eq!(
+        states
+            .iter()
+            .map(|n| n.node_id.as_str())
+            .collect::<Vec<_>>(),
+        ["b", "a"]
+    );
+    for (s, f) in states.iter().zip(&full) {
+        assert_eq!(
+            (&s.pk, &s.id, &s.run_id, &s.node_id, s.position, s.status),
+            (&f.pk, &f.id, &f.run_id, &f.node_id, f.position, f.status)
+        );
+        assert_eq!(
+            (
+                &s.agent,
+                &s.output_artifacts,
+                &s.error,
+                s.error_origin,
+                &s.blocked_by
+            ),
+            (
+                &f.agent,
+                &f.output_artifacts,
+                &f.error,
+                f.error_origin,
+                &f.blocked_by
+            )
+        );
+        // What the node was given and how it ran are not read.
+        assert!(s.attempts.is_empty() && s.config_json.is_empty());
+    }
+    assert_eq!(states[1].output_artifacts, vec![fx.artifact_id.clone()]);
+    assert_eq!(states[0].blocked_by, vec!["a".to_string()]);
+    assert!(
+        fx.store
+            .node_states_of_run(fx.run.pk + 1)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
 
