@@ -83,7 +83,12 @@ pub async fn serve_engine(
             let _ = stopping_tx.send(());
         }
     };
+    // HTTP/1.1 beside HTTP/2: browsers call the services over gRPC-Web
+    // and load the console from the same address.
     let server = builder
+        .accept_http1(true)
+        .layer(api::ConsoleLayer::new(&settings.console))
+        .layer(tonic_web::GrpcWebLayer::new())
         .layer(api::StatusLayer)
         .add_routes(routes)
         // Without TCP_NODELAY, each unary reply's last frame waits ~40 ms

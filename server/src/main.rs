@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use retake_server::Settings;
+use retake_server::api::ConsoleFiles;
 use retake_server::settings::EnvPolicy;
 use std::path::PathBuf;
 
@@ -13,7 +14,8 @@ use std::path::PathBuf;
     about = "Runs and replays multi-agent workflows over gRPC"
 )]
 struct Args {
-    /// Address to listen on.
+    /// Address to listen on: gRPC, gRPC-Web, and the web console at
+    /// http://ADDRESS/ (https:// with TLS).
     #[arg(long, default_value = "127.0.0.1:50051", env = "RETAKE_LISTEN")]
     listen: String,
     /// SQLite database file.
@@ -60,6 +62,13 @@ struct Args {
     /// fail as on a full disk.
     #[arg(long, value_name = "PAGES")]
     max_db_pages: Option<u32>,
+    /// Serve no web console: the address answers gRPC and gRPC-Web only.
+    #[arg(long, conflicts_with = "console_dir")]
+    no_console: bool,
+    /// Serve the web console's files from DIR (laid out like console/dist)
+    /// instead of the copy built into this binary.
+    #[arg(long, value_name = "DIR")]
+    console_dir: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -83,6 +92,18 @@ async fn main() -> anyhow::Result<()> {
     settings.max_db_pages = args.max_db_pages;
     settings.disk_full_timeout = std::time::Duration::from_secs(args.disk_full_timeout);
     settings.worker_lease = std::time::Duration::from_millis(args.worker_lease_ms);
+    settings.console = match (args.no_console, args.console_dir) {
+        (true, _) => ConsoleFiles::Off,
+        (false, Some(dir)) => {
+            anyhow::ensure!(
+                dir.join("index.html").is_file(),
+                "--console-dir {}: no index.html in it (build the console with scripts/build-console)",
+                dir.display()
+            );
+            ConsoleFiles::Dir(dir)
+        }
+        (false, None) => ConsoleFiles::Embedded,
+    };
     let mut policy = EnvPolicy::default();
     if !args.allow_env.is_empty() {
         policy.allowed_vars = args.allow_env;

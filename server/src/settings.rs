@@ -42,6 +42,8 @@ pub struct Settings {
     /// engine): the user is the operator and no restriction applies;
     /// `retake-server` always sets one.
     pub env_policy: Option<std::sync::Arc<EnvPolicy>>,
+    /// The web console's files, served on the API's address.
+    pub console: crate::api::ConsoleFiles,
 }
 
 /// What an operator lets workflows take from the server's environment.
@@ -104,6 +106,7 @@ impl Settings {
             disk_full_timeout: Duration::from_secs(300),
             worker_lease: Duration::from_secs(10),
             env_policy: None,
+            console: crate::api::ConsoleFiles::Embedded,
         }
     }
 }

@@ -2,6 +2,8 @@
 //! and v1alpha), behind bearer-token auth when it is configured.
 
 mod artifact_service;
+mod console;
+pub use console::{ConsoleFiles, ConsoleLayer};
 mod convert;
 mod paging;
 mod run_service;
