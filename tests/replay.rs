@@ -378,6 +378,9 @@ async fn the_ab_pattern_two_replays_and_three_diffs() {
         );
         let c = diff.nodes.iter().find(|n| n.node_id == "c").unwrap();
         assert!(!c.changed);
+        // The runs part at b; d is downstream of it, c (b's sibling) not.
+        assert_eq!(diff.first_divergence, "b");
+        assert_eq!(diff.after_divergence, ["d"]);
     }
     let same = s
         .runs
@@ -389,6 +392,26 @@ async fn the_ab_pattern_two_replays_and_three_diffs() {
         .unwrap()
         .into_inner();
     assert_eq!(same.summary.unwrap().unchanged, 4);
+    assert_eq!(same.first_divergence, "");
+    assert!(same.after_divergence.is_empty());
+
+    // Every node run again, each giving the same output: the runs never
+    // part, though latencies differ.
+    let echo_again = pb::ReplayRunRequest {
+        from: "a".into(),
+        ..replay_req(&src.id)
+    };
+    let (same_out, _) = replay(&mut s, echo_again).await;
+    let diff = s
+        .runs
+        .diff_runs(pb::DiffRunsRequest {
+            run_a: src.id.clone(),
+            run_b: same_out.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(diff.first_divergence, "", "{:?}", diff.nodes);
 }
 
 #[tokio::test]

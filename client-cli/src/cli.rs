@@ -301,6 +301,10 @@ pub struct DiffArgs {
     pub run_a: String,
     /// Second run (default: RUN_A is a replay, compared with its source run)
     pub run_b: Option<String>,
+    /// Show only where the runs part: the earliest node (in B's order)
+    /// whose outputs differ, what differs, and the nodes downstream of it
+    #[arg(long)]
+    pub first_divergence: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]

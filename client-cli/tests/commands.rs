@@ -829,6 +829,7 @@ async fn replay_with_a_swap_and_an_override_then_diff() {
         &DiffArgs {
             run_a: source.run_id.clone(),
             run_b: Some(swapped.run_id.clone()),
+            ..Default::default()
         },
     )
     .await
@@ -836,8 +837,10 @@ async fn replay_with_a_swap_and_an_override_then_diff() {
     let text = diff.text(Style::PLAIN);
     assert!(text.contains("  local://mock → local://echo  "), "{text}");
     assert!(
-        text.trim_end()
-            .ends_with("2 changed, 2 unchanged, 0 only in A, 0 only in B"),
+        text.ends_with(
+            "2 changed, 2 unchanged, 0 only in A, 0 only in B\n\
+             First divergence: summarize; 1 downstream of it: publish\n"
+        ),
         "{text}"
     );
     let json = diff.json();
@@ -1185,6 +1188,7 @@ async fn diff_prints_columns_and_names_the_runs_a_and_b() {
         &DiffArgs {
             run_a: source.run_id.clone(),
             run_b: Some(swapped.run_id.clone()),
+            ..Default::default()
         },
     )
     .await
@@ -1228,16 +1232,63 @@ async fn diff_prints_columns_and_names_the_runs_a_and_b() {
         }
     }
     assert!(rows[0].starts_with("=  fetch "), "{text}");
-    assert!(rows[2].starts_with("~  summarize  changed "), "{text}");
+    assert!(
+        rows[2].starts_with("~  summarize  changed, first divergence "),
+        "{text}"
+    );
     assert!(rows[2].contains("local://mock → local://echo"), "{text}");
     assert!(!text.contains("latency"), "latency is a column: {text}");
-    let summary = lines.last().unwrap();
-    assert_eq!(*summary, "2 changed, 2 unchanged, 0 only in A, 0 only in B");
+    let summary = lines[lines.len() - 2];
+    assert_eq!(summary, "2 changed, 2 unchanged, 0 only in A, 0 only in B");
+    assert_eq!(
+        *lines.last().unwrap(),
+        "First divergence: summarize; 1 downstream of it: publish"
+    );
     assert_eq!(
         text.matches(&source.run_id).count(),
         1,
         "each run id is printed once: {text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_finds_the_first_divergence_and_what_lies_downstream() {
+    let env = embedded().await;
+    let source = run_pipeline(&env).await.summary;
+    let swapped = replay_of(&env, &source.run_id).await;
+    let args = DiffArgs {
+        run_a: source.run_id.clone(),
+        run_b: Some(swapped.run_id.clone()),
+        first_divergence: true,
+    };
+    let diff = commands::diff::diff(&env.clients, &args).await.unwrap();
+    let text = diff.text(Style::PLAIN);
+    assert!(
+        text.starts_with("First divergence: summarize; 1 downstream of it: publish\n"),
+        "{text}"
+    );
+    assert!(text.contains("  output 'result' changed\n"), "{text}");
+    assert!(
+        !text.contains("fetch"),
+        "only the divergence is shown: {text}"
+    );
+    let json = diff.json();
+    assert_eq!(json["first_divergence"], "summarize");
+    assert_eq!(json["after_divergence"], serde_json::json!(["publish"]));
+    assert_eq!(json["node"]["node_id"], "summarize");
+    assert!(json.get("nodes").is_none(), "{json}");
+
+    // Nothing parts a run from itself.
+    let same = DiffArgs {
+        run_b: Some(source.run_id.clone()),
+        ..args
+    };
+    let diff = commands::diff::diff(&env.clients, &same).await.unwrap();
+    assert_eq!(
+        diff.text(Style::PLAIN),
+        "No divergence: every node's outputs are the same in A and B\n"
+    );
+    assert!(diff.json()["first_divergence"].is_null());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1249,6 +1300,7 @@ async fn diff_says_when_nothing_differs() {
         &DiffArgs {
             run_a: source.run_id.clone(),
             run_b: Some(source.run_id.clone()),
+            ..Default::default()
         },
     )
     .await
@@ -1271,7 +1323,7 @@ async fn diff_with_one_run_compares_a_replay_with_its_source() {
         &env.clients,
         &DiffArgs {
             run_a: "latest".into(),
-            run_b: None,
+            ..Default::default()
         },
     )
     .await
@@ -1285,7 +1337,7 @@ async fn diff_with_one_run_compares_a_replay_with_its_source() {
         &env.clients,
         &DiffArgs {
             run_a: source.run_id.clone(),
-            run_b: None,
+            ..Default::default()
         },
     )
     .await

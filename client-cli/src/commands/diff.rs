@@ -1,6 +1,7 @@
 //! `retake diff RUN_A RUN_B`: two runs compared node by node — status,
-//! agent, outputs (with a text diff), latency, tokens and cost. With one
-//! run, a replay is compared with the run it was forked from.
+//! agent, outputs (with a text diff), latency, tokens and cost — and where
+//! they part (the first divergence). With one run, a replay is compared
+//! with the run it was forked from.
 
 use super::{RunSummary, get_run};
 use crate::cli::DiffArgs;
@@ -13,6 +14,8 @@ use retake::v1::{DiffRunsRequest, DiffRunsResponse, NodeDiff, NodePresence, Node
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunDiff {
     pub response: DiffRunsResponse,
+    /// Print only the first divergence (`--first-divergence`).
+    pub divergence_only: bool,
 }
 
 /// `retake diff`: the two runs given, or a replay and its source run.
@@ -38,7 +41,10 @@ pub async fn diff(clients: &Clients, args: &DiffArgs) -> CliResult<RunDiff> {
         .diff_runs(DiffRunsRequest { run_a, run_b })
         .await?
         .into_inner();
-    Ok(RunDiff { response })
+    Ok(RunDiff {
+        response,
+        divergence_only: args.first_divergence,
+    })
 }
 
 fn presence_name(p: NodePresence) -> &'static str {
@@ -88,8 +94,9 @@ impl RunDiff {
         s.changed == 0 && s.only_in_a == 0 && s.only_in_b == 0
     }
 
-    /// One row of the node table: marker, node, change, status, agent, latency.
-    fn row(style: Style, n: &NodeDiff) -> Vec<String> {
+    /// One row of the node table: marker, node, change, status, agent,
+    /// latency. `first` marks the first divergence.
+    fn row(style: Style, n: &NodeDiff, first: bool) -> Vec<String> {
         let agent = |a: &str| {
             if a.is_empty() {
                 "-".to_string()
@@ -137,7 +144,11 @@ impl RunDiff {
                     (
                         style.yellow("~"),
                         style.bold(&n.node_id),
-                        style.yellow("changed"),
+                        style.yellow(if first {
+                            "changed, first divergence"
+                        } else {
+                            "changed"
+                        }),
                     )
                 } else {
                     (style.dim("="), n.node_id.clone(), style.dim("unchanged"))
@@ -202,8 +213,52 @@ impl RunDiff {
     }
 }
 
+impl RunDiff {
+    fn first_divergence(&self) -> Option<&NodeDiff> {
+        let first = &self.response.first_divergence;
+        self.response
+            .nodes
+            .iter()
+            .find(|n| !first.is_empty() && &n.node_id == first)
+    }
+
+    /// "First divergence: NODE; downstream of it: …", or that there is none.
+    fn divergence_line(&self, style: Style) -> String {
+        let Some(n) = self.first_divergence() else {
+            return "No divergence: every node's outputs are the same in A and B\n".into();
+        };
+        let after = &self.response.after_divergence;
+        let downstream = if after.is_empty() {
+            "nothing downstream of it".to_string()
+        } else {
+            format!("{} downstream of it: {}", after.len(), after.join(", "))
+        };
+        format!(
+            "First divergence: {}; {downstream}\n",
+            style.bold(&n.node_id)
+        )
+    }
+
+    fn divergence_text(&self, style: Style) -> String {
+        let mut out = self.divergence_line(style);
+        if let Some(n) = self.first_divergence() {
+            let side = match n.presence() {
+                NodePresence::OnlyA => "  only in A\n",
+                NodePresence::OnlyB => "  only in B\n",
+                _ => "",
+            };
+            out.push_str(side);
+            out.push_str(&Self::details(style, n));
+        }
+        out
+    }
+}
+
 impl Output for RunDiff {
     fn text(&self, style: Style) -> String {
+        if self.divergence_only {
+            return self.divergence_text(style);
+        }
         let (a, _) = self.ids();
         let mut out = String::new();
         let mut header = Vec::new();
@@ -240,7 +295,7 @@ impl Output for RunDiff {
             .response
             .nodes
             .iter()
-            .map(|n| Self::row(style, n))
+            .map(|n| Self::row(style, n, n.node_id == self.response.first_divergence))
             .collect();
         out.push_str(&render::table(
             style,
@@ -267,6 +322,7 @@ impl Output for RunDiff {
                 "{} changed, {} unchanged, {} only in A, {} only in B\n",
                 s.changed, s.unchanged, s.only_in_a, s.only_in_b
             ));
+            out.push_str(&self.divergence_line(style));
         }
         out
     }
@@ -278,41 +334,60 @@ impl Output for RunDiff {
         };
         let usage = |u: Option<&Usage>| u.map(render::usage_json);
         let empty_null = render::empty_null;
-        let nodes: Vec<serde_json::Value> = self
-            .response
-            .nodes
-            .iter()
-            .map(|n| {
-                serde_json::json!({
-                    "node_id": n.node_id,
-                    "presence": presence_name(n.presence()),
-                    "changed": n.changed,
-                    "status_a": status(n.status_a()),
-                    "status_b": status(n.status_b()),
-                    "agent_a": empty_null(&n.agent_a),
-                    "agent_b": empty_null(&n.agent_b),
-                    "outputs": n.outputs.iter().map(|o| serde_json::json!({
-                        "name": o.name,
-                        "artifact_id_a": empty_null(&o.artifact_id_a),
-                        "artifact_id_b": empty_null(&o.artifact_id_b),
-                        "changed": o.changed,
-                        "text_diff": empty_null(&o.text_diff),
-                    })).collect::<Vec<_>>(),
-                    "latency_ms_a": n.latency_ms_a,
-                    "latency_ms_b": n.latency_ms_b,
-                    "latency_ms_delta": n.latency_ms_b - n.latency_ms_a,
-                    "usage_a": usage(n.usage_a.as_ref()),
-                    "usage_b": usage(n.usage_b.as_ref()),
-                    "tokens_delta": tokens(n.usage_b.as_ref()) - tokens(n.usage_a.as_ref()),
-                    "cost_usd_delta": cost(n.usage_b.as_ref()) - cost(n.usage_a.as_ref()),
-                })
+        let node_json = |n: &NodeDiff| {
+            serde_json::json!({
+                "node_id": n.node_id,
+                "presence": presence_name(n.presence()),
+                "changed": n.changed,
+                "status_a": status(n.status_a()),
+                "status_b": status(n.status_b()),
+                "agent_a": empty_null(&n.agent_a),
+                "agent_b": empty_null(&n.agent_b),
+                "outputs": n.outputs.iter().map(|o| serde_json::json!({
+                    "name": o.name,
+                    "artifact_id_a": empty_null(&o.artifact_id_a),
+                    "artifact_id_b": empty_null(&o.artifact_id_b),
+                    "changed": o.changed,
+                    "text_diff": empty_null(&o.text_diff),
+                })).collect::<Vec<_>>(),
+                "latency_ms_a": n.latency_ms_a,
+                "latency_ms_b": n.latency_ms_b,
+                "latency_ms_delta": n.latency_ms_b - n.latency_ms_a,
+                "usage_a": usage(n.usage_a.as_ref()),
+                "usage_b": usage(n.usage_b.as_ref()),
+                "tokens_delta": tokens(n.usage_b.as_ref()) - tokens(n.usage_a.as_ref()),
+                "cost_usd_delta": cost(n.usage_b.as_ref()) - cost(n.usage_a.as_ref()),
             })
-            .collect();
+        };
+        let run_a = self
+            .response
+            .run_a
+            .as_ref()
+            .map(|r| RunSummary::from_run(r).json());
+        let run_b = self
+            .response
+            .run_b
+            .as_ref()
+            .map(|r| RunSummary::from_run(r).json());
+        let first = empty_null(&self.response.first_divergence);
+        let after = &self.response.after_divergence;
+        if self.divergence_only {
+            return serde_json::json!({
+                "run_a": run_a,
+                "run_b": run_b,
+                "first_divergence": first,
+                "after_divergence": after,
+                "node": self.first_divergence().map(node_json),
+            });
+        }
+        let nodes: Vec<serde_json::Value> = self.response.nodes.iter().map(node_json).collect();
         let s = self.response.summary.unwrap_or_default();
         serde_json::json!({
-            "run_a": self.response.run_a.as_ref().map(|r| RunSummary::from_run(r).json()),
-            "run_b": self.response.run_b.as_ref().map(|r| RunSummary::from_run(r).json()),
+            "run_a": run_a,
+            "run_b": run_b,
             "nodes": nodes,
+            "first_divergence": first,
+            "after_divergence": after,
             "summary": {
                 "changed": s.changed,
                 "unchanged": s.unchanged,

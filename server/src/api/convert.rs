@@ -295,6 +295,8 @@ pub fn diff(d: &crate::engine::diff::RunDiff) -> pb::DiffRunsResponse {
             only_in_a: d.only_a,
             only_in_b: d.only_b,
         }),
+        first_divergence: d.first_divergence.clone().unwrap_or_default(),
+        after_divergence: d.after_divergence.clone(),
     }
 }
 

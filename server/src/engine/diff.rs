@@ -45,6 +45,11 @@ pub struct RunDiff {
     pub unchanged: i32,
     pub only_a: i32,
     pub only_b: i32,
+    /// The earliest node, in B's topological order, whose outputs differ
+    /// (or that is in one run only): where the two runs part.
+    pub first_divergence: Option<String>,
+    /// Every node downstream of `first_divergence`, in the order of `nodes`.
+    pub after_divergence: Vec<String>,
 }
 
 impl Engine {
@@ -81,6 +86,8 @@ impl Engine {
             unchanged: 0,
             only_a: 0,
             only_b: 0,
+            first_divergence: None,
+            after_divergence: Vec::new(),
         };
         for id in order {
             let a = nodes_a.iter().find(|n| n.node_id == id).cloned();
@@ -111,6 +118,10 @@ impl Engine {
                 outputs,
                 changed,
             });
+        }
+        diff.first_divergence = first_divergence(&nodes_b, &diff.nodes);
+        if let Some(first) = &diff.first_divergence {
+            diff.after_divergence = downstream(first, &nodes_a, &nodes_b, &diff.nodes);
         }
         Ok(diff)
     }
@@ -222,4 +233,54 @@ fn readable(text: &str, media_type: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Whether a node's results differ between the runs: an output that is
+/// not the same, or the node in one run only. (A changed agent or latency
+/// alone is not a divergence: the results are what flows downstream.)
+fn outputs_differ(n: &NodeDiff) -> bool {
+    n.presence != Presence::Both || n.outputs.iter().any(|o| o.changed)
+}
+
+/// The first node whose outputs differ, in B's topological order (the
+/// run compared is usually a replay: its order is the one that ran), then
+/// A's for nodes B does not have.
+fn first_divergence(nodes_b: &[NodeExecution], diffs: &[NodeDiff]) -> Option<String> {
+    let by_id: HashMap<&str, &NodeDiff> = diffs.iter().map(|d| (d.node_id.as_str(), d)).collect();
+    let in_b = nodes_b
+        .iter()
+        .filter_map(|n| by_id.get(n.node_id.as_str()).copied());
+    let only_a = diffs.iter().filter(|d| d.presence == Presence::OnlyA);
+    in_b.chain(only_a)
+        .find(|d| outputs_differ(d))
+        .map(|d| d.node_id.clone())
+}
+
+/// Every node that depends on `first`, directly or not, in either run.
+fn downstream(
+    first: &str,
+    nodes_a: &[NodeExecution],
+    nodes_b: &[NodeExecution],
+    diffs: &[NodeDiff],
+) -> Vec<String> {
+    let mut dependents: HashMap<&str, Vec<&str>> = HashMap::new();
+    for n in nodes_a.iter().chain(nodes_b) {
+        for dep in &n.depends_on {
+            dependents.entry(dep.as_str()).or_default().push(&n.node_id);
+        }
+    }
+    let mut reached = std::collections::HashSet::new();
+    let mut todo = vec![first];
+    while let Some(id) = todo.pop() {
+        for &next in dependents.get(id).into_iter().flatten() {
+            if reached.insert(next) {
+                todo.push(next);
+            }
+        }
+    }
+    diffs
+        .iter()
+        .filter(|d| d.node_id != first && reached.contains(d.node_id.as_str()))
+        .map(|d| d.node_id.clone())
+        .collect()
 }

@@ -290,16 +290,20 @@ class DiffSummary(_message.Message):
     def __init__(self, changed: _Optional[int] = ..., unchanged: _Optional[int] = ..., only_in_a: _Optional[int] = ..., only_in_b: _Optional[int] = ...) -> None: ...
 
 class DiffRunsResponse(_message.Message):
-    __slots__ = ("run_a", "run_b", "nodes", "summary")
+    __slots__ = ("run_a", "run_b", "nodes", "summary", "first_divergence", "after_divergence")
     RUN_A_FIELD_NUMBER: _ClassVar[int]
     RUN_B_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    FIRST_DIVERGENCE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_DIVERGENCE_FIELD_NUMBER: _ClassVar[int]
     run_a: _common_pb2.Run
     run_b: _common_pb2.Run
     nodes: _containers.RepeatedCompositeFieldContainer[NodeDiff]
     summary: DiffSummary
-    def __init__(self, run_a: _Optional[_Union[_common_pb2.Run, _Mapping]] = ..., run_b: _Optional[_Union[_common_pb2.Run, _Mapping]] = ..., nodes: _Optional[_Iterable[_Union[NodeDiff, _Mapping]]] = ..., summary: _Optional[_Union[DiffSummary, _Mapping]] = ...) -> None: ...
+    first_divergence: str
+    after_divergence: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, run_a: _Optional[_Union[_common_pb2.Run, _Mapping]] = ..., run_b: _Optional[_Union[_common_pb2.Run, _Mapping]] = ..., nodes: _Optional[_Iterable[_Union[NodeDiff, _Mapping]]] = ..., summary: _Optional[_Union[DiffSummary, _Mapping]] = ..., first_divergence: _Optional[str] = ..., after_divergence: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetNodeExecutionRequest(_message.Message):
     __slots__ = ("run_id", "step")
