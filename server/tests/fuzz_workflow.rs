@@ -23,11 +23,14 @@ use retake_server::settings::EnvPolicy;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How long one load may take in a debug build, whatever the input. The
-/// inputs here are at most a few MiB.
-const TIME_LIMIT: Duration = Duration::from_secs(10);
+/// A load still running after this is taken to be stuck: an input that
+/// makes the parser's work blow up (nesting, aliases) runs for minutes or
+/// exhausts memory, where any input here loads in well under a second.
+/// A watchdog, not a speed target: it is generous enough for a loaded
+/// machine and a debug build.
+const STUCK_AFTER: Duration = Duration::from_secs(60);
 
 fn config(cases: u32) -> Config {
     Config {
@@ -62,19 +65,18 @@ impl Inputs {
 }
 
 /// Loads on a thread with the stack the server gives its blocking pool
-/// (2 MiB), and fails if that takes longer than `TIME_LIMIT` or panics.
-fn load_bounded(text: &str, inputs: &Inputs) -> Result<(Loaded, Duration), TestCaseError> {
+/// (2 MiB), and fails if the load panics or is stuck (`STUCK_AFTER`).
+fn load_bounded(text: &str, inputs: &Inputs) -> Result<Loaded, TestCaseError> {
     let (text, inputs) = (text.to_string(), inputs.clone());
     let (tx, rx) = std::sync::mpsc::channel();
     let worker = std::thread::Builder::new()
         .stack_size(2 << 20)
         .spawn(move || {
-            let started = Instant::now();
             let loaded = load(&text, &inputs.files, &inputs.variables, inputs.options());
-            let _ = tx.send((loaded, started.elapsed()));
+            let _ = tx.send(loaded);
         })
         .expect("spawn");
-    match rx.recv_timeout(TIME_LIMIT) {
+    match rx.recv_timeout(STUCK_AFTER) {
         Ok(done) => {
             worker
                 .join()
@@ -82,7 +84,7 @@ fn load_bounded(text: &str, inputs: &Inputs) -> Result<(Loaded, Duration), TestC
             Ok(done)
         }
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(TestCaseError::fail(format!(
-            "load took longer than {TIME_LIMIT:?}"
+            "load still running after {STUCK_AFTER:?}"
         ))),
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
             Err(TestCaseError::fail("load panicked"))
@@ -142,7 +144,7 @@ fn check_outcome(text: &str, loaded: &Loaded) -> Result<(), TestCaseError> {
 }
 
 fn load_and_check(text: &str, inputs: &Inputs) -> Result<Loaded, TestCaseError> {
-    let (loaded, _) = load_bounded(text, inputs)?;
+    let loaded = load_bounded(text, inputs)?;
     check_outcome(text, &loaded)?;
     Ok(loaded)
 }
@@ -897,9 +899,8 @@ proptest! {
             _ => format!("  a: {{agent: local://echo, outputs: [o]}}\nq: {deep}\n"),
         };
         let text = format!("name: w\n{trick}nodes:\n{after}{body}");
-        let (loaded, took) = load_bounded(&text, &Inputs::default())?;
+        let loaded = load_bounded(&text, &Inputs::default())?;
         check_outcome(&text, &loaded)?;
-        prop_assert!(took < Duration::from_secs(3), "{levels} levels took {took:?}");
         if style % 5 < 3 {
             for e in &loaded.errors {
                 prop_assert!(
@@ -943,9 +944,8 @@ proptest! {
             text.push_str(&format!("      l{i}: &l{i} {}\n", list(vec![format!("*l{}", i - 1); width])));
         }
         text.push_str(&format!("      uses: [{}]\n", vec![format!("*l{}", levels - 1); uses].join(", ")));
-        let (loaded, took) = load_bounded(&text, &Inputs::default())?;
+        let loaded = load_bounded(&text, &Inputs::default())?;
         check_outcome(&text, &loaded)?;
-        prop_assert!(took < Duration::from_secs(5), "took {took:?}");
         let expanded = (base * (scalar_len + 1)) as f64 * (width as f64).powi(levels as i32 - 1) * uses as f64;
         if expanded > 4.0 * text.len() as f64 + 1.1e6 {
             prop_assert!(loaded.workflow.is_none(), "an expansion of {expanded} was accepted");
@@ -1028,9 +1028,8 @@ proptest! {
                 targets.join(" ")
             ));
         }
-        let (loaded, took) = load_bounded(&text, &Inputs { max_nodes: 20_000, ..Inputs::default() })?;
+        let loaded = load_bounded(&text, &Inputs { max_nodes: 20_000, ..Inputs::default() })?;
         check_outcome(&text, &loaded)?;
-        prop_assert!(took < Duration::from_secs(5), "{nodes} nodes took {took:?}");
         if refs == 1 {
             prop_assert!(loaded.errors.is_empty(), "{:?}", &loaded.errors[..loaded.errors.len().min(3)]);
         }
@@ -1040,13 +1039,12 @@ proptest! {
 // ---------------------------------------------------------------------
 // Regressions found by the properties above.
 
-fn load_plain(text: &str) -> (Loaded, Duration) {
+fn load_plain(text: &str) -> Loaded {
     load_bounded(text, &Inputs::default()).unwrap()
 }
 
-fn assert_refused_quickly(text: &str) {
-    let (loaded, took) = load_plain(text);
-    assert!(took < Duration::from_secs(2), "took {took:?}");
+fn assert_refused(text: &str) {
+    let loaded = load_plain(text);
     assert!(
         loaded
             .errors
@@ -1073,11 +1071,11 @@ fn nesting_after_a_misleading_quote_is_refused() {
         "q: |\n  \"\n",
         "q: a\n  \"b\n",
     ] {
-        assert_refused_quickly(&format!(
+        assert_refused(&format!(
             "name: w\n{prefix}nodes:\n  a: {{agent: local://echo, outputs: [o], inputs: {{x: {deep}}}}}\n"
         ));
     }
-    assert_refused_quickly(&format!(
+    assert_refused(&format!(
         "name: w\nnodes:\n  a: {{agent: local://echo, outputs: [o], inputs: {{x: [a \"b, {deep}]}}}}\n"
     ));
 }
@@ -1096,7 +1094,7 @@ fn brackets_inside_scalars_are_text() {
         let text = format!(
             "name: w\nnodes:\n  a:\n    agent: local://echo\n    outputs: [o]\n    inputs:\n      x: {value}\n"
         );
-        let (loaded, _) = load_plain(&text);
+        let loaded = load_plain(&text);
         assert!(loaded.errors.is_empty(), "{value}: {:?}", loaded.errors);
     }
 }
@@ -1113,8 +1111,7 @@ fn alias_bombs_are_refused_before_they_expand() {
             "name: w\nnodes:\n  a:\n    agent: local://echo\n    outputs: [o]\n    inputs:\n      big: &b [{anchor}]\n      uses: [{}]\n",
             vec!["*b"; uses].join(",")
         );
-        let (loaded, took) = load_plain(&text);
-        assert!(took < Duration::from_secs(3), "took {took:?}");
+        let loaded = load_plain(&text);
         assert!(
             loaded
                 .errors
@@ -1126,7 +1123,7 @@ fn alias_bombs_are_refused_before_they_expand() {
     }
     // Ordinary reuse of an anchor is fine, a long prompt in many nodes too.
     let text = "name: w\nnodes:\n  a: &n {agent: local://echo, outputs: [o]}\n  b: *n\n  c: *n\n";
-    let (loaded, _) = load_plain(text);
+    let loaded = load_plain(text);
     assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
     assert_eq!(loaded.workflow.unwrap().nodes.len(), 3);
     let mut text = format!(
@@ -1138,6 +1135,6 @@ fn alias_bombs_are_refused_before_they_expand() {
             "  n{i}: {{agent: local://echo, outputs: [o], system_prompt: *p}}\n"
         ));
     }
-    let (loaded, _) = load_plain(&text);
+    let loaded = load_plain(&text);
     assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
 }
