@@ -211,6 +211,28 @@ nodes:
     await ui.shot(page, "diff-swap");
   });
 
+  test("a retried node shows one bar per attempt", async () => {
+    const file = server.workflow(
+      "retry.yaml",
+      `name: retried
+nodes:
+  flaky:
+    agent: local://fail
+    config: {times: 2}
+    retry_policy: {max_retries: 3, backoff: fixed, initial_delay_ms: 100}
+    outputs: [result]
+`,
+    );
+    assert.match(await server.cli("run", file), /completed/);
+    const page = await ui.page();
+    await page.goto(`${server.url}/runs/latest?node=flaky`);
+    await until(page, () => document.querySelectorAll('.tl-row[data-node="flaky"] .tl-bar').length === 3, null, "three attempts");
+    const bars = await page.$$eval('.tl-row[data-node="flaky"] .tl-bar', (bs) => bs.map((b) => b.className));
+    assert.deepEqual(bars.map((c) => c.includes("st-failed")), [true, true, false], "two failed attempts, then one that completed");
+    assert.equal(await page.$$eval(".attempts tbody tr", (rs) => rs.length), 3);
+    await ui.shot(page, "retries");
+  });
+
   test("cancel stops a running run", async () => {
     const id = await server.detach(server.workflow("slow.yaml", SLOW));
     const page = await ui.page();
