@@ -6,7 +6,7 @@ import { NotFound } from "./components/NotFound";
 import { DiffPage } from "./pages/DiffPage";
 import { RunPage } from "./pages/RunPage";
 import { RunsList } from "./pages/RunsList";
-import { interceptLinks, parse, useLocation } from "./router";
+import { interceptLinks, parse, runPageKey, useLocation } from "./router";
 
 function TokenForm({ onSaved }: { onSaved: () => void }) {
   const [value, setValue] = useState("");
@@ -53,7 +53,7 @@ function App() {
       page = <RunsList />;
       break;
     case "run":
-      page = <RunPage key={route.runId} runId={route.runId} />;
+      page = <RunPage key={runPageKey(route.runId)} runId={route.runId} />;
       break;
     case "diff":
       page = <DiffPage key={`${route.runA}/${route.runB}`} runA={route.runA} runB={route.runB} />;

@@ -54,6 +54,21 @@ export function interceptLinks(root: HTMLElement): void {
   });
 }
 
+/** Run ids by the name a page was opened with (`latest`, a prefix) once
+ * it resolved: the page then shows the id in the address without being
+ * opened anew. */
+const openedAs = new Map<string, string>();
+
+export function resolvedRun(name: string, id: string): void {
+  if (name !== id) openedAs.set(id, openedAs.get(name) ?? name);
+}
+
+/** A stable identity for the run page of `runId`: the name it was first
+ * opened with. */
+export function runPageKey(runId: string): string {
+  return openedAs.get(runId) ?? runId;
+}
+
 export function runUrl(id: string, node?: string): string {
   return `/runs/${encodeURIComponent(id)}${node ? `?node=${encodeURIComponent(node)}` : ""}`;
 }

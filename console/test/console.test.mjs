@@ -94,6 +94,7 @@ describe("the console", { skip: skip ?? false }, () => {
     await page.goto(`${server.url}/runs/latest`);
     await until(page, () => document.querySelectorAll("g.node").length === 4, null, "four nodes drawn");
     await until(page, () => /^\/runs\/run_[0-9a-f-]+$/.test(location.pathname), null, "latest resolved to the run's id");
+    await until(page, () => document.querySelectorAll("g.node").length === 4, null, "still four nodes drawn");
     assert.deepEqual(await nodeStatuses(page), { start: "completed", left: "completed", right: "completed", join: "completed" });
     const bars = await page.$$eval(".tl-bar", (bs) => Object.fromEntries(bs.map((b) => [b.closest(".tl-row").dataset.node, [Number(b.dataset.start), Number(b.dataset.end)]])));
     const [l, r] = [bars.left, bars.right];

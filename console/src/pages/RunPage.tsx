@@ -25,7 +25,7 @@ import { Waits } from "../components/Waits";
 import { cost, duration, finishedNodes, RUN_FINISHED, time, tokens } from "../format";
 import { ErrorBox, useLoad } from "../hooks";
 import { NotFound } from "../components/NotFound";
-import { diffUrl, navigate, runUrl, useLocation, withQuery } from "../router";
+import { diffUrl, navigate, resolvedRun, runUrl, useLocation, withQuery } from "../router";
 
 /** Refetches at most this often while events stream in. */
 const REFRESH_MS = 250;
@@ -94,7 +94,10 @@ export function RunPage({ runId }: { runId: string }) {
 
   // `latest` and prefixes resolve to one run: the address names it.
   useEffect(() => {
-    if (run && run.id !== runId) navigate(runUrl(run.id) + location.search, true);
+    if (run && run.id !== runId) {
+      resolvedRun(runId, run.id);
+      navigate(runUrl(run.id) + location.search, true);
+    }
   }, [run?.id]);
 
   if (loaded.error && isCode(loaded.error, Code.NotFound)) return <NotFound what={errorText(loaded.error)} />;
