@@ -49,6 +49,10 @@ pub async fn open(settings: &Settings) -> anyhow::Result<(engine::Engine, lock::
         if resumed > 0 {
             tracing::info!(resumed, "resumed unfinished runs");
         }
+        let experiments = engine.recover_experiments().await?;
+        if experiments > 0 {
+            tracing::info!(experiments, "resumed unfinished experiments");
+        }
     }
     Ok((engine, lock))
 }

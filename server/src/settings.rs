@@ -42,6 +42,8 @@ pub struct Settings {
     /// engine): the user is the operator and no restriction applies;
     /// `retake-server` always sets one.
     pub env_policy: Option<std::sync::Arc<EnvPolicy>>,
+    /// Replays an experiment runs at once when its request leaves it open.
+    pub experiment_concurrency: u32,
     /// The web console's files, served on the API's address.
     pub console: crate::api::ConsoleFiles,
 }
@@ -106,6 +108,7 @@ impl Settings {
             disk_full_timeout: Duration::from_secs(300),
             worker_lease: Duration::from_secs(10),
             env_policy: None,
+            experiment_concurrency: crate::engine::experiments::DEFAULT_CONCURRENCY,
             console: crate::api::ConsoleFiles::Embedded,
         }
     }

@@ -314,3 +314,37 @@ pub fn wait(w: &crate::engine::Wait) -> pb::Wait {
         create_time: timestamp(Some(w.created_at)),
     }
 }
+
+/// Longest `OutputOverride.source` kept: it only says where a value came
+/// from, so a longer one is cut rather than refused.
+const MAX_SOURCE_BYTES: usize = 512;
+
+fn clip_source(source: String) -> String {
+    if source.len() > MAX_SOURCE_BYTES {
+        format!("{}…", head(&source, MAX_SOURCE_BYTES))
+    } else {
+        source
+    }
+}
+
+pub fn swaps_from(swaps: Vec<pb::AgentSwap>) -> Vec<crate::model::AgentSwap> {
+    swaps
+        .into_iter()
+        .map(|s| crate::model::AgentSwap {
+            node_id: s.node_id,
+            agent: s.agent,
+        })
+        .collect()
+}
+
+pub fn overrides_from(overrides: Vec<pb::OutputOverride>) -> Vec<crate::model::OutputOverride> {
+    overrides
+        .into_iter()
+        .map(|o| crate::model::OutputOverride {
+            selector: o.selector,
+            output: o.output,
+            value: o.value,
+            source: clip_source(o.source),
+        })
+        .collect()
+}

@@ -3,6 +3,8 @@
 
 mod artifact_service;
 mod console;
+mod experiment_convert;
+mod experiment_service;
 pub use console::{ConsoleFiles, ConsoleLayer};
 mod convert;
 mod paging;
@@ -15,6 +17,7 @@ mod workflow_service;
 use crate::Settings;
 use crate::engine::Engine;
 use retake::v1::artifact_service_server::ArtifactServiceServer;
+use retake::v1::experiment_service_server::ExperimentServiceServer;
 use retake::v1::run_service_server::RunServiceServer;
 use retake::v1::worker_service_server::WorkerServiceServer;
 use retake::v1::workflow_service_server::WorkflowServiceServer;
@@ -86,6 +89,9 @@ pub async fn routes(engine: Engine, settings: &Settings) -> anyhow::Result<Route
     health_reporter
         .set_serving::<WorkflowServiceServer<workflow_service::WorkflowApi>>()
         .await;
+    health_reporter
+        .set_serving::<ExperimentServiceServer<experiment_service::ExperimentApi>>()
+        .await;
 
     // Both reflection versions describe everything served, each other included.
     let reflection = || {
@@ -115,6 +121,11 @@ pub async fn routes(engine: Engine, settings: &Settings) -> anyhow::Result<Route
     })
     .max_decoding_message_size(limit)
     .max_encoding_message_size(limit);
+    let experiments = ExperimentServiceServer::new(experiment_service::ExperimentApi {
+        engine: engine.clone(),
+    })
+    .max_decoding_message_size(limit)
+    .max_encoding_message_size(limit);
     let workflows = WorkflowServiceServer::new(workflow_service::WorkflowApi { engine })
         .max_decoding_message_size(limit);
 
@@ -123,6 +134,7 @@ pub async fn routes(engine: Engine, settings: &Settings) -> anyhow::Result<Route
         .add_service(InterceptedService::new(artifacts, auth.clone()))
         .add_service(InterceptedService::new(workflows, auth.clone()))
         .add_service(InterceptedService::new(workers, auth.clone()))
+        .add_service(InterceptedService::new(experiments, auth.clone()))
         .add_service(InterceptedService::new(reflection_v1, auth.clone()))
         .add_service(InterceptedService::new(reflection_v1alpha, auth)))
 }

@@ -3,7 +3,6 @@
 use super::convert;
 use super::paging::{self, PageTokens};
 use crate::engine::{Engine, ReplayRequest, WaitValue};
-use crate::model::{AgentSwap, OutputOverride};
 use crate::store::RunFilter;
 use futures::{Stream, StreamExt};
 use retake::v1 as pb;
@@ -23,18 +22,6 @@ const RUN_TOKENS: PageTokens = PageTokens {
     method: "ListRuns",
     prefix: "runs:",
 };
-
-/// Longest `OutputOverride.source` kept: it only says where a value came
-/// from, so a longer one is cut rather than refused.
-const MAX_SOURCE_BYTES: usize = 512;
-
-fn clip_source(source: String) -> String {
-    if source.len() > MAX_SOURCE_BYTES {
-        format!("{}…", convert::head(&source, MAX_SOURCE_BYTES))
-    } else {
-        source
-    }
-}
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::WatchRunResponse, Status>> + Send>>;
 
@@ -89,6 +76,7 @@ impl RunService for RunApi {
             status: convert::run_status_filter(req.status)?,
             workflow_name: Some(req.workflow_name).filter(|s| !s.is_empty()),
             forked_from: Some(req.forked_from).filter(|s| !s.is_empty()),
+            ..RunFilter::default()
         };
         // One extra row tells whether another page exists.
         let runs = self.engine.list_runs(&filter, limit + 1, before).await?;
@@ -112,26 +100,11 @@ impl RunService for RunApi {
             workflow: Some(req.workflow).filter(|w| !w.trim().is_empty()),
             files: req.files.into_iter().collect(),
             from: Some(req.from).filter(|f| !f.trim().is_empty()),
-            swaps: req
-                .swaps
-                .into_iter()
-                .map(|s| AgentSwap {
-                    node_id: s.node_id,
-                    agent: s.agent,
-                })
-                .collect(),
-            overrides: req
-                .overrides
-                .into_iter()
-                .map(|o| OutputOverride {
-                    selector: o.selector,
-                    output: o.output,
-                    value: o.value,
-                    source: clip_source(o.source),
-                })
-                .collect(),
+            swaps: convert::swaps_from(req.swaps),
+            overrides: convert::overrides_from(req.overrides),
             variables: req.variables.into_iter().collect(),
             allow_drift: req.allow_drift,
+            item: None,
         };
         let run = self.engine.replay_run(request).await?;
         Ok(Response::new(pb::ReplayRunResponse {

@@ -21,6 +21,7 @@ pub mod agents;
 mod committer;
 mod config;
 pub mod diff;
+pub mod experiments;
 mod parsed;
 mod reads;
 mod records;
@@ -64,6 +65,8 @@ pub struct EngineInner {
     parsed: parsed::ParsedWorkflows,
     /// Connected workers and the tasks of `worker://` nodes.
     pub workers: Arc<workers::WorkerHub>,
+    /// Experiments this process runs.
+    experiments: experiments::RunningExperiments,
 }
 
 /// Cheap to clone; every clone drives the same runs.
@@ -95,6 +98,7 @@ impl Engine {
             run_permits,
             shutdown: CancellationToken::new(),
             parsed: parsed::ParsedWorkflows::default(),
+            experiments: experiments::RunningExperiments::default(),
         })))
     }
 

@@ -355,3 +355,6 @@ pub struct Event {
     pub node_id: Option<String>,
     pub detail: EventDetail,
 }
+
+mod experiment;
+pub use experiment::*;

@@ -11,6 +11,11 @@ pub struct WriteBatch {
     pub nodes: Vec<NodeExecution>,
     pub run: Option<Run>,
     pub events: Vec<(i64, Event)>,
+    /// Experiments written whole but for their items (inserted or
+    /// updated by id).
+    pub experiments: Vec<Experiment>,
+    /// Experiment items, inserted or updated by experiment and position.
+    pub experiment_items: Vec<ExperimentItem>,
 }
 
 impl WriteBatch {
@@ -28,6 +33,8 @@ impl WriteBatch {
             self.run = other.run;
         }
         self.events.extend(other.events);
+        self.experiments.extend(other.experiments);
+        self.experiment_items.extend(other.experiment_items);
     }
 
     /// Records one output of node execution `rec`: its content (stored once
@@ -122,6 +129,8 @@ impl WriteBatch {
             && self.nodes.is_empty()
             && self.run.is_none()
             && self.events.is_empty()
+            && self.experiments.is_empty()
+            && self.experiment_items.is_empty()
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod batch;
 mod errors;
+mod experiments;
 mod migrate;
 mod node_states;
 mod read;

@@ -12,6 +12,10 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     pub workflow_name: Option<String>,
     pub forked_from: Option<String>,
+    /// Created at or after this time.
+    pub created_after: Option<Micros>,
+    /// Created before this time.
+    pub created_before: Option<Micros>,
 }
 
 /// Run statuses a process may leave behind unfinished.
@@ -97,6 +101,12 @@ impl Store {
         if filter.forked_from.is_some() {
             sql.push_str(" AND r.forked_from = ?");
         }
+        if filter.created_after.is_some() {
+            sql.push_str(" AND r.created_at >= ?");
+        }
+        if filter.created_before.is_some() {
+            sql.push_str(" AND r.created_at < ?");
+        }
         sql.push_str(" ORDER BY r.pk DESC LIMIT ?");
         let mut q = sqlx::query(&sql).bind(before_pk.unwrap_or(i64::MAX));
         if let Some(s) = filter.status {
@@ -107,6 +117,12 @@ impl Store {
         }
         if let Some(f) = &filter.forked_from {
             q = q.bind(f);
+        }
+        for t in [filter.created_after, filter.created_before]
+            .into_iter()
+            .flatten()
+        {
+            q = q.bind(t);
         }
         let found = q.bind(limit).fetch_all(&self.reader).await?;
         found.iter().map(rows::run_from_row).collect()

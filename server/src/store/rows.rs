@@ -18,6 +18,11 @@ pub(super) enum RowKey<'k> {
         sequence: i64,
     },
     Sha256(&'k str),
+    /// An experiment's item.
+    Item {
+        experiment: &'k str,
+        position: i64,
+    },
 }
 
 impl std::fmt::Display for RowKey<'_> {
@@ -28,6 +33,10 @@ impl std::fmt::Display for RowKey<'_> {
             Self::RunPk(pk) => write!(f, "run_pk {pk}"),
             Self::Event { run_pk, sequence } => write!(f, "run_pk {run_pk}, sequence {sequence}"),
             Self::Sha256(sha) => write!(f, "sha256 {sha}"),
+            Self::Item {
+                experiment,
+                position,
+            } => write!(f, "experiment_id {experiment}, position {position}"),
         }
     }
 }

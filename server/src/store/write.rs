@@ -180,7 +180,45 @@ pub(super) fn updates<'a>(script: &mut Script<'a>, batches: &[&'a WriteBatch]) -
     let artifacts: Vec<_> = batches.iter().flat_map(|b| &b.artifacts).collect();
     insert_artifacts(script, &artifacts)?;
     let events: Vec<_> = batches.iter().flat_map(|b| &b.events).collect();
-    insert_events(script, &events)
+    insert_events(script, &events)?;
+    for experiment in batches.iter().flat_map(|b| &b.experiments) {
+        upsert_experiment(script, experiment)?;
+    }
+    for item in batches.iter().flat_map(|b| &b.experiment_items) {
+        upsert_experiment_item(script, item)?;
+    }
+    Ok(())
+}
+
+/// Experiments are few and written rarely: a statement each.
+fn upsert_experiment<'a>(script: &mut Script<'a>, e: &'a Experiment) -> EngineResult<()> {
+    script.bind(e.id.as_str())?;
+    script.bind(e.name.as_str())?;
+    script.bind(e.status.as_i64())?;
+    script.bind(json(&e.spec)?)?;
+    script.bind(e.created_at)?;
+    script.bind(e.finished_at)?;
+    script.push(
+        "INSERT INTO experiments (id, name, status, spec, created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, finished_at = excluded.finished_at",
+    );
+    Ok(())
+}
+
+fn upsert_experiment_item<'a>(script: &mut Script<'a>, i: &'a ExperimentItem) -> EngineResult<()> {
+    script.bind(i.experiment_id.as_str())?;
+    script.bind(i.position)?;
+    script.bind(i.source_run_id.as_str())?;
+    script.bind(i.replay_run_id.as_deref())?;
+    script.bind(i.status.as_i64())?;
+    script.bind(i.reason.as_deref())?;
+    script.push(
+        "INSERT INTO experiment_items (experiment_id, position, source_run_id, replay_run_id, status, reason)
+         VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (experiment_id, position) DO UPDATE SET
+             replay_run_id = excluded.replay_run_id, status = excluded.status, reason = excluded.reason",
+    );
+    Ok(())
 }
 
 /// The last of the items with each key, in the order of their first

@@ -24,6 +24,9 @@ pub struct ReplayRequest {
     pub overrides: Vec<OutputOverride>,
     pub variables: BTreeMap<String, String>,
     pub allow_drift: bool,
+    /// The experiment item this replay is for: its link to the replay is
+    /// stored with the replay, in one transaction.
+    pub item: Option<ExperimentItem>,
 }
 
 /// An override value is JSON when it looks like a JSON document, so that
@@ -249,6 +252,14 @@ impl Engine {
         journal.record_decided(nodes.iter().flatten());
         let last_seq = journal.last_seq();
         batch.merge(journal.take());
+        if let Some(item) = req.item {
+            batch.experiment_items.push(ExperimentItem {
+                replay_run_id: Some(run.id.clone()),
+                status: ItemStatus::Running,
+                reason: None,
+                ..item
+            });
+        }
         // The run, its rows, what is already decided of them and its first
         // events land in one transaction: recovery never sees an
         // overridden node still pending.

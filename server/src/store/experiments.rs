@@ -1,0 +1,109 @@
+//! Reading experiments and their items back.
+
+use super::Store;
+use super::rows::{Fields, RowKey};
+use crate::error::{EngineError, EngineResult};
+use crate::model::*;
+use sqlx::sqlite::SqliteRow;
+
+const EXPERIMENT_COLUMNS: &str = "pk, id, name, status, spec, created_at, finished_at";
+
+fn experiment_from_row(row: &SqliteRow) -> EngineResult<Experiment> {
+    let f = Fields::keyed_by_pk("experiments", row);
+    Ok(Experiment {
+        id: f.get("id")?,
+        name: f.get("name")?,
+        status: f.numbered("status", "experiment status", ExperimentStatus::from_i64)?,
+        spec: f.json("spec")?,
+        created_at: f.get("created_at")?,
+        finished_at: f.get_or_null("finished_at")?,
+        items: Vec::new(),
+    })
+}
+
+fn item_from_row(experiment: &str, row: &SqliteRow) -> EngineResult<ExperimentItem> {
+    use sqlx::Row;
+    // Only to name the row in an error; the read below checks it.
+    let position = row.try_get("position").unwrap_or(-1);
+    let f = Fields::new(
+        "experiment_items",
+        row,
+        RowKey::Item {
+            experiment,
+            position,
+        },
+    );
+    Ok(ExperimentItem {
+        experiment_id: f.get("experiment_id")?,
+        position: f.get("position")?,
+        source_run_id: f.get("source_run_id")?,
+        replay_run_id: f.get_or_null("replay_run_id")?,
+        status: f.numbered("status", "experiment item status", ItemStatus::from_i64)?,
+        reason: f.get_or_null("reason")?,
+    })
+}
+
+impl Store {
+    /// An experiment with its items, in position order.
+    pub async fn experiment(&self, id: &str) -> EngineResult<Experiment> {
+        let row = sqlx::query(&format!(
+            "SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or_else(|| {
+            EngineError::NotFound(format!("Experiment '{}' not found", crate::error::echo(id)))
+        })?;
+        let mut experiment = experiment_from_row(&row)?;
+        experiment.items = self.items_of(&experiment.id).await?;
+        Ok(experiment)
+    }
+
+    async fn items_of(&self, experiment_id: &str) -> EngineResult<Vec<ExperimentItem>> {
+        let rows = sqlx::query(
+            "SELECT experiment_id, position, source_run_id, replay_run_id, status, reason
+             FROM experiment_items WHERE experiment_id = ? ORDER BY position",
+        )
+        .bind(experiment_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| item_from_row(experiment_id, r))
+            .collect()
+    }
+
+    /// Experiments newest first, before the one with key `before_pk`; with
+    /// each one's key, for paging.
+    pub async fn list_experiments(
+        &self,
+        limit: i64,
+        before_pk: Option<i64>,
+    ) -> EngineResult<Vec<(i64, Experiment)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE pk < ? ORDER BY pk DESC LIMIT ?"
+        ))
+        .bind(before_pk.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let pk: i64 = Fields::keyed_by_pk("experiments", row).get("pk")?;
+            let mut e = experiment_from_row(row)?;
+            e.items = self.items_of(&e.id).await?;
+            out.push((pk, e));
+        }
+        Ok(out)
+    }
+
+    /// Ids of the experiments a previous process left running.
+    pub async fn unfinished_experiments(&self) -> EngineResult<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM experiments WHERE status = ? ORDER BY pk")
+                .bind(ExperimentStatus::Running.as_i64())
+                .fetch_all(&self.reader)
+                .await?,
+        )
+    }
+}

@@ -1,0 +1,390 @@
+//! Experiments against a real server over gRPC: one change replayed over
+//! many recorded runs, the comparison's counts, sources that cannot be
+//! replayed, a restart in the middle, and a cancel.
+
+use retake::v1 as pb;
+use retake::v1::experiment_service_client::ExperimentServiceClient;
+use retake_test_support::in_process::{self, TestServer};
+use std::time::Duration;
+use tonic::transport::Channel;
+
+const WORKFLOW: &str = r#"name: exp
+nodes:
+  fetch: {agent: local://echo, inputs: {topic: "${user.topic}"}, outputs: [result]}
+  summarize: {agent: local://mock, config: {response: "summary v1"}, inputs: {x: "${fetch.result}"}, outputs: [result], depends_on: [fetch]}
+  score: {agent: local://mock, config: {response: "0.5"}, inputs: {s: "${summarize.result}"}, outputs: [result], depends_on: [summarize]}
+"#;
+
+async fn experiments(s: &TestServer) -> ExperimentServiceClient<Channel> {
+    ExperimentServiceClient::connect(format!("http://{}", s.addr))
+        .await
+        .expect("connect")
+}
+
+/// Runs the workflow `n` times to completion; returns their ids.
+async fn record(s: &mut TestServer, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let run = s
+            .start_run_vars(WORKFLOW, &[("topic", &format!("t{i}"))])
+            .await;
+        assert_eq!(s.watch_to_end(&run.id).await, pb::RunStatus::Completed);
+        ids.push(run.id);
+    }
+    ids
+}
+
+fn swap(node: &str, agent: &str) -> pb::ExperimentChange {
+    pb::ExperimentChange {
+        swaps: vec![pb::AgentSwap {
+            node_id: node.into(),
+            agent: agent.into(),
+        }],
+        ..Default::default()
+    }
+}
+
+/// Follows WatchExperiment to its end; returns the last state.
+async fn watch_to_end(c: &mut ExperimentServiceClient<Channel>, id: &str) -> pb::Experiment {
+    let mut stream = c
+        .watch_experiment(pb::WatchExperimentRequest {
+            experiment_id: id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = None;
+    while let Some(msg) = tokio::time::timeout(Duration::from_secs(60), stream.message())
+        .await
+        .expect("the experiment progresses")
+        .unwrap()
+    {
+        last = msg.experiment;
+    }
+    last.expect("at least one state")
+}
+
+async fn get(c: &mut ExperimentServiceClient<Channel>, id: &str) -> pb::GetExperimentResponse {
+    c.get_experiment(pb::GetExperimentRequest {
+        experiment_id: id.into(),
+        include_comparison: true,
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+#[tokio::test]
+async fn a_swap_over_twenty_runs_is_counted_node_by_node() {
+    let mut s = in_process::start().await;
+    let sources = record(&mut s, 20).await;
+    let mut c = experiments(&s).await;
+    let started = c
+        .start_experiment(pb::StartExperimentRequest {
+            name: "echo summaries".into(),
+            selection: Some(pb::RunSelection {
+                workflow_name: "exp".into(),
+                limit: 20,
+                ..Default::default()
+            }),
+            change: Some(swap("summarize", "local://echo")),
+            score_node: "score".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .experiment
+        .unwrap();
+    assert!(started.id.starts_with("exp_"));
+    assert_eq!(started.progress.unwrap().total, 20);
+    assert_eq!(started.concurrency, 4, "the server's default");
+
+    let done = watch_to_end(&mut c, &started.id).await;
+    assert_eq!(done.status(), pb::ExperimentStatus::Completed);
+    let progress = done.progress.unwrap();
+    assert_eq!((progress.completed, progress.total), (20, 20));
+    // Every source replayed once, and the replays are of the sources.
+    let mut replayed: Vec<_> = done.items.iter().map(|i| i.source_run_id.clone()).collect();
+    replayed.sort();
+    let mut expected = sources.clone();
+    expected.sort();
+    assert_eq!(replayed, expected);
+
+    let got = get(&mut c, &started.id).await;
+    let cmp = got.comparison.unwrap();
+    let node = |id: &str| cmp.nodes.iter().find(|n| n.node_id == id).unwrap().clone();
+    let counts = |n: pb::NodeAggregate| (n.changed, n.unchanged, n.failed, n.reused);
+    assert_eq!(counts(node("fetch")), (0, 20, 0, 20), "fetch is reused");
+    assert_eq!(counts(node("summarize")), (20, 0, 0, 0), "the swapped node");
+    assert_eq!(
+        counts(node("score")),
+        (0, 20, 0, 0),
+        "ran again, same output"
+    );
+    assert_eq!(cmp.pairs.len(), 20);
+    for p in &cmp.pairs {
+        assert_eq!(p.status_before(), pb::RunStatus::Completed);
+        assert_eq!(p.status_after(), pb::RunStatus::Completed);
+        assert_eq!(p.nodes_changed, 1, "{p:?}");
+        assert_eq!(p.first_divergence, "summarize");
+        assert_eq!((p.score_before, p.score_after), (Some(0.5), Some(0.5)));
+    }
+    let totals = cmp.totals.unwrap();
+    assert_eq!(totals.reused_nodes, 20);
+    let score = cmp.score.unwrap();
+    assert_eq!(
+        (score.pairs, score.mean_before, score.mean_after),
+        (20, 0.5, 0.5)
+    );
+
+    let listed = c
+        .list_experiments(pb::ListExperimentsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.experiments.len(), 1);
+    assert_eq!(listed.experiments[0].id, started.id);
+}
+
+#[tokio::test]
+async fn sources_that_cannot_be_replayed_are_skipped_with_the_reason() {
+    let mut s = in_process::start().await;
+    let finished = record(&mut s, 2).await;
+    let running = s
+        .start_run("name: slow\nnodes:\n  wait: {agent: local://sleep, config: {ms: 60000}, outputs: [result]}\n")
+        .await;
+    let mut c = experiments(&s).await;
+    let ids = vec![finished[0].clone(), running.id.clone(), finished[1].clone()];
+    let started = c
+        .start_experiment(pb::StartExperimentRequest {
+            selection: Some(pb::RunSelection {
+                run_ids: ids.clone(),
+                ..Default::default()
+            }),
+            change: Some(pb::ExperimentChange {
+                from_node: "summarize".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .experiment
+        .unwrap();
+    let done = watch_to_end(&mut c, &started.id).await;
+    assert_eq!(
+        done.status(),
+        pb::ExperimentStatus::Completed,
+        "a skip is not a failure"
+    );
+    let skipped = &done.items[1];
+    assert_eq!(skipped.source_run_id, running.id);
+    assert_eq!(skipped.status(), pb::ExperimentItemStatus::Skipped);
+    assert!(
+        skipped.reason.contains("only a finished run"),
+        "{}",
+        skipped.reason
+    );
+    assert!(skipped.replay_run_id.is_empty());
+    for i in [0, 2] {
+        assert_eq!(done.items[i].status(), pb::ExperimentItemStatus::Completed);
+    }
+    let p = done.progress.unwrap();
+    assert_eq!((p.completed, p.skipped), (2, 1));
+
+    // Both run ids and a filter: refused, naming why.
+    let err = c
+        .start_experiment(pb::StartExperimentRequest {
+            selection: Some(pb::RunSelection {
+                run_ids: ids,
+                workflow_name: "exp".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("not both"), "{}", err.message());
+    let none = c
+        .start_experiment(pb::StartExperimentRequest {
+            selection: Some(pb::RunSelection {
+                workflow_name: "nothing-by-this-name".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        none.message().contains("no run matches"),
+        "{}",
+        none.message()
+    );
+}
+
+#[tokio::test]
+async fn a_failed_replay_fails_the_experiment() {
+    let mut s = in_process::start().await;
+    record(&mut s, 3).await;
+    let mut c = experiments(&s).await;
+    let started = c
+        .start_experiment(pb::StartExperimentRequest {
+            selection: Some(pb::RunSelection {
+                workflow_name: "exp".into(),
+                ..Default::default()
+            }),
+            change: Some(swap("summarize", "local://fail")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .experiment
+        .unwrap();
+    let done = watch_to_end(&mut c, &started.id).await;
+    assert_eq!(done.status(), pb::ExperimentStatus::Failed);
+    let cmp = get(&mut c, &started.id).await.comparison.unwrap();
+    let summarize = cmp.nodes.iter().find(|n| n.node_id == "summarize").unwrap();
+    assert_eq!((summarize.failed, summarize.newly_failed), (3, 3));
+    let score = cmp.nodes.iter().find(|n| n.node_id == "score").unwrap();
+    assert_eq!(score.changed, 3, "skipped now: no output");
+}
+
+#[tokio::test]
+async fn cancel_stops_the_replays_and_the_rest() {
+    let mut s = in_process::start().await;
+    record(&mut s, 4).await;
+    let mut c = experiments(&s).await;
+    let slow = pb::ExperimentChange {
+        swaps: vec![pb::AgentSwap {
+            node_id: "summarize".into(),
+            agent: "local://sleep".into(),
+        }],
+        ..Default::default()
+    };
+    let started = c
+        .start_experiment(pb::StartExperimentRequest {
+            selection: Some(pb::RunSelection {
+                workflow_name: "exp".into(),
+                ..Default::default()
+            }),
+            change: Some(slow),
+            concurrency: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .experiment
+        .unwrap();
+    // The first replay is under way (local://sleep waits a second).
+    let mut watch = c
+        .watch_experiment(pb::WatchExperimentRequest {
+            experiment_id: started.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(msg) = watch.message().await.unwrap() {
+        if msg.experiment.unwrap().progress.unwrap().running == 1 {
+            break;
+        }
+    }
+    let cancelled = c
+        .cancel_experiment(pb::CancelExperimentRequest {
+            experiment_id: started.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .experiment
+        .unwrap();
+    assert_eq!(cancelled.status(), pb::ExperimentStatus::Cancelled);
+    let p = cancelled.progress.unwrap();
+    assert_eq!(
+        (p.cancelled, p.completed, p.pending, p.running),
+        (4, 0, 0, 0),
+        "{p:?}"
+    );
+    let replay = &cancelled
+        .items
+        .iter()
+        .find(|i| !i.replay_run_id.is_empty())
+        .unwrap()
+        .replay_run_id;
+    let (run, _) = s.get(replay).await;
+    assert_eq!(run.status(), pb::RunStatus::Cancelled);
+    let again = c
+        .cancel_experiment(pb::CancelExperimentRequest {
+            experiment_id: started.id,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), tonic::Code::FailedPrecondition);
+}
+
+#[tokio::test]
+async fn a_restart_in_the_middle_finishes_the_experiment_without_replaying_twice() {
+    let mut s = in_process::start().await;
+    let sources = record(&mut s, 4).await;
+    let mut c = experiments(&s).await;
+    let change = pb::ExperimentChange {
+        swaps: vec![pb::AgentSwap {
+            node_id: "summarize".into(),
+            agent: "local://sleep".into(),
+        }],
+        ..Default::default()
+    };
+    let started = c
+        .start_experiment(pb::StartExperimentRequest {
+            selection: Some(pb::RunSelection {
+                workflow_name: "exp".into(),
+                ..Default::default()
+            }),
+            change: Some(change),
+            concurrency: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .experiment
+        .unwrap();
+    // Stop once the first replay has finished and the second started.
+    let mut watch = c
+        .watch_experiment(pb::WatchExperimentRequest {
+            experiment_id: started.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(msg) = watch.message().await.unwrap() {
+        let p = msg.experiment.unwrap().progress.unwrap();
+        if p.completed == 1 && p.running == 1 {
+            break;
+        }
+    }
+    drop(watch);
+    let dir = s.stop().await;
+    let mut s = in_process::start_in(dir, |_| {}).await;
+    let mut c = experiments(&s).await;
+    let done = watch_to_end(&mut c, &started.id).await;
+    assert_eq!(done.status(), pb::ExperimentStatus::Completed);
+    assert_eq!(done.progress.unwrap().completed, 4);
+    for source in &sources {
+        let replays = s
+            .runs
+            .list_runs(pb::ListRunsRequest {
+                forked_from: source.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .runs;
+        assert_eq!(replays.len(), 1, "source {source} replayed once");
+    }
+}
