@@ -141,6 +141,74 @@ pub enum Command {
     Trace(TraceArgs),
     /// Tokens and cost per node and in total; reused nodes show what they saved
     Cost(CostArgs),
+    /// Replay many runs with one change and compare them: run, show, list, cancel
+    #[command(subcommand)]
+    Experiment(ExperimentCommand),
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum ExperimentCommand {
+    /// Replay a selection of runs with one change, following progress
+    Run(Box<ExperimentRunArgs>),
+    /// The comparison: nodes changed / unchanged / failed, each pair, totals
+    Show(ExperimentIdArgs),
+    /// Experiments, newest first
+    List,
+    /// Stop an experiment: no further replay starts, running ones are cancelled
+    Cancel(ExperimentIdArgs),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ExperimentIdArgs {
+    /// Experiment id
+    pub experiment_id: String,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+#[command(group(clap::ArgGroup::new("sources").required(true).args(["runs", "workflow_name"])))]
+pub struct ExperimentRunArgs {
+    /// The runs to replay (ids, unique prefixes or 'latest'), comma-separated or repeated
+    #[arg(long, value_delimiter = ',', value_name = "RUN")]
+    pub runs: Vec<String>,
+    /// Replay the runs of this workflow (most recent first; see --last, --status)
+    #[arg(long = "workflow", value_name = "NAME", conflicts_with = "runs")]
+    pub workflow_name: Option<String>,
+    /// With --workflow: only runs with this status
+    #[arg(long, value_enum, requires = "workflow_name")]
+    pub status: Option<StatusFilter>,
+    /// With --workflow: the most recent N runs (default 50, at most 1000)
+    #[arg(long, value_name = "N", requires = "workflow_name")]
+    pub last: Option<u32>,
+    /// A name to recognise the experiment by
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Step to replay from, in every run
+    #[arg(long, value_name = "STEP")]
+    pub from: Option<String>,
+    /// Workflow file to replay with (default: each run's own snapshot)
+    #[arg(long, value_name = "FILE")]
+    pub workflow_file: Option<PathBuf>,
+    /// Run NODE with another agent; repeatable
+    #[arg(long = "agent", value_name = "NODE=URI")]
+    pub agents: Vec<String>,
+    /// Replace a node's output (as `replay --override`); repeatable
+    #[arg(long = "override", value_name = "NODE=VALUE")]
+    pub overrides: Vec<String>,
+    /// Change a workflow variable; repeatable
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// Replay even if nodes that are reused changed in the workflow
+    #[arg(long)]
+    pub allow_drift: bool,
+    /// A node whose output is a number: compared before and after
+    #[arg(long, value_name = "NODE")]
+    pub score: Option<String>,
+    /// Replays running at once (default: the server's, 4)
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrency: Option<u32>,
+    /// Print the experiment id and return at once (needs a server)
+    #[arg(long)]
+    pub detach: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]

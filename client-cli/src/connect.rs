@@ -4,6 +4,7 @@
 use crate::cli::GlobalArgs;
 use crate::error::{CliError, CliResult, error_chain};
 use retake::v1::artifact_service_client::ArtifactServiceClient;
+use retake::v1::experiment_service_client::ExperimentServiceClient;
 use retake::v1::run_service_client::RunServiceClient;
 use retake::v1::worker_service_client::WorkerServiceClient;
 use retake::v1::workflow_service_client::WorkflowServiceClient;
@@ -76,6 +77,7 @@ pub struct Clients {
     pub artifacts: ArtifactServiceClient<Transport>,
     pub workflows: WorkflowServiceClient<Transport>,
     pub workers: WorkerServiceClient<Transport>,
+    pub experiments: ExperimentServiceClient<Transport>,
     /// True when the engine runs inside this process: runs die with it.
     pub embedded: bool,
     /// What following a run does at a human wait. By default an embedded
@@ -98,7 +100,9 @@ impl Clients {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             workflows: WorkflowServiceClient::with_interceptor(channel.clone(), auth.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
-            workers: WorkerServiceClient::with_interceptor(channel, auth)
+            workers: WorkerServiceClient::with_interceptor(channel.clone(), auth.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            experiments: ExperimentServiceClient::with_interceptor(channel, auth)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             embedded,
             waits: if embedded {

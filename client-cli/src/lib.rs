@@ -11,7 +11,7 @@ pub mod follow;
 pub mod parse;
 pub mod render;
 
-use cli::{ArtifactsCommand, Cli, Command};
+use cli::{ArtifactsCommand, Cli, Command, ExperimentCommand};
 use commands::launch::Launch;
 use commands::{RunEnd, RunOutcome};
 use connect::Clients;
@@ -213,6 +213,18 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
                 Command::Debug(args) => Ok(print(&commands::debug::debug(&clients, args).await?)),
                 Command::Trace(args) => Ok(print(&commands::trace::trace(&clients, args).await?)),
                 Command::Cost(args) => Ok(print(&commands::cost::cost(&clients, args).await?)),
+                Command::Experiment(ExperimentCommand::Run(args)) => Ok(print(
+                    &commands::experiment::run(&clients, args, json).await?,
+                )),
+                Command::Experiment(ExperimentCommand::Show(args)) => Ok(print(
+                    &commands::experiment::show(&clients, &args.experiment_id).await?,
+                )),
+                Command::Experiment(ExperimentCommand::List) => {
+                    Ok(print(&commands::experiment::list(&clients).await?))
+                }
+                Command::Experiment(ExperimentCommand::Cancel(args)) => {
+                    Ok(print(&commands::experiment::cancel(&clients, args).await?))
+                }
                 Command::Run(_)
                 | Command::Replay(_)
                 | Command::Watch(_)

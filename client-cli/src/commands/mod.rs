@@ -6,6 +6,7 @@ pub mod cancel;
 pub mod cost;
 pub mod debug;
 pub mod diff;
+pub mod experiment;
 pub mod fetch;
 pub mod launch;
 pub mod replay;
