@@ -62,6 +62,9 @@ struct Args {
     /// fail as on a full disk.
     #[arg(long, value_name = "PAGES")]
     max_db_pages: Option<u32>,
+    /// Replays an experiment runs at once when it does not say.
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    experiment_concurrency: u32,
     /// Serve no web console: the address answers gRPC and gRPC-Web only.
     #[arg(long, conflicts_with = "console_dir")]
     no_console: bool,
@@ -92,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
     settings.max_db_pages = args.max_db_pages;
     settings.disk_full_timeout = std::time::Duration::from_secs(args.disk_full_timeout);
     settings.worker_lease = std::time::Duration::from_millis(args.worker_lease_ms);
+    settings.experiment_concurrency = args.experiment_concurrency;
     settings.console = match (args.no_console, args.console_dir) {
         (true, _) => ConsoleFiles::Off,
         (false, Some(dir)) => {

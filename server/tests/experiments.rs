@@ -5,6 +5,7 @@
 use retake::v1 as pb;
 use retake::v1::experiment_service_client::ExperimentServiceClient;
 use retake_test_support::in_process::{self, TestServer};
+use retake_test_support::process::ServerCommand;
 use std::time::Duration;
 use tonic::transport::Channel;
 
@@ -149,7 +150,8 @@ async fn a_swap_over_twenty_runs_is_counted_node_by_node() {
 
 #[tokio::test]
 async fn sources_that_cannot_be_replayed_are_skipped_with_the_reason() {
-    let mut s = in_process::start().await;
+    // The server's default concurrency, for requests that leave it open.
+    let mut s = in_process::start_with(|s| s.experiment_concurrency = 2).await;
     let finished = record(&mut s, 2).await;
     let running = s
         .start_run("name: slow\nnodes:\n  wait: {agent: local://sleep, config: {ms: 60000}, outputs: [result]}\n")
@@ -327,24 +329,29 @@ async fn cancel_stops_the_replays_and_the_rest() {
 }
 
 #[tokio::test]
-async fn a_restart_in_the_middle_finishes_the_experiment_without_replaying_twice() {
-    let mut s = in_process::start().await;
-    let sources = record(&mut s, 4).await;
-    let mut c = experiments(&s).await;
-    let change = pb::ExperimentChange {
-        swaps: vec![pb::AgentSwap {
-            node_id: "summarize".into(),
-            agent: "local://sleep".into(),
-        }],
-        ..Default::default()
-    };
+async fn a_server_killed_in_the_middle_finishes_the_experiment_when_it_restarts() {
+    let dir = retake_test_support::DbDir::new();
+    let server = ServerCommand::new(dir.db());
+    let mut process = server.spawn();
+    let mut client = process.client().await;
+    let mut sources = Vec::new();
+    for i in 0..4 {
+        let run = client
+            .start_run_vars(WORKFLOW, &[("topic", &format!("t{i}"))])
+            .await;
+        assert_eq!(client.watch_to_end(&run.id).await, pb::RunStatus::Completed);
+        sources.push(run.id);
+    }
+    let mut c = ExperimentServiceClient::connect(process.url())
+        .await
+        .unwrap();
     let started = c
         .start_experiment(pb::StartExperimentRequest {
             selection: Some(pb::RunSelection {
                 workflow_name: "exp".into(),
                 ..Default::default()
             }),
-            change: Some(change),
+            change: Some(swap("summarize", "local://sleep")),
             concurrency: 1,
             ..Default::default()
         })
@@ -353,7 +360,7 @@ async fn a_restart_in_the_middle_finishes_the_experiment_without_replaying_twice
         .into_inner()
         .experiment
         .unwrap();
-    // Stop once the first replay has finished and the second started.
+    // Killed once the first replay has finished and the second started.
     let mut watch = c
         .watch_experiment(pb::WatchExperimentRequest {
             experiment_id: started.id.clone(),
@@ -367,15 +374,22 @@ async fn a_restart_in_the_middle_finishes_the_experiment_without_replaying_twice
             break;
         }
     }
-    drop(watch);
-    let dir = s.stop().await;
-    let mut s = in_process::start_in(dir, |_| {}).await;
-    let mut c = experiments(&s).await;
+    process.kill9();
+    let process = server.spawn();
+    let mut client = process.client().await;
+    let mut c = ExperimentServiceClient::connect(process.url())
+        .await
+        .unwrap();
     let done = watch_to_end(&mut c, &started.id).await;
-    assert_eq!(done.status(), pb::ExperimentStatus::Completed);
+    assert_eq!(
+        done.status(),
+        pb::ExperimentStatus::Completed,
+        "{:?}",
+        done.items
+    );
     assert_eq!(done.progress.unwrap().completed, 4);
     for source in &sources {
-        let replays = s
+        let replays = client
             .runs
             .list_runs(pb::ListRunsRequest {
                 forked_from: source.clone(),

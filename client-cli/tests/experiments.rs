@@ -1,0 +1,123 @@
+//! `retake experiment` in-process against the real engine: the flags,
+//! the comparison table a person reads, the JSON, and the exit code.
+
+mod common;
+
+use common::*;
+use retake_cli::cli::*;
+use retake_cli::commands;
+use retake_cli::follow::{Collect, Interrupt};
+use retake_cli::render::{Output, Style};
+
+async fn record(env: &Embedded, n: usize) {
+    let wf = write(env.dir.path(), "pipeline.yaml", PIPELINE);
+    for i in 0..n {
+        commands::run::run(
+            &env.clients,
+            &RunArgs {
+                file: wf.clone(),
+                vars: vec![format!("topic=t{i}")],
+                ..Default::default()
+            },
+            &mut Collect::default(),
+            &Interrupt::Never,
+        )
+        .await
+        .expect("run succeeds");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experiment_run_replays_a_workflows_runs_and_shows_the_comparison() {
+    let env = embedded().await;
+    record(&env, 3).await;
+    let args = ExperimentRunArgs {
+        workflow_name: Some("report-pipeline".into()),
+        last: Some(2),
+        agents: vec!["summarize=local://echo".into()],
+        name: Some("echo summaries".into()),
+        ..Default::default()
+    };
+    let shown = commands::experiment::run(&env.clients, &args, false)
+        .await
+        .unwrap();
+    assert_eq!(shown.exit_code(), 0);
+    let text = shown.text(Style::PLAIN);
+    assert!(text.contains("\"echo summaries\"  completed\n"), "{text}");
+    assert!(text.contains("Runs: 2 — 2 completed, 0 failed"), "{text}");
+    assert!(
+        text.contains("Change: summarize → local://echo\n"),
+        "{text}"
+    );
+    let row = |node: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{node} ")))
+            .unwrap_or_else(|| panic!("no row for {node}: {text}"))
+            .split_whitespace()
+            .skip(1)
+            .map(|c| c.parse::<i32>().unwrap())
+            .collect::<Vec<_>>()
+    };
+    // changed, unchanged, failed, newly failed, newly ok, reused
+    assert_eq!(row("fetch"), [0, 2, 0, 0, 0, 2]);
+    assert_eq!(row("transform"), [0, 2, 0, 0, 0, 2]);
+    assert_eq!(row("summarize"), [2, 0, 0, 0, 0, 0]);
+    assert_eq!(row("publish"), [2, 0, 0, 0, 0, 0]);
+    assert!(text.contains("Reused: 4 nodes"), "{text}");
+
+    let json = shown.json();
+    assert_eq!(json["status"], "completed");
+    assert_eq!(json["progress"]["completed"], 2);
+    assert_eq!(json["comparison"]["pairs"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        json["comparison"]["pairs"][0]["first_divergence"],
+        "summarize"
+    );
+    let id = json["experiment_id"].as_str().unwrap().to_string();
+
+    let listed = commands::experiment::list(&env.clients).await.unwrap();
+    assert!(listed.text(Style::PLAIN).contains(&id));
+    let again = commands::experiment::show(&env.clients, &id).await.unwrap();
+    assert_eq!(again.json(), json, "show gives what run printed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_replay_exits_1_and_bad_flags_are_refused_before_anything_starts() {
+    let env = embedded().await;
+    record(&env, 1).await;
+    let failing = ExperimentRunArgs {
+        runs: vec!["latest".into()],
+        agents: vec!["summarize=local://fail".into()],
+        ..Default::default()
+    };
+    let shown = commands::experiment::run(&env.clients, &failing, false)
+        .await
+        .unwrap();
+    assert_eq!(shown.exit_code(), 1);
+    assert_eq!(shown.json()["status"], "failed");
+    assert!(
+        shown.text(Style::PLAIN).contains("completed → failed"),
+        "{}",
+        shown.text(Style::PLAIN)
+    );
+
+    let twice = ExperimentRunArgs {
+        runs: vec!["latest".into()],
+        agents: vec![
+            "summarize=local://echo".into(),
+            "summarize=local://mock".into(),
+        ],
+        ..Default::default()
+    };
+    let err = commands::experiment::run(&env.clients, &twice, false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 2);
+    assert!(
+        err.message.contains("--agent is given twice"),
+        "{}",
+        err.message
+    );
+    let listed = commands::experiment::list(&env.clients).await.unwrap();
+    assert_eq!(listed.experiments.len(), 1, "the refused one never started");
+}
