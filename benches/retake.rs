@@ -22,6 +22,9 @@
 //!   trivial `worker://` step of the release `retake-server`: the round trip
 //!   from the task handed out to its result committed, a 1,000-node chain of
 //!   worker steps, and the tasks one worker process completes per second.
+//! - `experiment`: an experiment over 200 recorded runs of a 50-node
+//!   `local://mock` chain that changes the last node (in-process server):
+//!   time from StartExperiment to its end, and database growth.
 //!
 //! The servers are the kit's (retake-test-support): in-process, or the
 //! release binary as a child process. It prints figures; it asserts
@@ -63,7 +66,7 @@ impl Opts {
                     let v = args.next().context("--reps needs a number")?;
                     reps = Some(v.parse::<usize>().context("--reps needs a number")?.max(1));
                 }
-                "chain" | "cli" | "memory" | "replay" | "throughput" | "workers" => {
+                "chain" | "cli" | "memory" | "replay" | "throughput" | "workers" | "experiment" => {
                     sections.push(a)
                 }
                 other if other.starts_with("shape=") => {
@@ -71,7 +74,7 @@ impl Opts {
                 }
                 "-h" | "--help" => {
                     println!(
-                        "usage: cargo bench --bench retake -- [chain] [cli] [memory] [replay [shape=mock|echo|mocksmalllast|tiny]...] [throughput] [workers] [--reps N] [--quick]"
+                        "usage: cargo bench --bench retake -- [chain] [cli] [memory] [replay [shape=mock|echo|mocksmalllast|tiny]...] [throughput] [workers] [experiment] [--reps N] [--quick]"
                     );
                     std::process::exit(0);
                 }
@@ -82,9 +85,17 @@ impl Opts {
             }
         }
         if sections.is_empty() {
-            sections = ["chain", "cli", "memory", "replay", "throughput", "workers"]
-                .map(String::from)
-                .to_vec();
+            sections = [
+                "chain",
+                "cli",
+                "memory",
+                "replay",
+                "throughput",
+                "workers",
+                "experiment",
+            ]
+            .map(String::from)
+            .to_vec();
         }
         let reps = reps.unwrap_or(if quick { 3 } else { 7 });
         Ok(Self {
@@ -1361,6 +1372,111 @@ fn build_binaries() -> Result<()> {
     Ok(())
 }
 
+// ---------------------------------------------------------------- 7. experiments
+
+const EXPERIMENT_SOURCES: usize = 200;
+const EXPERIMENT_NODES: usize = 50;
+
+/// A chain of `local://mock` nodes, each answering with its step.
+fn mock_chain(n: usize) -> String {
+    let mut y = format!("name: mock-chain-{n}\nnodes:\n");
+    for k in 0..n {
+        y.push_str(&format!(
+            "  n{k}:\n    agent: local://mock\n    config: {{response: \"step {k}\"}}\n    outputs: [result]\n"
+        ));
+        if k > 0 {
+            y.push_str(&format!("    depends_on: [n{}]\n", k - 1));
+        }
+    }
+    y
+}
+
+async fn bench_experiment(opts: &Opts, report: &mut Report) -> Result<()> {
+    println!(
+        "\n## 7. An experiment over {EXPERIMENT_SOURCES} recorded runs of a {EXPERIMENT_NODES}-node chain, changing the last node (in-process server)"
+    );
+    println!("   load before: {}", loadavg());
+    let (mut times, mut growths) = (Vec::new(), Vec::new());
+    for _ in 0..opts.reps.min(3) {
+        let server = in_process::start_with(|_| {}).await;
+        let mut client = (*server).clone();
+        let yaml = mock_chain(EXPERIMENT_NODES);
+        for _ in 0..EXPERIMENT_SOURCES {
+            let run = client.start_run(&yaml).await;
+            ensure!(client.watch_to_end(&run.id).await == pb::RunStatus::Completed);
+        }
+        let (before, _) = db_size(&server.db).await?;
+        let mut experiments = pb::experiment_service_client::ExperimentServiceClient::connect(
+            format!("http://{}", server.addr),
+        )
+        .await?;
+        let t0 = Instant::now();
+        let started = experiments
+            .start_experiment(pb::StartExperimentRequest {
+                selection: Some(pb::RunSelection {
+                    workflow_name: format!("mock-chain-{EXPERIMENT_NODES}"),
+                    limit: EXPERIMENT_SOURCES as i32,
+                    ..Default::default()
+                }),
+                change: Some(pb::ExperimentChange {
+                    swaps: vec![pb::AgentSwap {
+                        node_id: format!("n{}", EXPERIMENT_NODES - 1),
+                        agent: "local://echo".into(),
+                    }],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .experiment
+            .context("no experiment")?;
+        let mut watch = experiments
+            .watch_experiment(pb::WatchExperimentRequest {
+                experiment_id: started.id.clone(),
+            })
+            .await?
+            .into_inner();
+        let mut last = None;
+        while let Some(msg) = watch.message().await? {
+            last = msg.experiment;
+        }
+        let d = t0.elapsed();
+        let last = last.context("no state")?;
+        ensure!(
+            last.status() == pb::ExperimentStatus::Completed
+                && last.progress.unwrap_or_default().completed == EXPERIMENT_SOURCES as i32,
+            "experiment ended {:?}",
+            last.progress
+        );
+        let (after, _) = db_size(&server.db).await?;
+        println!(
+            "      {EXPERIMENT_SOURCES} replays in {:.2} s ({:.1} ms each, {} at a time); database +{}",
+            d.as_secs_f64(),
+            ms(d) / EXPERIMENT_SOURCES as f64,
+            started.concurrency,
+            kib(after - before)
+        );
+        times.push(d.as_secs_f64());
+        growths.push((after - before) as f64);
+        server.stop().await;
+    }
+    let (t, g) = (Stats::new(times), Stats::new(growths));
+    report.add(
+        "experiment: 200 replays of the last of 50 nodes, time",
+        format!("{:.2} s median", t.median()),
+        "<= 5 s",
+        Some(t.median() <= 5.0),
+    );
+    report.add(
+        "experiment: 200 replays, database growth",
+        format!("{} median", kib(g.median() as i64)),
+        "<= 5 MB",
+        Some(g.median() <= 5e6),
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let opts = Opts::parse()?;
     build_binaries()?;
@@ -1388,6 +1504,9 @@ fn main() -> Result<()> {
         }
         if opts.wants("workers") {
             bench_workers(&opts, &mut report).await?;
+        }
+        if opts.wants("experiment") {
+            bench_experiment(&opts, &mut report).await?;
         }
         report.print();
         println!("\nload average at the end: {}", loadavg());
