@@ -6,7 +6,7 @@ grpcio-tools (messages, enums, stubs); `Client` makes the common calls one line;
 """
 
 from .client import Client, RetakeError
-from .v1 import artifact_pb2, common_pb2, run_pb2, worker_pb2, workflow_pb2
+from .v1 import artifact_pb2, common_pb2, experiment_pb2, run_pb2, worker_pb2, workflow_pb2
 from .worker import Task, TransientError, Worker
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "Worker",
     "artifact_pb2",
     "common_pb2",
+    "experiment_pb2",
     "run_pb2",
     "worker_pb2",
     "workflow_pb2",

@@ -1,7 +1,8 @@
 """A thin layer over the generated stubs: connect (with an optional bearer
 token), start a run from YAML text or a file, follow its events, replay,
 diff and answer human waits, each in one call. Every generated stub stays
-reachable (`client.runs`, `client.artifacts`, `client.workflows`) for the rest.
+reachable (`client.runs`, `client.artifacts`, `client.workflows`,
+`client.experiments`) for the rest.
 """
 
 from __future__ import annotations
@@ -14,7 +15,16 @@ from typing import Optional, Union
 
 import grpc
 
-from .v1 import artifact_pb2_grpc, common_pb2, run_pb2, run_pb2_grpc, workflow_pb2, workflow_pb2_grpc
+from .v1 import (
+    artifact_pb2_grpc,
+    common_pb2,
+    experiment_pb2,
+    experiment_pb2_grpc,
+    run_pb2,
+    run_pb2_grpc,
+    workflow_pb2,
+    workflow_pb2_grpc,
+)
 
 __all__ = ["Client", "RetakeError"]
 
@@ -60,6 +70,7 @@ class Client:
         self.runs = run_pb2_grpc.RunServiceStub(self.channel)
         self.artifacts = artifact_pb2_grpc.ArtifactServiceStub(self.channel)
         self.workflows = workflow_pb2_grpc.WorkflowServiceStub(self.channel)
+        self.experiments = experiment_pb2_grpc.ExperimentServiceStub(self.channel)
 
     # --- connection ---------------------------------------------------------------
 
@@ -150,6 +161,64 @@ class Client:
 
     def cancel(self, run_id: str) -> common_pb2.Run:
         return self.runs.CancelRun(run_pb2.CancelRunRequest(run_id=run_id), metadata=self._metadata).run
+
+    # --- experiments ----------------------------------------------------------------
+
+    def start_experiment(
+        self,
+        *,
+        runs: Optional[Iterable[str]] = None,
+        workflow_name: str = "",
+        status: int = 0,
+        last: int = 0,
+        name: str = "",
+        from_: Optional[str] = None,
+        swaps: Optional[Mapping[str, str]] = None,
+        overrides: Optional[Union[Mapping[str, str], Iterable[Override]]] = None,
+        variables: Optional[Mapping[str, str]] = None,
+        allow_drift: bool = False,
+        workflow: Optional[Workflow] = None,
+        score_node: str = "",
+        concurrency: int = 0,
+    ) -> experiment_pb2.Experiment:
+        """Replays many runs with one change (see docs/experiments.md) and
+        returns the experiment at once; `wait_experiment` follows it.
+
+        The runs are `runs` (ids), or those of `workflow_name` (with
+        `status`, a `common_pb2.RUN_STATUS_*`), the most recent `last`
+        (default 50). The change takes `replay`'s arguments.
+        """
+        text, files = _load_workflow(workflow) if workflow is not None else ("", {})
+        req = experiment_pb2.StartExperimentRequest(
+            name=name,
+            selection=experiment_pb2.RunSelection(
+                run_ids=list(runs or []), workflow_name=workflow_name, status=status, limit=last
+            ),
+            change=experiment_pb2.ExperimentChange(
+                workflow=text,
+                files=files,
+                from_node=from_ or "",
+                swaps=[common_pb2.AgentSwap(node_id=n, agent=a) for n, a in (swaps or {}).items()],
+                overrides=_overrides(overrides),
+                variables=dict(variables or {}),
+                allow_drift=allow_drift,
+            ),
+            score_node=score_node,
+            concurrency=concurrency,
+        )
+        return self.experiments.StartExperiment(req, metadata=self._metadata).experiment
+
+    def wait_experiment(self, experiment_id: str, timeout: Optional[float] = None) -> experiment_pb2.GetExperimentResponse:
+        """Blocks until the experiment has finished; returns it with its comparison."""
+        req = experiment_pb2.WatchExperimentRequest(experiment_id=experiment_id)
+        for _ in self.experiments.WatchExperiment(req, metadata=self._metadata, timeout=timeout):
+            pass
+        return self.get_experiment(experiment_id)
+
+    def get_experiment(self, experiment_id: str, comparison: bool = True) -> experiment_pb2.GetExperimentResponse:
+        """The experiment (`.experiment`) and, by default, its `.comparison`."""
+        req = experiment_pb2.GetExperimentRequest(experiment_id=experiment_id, include_comparison=comparison)
+        return self.experiments.GetExperiment(req, metadata=self._metadata)
 
     # --- human waits ----------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import json
 import grpc
 import pytest
 
-from retake_client import Client, artifact_pb2, common_pb2, run_pb2
+from retake_client import Client, artifact_pb2, common_pb2, experiment_pb2, run_pb2
 
 from conftest import EXAMPLES, running_server
 
@@ -162,6 +162,22 @@ nodes:
     outputs: [result]
     depends_on: [ask]
 """
+
+
+def test_experiment_replays_a_workflows_runs_with_one_swap(client):
+    sources = [run_to_end(client, EXAMPLES / "report-pipeline.yaml", {"topic": f"t{i}"}).id for i in range(3)]
+    started = client.start_experiment(
+        workflow_name="report-pipeline", last=3, swaps={"transform": "local://echo"}, name="echo transform"
+    )
+    assert started.id.startswith("exp_")
+    assert sorted(i.source_run_id for i in started.items) == sorted(sources)
+    got = client.wait_experiment(started.id, timeout=TIMEOUT_S)
+    assert got.experiment.status == experiment_pb2.EXPERIMENT_STATUS_COMPLETED
+    assert got.experiment.progress.completed == 3
+    nodes = {n.node_id: n for n in got.comparison.nodes}
+    assert (nodes["fetch"].reused, nodes["fetch"].changed) == (3, 0)
+    assert nodes["transform"].changed == 3
+    assert {p.first_divergence for p in got.comparison.pairs} == {"transform"}
 
 
 def test_human_input_wait_is_resolved_by_the_client(client):

@@ -4,6 +4,7 @@
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ArtifactService } from "./gen/retake/v1/artifact_pb.js";
+import { ExperimentService, type GetExperimentResponse } from "./gen/retake/v1/experiment_pb.js";
 import { RunStatus, type Run } from "./gen/retake/v1/common_pb.js";
 import { RunService } from "./gen/retake/v1/run_pb.js";
 import { WorkflowService } from "./gen/retake/v1/workflow_pb.js";
@@ -11,6 +12,7 @@ import { serverUrl } from "./url.js";
 
 export * from "./gen/retake/v1/artifact_pb.js";
 export * from "./gen/retake/v1/common_pb.js";
+export * from "./gen/retake/v1/experiment_pb.js";
 export * from "./gen/retake/v1/run_pb.js";
 export * from "./gen/retake/v1/workflow_pb.js";
 export * from "./gen/retake/v1/worker_pb.js";
@@ -22,8 +24,11 @@ export interface RetakeClient {
   runs: Client<typeof RunService>;
   artifacts: Client<typeof ArtifactService>;
   workflows: Client<typeof WorkflowService>;
+  experiments: Client<typeof ExperimentService>;
   /** Resolves with the run once it is COMPLETED, FAILED or CANCELLED. */
   waitForRun(runId: string): Promise<Run>;
+  /** Resolves once the experiment has finished, with its comparison. */
+  waitForExperiment(experimentId: string): Promise<GetExperimentResponse>;
 }
 
 export interface ConnectOptions {
@@ -52,10 +57,18 @@ export function createRetakeClient(server: string, options: ConnectOptions = {})
   interceptors.push(...(options.interceptors ?? []));
   const transport = createGrpcTransport({ baseUrl, interceptors });
   const runs = createClient(RunService, transport);
+  const experiments = createClient(ExperimentService, transport);
   return {
     runs,
     artifacts: createClient(ArtifactService, transport),
     workflows: createClient(WorkflowService, transport),
+    experiments,
+    async waitForExperiment(experimentId: string): Promise<GetExperimentResponse> {
+      for await (const _ of experiments.watchExperiment({ experimentId })) {
+        // The stream ends when the experiment does.
+      }
+      return experiments.getExperiment({ experimentId, includeComparison: true });
+    },
     async waitForRun(runId: string): Promise<Run> {
       let { run } = await runs.getRun({ runId });
       if (run && !FINISHED.has(run.status)) {

@@ -13,6 +13,7 @@ import {
   ConnectError,
   createRetakeClient,
   EventKind,
+  ExperimentStatus,
   NodeStatus,
   RunStatus,
   WaitKind,
@@ -172,6 +173,26 @@ nodes:
     outputs: [result]
     depends_on: [ask]
 `;
+
+describe("experiments", () => {
+  test("an experiment replays a workflow's runs with one swap and compares them", async () => {
+    const sources = [];
+    for (let i = 0; i < 3; i++) sources.push((await runToEnd(reportPipeline, { topic: `e${i}` })).id);
+    const { experiment } = await retake.experiments.startExperiment({
+      name: "echo transform",
+      selection: { runIds: sources },
+      change: { swaps: [{ nodeId: "transform", agent: "local://echo" }] },
+    });
+    assert.match(experiment!.id, /^exp_/);
+    const { experiment: done, comparison } = await retake.waitForExperiment(experiment!.id);
+    assert.equal(done!.status, ExperimentStatus.COMPLETED);
+    assert.equal(done!.progress!.completed, 3);
+    const byNode = new Map(comparison!.nodes.map((n) => [n.nodeId, n]));
+    assert.equal(byNode.get("fetch")!.reused, 3);
+    assert.equal(byNode.get("transform")!.changed, 3);
+    assert.deepEqual(new Set(comparison!.pairs.map((p) => p.firstDivergence)), new Set(["transform"]));
+  });
+});
 
 describe("human waits", () => {
   test("a human://input wait is resolved by the client", async () => {
