@@ -5,11 +5,13 @@ import { Code, ConnectError, createClient, type Client, type Interceptor } from 
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { ArtifactService } from "../../clients/typescript/src/gen/retake/v1/artifact_pb.js";
+import { ExperimentService } from "../../clients/typescript/src/gen/retake/v1/experiment_pb.js";
 import { RunService } from "../../clients/typescript/src/gen/retake/v1/run_pb.js";
 
 export * from "../../clients/typescript/src/gen/retake/v1/common_pb.js";
 export * from "../../clients/typescript/src/gen/retake/v1/run_pb.js";
 export * from "../../clients/typescript/src/gen/retake/v1/artifact_pb.js";
+export * from "../../clients/typescript/src/gen/retake/v1/experiment_pb.js";
 export { Code, ConnectError };
 
 const TOKEN_KEY = "retake.token";
@@ -36,6 +38,7 @@ const transport = createGrpcWebTransport({
 
 export const runs: Client<typeof RunService> = createClient(RunService, transport);
 export const artifacts: Client<typeof ArtifactService> = createClient(ArtifactService, transport);
+export const experiments: Client<typeof ExperimentService> = createClient(ExperimentService, transport);
 
 /** What a person reads of a failed call: the server's own words. */
 export function errorText(e: unknown): string {

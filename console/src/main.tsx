@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { onUnauthenticated, setToken, token } from "./api";
 import { NotFound } from "./components/NotFound";
 import { DiffPage } from "./pages/DiffPage";
+import { ExperimentPage, ExperimentsList } from "./pages/Experiments";
 import { RunPage } from "./pages/RunPage";
 import { RunsList } from "./pages/RunsList";
 import { interceptLinks, parse, runPageKey, useLocation } from "./router";
@@ -58,6 +59,12 @@ function App() {
     case "diff":
       page = <DiffPage key={`${route.runA}/${route.runB}`} runA={route.runA} runB={route.runB} />;
       break;
+    case "experiments":
+      page = <ExperimentsList />;
+      break;
+    case "experiment":
+      page = <ExperimentPage key={route.id} id={route.id} />;
+      break;
     default:
       page = <NotFound what={`Nothing lives at ${path}.`} />;
   }
@@ -69,6 +76,7 @@ function App() {
         </a>
         <nav>
           <a href="/">Runs</a>
+          <a href="/experiments">Experiments</a>
         </nav>
       </header>
       <main>

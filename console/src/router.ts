@@ -6,12 +6,16 @@ export type Route =
   | { page: "runs" }
   | { page: "run"; runId: string }
   | { page: "diff"; runA: string; runB: string }
+  | { page: "experiments" }
+  | { page: "experiment"; id: string }
   | { page: "missing" };
 
 export function parse(path: string): Route {
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   if (parts.length === 0 || (parts.length === 1 && parts[0] === "runs")) return { page: "runs" };
   if (parts[0] === "runs" && parts.length === 2) return { page: "run", runId: parts[1] };
+  if (parts[0] === "experiments" && parts.length === 1) return { page: "experiments" };
+  if (parts[0] === "experiments" && parts.length === 2) return { page: "experiment", id: parts[1] };
   if (parts[0] === "runs" && parts.length === 4 && parts[2] === "diff") {
     return { page: "diff", runA: parts[1], runB: parts[3] };
   }
@@ -71,6 +75,10 @@ export function runPageKey(runId: string): string {
 
 export function runUrl(id: string, node?: string): string {
   return `/runs/${encodeURIComponent(id)}${node ? `?node=${encodeURIComponent(node)}` : ""}`;
+}
+
+export function experimentUrl(id: string): string {
+  return `/experiments/${encodeURIComponent(id)}`;
 }
 
 export function diffUrl(a: string, b: string): string {

@@ -129,6 +129,9 @@ async fn a_swap_over_twenty_runs_is_counted_node_by_node() {
         assert_eq!(p.status_after(), pb::RunStatus::Completed);
         assert_eq!(p.nodes_changed, 1, "{p:?}");
         assert_eq!(p.first_divergence, "summarize");
+        assert_eq!(p.changed_nodes, ["summarize"]);
+        assert_eq!(p.reused_nodes, ["fetch"]);
+        assert!(p.failed_nodes.is_empty());
         assert_eq!((p.score_before, p.score_after), (Some(0.5), Some(0.5)));
     }
     let totals = cmp.totals.unwrap();

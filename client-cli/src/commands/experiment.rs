@@ -415,6 +415,9 @@ impl Output for Shown {
                     "first_divergence": render::empty_null(&pair.first_divergence),
                     "score_before": pair.score_before,
                     "score_after": pair.score_after,
+                    "changed_nodes": pair.changed_nodes,
+                    "failed_nodes": pair.failed_nodes,
+                    "reused_nodes": pair.reused_nodes,
                 })).collect::<Vec<_>>(),
                 "totals": {
                     "tokens_before": t.tokens_before, "tokens_after": t.tokens_after,

@@ -101,7 +101,11 @@ impl Source {
 /// Which file a path names: the app's page for every route it handles
 /// (it routes in the browser), an asset by name, or none.
 fn file_of(path: &str) -> Option<&str> {
-    if path == "/" || path == "/index.html" || path == "/runs" || path.starts_with("/runs/") {
+    let app_route = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    if path == "/" || path == "/index.html" || app_route("/runs") || app_route("/experiments") {
         return Some("index.html");
     }
     let name = path.strip_prefix("/assets/")?;
@@ -229,5 +233,7 @@ mod tests {
         assert_eq!(file_of("/assets/"), None);
         assert_eq!(file_of("/retake.v1.RunService/GetRun"), None);
         assert_eq!(file_of("/runsX"), None);
+        assert_eq!(file_of("/experiments"), Some("index.html"));
+        assert_eq!(file_of("/experiments/exp_1"), Some("index.html"));
     }
 }

@@ -146,6 +146,9 @@ pub fn comparison(c: &Comparison) -> pb::ExperimentComparison {
                 first_divergence: p.first_divergence.clone().unwrap_or_default(),
                 score_before: p.score_before,
                 score_after: p.score_after,
+                changed_nodes: p.changed_nodes.clone(),
+                failed_nodes: p.failed_nodes.clone(),
+                reused_nodes: p.reused_nodes.clone(),
             })
             .collect(),
         totals: Some(pb::ExperimentTotals {

@@ -186,7 +186,7 @@ class NodeAggregate(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., changed: _Optional[int] = ..., unchanged: _Optional[int] = ..., failed: _Optional[int] = ..., newly_failed: _Optional[int] = ..., newly_succeeded: _Optional[int] = ..., reused: _Optional[int] = ...) -> None: ...
 
 class PairComparison(_message.Message):
-    __slots__ = ("source_run_id", "replay_run_id", "status_before", "status_after", "nodes_changed", "first_divergence", "score_before", "score_after")
+    __slots__ = ("source_run_id", "replay_run_id", "status_before", "status_after", "nodes_changed", "first_divergence", "score_before", "score_after", "changed_nodes", "failed_nodes", "reused_nodes")
     SOURCE_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     REPLAY_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_BEFORE_FIELD_NUMBER: _ClassVar[int]
@@ -195,6 +195,9 @@ class PairComparison(_message.Message):
     FIRST_DIVERGENCE_FIELD_NUMBER: _ClassVar[int]
     SCORE_BEFORE_FIELD_NUMBER: _ClassVar[int]
     SCORE_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_NODES_FIELD_NUMBER: _ClassVar[int]
+    FAILED_NODES_FIELD_NUMBER: _ClassVar[int]
+    REUSED_NODES_FIELD_NUMBER: _ClassVar[int]
     source_run_id: str
     replay_run_id: str
     status_before: _common_pb2.RunStatus
@@ -203,7 +206,10 @@ class PairComparison(_message.Message):
     first_divergence: str
     score_before: float
     score_after: float
-    def __init__(self, source_run_id: _Optional[str] = ..., replay_run_id: _Optional[str] = ..., status_before: _Optional[_Union[_common_pb2.RunStatus, str]] = ..., status_after: _Optional[_Union[_common_pb2.RunStatus, str]] = ..., nodes_changed: _Optional[int] = ..., first_divergence: _Optional[str] = ..., score_before: _Optional[float] = ..., score_after: _Optional[float] = ...) -> None: ...
+    changed_nodes: _containers.RepeatedScalarFieldContainer[str]
+    failed_nodes: _containers.RepeatedScalarFieldContainer[str]
+    reused_nodes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, source_run_id: _Optional[str] = ..., replay_run_id: _Optional[str] = ..., status_before: _Optional[_Union[_common_pb2.RunStatus, str]] = ..., status_after: _Optional[_Union[_common_pb2.RunStatus, str]] = ..., nodes_changed: _Optional[int] = ..., first_divergence: _Optional[str] = ..., score_before: _Optional[float] = ..., score_after: _Optional[float] = ..., changed_nodes: _Optional[_Iterable[str]] = ..., failed_nodes: _Optional[_Iterable[str]] = ..., reused_nodes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExperimentTotals(_message.Message):
     __slots__ = ("tokens_before", "tokens_after", "cost_usd_before", "cost_usd_after", "latency_ms_before", "latency_ms_after", "reused_nodes", "tokens_saved", "cost_usd_saved", "latency_ms_saved")

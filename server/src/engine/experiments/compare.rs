@@ -28,6 +28,9 @@ pub struct PairComparison {
     pub first_divergence: Option<String>,
     pub score_before: Option<f64>,
     pub score_after: Option<f64>,
+    pub changed_nodes: Vec<String>,
+    pub failed_nodes: Vec<String>,
+    pub reused_nodes: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -113,12 +116,14 @@ impl Engine {
                 let after = n.b.as_ref().map(|x| x.status);
                 if outputs_differ(n) {
                     agg.changed += 1;
+                    pair.changed_nodes.push(n.node_id.clone());
                 } else {
                     agg.unchanged += 1;
                 }
                 let failed = |s: Option<NodeStatus>| s == Some(NodeStatus::Failed);
                 if failed(after) {
                     agg.failed += 1;
+                    pair.failed_nodes.push(n.node_id.clone());
                     if !failed(before) {
                         agg.newly_failed += 1;
                     }
@@ -132,6 +137,7 @@ impl Engine {
                 match &n.b {
                     Some(b) if b.status == NodeStatus::Reused => {
                         agg.reused += 1;
+                        pair.reused_nodes.push(n.node_id.clone());
                         t.reused_nodes += 1;
                         // What the source spent on it, spent once only.
                         if let Some(a) = &n.a {
