@@ -231,6 +231,57 @@ async fn sources_that_cannot_be_replayed_are_skipped_with_the_reason() {
 }
 
 #[tokio::test]
+async fn a_drifted_source_is_skipped_unless_drift_is_allowed() {
+    let mut s = in_process::start().await;
+    record(&mut s, 2).await;
+    let mut c = experiments(&s).await;
+    // fetch's definition changed: reusing it is drift.
+    let drifted = WORKFLOW.replace(
+        "inputs: {topic: \"${user.topic}\"}",
+        "inputs: {topic: \"${user.topic}!\"}",
+    );
+    let start = |allow_drift| pb::StartExperimentRequest {
+        selection: Some(pb::RunSelection {
+            workflow_name: "exp".into(),
+            ..Default::default()
+        }),
+        change: Some(pb::ExperimentChange {
+            workflow: drifted.clone(),
+            from_node: "summarize".into(),
+            allow_drift,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let refused = c
+        .start_experiment(start(false))
+        .await
+        .unwrap()
+        .into_inner()
+        .experiment
+        .unwrap();
+    let done = watch_to_end(&mut c, &refused.id).await;
+    assert_eq!(done.progress.unwrap().skipped, 2);
+    for item in &done.items {
+        assert!(item.reason.contains("fetch"), "{}", item.reason);
+        assert!(
+            item.reason.to_lowercase().contains("drift"),
+            "{}",
+            item.reason
+        );
+    }
+    let allowed = c
+        .start_experiment(start(true))
+        .await
+        .unwrap()
+        .into_inner()
+        .experiment
+        .unwrap();
+    let done = watch_to_end(&mut c, &allowed.id).await;
+    assert_eq!(done.progress.unwrap().completed, 2);
+}
+
+#[tokio::test]
 async fn a_failed_replay_fails_the_experiment() {
     let mut s = in_process::start().await;
     record(&mut s, 3).await;
