@@ -65,6 +65,46 @@ async fn watch_to_end(c: &mut ExperimentServiceClient<Channel>, id: &str) -> pb:
     last.expect("at least one state")
 }
 
+/// Starts an experiment over every run of the workflow that swaps
+/// summarize for `local://sleep` (a second each), one replay at a time.
+async fn start_slow(c: &mut ExperimentServiceClient<Channel>) -> pb::Experiment {
+    c.start_experiment(pb::StartExperimentRequest {
+        selection: Some(pb::RunSelection {
+            workflow_name: "exp".into(),
+            ..Default::default()
+        }),
+        change: Some(swap("summarize", "local://sleep")),
+        concurrency: 1,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .experiment
+    .unwrap()
+}
+
+/// Follows the experiment until its progress satisfies `reached`.
+async fn until_progress(
+    c: &mut ExperimentServiceClient<Channel>,
+    id: &str,
+    reached: impl Fn(&pb::ExperimentProgress) -> bool,
+) {
+    let mut watch = c
+        .watch_experiment(pb::WatchExperimentRequest {
+            experiment_id: id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(msg) = watch.message().await.unwrap() {
+        if reached(&msg.experiment.unwrap().progress.unwrap()) {
+            return;
+        }
+    }
+    panic!("the experiment ended before reaching the expected progress");
+}
+
 async fn get(c: &mut ExperimentServiceClient<Channel>, id: &str) -> pb::GetExperimentResponse {
     c.get_experiment(pb::GetExperimentRequest {
         experiment_id: id.into(),
@@ -314,41 +354,9 @@ async fn cancel_stops_the_replays_and_the_rest() {
     let mut s = in_process::start().await;
     record(&mut s, 4).await;
     let mut c = experiments(&s).await;
-    let slow = pb::ExperimentChange {
-        swaps: vec![pb::AgentSwap {
-            node_id: "summarize".into(),
-            agent: "local://sleep".into(),
-        }],
-        ..Default::default()
-    };
-    let started = c
-        .start_experiment(pb::StartExperimentRequest {
-            selection: Some(pb::RunSelection {
-                workflow_name: "exp".into(),
-                ..Default::default()
-            }),
-            change: Some(slow),
-            concurrency: 1,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .experiment
-        .unwrap();
+    let started = start_slow(&mut c).await;
     // The first replay is under way (local://sleep waits a second).
-    let mut watch = c
-        .watch_experiment(pb::WatchExperimentRequest {
-            experiment_id: started.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    while let Some(msg) = watch.message().await.unwrap() {
-        if msg.experiment.unwrap().progress.unwrap().running == 1 {
-            break;
-        }
-    }
+    until_progress(&mut c, &started.id, |p| p.running == 1).await;
     let cancelled = c
         .cancel_experiment(pb::CancelExperimentRequest {
             experiment_id: started.id.clone(),
@@ -399,35 +407,9 @@ async fn a_server_killed_in_the_middle_finishes_the_experiment_when_it_restarts(
     let mut c = ExperimentServiceClient::connect(process.url())
         .await
         .unwrap();
-    let started = c
-        .start_experiment(pb::StartExperimentRequest {
-            selection: Some(pb::RunSelection {
-                workflow_name: "exp".into(),
-                ..Default::default()
-            }),
-            change: Some(swap("summarize", "local://sleep")),
-            concurrency: 1,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .experiment
-        .unwrap();
+    let started = start_slow(&mut c).await;
     // Killed once the first replay has finished and the second started.
-    let mut watch = c
-        .watch_experiment(pb::WatchExperimentRequest {
-            experiment_id: started.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    while let Some(msg) = watch.message().await.unwrap() {
-        let p = msg.experiment.unwrap().progress.unwrap();
-        if p.completed == 1 && p.running == 1 {
-            break;
-        }
-    }
+    until_progress(&mut c, &started.id, |p| p.completed == 1 && p.running == 1).await;
     process.kill9();
     let process = server.spawn();
     let mut client = process.client().await;
