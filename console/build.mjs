@@ -10,6 +10,22 @@ const here = dirname(fileURLToPath(import.meta.url));
 const out = resolve(process.argv[2] ?? join(here, "dist"));
 mkdirSync(join(out, "assets"), { recursive: true });
 
+// The generated code lives in the TypeScript client's tree, so esbuild
+// would take the protobuf runtime it imports from clients/typescript's
+// node_modules whenever those are installed: two copies in the bundle, and
+// a bundle that depends on what else is installed. Every import of the
+// runtime resolves from the console's own node_modules instead.
+const runtimeFromHere = {
+  name: "protobuf-runtime-from-console",
+  setup(build) {
+    build.onResolve({ filter: /^@bufbuild\/protobuf(\/|$)/ }, (args) =>
+      args.pluginData === here
+        ? undefined
+        : build.resolve(args.path, { kind: args.kind, resolveDir: here, pluginData: here }),
+    );
+  },
+};
+
 await esbuild.build({
   entryPoints: [join(here, "src/main.tsx")],
   outfile: join(out, "assets/app.js"),
@@ -20,9 +36,11 @@ await esbuild.build({
   legalComments: "none",
   jsx: "automatic",
   jsxImportSource: "preact",
-  // The generated code lives in the TypeScript client's tree and imports
-  // the protobuf runtime: it resolves from here, so there is one copy.
-  nodePaths: [join(here, "node_modules")],
+  plugins: [runtimeFromHere],
+  // The options above are the whole configuration: tsconfig.json's `paths`
+  // are for the type checker, and would make esbuild load the runtime's
+  // CommonJS entry point next to its ES modules.
+  tsconfigRaw: {},
   logLevel: "warning",
 });
 await esbuild.build({
