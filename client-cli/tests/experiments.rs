@@ -38,7 +38,7 @@ async fn experiment_run_replays_a_workflows_runs_and_shows_the_comparison() {
         name: Some("echo summaries".into()),
         ..Default::default()
     };
-    let shown = commands::experiment::run(&env.clients, &args, false)
+    let shown = commands::experiment::run(&env.clients, &args, false, &Interrupt::Never)
         .await
         .unwrap();
     assert_eq!(shown.exit_code(), 0);
@@ -64,6 +64,12 @@ async fn experiment_run_replays_a_workflows_runs_and_shows_the_comparison() {
     assert_eq!(row("summarize"), [2, 0, 0, 0, 0, 0]);
     assert_eq!(row("publish"), [2, 0, 0, 0, 0, 0]);
     assert!(text.contains("Reused: 4 nodes"), "{text}");
+    // Totals before → after, with the difference.
+    assert!(
+        text.contains("\nCost: $0.0000 → $0.0000 (+$0.0000)\n"),
+        "{text}"
+    );
+    assert!(text.contains("\nTokens: 0 → 0 (0)\n"), "{text}");
 
     let json = shown.json();
     assert_eq!(json["status"], "completed");
@@ -90,7 +96,7 @@ async fn a_failed_replay_exits_1_and_bad_flags_are_refused_before_anything_start
         agents: vec!["summarize=local://fail".into()],
         ..Default::default()
     };
-    let shown = commands::experiment::run(&env.clients, &failing, false)
+    let shown = commands::experiment::run(&env.clients, &failing, false, &Interrupt::Never)
         .await
         .unwrap();
     assert_eq!(shown.exit_code(), 1);
@@ -109,7 +115,7 @@ async fn a_failed_replay_exits_1_and_bad_flags_are_refused_before_anything_start
         ],
         ..Default::default()
     };
-    let err = commands::experiment::run(&env.clients, &twice, false)
+    let err = commands::experiment::run(&env.clients, &twice, false, &Interrupt::Never)
         .await
         .unwrap_err();
     assert_eq!(err.code, 2);
