@@ -182,24 +182,11 @@ pub struct ExperimentRunArgs {
     /// A name to recognise the experiment by
     #[arg(long)]
     pub name: Option<String>,
-    /// Step to replay from, in every run
-    #[arg(long, value_name = "STEP")]
-    pub from: Option<String>,
+    #[command(flatten)]
+    pub change: ChangeArgs,
     /// Workflow file to replay with (default: each run's own snapshot)
     #[arg(long, value_name = "FILE")]
     pub workflow_file: Option<PathBuf>,
-    /// Run NODE with another agent; repeatable
-    #[arg(long = "agent", value_name = "NODE=URI")]
-    pub agents: Vec<String>,
-    /// Replace a node's output (as `replay --override`); repeatable
-    #[arg(long = "override", value_name = "NODE=VALUE")]
-    pub overrides: Vec<String>,
-    /// Change a workflow variable; repeatable
-    #[arg(long = "var", value_name = "KEY=VALUE")]
-    pub vars: Vec<String>,
-    /// Replay even if nodes that are reused changed in the workflow
-    #[arg(long)]
-    pub allow_drift: bool,
     /// A node whose output is a number: compared before and after
     #[arg(long, value_name = "NODE")]
     pub score: Option<String>,
@@ -230,12 +217,25 @@ pub struct RunArgs {
 pub struct ReplayArgs {
     /// The run to fork (must be finished)
     pub run_id: String,
-    /// Step to replay from: a node id or node-execution id (unique prefix)
-    #[arg(long, value_name = "STEP")]
-    pub from: Option<String>,
+    #[command(flatten)]
+    pub change: ChangeArgs,
     /// Workflow file to replay with (default: the source run's snapshot)
     #[arg(long, value_name = "FILE")]
     pub workflow: Option<PathBuf>,
+    /// Print the replay id and return at once (needs a server)
+    #[arg(long)]
+    pub detach: bool,
+    /// Also print node starts and streamed output as it arrives
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// What a replay changes: the flags `replay` and `experiment run` share.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ChangeArgs {
+    /// Step to replay from: a node id or node-execution id (unique prefix)
+    #[arg(long, value_name = "STEP")]
+    pub from: Option<String>,
     /// Run NODE with another agent, e.g. summarize=llm://anthropic/claude-sonnet-4-20250514; repeatable
     #[arg(long = "agent", value_name = "NODE=URI")]
     pub agents: Vec<String>,
@@ -249,12 +249,6 @@ pub struct ReplayArgs {
     /// Replay even if nodes that are reused changed in the workflow
     #[arg(long)]
     pub allow_drift: bool,
-    /// Print the replay id and return at once (needs a server)
-    #[arg(long)]
-    pub detach: bool,
-    /// Also print node starts and streamed output as it arrives
-    #[arg(short, long)]
-    pub verbose: bool,
 }
 
 /// Run statuses accepted by `runs --status`.

@@ -739,7 +739,10 @@ async fn replay_from_a_step_reuses_upstream() {
     let mut events = Collect::default();
     let args = ReplayArgs {
         run_id: source.run_id.clone(),
-        from: Some("summarize".into()),
+        change: ChangeArgs {
+            from: Some("summarize".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let out = commands::replay::replay(&env.clients, &args, &mut events, &Interrupt::Never)
@@ -801,7 +804,10 @@ async fn replay_with_a_swap_and_an_override_then_diff() {
         &env,
         ReplayArgs {
             run_id: source.run_id.clone(),
-            agents: vec!["summarize=local://echo".into()],
+            change: ChangeArgs {
+                agents: vec!["summarize=local://echo".into()],
+                ..Default::default()
+            },
             ..Default::default()
         },
     )
@@ -815,7 +821,10 @@ async fn replay_with_a_swap_and_an_override_then_diff() {
         &env,
         ReplayArgs {
             run_id: source.run_id.clone(),
-            overrides: vec!["checkpoint.transform=edited facts".into()],
+            change: ChangeArgs {
+                overrides: vec!["checkpoint.transform=edited facts".into()],
+                ..Default::default()
+            },
             ..Default::default()
         },
     )
@@ -856,7 +865,10 @@ async fn replay_errors_read_like_the_reference() {
         &env,
         ReplayArgs {
             run_id: "run_nonexistent".into(),
-            from: Some("summarize".into()),
+            change: ChangeArgs {
+                from: Some("summarize".into()),
+                ..Default::default()
+            },
             ..Default::default()
         },
     )
@@ -869,8 +881,11 @@ async fn replay_errors_read_like_the_reference() {
         &env,
         ReplayArgs {
             run_id: source.run_id.clone(),
-            from: Some("summarize".into()),
-            agents: vec!["summarize llm://openai/gpt-4o".into()],
+            change: ChangeArgs {
+                from: Some("summarize".into()),
+                agents: vec!["summarize llm://openai/gpt-4o".into()],
+                ..Default::default()
+            },
             ..Default::default()
         },
     )
@@ -886,7 +901,10 @@ async fn replay_errors_read_like_the_reference() {
         &env,
         ReplayArgs {
             run_id: source.run_id.clone(),
-            from: Some("x".into()),
+            change: ChangeArgs {
+                from: Some("x".into()),
+                ..Default::default()
+            },
             ..Default::default()
         },
     )
@@ -898,7 +916,10 @@ async fn replay_errors_read_like_the_reference() {
         &env,
         ReplayArgs {
             run_id: source.run_id.clone(),
-            overrides: vec!["transform".into()],
+            change: ChangeArgs {
+                overrides: vec!["transform".into()],
+                ..Default::default()
+            },
             ..Default::default()
         },
     )
@@ -925,8 +946,11 @@ async fn failed_replay_is_reported_as_failed() {
         &env,
         ReplayArgs {
             run_id: source.run_id.clone(),
-            from: Some("summarize".into()),
             workflow: Some(wf),
+            change: ChangeArgs {
+                from: Some("summarize".into()),
+                ..Default::default()
+            },
             ..Default::default()
         },
     )
@@ -979,8 +1003,11 @@ async fn replay_refuses_flags_that_contradict_each_other() {
     let source = run_pipeline(&env).await.summary;
     let refused = |agents: &[&str], overrides: &[&str]| ReplayArgs {
         run_id: source.run_id.clone(),
-        agents: agents.iter().map(|s| s.to_string()).collect(),
-        overrides: overrides.iter().map(|s| s.to_string()).collect(),
+        change: ChangeArgs {
+            agents: agents.iter().map(|s| s.to_string()).collect(),
+            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let cases: [(&[&str], &[&str], &str); 5] = [
@@ -1069,7 +1096,10 @@ async fn checkpoint_overrides_take_the_reading_that_exists() {
         &env,
         ReplayArgs {
             run_id: source.run_id.clone(),
-            overrides: vec!["checkpoint.notes=edited".into()],
+            change: ChangeArgs {
+                overrides: vec!["checkpoint.notes=edited".into()],
+                ..Default::default()
+            },
             ..Default::default()
         },
     )
@@ -1087,7 +1117,10 @@ async fn checkpoint_overrides_take_the_reading_that_exists() {
         &env,
         ReplayArgs {
             run_id: source.run_id.clone(),
-            overrides: vec!["checkpoint.draft=edited draft".into()],
+            change: ChangeArgs {
+                overrides: vec!["checkpoint.draft=edited draft".into()],
+                ..Default::default()
+            },
             ..Default::default()
         },
     )
@@ -1106,7 +1139,10 @@ async fn checkpoint_overrides_take_the_reading_that_exists() {
             &env,
             ReplayArgs {
                 run_id: source.run_id.clone(),
-                overrides: vec![spelled.into()],
+                change: ChangeArgs {
+                    overrides: vec![spelled.into()],
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         )
@@ -1120,8 +1156,11 @@ async fn checkpoint_overrides_take_the_reading_that_exists() {
         &env,
         ReplayArgs {
             run_id: source.run_id.clone(),
-            agents: vec!["checkpoint=local://echo".into()],
-            overrides: vec!["checkpoint.draft=x".into()],
+            change: ChangeArgs {
+                agents: vec!["checkpoint=local://echo".into()],
+                overrides: vec!["checkpoint.draft=x".into()],
+                ..Default::default()
+            },
             ..Default::default()
         },
     )
@@ -1150,7 +1189,10 @@ async fn checkpoint_overrides_take_the_reading_that_exists() {
         ReplayArgs {
             run_id: source.run_id.clone(),
             workflow: Some(renamed),
-            overrides: vec!["checkpoint.notes=edited notes".into()],
+            change: ChangeArgs {
+                overrides: vec!["checkpoint.notes=edited notes".into()],
+                ..Default::default()
+            },
             ..Default::default()
         },
     )
@@ -1169,7 +1211,10 @@ async fn replay_of(env: &Embedded, source: &str) -> commands::RunSummary {
         env,
         ReplayArgs {
             run_id: source.to_string(),
-            agents: vec!["summarize=local://echo".into()],
+            change: ChangeArgs {
+                agents: vec!["summarize=local://echo".into()],
+                ..Default::default()
+            },
             ..Default::default()
         },
     )

@@ -34,7 +34,10 @@ async fn experiment_run_replays_a_workflows_runs_and_shows_the_comparison() {
     let args = ExperimentRunArgs {
         workflow_name: Some("report-pipeline".into()),
         last: Some(2),
-        agents: vec!["summarize=local://echo".into()],
+        change: ChangeArgs {
+            agents: vec!["summarize=local://echo".into()],
+            ..Default::default()
+        },
         name: Some("echo summaries".into()),
         ..Default::default()
     };
@@ -93,7 +96,10 @@ async fn a_failed_replay_exits_1_and_bad_flags_are_refused_before_anything_start
     record(&env, 1).await;
     let failing = ExperimentRunArgs {
         runs: vec!["latest".into()],
-        agents: vec!["summarize=local://fail".into()],
+        change: ChangeArgs {
+            agents: vec!["summarize=local://fail".into()],
+            ..Default::default()
+        },
         ..Default::default()
     };
     let shown = commands::experiment::run(&env.clients, &failing, false, &Interrupt::Never)
@@ -109,10 +115,13 @@ async fn a_failed_replay_exits_1_and_bad_flags_are_refused_before_anything_start
 
     let twice = ExperimentRunArgs {
         runs: vec!["latest".into()],
-        agents: vec![
-            "summarize=local://echo".into(),
-            "summarize=local://mock".into(),
-        ],
+        change: ChangeArgs {
+            agents: vec![
+                "summarize=local://echo".into(),
+                "summarize=local://mock".into(),
+            ],
+            ..Default::default()
+        },
         ..Default::default()
     };
     let err = commands::experiment::run(&env.clients, &twice, false, &Interrupt::Never)

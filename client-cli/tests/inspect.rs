@@ -35,7 +35,10 @@ async fn run_file(
 async fn replay_from(env: &Embedded, run_id: &str, step: &str) -> commands::RunSummary {
     let args = ReplayArgs {
         run_id: run_id.to_string(),
-        from: Some(step.into()),
+        change: ChangeArgs {
+            from: Some(step.into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     commands::replay::replay(
@@ -400,7 +403,10 @@ async fn replay_with(
 ) -> (commands::RunSummary, String) {
     let args = ReplayArgs {
         run_id: run_id.to_string(),
-        overrides: overrides.iter().map(|o| o.to_string()).collect(),
+        change: ChangeArgs {
+            overrides: overrides.iter().map(|o| o.to_string()).collect(),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let out = Shared::default();

@@ -42,12 +42,8 @@ fn item_status_name(s: ExperimentItemStatus) -> &'static str {
 /// change as `retake replay` reads the same flags.
 pub fn request(args: &ExperimentRunArgs) -> CliResult<StartExperimentRequest> {
     let change = replay::prepare(&ReplayArgs {
-        from: args.from.clone(),
+        change: args.change.clone(),
         workflow: args.workflow_file.clone(),
-        agents: args.agents.clone(),
-        overrides: args.overrides.clone(),
-        vars: args.vars.clone(),
-        allow_drift: args.allow_drift,
         ..ReplayArgs::default()
     })?
     .request;

@@ -34,16 +34,18 @@ pub struct PreparedReplay {
 /// their nodes exist is the server's call.
 pub fn prepare(args: &ReplayArgs) -> CliResult<PreparedReplay> {
     let swaps = args
+        .change
         .agents
         .iter()
         .map(|a| parse_agent_swap(a))
         .collect::<CliResult<Vec<_>>>()?;
     let overrides = args
+        .change
         .overrides
         .iter()
         .map(|o| parse_override(o))
         .collect::<CliResult<Vec<_>>>()?;
-    let variables = parse_vars(&args.vars)?;
+    let variables = parse_vars(&args.change.vars)?;
     // Without --workflow the server replays the source run's snapshot.
     let workflow = args
         .workflow
@@ -52,6 +54,7 @@ pub fn prepare(args: &ReplayArgs) -> CliResult<PreparedReplay> {
         .transpose()?
         .unwrap_or_default();
     let checkpoint_keys = args
+        .change
         .overrides
         .iter()
         .enumerate()
@@ -62,14 +65,14 @@ pub fn prepare(args: &ReplayArgs) -> CliResult<PreparedReplay> {
             run_id: args.run_id.clone(),
             workflow: workflow.content,
             files: workflow.files,
-            from: args.from.clone().unwrap_or_default(),
+            from: args.change.from.clone().unwrap_or_default(),
             swaps,
             overrides,
             variables,
-            allow_drift: args.allow_drift,
+            allow_drift: args.change.allow_drift,
         },
-        agent_flags: args.agents.clone(),
-        override_flags: args.overrides.clone(),
+        agent_flags: args.change.agents.clone(),
+        override_flags: args.change.overrides.clone(),
         checkpoint_keys,
     };
     prepared.check_conflicts()?;

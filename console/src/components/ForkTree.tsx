@@ -2,7 +2,7 @@
 // the original, and every replay of it (and of those), as a tree.
 import { runs, type Run } from "../api";
 import { shortId } from "../format";
-import { useLoad } from "../hooks";
+import { ErrorBox, useLoad } from "../hooks";
 import { runUrl } from "../router";
 import { RunBadge } from "./Status";
 
@@ -67,7 +67,8 @@ function Branches({ trees }: { trees: Tree[] }) {
 
 export function ForkTree({ run }: { run: Run }) {
   const tree = useLoad(() => load(run), [run.id]);
-  if (!tree.data) return null;
+  if (tree.error) return <ErrorBox error={tree.error} />;
+  if (!tree.data) return <p class="muted">Loading…</p>;
   const { ancestors, replays } = tree.data;
   if (!ancestors.length && !replays.length) return <p class="muted">No replays of this run yet.</p>;
   // Ancestors nest one inside the other, this run inside the last.

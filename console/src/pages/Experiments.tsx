@@ -1,7 +1,7 @@
 // `/experiments` and `/experiments/EXP`: experiments, and one of them as a
 // matrix of runs × nodes coloured by what the replay did to each node,
 // every cell linking to that pair's diff. A running one updates live.
-import { useEffect, useRef } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import {
   Code,
   errorText,
@@ -120,6 +120,7 @@ function useFollow(id: string, running: boolean, reload: () => void) {
 
 export function ExperimentPage({ id }: { id: string }) {
   const got = useLoad(() => experiments.getExperiment({ experimentId: id, includeComparison: true }), [id]);
+  const [actionError, setActionError] = useState<string | null>(null);
   const e = got.data?.experiment;
   useFollow(id, !!e && e.status === ExperimentStatus.RUNNING, got.reload);
   if (got.error && isCode(got.error, Code.NotFound)) return <NotFound what={errorText(got.error)} />;
@@ -130,10 +131,12 @@ export function ExperimentPage({ id }: { id: string }) {
   const t = c?.totals;
 
   async function cancel() {
+    setActionError(null);
     try {
       await experiments.cancelExperiment({ experimentId: id });
     } catch (err) {
       noteError(err);
+      setActionError(errorText(err));
     }
     got.reload();
   }
@@ -190,6 +193,11 @@ export function ExperimentPage({ id }: { id: string }) {
               Cancel experiment
             </button>
           </p>
+        ) : null}
+        {actionError ? (
+          <div class="error-box" role="alert">
+            {actionError}
+          </div>
         ) : null}
       </section>
       {c && c.pairs.length ? (

@@ -35,6 +35,8 @@ const REFRESH_MS = 250;
  * event seen, so nothing is missed or repeated. */
 function useWatch(runId: string | undefined, live: boolean, refetch: () => void) {
   const [text, setText] = useState<Record<string, string>>({});
+  // Why the live stream is down while it reconnects, or null.
+  const [broken, setBroken] = useState<string | null>(null);
   const refetchRef = useRef(refetch);
   refetchRef.current = refetch;
   useEffect(() => {
@@ -52,6 +54,7 @@ function useWatch(runId: string | undefined, live: boolean, refetch: () => void)
       while (!abort.signal.aborted) {
         try {
           for await (const { event } of runs.watchRun({ runId, afterSequence: after }, { signal: abort.signal })) {
+            setBroken(null);
             if (!event) continue;
             if (event.sequence > 0n) after = event.sequence;
             if (event.kind === EventKind.NODE_OUTPUT_DELTA) {
@@ -66,6 +69,7 @@ function useWatch(runId: string | undefined, live: boolean, refetch: () => void)
         } catch (e) {
           if (abort.signal.aborted) return;
           noteError(e);
+          setBroken(errorText(e));
           await new Promise((r) => setTimeout(r, 1000));
         }
       }
@@ -75,7 +79,7 @@ function useWatch(runId: string | undefined, live: boolean, refetch: () => void)
       clearTimeout(timer);
     };
   }, [runId, live]);
-  return text;
+  return { text, broken };
 }
 
 export function RunPage({ runId }: { runId: string }) {
@@ -88,7 +92,7 @@ export function RunPage({ runId }: { runId: string }) {
   }, [loaded.data]);
   const run = data?.run;
   const live = !!run && !RUN_FINISHED.has(run.status);
-  const liveText = useWatch(run?.id, live, loaded.reload);
+  const { text: liveText, broken } = useWatch(run?.id, live, loaded.reload);
   const [replayFrom, setReplayFrom] = useState<string | null>(null);
   const [actionError, setActionError] = useState<string | null>(null);
 
@@ -222,6 +226,11 @@ export function RunPage({ runId }: { runId: string }) {
           <div class="error-box" role="alert">
             {actionError}
           </div>
+        ) : null}
+        {broken && live ? (
+          <p class="error-text" role="status">
+            Live updates interrupted ({broken}); reconnecting…
+          </p>
         ) : null}
       </section>
       {run.status === RunStatus.WAITING ? (
