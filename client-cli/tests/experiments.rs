@@ -77,6 +77,10 @@ async fn experiment_run_replays_a_workflows_runs_and_shows_the_comparison() {
         "{text}"
     );
     assert!(text.contains("\nTokens: 0 → 0 (0)\n"), "{text}");
+    assert!(
+        !text.contains("SCORE"),
+        "no score node, no score column: {text}"
+    );
 
     let json = shown.json();
     assert_eq!(json["status"], "completed");

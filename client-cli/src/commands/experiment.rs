@@ -392,15 +392,12 @@ impl Output for Shown {
             &rows,
         ));
         out.push('\n');
+        let scored = c.score.is_some();
         let pairs: Vec<Vec<String>> = c
             .pairs
             .iter()
             .map(|pair| {
-                let score = match (pair.score_before, pair.score_after) {
-                    (Some(b), Some(a)) => format!("{b} → {a}"),
-                    _ => String::new(),
-                };
-                vec![
+                let mut row = vec![
                     pair.source_run_id.clone(),
                     pair.replay_run_id.clone(),
                     format!(
@@ -414,22 +411,26 @@ impl Output for Shown {
                     } else {
                         pair.first_divergence.clone()
                     },
-                    score,
-                ]
+                ];
+                if scored {
+                    row.push(match (pair.score_before, pair.score_after) {
+                        (Some(b), Some(a)) => format!("{b} → {a}"),
+                        _ => "-".into(),
+                    });
+                }
+                row
             })
             .collect();
-        out.push_str(&render::table(
-            style,
-            &[
-                "SOURCE",
-                "REPLAY",
-                "STATUS",
-                "CHANGED",
-                "FIRST DIVERGENCE",
-                "SCORE",
-            ],
-            &pairs,
-        ));
+        let headers = [
+            "SOURCE",
+            "REPLAY",
+            "STATUS",
+            "CHANGED",
+            "FIRST DIVERGENCE",
+            "SCORE",
+        ];
+        let columns = if scored { 6 } else { 5 };
+        out.push_str(&render::table(style, &headers[..columns], &pairs));
         let t = c.totals.unwrap_or_default();
         out.push('\n');
         out.push_str(&format!(
