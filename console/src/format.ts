@@ -13,6 +13,8 @@ export const RUN_FINISHED = new Set([RunStatus.COMPLETED, RunStatus.FAILED, RunS
 
 export function duration(ms: number | null | undefined): string {
   if (ms === null || ms === undefined || ms < 0) return "–";
+  // Fractions only where they tell short spans apart (a timeline's axis).
+  if (ms < 10 && !Number.isInteger(ms)) return `${ms.toFixed(1)} ms`;
   if (ms < 1000) return `${Math.round(ms)} ms`;
   const s = ms / 1000;
   if (s < 60) return `${s.toFixed(s < 10 ? 2 : 1)} s`;

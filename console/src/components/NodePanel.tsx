@@ -112,7 +112,13 @@ export function NodePanel({
         <dt>Started</dt>
         <dd>{time(ms(node.startTime))}</dd>
         <dt>Latency</dt>
-        <dd>{node.reusedFromRunId ? "– (reused)" : duration(Number(node.latencyMs))}</dd>
+        <dd>
+          {node.reusedFromRunId
+            ? "– (reused)"
+            : ms(node.finishTime) === null
+              ? "– (not finished)"
+              : duration(Number(node.latencyMs))}
+        </dd>
         <dt>Tokens</dt>
         <dd>
           {usage ? `${tokens(usage.inputTokens)} in · ${tokens(usage.outputTokens)} out` : "–"}
