@@ -527,3 +527,59 @@ async fn an_experiment_resumed_by_a_restart_can_be_cancelled() {
         assert!(replays.len() <= 1, "source {source} replayed twice");
     }
 }
+
+#[tokio::test]
+async fn an_embedded_engine_takes_over_an_experiment_a_killed_server_left_and_finishes_it() {
+    let dir = retake_test_support::DbDir::new();
+    let server = ServerCommand::new(dir.db());
+    let mut process = server.spawn();
+    let mut client = process.client().await;
+    let mut sources = Vec::new();
+    for i in 0..3 {
+        let run = client
+            .start_run_vars(WORKFLOW, &[("topic", &format!("t{i}"))])
+            .await;
+        assert_eq!(client.watch_to_end(&run.id).await, pb::RunStatus::Completed);
+        sources.push(run.id);
+    }
+    let mut c = ExperimentServiceClient::connect(process.url())
+        .await
+        .unwrap();
+    let started = start_slow(&mut c).await;
+    until_progress(&mut c, &started.id, |p| p.running == 1).await;
+    process.kill9();
+
+    // Nothing drives it now; an engine in this process takes it over (the
+    // database's lock, then its replay under way, then the rest).
+    let local = retake_server::embedded::start(retake_server::Settings::new(dir.db()))
+        .await
+        .unwrap();
+    let (id, taken) = local.resume_experiment("latest", false).await.unwrap();
+    assert_eq!((id.as_str(), taken), (started.id.as_str(), true));
+    let (_, again) = local.resume_experiment(&id, false).await.unwrap();
+    assert!(!again, "it runs here already");
+    let mut c = ExperimentServiceClient::new(local.channel());
+    let done = watch_to_end(&mut c, &id).await;
+    assert_eq!(done.status(), pb::ExperimentStatus::Completed);
+    assert_eq!(done.progress.unwrap().completed, 3);
+    // A server cannot start on the database while this engine holds it.
+    let refused = server.command().output().unwrap();
+    assert!(!refused.status.success());
+    drop(local);
+
+    let process = server.spawn();
+    let mut client = process.client().await;
+    for source in &sources {
+        let replays = client
+            .runs
+            .list_runs(pb::ListRunsRequest {
+                forked_from: source.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .runs;
+        assert_eq!(replays.len(), 1, "source {source} replayed once");
+    }
+}
