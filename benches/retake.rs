@@ -23,8 +23,9 @@
 //!   from the task handed out to its result committed, a 1,000-node chain of
 //!   worker steps, and the tasks one worker process completes per second.
 //! - `experiment`: an experiment over 200 recorded runs of a 50-node
-//!   `local://mock` chain that changes the last node (in-process server):
-//!   time from StartExperiment to its end, and database growth.
+//!   `local://mock` chain that gives the last node's mock another answer
+//!   (in-process server): time from StartExperiment to its end, database
+//!   growth, and the time GetExperiment takes to compute the comparison.
 //!
 //! The servers are the kit's (retake-test-support): in-process, or the
 //! release binary as a child process. It prints figures; it asserts
@@ -1377,12 +1378,18 @@ fn build_binaries() -> Result<()> {
 const EXPERIMENT_SOURCES: usize = 200;
 const EXPERIMENT_NODES: usize = 50;
 
-/// A chain of `local://mock` nodes, each answering with its step.
-fn mock_chain(n: usize) -> String {
+/// A chain of `local://mock` nodes, each answering with its step; the
+/// last one's answer says `last`.
+fn mock_chain(n: usize, last: &str) -> String {
     let mut y = format!("name: mock-chain-{n}\nnodes:\n");
     for k in 0..n {
+        let response = if k + 1 == n {
+            format!("{last} {k}")
+        } else {
+            format!("step {k}")
+        };
         y.push_str(&format!(
-            "  n{k}:\n    agent: local://mock\n    config: {{response: \"step {k}\"}}\n    outputs: [result]\n"
+            "  n{k}:\n    agent: local://mock\n    config: {{response: \"{response}\"}}\n    outputs: [result]\n"
         ));
         if k > 0 {
             y.push_str(&format!("    depends_on: [n{}]\n", k - 1));
@@ -1396,11 +1403,12 @@ async fn bench_experiment(opts: &Opts, report: &mut Report) -> Result<()> {
         "\n## 7. An experiment over {EXPERIMENT_SOURCES} recorded runs of a {EXPERIMENT_NODES}-node chain, changing the last node (in-process server)"
     );
     println!("   load before: {}", loadavg());
-    let (mut times, mut growths) = (Vec::new(), Vec::new());
+    let (mut times, mut growths, mut compares) = (Vec::new(), Vec::new(), Vec::new());
+    let last_node = format!("n{}", EXPERIMENT_NODES - 1);
     for _ in 0..opts.reps.min(3) {
         let server = in_process::start_with(|_| {}).await;
         let mut client = (*server).clone();
-        let yaml = mock_chain(EXPERIMENT_NODES);
+        let yaml = mock_chain(EXPERIMENT_NODES, "step");
         for _ in 0..EXPERIMENT_SOURCES {
             let run = client.start_run(&yaml).await;
             ensure!(client.watch_to_end(&run.id).await == pb::RunStatus::Completed);
@@ -1418,11 +1426,10 @@ async fn bench_experiment(opts: &Opts, report: &mut Report) -> Result<()> {
                     limit: EXPERIMENT_SOURCES as i32,
                     ..Default::default()
                 }),
+                // The last node's mock answers otherwise.
                 change: Some(pb::ExperimentChange {
-                    swaps: vec![pb::AgentSwap {
-                        node_id: format!("n{}", EXPERIMENT_NODES - 1),
-                        agent: "local://echo".into(),
-                    }],
+                    workflow: mock_chain(EXPERIMENT_NODES, "another answer at step"),
+                    from_node: last_node.clone(),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -1450,18 +1457,43 @@ async fn bench_experiment(opts: &Opts, report: &mut Report) -> Result<()> {
             last.progress
         );
         let (after, _) = db_size(&server.db).await?;
+        // The comparison is computed when asked for: one diff per pair.
+        let t1 = Instant::now();
+        let comparison = experiments
+            .get_experiment(pb::GetExperimentRequest {
+                experiment_id: started.id.clone(),
+                include_comparison: true,
+            })
+            .await?
+            .into_inner()
+            .comparison
+            .context("no comparison")?;
+        let compared = t1.elapsed();
+        let changed = comparison
+            .nodes
+            .iter()
+            .find(|n| n.node_id == last_node)
+            .map(|n| n.changed);
+        ensure!(
+            comparison.pairs.len() == EXPERIMENT_SOURCES
+                && changed == Some(EXPERIMENT_SOURCES as i32),
+            "comparison: {} pairs, {last_node} changed in {changed:?}",
+            comparison.pairs.len()
+        );
         println!(
-            "      {EXPERIMENT_SOURCES} replays in {:.2} s ({:.1} ms each, {} at a time); database +{}",
+            "      {EXPERIMENT_SOURCES} replays in {:.2} s ({:.1} ms each, {} at a time); database +{}; comparison in {:.0} ms",
             d.as_secs_f64(),
             ms(d) / EXPERIMENT_SOURCES as f64,
             started.concurrency,
-            kib(after - before)
+            kib(after - before),
+            ms(compared)
         );
         times.push(d.as_secs_f64());
         growths.push((after - before) as f64);
+        compares.push(ms(compared));
         server.stop().await;
     }
-    let (t, g) = (Stats::new(times), Stats::new(growths));
+    let (t, g, c) = (Stats::new(times), Stats::new(growths), Stats::new(compares));
     report.add(
         "experiment: 200 replays of the last of 50 nodes, time",
         format!("{:.2} s median", t.median()),
@@ -1473,6 +1505,12 @@ async fn bench_experiment(opts: &Opts, report: &mut Report) -> Result<()> {
         format!("{} median", kib(g.median() as i64)),
         "<= 5 MB",
         Some(g.median() <= 5e6),
+    );
+    report.add(
+        "experiment: the comparison of its 200 pairs (GetExperiment)",
+        format!("{:.0} ms median", c.median()),
+        "-",
+        None,
     );
     Ok(())
 }

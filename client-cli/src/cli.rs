@@ -160,7 +160,7 @@ pub enum ExperimentCommand {
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct ExperimentIdArgs {
-    /// Experiment id
+    /// Experiment id, a unique prefix of one, or 'latest'
     pub experiment_id: String,
 }
 

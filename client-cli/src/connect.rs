@@ -182,6 +182,30 @@ impl Clients {
         Ok(Some(resumed))
     }
 
+    /// As [`Clients::take_over`], for an experiment another process left
+    /// running: with `cancel` it is cancelled here. The experiment's id
+    /// and whether it was taken over (not when it had finished or runs in
+    /// this process); None with a server, which runs its experiments
+    /// itself.
+    pub async fn take_over_experiment(
+        &self,
+        experiment_ref: &str,
+        cancel: bool,
+    ) -> CliResult<Option<(String, bool)>> {
+        use retake_server::embedded::ResumeError;
+        let Some(local) = &self.local else {
+            return Ok(None);
+        };
+        let taken = local
+            .resume_experiment(experiment_ref, cancel)
+            .await
+            .map_err(|e| match e {
+                ResumeError::Locked(e) => lock_error(local.db_path(), e),
+                ResumeError::Engine(e) => CliError::from(tonic::Status::from(e)),
+            })?;
+        Ok(Some(taken))
+    }
+
     /// Connects to the retake server at `url`.
     pub async fn remote(url: &str, token: Option<&str>, ca_cert: Option<&Path>) -> CliResult<Self> {
         let unreachable = |reason: String| {

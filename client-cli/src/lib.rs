@@ -162,6 +162,22 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
             .await?;
             Ok(print(&report))
         }
+        Command::Experiment(ExperimentCommand::Run(args)) => {
+            let request = commands::experiment::request(args)?;
+            commands::experiment::check_detach(args.detach, embedded)?;
+            let clients = Clients::connect(global).await?;
+            // Its replays run in this process without a server.
+            clients.hold_database()?;
+            let shown = commands::experiment::start(
+                &clients,
+                request,
+                args.detach,
+                json,
+                &Interrupt::CtrlC,
+            )
+            .await?;
+            Ok(print(&shown))
+        }
         Command::Input(_) | Command::Approve(_) | Command::Reject(_) => {
             let clients = run_clients(global).await?;
             let resolved = match &cli.command {
@@ -213,9 +229,6 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
                 Command::Debug(args) => Ok(print(&commands::debug::debug(&clients, args).await?)),
                 Command::Trace(args) => Ok(print(&commands::trace::trace(&clients, args).await?)),
                 Command::Cost(args) => Ok(print(&commands::cost::cost(&clients, args).await?)),
-                Command::Experiment(ExperimentCommand::Run(args)) => Ok(print(
-                    &commands::experiment::run(&clients, args, json).await?,
-                )),
                 Command::Experiment(ExperimentCommand::Show(args)) => Ok(print(
                     &commands::experiment::show(&clients, &args.experiment_id).await?,
                 )),
@@ -229,6 +242,7 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
                 | Command::Replay(_)
                 | Command::Watch(_)
                 | Command::Validate(_)
+                | Command::Experiment(ExperimentCommand::Run(_))
                 | Command::Input(_)
                 | Command::Approve(_)
                 | Command::Reject(_) => Err(CliError::failed("unreachable command")),

@@ -547,3 +547,100 @@ fn server_addresses_without_a_scheme_are_http() {
         stderr(&out)
     );
 }
+
+/// Starts `retake experiment run` replaying every recorded run with
+/// summarize swapped for `local://sleep` (a second each), one at a time;
+/// returns once the first replay has completed, with the lines the rest
+/// of stderr will bring.
+fn slow_experiment(
+    dir: &Path,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStderr>>,
+) {
+    let mut child = retake(dir)
+        .args([
+            "experiment",
+            "run",
+            "--workflow",
+            "report-pipeline",
+            // Three runs, though the first experiment's replays are runs
+            // of the workflow too.
+            "--status",
+            "completed",
+            "--last",
+            "3",
+            "--agent",
+            "summarize=local://sleep",
+            "--concurrency",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().expect("a progress line").unwrap();
+    assert!(first.starts_with("  completed run_"), "{first}");
+    (child, lines)
+}
+
+fn experiment_json(dir: &Path, args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let out = run(dir, &[args, &["--json"]].concat());
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&out), stderr(&out)));
+    (out.status.code(), json)
+}
+
+#[test]
+fn ctrl_c_cancels_an_embedded_experiment_and_a_killed_one_is_cancelled_later() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "pipeline.yaml", PIPELINE);
+    for i in 0..3 {
+        let topic = format!("topic=t{i}");
+        let out = run(dir.path(), &["run", "pipeline.yaml", "--var", &topic]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+
+    // Ctrl-C: the replays run in this process, so the experiment is cancelled.
+    let (mut child, lines) = slow_experiment(dir.path());
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    assert!(
+        rest[0].starts_with("Cancelling experiment exp_"),
+        "{rest:?}"
+    );
+    let (code, shown) = experiment_json(dir.path(), &["experiment", "show", "latest"]);
+    assert_eq!(code, Some(1), "cancelled");
+    assert_eq!(shown["status"], "cancelled");
+    assert_eq!(shown["progress"]["completed"], 1);
+    assert_eq!(shown["progress"]["cancelled"], 2);
+
+    // Killed outright, it stays running in the database until a later
+    // command takes it over to cancel it.
+    let (mut child, _lines) = slow_experiment(dir.path());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (_, left) = experiment_json(dir.path(), &["experiment", "show", "latest"]);
+    assert_eq!(left["status"], "running");
+    let (code, cancelled) = experiment_json(dir.path(), &["experiment", "cancel", "latest"]);
+    assert_eq!(code, Some(1), "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(cancelled["progress"]["completed"], 1);
+    assert_eq!(cancelled["progress"]["cancelled"], 2);
+    let out = run(dir.path(), &["runs", "--json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let unfinished: Vec<_> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "running" || r["status"] == "pending")
+        .collect();
+    assert!(unfinished.is_empty(), "{unfinished:?}");
+}

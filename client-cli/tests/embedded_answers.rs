@@ -261,6 +261,7 @@ fn a_server_holding_the_database_keeps_embedded_engines_out() {
         &["approve", "latest"][..],
         &["cancel", "latest"],
         &["run", "approval.yaml"],
+        &["experiment", "run", "--runs", "latest"],
     ] {
         let out = retake(dir.path(), args);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stdout(&out));

@@ -10,10 +10,14 @@ use retake_cli::follow::{Collect, Interrupt};
 use retake_cli::render::{Output, Style};
 
 async fn record(env: &Embedded, n: usize) {
-    let wf = write(env.dir.path(), "pipeline.yaml", PIPELINE);
+    record_with(&env.clients, env.dir.path(), n).await;
+}
+
+async fn record_with(clients: &retake_cli::connect::Clients, dir: &std::path::Path, n: usize) {
+    let wf = write(dir, "pipeline.yaml", PIPELINE);
     for i in 0..n {
         commands::run::run(
-            &env.clients,
+            clients,
             &RunArgs {
                 file: wf.clone(),
                 vars: vec![format!("topic=t{i}")],
@@ -41,7 +45,7 @@ async fn experiment_run_replays_a_workflows_runs_and_shows_the_comparison() {
         name: Some("echo summaries".into()),
         ..Default::default()
     };
-    let shown = commands::experiment::run(&env.clients, &args, false)
+    let shown = commands::experiment::run(&env.clients, &args, false, &Interrupt::Never)
         .await
         .unwrap();
     assert_eq!(shown.exit_code(), 0);
@@ -67,6 +71,16 @@ async fn experiment_run_replays_a_workflows_runs_and_shows_the_comparison() {
     assert_eq!(row("summarize"), [2, 0, 0, 0, 0, 0]);
     assert_eq!(row("publish"), [2, 0, 0, 0, 0, 0]);
     assert!(text.contains("Reused: 4 nodes"), "{text}");
+    // Totals before → after, with the difference.
+    assert!(
+        text.contains("\nCost: $0.0000 → $0.0000 (+$0.0000)\n"),
+        "{text}"
+    );
+    assert!(text.contains("\nTokens: 0 → 0 (0)\n"), "{text}");
+    assert!(
+        !text.contains("SCORE"),
+        "no score node, no score column: {text}"
+    );
 
     let json = shown.json();
     assert_eq!(json["status"], "completed");
@@ -96,7 +110,7 @@ async fn a_failed_replay_exits_1_and_bad_flags_are_refused_before_anything_start
         },
         ..Default::default()
     };
-    let shown = commands::experiment::run(&env.clients, &failing, false)
+    let shown = commands::experiment::run(&env.clients, &failing, false, &Interrupt::Never)
         .await
         .unwrap();
     assert_eq!(shown.exit_code(), 1);
@@ -118,7 +132,7 @@ async fn a_failed_replay_exits_1_and_bad_flags_are_refused_before_anything_start
         },
         ..Default::default()
     };
-    let err = commands::experiment::run(&env.clients, &twice, false)
+    let err = commands::experiment::run(&env.clients, &twice, false, &Interrupt::Never)
         .await
         .unwrap_err();
     assert_eq!(err.code, 2);
@@ -129,4 +143,50 @@ async fn a_failed_replay_exits_1_and_bad_flags_are_refused_before_anything_start
     );
     let listed = commands::experiment::list(&env.clients).await.unwrap();
     assert_eq!(listed.experiments.len(), 1, "the refused one never started");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_server_an_interrupt_stops_following_and_the_experiment_goes_on() {
+    let server = served(None).await;
+    let clients = server.clients(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    record_with(&clients, dir.path(), 2).await;
+    // Ctrl-C already pressed: following stops at the first chance.
+    let interrupt = std::sync::Arc::new(tokio::sync::Notify::new());
+    interrupt.notify_one();
+    let args = ExperimentRunArgs {
+        workflow_name: Some("report-pipeline".into()),
+        change: ChangeArgs {
+            agents: vec!["summarize=local://sleep".into()],
+            ..Default::default()
+        },
+        concurrency: Some(1),
+        ..Default::default()
+    };
+    let shown = commands::experiment::run(&clients, &args, false, &Interrupt::Notify(interrupt))
+        .await
+        .unwrap();
+    assert_eq!(shown.exit_code(), 130);
+    let id = shown.experiment.id.clone();
+    assert_eq!(
+        shown.hint().unwrap(),
+        format!(
+            "Experiment {id} continues on the server; see it with 'retake experiment show {id}'"
+        )
+    );
+    // The server runs it to its end meanwhile.
+    let done = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let shown = commands::experiment::show(&clients, &id).await.unwrap();
+            if shown.json()["status"] != "running" {
+                return shown;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the experiment ends on the server");
+    assert_eq!(done.json()["status"], "completed");
+    assert_eq!(done.json()["progress"]["completed"], 2);
+    assert_eq!(done.exit_code(), 0);
 }

@@ -144,6 +144,33 @@ impl Embedded {
         resumed.resumed = true;
         Ok(resumed)
     }
+
+    /// As [`Embedded::resume_run`], for an experiment another process
+    /// left running: this engine drives its unfinished replays and starts
+    /// the rest, or with `cancel` cancels them all and returns once the
+    /// experiment has ended. Returns the experiment's id and whether it
+    /// was taken over (not when it had finished, or runs here already).
+    pub async fn resume_experiment(
+        &self,
+        experiment_ref: &str,
+        cancel: bool,
+    ) -> Result<(String, bool), ResumeError> {
+        let experiment = self.engine.get_experiment(experiment_ref).await?;
+        if experiment.status.is_finished() || self.engine.runs_experiment(&experiment.id) {
+            return Ok((experiment.id, false));
+        }
+        self.hold(LockMode::Exclusive)?;
+        // Read again under the lock: the process that held it may have
+        // finished the experiment meanwhile.
+        let experiment = self.engine.get_experiment(&experiment.id).await?;
+        if experiment.status.is_finished() {
+            return Ok((experiment.id, false));
+        }
+        self.engine
+            .resume_experiment(&experiment.id, cancel)
+            .await?;
+        Ok((experiment.id, true))
+    }
 }
 
 use tokio_stream::StreamExt as _;

@@ -244,6 +244,98 @@ async fn a_full_disk_pauses_runs_and_they_resume_when_space_returns() {
 }
 
 #[tokio::test]
+async fn an_experiment_cancelled_on_a_full_disk_ends_once_space_returns() {
+    use retake::v1::experiment_service_client::ExperimentServiceClient;
+    let Some(fs) = Tmpfs::mount("4m") else { return };
+    let db = fs.path().join("retake.db");
+    let mut settings = retake_server::Settings::new(&db);
+    settings.disk_full_timeout = Duration::from_secs(120);
+    let mut server = start(settings).await;
+    let mut sources = Vec::new();
+    for _ in 0..4 {
+        let run = server.start_run(WORKFLOW, 10).await.unwrap();
+        server.finish(&run.id).await;
+        sources.push(run.id);
+    }
+    let mut experiments = ExperimentServiceClient::connect(server.server.url.clone())
+        .await
+        .unwrap();
+    // Each replay sleeps a second, one at a time.
+    let started = experiments
+        .start_experiment(pb::StartExperimentRequest {
+            selection: Some(pb::RunSelection {
+                run_ids: sources,
+                ..Default::default()
+            }),
+            change: Some(pb::ExperimentChange {
+                swaps: vec![pb::AgentSwap {
+                    node_id: "a".into(),
+                    agent: "local://sleep".into(),
+                }],
+                ..Default::default()
+            }),
+            concurrency: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .experiment
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Cancelled while nothing can be written: the pending items' ends
+    // wait for space instead of stopping the experiment half-written.
+    let filler = fs.fill();
+    let cancel = tokio::spawn({
+        let mut experiments = experiments.clone();
+        let id = started.id.clone();
+        async move {
+            experiments
+                .cancel_experiment(pb::CancelExperimentRequest { experiment_id: id })
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!cancel.is_finished(), "nothing is written yet");
+    std::fs::remove_file(&filler).unwrap();
+    let cancelled = cancel
+        .await
+        .unwrap()
+        .unwrap()
+        .into_inner()
+        .experiment
+        .unwrap();
+    assert_eq!(cancelled.status(), pb::ExperimentStatus::Cancelled);
+    let p = cancelled.progress.unwrap();
+    assert_eq!((p.pending, p.running, p.cancelled), (0, 0, 4), "{p:?}");
+    server.stop().await;
+
+    // As written.
+    let server = start(retake_server::Settings::new(&db)).await;
+    let stored = experiments_of(&server, &started.id).await;
+    assert_eq!(stored.status(), pb::ExperimentStatus::Cancelled);
+    server.stop().await;
+}
+
+async fn experiments_of(server: &Server, id: &str) -> pb::Experiment {
+    retake::v1::experiment_service_client::ExperimentServiceClient::connect(
+        server.server.url.clone(),
+    )
+    .await
+    .unwrap()
+    .get_experiment(pb::GetExperimentRequest {
+        experiment_id: id.into(),
+        include_comparison: false,
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .experiment
+    .unwrap()
+}
+
+#[tokio::test]
 async fn a_run_stalled_past_the_timeout_fails_with_disk_full_as_its_cause() {
     let Some(fs) = Tmpfs::mount("4m") else { return };
     let db = fs.path().join("retake.db");

@@ -182,6 +182,8 @@ async fn a_swap_over_twenty_runs_is_counted_node_by_node() {
         (20, 0.5, 0.5)
     );
 
+    assert_eq!(score.delta, 0.0);
+
     let listed = c
         .list_experiments(pb::ListExperimentsRequest::default())
         .await
@@ -189,6 +191,21 @@ async fn a_swap_over_twenty_runs_is_counted_node_by_node() {
         .into_inner();
     assert_eq!(listed.experiments.len(), 1);
     assert_eq!(listed.experiments[0].id, started.id);
+
+    // Named as runs are: `latest`, or a unique prefix with or without `exp_`.
+    let uuid = started.id.strip_prefix("exp_").unwrap();
+    for given in ["latest", &started.id[..20], &uuid[..16]] {
+        let got = get(&mut c, given).await.experiment.unwrap();
+        assert_eq!(got.id, started.id, "{given}");
+    }
+    let unknown = c
+        .get_experiment(pb::GetExperimentRequest {
+            experiment_id: "exp_ffff".into(),
+            include_comparison: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
 }
 
 #[tokio::test]
@@ -424,6 +441,134 @@ async fn a_server_killed_in_the_middle_finishes_the_experiment_when_it_restarts(
         done.items
     );
     assert_eq!(done.progress.unwrap().completed, 4);
+    for source in &sources {
+        let replays = client
+            .runs
+            .list_runs(pb::ListRunsRequest {
+                forked_from: source.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .runs;
+        assert_eq!(replays.len(), 1, "source {source} replayed once");
+    }
+}
+
+#[tokio::test]
+async fn an_experiment_resumed_by_a_restart_can_be_cancelled() {
+    let dir = retake_test_support::DbDir::new();
+    let server = ServerCommand::new(dir.db());
+    let mut process = server.spawn();
+    let mut client = process.client().await;
+    let mut sources = Vec::new();
+    for i in 0..4 {
+        let run = client
+            .start_run_vars(WORKFLOW, &[("topic", &format!("t{i}"))])
+            .await;
+        assert_eq!(client.watch_to_end(&run.id).await, pb::RunStatus::Completed);
+        sources.push(run.id);
+    }
+    let mut c = ExperimentServiceClient::connect(process.url())
+        .await
+        .unwrap();
+    let started = start_slow(&mut c).await;
+    until_progress(&mut c, &started.id, |p| p.running == 1).await;
+    process.kill9();
+
+    // The next server resumes it: the replay under way carries on, and
+    // the rest wait their turn until the cancel.
+    let process = server.spawn();
+    let mut client = process.client().await;
+    let mut c = ExperimentServiceClient::connect(process.url())
+        .await
+        .unwrap();
+    let cancelled = c
+        .cancel_experiment(pb::CancelExperimentRequest {
+            experiment_id: started.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .experiment
+        .unwrap();
+    assert_eq!(cancelled.status(), pb::ExperimentStatus::Cancelled);
+    let p = cancelled.progress.unwrap();
+    assert_eq!((p.pending, p.running), (0, 0), "{p:?}");
+    assert_eq!(p.completed + p.cancelled, 4, "{p:?}");
+    assert!(
+        p.cancelled >= 3,
+        "only the replay under way may complete: {p:?}"
+    );
+    for item in cancelled
+        .items
+        .iter()
+        .filter(|i| !i.replay_run_id.is_empty())
+    {
+        let (run, _) = client.get(&item.replay_run_id).await;
+        let expected = match item.status() {
+            pb::ExperimentItemStatus::Completed => pb::RunStatus::Completed,
+            _ => pb::RunStatus::Cancelled,
+        };
+        assert_eq!(run.status(), expected, "{item:?}");
+    }
+    for source in &sources {
+        let replays = client
+            .runs
+            .list_runs(pb::ListRunsRequest {
+                forked_from: source.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .runs;
+        assert!(replays.len() <= 1, "source {source} replayed twice");
+    }
+}
+
+#[tokio::test]
+async fn an_embedded_engine_takes_over_an_experiment_a_killed_server_left_and_finishes_it() {
+    let dir = retake_test_support::DbDir::new();
+    let server = ServerCommand::new(dir.db());
+    let mut process = server.spawn();
+    let mut client = process.client().await;
+    let mut sources = Vec::new();
+    for i in 0..3 {
+        let run = client
+            .start_run_vars(WORKFLOW, &[("topic", &format!("t{i}"))])
+            .await;
+        assert_eq!(client.watch_to_end(&run.id).await, pb::RunStatus::Completed);
+        sources.push(run.id);
+    }
+    let mut c = ExperimentServiceClient::connect(process.url())
+        .await
+        .unwrap();
+    let started = start_slow(&mut c).await;
+    until_progress(&mut c, &started.id, |p| p.running == 1).await;
+    process.kill9();
+
+    // Nothing drives it now; an engine in this process takes it over (the
+    // database's lock, then its replay under way, then the rest).
+    let local = retake_server::embedded::start(retake_server::Settings::new(dir.db()))
+        .await
+        .unwrap();
+    let (id, taken) = local.resume_experiment("latest", false).await.unwrap();
+    assert_eq!((id.as_str(), taken), (started.id.as_str(), true));
+    let (_, again) = local.resume_experiment(&id, false).await.unwrap();
+    assert!(!again, "it runs here already");
+    let mut c = ExperimentServiceClient::new(local.channel());
+    let done = watch_to_end(&mut c, &id).await;
+    assert_eq!(done.status(), pb::ExperimentStatus::Completed);
+    assert_eq!(done.progress.unwrap().completed, 3);
+    // A server cannot start on the database while this engine holds it.
+    let refused = server.command().output().unwrap();
+    assert!(!refused.status.success());
+    drop(local);
+
+    let process = server.spawn();
+    let mut client = process.client().await;
     for source in &sources {
         let replays = client
             .runs

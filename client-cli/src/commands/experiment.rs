@@ -7,7 +7,8 @@ use super::cost::usd;
 use super::replay;
 use crate::cli::{ExperimentIdArgs, ExperimentRunArgs, ReplayArgs};
 use crate::connect::Clients;
-use crate::error::{CliError, CliResult};
+use crate::error::{CliError, CliResult, EXIT_INTERRUPTED};
+use crate::follow::Interrupt;
 use crate::render::{self, Output, Style, run_status_name};
 use retake::v1::{
     CancelExperimentRequest, Experiment, ExperimentChange, ExperimentComparison,
@@ -74,20 +75,57 @@ pub fn request(args: &ExperimentRunArgs) -> CliResult<StartExperimentRequest> {
 pub struct Shown {
     pub experiment: Experiment,
     pub comparison: Option<ExperimentComparison>,
+    /// Following it was stopped with Ctrl-C: without a server the
+    /// experiment was cancelled, with one it goes on there.
+    pub interrupted: bool,
 }
 
-/// `retake experiment run`: starts it and, unless `--detach`, follows it,
-/// printing each replay as it ends (to stderr when the result is JSON),
-/// then shows the comparison.
-pub async fn run(clients: &Clients, args: &ExperimentRunArgs, json: bool) -> CliResult<Shown> {
-    if args.detach && clients.embedded {
+impl Shown {
+    fn of(experiment: Experiment) -> Self {
+        Self {
+            experiment,
+            comparison: None,
+            interrupted: false,
+        }
+    }
+}
+
+/// `--detach` leaves the experiment to whoever runs it: only a server can.
+pub fn check_detach(detach: bool, embedded: bool) -> CliResult<()> {
+    if detach && embedded {
         return Err(CliError::usage(
             "--detach needs a server (--server): without one the experiment's replays run in this process",
         ));
     }
+    Ok(())
+}
+
+/// `retake experiment run`: the request from the flags, then [`start`].
+pub async fn run(
+    clients: &Clients,
+    args: &ExperimentRunArgs,
+    json: bool,
+    interrupt: &Interrupt,
+) -> CliResult<Shown> {
+    start(clients, request(args)?, args.detach, json, interrupt).await
+}
+
+/// Starts the experiment and, unless `detach`, follows it, printing each
+/// replay as it ends (to stderr when the result is JSON), then shows the
+/// comparison. An interrupt stops following: without a server the
+/// experiment is cancelled (its replays run in this process), with one
+/// it goes on there.
+pub async fn start(
+    clients: &Clients,
+    request: StartExperimentRequest,
+    detach: bool,
+    json: bool,
+    interrupt: &Interrupt,
+) -> CliResult<Shown> {
+    check_detach(detach, clients.embedded)?;
     let mut client = clients.experiments.clone();
     let started = client
-        .start_experiment(request(args)?)
+        .start_experiment(request)
         .await?
         .into_inner()
         .experiment
@@ -99,11 +137,8 @@ pub async fn run(clients: &Clients, args: &ExperimentRunArgs, json: bool) -> Cli
     } else {
         println!("{line}");
     }
-    if args.detach {
-        return Ok(Shown {
-            experiment: started,
-            comparison: None,
-        });
+    if detach {
+        return Ok(Shown::of(started));
     }
     let mut stream = client
         .watch_experiment(WatchExperimentRequest {
@@ -112,7 +147,12 @@ pub async fn run(clients: &Clients, args: &ExperimentRunArgs, json: bool) -> Cli
         .await?
         .into_inner();
     let mut seen = vec![ExperimentItemStatus::Pending; started.items.len()];
-    while let Some(msg) = stream.message().await? {
+    loop {
+        let msg = tokio::select! {
+            msg = stream.message() => msg?,
+            _ = interrupt.wait() => return interrupted(clients, &started.id).await,
+        };
+        let Some(msg) = msg else { break };
         let Some(e) = msg.experiment else { continue };
         for (i, item) in e.items.iter().enumerate() {
             let status = item.status();
@@ -133,6 +173,34 @@ pub async fn run(clients: &Clients, args: &ExperimentRunArgs, json: bool) -> Cli
         }
     }
     show(clients, &started.id).await
+}
+
+/// After Ctrl-C: the embedded engine's experiment is cancelled (nothing
+/// would drive it once this process ends); a server's goes on.
+async fn interrupted(clients: &Clients, id: &str) -> CliResult<Shown> {
+    let experiment = if clients.embedded {
+        eprintln!("Cancelling experiment {id}…");
+        let mut client = clients.experiments.clone();
+        let cancelled = client
+            .cancel_experiment(CancelExperimentRequest {
+                experiment_id: id.to_string(),
+            })
+            .await;
+        match cancelled {
+            Ok(resp) => resp.into_inner().experiment,
+            // It finished meanwhile.
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => None,
+            Err(status) => return Err(status.into()),
+        }
+    } else {
+        None
+    };
+    let mut shown = match experiment {
+        Some(experiment) => Shown::of(experiment),
+        None => show(clients, id).await?,
+    };
+    shown.interrupted = true;
+    Ok(shown)
 }
 
 fn is_final(s: ExperimentItemStatus) -> bool {
@@ -160,11 +228,23 @@ pub async fn show(clients: &Clients, id: &str) -> CliResult<Shown> {
             .experiment
             .ok_or_else(|| CliError::failed("the server returned no experiment"))?,
         comparison: got.comparison,
+        interrupted: false,
     })
 }
 
-/// `retake experiment cancel`.
+/// `retake experiment cancel`. Without a server, an experiment another
+/// process left running (interrupted, killed) is taken over by the engine
+/// in this process and cancelled there, its replays without starting a
+/// node.
 pub async fn cancel(clients: &Clients, args: &ExperimentIdArgs) -> CliResult<Shown> {
+    if let Some((id, true)) = clients
+        .take_over_experiment(&args.experiment_id, true)
+        .await?
+    {
+        let mut shown = show(clients, &id).await?;
+        shown.comparison = None;
+        return Ok(shown);
+    }
     let experiment = clients
         .experiments
         .clone()
@@ -175,10 +255,7 @@ pub async fn cancel(clients: &Clients, args: &ExperimentIdArgs) -> CliResult<Sho
         .into_inner()
         .experiment
         .ok_or_else(|| CliError::failed("the server returned no experiment"))?;
-    Ok(Shown {
-        experiment,
-        comparison: None,
-    })
+    Ok(Shown::of(experiment))
 }
 
 fn signed(n: i64) -> String {
@@ -187,6 +264,21 @@ fn signed(n: i64) -> String {
     } else {
         n.to_string()
     }
+}
+
+/// A change in dollars: `+$0.0120`, `-$0.0030`.
+fn signed_usd(x: f64) -> String {
+    if x < 0.0 {
+        format!("-{}", usd(-x))
+    } else {
+        format!("+{}", usd(x))
+    }
+}
+
+/// A change in time: `+1.2 s`, `-350 ms`.
+fn signed_duration(ms: i64) -> String {
+    let sign = if ms < 0 { "-" } else { "+" };
+    format!("{sign}{}", render::duration(ms.abs()))
 }
 
 fn change_text(c: &ExperimentChange) -> String {
@@ -300,15 +392,12 @@ impl Output for Shown {
             &rows,
         ));
         out.push('\n');
+        let scored = c.score.is_some();
         let pairs: Vec<Vec<String>> = c
             .pairs
             .iter()
             .map(|pair| {
-                let score = match (pair.score_before, pair.score_after) {
-                    (Some(b), Some(a)) => format!("{b} → {a}"),
-                    _ => String::new(),
-                };
-                vec![
+                let mut row = vec![
                     pair.source_run_id.clone(),
                     pair.replay_run_id.clone(),
                     format!(
@@ -322,22 +411,26 @@ impl Output for Shown {
                     } else {
                         pair.first_divergence.clone()
                     },
-                    score,
-                ]
+                ];
+                if scored {
+                    row.push(match (pair.score_before, pair.score_after) {
+                        (Some(b), Some(a)) => format!("{b} → {a}"),
+                        _ => "-".into(),
+                    });
+                }
+                row
             })
             .collect();
-        out.push_str(&render::table(
-            style,
-            &[
-                "SOURCE",
-                "REPLAY",
-                "STATUS",
-                "CHANGED",
-                "FIRST DIVERGENCE",
-                "SCORE",
-            ],
-            &pairs,
-        ));
+        let headers = [
+            "SOURCE",
+            "REPLAY",
+            "STATUS",
+            "CHANGED",
+            "FIRST DIVERGENCE",
+            "SCORE",
+        ];
+        let columns = if scored { 6 } else { 5 };
+        out.push_str(&render::table(style, &headers[..columns], &pairs));
         let t = c.totals.unwrap_or_default();
         out.push('\n');
         out.push_str(&format!(
@@ -347,14 +440,16 @@ impl Output for Shown {
             signed(t.tokens_after - t.tokens_before)
         ));
         out.push_str(&format!(
-            "Cost: {} → {}\n",
+            "Cost: {} → {} ({})\n",
             usd(t.cost_usd_before),
-            usd(t.cost_usd_after)
+            usd(t.cost_usd_after),
+            signed_usd(t.cost_usd_after - t.cost_usd_before)
         ));
         out.push_str(&format!(
-            "Latency: {} → {}\n",
+            "Latency: {} → {} ({})\n",
             render::duration(t.latency_ms_before),
-            render::duration(t.latency_ms_after)
+            render::duration(t.latency_ms_after),
+            signed_duration(t.latency_ms_after - t.latency_ms_before)
         ));
         out.push_str(&format!(
             "Reused: {} nodes, which saved {} tokens, {} and {}\n",
@@ -365,8 +460,8 @@ impl Output for Shown {
         ));
         if let Some(s) = &c.score {
             out.push_str(&format!(
-                "Score ({}): mean {:.4} → {:.4} over {} pairs\n",
-                s.node_id, s.mean_before, s.mean_after, s.pairs
+                "Score ({}): mean {:.4} → {:.4} ({:+.4}) over {} pairs\n",
+                s.node_id, s.mean_before, s.mean_after, s.delta, s.pairs
             ));
         }
         out
@@ -425,18 +520,33 @@ impl Output for Shown {
                 "score": c.score.as_ref().map(|s| serde_json::json!({
                     "node_id": s.node_id, "pairs": s.pairs,
                     "mean_before": s.mean_before, "mean_after": s.mean_after,
+                    "delta": s.delta,
                 })),
             });
         }
         out
     }
 
-    /// 1 when a replay failed (or the experiment was cancelled).
+    /// 1 when a replay failed (or the experiment was cancelled); 130
+    /// after Ctrl-C.
     fn exit_code(&self) -> i32 {
+        if self.interrupted {
+            return EXIT_INTERRUPTED;
+        }
         match self.experiment.status() {
             ExperimentStatus::Failed | ExperimentStatus::Cancelled => 1,
             _ => 0,
         }
+    }
+
+    fn hint(&self) -> Option<String> {
+        let e = &self.experiment;
+        (self.interrupted && e.status() == ExperimentStatus::Running).then(|| {
+            format!(
+                "Experiment {} continues on the server; see it with 'retake experiment show {}'",
+                e.id, e.id
+            )
+        })
     }
 }
 
@@ -492,13 +602,7 @@ impl Output for Listed {
         serde_json::Value::Array(
             self.experiments
                 .iter()
-                .map(|e| {
-                    Shown {
-                        experiment: e.clone(),
-                        comparison: None,
-                    }
-                    .json()
-                })
+                .map(|e| Shown::of(e.clone()).json())
                 .collect(),
         )
     }

@@ -168,6 +168,7 @@ pub fn comparison(c: &Comparison) -> pb::ExperimentComparison {
             pairs: s.pairs,
             mean_before: s.mean_before,
             mean_after: s.mean_after,
+            delta: s.delta,
         }),
     }
 }

@@ -44,20 +44,70 @@ fn item_from_row(experiment: &str, row: &SqliteRow) -> EngineResult<ExperimentIt
 }
 
 impl Store {
-    /// An experiment with its items, in position order.
-    pub async fn experiment(&self, id: &str) -> EngineResult<Experiment> {
-        let row = sqlx::query(&format!(
-            "SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.reader)
-        .await?
-        .ok_or_else(|| {
-            EngineError::NotFound(format!("Experiment '{}' not found", crate::error::echo(id)))
-        })?;
+    /// An experiment with its items, in position order: by its id, a
+    /// unique prefix of one (with or without `exp_`), or `latest`, as runs
+    /// are named.
+    pub async fn experiment(&self, given: &str) -> EngineResult<Experiment> {
+        let row = self.experiment_row(given).await?;
         let mut experiment = experiment_from_row(&row)?;
         experiment.items = self.items_of(&experiment.id).await?;
         Ok(experiment)
+    }
+
+    async fn experiment_row(&self, given: &str) -> EngineResult<SqliteRow> {
+        let text = given.trim();
+        if text.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "an experiment id is required".into(),
+            ));
+        }
+        let select = format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments");
+        if text == "latest" {
+            return sqlx::query(&format!("{select} ORDER BY pk DESC LIMIT 1"))
+                .fetch_optional(&self.reader)
+                .await?
+                .ok_or_else(|| {
+                    EngineError::NotFound("No experiments yet: 'latest' names nothing".into())
+                });
+        }
+        if let Some(row) = sqlx::query(&format!("{select} WHERE id = ?"))
+            .bind(text)
+            .fetch_optional(&self.reader)
+            .await?
+        {
+            return Ok(row);
+        }
+        let prefix = if text.starts_with("exp_") {
+            text.to_string()
+        } else {
+            format!("exp_{text}")
+        };
+        let mut found = sqlx::query(&format!(
+            "{select} WHERE id >= ? AND id < ? ORDER BY id LIMIT 6"
+        ))
+        .bind(&prefix)
+        .bind(super::read::prefix_upper(&prefix))
+        .fetch_all(&self.reader)
+        .await?;
+        match found.len() {
+            0 => Err(EngineError::NotFound(format!(
+                "Experiment '{}' not found",
+                crate::error::echo(text)
+            ))),
+            1 => Ok(found.remove(0)),
+            n => {
+                let ids = found
+                    .iter()
+                    .take(5)
+                    .map(|row| Fields::keyed_by_pk("experiments", row).get("id"))
+                    .collect::<EngineResult<Vec<String>>>()?;
+                Err(EngineError::InvalidArgument(format!(
+                    "Experiment id '{text}' is ambiguous; it matches {}{}",
+                    ids.join(", "),
+                    if n > 5 { ", …" } else { "" }
+                )))
+            }
+        }
     }
 
     async fn items_of(&self, experiment_id: &str) -> EngineResult<Vec<ExperimentItem>> {

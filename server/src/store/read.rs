@@ -23,7 +23,7 @@ pub(super) const UNFINISHED: [RunStatus; 3] =
     [RunStatus::Pending, RunStatus::Running, RunStatus::Waiting];
 
 /// The smallest string greater than every string starting with `prefix`.
-fn prefix_upper(prefix: &str) -> String {
+pub(super) fn prefix_upper(prefix: &str) -> String {
     format!("{prefix}\u{10FFFF}")
 }
 

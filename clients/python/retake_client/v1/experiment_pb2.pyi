@@ -236,16 +236,18 @@ class ExperimentTotals(_message.Message):
     def __init__(self, tokens_before: _Optional[int] = ..., tokens_after: _Optional[int] = ..., cost_usd_before: _Optional[float] = ..., cost_usd_after: _Optional[float] = ..., latency_ms_before: _Optional[int] = ..., latency_ms_after: _Optional[int] = ..., reused_nodes: _Optional[int] = ..., tokens_saved: _Optional[int] = ..., cost_usd_saved: _Optional[float] = ..., latency_ms_saved: _Optional[int] = ...) -> None: ...
 
 class ScoreSummary(_message.Message):
-    __slots__ = ("node_id", "pairs", "mean_before", "mean_after")
+    __slots__ = ("node_id", "pairs", "mean_before", "mean_after", "delta")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     PAIRS_FIELD_NUMBER: _ClassVar[int]
     MEAN_BEFORE_FIELD_NUMBER: _ClassVar[int]
     MEAN_AFTER_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     pairs: int
     mean_before: float
     mean_after: float
-    def __init__(self, node_id: _Optional[str] = ..., pairs: _Optional[int] = ..., mean_before: _Optional[float] = ..., mean_after: _Optional[float] = ...) -> None: ...
+    delta: float
+    def __init__(self, node_id: _Optional[str] = ..., pairs: _Optional[int] = ..., mean_before: _Optional[float] = ..., mean_after: _Optional[float] = ..., delta: _Optional[float] = ...) -> None: ...
 
 class ExperimentComparison(_message.Message):
     __slots__ = ("nodes", "pairs", "totals", "score")

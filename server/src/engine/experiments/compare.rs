@@ -53,6 +53,8 @@ pub struct ScoreSummary {
     pub pairs: i32,
     pub mean_before: f64,
     pub mean_after: f64,
+    /// `mean_after - mean_before`.
+    pub delta: f64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -171,11 +173,13 @@ impl Engine {
                     scores.iter().map(f).sum::<f64>() / n as f64
                 }
             };
+            let (mean_before, mean_after) = (mean(|s| s.0), mean(|s| s.1));
             out.score = Some(ScoreSummary {
                 node_id: node.clone(),
                 pairs: n as i32,
-                mean_before: mean(|s| s.0),
-                mean_after: mean(|s| s.1),
+                mean_before,
+                mean_after,
+                delta: mean_after - mean_before,
             });
         }
         Ok(out)

@@ -96,7 +96,7 @@ impl Engine {
                 ..WriteBatch::default()
             })
             .await?;
-        self.spawn_experiment(&experiment.id);
+        self.spawn_experiment(&experiment.id, false);
         Ok(experiment)
     }
 
@@ -165,6 +165,11 @@ impl Engine {
         self.0.experiments.get(id).map(|r| r.changed.subscribe())
     }
 
+    /// Whether this process runs the experiment.
+    pub fn runs_experiment(&self, id: &str) -> bool {
+        self.0.experiments.get(id).is_some()
+    }
+
     /// Stops an experiment: no replay starts any more, running ones are
     /// cancelled, and the experiment ends CANCELLED. Returns it once its
     /// final state is written.
@@ -178,45 +183,90 @@ impl Engine {
         }
         let Some(running) = self.0.experiments.get(&experiment.id) else {
             return Err(EngineError::FailedPrecondition(format!(
-                "Experiment '{}' is not running in this server",
+                "Experiment '{}' is not running in this server; it resumes (and can be cancelled) when the server that owns its database restarts",
                 experiment.id
             )));
         };
-        let mut changed = running.changed.subscribe();
         running.cancel.cancel();
+        self.experiment_ended(&experiment.id, &running).await
+    }
+
+    /// Takes over an experiment a previous process left running: its
+    /// items' unfinished replays are resumed and its runner started here.
+    /// With `cancel` nothing new runs: the replays are cancelled without
+    /// starting a node, pending items are marked cancelled, and the
+    /// experiment is returned once it has ended CANCELLED. The caller owns
+    /// the database's runs (holds its lock exclusively), as for
+    /// `resume_run`.
+    pub async fn resume_experiment(&self, id: &str, cancel: bool) -> EngineResult<Experiment> {
+        let experiment = self.store().experiment(id).await?;
+        if experiment.status.is_finished() {
+            return Ok(experiment);
+        }
+        if self.runs_experiment(&experiment.id) {
+            if cancel {
+                return self.cancel_experiment(&experiment.id).await;
+            }
+            return Ok(experiment);
+        }
+        // The replays first: the runner waits for each, and a replay no
+        // process drives would never end.
+        let replays = experiment
+            .items
+            .iter()
+            .filter(|i| !i.status.is_finished())
+            .filter_map(|i| i.replay_run_id.as_deref());
+        for replay in replays {
+            self.resume_run(replay, cancel).await?;
+        }
+        let running = self.spawn_experiment(&experiment.id, cancel);
+        if !cancel {
+            return self.store().experiment(&experiment.id).await;
+        }
+        self.experiment_ended(&experiment.id, &running).await
+    }
+
+    /// The experiment once its runner has written its final state and
+    /// stopped.
+    async fn experiment_ended(&self, id: &str, running: &Running) -> EngineResult<Experiment> {
+        let mut changed = running.changed.subscribe();
         // The runner removes the experiment once its final state is written.
-        while self.0.experiments.get(&experiment.id).is_some() {
+        while self.runs_experiment(id) {
             if changed.changed().await.is_err() {
                 break;
             }
         }
-        self.store().experiment(&experiment.id).await
+        self.store().experiment(id).await
     }
 
     /// Resumes the experiments a previous process left running.
     pub async fn recover_experiments(&self) -> EngineResult<usize> {
         let ids = self.store().unfinished_experiments().await?;
         for id in &ids {
-            if self.0.experiments.get(id).is_none() {
-                self.spawn_experiment(id);
+            if !self.runs_experiment(id) {
+                self.spawn_experiment(id, false);
             }
         }
         Ok(ids.len())
     }
 
-    fn spawn_experiment(&self, id: &str) {
+    /// Starts the experiment's runner; `cancelled` has it stop at once
+    /// (cancelling what is left) instead of starting replays.
+    fn spawn_experiment(&self, id: &str, cancelled: bool) -> Running {
         let running = Running {
             cancel: CancellationToken::new(),
             changed: watch::channel(0).0,
         };
+        if cancelled {
+            running.cancel.cancel();
+        }
         self.0
             .experiments
             .0
             .lock()
             .expect("experiments lock")
             .insert(id.to_string(), running.clone());
-        let engine = self.clone();
-        let id = id.to_string();
+        let (engine, id, handle) = (self.clone(), id.to_string(), running.clone());
         tokio::spawn(async move {
             let stopping = engine.shutting_down();
             if let Err(e) = runner::run(&engine, &id, &running).await
@@ -233,5 +283,6 @@ impl Engine {
                 .remove(&id);
             running.changed.send_modify(|n| *n += 1);
         });
+        handle
     }
 }

@@ -16,6 +16,8 @@ use tokio::task::JoinSet;
 /// How long to wait before trying a replay again that the server refused
 /// for being at its limit of runs, or for a disk that refuses writes.
 const BUSY_RETRY: Duration = Duration::from_millis(200);
+/// The longest wait between two tries of a write the disk refused.
+const MAX_WRITE_RETRY: Duration = Duration::from_secs(5);
 
 pub(super) async fn run(engine: &Engine, id: &str, running: &Running) -> EngineResult<()> {
     let experiment = engine.store().experiment(id).await?;
@@ -51,14 +53,14 @@ pub(super) async fn run(engine: &Engine, id: &str, running: &Running) -> EngineR
     experiment.finished_at = Some(now_micros());
     // Items are written as they settle; only the experiment's row is left.
     experiment.items.clear();
-    engine
-        .store()
-        .commit(WriteBatch {
+    commit(
+        engine,
+        WriteBatch {
             experiments: vec![experiment],
             ..WriteBatch::default()
-        })
-        .await?;
-    Ok(())
+        },
+    )
+    .await
 }
 
 /// One item: its replay started (unless it has one already) and followed
@@ -141,15 +143,43 @@ async fn settle(
         reason,
         ..item
     };
-    engine
-        .store()
-        .commit(WriteBatch {
+    commit(
+        engine,
+        WriteBatch {
             experiment_items: vec![item],
             ..WriteBatch::default()
-        })
-        .await?;
+        },
+    )
+    .await?;
     running.changed.send_modify(|n| *n += 1);
     Ok(())
+}
+
+/// Writes the experiment's progress. A disk that refuses writes is waited
+/// out, as runs wait it out: giving up would leave the experiment running
+/// with nothing running it until the next start. A server stopping ends
+/// the wait; the next start carries on from what is durable.
+async fn commit(engine: &Engine, batch: WriteBatch) -> EngineResult<()> {
+    let stopping = engine.shutting_down();
+    let mut batches = vec![batch];
+    let mut wait = BUSY_RETRY;
+    loop {
+        let (back, result) = engine.store().commit_all(batches).await;
+        match result {
+            Err(e) if e.is_storage_unavailable() => {
+                if wait == BUSY_RETRY {
+                    tracing::warn!(error = %e, "the store refuses an experiment's write; retrying");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stopping.cancelled() => return Err(e),
+                }
+                batches = back;
+                wait = (wait * 2).min(MAX_WRITE_RETRY);
+            }
+            result => return result,
+        }
+    }
 }
 
 impl Engine {
