@@ -13,7 +13,19 @@ interface Segment {
   number: number;
 }
 
-function segments(n: NodeExecution, now: number): Segment[] {
+/** Looks of nodes that did not run in this run. A reused node's record
+ * keeps the times of the run that produced it: drawn, they would stretch
+ * the axis back to that run. */
+const NOT_RUN_HERE = new Set(["reused", "overridden"]);
+
+/** What a row without a bar says. */
+const NOTES: Record<string, string> = {
+  reused: "reused from source, did not run",
+  overridden: "output overridden by the replay, did not run",
+};
+
+function segments(n: NodeExecution, look: string, now: number): Segment[] {
+  if (NOT_RUN_HERE.has(look)) return [];
   if (n.attempts.length) {
     return n.attempts.map((a, i) => {
       const start = ms(a.startTime) ?? now;
@@ -39,7 +51,10 @@ export function Timeline({
   onSelect: (id: string) => void;
 }) {
   const now = Date.now();
-  const rows = nodes.map((n) => ({ n, segs: segments(n, now) }));
+  const rows = nodes.map((n) => {
+    const look = nodeLook(n, run);
+    return { n, look, segs: segments(n, look, now) };
+  });
   const starts = rows.flatMap((r) => r.segs.map((s) => s.start));
   const ends = rows.flatMap((r) => r.segs.map((s) => s.end));
   const t0 = Math.min(ms(run.startTime) ?? Infinity, ...starts);
@@ -54,35 +69,32 @@ export function Timeline({
         <span>{duration(span / 2)}</span>
         <span>{duration(span)}</span>
       </div>
-      {rows.map(({ n, segs }) => {
-        const look = nodeLook(n, run);
-        return (
-          <div
-            class={`tl-row${selected === n.nodeId ? " selected" : ""}`}
-            role="listitem"
-            data-node={n.nodeId}
-            onClick={() => onSelect(n.nodeId)}
-          >
-            <span class="tl-label">{n.nodeId}</span>
-            <span class="tl-track">
-              {segs.length === 0 ? (
-                <span class={`tl-note st-text-${look}`}>{look === "reused" ? "reused from source, did not run" : look}</span>
-              ) : (
-                segs.map((s) => (
-                  <span
-                    class={`tl-bar st-${s.failed ? "failed" : look}`}
-                    data-start={s.start}
-                    data-end={s.end}
-                    data-attempt={s.number}
-                    style={{ left: pct(s.start), width: `max(2px, calc(${pct(s.end)} - ${pct(s.start)}))` }}
-                    title={`${n.nodeId} attempt ${s.number}: ${duration(s.end - s.start)}${s.failed ? " (failed)" : ""}`}
-                  />
-                ))
-              )}
-            </span>
-          </div>
-        );
-      })}
+      {rows.map(({ n, look, segs }) => (
+        <div
+          class={`tl-row${selected === n.nodeId ? " selected" : ""}`}
+          role="listitem"
+          data-node={n.nodeId}
+          onClick={() => onSelect(n.nodeId)}
+        >
+          <span class="tl-label">{n.nodeId}</span>
+          <span class="tl-track">
+            {segs.length === 0 ? (
+              <span class={`tl-note st-text-${look}`}>{NOTES[look] ?? look}</span>
+            ) : (
+              segs.map((s) => (
+                <span
+                  class={`tl-bar st-${s.failed ? "failed" : look}`}
+                  data-start={s.start}
+                  data-end={s.end}
+                  data-attempt={s.number}
+                  style={{ left: pct(s.start), width: `max(2px, calc(${pct(s.end)} - ${pct(s.start)}))` }}
+                  title={`${n.nodeId} attempt ${s.number}: ${duration(s.end - s.start)}${s.failed ? " (failed)" : ""}`}
+                />
+              ))
+            )}
+          </span>
+        </div>
+      ))}
     </div>
   );
 }
