@@ -144,6 +144,12 @@ export function RunPage({ runId }: { runId: string }) {
         <dl class="facts inline">
           <dt>Started</dt>
           <dd>{time(start)}</dd>
+          {run.finishTime ? (
+            <>
+              <dt>Finished</dt>
+              <dd>{time(ms(run.finishTime))}</dd>
+            </>
+          ) : null}
           <dt>Duration</dt>
           <dd>{duration(start !== null && end !== null ? end - start : null)}</dd>
           <dt>Nodes</dt>
