@@ -1,10 +1,12 @@
 // `/`: every run, newest first, filtered by status and workflow (kept in
 // the URL), paged, and refreshed while the first page is on screen so new
-// runs appear.
+// runs appear. Page tokens only lead forward, so the address keeps the
+// token of every page on the way (`page`, repeated): Previous drops the
+// last one.
 import { useState } from "preact/hooks";
 import { runs, ms, RunStatus, type Run } from "../api";
 import { RunBadge } from "../components/Status";
-import { duration, finishedNodes, runStatusName, shortId, time } from "../format";
+import { duration, finishedNodes, RUN_FINISHED, runStatusName, shortId, time } from "../format";
 import { ErrorBox, useInterval, useLoad } from "../hooks";
 import { navigate, runUrl, useLocation, withQuery } from "../router";
 
@@ -19,9 +21,19 @@ const STATUSES = [
 
 const PAGE_SIZE = 25;
 
+/** The address of the list with `pages` as its trail of page tokens. */
+function pagesUrl(pages: string[]): string {
+  const q = new URLSearchParams(location.search);
+  q.delete("page");
+  for (const token of pages) q.append("page", token);
+  const s = q.toString();
+  return location.pathname + (s ? `?${s}` : "");
+}
+
 function runDuration(r: Run): number | null {
   const start = ms(r.startTime) ?? ms(r.createTime);
-  const end = ms(r.finishTime) ?? (r.status === RunStatus.RUNNING ? Date.now() : null);
+  // A run still going (waiting for a person included) has lasted until now.
+  const end = ms(r.finishTime) ?? (RUN_FINISHED.has(r.status) ? null : Date.now());
   return start !== null && end !== null ? end - start : null;
 }
 
@@ -29,7 +41,8 @@ export function RunsList() {
   const { query } = useLocation();
   const status = query.get("status") ?? "";
   const workflow = query.get("workflow") ?? "";
-  const page = query.get("page") ?? "";
+  const pages = query.getAll("page");
+  const page = pages.at(-1) ?? "";
   const statusValue = STATUSES.find((s) => runStatusName(s) === status) ?? RunStatus.UNSPECIFIED;
   const list = useLoad(
     () => runs.listRuns({ pageSize: PAGE_SIZE, pageToken: page, status: statusValue, workflowName: workflow }),
@@ -86,14 +99,19 @@ export function RunsList() {
         <p class="muted">Loading…</p>
       ) : null}
       <nav class="pager" aria-label="pages">
-        {page ? (
-          <a class="button" href={withQuery({ page: null })}>
-            ← Newest
+        {pages.length > 1 ? (
+          <a class="button" href={pagesUrl([])}>
+            ⇤ Newest
+          </a>
+        ) : null}
+        {pages.length ? (
+          <a class="button" rel="prev" href={pagesUrl(pages.slice(0, -1))}>
+            ← Previous
           </a>
         ) : null}
         {list.data?.nextPageToken ? (
-          <a class="button" href={withQuery({ page: list.data.nextPageToken })}>
-            Older →
+          <a class="button" rel="next" href={pagesUrl([...pages, list.data.nextPageToken])}>
+            Next →
           </a>
         ) : null}
       </nav>
