@@ -1,19 +1,22 @@
 // What the console's browser tests share: a real retake-server (and the
 // retake CLI to start runs on it), Debian's Chromium driven by
 // puppeteer-core, a local OpenAI-compatible endpoint that streams tokens
-// when told to, and screenshots kept as test artifacts.
+// when told to, and screenshots kept as test artifacts. Each test file is
+// one suite with its own server and browser.
 import { spawn, execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { after, before, describe } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import puppeteer from "puppeteer-core";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const EXAMPLES = join(REPO, "examples");
+const DIST = join(REPO, "console", "dist");
 const SERVER_BIN = process.env.RETAKE_SERVER_BIN ?? join(REPO, "target", "debug", "retake-server");
 const CLI_BIN = process.env.RETAKE_CLI_BIN ?? join(dirname(SERVER_BIN), "retake");
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -21,19 +24,43 @@ export const SHOTS = process.env.CONSOLE_SCREENSHOTS ?? join(REPO, "target", "co
 
 /** Why the browser tests cannot run here, or null. Under CI a missing
  * browser is a failure, never a skip. */
-export function missingBrowser() {
+function missingBrowser() {
   if (existsSync(CHROMIUM)) return null;
   const why = `${CHROMIUM} is missing (apt-get install chromium, or set CHROMIUM_PATH)`;
   if (process.env.CI === "true") throw new Error(why);
   return why;
 }
 
-export async function startServer(...args) {
+/** A describe() whose tests share one server (started with `serverArgs`)
+ * and one browser: `body` gets an object whose `server` and `ui` are set
+ * before the first test runs. Skipped, saying why, where the browser is
+ * missing. */
+export function consoleSuite(name, { serverArgs = [] }, body) {
+  const skip = missingBrowser();
+  if (skip) console.log(`# console browser tests skipped: ${skip}`);
+  describe(name, { skip: skip ?? false }, () => {
+    const ctx = {};
+    before(async () => {
+      ctx.server = await startServer(...serverArgs);
+      ctx.ui = await openBrowser();
+    });
+    after(async () => {
+      await ctx.ui?.close();
+      await ctx.server?.stop();
+    });
+    body(ctx);
+  });
+}
+
+async function startServer(...args) {
   for (const bin of [SERVER_BIN, CLI_BIN]) {
     if (!existsSync(bin)) throw new Error(`${bin} is missing: build the workspace (cargo build) or set RETAKE_SERVER_BIN`);
   }
   const dir = mkdtempSync(join(tmpdir(), "retake-console-"));
-  const child = spawn(SERVER_BIN, ["--listen", "127.0.0.1:0", "--db", join(dir, "retake.db"), ...args], {
+  // The files on disk, not the copy built into the binary: the tests check
+  // the bundle as it is now, even when the server was built before it.
+  const serve = ["--listen", "127.0.0.1:0", "--db", join(dir, "retake.db"), "--console-dir", DIST];
+  const child = spawn(SERVER_BIN, [...serve, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NO_COLOR: "1", RUST_LOG: "warn" },
   });
@@ -90,7 +117,7 @@ export async function startServer(...args) {
   };
 }
 
-export async function openBrowser() {
+async function openBrowser() {
   const browser = await puppeteer.launch({
     executablePath: CHROMIUM,
     args: ["--headless=new", "--no-sandbox", "--disable-gpu"],
