@@ -26,7 +26,7 @@ function statusName(s: ExperimentStatus): string {
 
 function ExperimentBadge({ status }: { status: ExperimentStatus }) {
   const name = statusName(status);
-  return <span class={`badge st-${name === "running" ? "running" : name}`}>{name}</span>;
+  return <span class={`badge st-${name}`}>{name}</span>;
 }
 
 function done(e: Experiment): number {
