@@ -74,8 +74,13 @@ async fn run_item(
 ) -> EngineResult<()> {
     let stopping = engine.shutting_down();
     let _slot = tokio::select! {
-        slot = slots.clone().acquire_owned() => slot.map_err(|_| EngineError::Internal("experiment slots closed".into()))?,
-        _ = running.cancel.cancelled() => return settle(engine, running, item, ItemStatus::Cancelled, None).await,
+        slot = slots.clone().acquire_owned() => Some(slot.map_err(|_| EngineError::Internal("experiment slots closed".into()))?),
+        // Not started: it never will be. Started (before a restart): its
+        // replay is cancelled below like any other under way.
+        _ = running.cancel.cancelled(), if item.replay_run_id.is_none() => {
+            return settle(engine, running, item, ItemStatus::Cancelled, None).await;
+        }
+        _ = running.cancel.cancelled() => None,
         _ = stopping.cancelled() => return Ok(()),
     };
     let replay_id = match item.replay_run_id.clone() {
