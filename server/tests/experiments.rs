@@ -4,6 +4,7 @@
 
 use retake::v1 as pb;
 use retake::v1::experiment_service_client::ExperimentServiceClient;
+use retake_test_support::Client;
 use retake_test_support::in_process::{self, TestServer};
 use retake_test_support::process::ServerCommand;
 use std::time::Duration;
@@ -23,7 +24,7 @@ async fn experiments(s: &TestServer) -> ExperimentServiceClient<Channel> {
 }
 
 /// Runs the workflow `n` times to completion; returns their ids.
-async fn record(s: &mut TestServer, n: usize) -> Vec<String> {
+async fn record(s: &mut Client, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
         let run = s
@@ -413,14 +414,7 @@ async fn a_server_killed_in_the_middle_finishes_the_experiment_when_it_restarts(
     let server = ServerCommand::new(dir.db());
     let mut process = server.spawn();
     let mut client = process.client().await;
-    let mut sources = Vec::new();
-    for i in 0..4 {
-        let run = client
-            .start_run_vars(WORKFLOW, &[("topic", &format!("t{i}"))])
-            .await;
-        assert_eq!(client.watch_to_end(&run.id).await, pb::RunStatus::Completed);
-        sources.push(run.id);
-    }
+    let sources = record(&mut client, 4).await;
     let mut c = ExperimentServiceClient::connect(process.url())
         .await
         .unwrap();
@@ -462,14 +456,7 @@ async fn an_experiment_resumed_by_a_restart_can_be_cancelled() {
     let server = ServerCommand::new(dir.db());
     let mut process = server.spawn();
     let mut client = process.client().await;
-    let mut sources = Vec::new();
-    for i in 0..4 {
-        let run = client
-            .start_run_vars(WORKFLOW, &[("topic", &format!("t{i}"))])
-            .await;
-        assert_eq!(client.watch_to_end(&run.id).await, pb::RunStatus::Completed);
-        sources.push(run.id);
-    }
+    let sources = record(&mut client, 4).await;
     let mut c = ExperimentServiceClient::connect(process.url())
         .await
         .unwrap();
@@ -534,14 +521,7 @@ async fn an_embedded_engine_takes_over_an_experiment_a_killed_server_left_and_fi
     let server = ServerCommand::new(dir.db());
     let mut process = server.spawn();
     let mut client = process.client().await;
-    let mut sources = Vec::new();
-    for i in 0..3 {
-        let run = client
-            .start_run_vars(WORKFLOW, &[("topic", &format!("t{i}"))])
-            .await;
-        assert_eq!(client.watch_to_end(&run.id).await, pb::RunStatus::Completed);
-        sources.push(run.id);
-    }
+    let sources = record(&mut client, 3).await;
     let mut c = ExperimentServiceClient::connect(process.url())
         .await
         .unwrap();
