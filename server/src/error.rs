@@ -27,6 +27,11 @@ pub enum EngineError {
     /// nothing of the request was stored and a retry may succeed.
     #[error("{0}")]
     Unavailable(String),
+    /// The run is executed by another server now (this one's lease on it
+    /// ran out and was taken over): nothing of the write was stored, and
+    /// this server must stop executing it.
+    #[error("{0}")]
+    Moved(String),
     /// The store holds a value retake cannot have written (a damaged file,
     /// an edit by hand). It is reported where it is read, never replaced
     /// by a default, so a corrupt row cannot pass for a plausible one.

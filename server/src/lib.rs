@@ -30,7 +30,20 @@ pub async fn serve(
 /// exclusively (refusing a database another process executes runs from,
 /// see [`lock`]) and resumes runs a previous process left unfinished.
 /// The runs are this process's for as long as it holds the lock.
-pub async fn open(settings: &Settings) -> anyhow::Result<(engine::Engine, lock::DbLock)> {
+///
+/// On a PostgreSQL database shared with other servers there is no lock:
+/// the server joins the others, claiming the runs no server holds.
+pub async fn open(settings: &Settings) -> anyhow::Result<(engine::Engine, Option<lock::DbLock>)> {
+    if let Some(pg) = &settings.postgres {
+        let engine = engine::Engine::open(settings.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| format!("cannot open database {}", store::redact_url(&pg.url)))?;
+        if settings.recover_runs {
+            engine.join_cluster().await?;
+        }
+        return Ok((engine, None));
+    }
     let engine = engine::Engine::open(settings.clone())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))
@@ -54,7 +67,7 @@ pub async fn open(settings: &Settings) -> anyhow::Result<(engine::Engine, lock::
             tracing::info!(experiments, "resumed unfinished experiments");
         }
     }
-    Ok((engine, lock))
+    Ok((engine, Some(lock)))
 }
 
 /// How long open calls get to finish once shutdown begins.
@@ -111,5 +124,6 @@ pub async fn serve_engine(
             tracing::warn!("calls still open {} s after shutdown began; stopping anyway", SHUTDOWN_GRACE.as_secs());
         }
     }
+    engine.leave_cluster().await;
     Ok(())
 }

@@ -4,23 +4,49 @@ use anyhow::Context;
 use clap::Parser;
 use retake_server::Settings;
 use retake_server::api::ConsoleFiles;
-use retake_server::settings::EnvPolicy;
+use retake_server::settings::{EnvPolicy, PostgresSettings};
 use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
     name = "retake-server",
     version,
-    about = "Runs and replays multi-agent workflows over gRPC"
+    about = "Runs and replays multi-agent workflows over gRPC",
+    after_help = "Several servers can share one PostgreSQL database (--db postgres://...) behind a gRPC \
+load balancer: every server answers every call for every run, each executes the runs it holds a \
+lease on, and when one dies the others take its runs over once its leases run out (--lease-ms). \
+See docs/deploy.md."
 )]
 struct Args {
     /// Address to listen on: gRPC, gRPC-Web, and the web console at
     /// http://ADDRESS/ (https:// with TLS).
     #[arg(long, default_value = "127.0.0.1:50051", env = "RETAKE_LISTEN")]
     listen: String,
-    /// SQLite database file.
-    #[arg(long, default_value = ".retake/retake.db", env = "RETAKE_DB")]
-    db: PathBuf,
+    /// Where runs are stored: a SQLite file (a path, or sqlite://PATH), or
+    /// a PostgreSQL database that several servers share
+    /// (postgres://USER:PASSWORD@HOST:PORT/DATABASE; add ?sslmode=require
+    /// or verify-full for TLS).
+    #[arg(
+        long,
+        default_value = ".retake/retake.db",
+        env = "RETAKE_DB",
+        value_name = "PATH|URL"
+    )]
+    db: String,
+    /// Database connections for reads (on PostgreSQL also for claims and
+    /// leases); the writer holds one more.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    db_pool_size: u32,
+    /// On a shared PostgreSQL database: milliseconds a server's claim on a
+    /// run holds without renewal (renewed every third of it). When a
+    /// server dies, the others take its runs over after at most this.
+    #[arg(long, default_value_t = 10_000, value_name = "MS", value_parser = clap::value_parser!(u64).range(300..=3_600_000))]
+    lease_ms: u64,
+    /// On a shared PostgreSQL database: this server's name in the runs it
+    /// executes (default: host, process id and a random suffix). Must be
+    /// unique among the servers.
+    #[arg(long, value_name = "NAME")]
+    server_id: Option<String>,
     /// File holding the bearer token every RPC but health must carry.
     #[arg(long)]
     auth_token_file: Option<PathBuf>,
@@ -87,7 +113,20 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args = Args::parse();
-    let mut settings = Settings::new(args.db);
+    let mut settings = match postgres_url(&args.db) {
+        Some(url) => {
+            let mut settings = Settings::new(".retake/unused.db");
+            let mut pg = PostgresSettings::new(url);
+            pg.lease = std::time::Duration::from_millis(args.lease_ms);
+            if let Some(id) = args.server_id.filter(|id| !id.trim().is_empty()) {
+                pg.server_id = id;
+            }
+            settings.postgres = Some(pg);
+            settings
+        }
+        None => Settings::new(sqlite_path(&args.db)),
+    };
+    settings.db_pool_size = args.db_pool_size;
     settings.max_parallel_nodes = args.max_parallel_nodes as usize;
     settings.max_concurrent_runs = args.max_concurrent_runs as usize;
     settings.tls_cert = args.tls_cert;
@@ -133,12 +172,22 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    tracing::debug!(db = %settings.db_path.display(), auth = settings.auth_token.is_some(), "serving");
+    tracing::debug!(auth = settings.auth_token.is_some(), "serving");
     // Scripts that pass port 0 read the real address from this line.
     println!("retake-server listening on {addr}");
     retake_server::serve_engine(engine, settings, listener, shutdown_signal()).await?;
     tracing::info!("retake-server stopped");
     Ok(())
+}
+
+/// `--db` naming a PostgreSQL database.
+fn postgres_url(db: &str) -> Option<&str> {
+    (db.starts_with("postgres://") || db.starts_with("postgresql://")).then_some(db)
+}
+
+/// `--db` naming a SQLite file, with or without `sqlite://`.
+fn sqlite_path(db: &str) -> PathBuf {
+    PathBuf::from(db.strip_prefix("sqlite://").unwrap_or(db))
 }
 
 async fn shutdown_signal() {

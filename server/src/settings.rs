@@ -8,7 +8,12 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// SQLite database file; created with its parent directory if missing.
+    /// Unused when `postgres` is set.
     pub db_path: PathBuf,
+    /// A PostgreSQL database shared with other servers, instead of the file.
+    pub postgres: Option<PostgresSettings>,
+    /// Connections reads share; 0 takes the store's default.
+    pub db_pool_size: u32,
     /// Nodes executing at once across all runs.
     pub max_parallel_nodes: usize,
     /// Runs in flight at once; StartRun beyond it is RESOURCE_EXHAUSTED.
@@ -46,6 +51,46 @@ pub struct Settings {
     pub experiment_concurrency: u32,
     /// The web console's files, served on the API's address.
     pub console: crate::api::ConsoleFiles,
+}
+
+/// A PostgreSQL database that several servers share.
+#[derive(Clone, Debug)]
+pub struct PostgresSettings {
+    /// `postgres://user:password@host:port/database?sslmode=...`.
+    pub url: String,
+    /// How long this server's claim on a run holds without renewal: when
+    /// it dies, another server takes its runs over after at most this.
+    pub lease: Duration,
+    /// This server's name in the runs it claims; unique per process.
+    pub server_id: String,
+}
+
+impl PostgresSettings {
+    /// The default lease.
+    pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            lease: Self::DEFAULT_LEASE,
+            server_id: default_server_id(),
+        }
+    }
+}
+
+/// `host-pid-random`: readable in the runs table, unique per process.
+fn default_server_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "server".into());
+    let random = uuid::Uuid::now_v7().simple().to_string();
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        &random[random.len() - 8..]
+    )
 }
 
 /// What an operator lets workflows take from the server's environment.
@@ -94,6 +139,8 @@ impl Settings {
     pub fn new(db_path: impl Into<PathBuf>) -> Self {
         Self {
             db_path: db_path.into(),
+            postgres: None,
+            db_pool_size: 0,
             max_parallel_nodes: 64,
             max_concurrent_runs: 1000,
             auth_token: None,

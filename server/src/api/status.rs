@@ -13,6 +13,7 @@ impl From<EngineError> for Status {
             EngineError::FailedPrecondition(m) => Status::failed_precondition(bounded(m)),
             EngineError::ResourceExhausted(m) => Status::resource_exhausted(bounded(m)),
             EngineError::OutOfRange(m) => Status::out_of_range(bounded(m)),
+            EngineError::Moved(m) => Status::unavailable(bounded(m)),
             EngineError::Unavailable(m) => {
                 tracing::warn!(message = %m, "store unavailable");
                 Status::unavailable(bounded(m))

@@ -10,7 +10,13 @@ use tokio_util::sync::CancellationToken;
 
 /// A run executing in this process.
 pub struct ActiveRun {
+    /// The run's key in the store.
+    pub(super) run_pk: i64,
     pub(super) cancel: CancellationToken,
+    /// Cancelled when the run is no longer this server's to execute (on a
+    /// shared database, another server took it over): the driver stops
+    /// at once and writes nothing more.
+    pub(super) abandon: CancellationToken,
     pub(super) events: broadcast::Sender<Event>,
     /// Becomes true when the driver has written the run's final state.
     pub(super) done: watch::Sender<bool>,

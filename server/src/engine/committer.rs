@@ -169,6 +169,11 @@ async fn run(
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
+                Err(e @ EngineError::Moved(_)) => {
+                    tracing::warn!(error = %e, "the run moved to another server; stopping it here");
+                    active.abandon.cancel();
+                    break Err((e.to_string(), true));
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "the store refused a write");
                     let cause = "internal error while recording the run; see the server log";

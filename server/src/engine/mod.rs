@@ -18,6 +18,7 @@
 
 mod active;
 pub mod agents;
+mod cluster;
 mod committer;
 mod config;
 pub mod diff;
@@ -67,6 +68,8 @@ pub struct EngineInner {
     pub workers: Arc<workers::WorkerHub>,
     /// Experiments this process runs.
     experiments: experiments::RunningExperiments,
+    /// On a database shared with other servers, this server's part.
+    cluster: Option<cluster::Cluster>,
 }
 
 /// Cheap to clone; every clone drives the same runs.
@@ -84,8 +87,22 @@ impl Engine {
     pub async fn open(settings: Settings) -> EngineResult<Self> {
         let opts = StoreOptions {
             max_page_count: settings.max_db_pages,
+            pool_size: settings.db_pool_size,
         };
-        let store = Store::open(&settings.db_path, &opts).await?;
+        let store = match &settings.postgres {
+            None => Store::open(&settings.db_path, &opts).await?,
+            Some(pg) => {
+                let claim = crate::store::Claim {
+                    owner: pg.server_id.clone(),
+                    lease: pg.lease,
+                };
+                Store::open_postgres(&pg.url, &opts, claim).await?
+            }
+        };
+        let settings_cluster = settings
+            .postgres
+            .as_ref()
+            .map(|pg| cluster::Cluster::new(pg.lease));
         let permits = Arc::new(Semaphore::new(settings.max_parallel_nodes.max(1)));
         let run_permits = Arc::new(Semaphore::new(settings.max_concurrent_runs.max(1)));
         let workers = workers::WorkerHub::new(settings.worker_lease);
@@ -99,6 +116,7 @@ impl Engine {
             shutdown: CancellationToken::new(),
             parsed: parsed::ParsedWorkflows::default(),
             experiments: experiments::RunningExperiments::default(),
+            cluster: settings_cluster,
         })))
     }
 
@@ -196,6 +214,17 @@ impl Engine {
         })
     }
 
+    /// A run slot; at the cap, on a shared database, None: the run is
+    /// stored for another server (or this one, once a slot frees) to
+    /// claim. Alone, a server at its cap refuses new runs.
+    pub(crate) fn admit_or_leave(&self) -> EngineResult<Option<OwnedSemaphorePermit>> {
+        match self.admit() {
+            Ok(permit) => Ok(Some(permit)),
+            Err(_) if self.0.cluster.is_some() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Stores a new run and starts executing it; returns at once.
     pub async fn start_run(&self, src: WorkflowSource<'_>) -> EngineResult<Run> {
         let workflow = self.load_valid(&src).await?;
@@ -204,7 +233,7 @@ impl Engine {
             text: &stored,
             ..src
         };
-        let permit = self.admit()?;
+        let permit = self.admit_or_leave()?;
         let run = new_run(&workflow, &src, None);
         let nodes: Vec<NodeExecution> = workflow
             .nodes
@@ -217,6 +246,7 @@ impl Engine {
             workflow: src.text.to_string(),
             nodes,
             then: WriteBatch::default(),
+            claimed: permit.is_some(),
         };
         self.launch(new, move |stored| RunStart {
             run: stored.run,
@@ -224,14 +254,15 @@ impl Engine {
             workflow,
             nodes: stored.nodes,
             last_seq: 0,
-            permit: Some(permit),
+            permit,
         })
         .await
     }
 
     /// Stores a new run and starts its driver with what `start` makes of
     /// the stored run. Runs to the end even when the caller stops
-    /// waiting (a client that hangs up): a run stored is a run driven.
+    /// waiting (a client that hangs up): a run stored is a run driven,
+    /// here or, when not claimed, by whichever server claims it.
     pub(crate) async fn launch(
         &self,
         new: NewRun,
@@ -240,6 +271,9 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             let stored = engine.0.store.insert_run(new).await?;
+            if !stored.claimed {
+                return Ok(stored.run);
+            }
             let start = start(stored);
             let run = start.run.clone();
             engine.spawn_driver(start, CancellationToken::new())?;
@@ -260,7 +294,9 @@ impl Engine {
         let (done, _) = watch::channel(false);
         let (answers, answers_rx) = mpsc::unbounded_channel();
         let active = Arc::new(ActiveRun {
+            run_pk: start.run.pk,
             cancel,
+            abandon: CancellationToken::new(),
             events,
             done,
             answers,
@@ -293,6 +329,10 @@ impl Engine {
             )));
         }
         let active = self.0.active_run(&run.id);
+        if active.is_none() && self.0.cluster.is_some() {
+            self.cancel_elsewhere(&run).await?;
+            return self.get_run(&run.id).await;
+        }
         let Some(active) = active else {
             return Err(EngineError::FailedPrecondition(format!(
                 "Run '{}' is not executing in this server; it resumes (and can be cancelled) when the server that owns its database restarts",

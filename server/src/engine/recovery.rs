@@ -59,6 +59,11 @@ impl Engine {
         self.resume_with(run, CancellationToken::new()).await
     }
 
+    /// Resumes a run this server claimed on a shared database.
+    pub(super) async fn resume_claimed(&self, run: Run) -> EngineResult<()> {
+        self.resume(run).await
+    }
+
     async fn resume_with(&self, mut run: Run, cancel: CancellationToken) -> EngineResult<()> {
         let text = String::from_utf8(self.0.store.content(&run.workflow_sha256).await?)
             .map_err(|_| EngineError::Internal("workflow snapshot is not UTF-8".into()))?;

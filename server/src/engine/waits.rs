@@ -170,6 +170,10 @@ impl Engine {
             }
         }
         let active = self.0.active_run(&run.id);
+        if active.is_none() && self.0.cluster.is_some() {
+            self.answer_elsewhere(&run, &wait.node_id, value).await?;
+            return Ok((wait, self.get_run(&run.id).await?));
+        }
         let Some(active) = active else {
             return Err(EngineError::FailedPrecondition(format!(
                 "Run '{}' is not executing in this server; its waits can be answered once the server that owns its database is running",

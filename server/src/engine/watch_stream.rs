@@ -3,6 +3,7 @@
 
 use super::Engine;
 use super::active::delta_event;
+use super::cluster::Note;
 use crate::error::{EngineError, EngineResult};
 use crate::model::*;
 use crate::store::RunRef;
@@ -32,6 +33,7 @@ impl Engine {
             )));
         }
         // Subscribe before reading history so nothing falls between the two.
+        let notes = self.0.cluster.as_ref().map(|c| c.subscribe());
         let active = self.0.active_run(&run.id);
         let (live, partial) = match active {
             Some(a) => {
@@ -47,7 +49,7 @@ impl Engine {
             None => (None, Vec::new()),
         };
         let engine = self.clone();
-        Ok(async_stream(engine, run, after, live, partial))
+        Ok(async_stream(engine, run, after, live, partial, notes))
     }
 }
 
@@ -67,12 +69,14 @@ fn async_stream(
     after: i64,
     live: Option<broadcast::Receiver<Event>>,
     partial: Vec<Event>,
+    notes: Option<broadcast::Receiver<Note>>,
 ) -> impl Stream<Item = EngineResult<Event>> {
     let watch = Watch {
         engine,
         run,
         last: after,
         live,
+        notes,
         buf: std::collections::VecDeque::new(),
         catch_up: partial,
         ended_nodes: std::collections::HashSet::new(),
@@ -92,6 +96,8 @@ struct Watch {
     run: Run,
     last: i64,
     live: Option<broadcast::Receiver<Event>>,
+    /// On a shared database: which runs other servers wrote events for.
+    notes: Option<broadcast::Receiver<Note>>,
     buf: std::collections::VecDeque<Event>,
     /// Text streamed before this watcher joined, sent once it has caught up.
     catch_up: Vec<Event>,
@@ -206,9 +212,32 @@ impl Watch {
                 let current = self.engine.0.store.find_run(RunRef(&self.run.id)).await;
                 match current {
                     Ok(r) if !r.status.is_finished() => {
-                        // Executing in another process: poll the store.
+                        // Executing in another process: read the store
+                        // when told it has more, and now and then anyway.
+                        let poll = match &self.engine.0.cluster {
+                            Some(c) => c.poll_interval(),
+                            None => std::time::Duration::from_millis(200),
+                        };
+                        let pk = self.run.pk;
+                        let told = async {
+                            match self.notes.as_mut() {
+                                Some(notes) => loop {
+                                    match notes.recv().await {
+                                        Ok(Note::Events(p)) if p == pk => return,
+                                        Ok(_) => {}
+                                        // Missed some: read the store.
+                                        Err(broadcast::error::RecvError::Lagged(_)) => return,
+                                        Err(broadcast::error::RecvError::Closed) => {
+                                            std::future::pending::<()>().await
+                                        }
+                                    }
+                                },
+                                None => std::future::pending().await,
+                            }
+                        };
                         tokio::select! {
-                            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => continue,
+                            _ = told => continue,
+                            _ = tokio::time::sleep(poll) => continue,
                             _ = shutdown.cancelled() => return Some(Err(shutting_down(self.last))),
                         }
                     }

@@ -1,27 +1,66 @@
-//! The database's errors as the engine's: a full disk or an I/O error is
-//! `Unavailable` (a retry may succeed), anything else `Internal`.
+//! The database's errors as the engine's: a full disk, an I/O error or a
+//! lost connection is `Unavailable` (a retry may succeed), anything else
+//! `Internal`.
 
 use crate::error::EngineError;
+use sqlx::postgres::PgDatabaseError;
 
 /// SQLite's primary result codes that mean "the disk, not the data".
 const SQLITE_IOERR: i64 = 10;
 const SQLITE_FULL: i64 = 13;
 
+const NOTHING_STORED: &str = "so nothing of this request was stored";
+
 impl From<sqlx::Error> for EngineError {
     fn from(err: sqlx::Error) -> Self {
-        let code = err
-            .as_database_error()
-            .and_then(|e| e.code())
+        match &err {
+            // The server is unreachable or went away mid-request.
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                return Self::Unavailable(format!(
+                    "the database cannot be reached ({err}), {NOTHING_STORED}; retry later"
+                ));
+            }
+            sqlx::Error::Tls(_) => {
+                return Self::Unavailable(format!("the database's TLS handshake failed: {err}"));
+            }
+            _ => {}
+        }
+        let Some(db) = err.as_database_error() else {
+            return Self::Internal(format!("database: {err}"));
+        };
+        if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
+            return postgres(pg, &err);
+        }
+        let code = db
+            .code()
             .and_then(|c| c.parse::<i64>().ok())
             .map(|c| c & 0xff);
         match code {
-            Some(SQLITE_FULL) => Self::Unavailable(
-                "disk full: the database could not be written, so nothing of this request was stored; retry once space is freed".into(),
-            ),
+            Some(SQLITE_FULL) => Self::Unavailable(format!(
+                "disk full: the database could not be written, {NOTHING_STORED}; retry once space is freed"
+            )),
             Some(SQLITE_IOERR) => Self::Unavailable(format!(
-                "the database could not be written ({err}), so nothing of this request was stored; retry later"
+                "the database could not be written ({err}), {NOTHING_STORED}; retry later"
             )),
             _ => Self::Internal(format!("database: {err}")),
         }
+    }
+}
+
+/// PostgreSQL's SQLSTATE classes: 53 is insufficient resources (53100
+/// disk full), 08 a connection exception, 57P0x the server shutting down
+/// or restarting; a retry may outlast each.
+fn postgres(pg: &PgDatabaseError, err: &sqlx::Error) -> EngineError {
+    let code = pg.code();
+    if code == "53100" {
+        EngineError::Unavailable(format!(
+            "disk full: the database server could not write, {NOTHING_STORED}; retry once space is freed"
+        ))
+    } else if code.starts_with("53") || code.starts_with("08") || code.starts_with("57P") {
+        EngineError::Unavailable(format!(
+            "the database server refused the request ({err}), {NOTHING_STORED}; retry later"
+        ))
+    } else {
+        EngineError::Internal(format!("database: {err}"))
     }
 }

@@ -1,14 +1,14 @@
 //! Reading experiments and their items back.
 
 use super::Store;
+use super::db::{Row, q};
 use super::rows::{Fields, RowKey};
 use crate::error::{EngineError, EngineResult};
 use crate::model::*;
-use sqlx::sqlite::SqliteRow;
 
 const EXPERIMENT_COLUMNS: &str = "pk, id, name, status, spec, created_at, finished_at";
 
-fn experiment_from_row(row: &SqliteRow) -> EngineResult<Experiment> {
+fn experiment_from_row(row: &Row) -> EngineResult<Experiment> {
     let f = Fields::keyed_by_pk("experiments", row);
     Ok(Experiment {
         id: f.get("id")?,
@@ -21,10 +21,9 @@ fn experiment_from_row(row: &SqliteRow) -> EngineResult<Experiment> {
     })
 }
 
-fn item_from_row(experiment: &str, row: &SqliteRow) -> EngineResult<ExperimentItem> {
-    use sqlx::Row;
+fn item_from_row(experiment: &str, row: &Row) -> EngineResult<ExperimentItem> {
     // Only to name the row in an error; the read below checks it.
-    let position = row.try_get("position").unwrap_or(-1);
+    let position = row.try_get("position").ok().flatten().unwrap_or(-1);
     let f = Fields::new(
         "experiment_items",
         row,
@@ -54,7 +53,7 @@ impl Store {
         Ok(experiment)
     }
 
-    async fn experiment_row(&self, given: &str) -> EngineResult<SqliteRow> {
+    async fn experiment_row(&self, given: &str) -> EngineResult<Row> {
         let text = given.trim();
         if text.is_empty() {
             return Err(EngineError::InvalidArgument(
@@ -63,16 +62,17 @@ impl Store {
         }
         let select = format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments");
         if text == "latest" {
-            return sqlx::query(&format!("{select} ORDER BY pk DESC LIMIT 1"))
-                .fetch_optional(&self.reader)
+            return self
+                .reader
+                .fetch_optional(q(format!("{select} ORDER BY pk DESC LIMIT 1"), []))
                 .await?
                 .ok_or_else(|| {
                     EngineError::NotFound("No experiments yet: 'latest' names nothing".into())
                 });
         }
-        if let Some(row) = sqlx::query(&format!("{select} WHERE id = ?"))
-            .bind(text)
-            .fetch_optional(&self.reader)
+        if let Some(row) = self
+            .reader
+            .fetch_optional(q(format!("{select} WHERE id = ?"), [text.into()]))
             .await?
         {
             return Ok(row);
@@ -82,13 +82,16 @@ impl Store {
         } else {
             format!("exp_{text}")
         };
-        let mut found = sqlx::query(&format!(
-            "{select} WHERE id >= ? AND id < ? ORDER BY id LIMIT 6"
-        ))
-        .bind(&prefix)
-        .bind(super::read::prefix_upper(&prefix))
-        .fetch_all(&self.reader)
-        .await?;
+        let mut found = self
+            .reader
+            .fetch_all(q(
+                format!("{select} WHERE id >= ? AND id < ? ORDER BY id LIMIT 6"),
+                [
+                    prefix.as_str().into(),
+                    super::read::prefix_upper(&prefix).into(),
+                ],
+            ))
+            .await?;
         match found.len() {
             0 => Err(EngineError::NotFound(format!(
                 "Experiment '{}' not found",
@@ -111,13 +114,14 @@ impl Store {
     }
 
     async fn items_of(&self, experiment_id: &str) -> EngineResult<Vec<ExperimentItem>> {
-        let rows = sqlx::query(
-            "SELECT experiment_id, position, source_run_id, replay_run_id, status, reason
-             FROM experiment_items WHERE experiment_id = ? ORDER BY position",
-        )
-        .bind(experiment_id)
-        .fetch_all(&self.reader)
-        .await?;
+        let rows = self
+            .reader
+            .fetch_all(q(
+                "SELECT experiment_id, position, source_run_id, replay_run_id, status, reason
+                 FROM experiment_items WHERE experiment_id = ? ORDER BY position",
+                [experiment_id.into()],
+            ))
+            .await?;
         rows.iter()
             .map(|r| item_from_row(experiment_id, r))
             .collect()
@@ -130,13 +134,15 @@ impl Store {
         limit: i64,
         before_pk: Option<i64>,
     ) -> EngineResult<Vec<(i64, Experiment)>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE pk < ? ORDER BY pk DESC LIMIT ?"
-        ))
-        .bind(before_pk.unwrap_or(i64::MAX))
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
+        let rows = self
+            .reader
+            .fetch_all(q(
+                format!(
+                    "SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE pk < ? ORDER BY pk DESC LIMIT ?"
+                ),
+                [before_pk.unwrap_or(i64::MAX).into(), limit.into()],
+            ))
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let pk: i64 = Fields::keyed_by_pk("experiments", row).get("pk")?;
@@ -149,11 +155,15 @@ impl Store {
 
     /// Ids of the experiments a previous process left running.
     pub async fn unfinished_experiments(&self) -> EngineResult<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM experiments WHERE status = ? ORDER BY pk")
-                .bind(ExperimentStatus::Running.as_i64())
-                .fetch_all(&self.reader)
-                .await?,
-        )
+        let rows = self
+            .reader
+            .fetch_all(q(
+                "SELECT pk, id FROM experiments WHERE status = ? ORDER BY pk",
+                [ExperimentStatus::Running.as_i64().into()],
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| Fields::keyed_by_pk("experiments", row).get("id"))
+            .collect()
     }
 }

@@ -5,7 +5,23 @@
 use super::sha256_hex;
 use sqlx::SqliteConnection;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Runs the pending PostgreSQL migrations. sqlx holds an advisory lock
+/// meanwhile: servers starting together on one database migrate it once.
+/// Migrations are forward-only and additive, so during a rolling upgrade
+/// a server of the previous version keeps working on a database a newer
+/// one migrated: migrations it does not know are not an error.
+pub(super) async fn run_postgres(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    let migrator = sqlx::migrate::Migrator {
+        migrations: POSTGRES.migrations.clone(),
+        ignore_missing: true,
+        locking: true,
+        no_tx: false,
+    };
+    migrator.run(pool).await
+}
 
 /// Runs the pending migrations on `conn`. Errors are what sqlx reports.
 pub(super) async fn run(conn: &mut SqliteConnection) -> Result<(), sqlx::migrate::MigrateError> {

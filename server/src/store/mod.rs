@@ -1,12 +1,16 @@
-//! Durable state in SQLite (WAL, foreign keys on). All writes go through
-//! one connection owned by the writer task (see `writer`), each request
-//! committed whole in one transaction, so a node completion (content +
-//! artifact + node row + event) is atomic. Reads use a separate pool and
-//! never wait for the writer.
+//! Durable state in SQLite (WAL, foreign keys on), the embedded default,
+//! or in PostgreSQL, which several servers share (see `leases`). The
+//! engine does not know which: the queries are written once (`db`).
+//! All writes go through one connection owned by the writer task (see
+//! `writer`), each request committed whole in one transaction, so a node
+//! completion (content + artifact + node row + event) is atomic. Reads use
+//! a separate pool and never wait for the writer.
 
 mod batch;
+mod db;
 mod errors;
 mod experiments;
+mod leases;
 mod migrate;
 mod node_states;
 mod read;
@@ -21,12 +25,15 @@ mod write;
 mod writer;
 
 pub use batch::{WriteBatch, sha256_hex};
+pub use db::Backend;
+pub use leases::{COMMANDS_CHANNEL, Claim, EVENTS_CHANNEL, RUNS_CHANNEL};
 pub use read::{RunFilter, RunRef};
 
 use crate::error::EngineResult;
 use crate::model::*;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, SqliteConnection, SqlitePool};
+use sqlx::{Connection, PgConnection, SqliteConnection};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -38,7 +45,9 @@ use writer::Request;
 pub struct Store {
     writes: mpsc::UnboundedSender<Request>,
     counters: Arc<writer::Counters>,
-    reader: SqlitePool,
+    reader: db::Pool,
+    /// On a shared database, this server's claim on the runs it executes.
+    claim: Option<Claim>,
 }
 
 /// A run to store: its row, workflow text, node executions and what is
@@ -50,16 +59,18 @@ pub struct NewRun {
     pub workflow: String,
     pub nodes: Vec<NodeExecution>,
     pub then: WriteBatch,
+    /// Whether the server storing it executes it. On a shared database a
+    /// run not claimed is left for any server to claim.
+    pub claimed: bool,
 }
 
 impl NewRun {
-    /// Gives the run key `pk` and its nodes the keys after `last_node`,
-    /// and the rows of `then` the keys of what they refer to.
-    fn assign_keys(&mut self, pk: i64, last_node: &mut i64) {
+    /// Gives the run key `pk` and its nodes the next of `node_keys`, and
+    /// the rows of `then` the keys of what they refer to.
+    fn assign_keys(&mut self, pk: i64, node_keys: &mut impl Iterator<Item = i64>) {
         self.run.pk = pk;
         for node in &mut self.nodes {
-            *last_node += 1;
-            node.pk = *last_node;
+            node.pk = node_keys.next().expect("a key for every node");
         }
         let nodes = &self.nodes;
         let pk_of = |id: &str| nodes.iter().find(|n| n.id == id).map(|n| n.pk);
@@ -92,13 +103,19 @@ impl NewRun {
     }
 }
 
-/// Options of the store beyond its path.
+/// Options of the store beyond where it is.
 #[derive(Clone, Debug, Default)]
 pub struct StoreOptions {
     /// Caps the database at this many pages (`PRAGMA max_page_count`), so a
     /// deployment can bound its size; writes past it fail like a full disk.
+    /// SQLite only.
     pub max_page_count: Option<u32>,
+    /// Connections the readers share; 0 takes the default.
+    pub pool_size: u32,
 }
+
+/// Reader connections when the options leave it open.
+const DEFAULT_POOL_SIZE: u32 = 8;
 
 impl Store {
     pub async fn open(path: &Path, opts: &StoreOptions) -> EngineResult<Self> {
@@ -137,16 +154,83 @@ impl Store {
             .await
             .map_err(|e| unwritable(&e))?;
         let reader = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(pool_size(opts))
             .min_connections(1)
             .connect_with(options.clone().read_only(true))
             .await?;
         let counters = Arc::new(writer::Counters::default());
         Ok(Self {
-            writes: writer::spawn(writer, options, counters.clone()),
+            writes: writer::spawn(
+                writer::Conn::Sqlite(writer),
+                writer::Connect::Sqlite(options),
+                counters.clone(),
+            ),
             counters,
-            reader,
+            reader: db::Pool::Sqlite(reader),
+            claim: None,
         })
+    }
+
+    /// Opens a PostgreSQL database at `url` (`postgres://user:pass@host:port/db`,
+    /// `sslmode` and the other libpq parameters as PostgreSQL documents
+    /// them), brings its schema up to date and shares it with any other
+    /// server on it: this one executes the runs `claim` names it owner of.
+    pub async fn open_postgres(url: &str, opts: &StoreOptions, claim: Claim) -> EngineResult<Self> {
+        let options = PgConnectOptions::from_str(url).map_err(|e| {
+            crate::error::EngineError::InvalidArgument(format!(
+                "{url_shown}: not a PostgreSQL URL: {e}",
+                url_shown = redact_url(url)
+            ))
+        })?;
+        let unreachable = |e: &dyn std::fmt::Display| {
+            crate::error::EngineError::Unavailable(format!(
+                "cannot use the PostgreSQL database at {}: {e}",
+                redact_url(url)
+            ))
+        };
+        let reader = PgPoolOptions::new()
+            .max_connections(pool_size(opts))
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| unreachable(&e))?;
+        migrate::run_postgres(&reader)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let writer = PgConnection::connect_with(&options)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let counters = Arc::new(writer::Counters::default());
+        Ok(Self {
+            writes: writer::spawn(
+                writer::Conn::Postgres(writer),
+                writer::Connect::Postgres(options, claim.clone()),
+                counters.clone(),
+            ),
+            counters,
+            reader: db::Pool::Postgres(reader),
+            claim: Some(claim),
+        })
+    }
+
+    /// Which database this store is on.
+    pub fn backend(&self) -> Backend {
+        self.reader.backend()
+    }
+
+    /// A connection that hears the other servers' notifications on a
+    /// shared database; None on SQLite.
+    pub async fn listener(&self) -> EngineResult<Option<sqlx::postgres::PgListener>> {
+        match &self.reader {
+            db::Pool::Sqlite(_) => Ok(None),
+            db::Pool::Postgres(pool) => {
+                let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+                listener
+                    .listen_all([EVENTS_CHANNEL, RUNS_CHANNEL, COMMANDS_CHANNEL])
+                    .await?;
+                Ok(Some(listener))
+            }
+        }
     }
 
     /// Commits a batch in one transaction and hands it back, durable. On
@@ -200,6 +284,26 @@ impl Store {
             self.counters.transactions.load(Ordering::Relaxed),
             self.counters.requests.load(Ordering::Relaxed),
         )
+    }
+}
+
+fn pool_size(opts: &StoreOptions) -> u32 {
+    if opts.pool_size == 0 {
+        DEFAULT_POOL_SIZE
+    } else {
+        opts.pool_size
+    }
+}
+
+/// A database URL fit for a message or a log: without its password.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("****"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "the database URL".into(),
     }
 }
 

@@ -7,7 +7,8 @@
 //! times what reading them does (5 ms against 1 ms here).
 
 use super::Store;
-use super::rows::RowKey;
+use super::db::{Backend, q};
+use super::rows::{Fields, RowKey};
 use crate::error::{EngineError, EngineResult};
 use crate::model::*;
 use serde::Deserialize;
@@ -36,20 +37,30 @@ enum Column<T> {
     Other(serde_json::Value),
 }
 
-const SQL: &str = "SELECT (SELECT id FROM runs WHERE pk = ?1),
+const SQLITE: &str = "SELECT (SELECT id FROM runs WHERE pk = ?1) AS run_id,
     json_group_array(json_array(n.pk, n.id, n.node_id, n.position, n.status, n.agent,
-        n.output_artifacts, n.error, n.error_origin, n.blocked_by) ORDER BY n.position)
+        n.output_artifacts, n.error, n.error_origin, n.blocked_by) ORDER BY n.position) AS nodes
     FROM node_executions n WHERE n.run_pk = ?1";
+
+/// PostgreSQL sends rows without a hand-off per row, but one row is as
+/// good there, and the reading below stays one.
+const POSTGRES: &str = "SELECT (SELECT id FROM runs WHERE pk = $1) AS run_id,
+    COALESCE(json_agg(json_build_array(n.pk, n.id, n.node_id, n.position, n.status, n.agent,
+        n.output_artifacts, n.error, n.error_origin, n.blocked_by) ORDER BY n.position)::text, '[]') AS nodes
+    FROM node_executions n WHERE n.run_pk = $1";
 
 impl Store {
     /// A run's node records in position order, each with its identity,
     /// status, agent, outputs and error; what it was given, its timing,
     /// usage and attempts are left empty.
     pub async fn node_states_of_run(&self, run_pk: i64) -> EngineResult<Vec<NodeExecution>> {
-        let (run_id, array): (Option<String>, String) = sqlx::query_as(SQL)
-            .bind(run_pk)
-            .fetch_one(&self.reader)
-            .await?;
+        let sql = match self.reader.backend() {
+            Backend::Sqlite => SQLITE,
+            Backend::Postgres => POSTGRES,
+        };
+        let row = self.reader.fetch_one(q(sql, [run_pk.into()])).await?;
+        let f = Fields::new("node_executions", &row, RowKey::RunPk(run_pk));
+        let (run_id, array): (Option<String>, String) = (f.get_or_null("run_id")?, f.get("nodes")?);
         let Some(run_id) = run_id else {
             return Ok(Vec::new());
         };

@@ -1,5 +1,6 @@
 //! Queries. Runs are addressed by `RunRef` (id, unique prefix or `latest`).
 
+use super::db::{Arg, q};
 use super::{Store, rows};
 use crate::error::{EngineError, EngineResult};
 use crate::model::*;
@@ -36,8 +37,12 @@ impl Store {
             return Err(EngineError::InvalidArgument("a run id is required".into()));
         }
         if text == "latest" {
-            let row = sqlx::query(&format!("{} ORDER BY r.pk DESC LIMIT 1", rows::RUN_SELECT))
-                .fetch_optional(&self.reader)
+            let row = self
+                .reader
+                .fetch_optional(q(
+                    format!("{} ORDER BY r.pk DESC LIMIT 1", rows::RUN_SELECT),
+                    [],
+                ))
                 .await?;
             return match row {
                 Some(row) => rows::run_from_row(&row),
@@ -46,9 +51,12 @@ impl Store {
                 )),
             };
         }
-        if let Some(row) = sqlx::query(&format!("{} WHERE r.id = ?", rows::RUN_SELECT))
-            .bind(text)
-            .fetch_optional(&self.reader)
+        if let Some(row) = self
+            .reader
+            .fetch_optional(q(
+                format!("{} WHERE r.id = ?", rows::RUN_SELECT),
+                [text.into()],
+            ))
             .await?
         {
             return rows::run_from_row(&row);
@@ -58,14 +66,16 @@ impl Store {
         } else {
             format!("run_{text}")
         };
-        let found = sqlx::query(&format!(
-            "{} WHERE r.id >= ? AND r.id < ? ORDER BY r.id LIMIT 6",
-            rows::RUN_SELECT
-        ))
-        .bind(&prefix)
-        .bind(prefix_upper(&prefix))
-        .fetch_all(&self.reader)
-        .await?;
+        let found = self
+            .reader
+            .fetch_all(q(
+                format!(
+                    "{} WHERE r.id >= ? AND r.id < ? ORDER BY r.id LIMIT 6",
+                    rows::RUN_SELECT
+                ),
+                [prefix.as_str().into(), prefix_upper(&prefix).into()],
+            ))
+            .await?;
         match found.len() {
             0 => Err(EngineError::run_not_found(text)),
             1 => rows::run_from_row(&found[0]),
@@ -108,49 +118,46 @@ impl Store {
             sql.push_str(" AND r.created_at < ?");
         }
         sql.push_str(" ORDER BY r.pk DESC LIMIT ?");
-        let mut q = sqlx::query(&sql).bind(before_pk.unwrap_or(i64::MAX));
-        if let Some(s) = filter.status {
-            q = q.bind(s.as_i64());
-        }
-        if let Some(w) = &filter.workflow_name {
-            q = q.bind(w);
-        }
-        if let Some(f) = &filter.forked_from {
-            q = q.bind(f);
-        }
-        for t in [filter.created_after, filter.created_before]
-            .into_iter()
-            .flatten()
-        {
-            q = q.bind(t);
-        }
-        let found = q.bind(limit).fetch_all(&self.reader).await?;
+        let mut args: Vec<Arg> = vec![before_pk.unwrap_or(i64::MAX).into()];
+        args.extend(filter.status.map(|s| s.as_i64().into()));
+        args.extend(filter.workflow_name.as_ref().map(Arg::from));
+        args.extend(filter.forked_from.as_ref().map(Arg::from));
+        args.extend(
+            [filter.created_after, filter.created_before]
+                .into_iter()
+                .flatten()
+                .map(Arg::from),
+        );
+        args.push(limit.into());
+        let found = self.reader.fetch_all(q(sql, args)).await?;
         found.iter().map(rows::run_from_row).collect()
     }
 
     /// Runs a previous process left unfinished.
     pub async fn unfinished_runs(&self) -> EngineResult<Vec<Run>> {
         let [a, b, c] = UNFINISHED.map(RunStatus::as_i64);
-        let found = sqlx::query(&format!(
-            "{} WHERE r.status IN (?, ?, ?) ORDER BY r.pk",
-            rows::RUN_SELECT
-        ))
-        .bind(a)
-        .bind(b)
-        .bind(c)
-        .fetch_all(&self.reader)
-        .await?;
+        let found = self
+            .reader
+            .fetch_all(q(
+                format!(
+                    "{} WHERE r.status IN (?, ?, ?) ORDER BY r.pk",
+                    rows::RUN_SELECT
+                ),
+                [a.into(), b.into(), c.into()],
+            ))
+            .await?;
         found.iter().map(rows::run_from_row).collect()
     }
 
     /// Live node counts of a run from its node rows.
     pub async fn node_counts(&self, run_pk: i64) -> EngineResult<Vec<(NodeStatus, i32)>> {
-        let found = sqlx::query(
-            "SELECT status, COUNT(*) AS n FROM node_executions WHERE run_pk = ? GROUP BY status",
-        )
-        .bind(run_pk)
-        .fetch_all(&self.reader)
-        .await?;
+        let found = self
+            .reader
+            .fetch_all(q(
+                "SELECT status, COUNT(*) AS n FROM node_executions WHERE run_pk = ? GROUP BY status",
+                [run_pk.into()],
+            ))
+            .await?;
         found
             .iter()
             .map(|row| {
@@ -164,9 +171,12 @@ impl Store {
     }
 
     pub async fn content(&self, sha256: &str) -> EngineResult<Vec<u8>> {
-        let row = sqlx::query("SELECT data FROM contents WHERE sha256 = ?")
-            .bind(sha256)
-            .fetch_optional(&self.reader)
+        let row = self
+            .reader
+            .fetch_optional(q(
+                "SELECT data FROM contents WHERE sha256 = ?",
+                [sha256.into()],
+            ))
             .await?;
         // Every sha256 asked for comes from a row that refers to it.
         match &row {
@@ -194,10 +204,7 @@ impl Store {
         let sql = format!(
             "SELECT {columns} FROM node_executions n JOIN runs r ON r.pk = n.run_pk WHERE n.run_pk = ? ORDER BY n.position"
         );
-        let found = sqlx::query(&sql)
-            .bind(run_pk)
-            .fetch_all(&self.reader)
-            .await?;
+        let found = self.reader.fetch_all(q(sql, [run_pk.into()])).await?;
         found.iter().map(rows::node_from_row).collect()
     }
 
@@ -212,11 +219,12 @@ impl Store {
              WHERE a.run_pk = ? AND a.id > ? ORDER BY a.id LIMIT ?",
             rows::ARTIFACT_COLUMNS
         );
-        let found = sqlx::query(&sql)
-            .bind(run_pk)
-            .bind(after.unwrap_or(""))
-            .bind(limit)
-            .fetch_all(&self.reader)
+        let found = self
+            .reader
+            .fetch_all(q(
+                sql,
+                [run_pk.into(), after.unwrap_or("").into(), limit.into()],
+            ))
             .await?;
         found.iter().map(rows::artifact_from_row).collect()
     }
@@ -230,11 +238,8 @@ impl Store {
                  WHERE a.id IN ({marks})",
                 rows::ARTIFACT_COLUMNS
             );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(id);
-            }
-            for row in q.fetch_all(&self.reader).await? {
+            let args = chunk.iter().map(Arg::from);
+            for row in self.reader.fetch_all(q(sql, args)).await? {
                 out.push(rows::artifact_from_row(&row)?);
             }
         }
@@ -258,10 +263,12 @@ impl Store {
              WHERE a.id >= ? AND a.id < ? ORDER BY a.id LIMIT 6",
             rows::ARTIFACT_COLUMNS
         );
-        let found = sqlx::query(&sql)
-            .bind(&prefix)
-            .bind(prefix_upper(&prefix))
-            .fetch_all(&self.reader)
+        let found = self
+            .reader
+            .fetch_all(q(
+                sql,
+                [prefix.as_str().into(), prefix_upper(&prefix).into()],
+            ))
             .await?;
         match found.len() {
             1 => rows::artifact_from_row(&found[0]),
@@ -281,32 +288,37 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> EngineResult<Vec<Event>> {
-        let found = sqlx::query(
-            "SELECT sequence, kind, time, node_id, payload FROM events WHERE run_pk = ? AND sequence > ? ORDER BY sequence LIMIT ?",
-        )
-        .bind(run.pk)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
+        let found = self
+            .reader
+            .fetch_all(q(
+                "SELECT sequence, kind, time, node_id, payload FROM events WHERE run_pk = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+                [run.pk.into(), after.into(), limit.into()],
+            ))
+            .await?;
         found.iter().map(|r| rows::event_from_row(run, r)).collect()
     }
 
     pub async fn first_event_sequence(&self, run_pk: i64) -> EngineResult<Option<i64>> {
-        Ok(
-            sqlx::query_scalar("SELECT MIN(sequence) FROM events WHERE run_pk = ?")
-                .bind(run_pk)
-                .fetch_one(&self.reader)
-                .await?,
-        )
+        let row = self
+            .reader
+            .fetch_one(q(
+                "SELECT MIN(sequence) AS n FROM events WHERE run_pk = ?",
+                [run_pk.into()],
+            ))
+            .await?;
+        rows::Fields::new("events", &row, rows::RowKey::RunPk(run_pk)).get_or_null("n")
     }
 
     pub async fn last_event_sequence(&self, run_pk: i64) -> EngineResult<i64> {
+        let row = self
+            .reader
+            .fetch_one(q(
+                "SELECT MAX(sequence) AS n FROM events WHERE run_pk = ?",
+                [run_pk.into()],
+            ))
+            .await?;
         let n: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(sequence) FROM events WHERE run_pk = ?")
-                .bind(run_pk)
-                .fetch_one(&self.reader)
-                .await?;
+            rows::Fields::new("events", &row, rows::RowKey::RunPk(run_pk)).get_or_null("n")?;
         Ok(n.unwrap_or(0))
     }
 }

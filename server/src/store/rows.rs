@@ -1,9 +1,8 @@
-//! Rows read from SQLite as the model's types.
+//! Rows read from the database as the model's types.
 
+use super::db::{Column, Row};
 use crate::error::{EngineError, EngineResult};
 use crate::model::*;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite};
 
 /// How an error names the row it is about; written out only then.
 #[derive(Clone, Copy)]
@@ -46,20 +45,20 @@ impl std::fmt::Display for RowKey<'_> {
 /// being read as a default.
 pub(super) struct Fields<'r> {
     table: &'static str,
-    row: &'r SqliteRow,
+    row: &'r Row,
     key: RowKey<'r>,
 }
 
 impl<'r> Fields<'r> {
-    pub(super) fn new(table: &'static str, row: &'r SqliteRow, key: RowKey<'r>) -> Self {
+    pub(super) fn new(table: &'static str, row: &'r Row, key: RowKey<'r>) -> Self {
         Self { table, row, key }
     }
 
     /// A row of a table with an integer primary key `pk`, selected with it.
-    pub(super) fn keyed_by_pk(table: &'static str, row: &'r SqliteRow) -> Self {
-        let key = match row.try_get::<i64, _>("pk") {
-            Ok(pk) => RowKey::Pk(pk),
-            Err(_) => RowKey::UnreadablePk,
+    pub(super) fn keyed_by_pk(table: &'static str, row: &'r Row) -> Self {
+        let key = match row.try_get::<i64>("pk") {
+            Ok(Some(pk)) => RowKey::Pk(pk),
+            _ => RowKey::UnreadablePk,
         };
         Self::new(table, row, key)
     }
@@ -79,19 +78,13 @@ impl<'r> Fields<'r> {
 
     /// A column that is never NULL; a value of the wrong type is
     /// corruption. (sqlx would read NULL as `""` or 0.)
-    pub(super) fn get<T>(&self, column: &'static str) -> EngineResult<T>
-    where
-        T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
-    {
+    pub(super) fn get<T: Column>(&self, column: &'static str) -> EngineResult<T> {
         self.get_or_null(column)?
             .ok_or_else(|| self.corrupt(column, "NULL where a value is required"))
     }
 
     /// A column where NULL means absent.
-    pub(super) fn get_or_null<T>(&self, column: &'static str) -> EngineResult<Option<T>>
-    where
-        T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
-    {
+    pub(super) fn get_or_null<T: Column>(&self, column: &'static str) -> EngineResult<Option<T>> {
         self.row.try_get(column).map_err(|e| match e {
             sqlx::Error::ColumnDecode { source, .. } => self.corrupt(column, source),
             other => other.into(),
@@ -167,7 +160,7 @@ fn variables(f: &Fields<'_>) -> EngineResult<std::collections::BTreeMap<String, 
     })
 }
 
-pub(super) fn run_from_row(row: &SqliteRow) -> EngineResult<Run> {
+pub(super) fn run_from_row(row: &Row) -> EngineResult<Run> {
     let f = Fields::keyed_by_pk("runs", row);
     let failure = match f.get_or_null::<String>("failure_message")? {
         Some(message) => Some(RunFailure {
@@ -214,7 +207,7 @@ pub(super) const NODE_COLUMNS: &str = "n.pk, n.id, r.id AS run_id, n.node_id, n.
     n.finished_at, n.latency_ms, n.input_tokens, n.output_tokens, n.cost_usd, n.attempt_count, n.attempts,
     n.blocked_by";
 
-pub(super) fn node_from_row(row: &SqliteRow) -> EngineResult<NodeExecution> {
+pub(super) fn node_from_row(row: &Row) -> EngineResult<NodeExecution> {
     let f = Fields::keyed_by_pk("node_executions", row);
     Ok(NodeExecution {
         pk: f.get("pk")?,
@@ -257,7 +250,7 @@ pub(super) const ARTIFACT_COLUMNS: &str =
     "a.pk, a.id, r.id AS run_id, a.node_id, n.id AS node_execution_id, a.name, a.media_type,
     a.size, a.sha256, a.origin, a.derived_from, a.created_at";
 
-pub(super) fn artifact_from_row(row: &SqliteRow) -> EngineResult<Artifact> {
+pub(super) fn artifact_from_row(row: &Row) -> EngineResult<Artifact> {
     let f = Fields::keyed_by_pk("artifacts", row);
     Ok(Artifact {
         id: f.get("id")?,
@@ -274,7 +267,7 @@ pub(super) fn artifact_from_row(row: &SqliteRow) -> EngineResult<Artifact> {
     })
 }
 
-pub(super) fn event_from_row(run: &Run, row: &SqliteRow) -> EngineResult<Event> {
+pub(super) fn event_from_row(run: &Run, row: &Row) -> EngineResult<Event> {
     let sequence: i64 = Fields::new("events", row, RowKey::RunPk(run.pk)).get("sequence")?;
     let key = RowKey::Event {
         run_pk: run.pk,

@@ -84,6 +84,7 @@ pub(super) async fn insert(
             workflow: workflow.into(),
             nodes,
             then: WriteBatch::default(),
+            claimed: true,
         })
         .await
         .unwrap();

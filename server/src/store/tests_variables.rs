@@ -83,7 +83,7 @@ async fn a_database_of_the_first_schema_migrates_and_reads_back() {
     std::fs::create_dir(&first_schema).unwrap();
     std::fs::write(
         first_schema.join("0001_init.sql"),
-        include_str!("../../migrations/0001_init.sql"),
+        include_str!("../../migrations/sqlite/0001_init.sql"),
     )
     .unwrap();
     let big: BTreeMap<String, String> = [("doc".to_string(), "v".repeat(100_000))].into();
@@ -232,12 +232,12 @@ async fn the_conversion_refuses_runs_without_a_digest() {
         (
             &[&first_schema, &both][..],
             "0001_init.sql",
-            include_str!("../../migrations/0001_init.sql"),
+            include_str!("../../migrations/sqlite/0001_init.sql"),
         ),
         (
             &[&both][..],
             "0002_variables_content.sql",
-            include_str!("../../migrations/0002_variables_content.sql"),
+            include_str!("../../migrations/sqlite/0002_variables_content.sql"),
         ),
     ] {
         for dir in dirs {

@@ -80,6 +80,7 @@ async fn new_runs_stored_together_get_their_own_keys() {
             workflow: format!("name: {id}\n"),
             nodes,
             then,
+            claimed: true,
         }
     };
     let (transactions, _) = fx.store.write_counts();

@@ -18,10 +18,10 @@
 //! double.)
 
 use super::WriteBatch;
-use crate::error::{EngineError, EngineResult};
+use super::db::{Arg, Backend, numbered, postgres_args, sqlite_args};
+use super::writer::Conn;
+use crate::error::EngineResult;
 use crate::model::*;
-use sqlx::sqlite::SqliteArguments;
-use sqlx::{Arguments, Encode, Sqlite, SqliteConnection, Type};
 use std::collections::{HashMap, HashSet};
 
 /// Rows per statement of a full chunk.
@@ -35,31 +35,58 @@ const _: () = assert!(CHUNK_ROWS * NODE_COLUMNS.len() <= MAX_VARIABLES);
 /// hardly recurs, and would push the common small ones out of the cache.
 const MAX_CACHED_SQL: usize = 16 * 1024;
 
-/// Statements and their arguments, run as one query.
+/// Statements and their arguments, run as one query on SQLite. PostgreSQL
+/// takes one statement with arguments per query: there each statement
+/// (its end in `sql` and in `args`) goes on its own.
 #[derive(Default)]
 pub(super) struct Query<'a> {
     sql: String,
-    args: SqliteArguments<'a>,
+    args: Vec<Arg<'a>>,
+    ends: Vec<(usize, usize)>,
 }
 
 impl<'a> Query<'a> {
     fn push(&mut self, statement: &str) {
         self.sql.push_str(statement);
         self.sql.push_str(";\n");
+        self.ends.push((self.sql.len(), self.args.len()));
     }
 
-    fn bind<T: 'a + Encode<'a, Sqlite> + Type<Sqlite>>(&mut self, value: T) -> EngineResult<()> {
-        self.args
-            .add(value)
-            .map_err(|e| EngineError::Internal(format!("cannot bind a value: {e}")))
+    fn bind(&mut self, value: impl Into<Arg<'a>>) -> EngineResult<()> {
+        self.args.push(value.into());
+        Ok(())
+    }
+
+    async fn execute(self, conn: &mut Conn) -> EngineResult<()> {
+        match conn {
+            Conn::Sqlite(conn) => {
+                sqlx::query_with(&self.sql, sqlite_args(self.args)?)
+                    .persistent(self.sql.len() <= MAX_CACHED_SQL)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Conn::Postgres(conn) => {
+                let mut args = self.args.into_iter();
+                let (mut sql_at, mut args_at) = (0, 0);
+                for (sql_end, args_end) in self.ends {
+                    let statement = numbered(&self.sql[sql_at..sql_end]);
+                    let taken: Vec<Arg> = args.by_ref().take(args_end - args_at).collect();
+                    sqlx::query_with(&statement, postgres_args(taken)?)
+                        .persistent(statement.len() <= MAX_CACHED_SQL)
+                        .execute(&mut *conn)
+                        .await?;
+                    (sql_at, args_at) = (sql_end, args_end);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
 /// The statements of one write, in order, as queries: each full chunk of
 /// rows a query of its own, the statements between them grouped.
 pub(super) struct Script<'a> {
-    /// Statements without arguments that open the first query.
-    prefix: &'static str,
+    pub(super) backend: Backend,
     /// Queries complete, to run in order.
     queries: Vec<Query<'a>>,
     /// Statements since the last full chunk: the next query.
@@ -68,18 +95,21 @@ pub(super) struct Script<'a> {
 
 impl<'a> Script<'a> {
     /// A script that is a transaction of its own.
-    pub(super) fn transaction() -> Self {
-        Self::with_prefix("BEGIN IMMEDIATE;\n")
+    pub(super) fn transaction(backend: Backend) -> Self {
+        let mut script = Self::continuing(backend);
+        script.push(match backend {
+            // Takes the write lock at once: a transaction that read first
+            // and wrote later could fail where waiting would have worked.
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        });
+        script
     }
 
     /// A script inside a transaction already open.
-    pub(super) fn continuing() -> Self {
-        Self::with_prefix("")
-    }
-
-    fn with_prefix(prefix: &'static str) -> Self {
+    pub(super) fn continuing(backend: Backend) -> Self {
         Self {
-            prefix,
+            backend,
             queries: Vec::new(),
             pending: Query::default(),
         }
@@ -89,7 +119,13 @@ impl<'a> Script<'a> {
         self.pending.push(statement);
     }
 
-    fn bind<T: 'a + Encode<'a, Sqlite> + Type<Sqlite>>(&mut self, value: T) -> EngineResult<()> {
+    /// A statement of one value.
+    pub(super) fn push_with(&mut self, statement: &str, value: Arg<'a>) {
+        self.pending.args.push(value);
+        self.pending.push(statement);
+    }
+
+    fn bind(&mut self, value: impl Into<Arg<'a>>) -> EngineResult<()> {
         self.pending.bind(value)
     }
 
@@ -135,28 +171,22 @@ impl<'a> Script<'a> {
         Ok(())
     }
 
-    pub(super) async fn execute(mut self, conn: &mut SqliteConnection) -> EngineResult<()> {
+    pub(super) async fn execute(mut self, conn: &mut Conn) -> EngineResult<()> {
         if !self.pending.sql.is_empty() {
             self.queries.push(self.pending);
         }
-        let mut prefix = Some(self.prefix);
         for query in self.queries {
-            let sql = match prefix.take() {
-                Some(prefix) => format!("{prefix}{}", query.sql),
-                None => query.sql,
-            };
-            sqlx::query_with(&sql, query.args)
-                .persistent(sql.len() <= MAX_CACHED_SQL)
-                .execute(&mut *conn)
-                .await?;
+            query.execute(conn).await?;
         }
         Ok(())
     }
 }
 
-/// Opens a write transaction and returns the largest keys of runs and of
-/// node executions: the next ones stay free while it lasts.
-pub(super) async fn begin_with_last_keys(conn: &mut SqliteConnection) -> EngineResult<(i64, i64)> {
+/// Opens a write transaction on SQLite and returns the largest keys of
+/// runs and of node executions: the next ones stay free while it lasts.
+pub(super) async fn begin_with_last_keys(
+    conn: &mut sqlx::SqliteConnection,
+) -> EngineResult<(i64, i64)> {
     Ok(sqlx::query_as(
         "BEGIN IMMEDIATE;
          SELECT (SELECT COALESCE(MAX(pk), 0) FROM runs), (SELECT COALESCE(MAX(pk), 0) FROM node_executions)",
@@ -246,9 +276,9 @@ pub(super) fn contents<'a>(
     let mut seen = HashSet::new();
     let unique: Vec<_> = items.filter(|(sha, _)| seen.insert(*sha)).collect();
     script.rows(
-        "INSERT OR IGNORE INTO contents (sha256, size, data) VALUES ",
+        "INSERT INTO contents (sha256, size, data) VALUES ",
         3,
-        "",
+        " ON CONFLICT DO NOTHING",
         &unique,
         |s, (sha, data)| {
             s.bind(*sha)?;
@@ -265,12 +295,14 @@ pub(super) fn variables_content(run: &Run) -> EngineResult<(String, String)> {
 }
 
 /// The row of a new run, under key `pk`; its variables are the content
-/// `variables_sha256`.
+/// `variables_sha256`. With `claim` (owner, lease in microseconds), the
+/// run is that server's to execute from the start (PostgreSQL only).
 pub(super) fn insert_run<'a>(
     script: &mut Script<'a>,
     pk: i64,
     run: &'a Run,
     variables_sha256: &'a str,
+    claim: Option<(&'a str, Micros)>,
 ) -> EngineResult<()> {
     let replay = run.replay.as_ref();
     script.bind(pk)?;
@@ -286,11 +318,22 @@ pub(super) fn insert_run<'a>(
     script.bind(replay.map(|r| r.forked_from.as_str()))?;
     script.bind(replay.map(|r| r.forked_at_step.as_str()))?;
     script.bind(replay.map(json).transpose()?)?;
-    script.push(
-        "INSERT INTO runs (pk, id, workflow_name, workflow_description, workflow_sha256, files, variables_sha256,
-            status, created_at, total_nodes, forked_from, forked_at_step, replay)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    );
+    match claim {
+        Some((owner, expires)) => {
+            script.bind(owner)?;
+            script.bind(expires)?;
+            script.push(
+                "INSERT INTO runs (pk, id, workflow_name, workflow_description, workflow_sha256, files, variables_sha256,
+                    status, created_at, total_nodes, forked_from, forked_at_step, replay, owner, lease_expires_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (extract(epoch from clock_timestamp()) * 1000000)::bigint + ?)",
+            );
+        }
+        None => script.push(
+            "INSERT INTO runs (pk, id, workflow_name, workflow_description, workflow_sha256, files, variables_sha256,
+                status, created_at, total_nodes, forked_from, forked_at_step, replay)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ),
+    }
     Ok(())
 }
 

@@ -15,9 +15,11 @@
 //! by itself: one run's bad row never fails another run's write, and on a
 //! nearly full disk a small write is not refused for a large one beside it.
 
+use super::db::Backend;
 use super::write::{self, Script};
-use super::{NewRun, WriteBatch};
+use super::{NewRun, WriteBatch, leases};
 use crate::error::{EngineError, EngineResult};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
 use std::sync::Arc;
@@ -71,26 +73,40 @@ pub(super) struct Counters {
     pub requests: AtomicU64,
 }
 
+/// The write connection, on either backend.
+pub(super) enum Conn {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+/// How the writer connects again.
+pub(super) enum Connect {
+    Sqlite(SqliteConnectOptions),
+    /// With the server's claim on the runs it creates, and the fence every
+    /// write passes (see `leases`).
+    Postgres(PgConnectOptions, leases::Claim),
+}
+
 /// The connection; dropped after a failed transaction and opened again on
 /// the next one. SQLite rolls a transaction back by itself on some errors
 /// (SQLITE_FULL among them), and a connection whose idea of the open
 /// transaction differs from SQLite's would turn the next BEGIN into a
 /// savepoint that never commits.
 struct Writer {
-    conn: Option<SqliteConnection>,
-    options: SqliteConnectOptions,
+    conn: Option<Conn>,
+    connect: Connect,
     counters: Arc<Counters>,
 }
 
 pub(super) fn spawn(
-    conn: SqliteConnection,
-    options: SqliteConnectOptions,
+    conn: Conn,
+    connect: Connect,
     counters: Arc<Counters>,
 ) -> mpsc::UnboundedSender<Request> {
     let (tx, rx) = mpsc::unbounded_channel();
     let writer = Writer {
         conn: Some(conn),
-        options,
+        connect,
         counters,
     };
     tokio::spawn(serve(writer, rx));
@@ -134,9 +150,16 @@ async fn serve(mut writer: Writer, mut rx: mpsc::UnboundedReceiver<Request>) {
 }
 
 impl Writer {
-    async fn conn(&mut self) -> EngineResult<&mut SqliteConnection> {
+    async fn conn(&mut self) -> EngineResult<&mut Conn> {
         if self.conn.is_none() {
-            self.conn = Some(SqliteConnection::connect_with(&self.options).await?);
+            self.conn = Some(match &self.connect {
+                Connect::Sqlite(options) => {
+                    Conn::Sqlite(SqliteConnection::connect_with(options).await?)
+                }
+                Connect::Postgres(options, _) => {
+                    Conn::Postgres(PgConnection::connect_with(options).await?)
+                }
+            });
         }
         Ok(self.conn.as_mut().expect("connected above"))
     }
@@ -164,26 +187,69 @@ impl Writer {
     }
 
     async fn try_write(&mut self, group: &mut [Request]) -> EngineResult<()> {
+        let claim = match &self.connect {
+            Connect::Sqlite(_) => None,
+            Connect::Postgres(_, claim) => Some(claim.clone()),
+        };
         let conn = self.conn().await?;
         let inserts = group
             .iter()
             .filter(|r| matches!(r, Request::Insert { .. }))
             .count();
-        // New runs need keys: the first query opens the transaction and
-        // reads the next free ones (the write lock is held from BEGIN
-        // IMMEDIATE on, so they stay free).
-        let mut script = if inserts > 0 {
-            let (mut last_run, mut last_node) = write::begin_with_last_keys(conn).await?;
-            for request in group.iter_mut() {
-                if let Request::Insert { new, .. } = request {
-                    last_run += 1;
-                    new.assign_keys(last_run, &mut last_node);
+        let mut script = match conn {
+            // New runs need keys: the first query opens the transaction and
+            // reads the next free ones (the write lock is held from BEGIN
+            // IMMEDIATE on, so they stay free).
+            Conn::Sqlite(conn) if inserts > 0 => {
+                let (mut last_run, last_node) = write::begin_with_last_keys(conn).await?;
+                let mut node_keys = last_node + 1..;
+                for request in group.iter_mut() {
+                    if let Request::Insert { new, .. } = request {
+                        last_run += 1;
+                        new.assign_keys(last_run, &mut node_keys);
+                    }
                 }
+                Script::continuing(Backend::Sqlite)
             }
-            Script::continuing()
-        } else {
-            Script::transaction()
+            Conn::Sqlite(_) => Script::transaction(Backend::Sqlite),
+            // Several servers insert at once: keys come from the tables'
+            // sequences, which never hand out one twice.
+            Conn::Postgres(conn) => {
+                if inserts > 0 {
+                    let runs: usize = inserts;
+                    let nodes: usize = group
+                        .iter()
+                        .map(|r| match r {
+                            Request::Insert { new, .. } => new.nodes.len(),
+                            Request::Commit { .. } => 0,
+                        })
+                        .sum();
+                    let mut run_keys = leases::next_keys(conn, "runs", runs).await?.into_iter();
+                    let mut node_keys = leases::next_keys(conn, "node_executions", nodes)
+                        .await?
+                        .into_iter();
+                    for request in group.iter_mut() {
+                        if let Request::Insert { new, .. } = request {
+                            let pk = run_keys.next().expect("a key per new run");
+                            new.assign_keys(pk, &mut node_keys);
+                        }
+                    }
+                }
+                sqlx::query("BEGIN").execute(&mut *conn).await?;
+                let claim = claim.as_ref().expect("a claim on PostgreSQL");
+                leases::check(
+                    conn,
+                    claim,
+                    group.iter().filter_map(|r| match r {
+                        Request::Commit { batches, .. } => Some(batches),
+                        Request::Insert { .. } => None,
+                    }),
+                )
+                .await?;
+                Script::continuing(Backend::Postgres)
+            }
         };
+        let lease = claim.as_ref().map(leases::Claim::lease_micros);
         let mut new_runs = Vec::with_capacity(inserts);
         let mut batches: Vec<&WriteBatch> = Vec::new();
         for request in group.iter() {
@@ -218,7 +284,14 @@ impl Writer {
                 ),
         )?;
         for (new, (sha, _)) in new_runs.iter().zip(&variables) {
-            write::insert_run(&mut script, new.run.pk, &new.run, sha)?;
+            let owned = claim.as_ref().zip(lease).filter(|_| new.claimed);
+            write::insert_run(
+                &mut script,
+                new.run.pk,
+                &new.run,
+                sha,
+                owned.map(|(c, at)| (c.owner.as_str(), at)),
+            )?;
         }
         let nodes: Vec<_> = new_runs
             .iter()
@@ -226,6 +299,9 @@ impl Writer {
             .collect();
         write::insert_nodes(&mut script, &nodes)?;
         write::updates(&mut script, &batches)?;
+        if script.backend == Backend::Postgres {
+            leases::notify(&mut script, &batches, &new_runs)?;
+        }
         script.push("COMMIT");
         script.execute(conn).await
     }

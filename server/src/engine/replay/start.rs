@@ -94,7 +94,7 @@ impl Engine {
             self.load_valid(&src).await?
         };
         let text = redact_snapshot(&text, &workflow);
-        let permit = self.admit()?;
+        let permit = self.admit_or_leave()?;
 
         // The plan needs the source nodes' states and outputs, not what
         // they were given: inputs can be large, and there may be
@@ -268,6 +268,7 @@ impl Engine {
             workflow: text,
             nodes: rows,
             then: batch,
+            claimed: permit.is_some(),
         };
         self.launch(new, move |stored| {
             for (rec, pos) in stored.nodes.iter().zip(row_pos) {
@@ -284,7 +285,7 @@ impl Engine {
                     .collect(),
                 agents: plan.agents,
                 last_seq,
-                permit: Some(permit),
+                permit,
             }
         })
         .await

@@ -131,9 +131,16 @@ impl RunDriver {
             Ok(()) => self.sync().await,
             Err(e) => Err(e),
         };
-        if let Err(cause) = result {
-            tracing::error!(run = %self.run.id, %cause, "run stopped");
-            self.record_stop(cause).await;
+        match result {
+            // Another server executes it now, from what is durable.
+            Err(_) if self.active.abandon.is_cancelled() => {
+                tracing::info!(run = %self.run.id, "run taken over by another server; stopped here");
+            }
+            Err(cause) => {
+                tracing::error!(run = %self.run.id, %cause, "run stopped");
+                self.record_stop(cause).await;
+            }
+            Ok(()) => {}
         }
         self.engine.finish_active(&self.run.id);
     }
@@ -155,7 +162,11 @@ impl RunDriver {
         };
         let mut queue: VecDeque<Decision> = self.machine.start().into();
         let cancel = self.active.cancel.clone();
+        let abandon = self.active.abandon.clone();
         loop {
+            if abandon.is_cancelled() {
+                return Err("the run is executed by another server now".into());
+            }
             if cancel.is_cancelled() && !self.machine.is_finished() {
                 inbox.tasks.abort_all();
                 while inbox.tasks.join_next().await.is_some() {}
@@ -189,6 +200,7 @@ impl RunDriver {
             self.flush().await?;
             tokio::select! {
                 biased;
+                _ = abandon.cancelled() => {}
                 _ = cancel.cancelled() => {}
                 Some(s) = inbox.started.recv() => self.on_started(s),
                 Some(answer) = inbox.answers.recv() => queue.extend(self.on_answer(answer).await),

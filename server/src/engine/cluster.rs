@@ -1,0 +1,401 @@
+//! Several servers on one PostgreSQL database. Each executes the runs it
+//! holds a lease on (see `store::leases`); this module keeps that true:
+//!
+//! - claiming: runs no server holds (new runs another server had no room
+//!   for, runs of a server that died) are claimed as this server has room,
+//!   when told one is there (NOTIFY) and every half lease anyway;
+//! - renewing: this server's leases are renewed every third of a lease; a
+//!   run whose lease was lost (this server stalled, another took it over)
+//!   is abandoned here at once;
+//! - commands: a cancel or an answer sent to a server that does not execute
+//!   the run is stored; the executing server carries it out and records
+//!   the outcome, which the asking server waits for;
+//! - notifications: one connection LISTENs for the others' writes, so a
+//!   watcher on this server follows a run executing elsewhere as it goes.
+
+use super::waits::WaitValue;
+use super::{Engine, EngineInner};
+use crate::error::{EngineError, EngineResult};
+use crate::model::*;
+use crate::store::{COMMANDS_CHANNEL, EVENTS_CHANNEL, RUNS_CHANNEL};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::{Notify, broadcast};
+
+/// Most runs claimed at once.
+const CLAIM_BATCH: usize = 64;
+
+/// What another server's write tells this one.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Note {
+    /// New events of the run with this key.
+    Events(i64),
+}
+
+/// This server's part in a cluster.
+pub(crate) struct Cluster {
+    notes: broadcast::Sender<Note>,
+    claim_wake: Notify,
+    commands_wake: Notify,
+    /// Commands being carried out here, so a second look does not start
+    /// one twice.
+    in_hand: Mutex<HashSet<i64>>,
+    lease: Duration,
+}
+
+impl Cluster {
+    pub(crate) fn new(lease: Duration) -> Self {
+        Self {
+            notes: broadcast::channel(4096).0,
+            claim_wake: Notify::new(),
+            commands_wake: Notify::new(),
+            in_hand: Mutex::new(HashSet::new()),
+            lease,
+        }
+    }
+
+    /// Notes from now on.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Note> {
+        self.notes.subscribe()
+    }
+
+    /// How often a watcher reads the store when no note came.
+    pub(crate) fn poll_interval(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+}
+
+/// A request for a run carried out by the server that executes it.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Command {
+    Cancel,
+    Answer { node: String, value: Answer },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Answer {
+    Input(String),
+    Decision {
+        approved: bool,
+        feedback: Option<String>,
+    },
+}
+
+/// How a command ended, as the asking server reports it.
+#[derive(Serialize, Deserialize)]
+struct Outcome {
+    /// None: done.
+    error: Option<(String, String)>,
+}
+
+impl Outcome {
+    fn of(result: EngineResult<()>) -> Self {
+        let error = result.err().map(|e| {
+            let kind = match &e {
+                EngineError::InvalidArgument(_) => "invalid_argument",
+                EngineError::NotFound(_) => "not_found",
+                EngineError::FailedPrecondition(_) => "failed_precondition",
+                EngineError::Unavailable(_) | EngineError::Moved(_) => "unavailable",
+                _ => "internal",
+            };
+            (kind.to_string(), e.to_string())
+        });
+        Self { error }
+    }
+
+    fn into_result(self) -> EngineResult<()> {
+        match self.error {
+            None => Ok(()),
+            Some((kind, message)) => Err(match kind.as_str() {
+                "invalid_argument" => EngineError::InvalidArgument(message),
+                "not_found" => EngineError::NotFound(message),
+                "failed_precondition" => EngineError::FailedPrecondition(message),
+                "unavailable" => EngineError::Unavailable(message),
+                _ => EngineError::Internal(message),
+            }),
+        }
+    }
+}
+
+impl Engine {
+    /// Starts this server's part in the cluster: claims the runs waiting
+    /// for a server (those of a server that stopped among them), then
+    /// keeps claiming, renewing and listening until shutdown.
+    pub async fn join_cluster(&self) -> EngineResult<()> {
+        let Some(cluster) = self.0.cluster.as_ref() else {
+            return Ok(());
+        };
+        let listener = self.0.store.listener().await?;
+        if let Some(listener) = listener {
+            tokio::spawn(listen(self.clone(), listener));
+        }
+        self.claim_runs().await;
+        tokio::spawn(claim_loop(self.clone()));
+        tokio::spawn(renew_loop(self.clone()));
+        tracing::info!(
+            server = %self.0.store.claim().map(|c| c.owner.as_str()).unwrap_or(""),
+            lease_ms = cluster.lease.as_millis() as u64,
+            "joined the servers sharing this database"
+        );
+        Ok(())
+    }
+
+    /// Gives up this server's leases as it stops, so other servers take
+    /// its runs over at once rather than when the leases run out.
+    pub async fn leave_cluster(&self) {
+        if self.0.cluster.is_none() {
+            return;
+        }
+        let runs = self.0.active_pks();
+        for active in self.0.active.lock().expect("active runs lock").values() {
+            active.abandon.cancel();
+        }
+        if let Err(e) = self.0.store.release_runs(&runs).await {
+            tracing::warn!(error = %e, "cannot hand this server's runs over; others take them when the leases run out");
+        }
+    }
+
+    /// Claims as many waiting runs as this server has room for and
+    /// starts executing them.
+    async fn claim_runs(&self) {
+        let room = self.0.run_permits.available_permits().min(CLAIM_BATCH);
+        if room == 0 {
+            return;
+        }
+        let runs = match self.0.store.claim_runs(room).await {
+            Ok(runs) => runs,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim runs");
+                return;
+            }
+        };
+        for run in runs {
+            if self.drives(&run.id) {
+                continue;
+            }
+            let id = run.id.clone();
+            tracing::info!(run = %id, "claimed run");
+            if let Err(e) = self.resume_claimed(run).await {
+                tracing::error!(run = %id, error = %e, "cannot resume a claimed run");
+            }
+        }
+        // A command may have come while no server held the run.
+        self.0.cluster_ref().commands_wake.notify_one();
+    }
+
+    /// Asks the server executing `run` to carry out `command`, and waits
+    /// for it to be done. On this server, if no other holds the run, it
+    /// is claimed here first.
+    async fn send_command(&self, run: &Run, command: Command) -> EngineResult<()> {
+        let cluster = self.0.cluster_ref();
+        let text = serde_json::to_string(&command)?;
+        let pk = self.0.store.send_command(run.pk, &text).await?;
+        // The run's server answers within a lease; one that died is
+        // replaced within another.
+        let give_up = tokio::time::Instant::now() + cluster.lease * 3;
+        let mut notes = cluster.subscribe();
+        loop {
+            if let Some(outcome) = self.0.store.command_outcome(pk).await? {
+                let outcome: Outcome = serde_json::from_str(&outcome)?;
+                return outcome.into_result();
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return Err(EngineError::Unavailable(format!(
+                    "no server carried out the request for run '{}' within {} s; retry",
+                    run.id,
+                    (cluster.lease * 3).as_secs()
+                )));
+            }
+            tokio::select! {
+                _ = notes.recv() => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = self.0.shutdown.cancelled() => {
+                    return Err(EngineError::Unavailable("the server is shutting down; retry".into()));
+                }
+            }
+        }
+    }
+
+    /// Cancels a run another server executes.
+    pub(crate) async fn cancel_elsewhere(&self, run: &Run) -> EngineResult<()> {
+        self.send_command(run, Command::Cancel).await
+    }
+
+    /// Answers a wait of a run another server executes.
+    pub(crate) async fn answer_elsewhere(
+        &self,
+        run: &Run,
+        node: &str,
+        value: WaitValue,
+    ) -> EngineResult<()> {
+        let value = match value {
+            WaitValue::Input(text) => Answer::Input(text),
+            WaitValue::Decision { approved, feedback } => Answer::Decision { approved, feedback },
+        };
+        self.send_command(
+            run,
+            Command::Answer {
+                node: node.to_string(),
+                value,
+            },
+        )
+        .await
+    }
+
+    /// Carries out the commands waiting for the runs executing here.
+    async fn take_commands(&self) {
+        let pks = self.0.active_pks();
+        let pending = match self.0.store.pending_commands(&pks).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read commands");
+                return;
+            }
+        };
+        let cluster = self.0.cluster_ref();
+        for (pk, run_pk, text) in pending {
+            if !cluster.in_hand.lock().expect("commands lock").insert(pk) {
+                continue;
+            }
+            let engine = self.clone();
+            tokio::spawn(async move {
+                let result = engine.carry_out(run_pk, &text).await;
+                let outcome = serde_json::to_string(&Outcome::of(result))
+                    .unwrap_or_else(|_| r#"{"error":["internal","unreadable outcome"]}"#.into());
+                if let Err(e) = engine.0.store.finish_command(pk, &outcome).await {
+                    tracing::warn!(error = %e, "cannot record a command's outcome");
+                }
+                engine
+                    .0
+                    .cluster_ref()
+                    .in_hand
+                    .lock()
+                    .expect("commands lock")
+                    .remove(&pk);
+            });
+        }
+    }
+
+    async fn carry_out(&self, run_pk: i64, text: &str) -> EngineResult<()> {
+        let command: Command = serde_json::from_str(text)?;
+        let run_id = self.0.active_id_of(run_pk).ok_or_else(|| {
+            EngineError::Unavailable("the run moved to another server; retry".into())
+        })?;
+        match command {
+            Command::Cancel => self.cancel_run(&run_id).await.map(|_| ()),
+            Command::Answer { node, value } => {
+                let value = match value {
+                    Answer::Input(text) => WaitValue::Input(text),
+                    Answer::Decision { approved, feedback } => {
+                        WaitValue::Decision { approved, feedback }
+                    }
+                };
+                self.resolve_wait(&run_id, &node, value).await.map(|_| ())
+            }
+        }
+    }
+}
+
+impl EngineInner {
+    fn cluster_ref(&self) -> &Cluster {
+        self.cluster.as_ref().expect("only on a shared database")
+    }
+
+    /// Keys of the runs executing here.
+    fn active_pks(&self) -> Vec<i64> {
+        self.active
+            .lock()
+            .expect("active runs lock")
+            .values()
+            .map(|a| a.run_pk)
+            .collect()
+    }
+
+    fn active_id_of(&self, run_pk: i64) -> Option<String> {
+        self.active
+            .lock()
+            .expect("active runs lock")
+            .iter()
+            .find(|(_, a)| a.run_pk == run_pk)
+            .map(|(id, _)| id.clone())
+    }
+}
+
+/// Hears the other servers' notifications until shutdown. A notification
+/// lost while the connection is re-made only delays what polling finds.
+async fn listen(engine: Engine, mut listener: sqlx::postgres::PgListener) {
+    let cluster = engine.0.cluster_ref();
+    loop {
+        let received = tokio::select! {
+            r = listener.recv() => r,
+            _ = engine.0.shutdown.cancelled() => return,
+        };
+        match received {
+            Ok(n) => match n.channel() {
+                EVENTS_CHANNEL => {
+                    if let Ok(pk) = n.payload().parse() {
+                        let _ = cluster.notes.send(Note::Events(pk));
+                    }
+                }
+                RUNS_CHANNEL => cluster.claim_wake.notify_one(),
+                COMMANDS_CHANNEL => cluster.commands_wake.notify_one(),
+                _ => {}
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "lost the notification connection; reconnecting");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+async fn claim_loop(engine: Engine) {
+    let cluster = engine.0.cluster_ref();
+    loop {
+        tokio::select! {
+            _ = cluster.claim_wake.notified() => {}
+            _ = tokio::time::sleep(cluster.lease / 2) => {}
+            _ = engine.0.shutdown.cancelled() => return,
+        }
+        engine.claim_runs().await;
+    }
+}
+
+async fn renew_loop(engine: Engine) {
+    let cluster = engine.0.cluster_ref();
+    let mut renew = tokio::time::interval(cluster.lease / 3);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = renew.tick() => {
+                let pks = engine.0.active_pks();
+                match engine.0.store.renew_leases(&pks).await {
+                    Ok(lost) => abandon(&engine, &lost),
+                    Err(e) => tracing::warn!(error = %e, "cannot renew this server's leases"),
+                }
+            }
+            _ = cluster.commands_wake.notified() => {}
+            _ = engine.0.shutdown.cancelled() => return,
+        }
+        engine.take_commands().await;
+    }
+}
+
+/// Stops executing runs whose leases another server holds now.
+fn abandon(engine: &Engine, lost: &[i64]) {
+    if lost.is_empty() {
+        return;
+    }
+    let active = engine.0.active.lock().expect("active runs lock");
+    for run in active.values().filter(|a| lost.contains(&a.run_pk)) {
+        tracing::warn!(
+            run_pk = run.run_pk,
+            "lease lost: the run is another server's now"
+        );
+        run.abandon.cancel();
+    }
+}
