@@ -17,6 +17,7 @@
 //!   on purpose, for the fault-injection tests.
 //! - [`raw_codec`]: gRPC calls with bodies no generated client can send.
 //! - [`sqlite`]: looks at a database file from outside the server.
+//! - [`postgres`]: a throw-away PostgreSQL cluster, a database per test.
 //! - [`rng`]: a seeded generator for randomised tests.
 //! - [`workflows`]: workflow YAML used by several suites.
 
@@ -31,6 +32,7 @@ pub mod flaky_llm;
 pub mod in_process;
 pub mod inspect;
 pub mod openai;
+pub mod postgres;
 pub mod process;
 pub mod raw_codec;
 pub mod rng;

@@ -61,6 +61,11 @@ impl Cluster {
         self.notes.subscribe()
     }
 
+    /// Looks for runs to claim soon: this server has room again.
+    pub(crate) fn room_freed(&self) {
+        self.claim_wake.notify_one();
+    }
+
     /// How often a watcher reads the store when no note came.
     pub(crate) fn poll_interval(&self) -> Duration {
         Duration::from_secs(1)

@@ -360,5 +360,9 @@ impl EngineInner {
         if let Some(active) = self.active.lock().expect("active runs lock").remove(run_id) {
             let _ = active.done.send(true);
         }
+        // A slot freed: runs waiting for a server may be claimed here.
+        if let Some(cluster) = &self.cluster {
+            cluster.room_freed();
+        }
     }
 }

@@ -79,10 +79,23 @@ impl Arg<'_> {
         match self {
             Arg::Int(v) => args.add(v),
             Arg::Real(v) => args.add(v),
-            Arg::Text(v) => args.add(v.map(Cow::into_owned)),
+            Arg::Text(v) => args.add(v.map(postgres_text)),
             Arg::Bytes(v) => args.add(v.map(<[u8]>::to_vec)),
             Arg::Ints(v) => args.add(v),
         }
+    }
+}
+
+/// PostgreSQL's text cannot hold NUL: a free text that has one (a prompt,
+/// an error quoting binary output) keeps it as U+2400 SYMBOL FOR NULL.
+/// JSON texts never have one (JSON escapes it).
+pub(super) const NUL_IN_POSTGRES: char = '\u{2400}';
+
+fn postgres_text(text: Cow<'_, str>) -> String {
+    if text.contains('\0') {
+        text.replace('\0', &NUL_IN_POSTGRES.to_string())
+    } else {
+        text.into_owned()
     }
 }
 

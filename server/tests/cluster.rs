@@ -1,0 +1,286 @@
+//! Several `retake-server` processes on one PostgreSQL database: every
+//! call works on every server, a run executes on one server at a time,
+//! and when that server is killed another finishes its runs without
+//! running a completed node again.
+
+use retake::v1 as pb;
+use retake_test_support::db_dir::DbDir;
+use retake_test_support::postgres;
+use retake_test_support::process::{ServerCommand, ServerProcess};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// A chain of `n` local://sleep steps of `ms` each.
+fn sleep_chain(name: &str, n: usize, ms: u64) -> String {
+    let mut yaml = format!("name: {name}\nnodes:\n");
+    for i in 1..=n {
+        yaml.push_str(&format!(
+            "  s{i:02}:\n    agent: local://sleep\n    config: {{ms: {ms}}}\n    inputs: {{step: \"{i}\"}}\n    outputs: [result]\n"
+        ));
+        if i > 1 {
+            yaml.push_str(&format!("    depends_on: [s{:02}]\n", i - 1));
+        }
+    }
+    yaml
+}
+
+/// `count` servers on database `url`, each with `args`, logs in `dir`.
+fn servers(dir: &DbDir, url: &str, count: usize, args: &[&str]) -> Vec<ServerProcess> {
+    let mut started: Vec<ServerProcess> = (0..count)
+        .map(|i| {
+            ServerCommand::new(url)
+                .args(args.iter().copied())
+                .args(["--server-id", &format!("server-{i}")])
+                .log(dir.path().join(format!("server-{i}.log")))
+                .spawn()
+        })
+        .collect();
+    for server in &mut started {
+        server.wait_listening();
+    }
+    started
+}
+
+/// The events of a run are 1, 2, … with no gap or repeat, end with
+/// RUN_FINISHED, and no node completes twice or starts after completing.
+#[track_caller]
+fn assert_events_whole(events: &[pb::Event]) {
+    let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+    let expected: Vec<i64> = (1..=events.len() as i64).collect();
+    assert_eq!(sequences, expected, "events have a gap or a repeat");
+    assert_eq!(
+        events.last().map(|e| e.kind),
+        Some(pb::EventKind::RunFinished as i32)
+    );
+    let mut completed = BTreeSet::new();
+    for e in events {
+        if e.kind == pb::EventKind::NodeStarted as i32 {
+            assert!(
+                !completed.contains(&e.node_id),
+                "{} started again after it completed",
+                e.node_id
+            );
+        }
+        if e.kind == pb::EventKind::NodeCompleted as i32 {
+            assert!(
+                completed.insert(e.node_id.clone()),
+                "{} completed twice",
+                e.node_id
+            );
+        }
+    }
+}
+
+async fn database() -> Option<postgres::PgDatabase> {
+    postgres::database().await
+}
+
+/// How many runs each server executed, from the database itself.
+async fn run_owners(url: &str) -> BTreeMap<String, i64> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    sqlx::query_as::<_, (Option<String>, i64)>("SELECT owner, COUNT(*) FROM runs GROUP BY owner")
+        .fetch_all(&mut conn)
+        .await
+        .expect("count runs by owner")
+        .into_iter()
+        .map(|(owner, n)| (owner.unwrap_or_else(|| "(none)".into()), n))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_executing_on_one_server_is_watched_live_from_another() {
+    let Some(db) = database().await else { return };
+    let dir = DbDir::kept_on_failure("cluster-watch");
+    let servers = servers(&dir, &db.url(), 2, &[]);
+    let mut a = servers[0].client().await;
+    let mut b = servers[1].client().await;
+    let run = a.start_run(&sleep_chain("watched", 8, 150)).await;
+    // From B, while A executes it: every event, live, in order.
+    let live = tokio::time::timeout(Duration::from_secs(60), b.events(&run.id, 0))
+        .await
+        .expect("the watch on the other server ends with the run");
+    assert_events_whole(&live);
+    assert_eq!(
+        live.iter()
+            .filter(|e| e.kind == pb::EventKind::NodeCompleted as i32)
+            .count(),
+        8
+    );
+    // Resuming from the middle on B gives the rest, with no gap.
+    let rest = b.events(&run.id, 5).await;
+    assert_eq!(rest.first().map(|e| e.sequence), Some(6));
+    assert_eq!(rest.len(), live.len() - 5);
+    let (done, _) = b.get(&run.id).await;
+    assert_eq!(done.status, pb::RunStatus::Completed as i32);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_servers_runs_finish_on_another_without_running_a_completed_node_again() {
+    let Some(db) = database().await else { return };
+    let dir = DbDir::kept_on_failure("cluster-takeover");
+    let mut servers = servers(&dir, &db.url(), 2, &["--lease-ms", "1500"]);
+    let mut a = servers[0].client().await;
+    let mut b = servers[1].client().await;
+    let runs: Vec<String> = {
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            ids.push(
+                a.start_run(&sleep_chain(&format!("long{i}"), 12, 150))
+                    .await
+                    .id,
+            );
+        }
+        ids
+    };
+    // Let A complete a few nodes of each, then kill it mid-node.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (_, before) = b.get(&runs[0]).await;
+    let completed_before = before
+        .iter()
+        .filter(|n| n.status == pb::NodeStatus::Completed as i32)
+        .count();
+    assert!(
+        (1..12).contains(&completed_before),
+        "{completed_before} of 12 completed when A was killed"
+    );
+    servers[0].kill9();
+    for id in &runs {
+        let events = tokio::time::timeout(Duration::from_secs(60), b.events(id, 0))
+            .await
+            .expect("B finishes A's run");
+        assert_events_whole(&events);
+        let (run, nodes) = b.get(id).await;
+        assert_eq!(run.status, pb::RunStatus::Completed as i32, "{id}");
+        assert!(
+            nodes
+                .iter()
+                .all(|n| n.status == pb::NodeStatus::Completed as i32)
+        );
+    }
+    // Every node A completed kept its single attempt.
+    let (_, after) = b.get(&runs[0]).await;
+    for (old, new) in before.iter().zip(&after) {
+        if old.status == pb::NodeStatus::Completed as i32 {
+            assert_eq!(old.attempts.len(), new.attempts.len(), "{}", old.node_id);
+            assert_eq!(old.output_artifact_ids, new.output_artifact_ids);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_answers_reach_the_server_executing_the_run() {
+    let Some(db) = database().await else { return };
+    let dir = DbDir::kept_on_failure("cluster-commands");
+    let servers = servers(&dir, &db.url(), 2, &[]);
+    let mut a = servers[0].client().await;
+    let mut b = servers[1].client().await;
+
+    let long = a.start_run(&sleep_chain("to-cancel", 50, 200)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cancelled = b
+        .runs
+        .cancel_run(pb::CancelRunRequest {
+            run_id: long.id.clone(),
+        })
+        .await
+        .expect("CancelRun on the other server")
+        .into_inner()
+        .run
+        .expect("the run");
+    assert_eq!(cancelled.status, pb::RunStatus::Cancelled as i32);
+    assert_events_whole(&a.events(&long.id, 0).await);
+
+    let gated = a
+        .start_run(include_str!("../../examples/approval.yaml"))
+        .await;
+    // Wait until it waits.
+    let mut waiting = false;
+    for _ in 0..200 {
+        let (run, _) = b.get(&gated.id).await;
+        if run.status == pb::RunStatus::Waiting as i32 {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(waiting, "the run reached its approval");
+    b.runs
+        .resolve_wait(pb::ResolveWaitRequest {
+            run_id: gated.id.clone(),
+            node_id: "review".into(),
+            decision: pb::WaitDecision::Approve as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("ResolveWait on the other server");
+    let (run, nodes) = b.finish(&gated.id).await;
+    assert_eq!(run.status, pb::RunStatus::Completed as i32);
+    let by_id: BTreeMap<&str, i32> = nodes
+        .iter()
+        .map(|n| (n.node_id.as_str(), n.status))
+        .collect();
+    assert_eq!(by_id["publish"], pb::NodeStatus::Completed as i32);
+    assert_eq!(by_id["revise"], pb::NodeStatus::Skipped as i32);
+
+    // A wrong answer is refused by the server asked, naming the problem.
+    let again = b
+        .runs
+        .resolve_wait(pb::ResolveWaitRequest {
+            run_id: gated.id.clone(),
+            node_id: "review".into(),
+            decision: pb::WaitDecision::Approve as i32,
+            ..Default::default()
+        })
+        .await
+        .expect_err("a finished run has no wait");
+    assert_eq!(again.code(), tonic::Code::FailedPrecondition);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_starts_over_three_servers_each_complete_once() {
+    let Some(db) = database().await else { return };
+    let dir = DbDir::kept_on_failure("cluster-spread");
+    // A small cap: most runs are executed by a server other than the one
+    // that accepted them.
+    let servers = servers(&dir, &db.url(), 3, &["--max-concurrent-runs", "4"]);
+    let mut clients = Vec::new();
+    for s in &servers {
+        clients.push(s.client().await);
+    }
+    let yaml = sleep_chain("spread", 3, 5);
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        // Most calls go to the first server, the rest round the others.
+        let mut client = clients[if i % 4 == 0 { 1 + i % 2 } else { 0 }].clone();
+        let yaml = yaml.clone();
+        calls.spawn(async move { client.start_run(&yaml).await.id });
+    }
+    let mut ids = BTreeSet::new();
+    while let Some(id) = calls.join_next().await {
+        assert!(ids.insert(id.unwrap()), "a run id came back twice");
+    }
+    assert_eq!(ids.len(), 200);
+    for (i, id) in ids.iter().enumerate() {
+        let events = tokio::time::timeout(
+            Duration::from_secs(120),
+            clients[i % 3].clone().events(id, 0),
+        )
+        .await
+        .expect("every run finishes");
+        assert_events_whole(&events);
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| e.kind == pb::EventKind::NodeCompleted as i32)
+                .count(),
+            3
+        );
+    }
+    let owners = run_owners(&db.url()).await;
+    assert_eq!(owners.values().sum::<i64>(), 200);
+    assert!(
+        owners.len() >= 2,
+        "the runs were executed by one server only: {owners:?}"
+    );
+}
