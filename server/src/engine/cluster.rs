@@ -3,7 +3,8 @@
 //!
 //! - claiming: runs no server holds (new runs another server had no room
 //!   for, runs of a server that died) are claimed as this server has room,
-//!   when told one is there (NOTIFY) and every half lease anyway;
+//!   when told one is there (NOTIFY), when a slot frees, and every eighth
+//!   of a lease anyway;
 //! - renewing: this server's leases are renewed every third of a lease; a
 //!   run whose lease was lost (this server stalled, another took it over)
 //!   is abandoned here at once;
@@ -64,6 +65,13 @@ impl Cluster {
     /// Looks for runs to claim soon: this server has room again.
     pub(crate) fn room_freed(&self) {
         self.claim_wake.notify_one();
+    }
+
+    /// How often this server looks for runs to claim without being told:
+    /// a run whose server died is taken over at most this long after its
+    /// lease ran out.
+    fn claim_interval(&self) -> Duration {
+        self.lease / 8
     }
 
     /// How often a watcher reads the store when no note came.
@@ -363,7 +371,7 @@ async fn claim_loop(engine: Engine) {
     loop {
         tokio::select! {
             _ = cluster.claim_wake.notified() => {}
-            _ = tokio::time::sleep(cluster.lease / 2) => {}
+            _ = tokio::time::sleep(cluster.claim_interval()) => {}
             _ = engine.0.shutdown.cancelled() => return,
         }
         engine.claim_runs().await;

@@ -18,6 +18,8 @@ mod rows;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_leases;
+#[cfg(test)]
 mod tests_variables;
 #[cfg(test)]
 mod tests_writer;

@@ -7,14 +7,46 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
 use std::collections::BTreeMap;
 
-/// A store in its own directory, holding one run of two nodes with one
-/// output artifact and two events.
+/// A store holding one run of two nodes with one output artifact and two
+/// events: in a SQLite file of its own directory, or in a fresh database of
+/// the test PostgreSQL cluster.
 pub(super) struct Fixture {
     _dir: tempfile::TempDir,
+    /// The SQLite file (unused on PostgreSQL).
     pub path: std::path::PathBuf,
+    /// The PostgreSQL database, when on one.
+    pub postgres: Option<retake_test_support::postgres::PgDatabase>,
     pub store: Store,
     pub run: Run,
     pub artifact_id: String,
+}
+
+/// A store test run on SQLite and again on PostgreSQL: one suite, so the
+/// two backends cannot drift apart. Each name is an `async fn(Fixture)`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(super::Fixture::new().await).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(fx) = super::Fixture::postgres().await {
+                    super::$name(fx).await
+                }
+            }
+        }
+    )*};
+}
+pub(super) use on_both_backends;
+
+/// The claim of the server a PostgreSQL fixture stands for.
+pub(super) fn test_claim(owner: &str) -> Claim {
+    Claim {
+        owner: owner.into(),
+        lease: std::time::Duration::from_secs(30),
+    }
 }
 
 pub(super) fn sample_run(id: &str, variables: BTreeMap<String, String>) -> Run {
@@ -96,6 +128,27 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("retake.db");
         let store = Store::open(&path, &StoreOptions::default()).await.unwrap();
+        Self::holding_the_sample(store, dir, path, None).await
+    }
+
+    /// On a fresh PostgreSQL database; None when PostgreSQL is not
+    /// installed (and CI is not set: then it fails).
+    pub async fn postgres() -> Option<Self> {
+        let db = retake_test_support::postgres::database().await?;
+        let store = Store::open_postgres(&db.url(), &StoreOptions::default(), test_claim("test"))
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("unused.db");
+        Some(Self::holding_the_sample(store, dir, path, Some(db)).await)
+    }
+
+    async fn holding_the_sample(
+        store: Store,
+        dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+        postgres: Option<retake_test_support::postgres::PgDatabase>,
+    ) -> Self {
         let run = sample_run("run_sample", BTreeMap::new());
         let nodes = vec![sample_node(&run.id, "a", 0), sample_node(&run.id, "b", 1)];
         let (run, mut nodes) = insert(&store, run, "name: sample\n", nodes).await;
@@ -132,6 +185,7 @@ impl Fixture {
         Self {
             _dir: dir,
             path,
+            postgres,
             store,
             run,
             artifact_id,
@@ -141,6 +195,12 @@ impl Fixture {
     /// Runs SQL on a connection of its own, as a damaged file or a hand
     /// edit would change the database.
     pub async fn raw(&self, sql: &str) {
+        if let Some(db) = &self.postgres {
+            let mut conn = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+            sqlx::query(sql).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+            return;
+        }
         let options = SqliteConnectOptions::new()
             .filename(&self.path)
             .foreign_keys(false);
@@ -166,9 +226,7 @@ fn assert_corrupt<T: std::fmt::Debug>(result: EngineResult<T>, table: &str, colu
     }
 }
 
-#[tokio::test]
-async fn the_fixture_reads_back() {
-    let fx = Fixture::new().await;
+async fn the_fixture_reads_back(fx: Fixture) {
     let run = fx.store.find_run(RunRef(&fx.run.id)).await.unwrap();
     assert_eq!(run.status, RunStatus::Pending);
     let nodes = fx.store.nodes_of_run(run.pk).await.unwrap();
@@ -292,9 +350,7 @@ async fn corrupt_node_columns_are_reported() {
     );
 }
 
-#[tokio::test]
-async fn node_states_read_what_planning_needs_in_position_order() {
-    let fx = Fixture::new().await;
+async fn node_states_read_what_planning_needs_in_position_order(fx: Fixture) {
     fx.raw("UPDATE node_executions SET status = 5, error = 'upstream failed', error_origin = 1, blocked_by = '[\"a\"]' WHERE node_id = 'b'")
         .await;
     // Positions swapped: the read follows positions, not insertion.
@@ -426,9 +482,7 @@ fn unfinished_statuses_are_exactly_the_unfinished_ones() {
 /// What the write path carries as JSON comes back exactly: text with NUL
 /// characters and any Unicode, contents that are not UTF-8, costs that
 /// SQLite would misread as decimals.
-#[tokio::test]
-async fn writes_round_trip_exactly() {
-    let fx = Fixture::new().await;
+async fn writes_round_trip_exactly(fx: Fixture) {
     let mut nodes = fx.store.nodes_of_run(fx.run.pk).await.unwrap();
     let b = &mut nodes[1];
     b.status = NodeStatus::Failed;
@@ -455,8 +509,15 @@ async fn writes_round_trip_exactly() {
     fx.store.commit(batch).await.unwrap();
     let back = fx.store.nodes_of_run(fx.run.pk).await.unwrap();
     let got = &back[1];
-    assert_eq!(got.prompt, b.prompt);
-    assert_eq!(got.error, b.error);
+    // PostgreSQL's text cannot hold NUL: it keeps U+2400 in its place.
+    let stored = |text: &Option<String>| match &fx.postgres {
+        Some(_) => text
+            .as_ref()
+            .map(|t| t.replace('\0', &db::NUL_IN_POSTGRES.to_string())),
+        None => text.clone(),
+    };
+    assert_eq!(got.prompt, stored(&b.prompt));
+    assert_eq!(got.error, stored(&b.error));
     assert_eq!(got.error_origin, b.error_origin);
     assert_eq!(got.usage, b.usage);
     assert_eq!(got.usage.cost_usd.to_bits(), b.usage.cost_usd.to_bits());
@@ -484,9 +545,7 @@ async fn writes_round_trip_exactly() {
 
 /// Batches committed together are written as if one after the other: the
 /// last state of a node wins, a content shared by two is stored once.
-#[tokio::test]
-async fn batches_committed_together_keep_their_order() {
-    let fx = Fixture::new().await;
+async fn batches_committed_together_keep_their_order(fx: Fixture) {
     let nodes = fx.store.nodes_of_run(fx.run.pk).await.unwrap();
     let mut first = nodes[1].clone();
     first.status = NodeStatus::Running;
@@ -534,9 +593,7 @@ async fn batches_committed_together_keep_their_order() {
 
 /// A failed commit stores nothing of any batch in it, and the next commit
 /// works: no transaction is left open.
-#[tokio::test]
-async fn a_failed_commit_stores_nothing_and_the_next_one_works() {
-    let fx = Fixture::new().await;
+async fn a_failed_commit_stores_nothing_and_the_next_one_works(fx: Fixture) {
     let mut ok = WriteBatch::default();
     ok.events
         .push(event(&fx.run, 3, EventKind::NodeStarted, Some("b")));
@@ -555,17 +612,13 @@ async fn a_failed_commit_stores_nothing_and_the_next_one_works() {
 
 /// A commit larger than a chunk is written by several queries in one
 /// transaction: whole, or (when one row is refused) not at all.
-#[tokio::test]
-async fn a_large_commit_is_written_whole_or_not_at_all() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("retake.db"), &StoreOptions::default())
-        .await
-        .unwrap();
+async fn a_large_commit_is_written_whole_or_not_at_all(fx: Fixture) {
+    let store = &fx.store;
     let run = sample_run("run_large", BTreeMap::new());
     let nodes: Vec<NodeExecution> = (0..150)
         .map(|i| sample_node(&run.id, &format!("n{i}"), i))
         .collect();
-    let (run, nodes) = insert(&store, run, "name: large\n", nodes).await;
+    let (run, nodes) = insert(store, run, "name: large\n", nodes).await;
     let large = |with_duplicate: bool| {
         let mut batch = WriteBatch::default();
         for node in &nodes {
@@ -631,3 +684,12 @@ async fn a_large_commit_is_written_whole_or_not_at_all() {
         b"output of n149"
     );
 }
+
+on_both_backends!(
+    the_fixture_reads_back,
+    node_states_read_what_planning_needs_in_position_order,
+    writes_round_trip_exactly,
+    batches_committed_together_keep_their_order,
+    a_failed_commit_stores_nothing_and_the_next_one_works,
+    a_large_commit_is_written_whole_or_not_at_all,
+);

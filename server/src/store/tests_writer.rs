@@ -1,6 +1,6 @@
 //! The writer task: runs' writes share transactions, and stay independent.
 
-use super::tests::{Fixture, event, insert, sample_node, sample_run};
+use super::tests::{Fixture, event, insert, on_both_backends, sample_node, sample_run};
 use super::*;
 use std::collections::BTreeMap;
 
@@ -14,9 +14,7 @@ fn started(run: &Run, sequence: i64) -> WriteBatch {
 
 /// Writes queued together, from many runs, go in one transaction; each
 /// caller hears of its own.
-#[tokio::test]
-async fn writes_queued_together_share_one_transaction() {
-    let fx = Fixture::new().await;
+async fn writes_queued_together_share_one_transaction(fx: Fixture) {
     let mut runs = Vec::new();
     for i in 0..20 {
         let run = sample_run(&format!("run_{i}"), BTreeMap::new());
@@ -42,9 +40,7 @@ async fn writes_queued_together_share_one_transaction() {
 
 /// A write refused for its data (here an event sequence already taken)
 /// fails alone: the writes it shared a transaction with are stored.
-#[tokio::test]
-async fn a_refused_write_does_not_fail_the_writes_beside_it() {
-    let fx = Fixture::new().await;
+async fn a_refused_write_does_not_fail_the_writes_beside_it(fx: Fixture) {
     let other = sample_run("run_other", BTreeMap::new());
     let nodes = vec![sample_node(&other.id, "a", 0)];
     let (other, _) = insert(&fx.store, other, "name: sample\n", nodes).await;
@@ -63,9 +59,7 @@ async fn a_refused_write_does_not_fail_the_writes_beside_it() {
 
 /// New runs stored in one transaction get keys of their own, and what is
 /// decided of each lands on its own rows.
-#[tokio::test]
-async fn new_runs_stored_together_get_their_own_keys() {
-    let fx = Fixture::new().await;
+async fn new_runs_stored_together_get_their_own_keys(fx: Fixture) {
     let new = |id: &str| {
         let run = sample_run(id, BTreeMap::new());
         let nodes = vec![sample_node(id, "a", 0), sample_node(id, "b", 1)];
@@ -110,9 +104,7 @@ async fn new_runs_stored_together_get_their_own_keys() {
 
 /// A caller that stops waiting does not cut its write short: it is
 /// stored whole.
-#[tokio::test]
-async fn a_write_whose_caller_stopped_waiting_is_stored_whole() {
-    let fx = Fixture::new().await;
+async fn a_write_whose_caller_stopped_waiting_is_stored_whole(fx: Fixture) {
     let write = fx.store.commit(started(&fx.run, 3));
     // Polled once (the request is sent), then dropped.
     assert!(futures::poll!(Box::pin(write)).is_pending());
@@ -120,3 +112,10 @@ async fn a_write_whose_caller_stopped_waiting_is_stored_whole() {
     let after = fx.store.events_after(&fx.run, 2, 10).await.unwrap();
     assert_eq!(after.iter().map(|e| e.sequence).collect::<Vec<_>>(), [3, 4]);
 }
+
+on_both_backends!(
+    writes_queued_together_share_one_transaction,
+    a_refused_write_does_not_fail_the_writes_beside_it,
+    new_runs_stored_together_get_their_own_keys,
+    a_write_whose_caller_stopped_waiting_is_stored_whole,
+);
