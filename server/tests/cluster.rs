@@ -284,3 +284,114 @@ async fn concurrent_starts_over_three_servers_each_complete_once() {
         "the runs were executed by one server only: {owners:?}"
     );
 }
+
+mod experiments {
+    use super::*;
+    use retake::v1::experiment_service_client::ExperimentServiceClient;
+    use tonic::transport::Channel;
+
+    async fn client(server: &ServerProcess) -> ExperimentServiceClient<Channel> {
+        ExperimentServiceClient::connect(server.url())
+            .await
+            .unwrap()
+    }
+
+    /// Records `n` runs of a two-step workflow and starts an experiment on
+    /// `on` that replays each with its second step swapped for
+    /// local://sleep, one at a time.
+    async fn start(on: &ServerProcess, n: usize) -> String {
+        let mut runs = on.client().await;
+        let yaml = "name: exp\nnodes:\n  a:\n    agent: local://echo\n    inputs: {x: \"1\"}\n    outputs: [x]\n  b:\n    agent: local://echo\n    inputs: {x: \"${a.x}\"}\n    outputs: [x]\n    depends_on: [a]\n";
+        for _ in 0..n {
+            let id = runs.start_run(yaml).await.id;
+            runs.finish(&id).await;
+        }
+        client(on)
+            .await
+            .start_experiment(pb::StartExperimentRequest {
+                selection: Some(pb::RunSelection {
+                    workflow_name: "exp".into(),
+                    ..Default::default()
+                }),
+                change: Some(pb::ExperimentChange {
+                    swaps: vec![pb::AgentSwap {
+                        node_id: "b".into(),
+                        agent: "local://sleep".into(),
+                    }],
+                    ..Default::default()
+                }),
+                concurrency: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .experiment
+            .unwrap()
+            .id
+    }
+
+    async fn get(c: &mut ExperimentServiceClient<Channel>, id: &str) -> pb::Experiment {
+        c.get_experiment(pb::GetExperimentRequest {
+            experiment_id: id.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .experiment
+        .unwrap()
+    }
+
+    async fn until_finished(c: &mut ExperimentServiceClient<Channel>, id: &str) -> pb::Experiment {
+        for _ in 0..1200 {
+            let e = get(c, id).await;
+            if e.status != pb::ExperimentStatus::Running as i32 {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("experiment {id} did not finish within a minute");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_experiment_is_cancelled_from_another_server() {
+        let Some(db) = database().await else { return };
+        let dir = DbDir::kept_on_failure("cluster-experiment-cancel");
+        let servers = servers(&dir, &db.url(), 2, &[]);
+        let id = start(&servers[0], 20).await;
+        let mut b = client(&servers[1]).await;
+        let cancelled = b
+            .cancel_experiment(pb::CancelExperimentRequest {
+                experiment_id: id.clone(),
+            })
+            .await
+            .expect("CancelExperiment on the server not running it")
+            .into_inner()
+            .experiment
+            .unwrap();
+        assert_eq!(cancelled.status, pb::ExperimentStatus::Cancelled as i32);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_killed_servers_experiment_is_finished_by_another() {
+        let Some(db) = database().await else { return };
+        let dir = DbDir::kept_on_failure("cluster-experiment-takeover");
+        let mut servers = servers(&dir, &db.url(), 2, &["--lease-ms", "1500"]);
+        let id = start(&servers[0], 6).await;
+        let mut b = client(&servers[1]).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        servers[0].kill9();
+        let done = until_finished(&mut b, &id).await;
+        assert_eq!(done.status, pb::ExperimentStatus::Completed as i32);
+        assert_eq!(done.items.len(), 6);
+        let mut replays = BTreeSet::new();
+        for item in &done.items {
+            assert_eq!(item.status, pb::ExperimentItemStatus::Completed as i32);
+            assert!(
+                replays.insert(item.replay_run_id.clone()),
+                "one replay per item"
+            );
+        }
+    }
+}

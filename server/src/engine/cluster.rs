@@ -18,7 +18,7 @@ use super::waits::WaitValue;
 use super::{Engine, EngineInner};
 use crate::error::{EngineError, EngineResult};
 use crate::model::*;
-use crate::store::{COMMANDS_CHANNEL, EVENTS_CHANNEL, RUNS_CHANNEL};
+use crate::store::{COMMANDS_CHANNEL, EVENTS_CHANNEL, RUNS_CHANNEL, Target};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -86,6 +86,7 @@ impl Cluster {
 enum Command {
     Cancel,
     Answer { node: String, value: Answer },
+    CancelExperiment,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -196,17 +197,31 @@ impl Engine {
                 tracing::error!(run = %id, error = %e, "cannot resume a claimed run");
             }
         }
+        match self.0.store.claim_experiments().await {
+            Ok(ids) => {
+                for id in ids {
+                    tracing::info!(experiment = %id, "claimed experiment");
+                    self.run_claimed_experiment(&id);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot claim experiments"),
+        }
         // A command may have come while no server held the run.
         self.0.cluster_ref().commands_wake.notify_one();
+    }
+
+    /// Whether this server shares its database with others.
+    pub(crate) fn in_cluster(&self) -> bool {
+        self.0.cluster.is_some()
     }
 
     /// Asks the server executing `run` to carry out `command`, and waits
     /// for it to be done. On this server, if no other holds the run, it
     /// is claimed here first.
-    async fn send_command(&self, run: &Run, command: Command) -> EngineResult<()> {
+    async fn send_command(&self, target: Target, name: &str, command: Command) -> EngineResult<()> {
         let cluster = self.0.cluster_ref();
         let text = serde_json::to_string(&command)?;
-        let pk = self.0.store.send_command(run.pk, &text).await?;
+        let pk = self.0.store.send_command(&target, &text).await?;
         // The run's server answers within a lease; one that died is
         // replaced within another.
         let give_up = tokio::time::Instant::now() + cluster.lease * 3;
@@ -218,8 +233,7 @@ impl Engine {
             }
             if tokio::time::Instant::now() >= give_up {
                 return Err(EngineError::Unavailable(format!(
-                    "no server carried out the request for run '{}' within {} s; retry",
-                    run.id,
+                    "no server carried out the request for '{name}' within {} s; retry",
                     (cluster.lease * 3).as_secs()
                 )));
             }
@@ -235,7 +249,18 @@ impl Engine {
 
     /// Cancels a run another server executes.
     pub(crate) async fn cancel_elsewhere(&self, run: &Run) -> EngineResult<()> {
-        self.send_command(run, Command::Cancel).await
+        self.send_command(Target::Run(run.pk), &run.id, Command::Cancel)
+            .await
+    }
+
+    /// Cancels an experiment another server runs.
+    pub(crate) async fn cancel_experiment_elsewhere(&self, id: &str) -> EngineResult<()> {
+        self.send_command(
+            Target::Experiment(id.to_string()),
+            id,
+            Command::CancelExperiment,
+        )
+        .await
     }
 
     /// Answers a wait of a run another server executes.
@@ -250,7 +275,8 @@ impl Engine {
             WaitValue::Decision { approved, feedback } => Answer::Decision { approved, feedback },
         };
         self.send_command(
-            run,
+            Target::Run(run.pk),
+            &run.id,
             Command::Answer {
                 node: node.to_string(),
                 value,
@@ -259,10 +285,12 @@ impl Engine {
         .await
     }
 
-    /// Carries out the commands waiting for the runs executing here.
+    /// Carries out the commands waiting for the runs and experiments
+    /// executing here.
     async fn take_commands(&self) {
         let pks = self.0.active_pks();
-        let pending = match self.0.store.pending_commands(&pks).await {
+        let experiments = self.0.experiments.ids();
+        let pending = match self.0.store.pending_commands(&pks, &experiments).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read commands");
@@ -270,13 +298,13 @@ impl Engine {
             }
         };
         let cluster = self.0.cluster_ref();
-        for (pk, run_pk, text) in pending {
+        for (pk, target, text) in pending {
             if !cluster.in_hand.lock().expect("commands lock").insert(pk) {
                 continue;
             }
             let engine = self.clone();
             tokio::spawn(async move {
-                let result = engine.carry_out(run_pk, &text).await;
+                let result = engine.carry_out(&target, &text).await;
                 let outcome = serde_json::to_string(&Outcome::of(result))
                     .unwrap_or_else(|_| r#"{"error":["internal","unreadable outcome"]}"#.into());
                 if let Err(e) = engine.0.store.finish_command(pk, &outcome).await {
@@ -293,13 +321,18 @@ impl Engine {
         }
     }
 
-    async fn carry_out(&self, run_pk: i64, text: &str) -> EngineResult<()> {
+    async fn carry_out(&self, target: &Target, text: &str) -> EngineResult<()> {
         let command: Command = serde_json::from_str(text)?;
-        let run_id = self.0.active_id_of(run_pk).ok_or_else(|| {
-            EngineError::Unavailable("the run moved to another server; retry".into())
-        })?;
+        let moved = || EngineError::Unavailable("it moved to another server; retry".into());
+        let id = match target {
+            Target::Run(pk) => self.0.active_id_of(*pk).ok_or_else(moved)?,
+            Target::Experiment(id) if self.runs_experiment(id) => id.clone(),
+            Target::Experiment(_) => return Err(moved()),
+        };
+        let run_id = &id;
         match command {
-            Command::Cancel => self.cancel_run(&run_id).await.map(|_| ()),
+            Command::CancelExperiment => self.cancel_experiment(&id).await.map(|_| ()),
+            Command::Cancel => self.cancel_run(run_id).await.map(|_| ()),
             Command::Answer { node, value } => {
                 let value = match value {
                     Answer::Input(text) => WaitValue::Input(text),
@@ -307,7 +340,7 @@ impl Engine {
                         WaitValue::Decision { approved, feedback }
                     }
                 };
-                self.resolve_wait(&run_id, &node, value).await.map(|_| ())
+                self.resolve_wait(run_id, &node, value).await.map(|_| ())
             }
         }
     }
@@ -388,6 +421,15 @@ async fn renew_loop(engine: Engine) {
                 let pks = engine.0.active_pks();
                 match engine.0.store.renew_leases(&pks).await {
                     Ok(lost) => abandon(&engine, &lost),
+                    Err(e) => tracing::warn!(error = %e, "cannot renew this server's leases"),
+                }
+                let experiments = engine.0.experiments.ids();
+                match engine.0.store.renew_experiment_leases(&experiments).await {
+                    Ok(lost) => {
+                        for id in lost {
+                            tracing::warn!(experiment = %id, "lease lost: the experiment is another server's now");
+                        }
+                    }
                     Err(e) => tracing::warn!(error = %e, "cannot renew this server's leases"),
                 }
             }

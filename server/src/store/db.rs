@@ -28,6 +28,8 @@ pub(super) enum Arg<'a> {
     Bytes(Option<&'a [u8]>),
     /// A list of integers (PostgreSQL's `= ANY(?)`).
     Ints(Vec<i64>),
+    /// A list of texts (PostgreSQL's `= ANY(?)`).
+    Texts(Vec<String>),
 }
 
 macro_rules! arg_from {
@@ -72,6 +74,7 @@ impl Arg<'_> {
             Arg::Bytes(v) => args.add(v),
             // SQLite has no arrays: a list goes as JSON, read with json_each.
             Arg::Ints(v) => args.add(serde_json::to_string(&v)?),
+            Arg::Texts(v) => args.add(serde_json::to_string(&v)?),
         }
     }
 
@@ -82,6 +85,7 @@ impl Arg<'_> {
             Arg::Text(v) => args.add(v.map(postgres_text)),
             Arg::Bytes(v) => args.add(v.map(<[u8]>::to_vec)),
             Arg::Ints(v) => args.add(v),
+            Arg::Texts(v) => args.add(v),
         }
     }
 }

@@ -43,6 +43,13 @@ impl Claim {
 /// one clock, whatever the servers' clocks say.
 pub(super) const NOW: &str = "(extract(epoch from clock_timestamp()) * 1000000)::bigint";
 
+/// What a command is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Run(i64),
+    Experiment(String),
+}
+
 /// Notification channels.
 pub const EVENTS_CHANNEL: &str = "retake_events";
 pub const RUNS_CHANNEL: &str = "retake_runs";
@@ -217,17 +224,83 @@ impl Store {
             .collect())
     }
 
-    /// Gives up this server's claim on `runs` (it stops), so another
-    /// server takes them over at once instead of when the lease runs out.
+    /// Claims the running experiments no server holds a live lease on;
+    /// returns their ids, now this server's to run.
+    pub async fn claim_experiments(&self) -> EngineResult<Vec<String>> {
+        let claim = self.claim_or_refuse()?;
+        let rows = self
+            .reader
+            .fetch_all(q(
+                format!(
+                    "UPDATE experiments SET owner = ?, lease_expires_at = {NOW} + ?
+                     WHERE pk IN (
+                        SELECT pk FROM experiments
+                        WHERE status = ? AND (owner IS NULL OR lease_expires_at < {NOW})
+                        ORDER BY pk FOR UPDATE SKIP LOCKED)
+                     RETURNING pk, id"
+                ),
+                [
+                    Arg::from(claim.owner.as_str()),
+                    claim.lease_micros().into(),
+                    ExperimentStatus::Running.as_i64().into(),
+                ],
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| rows::Fields::keyed_by_pk("experiments", row).get("id"))
+            .collect()
+    }
+
+    /// Renews this server's leases on the experiments `ids`; returns those
+    /// another server holds now.
+    pub async fn renew_experiment_leases(&self, ids: &[String]) -> EngineResult<Vec<String>> {
+        let claim = self.claim_or_refuse()?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .reader
+            .fetch_all(q(
+                format!(
+                    "UPDATE experiments SET lease_expires_at = {NOW} + ?
+                     WHERE id = ANY(?) AND owner = ? RETURNING pk, id"
+                ),
+                [
+                    claim.lease_micros().into(),
+                    Arg::Texts(ids.to_vec()),
+                    claim.owner.as_str().into(),
+                ],
+            ))
+            .await?;
+        let mut kept = BTreeSet::new();
+        for row in &rows {
+            kept.insert(rows::Fields::keyed_by_pk("experiments", row).get::<String>("id")?);
+        }
+        Ok(ids
+            .iter()
+            .filter(|id| !kept.contains(*id))
+            .cloned()
+            .collect())
+    }
+
+    /// Gives up this server's claim on `runs` and on its experiments (it
+    /// stops), so another server takes them over at once instead of when
+    /// the leases run out.
     pub async fn release_runs(&self, runs: &[i64]) -> EngineResult<()> {
         let claim = self.claim_or_refuse()?;
-        if runs.is_empty() {
-            return Ok(());
-        }
         self.reader
             .execute(q(
                 "UPDATE runs SET owner = NULL, lease_expires_at = NULL WHERE pk = ANY(?) AND owner = ?",
                 [Arg::Ints(runs.to_vec()), claim.owner.as_str().into()],
+            ))
+            .await?;
+        self.reader
+            .execute(q(
+                "UPDATE experiments SET owner = NULL, lease_expires_at = NULL WHERE owner = ? AND status = ?",
+                [
+                    claim.owner.as_str().into(),
+                    ExperimentStatus::Running.as_i64().into(),
+                ],
             ))
             .await?;
         self.reader
@@ -254,44 +327,61 @@ impl Store {
         Ok(owner.map(|o| (o, live.unwrap_or(false))))
     }
 
-    /// Asks whichever server executes run `run_pk` to carry out `command`
+    /// Asks whichever server executes `target` to carry out `command`
     /// (JSON); returns the command's key, to wait for its outcome.
-    pub async fn send_command(&self, run_pk: i64, command: &str) -> EngineResult<i64> {
+    pub async fn send_command(&self, target: &Target, command: &str) -> EngineResult<i64> {
+        let (run_pk, experiment_id) = match target {
+            Target::Run(pk) => (Some(*pk), None),
+            Target::Experiment(id) => (None, Some(id.as_str())),
+        };
         let row = self
             .reader
             .fetch_one(q(
-                "INSERT INTO run_commands (run_pk, command, created_at) VALUES (?, ?, ?) RETURNING pk",
-                [run_pk.into(), command.into(), now_micros().into()],
+                "INSERT INTO commands (run_pk, experiment_id, command, created_at) VALUES (?, ?, ?, ?) RETURNING pk",
+                [
+                    run_pk.into(),
+                    experiment_id.into(),
+                    command.into(),
+                    now_micros().into(),
+                ],
             ))
             .await?;
-        let pk = rows::Fields::keyed_by_pk("run_commands", &row).get("pk")?;
+        let pk = rows::Fields::keyed_by_pk("commands", &row).get("pk")?;
         self.reader
-            .execute(q(
-                "SELECT pg_notify('retake_commands', ?)",
-                [run_pk.to_string().into()],
-            ))
+            .execute(q("SELECT pg_notify('retake_commands', '')", []))
             .await?;
         Ok(pk)
     }
 
-    /// Commands not yet carried out for the runs `run_pks`: (key, run
-    /// key, command), oldest first.
-    pub async fn pending_commands(&self, run_pks: &[i64]) -> EngineResult<Vec<(i64, i64, String)>> {
-        if run_pks.is_empty() {
+    /// Commands not yet carried out for the runs `run_pks` or the
+    /// experiments `experiment_ids`: (key, target, command), oldest first.
+    pub async fn pending_commands(
+        &self,
+        run_pks: &[i64],
+        experiment_ids: &[String],
+    ) -> EngineResult<Vec<(i64, Target, String)>> {
+        if run_pks.is_empty() && experiment_ids.is_empty() {
             return Ok(Vec::new());
         }
         let rows = self
             .reader
             .fetch_all(q(
-                "SELECT pk, run_pk, command FROM run_commands
-                 WHERE done_at IS NULL AND run_pk = ANY(?) ORDER BY pk",
-                [Arg::Ints(run_pks.to_vec())],
+                "SELECT pk, run_pk, experiment_id, command FROM commands
+                 WHERE done_at IS NULL AND (run_pk = ANY(?) OR experiment_id = ANY(?)) ORDER BY pk",
+                [
+                    Arg::Ints(run_pks.to_vec()),
+                    Arg::Texts(experiment_ids.to_vec()),
+                ],
             ))
             .await?;
         rows.iter()
             .map(|row| {
-                let f = rows::Fields::keyed_by_pk("run_commands", row);
-                Ok((f.get("pk")?, f.get("run_pk")?, f.get("command")?))
+                let f = rows::Fields::keyed_by_pk("commands", row);
+                let target = match f.get_or_null::<i64>("run_pk")? {
+                    Some(pk) => Target::Run(pk),
+                    None => Target::Experiment(f.get("experiment_id")?),
+                };
+                Ok((f.get("pk")?, target, f.get("command")?))
             })
             .collect()
     }
@@ -302,7 +392,7 @@ impl Store {
         let done = self
             .reader
             .execute(q(
-                "UPDATE run_commands SET done_at = ?, outcome = ? WHERE pk = ? AND done_at IS NULL",
+                "UPDATE commands SET done_at = ?, outcome = ? WHERE pk = ? AND done_at IS NULL",
                 [now_micros().into(), outcome.into(), pk.into()],
             ))
             .await?;
@@ -314,12 +404,12 @@ impl Store {
         let row = self
             .reader
             .fetch_optional(q(
-                "SELECT pk, outcome FROM run_commands WHERE pk = ? AND done_at IS NOT NULL",
+                "SELECT pk, outcome FROM commands WHERE pk = ? AND done_at IS NOT NULL",
                 [pk.into()],
             ))
             .await?;
         match row {
-            Some(row) => rows::Fields::keyed_by_pk("run_commands", &row)
+            Some(row) => rows::Fields::keyed_by_pk("commands", &row)
                 .get("outcome")
                 .map(Some),
             None => Ok(None),

@@ -28,7 +28,7 @@ mod writer;
 
 pub use batch::{WriteBatch, sha256_hex};
 pub use db::Backend;
-pub use leases::{COMMANDS_CHANNEL, Claim, EVENTS_CHANNEL, RUNS_CHANNEL};
+pub use leases::{COMMANDS_CHANNEL, Claim, EVENTS_CHANNEL, RUNS_CHANNEL, Target};
 pub use read::{RunFilter, RunRef};
 
 use crate::error::EngineResult;

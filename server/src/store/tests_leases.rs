@@ -170,18 +170,19 @@ async fn a_command_is_carried_out_once_and_its_outcome_kept() {
     let Some((fx, other)) = two_servers().await else {
         return;
     };
-    let pk = other.send_command(fx.run.pk, r#""cancel""#).await.unwrap();
+    let target = Target::Run(fx.run.pk);
+    let pk = other.send_command(&target, r#""cancel""#).await.unwrap();
     assert_eq!(other.command_outcome(pk).await.unwrap(), None);
     assert!(
         other
-            .pending_commands(&[fx.run.pk + 1])
+            .pending_commands(&[fx.run.pk + 1], &[])
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
-        fx.store.pending_commands(&[fx.run.pk]).await.unwrap(),
-        [(pk, fx.run.pk, r#""cancel""#.to_string())]
+        fx.store.pending_commands(&[fx.run.pk], &[]).await.unwrap(),
+        [(pk, target, r#""cancel""#.to_string())]
     );
     assert!(
         fx.store
@@ -192,7 +193,7 @@ async fn a_command_is_carried_out_once_and_its_outcome_kept() {
     assert!(!fx.store.finish_command(pk, "{}").await.unwrap());
     assert!(
         fx.store
-            .pending_commands(&[fx.run.pk])
+            .pending_commands(&[fx.run.pk], &[])
             .await
             .unwrap()
             .is_empty()

@@ -87,6 +87,9 @@ impl<'a> Query<'a> {
 /// rows a query of its own, the statements between them grouped.
 pub(super) struct Script<'a> {
     pub(super) backend: Backend,
+    /// On a shared database: the server writing (owner, lease in
+    /// microseconds), which claims what it creates.
+    pub(super) claim: Option<(&'a str, Micros)>,
     /// Queries complete, to run in order.
     queries: Vec<Query<'a>>,
     /// Statements since the last full chunk: the next query.
@@ -110,6 +113,7 @@ impl<'a> Script<'a> {
     pub(super) fn continuing(backend: Backend) -> Self {
         Self {
             backend,
+            claim: None,
             queries: Vec::new(),
             pending: Query::default(),
         }
@@ -228,10 +232,22 @@ fn upsert_experiment<'a>(script: &mut Script<'a>, e: &'a Experiment) -> EngineRe
     script.bind(json(&e.spec)?)?;
     script.bind(e.created_at)?;
     script.bind(e.finished_at)?;
-    script.push(
-        "INSERT INTO experiments (id, name, status, spec, created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET status = excluded.status, finished_at = excluded.finished_at",
-    );
+    match script.claim {
+        // The server creating it runs it; an update leaves the owner be.
+        Some((owner, lease)) => {
+            script.bind(owner)?;
+            script.bind(lease)?;
+            script.push(
+                "INSERT INTO experiments (id, name, status, spec, created_at, finished_at, owner, lease_expires_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, (extract(epoch from clock_timestamp()) * 1000000)::bigint + ?)
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, finished_at = excluded.finished_at",
+            );
+        }
+        None => script.push(
+            "INSERT INTO experiments (id, name, status, spec, created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status, finished_at = excluded.finished_at",
+        ),
+    }
     Ok(())
 }
 

@@ -250,6 +250,10 @@ impl Writer {
             }
         };
         let lease = claim.as_ref().map(leases::Claim::lease_micros);
+        script.claim = claim
+            .as_ref()
+            .zip(lease)
+            .map(|(c, l)| (c.owner.as_str(), l));
         let mut new_runs = Vec::with_capacity(inserts);
         let mut batches: Vec<&WriteBatch> = Vec::new();
         for request in group.iter() {

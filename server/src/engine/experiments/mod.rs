@@ -35,6 +35,18 @@ const MAX_CONCURRENCY: u32 = 256;
 #[derive(Default)]
 pub struct RunningExperiments(Mutex<HashMap<String, Running>>);
 
+impl RunningExperiments {
+    /// Ids of the experiments running here.
+    pub(crate) fn ids(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .expect("experiments lock")
+            .keys()
+            .cloned()
+            .collect()
+    }
+}
+
 #[derive(Clone)]
 struct Running {
     cancel: CancellationToken,
@@ -181,7 +193,12 @@ impl Engine {
                 experiment.id, experiment.status
             )));
         }
-        let Some(running) = self.0.experiments.get(&experiment.id) else {
+        let running = self.0.experiments.get(&experiment.id);
+        if running.is_none() && self.in_cluster() {
+            self.cancel_experiment_elsewhere(&experiment.id).await?;
+            return self.store().experiment(&experiment.id).await;
+        }
+        let Some(running) = running else {
             return Err(EngineError::FailedPrecondition(format!(
                 "Experiment '{}' is not running in this server; it resumes (and can be cancelled) when the server that owns its database restarts",
                 experiment.id
@@ -248,6 +265,13 @@ impl Engine {
             }
         }
         Ok(ids.len())
+    }
+
+    /// Starts the runner of an experiment this server claimed.
+    pub(crate) fn run_claimed_experiment(&self, id: &str) {
+        if !self.runs_experiment(id) {
+            self.spawn_experiment(id, false);
+        }
     }
 
     /// Starts the experiment's runner; `cancelled` has it stop at once
