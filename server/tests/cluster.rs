@@ -395,3 +395,51 @@ mod experiments {
         }
     }
 }
+
+/// A worker connected to one server runs the `worker://` steps of runs
+/// executing on another; when the worker's server dies mid-task, the task
+/// goes to a worker on another server as a new attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_on_any_server_take_the_tasks_of_runs_executing_elsewhere() {
+    use retake_test_support::worker::open;
+    let Some(db) = database().await else { return };
+    let dir = DbDir::kept_on_failure("cluster-workers");
+    let mut servers = servers(&dir, &db.url(), 3, &["--lease-ms", "1500"]);
+    let yaml = "name: relayed\nnodes:\n  first: {agent: local://echo, inputs: {text: hello}, outputs: [result]}\n  shout:\n    agent: worker://upper\n    inputs: {text: '${first.result}'}\n    outputs: [result]\n    depends_on: [first]\n";
+    let mut a = servers[0].client().await;
+    let run = a.start_run(yaml).await;
+    // No worker anywhere yet: the node waits, and says so.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, nodes) = a.get(&run.id).await;
+    assert_eq!(nodes[1].status, pb::NodeStatus::Queued as i32);
+    // A worker on B takes the task of A's run.
+    let mut on_b = open(&servers[1].url(), "w-b", &["upper"], 1).await.unwrap();
+    let task = on_b.task().await;
+    assert_eq!(task.run_id, run.id);
+    assert_eq!(task.node_id, "shout");
+    assert!(task.inputs_json.contains("hello"), "{}", task.inputs_json);
+    on_b.complete(&task, &[("result", "HELLO")], "text/plain");
+    let (done, nodes) = a.finish(&run.id).await;
+    assert_eq!(done.status, pb::RunStatus::Completed as i32);
+    let shout = &nodes[1];
+    assert_eq!(shout.attempts.len(), 1);
+    assert_eq!(shout.attempts[0].worker, "w-b");
+    assert_eq!(a.content(&shout.output_artifact_ids[0]).await, "HELLO");
+
+    // B dies holding a task: a worker on C gets it as a new attempt.
+    let second = a.start_run(yaml).await;
+    let held = on_b.task().await;
+    assert_eq!(held.run_id, second.id);
+    servers[1].kill9();
+    let mut on_c = open(&servers[2].url(), "w-c", &["upper"], 1).await.unwrap();
+    let again = on_c.task().await;
+    assert_eq!(
+        (again.run_id.as_str(), again.attempt),
+        (second.id.as_str(), held.attempt + 1)
+    );
+    on_c.complete(&again, &[("result", "AGAIN")], "text/plain");
+    let (done, nodes) = a.finish(&second.id).await;
+    assert_eq!(done.status, pb::RunStatus::Completed as i32);
+    assert_eq!(nodes[1].attempts.len(), 2);
+    assert_eq!(nodes[1].attempts[1].worker, "w-c");
+}

@@ -6,97 +6,9 @@
 use retake::v1 as pb;
 use retake::v1::worker_service_client::WorkerServiceClient;
 use retake_test_support::in_process::{self, TestServer};
+use retake_test_support::worker::{open, req};
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::Streaming;
-
-/// A worker session: what it sends and what it receives.
-struct Session {
-    tx: mpsc::UnboundedSender<pb::WorkRequest>,
-    rx: Streaming<pb::WorkResponse>,
-    welcome: pb::WorkerWelcome,
-}
-
-fn req(kind: pb::work_request::Kind) -> pb::WorkRequest {
-    pb::WorkRequest { kind: Some(kind) }
-}
-
-async fn open(
-    url: &str,
-    name: &str,
-    agents: &[&str],
-    concurrency: i32,
-) -> Result<Session, tonic::Status> {
-    let mut client = WorkerServiceClient::connect(url.to_string())
-        .await
-        .expect("connect");
-    let (tx, out) = mpsc::unbounded_channel();
-    tx.send(req(pb::work_request::Kind::Hello(pb::WorkerHello {
-        name: name.into(),
-        agents: agents.iter().map(|a| a.to_string()).collect(),
-        concurrency,
-    })))
-    .unwrap();
-    let mut rx = client
-        .work(UnboundedReceiverStream::new(out))
-        .await?
-        .into_inner();
-    match rx.message().await? {
-        Some(pb::WorkResponse {
-            kind: Some(pb::work_response::Kind::Welcome(welcome)),
-        }) => Ok(Session { tx, rx, welcome }),
-        other => panic!("expected a welcome, got {other:?}"),
-    }
-}
-
-impl Session {
-    async fn next(&mut self) -> pb::work_response::Kind {
-        let msg = tokio::time::timeout(Duration::from_secs(20), self.rx.message())
-            .await
-            .expect("a message within 20 s")
-            .expect("the stream stays open")
-            .expect("the stream stays open");
-        msg.kind.expect("a message with a kind")
-    }
-
-    async fn task(&mut self) -> pb::Task {
-        match self.next().await {
-            pb::work_response::Kind::Task(t) => t,
-            other => panic!("expected a task, got {other:?}"),
-        }
-    }
-
-    fn complete(&self, task: &pb::Task, outputs: &[(&str, &str)], media_type: &str) {
-        self.tx
-            .send(req(pb::work_request::Kind::Result(pb::TaskResult {
-                task_id: task.task_id.clone(),
-                outcome: Some(pb::task_result::Outcome::Outputs(pb::TaskOutputs {
-                    outputs: outputs
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                    media_type: media_type.into(),
-                    ..Default::default()
-                })),
-            })))
-            .unwrap();
-    }
-
-    fn fail(&self, task: &pb::Task, message: &str, details: &str, permanent: bool) {
-        self.tx
-            .send(req(pb::work_request::Kind::Result(pb::TaskResult {
-                task_id: task.task_id.clone(),
-                outcome: Some(pb::task_result::Outcome::Failure(pb::TaskFailure {
-                    message: message.into(),
-                    details: details.into(),
-                    permanent,
-                })),
-            })))
-            .unwrap();
-    }
-}
 
 async fn server(lease_ms: u64) -> TestServer {
     in_process::start_with(|s| s.worker_lease = Duration::from_millis(lease_ms)).await

@@ -19,6 +19,7 @@
 //! - [`sqlite`]: looks at a database file from outside the server.
 //! - [`postgres`]: a throw-away PostgreSQL cluster, a database per test.
 //! - [`rng`]: a seeded generator for randomised tests.
+//! - [`worker`]: a worker written from the `.proto`, for `worker://` tests.
 //! - [`workflows`]: workflow YAML used by several suites.
 
 pub mod a2a;
@@ -37,6 +38,7 @@ pub mod process;
 pub mod raw_codec;
 pub mod rng;
 pub mod sqlite;
+pub mod worker;
 pub mod workflows;
 
 pub use client::Client;

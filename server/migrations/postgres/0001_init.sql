@@ -150,3 +150,26 @@ CREATE TABLE commands (
 );
 CREATE INDEX commands_pending_by_run ON commands(run_pk) WHERE done_at IS NULL;
 CREATE INDEX commands_pending_by_experiment ON commands(experiment_id) WHERE done_at IS NULL;
+
+-- Tasks of worker:// nodes relayed between servers: a run executing on a
+-- server no worker for the agent is connected to queues its task here; a
+-- server that has such a worker takes it, hands it to the worker and
+-- writes back the result.
+CREATE TABLE worker_tasks (
+    task_id TEXT COLLATE "C" PRIMARY KEY,
+    run_id TEXT COLLATE "C" NOT NULL REFERENCES runs(id),
+    agent TEXT NOT NULL,
+    -- JSON: what the worker receives.
+    spec TEXT NOT NULL,
+    -- 0 queued, 1 taken, 2 done, 3 lost by the taking server, 4 withdrawn.
+    state BIGINT NOT NULL,
+    -- The server whose worker holds it, that worker's name, and until
+    -- when the taking server's claim holds (database clock).
+    server TEXT,
+    worker TEXT,
+    taken_until BIGINT,
+    -- JSON: the worker's result, once done.
+    result TEXT,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX worker_tasks_queued ON worker_tasks(agent, created_at) WHERE state = 0;

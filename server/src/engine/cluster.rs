@@ -18,7 +18,7 @@ use super::waits::WaitValue;
 use super::{Engine, EngineInner};
 use crate::error::{EngineError, EngineResult};
 use crate::model::*;
-use crate::store::{COMMANDS_CHANNEL, EVENTS_CHANNEL, RUNS_CHANNEL, Target};
+use crate::store::{COMMANDS_CHANNEL, EVENTS_CHANNEL, RUNS_CHANNEL, TASKS_CHANNEL, Target};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -149,6 +149,13 @@ impl Engine {
         }
         self.claim_runs().await;
         tokio::spawn(claim_loop(self.clone()));
+        if let Some(relay) = self.0.workers.relay() {
+            tokio::spawn(super::workers::relay::pump(
+                self.0.workers.clone(),
+                relay.clone(),
+                self.0.shutdown.clone(),
+            ));
+        }
         tokio::spawn(renew_loop(self.clone()));
         tracing::info!(
             server = %self.0.store.claim().map(|c| c.owner.as_str()).unwrap_or(""),
@@ -389,6 +396,11 @@ async fn listen(engine: Engine, mut listener: sqlx::postgres::PgListener) {
                 }
                 RUNS_CHANNEL => cluster.claim_wake.notify_one(),
                 COMMANDS_CHANNEL => cluster.commands_wake.notify_one(),
+                TASKS_CHANNEL => {
+                    if let Some(relay) = engine.0.workers.relay() {
+                        relay.wake();
+                    }
+                }
                 _ => {}
             },
             Err(e) => {

@@ -106,6 +106,12 @@ impl Engine {
         let permits = Arc::new(Semaphore::new(settings.max_parallel_nodes.max(1)));
         let run_permits = Arc::new(Semaphore::new(settings.max_concurrent_runs.max(1)));
         let workers = workers::WorkerHub::new(settings.worker_lease);
+        if let Some(pg) = &settings.postgres {
+            workers.set_relay(Arc::new(workers::relay::Relay::new(
+                store.clone(),
+                pg.lease,
+            )));
+        }
         Ok(Self(Arc::new(EngineInner {
             store,
             workers,

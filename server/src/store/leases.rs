@@ -54,6 +54,7 @@ pub enum Target {
 pub const EVENTS_CHANNEL: &str = "retake_events";
 pub const RUNS_CHANNEL: &str = "retake_runs";
 pub const COMMANDS_CHANNEL: &str = "retake_commands";
+pub const TASKS_CHANNEL: &str = "retake_tasks";
 
 /// `n` fresh keys of `table` from its sequence.
 pub(super) async fn next_keys(
@@ -151,7 +152,7 @@ impl Store {
         self.claim.as_ref()
     }
 
-    fn claim_or_refuse(&self) -> EngineResult<&Claim> {
+    pub(super) fn claim_or_refuse(&self) -> EngineResult<&Claim> {
         self.claim
             .as_ref()
             .ok_or_else(|| EngineError::Internal("leases exist only on a shared database".into()))

@@ -23,13 +23,15 @@ mod tests_leases;
 mod tests_variables;
 #[cfg(test)]
 mod tests_writer;
+mod worker_tasks;
 mod write;
 mod writer;
 
 pub use batch::{WriteBatch, sha256_hex};
 pub use db::Backend;
-pub use leases::{COMMANDS_CHANNEL, Claim, EVENTS_CHANNEL, RUNS_CHANNEL, Target};
+pub use leases::{COMMANDS_CHANNEL, Claim, EVENTS_CHANNEL, RUNS_CHANNEL, TASKS_CHANNEL, Target};
 pub use read::{RunFilter, RunRef};
+pub use worker_tasks::{RelayedTask, TaskState};
 
 use crate::error::EngineResult;
 use crate::model::*;
@@ -44,6 +46,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use writer::Request;
 
+#[derive(Clone)]
 pub struct Store {
     writes: mpsc::UnboundedSender<Request>,
     counters: Arc<writer::Counters>,
@@ -228,7 +231,12 @@ impl Store {
             db::Pool::Postgres(pool) => {
                 let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
                 listener
-                    .listen_all([EVENTS_CHANNEL, RUNS_CHANNEL, COMMANDS_CHANNEL])
+                    .listen_all([
+                        EVENTS_CHANNEL,
+                        RUNS_CHANNEL,
+                        COMMANDS_CHANNEL,
+                        TASKS_CHANNEL,
+                    ])
                     .await?;
                 Ok(Some(listener))
             }

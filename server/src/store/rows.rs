@@ -17,6 +17,8 @@ pub(super) enum RowKey<'k> {
         sequence: i64,
     },
     Sha256(&'k str),
+    /// A relayed worker task.
+    Task(&'k str),
     /// An experiment's item.
     Item {
         experiment: &'k str,
@@ -32,6 +34,7 @@ impl std::fmt::Display for RowKey<'_> {
             Self::RunPk(pk) => write!(f, "run_pk {pk}"),
             Self::Event { run_pk, sequence } => write!(f, "run_pk {run_pk}, sequence {sequence}"),
             Self::Sha256(sha) => write!(f, "sha256 {sha}"),
+            Self::Task(id) => write!(f, "task_id {id}"),
             Self::Item {
                 experiment,
                 position,

@@ -139,6 +139,8 @@ const MAX_AGENT_NAME: usize = 128;
 pub struct WorkerHub {
     state: Mutex<State>,
     lease: Duration,
+    /// On a database shared with other servers: their workers' tasks.
+    relay: std::sync::OnceLock<Arc<super::relay::Relay>>,
 }
 
 #[derive(Default)]
@@ -198,6 +200,7 @@ impl WorkerHub {
         let hub = Arc::new(Self {
             state: Mutex::new(State::default()),
             lease,
+            relay: std::sync::OnceLock::new(),
         });
         tokio::spawn(sweep(
             Arc::downgrade(&hub),
@@ -208,6 +211,36 @@ impl WorkerHub {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("worker hub lock")
+    }
+
+    /// Relays tasks no worker here serves to other servers' workers, and
+    /// theirs to the workers here.
+    pub fn set_relay(&self, relay: Arc<super::relay::Relay>) {
+        let _ = self.relay.set(relay);
+    }
+
+    pub fn relay(&self) -> Option<&Arc<super::relay::Relay>> {
+        self.relay.get()
+    }
+
+    /// Tasks the workers here could take now, by agent: free places less
+    /// the tasks already queued for them.
+    pub fn room(&self) -> Vec<(String, usize)> {
+        let state = self.state();
+        let mut room: HashMap<String, usize> = HashMap::new();
+        for s in state.sessions.values() {
+            let free = s.concurrency.saturating_sub(s.holding.len());
+            for agent in &s.agents {
+                *room.entry(agent.clone()).or_default() += free;
+            }
+        }
+        room.into_iter()
+            .map(|(agent, free)| {
+                let queued = state.queues.get(&agent).map_or(0, VecDeque::len);
+                let left = free.saturating_sub(queued);
+                (agent, left)
+            })
+            .collect()
     }
 
     /// Opens a worker's session; its tasks arrive on the receiver.
@@ -251,6 +284,11 @@ impl WorkerHub {
             },
         );
         self.fill(&mut state, &worker_id);
+        drop(state);
+        // It may take other servers' tasks.
+        if let Some(relay) = self.relay() {
+            relay.wake();
+        }
         Ok((
             Welcome {
                 worker_id,

@@ -5,6 +5,7 @@
 //! run's attempt task runs it.
 
 mod hub;
+pub mod relay;
 
 pub use hub::{
     HeldTask, Hello, MAX_CONCURRENCY, Report, TaskFailure, TaskOutputs, TaskSpec, ToWorker,
@@ -49,19 +50,31 @@ pub async fn attempt(
     let agent = task.agent.clone();
     let deadline = task.deadline;
     let outputs = task.output_names.clone();
-    let mut ticket = hub.submit(task);
-    let worker = match ticket.events.try_recv() {
+    // No worker here serves it: on a shared database, any server's may.
+    let mut ticket = match hub.relay().filter(|_| !hub.serves(&agent)) {
+        Some(relay) => Ticket::Relayed(relay::submit(relay, task).await.map_err(|e| {
+            (
+                AgentError::transient(e.to_string()),
+                FailureOrigin::Internal,
+            )
+        })?),
+        None => Ticket::Here(hub.submit(task)),
+    };
+    let events = ticket.events();
+    let worker = match events.try_recv() {
         Ok(TaskEvent::Leased { worker }) => worker,
         _ => {
             let why = if hub.serves(&agent) {
                 format!("waiting for a worker for '{agent}': every one serving it is busy")
+            } else if hub.relay().is_some() {
+                format!("waiting for a worker for '{agent}' on any server: none is free")
             } else {
                 format!("waiting for a worker for '{agent}': none is connected")
             };
             news(News::Queued(why));
             let leased = async {
                 loop {
-                    match ticket.events.recv().await {
+                    match events.recv().await {
                         Some(TaskEvent::Leased { worker }) => return Some(worker),
                         Some(_) => continue,
                         None => return None,
@@ -87,7 +100,7 @@ pub async fn attempt(
     news(News::Leased(worker));
     let outcome = async {
         loop {
-            match ticket.events.recv().await {
+            match events.recv().await {
                 Some(TaskEvent::Report(Report::Delta(text))) => {
                     let _ = deltas.send(text);
                 }
@@ -117,6 +130,22 @@ pub async fn attempt(
                     AgentError::transient(format!("deadline of {} ms exceeded", limit.as_millis()));
                 Err((error, FailureOrigin::Timeout))
             }),
+    }
+}
+
+/// An attempt's claim on its task, here or relayed to another server;
+/// dropping it withdraws the task.
+enum Ticket {
+    Here(hub::Ticket),
+    Relayed(relay::RelayTicket),
+}
+
+impl Ticket {
+    fn events(&mut self) -> &mut mpsc::UnboundedReceiver<TaskEvent> {
+        match self {
+            Ticket::Here(t) => &mut t.events,
+            Ticket::Relayed(t) => &mut t.events,
+        }
     }
 }
 
