@@ -27,9 +27,18 @@
 //!   (in-process server): time from StartExperiment to its end, database
 //!   growth, and the time GetExperiment takes to compute the comparison.
 //!
+//! - `postgres`: the release `retake-server` on a local PostgreSQL beside
+//!   SQLite: 1,000-node chain overhead, the throughput above on one server
+//!   and on two sharing the database, and the takeover time after `kill
+//!   -9` of the server executing a run (see `retake/postgres.rs`).
+//!
 //! The servers are the kit's (retake-test-support): in-process, or the
 //! release binary as a child process. It prints figures; it asserts
 //! nothing about timings.
+
+// A directory of its own: Cargo takes every file in benches/ for a bench.
+#[path = "retake/postgres.rs"]
+mod postgres;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use retake::v1 as pb;
@@ -67,21 +76,20 @@ impl Opts {
                     let v = args.next().context("--reps needs a number")?;
                     reps = Some(v.parse::<usize>().context("--reps needs a number")?.max(1));
                 }
-                "chain" | "cli" | "memory" | "replay" | "throughput" | "workers" | "experiment" => {
-                    sections.push(a)
-                }
+                "chain" | "cli" | "memory" | "replay" | "throughput" | "workers" | "experiment"
+                | "postgres" => sections.push(a),
                 other if other.starts_with("shape=") => {
                     shapes.push(other["shape=".len()..].to_lowercase())
                 }
                 "-h" | "--help" => {
                     println!(
-                        "usage: cargo bench --bench retake -- [chain] [cli] [memory] [replay [shape=mock|echo|mocksmalllast|tiny]...] [throughput] [workers] [experiment] [--reps N] [--quick]"
+                        "usage: cargo bench --bench retake -- [chain] [cli] [memory] [replay [shape=mock|echo|mocksmalllast|tiny]...] [throughput] [workers] [experiment] [postgres] [--reps N] [--quick]"
                     );
                     std::process::exit(0);
                 }
                 other if other.starts_with('-') => {} // other harness flags
                 other => bail!(
-                    "unknown section '{other}' (expected chain, cli, memory, replay or throughput)"
+                    "unknown section '{other}' (expected chain, cli, memory, replay, throughput, workers, experiment or postgres)"
                 ),
             }
         }
@@ -94,6 +102,7 @@ impl Opts {
                 "throughput",
                 "workers",
                 "experiment",
+                "postgres",
             ]
             .map(String::from)
             .to_vec();
@@ -1545,6 +1554,9 @@ fn main() -> Result<()> {
         }
         if opts.wants("experiment") {
             bench_experiment(&opts, &mut report).await?;
+        }
+        if opts.wants("postgres") {
+            postgres::bench_postgres(&opts, &mut report).await?;
         }
         report.print();
         println!("\nload average at the end: {}", loadavg());

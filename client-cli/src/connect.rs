@@ -129,6 +129,15 @@ impl Clients {
 
     /// Starts the engine in this process on the database at `db`.
     pub async fn embedded(db: &Path) -> CliResult<Self> {
+        let text = db.to_string_lossy();
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Err(CliError::usage(
+                "--db names a PostgreSQL database: the engine in this process runs on a SQLite file only; \
+                 start `retake-server --db postgres://...` and pass its address with --server (or RETAKE_SERVER)",
+            ));
+        }
+        let db = Path::new(text.strip_prefix("sqlite://").unwrap_or(&text)).to_path_buf();
+        let db = db.as_path();
         let settings = retake_server::Settings::new(db);
         let local = retake_server::embedded::start(settings)
             .await

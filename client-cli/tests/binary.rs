@@ -140,6 +140,30 @@ fn refusals_exit_1() {
     );
 }
 
+/// The engine in the CLI's process runs on SQLite: a PostgreSQL URL in
+/// --db (as RETAKE_DB may hold for a server) is refused, naming what to do,
+/// and creates nothing; `sqlite://PATH` is a path.
+#[test]
+fn a_postgres_db_without_a_server_is_refused_and_sqlite_urls_are_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &["--db", "postgres://u:p@127.0.0.1:1/db", "runs"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("PostgreSQL") && err.contains("--server"),
+        "{err}"
+    );
+    assert!(!err.contains("u:p@"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    let out = run(dir.path(), &["--db", "sqlite://mine/retake.db", "runs"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(dir.path().join("mine/retake.db").is_file());
+}
+
 #[test]
 fn validate_exits_2_on_errors() {
     let dir = tempfile::tempdir().unwrap();

@@ -32,7 +32,7 @@ fn servers(dir: &DbDir, url: &str, count: usize, args: &[&str]) -> Vec<ServerPro
                 .args(args.iter().copied())
                 .args(["--server-id", &format!("server-{i}")])
                 .log(dir.path().join(format!("server-{i}.log")))
-                .spawn()
+                .start()
         })
         .collect();
     for server in &mut started {
@@ -442,4 +442,45 @@ async fn workers_on_any_server_take_the_tasks_of_runs_executing_elsewhere() {
     assert_eq!(done.status, pb::RunStatus::Completed as i32);
     assert_eq!(nodes[1].attempts.len(), 2);
     assert_eq!(nodes[1].attempts[1].worker, "w-c");
+}
+
+/// A database that cannot be reached stops the server at start-up with a
+/// message naming it, its password hidden; a URL that is not one is
+/// refused likewise.
+#[test]
+fn an_unusable_database_url_is_refused_without_its_password() {
+    let dir = DbDir::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for (i, (url, expected)) in [
+        (
+            format!("postgres://retake:hunter2@127.0.0.1:{port}/retake"),
+            format!("cannot use the PostgreSQL database at postgres://retake:****@127.0.0.1:{port}/retake"),
+        ),
+        (
+            "postgres://retake:hunter2@127.0.0.1:notaport/retake".to_string(),
+            "is not a PostgreSQL URL".to_string(),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let log = dir.path().join(format!("server-{i}.log"));
+        let mut server = ServerCommand::new(&url).log(&log).start();
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = server.try_wait() {
+                break status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "the server kept running");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(!status.success());
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains(&expected), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
 }

@@ -107,7 +107,9 @@ fn free_port() -> u16 {
 }
 
 impl Cluster {
-    fn start(bin: PathBuf) -> Cluster {
+    /// `durable`: PostgreSQL's defaults (fsync, synchronous commit), for
+    /// figures; otherwise settings that only make tests faster.
+    fn start(bin: PathBuf, durable: bool) -> Cluster {
         let root = tempfile::Builder::new()
             .prefix("retake-pg-")
             .tempdir()
@@ -146,9 +148,13 @@ impl Cluster {
             None,
         );
         let port = free_port();
+        let fast = if durable {
+            ""
+        } else {
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        };
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=300",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 {fast}",
             root.display()
         );
         run(
@@ -226,11 +232,12 @@ fn spawn_reaper(bin: &Path, data: &Path, root: &Path) {
         .expect("start the cluster's reaper");
 }
 
-fn cluster() -> Option<&'static Cluster> {
-    static CLUSTER: OnceLock<Option<Cluster>> = OnceLock::new();
-    CLUSTER
-        .get_or_init(|| match bin_dir() {
-            Some(bin) => Some(Cluster::start(bin)),
+fn cluster(durable: bool) -> Option<&'static Cluster> {
+    static FAST: OnceLock<Option<Cluster>> = OnceLock::new();
+    static DURABLE: OnceLock<Option<Cluster>> = OnceLock::new();
+    let cell = if durable { &DURABLE } else { &FAST };
+    cell.get_or_init(|| match bin_dir() {
+            Some(bin) => Some(Cluster::start(bin, durable)),
             None if under_ci() => panic!(
                 "PostgreSQL is required under CI=true: install Debian's postgresql package (.ci/run does)"
             ),
@@ -248,7 +255,17 @@ fn cluster() -> Option<&'static Cluster> {
 /// A fresh database on the shared test cluster; None (the test skips)
 /// only when PostgreSQL is not installed and CI is not set.
 pub async fn database() -> Option<PgDatabase> {
-    let cluster = tokio::task::spawn_blocking(cluster)
+    database_on(false).await
+}
+
+/// A fresh database on a cluster with PostgreSQL's durable defaults
+/// (fsync on), for benchmarks.
+pub async fn durable_database() -> Option<PgDatabase> {
+    database_on(true).await
+}
+
+async fn database_on(durable: bool) -> Option<PgDatabase> {
+    let cluster = tokio::task::spawn_blocking(move || cluster(durable))
         .await
         .expect("starting the test cluster")?;
     Some(cluster.create_database().await)

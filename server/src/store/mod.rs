@@ -183,7 +183,7 @@ impl Store {
     pub async fn open_postgres(url: &str, opts: &StoreOptions, claim: Claim) -> EngineResult<Self> {
         let options = PgConnectOptions::from_str(url).map_err(|e| {
             crate::error::EngineError::InvalidArgument(format!(
-                "{url_shown}: not a PostgreSQL URL: {e}",
+                "{url_shown} is not a PostgreSQL URL ({e})",
                 url_shown = redact_url(url)
             ))
         })?;
@@ -193,16 +193,19 @@ impl Store {
                 redact_url(url)
             ))
         };
+        // One connection first: it fails at once where the pool would
+        // retry until its timeout.
+        let writer = PgConnection::connect_with(&options)
+            .await
+            .map_err(|e| unreachable(&e))?;
         let reader = PgPoolOptions::new()
             .max_connections(pool_size(opts))
             .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await
             .map_err(|e| unreachable(&e))?;
         migrate::run_postgres(&reader)
-            .await
-            .map_err(|e| unreachable(&e))?;
-        let writer = PgConnection::connect_with(&options)
             .await
             .map_err(|e| unreachable(&e))?;
         let counters = Arc::new(writer::Counters::default());
