@@ -982,6 +982,11 @@ fn errors_about_huge_values_stay_small() {
             ),
             format!("name: x\nnodes:\n  a: {{agent: \"{big}\", outputs: [o]}}\n"),
             format!("name: x\nnodes:\n  \"{big}.\": {{agent: local://echo, outputs: [o]}}\n"),
+            // Hundreds of errors, in words tonic percent-encodes (spaces,
+            // backticks): the message is cut to fit, not a protocol error.
+            (1..=300).fold(String::from("name: many\nnodes:\n"), |y, i| {
+                y + &format!("  s{i}:\n    agent: local://echo\n")
+            }),
         ] {
             let err = s
                 .runs

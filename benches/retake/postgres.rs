@@ -73,7 +73,7 @@ async fn takeover(url: &str, reps: usize) -> Result<Stats> {
         let mut yaml = String::from("name: takeover\nnodes:\n");
         for i in 1..=200 {
             yaml.push_str(&format!(
-                "  s{i}:\n    agent: local://sleep\n    config: {{ms: 100}}\n    inputs: {{step: \"{i}\"}}\n"
+                "  s{i}:\n    agent: local://sleep\n    config: {{ms: 100}}\n    inputs: {{step: \"{i}\"}}\n    outputs: [result]\n"
             ));
             if i > 1 {
                 yaml.push_str(&format!("    depends_on: [s{}]\n", i - 1));

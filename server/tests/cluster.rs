@@ -71,6 +71,18 @@ fn assert_events_whole(events: &[pb::Event]) {
     }
 }
 
+/// CancelRun through `client`; the run as it ended.
+async fn cancel(client: &mut retake_test_support::Client, id: &str) -> pb::Run {
+    client
+        .runs
+        .cancel_run(pb::CancelRunRequest { run_id: id.into() })
+        .await
+        .unwrap_or_else(|e| panic!("CancelRun {id}: {e}"))
+        .into_inner()
+        .run
+        .expect("CancelRun answers with the run")
+}
+
 async fn database() -> Option<postgres::PgDatabase> {
     postgres::database().await
 }
@@ -178,16 +190,7 @@ async fn cancel_and_answers_reach_the_server_executing_the_run() {
 
     let long = a.start_run(&sleep_chain("to-cancel", 50, 200)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let cancelled = b
-        .runs
-        .cancel_run(pb::CancelRunRequest {
-            run_id: long.id.clone(),
-        })
-        .await
-        .expect("CancelRun on the other server")
-        .into_inner()
-        .run
-        .expect("the run");
+    let cancelled = cancel(&mut b, &long.id).await;
     assert_eq!(cancelled.status, pb::RunStatus::Cancelled as i32);
     assert_events_whole(&a.events(&long.id, 0).await);
 
@@ -482,5 +485,46 @@ fn an_unusable_database_url_is_refused_without_its_password() {
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(text.contains(&expected), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
+    }
+}
+
+/// A server at its cap claims no new runs: a run started while every
+/// server is busy waits PENDING for a slot, and can still be cancelled
+/// from any server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_no_server_has_room_for_waits_and_can_be_cancelled() {
+    let Some(db) = database().await else { return };
+    let dir = DbDir::kept_on_failure("cluster-cap");
+    let servers = servers(&dir, &db.url(), 2, &["--max-concurrent-runs", "1"]);
+    let mut a = servers[0].client().await;
+    let mut b = servers[1].client().await;
+    let long = sleep_chain("busy", 300, 100);
+    let first = a.start_run(&long).await;
+    let second = a.start_run(&long).await;
+    let third = a.start_run(&sleep_chain("waiting", 2, 10)).await;
+    // A executes the first; B claims the second.
+    for id in [&first.id, &second.id] {
+        let mut status = 0;
+        for _ in 0..200 {
+            status = b.get(id).await.0.status;
+            if status == pb::RunStatus::Running as i32 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(status, pb::RunStatus::Running as i32, "{id}");
+    }
+    // Several claim rounds later, the third still waits.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (waiting, _) = b.get(&third.id).await;
+    assert_eq!(waiting.status, pb::RunStatus::Pending as i32);
+    let owners = run_owners(&db.url()).await;
+    assert_eq!(owners.get("(none)"), Some(&1), "{owners:?}");
+    assert_eq!(owners.len(), 3, "one run each, one waiting: {owners:?}");
+
+    let cancelled = cancel(&mut b, &third.id).await;
+    assert_eq!(cancelled.status, pb::RunStatus::Cancelled as i32);
+    for id in [first.id, second.id] {
+        cancel(&mut b, &id).await;
     }
 }

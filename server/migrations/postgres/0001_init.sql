@@ -161,7 +161,9 @@ CREATE TABLE worker_tasks (
     agent TEXT NOT NULL,
     -- JSON: what the worker receives.
     spec TEXT NOT NULL,
-    -- 0 queued, 1 taken, 2 done, 3 lost by the taking server, 4 withdrawn.
+    -- 0 queued, 1 taken, 2 done, 3 lost by the taking server. A task
+    -- whose attempt ended (its result read, or no longer wanted) is
+    -- deleted.
     state BIGINT NOT NULL,
     -- The server whose worker holds it, that worker's name, and until
     -- when the taking server's claim holds (database clock).

@@ -38,12 +38,14 @@ impl From<EngineError> for Status {
 const MAX_MESSAGE_ENCODED: usize = 12 * 1024;
 
 /// The message, cut (with a note saying so) where its encoding would pass
-/// `MAX_MESSAGE_ENCODED`: printable ASCII takes a byte, anything else three.
+/// `MAX_MESSAGE_ENCODED`: printable ASCII takes a byte, but for what tonic
+/// percent-encodes (space and `"#%<>`?{}`, as anything else), three.
 fn bounded(message: String) -> String {
     let mut size = 0;
     for (i, c) in message.char_indices() {
         size += match c {
-            ' '..='~' if c != '%' => 1,
+            ' ' | '"' | '#' | '%' | '<' | '>' | '`' | '?' | '{' | '}' => 3,
+            '!'..='~' => 1,
             _ => 3 * c.len_utf8(),
         };
         if size > MAX_MESSAGE_ENCODED - 100 {
@@ -176,7 +178,8 @@ mod tests {
 
     #[test]
     fn long_messages_are_cut_to_fit_a_header() {
-        for unit in ["w", "é", "%", "🦀"] {
+        // Each as tonic encodes it: a byte, or three.
+        for unit in ["w", "é", "%", "🦀", " ", "`", "{x} "] {
             let status = Status::from(EngineError::InvalidArgument(unit.repeat(100_000)));
             let mut headers = http::HeaderMap::new();
             status.add_header(&mut headers).unwrap();

@@ -336,6 +336,11 @@ impl Engine {
         }
         let active = self.0.active_run(&run.id);
         if active.is_none() && self.0.cluster.is_some() {
+            // No server executes it (they are all at their cap, or its
+            // server died): take it and cancel it here.
+            if self.0.store.claim_run(run.pk).await? {
+                return self.resume_run(&run.id, true).await;
+            }
             self.cancel_elsewhere(&run).await?;
             return self.get_run(&run.id).await;
         }

@@ -169,10 +169,16 @@ impl Engine {
                 )));
             }
         }
-        let active = self.0.active_run(&run.id);
+        let mut active = self.0.active_run(&run.id);
         if active.is_none() && self.0.cluster.is_some() {
-            self.answer_elsewhere(&run, &wait.node_id, value).await?;
-            return Ok((wait, self.get_run(&run.id).await?));
+            // No server executes it: take it, and answer here.
+            if self.0.store.claim_run(run.pk).await? {
+                self.resume_run(&run.id, false).await?;
+                active = self.0.active_run(&run.id);
+            } else {
+                self.answer_elsewhere(&run, &wait.node_id, value).await?;
+                return Ok((wait, self.get_run(&run.id).await?));
+            }
         }
         let Some(active) = active else {
             return Err(EngineError::FailedPrecondition(format!(

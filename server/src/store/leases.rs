@@ -193,6 +193,29 @@ impl Store {
         rows.iter().map(rows::run_from_row).collect()
     }
 
+    /// Claims run `run_pk` for this server, whatever its room, if no
+    /// server holds a live lease on it; returns whether it is now this
+    /// server's (it was already, or it is claimed now).
+    pub async fn claim_run(&self, run_pk: i64) -> EngineResult<bool> {
+        let claim = self.claim_or_refuse()?;
+        let claimed = self
+            .reader
+            .execute(q(
+                format!(
+                    "UPDATE runs SET owner = ?, lease_expires_at = {NOW} + ?
+                     WHERE pk = ? AND (owner IS NULL OR owner = ? OR lease_expires_at < {NOW})"
+                ),
+                [
+                    Arg::from(claim.owner.as_str()),
+                    claim.lease_micros().into(),
+                    run_pk.into(),
+                    claim.owner.as_str().into(),
+                ],
+            ))
+            .await?;
+        Ok(claimed == 1)
+    }
+
     /// Renews this server's leases on `runs` (keys); returns those that
     /// are no longer its own: another server took them over, or they
     /// finished elsewhere.

@@ -17,21 +17,13 @@ pub enum TaskState {
     Done = 2,
     /// The taking server lost its worker (its lease ran out).
     Lost = 3,
-    /// The attempt ended (cancelled, deadline): no result is wanted.
-    Withdrawn = 4,
 }
 
 impl TaskState {
     fn from_i64(n: i64) -> Option<Self> {
-        [
-            Self::Queued,
-            Self::Taken,
-            Self::Done,
-            Self::Lost,
-            Self::Withdrawn,
-        ]
-        .into_iter()
-        .find(|s| *s as i64 == n)
+        [Self::Queued, Self::Taken, Self::Done, Self::Lost]
+            .into_iter()
+            .find(|s| *s as i64 == n)
     }
 }
 
@@ -153,6 +145,19 @@ impl Store {
                 Ok((f.get("task_id")?, f.get("spec")?))
             })
             .collect()
+    }
+
+    /// Forgets a relayed task: its result was read, or its attempt ended.
+    /// A server still carrying it finds it gone at its next renewal and
+    /// tells its worker to stop.
+    pub async fn forget_worker_task(&self, task_id: &str) -> EngineResult<()> {
+        self.reader
+            .execute(q(
+                "DELETE FROM worker_tasks WHERE task_id = ?",
+                [task_id.into()],
+            ))
+            .await?;
+        Ok(())
     }
 
     /// Names the worker that took a relayed task.

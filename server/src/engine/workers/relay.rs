@@ -72,11 +72,7 @@ impl Drop for RelayTicket {
         self.follower.abort();
         if let Some((store, task_id)) = self.withdraw.take() {
             tokio::spawn(async move {
-                let from = [TaskState::Queued, TaskState::Taken];
-                if let Err(e) = store
-                    .settle_worker_task(&task_id, &from, TaskState::Withdrawn, None)
-                    .await
-                {
+                if let Err(e) = store.forget_worker_task(&task_id).await {
                     tracing::warn!(task = %task_id, error = %e, "cannot withdraw a relayed task");
                 }
             });
@@ -124,7 +120,7 @@ async fn follow(store: Store, task_id: String, events: mpsc::UnboundedSender<Tas
             }
         };
         match task.state {
-            TaskState::Queued | TaskState::Withdrawn => {}
+            TaskState::Queued => {}
             TaskState::Taken if task.held => {
                 if task.worker.is_some() {
                     lease(task.worker);
