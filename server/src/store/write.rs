@@ -206,9 +206,8 @@ fn json<T: serde::Serialize>(value: &T) -> EngineResult<String> {
 /// Appends the statements writing `batches` but their contents, which
 /// the caller writes first with `contents`.
 pub(super) fn updates<'a>(script: &mut Script<'a>, batches: &[&'a WriteBatch]) -> EngineResult<()> {
-    for run in last_by_key(batches.iter().filter_map(|b| b.run.as_ref()), |r| r.pk) {
-        update_run(script, run)?;
-    }
+    let runs = last_by_key(batches.iter().filter_map(|b| b.run.as_ref()), |r| r.pk);
+    update_runs(script, &runs)?;
     let nodes = last_by_key(batches.iter().flat_map(|b| &b.nodes), |n| n.pk);
     update_nodes(script, &nodes)?;
     let artifacts: Vec<_> = batches.iter().flat_map(|b| &b.artifacts).collect();
@@ -353,32 +352,70 @@ pub(super) fn insert_run<'a>(
     Ok(())
 }
 
-fn update_run<'a>(script: &mut Script<'a>, run: &'a Run) -> EngineResult<()> {
-    let c = &run.counts;
-    let f = run.failure.as_ref();
-    script.bind(run.status.as_i64())?;
-    script.bind(run.started_at)?;
-    script.bind(run.finished_at)?;
-    script.bind(c.total)?;
-    script.bind(c.completed)?;
-    script.bind(c.failed)?;
-    script.bind(c.skipped)?;
-    script.bind(c.reused)?;
-    script.bind(c.cancelled)?;
-    script.bind(run.usage.input_tokens)?;
-    script.bind(run.usage.output_tokens)?;
-    script.bind(run.usage.cost_usd)?;
-    script.bind(f.map(|f| f.node_id.as_str()))?;
-    script.bind(f.map(|f| f.message.as_str()))?;
-    script.bind(f.map(|f| f.origin.as_i64()))?;
-    script.bind(run.pk)?;
-    script.push(
-        "UPDATE runs SET status = ?, started_at = ?, finished_at = ?, total_nodes = ?, completed_nodes = ?,
-            failed_nodes = ?, skipped_nodes = ?, reused_nodes = ?, cancelled_nodes = ?, input_tokens = ?,
-            output_tokens = ?, cost_usd = ?, failure_node = ?, failure_message = ?, failure_origin = ?
-         WHERE pk = ?",
-    );
-    Ok(())
+/// The columns a run's update writes, its key first.
+const RUN_COLUMNS: [&str; 16] = [
+    "pk",
+    "status",
+    "started_at",
+    "finished_at",
+    "total_nodes",
+    "completed_nodes",
+    "failed_nodes",
+    "skipped_nodes",
+    "reused_nodes",
+    "cancelled_nodes",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "failure_node",
+    "failure_message",
+    "failure_origin",
+];
+
+/// Every run's new state in one statement per chunk, as for nodes: a
+/// commit shared by many runs is not a statement (on PostgreSQL, a round
+/// trip) per run.
+fn update_runs<'a>(script: &mut Script<'a>, runs: &[&'a Run]) -> EngineResult<()> {
+    static SQL: std::sync::LazyLock<(String, String)> =
+        std::sync::LazyLock::new(|| update_from_values("runs", &RUN_COLUMNS));
+    let (head, tail) = &*SQL;
+    script.rows(head, RUN_COLUMNS.len(), tail, runs, |s, run| {
+        let c = &run.counts;
+        let f = run.failure.as_ref();
+        s.bind(run.pk)?;
+        s.bind(run.status.as_i64())?;
+        s.bind(run.started_at)?;
+        s.bind(run.finished_at)?;
+        s.bind(c.total)?;
+        s.bind(c.completed)?;
+        s.bind(c.failed)?;
+        s.bind(c.skipped)?;
+        s.bind(c.reused)?;
+        s.bind(c.cancelled)?;
+        s.bind(run.usage.input_tokens)?;
+        s.bind(run.usage.output_tokens)?;
+        s.bind(run.usage.cost_usd)?;
+        s.bind(f.map(|f| f.node_id.as_str()))?;
+        s.bind(f.map(|f| f.message.as_str()))?;
+        s.bind(f.map(|f| f.origin.as_i64()))
+    })
+}
+
+/// `WITH v(pk, …) AS (VALUES` and `) UPDATE table SET … FROM v`: rows'
+/// new values by key, `columns[0]` being the key.
+fn update_from_values(table: &str, columns: &[&str]) -> (String, String) {
+    let sets: Vec<String> = columns[1..]
+        .iter()
+        .map(|c| format!("{c} = v.{c}"))
+        .collect();
+    (
+        format!("WITH v({}) AS (VALUES ", columns.join(", ")),
+        format!(
+            ") UPDATE {table} SET {} FROM v WHERE {table}.{key} = v.{key}",
+            sets.join(", "),
+            key = columns[0]
+        ),
+    )
 }
 
 /// New node rows, with the keys already assigned to them and to their
@@ -432,19 +469,8 @@ const NODE_COLUMNS: [&str; 20] = [
 /// `WITH v(pk, …) AS (VALUES` and `) UPDATE node_executions SET … FROM v`:
 /// every node's new state in one statement per chunk.
 fn update_nodes_sql() -> &'static (String, String) {
-    static SQL: std::sync::LazyLock<(String, String)> = std::sync::LazyLock::new(|| {
-        let sets: Vec<String> = NODE_COLUMNS[1..]
-            .iter()
-            .map(|c| format!("{c} = v.{c}"))
-            .collect();
-        (
-            format!("WITH v({}) AS (VALUES ", NODE_COLUMNS.join(", ")),
-            format!(
-                ") UPDATE node_executions SET {} FROM v WHERE node_executions.pk = v.pk",
-                sets.join(", ")
-            ),
-        )
-    });
+    static SQL: std::sync::LazyLock<(String, String)> =
+        std::sync::LazyLock::new(|| update_from_values("node_executions", &NODE_COLUMNS));
     &SQL
 }
 
@@ -526,10 +552,11 @@ fn insert_events<'a>(script: &mut Script<'a>, events: &[&'a (i64, Event)]) -> En
 mod tests {
     use super::*;
 
-    /// The node update looks each row up by key: scanning the table for
-    /// every commit would make a commit as slow as the database is large.
+    /// The node and run updates look each row up by key: scanning the
+    /// table for every commit would make a commit as slow as the database
+    /// is large.
     #[tokio::test]
-    async fn the_node_update_searches_by_key() {
+    async fn the_row_updates_search_by_key() {
         use sqlx::Connection;
         let fx = super::super::tests::Fixture::new().await;
         let mut conn = sqlx::SqliteConnection::connect_with(
@@ -537,22 +564,27 @@ mod tests {
         )
         .await
         .unwrap();
-        // Two rows, as a commit of two steps writes them.
-        let (head, tail) = update_nodes_sql();
-        let tuple = format!("({})", vec!["NULL"; NODE_COLUMNS.len()].join(", "));
-        let sql = format!("EXPLAIN QUERY PLAN {head}{tuple}, {tuple}{tail}");
-        let explained: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(&sql).fetch_all(&mut conn).await.unwrap();
-        let details: Vec<&str> = explained.iter().map(|r| r.3.as_str()).collect();
-        assert!(
-            details
-                .iter()
-                .any(|d| d.contains("SEARCH node_executions USING INTEGER PRIMARY KEY")),
-            "{details:?}"
-        );
-        assert!(
-            !details.iter().any(|d| d.contains("SCAN node_executions")),
-            "{details:?}"
-        );
+        let runs = update_from_values("runs", &RUN_COLUMNS);
+        for (table, (head, tail), columns) in [
+            ("node_executions", update_nodes_sql(), NODE_COLUMNS.len()),
+            ("runs", &runs, RUN_COLUMNS.len()),
+        ] {
+            // Two rows, as a commit of two steps writes them.
+            let tuple = format!("({})", vec!["NULL"; columns].join(", "));
+            let sql = format!("EXPLAIN QUERY PLAN {head}{tuple}, {tuple}{tail}");
+            let explained: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(&sql).fetch_all(&mut conn).await.unwrap();
+            let details: Vec<&str> = explained.iter().map(|r| r.3.as_str()).collect();
+            assert!(
+                details
+                    .iter()
+                    .any(|d| d.contains(&format!("SEARCH {table} USING INTEGER PRIMARY KEY"))),
+                "{details:?}"
+            );
+            assert!(
+                !details.iter().any(|d| d.contains(&format!("SCAN {table}"))),
+                "{details:?}"
+            );
+        }
     }
 }
