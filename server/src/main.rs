@@ -60,7 +60,9 @@ struct Args {
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     max_parallel_nodes: u32,
     /// Runs executing at once on this server (a run waiting for a person
-    /// does not count); over it, StartRun and ReplayRun are refused.
+    /// does not count). Over it, StartRun and ReplayRun are refused; on a
+    /// shared PostgreSQL database the run is stored instead for a server
+    /// with room, and this one claims no new runs until it has room.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_concurrent_runs: u32,
     /// Environment variables workflows may name as `${env.NAME}` in

@@ -16,7 +16,8 @@ pub struct Settings {
     pub db_pool_size: u32,
     /// Nodes executing at once across all runs.
     pub max_parallel_nodes: usize,
-    /// Runs in flight at once; StartRun beyond it is RESOURCE_EXHAUSTED.
+    /// Runs in flight at once; StartRun beyond it is RESOURCE_EXHAUSTED
+    /// (on a shared database, the run is left for a server with room).
     pub max_concurrent_runs: usize,
     /// Bearer token every RPC but health must carry; None turns auth off.
     pub auth_token: Option<String>,

@@ -277,7 +277,8 @@ async fn concurrent_starts_over_three_servers_each_complete_once() {
                 .iter()
                 .filter(|e| e.kind == pb::EventKind::NodeCompleted as i32)
                 .count(),
-            3
+            3,
+            "{events:#?}"
         );
     }
     let owners = run_owners(&db.url()).await;
@@ -527,4 +528,57 @@ async fn a_run_no_server_has_room_for_waits_and_can_be_cancelled() {
     for id in [first.id, second.id] {
         cancel(&mut b, &id).await;
     }
+}
+
+/// TLS to PostgreSQL as the URL's `sslmode` asks: verified against the
+/// root given, every connection of the server is encrypted; verified
+/// against roots that do not hold the server's certificate, the server
+/// refuses to start, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_postgres_follows_the_urls_sslmode() {
+    use sqlx::Connection;
+    let Some(db) = database().await else { return };
+    let dir = DbDir::kept_on_failure("cluster-tls");
+    let verified = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        db.url(),
+        db.ca_cert().display()
+    );
+    let servers = servers(&dir, &verified, 1, &[]);
+    let mut client = servers[0].client().await;
+    let (_, run, _) = client.run(&sleep_chain("tls", 2, 1)).await;
+    assert_eq!(run.status, pb::RunStatus::Completed as i32);
+    let name = db.url().rsplit('/').next().unwrap().to_string();
+    let mut conn = sqlx::PgConnection::connect(&format!("{}?sslmode=disable", db.url()))
+        .await
+        .unwrap();
+    let (all, encrypted): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE s.ssl)
+         FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+         WHERE a.datname = $1 AND a.pid <> pg_backend_pid()",
+    )
+    .bind(&name)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(all >= 2, "the server's connections: {all}");
+    assert_eq!(encrypted, all, "every connection of the server uses TLS");
+
+    let unverifiable = format!("{}?sslmode=verify-full", db.url());
+    let log = dir.path().join("refused.log");
+    let mut refused = ServerCommand::new(&unverifiable).log(&log).start();
+    let started = std::time::Instant::now();
+    while refused.try_wait().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server kept running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("cannot use the PostgreSQL database")
+            && text.to_lowercase().contains("certificate"),
+        "{text}"
+    );
 }

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// A database of its own for one test.
 pub struct PgDatabase {
     url: String,
+    ca_cert: PathBuf,
 }
 
 impl PgDatabase {
@@ -26,10 +27,17 @@ impl PgDatabase {
     pub fn url(&self) -> String {
         self.url.clone()
     }
+
+    /// The certificate the cluster serves TLS with (self-signed, for
+    /// 127.0.0.1): the root to verify it against.
+    pub fn ca_cert(&self) -> &Path {
+        &self.ca_cert
+    }
 }
 
 struct Cluster {
     port: u16,
+    ca_cert: PathBuf,
 }
 
 /// Debian's versioned bin directory (the highest version), else the
@@ -129,6 +137,7 @@ impl Cluster {
         let data = root.join("data");
         let log = root.join("postgres.log");
         let data_s = data.to_str().expect("a UTF-8 path");
+        let (cert, key) = self_signed(&root);
         run(
             pg_command(
                 &bin.join("initdb"),
@@ -153,9 +162,13 @@ impl Cluster {
         } else {
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         };
+        // TLS on, as a deployment has it; clients choose with sslmode.
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 {fast}",
-            root.display()
+            "-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=300 \
+             -c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key} {fast}",
+            root = root.display(),
+            cert = cert.display(),
+            key = key.display(),
         );
         run(
             pg_command(
@@ -177,7 +190,10 @@ impl Cluster {
             Some(&log),
         );
         spawn_reaper(&bin, &data, &root);
-        Cluster { port }
+        Cluster {
+            port,
+            ca_cert: cert,
+        }
     }
 
     async fn create_database(&self) -> PgDatabase {
@@ -199,8 +215,38 @@ impl Cluster {
         let _ = conn.close().await;
         PgDatabase {
             url: format!("postgres://postgres@127.0.0.1:{}/{name}", self.port),
+            ca_cert: self.ca_cert.clone(),
         }
     }
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, made with
+/// `openssl` in `dir`, readable by the server only. Not a CA's (TLS
+/// clients refuse a CA certificate as a server's): it is its own root.
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+    let mut openssl = Command::new("openssl");
+    openssl
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert);
+    run(openssl, "openssl req -x509", None);
+    let mut chmod = Command::new("chmod");
+    chmod.arg("600").arg(&key);
+    run(chmod, "chmod", None);
+    if is_root() {
+        let mut chown = Command::new("chown");
+        chown.arg("postgres").arg(&cert).arg(&key);
+        run(chown, "chown", None);
+    }
+    (cert, key)
 }
 
 /// Stops the cluster and removes its directory once this process is

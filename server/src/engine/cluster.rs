@@ -183,11 +183,15 @@ impl Engine {
     /// Claims as many waiting runs as this server has room for and
     /// starts executing them.
     async fn claim_runs(&self) {
-        let room = self.0.run_permits.available_permits().min(CLAIM_BATCH);
-        if room == 0 {
+        // The slots first: a run claimed is a run this server has room for,
+        // even before its driver starts.
+        let mut slots: Vec<_> = (0..CLAIM_BATCH)
+            .map_while(|_| self.0.run_permits.clone().try_acquire_owned().ok())
+            .collect();
+        if slots.is_empty() {
             return;
         }
-        let runs = match self.0.store.claim_runs(room).await {
+        let runs = match self.0.store.claim_runs(slots.len()).await {
             Ok(runs) => runs,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot claim runs");
@@ -200,7 +204,9 @@ impl Engine {
             }
             let id = run.id.clone();
             tracing::info!(run = %id, "claimed run");
-            if let Err(e) = self.resume_claimed(run).await {
+            // A run waiting for a person holds no slot.
+            let slot = slots.pop().filter(|_| run.status != RunStatus::Waiting);
+            if let Err(e) = self.resume_claimed(run, slot).await {
                 tracing::error!(run = %id, error = %e, "cannot resume a claimed run");
             }
         }

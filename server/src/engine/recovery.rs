@@ -6,6 +6,7 @@ use super::{Engine, WorkflowSource};
 use crate::error::{EngineError, EngineResult};
 use crate::model::*;
 use crate::store::RunRef;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 impl Engine {
@@ -45,7 +46,7 @@ impl Engine {
         if cancel {
             token.cancel();
         }
-        self.resume_with(run, token).await?;
+        self.resume_with(run, token, None).await?;
         if cancel {
             let active = self.0.active_run(&id);
             if let Some(active) = active {
@@ -56,15 +57,28 @@ impl Engine {
     }
 
     async fn resume(&self, run: Run) -> EngineResult<()> {
-        self.resume_with(run, CancellationToken::new()).await
+        self.resume_with(run, CancellationToken::new(), None).await
     }
 
-    /// Resumes a run this server claimed on a shared database.
-    pub(super) async fn resume_claimed(&self, run: Run) -> EngineResult<()> {
-        self.resume(run).await
+    /// Resumes a run this server claimed on a shared database, in the
+    /// slot taken for it as it was claimed.
+    pub(super) async fn resume_claimed(
+        &self,
+        run: Run,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> EngineResult<()> {
+        self.resume_with(run, CancellationToken::new(), permit)
+            .await
     }
 
-    async fn resume_with(&self, mut run: Run, cancel: CancellationToken) -> EngineResult<()> {
+    /// `permit`: the run's slot, when taken already; without one a resumed
+    /// run waits for a slot instead of being refused.
+    async fn resume_with(
+        &self,
+        mut run: Run,
+        cancel: CancellationToken,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> EngineResult<()> {
         let text = String::from_utf8(self.0.store.content(&run.workflow_sha256).await?)
             .map_err(|_| EngineError::Internal("workflow snapshot is not UTF-8".into()))?;
         let src = WorkflowSource {
@@ -98,14 +112,13 @@ impl Engine {
         let agents = nodes.iter().map(|n| n.agent.clone()).collect();
         let last_seq = self.0.store.last_event_sequence(run.pk).await?;
         tracing::info!(run = %run.id, "resuming run");
-        // A resumed run waits for a slot instead of being refused.
         let start = RunStart {
             run,
             workflow,
             nodes,
             agents,
             last_seq,
-            permit: None,
+            permit,
         };
         self.spawn_driver(start, cancel)
     }

@@ -81,6 +81,7 @@ fn async_stream(
         catch_up: partial,
         ended_nodes: std::collections::HashSet::new(),
         ended: false,
+        read_after_end: false,
     };
     futures::stream::unfold(watch, |mut w| async move {
         let item = w.next().await?;
@@ -104,6 +105,8 @@ struct Watch {
     /// Nodes whose end this watcher has seen: their catch-up text is stale.
     ended_nodes: std::collections::HashSet<String>,
     ended: bool,
+    /// The store was read again after the run was seen finished.
+    read_after_end: bool,
 }
 
 /// Events after which no text of a node (or of the run) streams.
@@ -240,6 +243,12 @@ impl Watch {
                             _ = tokio::time::sleep(poll) => continue,
                             _ = shutdown.cancelled() => return Some(Err(shutting_down(self.last))),
                         }
+                    }
+                    // Its final events committed with its status, maybe
+                    // after the read above: read once more before ending.
+                    Ok(_) if !self.read_after_end => {
+                        self.read_after_end = true;
+                        continue;
                     }
                     _ => return None,
                 }

@@ -564,11 +564,17 @@ impl RunDriver {
         self.journal.record_run(&mut self.run, RunChange::Finished);
     }
 
-    /// Holds a run slot unless the run only waits for people.
+    /// Holds a run slot unless the run only waits for people. A run
+    /// cancelled (or taken over) while it waits for one needs none to end.
     async fn take_slot(&mut self) {
         if self.permit.is_none() && self.run.status != RunStatus::Waiting {
-            // The semaphore is never closed.
-            self.permit = self.engine.run_permits.clone().acquire_owned().await.ok();
+            let (cancel, abandon) = (self.active.cancel.clone(), self.active.abandon.clone());
+            tokio::select! {
+                // The semaphore is never closed.
+                permit = self.engine.run_permits.clone().acquire_owned() => self.permit = permit.ok(),
+                _ = cancel.cancelled() => {}
+                _ = abandon.cancelled() => {}
+            }
         }
     }
 
