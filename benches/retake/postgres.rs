@@ -32,8 +32,10 @@ fn start_servers(db: &Db<'_>, count: usize, extra: &[&str]) -> Result<(Vec<Serve
     Ok((servers, dir))
 }
 
-async fn chain_overhead(db: &Db<'_>, reps: usize) -> Result<Stats> {
-    let (servers, _dir) = start_servers(db, 1, &[])?;
+/// A 1,000-node chain's overhead per node on the first of `servers`
+/// servers (the others, sharing the database, hear its notifications).
+async fn chain_overhead(db: &Db<'_>, servers: usize, reps: usize) -> Result<Stats> {
+    let (servers, _dir) = start_servers(db, servers, &[])?;
     let mut client = Client::connect(&servers[0].url()).await;
     let yaml = echo_chain(1000, true);
     run_timed(&mut client, &yaml, &[]).await?;
@@ -139,10 +141,14 @@ pub(super) async fn bench_postgres(opts: &Opts, report: &mut Report) -> Result<(
     let url = db.url();
     println!("   load before: {}", loadavg());
     let reps = opts.reps;
-    for (name, backend) in [("SQLite", Db::Sqlite), ("PostgreSQL", Db::Postgres(&url))] {
-        let s = chain_overhead(&backend, reps).await?;
+    for (name, backend, servers) in [
+        ("SQLite, one server", Db::Sqlite, 1),
+        ("PostgreSQL, one server", Db::Postgres(&url), 1),
+        ("PostgreSQL, two servers", Db::Postgres(&url), 2),
+    ] {
+        let s = chain_overhead(&backend, servers, reps).await?;
         println!(
-            "   1,000-node echo chain, {name}, one server: median {:.4} ms/node (min {:.4}, max {:.4})",
+            "   1,000-node echo chain, {name}: median {:.4} ms/node (min {:.4}, max {:.4})",
             s.median(),
             s.min(),
             s.max()

@@ -582,3 +582,35 @@ async fn tls_to_postgres_follows_the_urls_sslmode() {
         "{text}"
     );
 }
+
+/// A server restarted with the same `--server-id` resumes its runs at
+/// once, not when their (here minute-long) leases run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restarted_with_its_id_resumes_its_runs_at_once() {
+    let Some(db) = database().await else { return };
+    let dir = DbDir::kept_on_failure("cluster-restart");
+    let start = || {
+        let mut server = ServerCommand::new(db.url())
+            .args(["--server-id", "steady", "--lease-ms", "60000"])
+            .log(dir.path().join("server.log"))
+            .start();
+        server.wait_listening();
+        server
+    };
+    let mut first = start();
+    let run = first
+        .client()
+        .await
+        .start_run(&sleep_chain("restarted", 20, 100))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    first.kill9();
+    let second = start();
+    let events = tokio::time::timeout(
+        Duration::from_secs(20),
+        second.client().await.events(&run.id, 0),
+    )
+    .await
+    .expect("the run resumes well before its lease runs out");
+    assert_events_whole(&events);
+}

@@ -143,6 +143,7 @@ impl Engine {
         let Some(cluster) = self.0.cluster.as_ref() else {
             return Ok(());
         };
+        self.0.store.forget_previous_claims().await?;
         let listener = self.0.store.listener().await?;
         if let Some(listener) = listener {
             tokio::spawn(listen(self.clone(), listener));

@@ -193,6 +193,25 @@ impl Store {
         rows.iter().map(rows::run_from_row).collect()
     }
 
+    /// Gives up what a previous process with this server's id held (it
+    /// was restarted with the same `--server-id`): its runs and
+    /// experiments are claimed again at once instead of when their
+    /// leases run out.
+    pub async fn forget_previous_claims(&self) -> EngineResult<()> {
+        let claim = self.claim_or_refuse()?;
+        for table in ["runs", "experiments"] {
+            self.reader
+                .execute(q(
+                    format!(
+                        "UPDATE {table} SET owner = NULL, lease_expires_at = NULL WHERE owner = ? AND finished_at IS NULL"
+                    ),
+                    [claim.owner.as_str().into()],
+                ))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Claims run `run_pk` for this server, whatever its room, if no
     /// server holds a live lease on it; returns whether it is now this
     /// server's (it was already, or it is claimed now).
