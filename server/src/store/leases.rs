@@ -14,8 +14,9 @@
 //!
 //! Servers hear of each other's writes through NOTIFY (`retake_events`
 //! with a run's key, `retake_runs` when a run is there to claim,
-//! `retake_commands` when one is asked of a run); readers poll as well,
-//! so a lost notification only delays them.
+//! `retake_commands` when something is asked of a run or an experiment,
+//! `retake_tasks` when a worker task waits, see `worker_tasks`); readers
+//! poll as well, so a lost notification only delays them.
 
 use super::db::{Arg, q};
 use super::write::Script;
