@@ -8,6 +8,9 @@ pub mod v1 {
     tonic::include_proto!("retake.v1");
 }
 
+/// The contract's package and version: what `retake --version` names.
+pub const CONTRACT: &str = "retake.v1";
+
 /// Encoded `FileDescriptorSet` of `proto/`, registered with server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/retake_descriptor.bin"));

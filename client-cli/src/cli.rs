@@ -8,10 +8,19 @@ use std::path::PathBuf;
 /// Default database of the embedded engine, relative to the working directory.
 pub const DEFAULT_DB: &str = ".retake/retake.db";
 
+/// `retake --version`: the CLI's version and the API contract it speaks.
+pub static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{} (contract {})",
+        env!("CARGO_PKG_VERSION"),
+        retake::CONTRACT
+    )
+});
+
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "retake",
-    version,
+    version = VERSION.as_str(),
     about = "Run multi-agent workflows, record every step, and replay a finished run from any step",
     long_about = "Run multi-agent workflows, record every step, and replay a finished run from any step.\n\n\
         Without --server (or RETAKE_SERVER) the engine runs inside this process against the \
@@ -144,6 +153,14 @@ pub enum Command {
     /// Replay many runs with one change and compare them: run, show, list, cancel
     #[command(subcommand)]
     Experiment(ExperimentCommand),
+    /// Print a completion script for a shell: `retake completions bash > /etc/bash_completion.d/retake`
+    Completions(CompletionsArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, powershell or elvish
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Subcommand, Debug, Clone)]

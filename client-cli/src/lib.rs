@@ -122,6 +122,18 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
     // Usage errors are reported before anything is opened or contacted.
     let print = |out: &dyn Output| print_output(out, json, style);
     match &cli.command {
+        Command::Completions(args) => {
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut cli::command(), "retake", &mut script);
+            // A reader that stopped early (`| head`) is not an error.
+            use std::io::Write;
+            match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::failed(
+                    format!("cannot write the completion script: {e}"),
+                )),
+                _ => Ok(error::EXIT_OK),
+            }
+        }
         Command::Run(args) => launch_and_print(global, Launch::run(args, embedded)?, style).await,
         Command::Replay(args) => {
             launch_and_print(global, Launch::replay(args, embedded)?, style).await
@@ -243,6 +255,7 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
                 | Command::Watch(_)
                 | Command::Validate(_)
                 | Command::Experiment(ExperimentCommand::Run(_))
+                | Command::Completions(_)
                 | Command::Input(_)
                 | Command::Approve(_)
                 | Command::Reject(_) => Err(CliError::failed("unreachable command")),

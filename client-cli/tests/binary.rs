@@ -164,6 +164,50 @@ fn a_postgres_db_without_a_server_is_refused_and_sqlite_urls_are_paths() {
     assert!(dir.path().join("mine/retake.db").is_file());
 }
 
+/// `--version` names the contract; `completions` prints a script each
+/// shell loads, naming the commands and flags, without opening anything.
+#[test]
+fn version_names_the_contract_and_completions_cover_every_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["--version"]);
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "retake {} (contract retake.v1)\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = run(dir.path(), &["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        for word in ["replay", "experiment", "server", "first-divergence"] {
+            assert!(script.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    let bash = stdout(&run(dir.path(), &["completions", "bash"]));
+    let path = dir.path().join("retake.bash");
+    std::fs::write(&path, bash).unwrap();
+    let checked = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(!dir.path().join(".retake").exists(), "nothing opened");
+    let out = run(dir.path(), &["completions", "nosh"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("possible values: bash"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn validate_exits_2_on_errors() {
     let dir = tempfile::tempdir().unwrap();
