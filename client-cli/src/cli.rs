@@ -65,6 +65,10 @@ pub struct GlobalArgs {
     /// PEM CA certificate that signs an https:// server's certificate
     #[arg(long, env = "RETAKE_CA_CERT", global = true, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
+    /// Profile of the config file (~/.config/retake/config.toml) giving the
+    /// server, token file, CA certificate or database that flags leave unset
+    #[arg(long, env = "RETAKE_PROFILE", global = true, value_name = "NAME")]
+    pub profile: Option<String>,
 }
 
 /// The command line with the global options listed once, under
@@ -103,8 +107,14 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let mut matches = command().try_get_matches_from(args)?;
-    Cli::from_arg_matches_mut(&mut matches)
+    let matches = command().try_get_matches_from(args)?;
+    // Not the `_mut` form: that takes the values out, and the config file
+    // needs to see which were given.
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    let profile = cli.global.profile.clone();
+    crate::config::apply(&mut cli.global, &matches, profile.as_deref())
+        .map_err(|e| command().error(clap::error::ErrorKind::InvalidValue, e))?;
+    Ok(cli)
 }
 
 impl GlobalArgs {

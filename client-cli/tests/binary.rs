@@ -15,6 +15,9 @@ fn retake(dir: &Path) -> Command {
         .env_remove("RETAKE_TOKEN")
         .env_remove("RETAKE_TOKEN_FILE")
         .env_remove("RETAKE_DB")
+        .env_remove("RETAKE_PROFILE")
+        // No config file unless a test writes this one.
+        .env("RETAKE_CONFIG", dir.join("config.toml"))
         .env("NO_COLOR", "1");
     cmd
 }
@@ -203,6 +206,59 @@ fn version_names_the_contract_and_completions_cover_every_shell() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("possible values: bash"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// The config file gives what flags leave unset, by profile; a flag wins;
+/// a profile it lacks or a key it does not know is refused, naming it.
+#[test]
+fn the_config_file_and_its_profiles_fill_in_unset_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "config.toml",
+        "db = \"top/retake.db\"\n\n[profile.other]\ndb = \"other/retake.db\"\n\n[profile.remote]\nserver = \"http://127.0.0.1:1\"\n",
+    );
+    let out = run(dir.path(), &["runs"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        dir.path().join("top/retake.db").is_file(),
+        "the top level's database"
+    );
+    let out = run(dir.path(), &["--profile", "other", "runs"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        dir.path().join("other/retake.db").is_file(),
+        "the profile's database"
+    );
+    let out = run(
+        dir.path(),
+        &["runs", "--profile", "other", "--db", "flag.db"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(dir.path().join("flag.db").is_file(), "the flag wins");
+    let out = run(dir.path(), &["--profile", "remote", "runs"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot reach retake server at http://127.0.0.1:1"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = run(dir.path(), &["--profile", "nope", "runs"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--profile nope") && stderr(&out).contains("it has: other, remote"),
+        "{}",
+        stderr(&out)
+    );
+    write(dir.path(), "config.toml", "sever = \"http://x\"\n");
+    let out = run(dir.path(), &["runs"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("config.toml") && stderr(&out).contains("sever"),
         "{}",
         stderr(&out)
     );
