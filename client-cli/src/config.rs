@@ -117,10 +117,10 @@ pub fn apply(
         }
         true
     };
-    if unset("server") {
-        if let Some(server) = chosen.and_then(|p| p.server.clone()).or(file.server) {
-            global.server = Some(server);
-        }
+    if unset("server")
+        && let Some(server) = chosen.and_then(|p| p.server.clone()).or(file.server)
+    {
+        global.server = Some(server);
     }
     if unset("token_file") && unset("token") {
         global.token_file = pick(chosen.and_then(|p| p.token_file.as_ref()), &file.token_file)
@@ -130,10 +130,10 @@ pub fn apply(
         global.ca_cert =
             pick(chosen.and_then(|p| p.ca_cert.as_ref()), &file.ca_cert).or(global.ca_cert.take());
     }
-    if unset("db") {
-        if let Some(db) = pick(chosen.and_then(|p| p.db.as_ref()), &file.db) {
-            global.db = db;
-        }
+    if unset("db")
+        && let Some(db) = pick(chosen.and_then(|p| p.db.as_ref()), &file.db)
+    {
+        global.db = db;
     }
     Ok(())
 }
@@ -141,10 +141,10 @@ pub fn apply(
 /// `~/x` from the home directory, a relative path from the config file's
 /// directory.
 fn resolve(dir: &Path, path: &Path) -> PathBuf {
-    if let Ok(rest) = path.strip_prefix("~") {
-        if let Some(home) = std::env::var_os("HOME") {
-            return PathBuf::from(home).join(rest);
-        }
+    if let Ok(rest) = path.strip_prefix("~")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
     }
     if path.is_relative() {
         dir.join(path)
