@@ -686,6 +686,7 @@ fn request() -> BoxedStrategy<Req> {
                 workflow,
                 variables,
                 files,
+                request_id: String::new(),
             })
         });
     let replay = (
@@ -738,6 +739,7 @@ fn request() -> BoxedStrategy<Req> {
                             })
                             .collect(),
                         variables,
+                        request_id: String::new(),
                         allow_drift,
                     },
                     id,

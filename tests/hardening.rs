@@ -161,6 +161,7 @@ async fn variables_count_toward_the_size_limit_and_lists_stay_small() {
             workflow: "name: v\nnodes:\n  a: {agent: local://echo, outputs: [o]}\n".into(),
             variables: [("big".to_string(), huge)].into(),
             files: Default::default(),
+            request_id: String::new(),
         })
         .await
         .unwrap_err();

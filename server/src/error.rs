@@ -27,6 +27,10 @@ pub enum EngineError {
     /// nothing of the request was stored and a retry may succeed.
     #[error("{0}")]
     Unavailable(String),
+    /// What the request would create exists already: a request_id used
+    /// before. The caller reads what the first request created.
+    #[error("{0}")]
+    AlreadyExists(String),
     /// The run is executed by another server now (this one's lease on it
     /// ran out and was taken over): nothing of the write was stored, and
     /// this server must stop executing it.

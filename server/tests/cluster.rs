@@ -614,3 +614,39 @@ async fn a_server_restarted_with_its_id_resumes_its_runs_at_once() {
     .expect("the run resumes well before its lease runs out");
     assert_events_whole(&events);
 }
+
+/// A StartRun retried on another server, even at the same moment, returns
+/// the first call's run: the request_id is in the shared database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_id_holds_across_servers() {
+    let Some(db) = database().await else { return };
+    let dir = DbDir::kept_on_failure("cluster-request-ids");
+    let servers = servers(&dir, &db.url(), 2, &[]);
+    let mut clients = Vec::new();
+    for s in &servers {
+        clients.push(s.client().await);
+    }
+    let request = pb::StartRunRequest {
+        workflow: sleep_chain("once", 2, 10),
+        request_id: "one-run-please".into(),
+        ..Default::default()
+    };
+    let calls = (0..8).map(|i| {
+        let mut client = clients[i % 2].clone();
+        let request = request.clone();
+        async move {
+            client
+                .runs
+                .start_run(request)
+                .await
+                .expect("StartRun")
+                .into_inner()
+                .run
+                .expect("a run")
+                .id
+        }
+    });
+    let ids: BTreeSet<String> = futures::future::join_all(calls).await.into_iter().collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(run_owners(&db.url()).await.values().sum::<i64>(), 1);
+}

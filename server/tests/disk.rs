@@ -105,6 +105,7 @@ impl Server {
                 workflow: yaml.into(),
                 variables,
                 files: Default::default(),
+                request_id: String::new(),
             })
             .await
             .map(|r| r.into_inner().run.unwrap())

@@ -64,6 +64,7 @@ impl Client {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             files: Default::default(),
+            request_id: String::new(),
         };
         Ok(self
             .runs

@@ -20,6 +20,32 @@ pub mod workers;
 
 pub use fetch::get_run;
 
+/// A fresh request id for a StartRun or ReplayRun: a retry under it
+/// returns the first call's run.
+fn request_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// `call`, sent again (twice at most, after a short pause) while the
+/// server is UNAVAILABLE: safe for calls that carry a request id.
+async fn retried<T, F, Fut>(mut call: F) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let mut pause = std::time::Duration::from_millis(250);
+    for _ in 0..2 {
+        match call().await {
+            Err(status) if status.code() == tonic::Code::Unavailable => {
+                tokio::time::sleep(pause).await;
+                pause *= 4;
+            }
+            other => return other,
+        }
+    }
+    call().await
+}
+
 use crate::connect::{Clients, WaitPolicy};
 use crate::error::{CliResult, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
 use crate::follow::{

@@ -70,6 +70,7 @@ pub fn prepare(args: &ReplayArgs) -> CliResult<PreparedReplay> {
             overrides,
             variables,
             allow_drift: args.change.allow_drift,
+            request_id: super::request_id(),
         },
         agent_flags: args.change.agents.clone(),
         override_flags: args.change.overrides.clone(),
@@ -181,10 +182,16 @@ impl PreparedReplay {
     }
 }
 
-/// Asks the server for the replay and returns the new run.
+/// Asks the server for the replay and returns the new run; a call the
+/// server may not have received is sent again, under the same request id.
 pub async fn start(clients: &Clients, request: ReplayRunRequest) -> CliResult<Run> {
-    let mut runs = clients.runs.clone();
-    returned(runs.replay_run(request).await?.into_inner().run, "run")
+    let run = super::retried(|| {
+        let mut runs = clients.runs.clone();
+        let request = request.clone();
+        async move { runs.replay_run(request).await }
+    })
+    .await?;
+    returned(run.into_inner().run, "run")
 }
 
 /// `retake replay`: starts the replay and, unless detached, streams its

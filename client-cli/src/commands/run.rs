@@ -18,13 +18,20 @@ pub fn prepare(args: &RunArgs) -> CliResult<StartRunRequest> {
         workflow: workflow.content,
         variables,
         files: workflow.files,
+        request_id: super::request_id(),
     })
 }
 
-/// Starts a run and returns it as the server recorded it.
+/// Starts a run and returns it as the server recorded it; a call the
+/// server may not have received is sent again, under the same request id.
 pub async fn start(clients: &Clients, request: StartRunRequest) -> CliResult<Run> {
-    let mut runs = clients.runs.clone();
-    returned(runs.start_run(request).await?.into_inner().run, "run")
+    let run = super::retried(|| {
+        let mut runs = clients.runs.clone();
+        let request = request.clone();
+        async move { runs.start_run(request).await }
+    })
+    .await?;
+    returned(run.into_inner().run, "run")
 }
 
 /// `retake run`: starts the workflow and, unless detached, streams its

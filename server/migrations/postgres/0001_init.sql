@@ -44,7 +44,11 @@ CREATE TABLE runs (
     -- The server executing the run and until when its claim holds
     -- (unix microseconds). NULL owner: no server has claimed it yet.
     owner TEXT,
-    lease_expires_at BIGINT
+    lease_expires_at BIGINT,
+    -- A StartRun's or ReplayRun's own id, and the digest of what it asked:
+    -- a retry finds the run instead of starting another.
+    request_id TEXT COLLATE "C" UNIQUE,
+    request_sha256 TEXT
 );
 CREATE INDEX runs_by_status ON runs(status, id);
 CREATE INDEX runs_by_workflow ON runs(workflow_name, id);

@@ -85,6 +85,7 @@ pub fn head(text: &str, max: usize) -> &str {
 
 /// A workflow as a request sends it, its prompt files and variables held
 /// in the maps the engine reads.
+#[derive(serde::Serialize)]
 pub struct SentWorkflow {
     text: String,
     files: BTreeMap<String, String>,

@@ -8,6 +8,7 @@ mod experiment_service;
 pub use console::{ConsoleFiles, ConsoleLayer};
 mod convert;
 mod paging;
+mod request_ids;
 mod run_service;
 mod status;
 pub use status::StatusLayer;

@@ -1,7 +1,7 @@
 //! retake.v1.RunService: requests in, engine calls, responses out.
 
-use super::convert;
 use super::paging::{self, PageTokens};
+use super::{convert, request_ids};
 use crate::engine::{Engine, ReplayRequest, WaitValue};
 use crate::store::RunFilter;
 use futures::{Stream, StreamExt};
@@ -33,7 +33,8 @@ impl RunService for RunApi {
     ) -> Result<Response<pb::StartRunResponse>, Status> {
         let req = req.into_inner();
         let sent = convert::SentWorkflow::new(req.workflow, req.files, req.variables);
-        let run = self.engine.start_run(sent.source()).await?;
+        let key = request_ids::request_key(req.request_id, &sent)?;
+        let run = self.engine.start_run_once(sent.source(), key).await?;
         Ok(Response::new(pb::StartRunResponse {
             run: Some(convert::run(&run)),
         }))
@@ -105,6 +106,11 @@ impl RunService for RunApi {
             variables: req.variables.into_iter().collect(),
             allow_drift: req.allow_drift,
             item: None,
+            request: None,
+        };
+        let request = ReplayRequest {
+            request: request_ids::request_key(req.request_id, &request)?,
+            ..request
         };
         let run = self.engine.replay_run(request).await?;
         Ok(Response::new(pb::ReplayRunResponse {

@@ -14,6 +14,7 @@ impl From<EngineError> for Status {
             EngineError::ResourceExhausted(m) => Status::resource_exhausted(bounded(m)),
             EngineError::OutOfRange(m) => Status::out_of_range(bounded(m)),
             EngineError::Moved(m) => Status::unavailable(bounded(m)),
+            EngineError::AlreadyExists(m) => Status::already_exists(bounded(m)),
             EngineError::Unavailable(m) => {
                 tracing::warn!(message = %m, "store unavailable");
                 Status::unavailable(bounded(m))

@@ -23,6 +23,7 @@ mod committer;
 mod config;
 pub mod diff;
 pub mod experiments;
+mod once;
 mod parsed;
 mod reads;
 mod records;
@@ -45,7 +46,7 @@ pub use waits::{Wait, WaitKind, WaitValue};
 use crate::Settings;
 use crate::error::{EngineError, EngineResult};
 use crate::model::*;
-use crate::store::{NewRun, RunRef, Store, StoreOptions, WriteBatch};
+use crate::store::{NewRun, RequestKey, RunRef, Store, StoreOptions, WriteBatch};
 use run::{RunDriver, RunStart};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -233,6 +234,26 @@ impl Engine {
 
     /// Stores a new run and starts executing it; returns at once.
     pub async fn start_run(&self, src: WorkflowSource<'_>) -> EngineResult<Run> {
+        self.start_run_once(src, None).await
+    }
+
+    /// As `start_run`, for a request that may name itself: a retry with
+    /// its `request` key returns the run the first call stored.
+    pub async fn start_run_once(
+        &self,
+        src: WorkflowSource<'_>,
+        request: Option<RequestKey>,
+    ) -> EngineResult<Run> {
+        let key = request.clone();
+        self.once(key.as_ref(), self.start_new_run(src, request))
+            .await
+    }
+
+    async fn start_new_run(
+        &self,
+        src: WorkflowSource<'_>,
+        request: Option<RequestKey>,
+    ) -> EngineResult<Run> {
         let workflow = self.load_valid(&src).await?;
         let stored = redact_snapshot(src.text, &workflow);
         let src = WorkflowSource {
@@ -253,6 +274,7 @@ impl Engine {
             nodes,
             then: WriteBatch::default(),
             claimed: permit.is_some(),
+            request,
         };
         self.launch(new, move |stored| RunStart {
             run: stored.run,

@@ -28,6 +28,13 @@ impl From<sqlx::Error> for EngineError {
         let Some(db) = err.as_database_error() else {
             return Self::Internal(format!("database: {err}"));
         };
+        // A second run under one request_id (two retries at once, or on two
+        // servers): the first one stored wins.
+        let names_request = db.message().contains("request_id")
+            || db.constraint().is_some_and(|c| c.contains("request_id"));
+        if db.is_unique_violation() && names_request {
+            return Self::AlreadyExists("a run with this request_id exists".into());
+        }
         if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
             return postgres(pg, &err);
         }

@@ -67,6 +67,15 @@ pub struct NewRun {
     /// Whether the server storing it executes it. On a shared database a
     /// run not claimed is left for any server to claim.
     pub claimed: bool,
+    /// The request that asks for it, when it names itself.
+    pub request: Option<RequestKey>,
+}
+
+/// A StartRun's or ReplayRun's own id and the digest of what it asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestKey {
+    pub id: String,
+    pub sha256: String,
 }
 
 impl NewRun {

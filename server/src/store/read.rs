@@ -133,6 +133,25 @@ impl Store {
         found.iter().map(rows::run_from_row).collect()
     }
 
+    /// The run a request with this request_id stored, with the digest of
+    /// what that request asked.
+    pub async fn run_by_request(&self, request_id: &str) -> EngineResult<Option<(Run, String)>> {
+        let row = self
+            .reader
+            .fetch_optional(q(
+                format!("{} WHERE r.request_id = ?", rows::RUN_SELECT),
+                [request_id.into()],
+            ))
+            .await?;
+        match row {
+            Some(row) => {
+                let sha = rows::Fields::keyed_by_pk("runs", &row).get("request_sha256")?;
+                Ok(Some((rows::run_from_row(&row)?, sha)))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Runs a previous process left unfinished.
     pub async fn unfinished_runs(&self) -> EngineResult<Vec<Run>> {
         let [a, b, c] = UNFINISHED.map(RunStatus::as_i64);

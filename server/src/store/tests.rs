@@ -117,6 +117,7 @@ pub(super) async fn insert(
             nodes,
             then: WriteBatch::default(),
             claimed: true,
+            request: None,
         })
         .await
         .unwrap();

@@ -27,6 +27,7 @@ async fn new_run(store: &Store, id: &str, claimed: bool) -> Run {
             nodes,
             then: WriteBatch::default(),
             claimed,
+            request: None,
         })
         .await
         .unwrap()

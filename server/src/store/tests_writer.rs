@@ -75,6 +75,7 @@ async fn new_runs_stored_together_get_their_own_keys(fx: Fixture) {
             nodes,
             then,
             claimed: true,
+            request: None,
         }
     };
     let (transactions, _) = fx.store.write_counts();

@@ -318,6 +318,7 @@ pub(super) fn insert_run<'a>(
     run: &'a Run,
     variables_sha256: &'a str,
     claim: Option<(&'a str, Micros)>,
+    request: Option<&'a super::RequestKey>,
 ) -> EngineResult<()> {
     let replay = run.replay.as_ref();
     script.bind(pk)?;
@@ -333,20 +334,23 @@ pub(super) fn insert_run<'a>(
     script.bind(replay.map(|r| r.forked_from.as_str()))?;
     script.bind(replay.map(|r| r.forked_at_step.as_str()))?;
     script.bind(replay.map(json).transpose()?)?;
+    script.bind(request.map(|r| r.id.as_str()))?;
+    script.bind(request.map(|r| r.sha256.as_str()))?;
     match claim {
         Some((owner, expires)) => {
             script.bind(owner)?;
             script.bind(expires)?;
             script.push(
                 "INSERT INTO runs (pk, id, workflow_name, workflow_description, workflow_sha256, files, variables_sha256,
-                    status, created_at, total_nodes, forked_from, forked_at_step, replay, owner, lease_expires_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (extract(epoch from clock_timestamp()) * 1000000)::bigint + ?)",
+                    status, created_at, total_nodes, forked_from, forked_at_step, replay, request_id, request_sha256,
+                    owner, lease_expires_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (extract(epoch from clock_timestamp()) * 1000000)::bigint + ?)",
             );
         }
         None => script.push(
             "INSERT INTO runs (pk, id, workflow_name, workflow_description, workflow_sha256, files, variables_sha256,
-                status, created_at, total_nodes, forked_from, forked_at_step, replay)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                status, created_at, total_nodes, forked_from, forked_at_step, replay, request_id, request_sha256)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ),
     }
     Ok(())

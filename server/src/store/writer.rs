@@ -295,6 +295,7 @@ impl Writer {
                 &new.run,
                 sha,
                 owned.map(|(c, at)| (c.owner.as_str(), at)),
+                new.request.as_ref(),
             )?;
         }
         let nodes: Vec<_> = new_runs

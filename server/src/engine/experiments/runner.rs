@@ -99,6 +99,7 @@ async fn run_item(
                 variables: change.variables.clone(),
                 allow_drift: change.allow_drift,
                 item: Some(item.clone()),
+                request: None,
             };
             match engine.replay_run(req).await {
                 Ok(run) => {

@@ -9,11 +9,11 @@ use crate::engine::run::journal::{Journal, RunChange};
 use crate::engine::{Engine, WorkflowSource, agents, new_node_execution, new_run, redact_snapshot};
 use crate::error::{EngineError, EngineResult};
 use crate::model::*;
-use crate::store::{NewRun, RunRef, WriteBatch};
+use crate::store::{NewRun, RequestKey, RunRef, WriteBatch};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A replay as a client asks for it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct ReplayRequest {
     pub run: String,
     /// Workflow to replay; None replays the source run's snapshot.
@@ -26,7 +26,11 @@ pub struct ReplayRequest {
     pub allow_drift: bool,
     /// The experiment item this replay is for: its link to the replay is
     /// stored with the replay, in one transaction.
+    #[serde(skip)]
     pub item: Option<ExperimentItem>,
+    /// The request's own id: a retry finds the replay the first stored.
+    #[serde(skip)]
+    pub request: Option<RequestKey>,
 }
 
 /// An override value is JSON when it looks like a JSON document, so that
@@ -43,7 +47,15 @@ fn override_media_type(value: &str) -> &'static str {
 }
 
 impl Engine {
+    /// Plans and starts a replay; returns at once. A retry of a request
+    /// naming itself returns the replay the first call stored.
     pub async fn replay_run(&self, req: ReplayRequest) -> EngineResult<Run> {
+        let key = req.request.clone();
+        self.once(key.as_ref(), self.start_replay(req)).await
+    }
+
+    async fn start_replay(&self, req: ReplayRequest) -> EngineResult<Run> {
+        let request = req.request.clone();
         let source = self.store().find_run(RunRef(&req.run)).await?;
         if !source.status.is_finished() {
             return Err(EngineError::FailedPrecondition(format!(
@@ -269,6 +281,7 @@ impl Engine {
             nodes: rows,
             then: batch,
             claimed: permit.is_some(),
+            request,
         };
         self.launch(new, move |stored| {
             for (rec, pos) in stored.nodes.iter().zip(row_pos) {
