@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, TypeVar, Union
 
 import grpc
 
@@ -40,6 +42,12 @@ _FINISHED = {
     common_pb2.RUN_STATUS_FAILED,
     common_pb2.RUN_STATUS_CANCELLED,
 }
+T = TypeVar("T")
+
+# A call that carries a request_id is sent again this many times while the
+# server is UNAVAILABLE, after these pauses (seconds).
+_RETRY_PAUSES = (0.25, 1.0, 4.0)
+
 _FILE_PROMPT = re.compile(r"""^\s*system_prompt:\s*["']?file://([^"'\s#]+)""", re.MULTILINE)
 
 
@@ -49,6 +57,11 @@ class Client:
     `target` is `host:port` (or `http://host:port`); `https://host:port`
     connects with TLS using the system roots, or `root_certificates` (PEM).
     With `token`, every call carries `authorization: Bearer TOKEN`.
+    `interceptors` (grpc client interceptors) see every call, in order.
+
+    `start_run` and `replay` name each request with a `request_id` and send
+    it again while the server is UNAVAILABLE: the server returns the run
+    the first attempt stored, so a retry never starts a second run.
     """
 
     def __init__(
@@ -58,6 +71,7 @@ class Client:
         *,
         root_certificates: Optional[bytes] = None,
         options: Optional[list] = None,
+        interceptors: Optional[list] = None,
     ) -> None:
         secure = target.startswith("https://")
         address = re.sub(r"^https?://", "", target).rstrip("/")
@@ -66,6 +80,8 @@ class Client:
             self.channel = grpc.secure_channel(address, creds, options=options)
         else:
             self.channel = grpc.insecure_channel(address, options=options)
+        if interceptors:
+            self.channel = grpc.intercept_channel(self.channel, *interceptors)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.runs = run_pb2_grpc.RunServiceStub(self.channel)
         self.artifacts = artifact_pb2_grpc.ArtifactServiceStub(self.channel)
@@ -89,15 +105,24 @@ class Client:
         self,
         yaml_or_path: Workflow,
         variables: Optional[Mapping[str, str]] = None,
+        *,
+        request_id: Optional[str] = None,
     ) -> common_pb2.Run:
         """Starts a run and returns it at once (status PENDING or RUNNING).
 
         `yaml_or_path` is the workflow text, or a path to a YAML/JSON file;
         `file://` system prompts of a file are read relative to it and sent along.
+        `request_id` (a fresh UUID when not given) makes the call safe to
+        repeat: the same id returns the same run.
         """
         workflow, files = _load_workflow(yaml_or_path)
-        req = run_pb2.StartRunRequest(workflow=workflow, variables=dict(variables or {}), files=files)
-        return self.runs.StartRun(req, metadata=self._metadata).run
+        req = run_pb2.StartRunRequest(
+            workflow=workflow,
+            variables=dict(variables or {}),
+            files=files,
+            request_id=request_id or str(uuid.uuid4()),
+        )
+        return _retried(lambda: self.runs.StartRun(req, metadata=self._metadata)).run
 
     def get_run(self, run_id: str, include_nodes: bool = False) -> run_pb2.GetRunResponse:
         """The run (`.run`) and, with `include_nodes`, its node executions (`.nodes`)."""
@@ -132,8 +157,13 @@ class Client:
         variables: Optional[Mapping[str, str]] = None,
         allow_drift: bool = False,
         workflow: Optional[Workflow] = None,
+        *,
+        request_id: Optional[str] = None,
     ) -> common_pb2.Run:
         """Forks a finished run (see docs/replay.md) and returns the new run at once.
+
+        `request_id` (a fresh UUID when not given) makes the call safe to
+        repeat, as for `start_run`.
 
         `swaps` maps node id to agent URI. `overrides` maps `node` or
         `node.output` to the value fed to its consumers, or is a list of
@@ -149,11 +179,12 @@ class Client:
             allow_drift=allow_drift,
             swaps=[common_pb2.AgentSwap(node_id=n, agent=a) for n, a in (swaps or {}).items()],
             overrides=_overrides(overrides),
+            request_id=request_id or str(uuid.uuid4()),
         )
         if from_:
             # `from` is a Python keyword, so the field is set by name.
             setattr(req, "from", from_)
-        return self.runs.ReplayRun(req, metadata=self._metadata).run
+        return _retried(lambda: self.runs.ReplayRun(req, metadata=self._metadata)).run
 
     def diff(self, a: str, b: str) -> run_pb2.DiffRunsResponse:
         """Compares two runs node by node (`.nodes`, `.summary`)."""
@@ -280,3 +311,16 @@ def _overrides(overrides: Optional[Union[Mapping[str, str], Iterable[Override]]]
         return out
     return [o if isinstance(o, common_pb2.OutputOverride) else common_pb2.OutputOverride(selector=o[0], output=o[1], value=o[2])
             for o in overrides]
+
+
+def _retried(call: Callable[[], T]) -> T:
+    """`call`, made again after a pause while the server is UNAVAILABLE:
+    only for calls that carry a request_id, which makes repeating them safe."""
+    for pause in _RETRY_PAUSES:
+        try:
+            return call()
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.UNAVAILABLE:
+                raise
+            time.sleep(pause)
+    return call()

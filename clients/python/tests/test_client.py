@@ -249,3 +249,51 @@ def test_bearer_token(tmp_path):
             run = c.start_run(EXAMPLES / "hello.yaml")
             assert [e.sequence for e in c.watch(run.id, timeout=TIMEOUT_S)][-1] > 1
             assert c.wait(run.id).status == common_pb2.RUN_STATUS_COMPLETED
+
+
+class _LoseTheFirstReply(grpc.UnaryUnaryClientInterceptor):
+    """Sends a StartRun or ReplayRun on, then reports UNAVAILABLE once, as
+    when the server stored the run but its reply was lost on the way."""
+
+    def __init__(self) -> None:
+        self.sent: list = []
+
+    def intercept_unary_unary(self, continuation, call_details, request):
+        response = continuation(call_details, request)
+        if call_details.method.endswith(("/StartRun", "/ReplayRun")):
+            self.sent.append(request.request_id)
+            if len(self.sent) == 1:
+                response.result()  # the server has stored it
+                raise _Unavailable()
+        return response
+
+
+class _Unavailable(grpc.RpcError):
+    def code(self):
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self):
+        return "connection reset (simulated)"
+
+
+def _count_runs(client: Client) -> int:
+    return len(client.runs.ListRuns(run_pb2.ListRunsRequest(page_size=1000)).runs)
+
+
+def test_a_start_whose_reply_was_lost_is_retried_without_a_second_run(server):
+    lose = _LoseTheFirstReply()
+    with Client(server, interceptors=[lose]) as c:
+        before = _count_runs(c)
+        run = c.start_run(EXAMPLES / "hello.yaml")
+        assert len(lose.sent) == 2 and lose.sent[0] == lose.sent[1] and lose.sent[0], lose.sent
+        assert _count_runs(c) == before + 1
+        assert c.wait(run.id, timeout=TIMEOUT_S).status == common_pb2.RUN_STATUS_COMPLETED
+        # The same id again, by hand: the same run.
+        again = c.start_run(EXAMPLES / "hello.yaml", request_id=lose.sent[0])
+        assert again.id == run.id
+        # And a replay the same way.
+        lose.sent.clear()
+        replay = c.replay(run.id, from_="publish")
+        assert len(lose.sent) == 2 and lose.sent[0] == lose.sent[1], lose.sent
+        assert _count_runs(c) == before + 2
+        assert c.replay(run.id, from_="publish", request_id=lose.sent[0]).id == replay.id

@@ -1,7 +1,9 @@
 // The retake gRPC API for TypeScript: the code protoc-gen-es generated from
 // proto/retake/v1 (src/gen), and one function that connects the three
 // services over HTTP/2 gRPC with an optional bearer token.
-import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ArtifactService } from "./gen/retake/v1/artifact_pb.js";
 import { ExperimentService, type GetExperimentResponse } from "./gen/retake/v1/experiment_pb.js";
@@ -40,13 +42,46 @@ export interface ConnectOptions {
 
 const FINISHED = new Set([RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED]);
 
+/** Calls that carry a requestId, which makes sending them again safe. */
+const NAMED_REQUESTS = new Set(["StartRun", "ReplayRun"]);
+/** Pauses before each new attempt while the server is UNAVAILABLE. */
+const RETRY_PAUSES_MS = [250, 1000, 4000];
+
+/**
+ * StartRun and ReplayRun name themselves (`requestId`, a fresh UUID unless
+ * the caller set one) and are sent again while the server is UNAVAILABLE:
+ * the server answers a retry with the run the first attempt stored, so a
+ * lost reply never starts a second run.
+ */
+const namedAndRetried: Interceptor = (next) => async (req) => {
+  if (req.stream || !NAMED_REQUESTS.has(req.method.name)) {
+    return next(req);
+  }
+  const message = req.message as { requestId?: string };
+  if (!message.requestId) {
+    message.requestId = randomUUID();
+  }
+  for (const pause of RETRY_PAUSES_MS) {
+    try {
+      return await next(req);
+    } catch (e) {
+      if (!(e instanceof ConnectError) || e.code !== Code.Unavailable) {
+        throw e;
+      }
+      await sleep(pause);
+    }
+  }
+  return next(req);
+};
+
 /**
  * Connects to a retake server: `createRetakeClient("127.0.0.1:50051")`, or
  * with a scheme, `http://127.0.0.1:50051` or `https://retake.example:443`.
  */
 export function createRetakeClient(server: string, options: ConnectOptions = {}): RetakeClient {
   const baseUrl = serverUrl(server);
-  const interceptors: Interceptor[] = [];
+  // Outermost: a retry goes through every other interceptor again.
+  const interceptors: Interceptor[] = [namedAndRetried];
   if (options.token) {
     const header = `Bearer ${options.token}`;
     interceptors.push((next) => (req) => {

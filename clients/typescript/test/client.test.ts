@@ -21,6 +21,7 @@ import {
   type NodeExecution,
   type RetakeClient,
 } from "../src/index.js";
+import type { Interceptor } from "@connectrpc/connect";
 import { EXAMPLES, startServer, type TestServer } from "./server.js";
 
 const hello = readFileSync(join(EXAMPLES, "hello.yaml"), "utf8");
@@ -274,3 +275,30 @@ describe("auth", () => {
     }
   });
 });
+
+describe("retries", () => {
+  test("a start or replay whose reply was lost is sent again without a second run", async () => {
+    const sent: string[] = [];
+    // Passes each call on, then loses the first reply, as a dropped
+    // connection would after the server stored the run.
+    const loseFirstReply: Interceptor = (next) => async (req) => {
+      const res = await next(req);
+      if (req.method.name === "StartRun" || req.method.name === "ReplayRun") {
+        sent.push((req.message as unknown as { requestId: string }).requestId);
+        if (sent.length === 1) throw new ConnectError("connection reset (simulated)", Code.Unavailable);
+      }
+      return res;
+    };
+    const lossy = createRetakeClient(server.baseUrl, { interceptors: [loseFirstReply] });
+    const count = async () => (await retake.runs.listRuns({ pageSize: 1000 })).runs.length;
+    const before = await count();
+    const { run } = await lossy.runs.startRun({ workflow: hello });
+    assert.equal(sent.length, 2);
+    assert.ok(sent[0] && sent[0] === sent[1], `one request id: ${sent}`);
+    assert.equal(await count(), before + 1);
+    assert.equal((await lossy.waitForRun(run!.id)).status, RunStatus.COMPLETED);
+    const again = await lossy.runs.startRun({ workflow: hello, requestId: sent[0] });
+    assert.equal(again.run!.id, run!.id);
+  });
+});
+

@@ -41,7 +41,7 @@ NODE_PRESENCE_ONLY_A: NodePresence
 NODE_PRESENCE_ONLY_B: NodePresence
 
 class StartRunRequest(_message.Message):
-    __slots__ = ("workflow", "variables", "files")
+    __slots__ = ("workflow", "variables", "files", "request_id")
     class VariablesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -59,10 +59,12 @@ class StartRunRequest(_message.Message):
     WORKFLOW_FIELD_NUMBER: _ClassVar[int]
     VARIABLES_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     workflow: str
     variables: _containers.ScalarMap[str, str]
     files: _containers.ScalarMap[str, str]
-    def __init__(self, workflow: _Optional[str] = ..., variables: _Optional[_Mapping[str, str]] = ..., files: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, workflow: _Optional[str] = ..., variables: _Optional[_Mapping[str, str]] = ..., files: _Optional[_Mapping[str, str]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class StartRunResponse(_message.Message):
     __slots__ = ("run",)
@@ -111,7 +113,7 @@ class ListRunsResponse(_message.Message):
     def __init__(self, runs: _Optional[_Iterable[_Union[_common_pb2.Run, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ReplayRunRequest(_message.Message):
-    __slots__ = ("run_id", "workflow", "files", "swaps", "overrides", "variables", "allow_drift")
+    __slots__ = ("run_id", "workflow", "files", "swaps", "overrides", "variables", "allow_drift", "request_id")
     class FilesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +136,7 @@ class ReplayRunRequest(_message.Message):
     OVERRIDES_FIELD_NUMBER: _ClassVar[int]
     VARIABLES_FIELD_NUMBER: _ClassVar[int]
     ALLOW_DRIFT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     workflow: str
     files: _containers.ScalarMap[str, str]
@@ -141,7 +144,8 @@ class ReplayRunRequest(_message.Message):
     overrides: _containers.RepeatedCompositeFieldContainer[_common_pb2.OutputOverride]
     variables: _containers.ScalarMap[str, str]
     allow_drift: bool
-    def __init__(self, run_id: _Optional[str] = ..., workflow: _Optional[str] = ..., files: _Optional[_Mapping[str, str]] = ..., swaps: _Optional[_Iterable[_Union[_common_pb2.AgentSwap, _Mapping]]] = ..., overrides: _Optional[_Iterable[_Union[_common_pb2.OutputOverride, _Mapping]]] = ..., variables: _Optional[_Mapping[str, str]] = ..., allow_drift: _Optional[bool] = ..., **kwargs) -> None: ...
+    request_id: str
+    def __init__(self, run_id: _Optional[str] = ..., workflow: _Optional[str] = ..., files: _Optional[_Mapping[str, str]] = ..., swaps: _Optional[_Iterable[_Union[_common_pb2.AgentSwap, _Mapping]]] = ..., overrides: _Optional[_Iterable[_Union[_common_pb2.OutputOverride, _Mapping]]] = ..., variables: _Optional[_Mapping[str, str]] = ..., allow_drift: _Optional[bool] = ..., request_id: _Optional[str] = ..., **kwargs) -> None: ...
 
 class ReplayRunResponse(_message.Message):
     __slots__ = ("run",)
