@@ -3,7 +3,14 @@
 // services over HTTP/2 gRPC with an optional bearer token.
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createClient,
+  type CallOptions,
+  type Client,
+  type Interceptor,
+} from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ArtifactService } from "./gen/retake/v1/artifact_pb.js";
 import { ExperimentService, type GetExperimentResponse } from "./gen/retake/v1/experiment_pb.js";
@@ -27,10 +34,21 @@ export interface RetakeClient {
   artifacts: Client<typeof ArtifactService>;
   workflows: Client<typeof WorkflowService>;
   experiments: Client<typeof ExperimentService>;
-  /** Resolves with the run once it is COMPLETED, FAILED or CANCELLED. */
-  waitForRun(runId: string): Promise<Run>;
+  /**
+   * Resolves with the run once it is COMPLETED, FAILED or CANCELLED.
+   * Rejects with DEADLINE_EXCEEDED after `timeoutMs`, and with CANCELED
+   * once `signal` aborts.
+   */
+  waitForRun(runId: string, options?: WaitOptions): Promise<Run>;
   /** Resolves once the experiment has finished, with its comparison. */
-  waitForExperiment(experimentId: string): Promise<GetExperimentResponse>;
+  waitForExperiment(experimentId: string, options?: WaitOptions): Promise<GetExperimentResponse>;
+}
+
+export interface WaitOptions {
+  /** Give up after this many milliseconds (DEADLINE_EXCEEDED). */
+  timeoutMs?: number;
+  /** Give up when this aborts (CANCELED). */
+  signal?: AbortSignal;
 }
 
 export interface ConnectOptions {
@@ -91,29 +109,67 @@ export function createRetakeClient(server: string, options: ConnectOptions = {})
   }
   interceptors.push(...(options.interceptors ?? []));
   const transport = createGrpcTransport({ baseUrl, interceptors });
-  const runs = createClient(RunService, transport);
-  const experiments = createClient(ExperimentService, transport);
+  const generatedRuns = createClient(RunService, transport);
+  const generatedExperiments = createClient(ExperimentService, transport);
+  const runs = { ...generatedRuns, watchRun: endedOnBreak(generatedRuns.watchRun) };
+  const experiments = {
+    ...generatedExperiments,
+    watchExperiment: endedOnBreak(generatedExperiments.watchExperiment),
+  };
   return {
     runs,
     artifacts: createClient(ArtifactService, transport),
     workflows: createClient(WorkflowService, transport),
     experiments,
-    async waitForExperiment(experimentId: string): Promise<GetExperimentResponse> {
-      for await (const _ of experiments.watchExperiment({ experimentId })) {
+    async waitForExperiment(experimentId: string, options: WaitOptions = {}): Promise<GetExperimentResponse> {
+      const call = callOptions(options);
+      for await (const _ of experiments.watchExperiment({ experimentId }, call())) {
         // The stream ends when the experiment does.
       }
-      return experiments.getExperiment({ experimentId, includeComparison: true });
+      return experiments.getExperiment({ experimentId, includeComparison: true }, call());
     },
-    async waitForRun(runId: string): Promise<Run> {
-      let { run } = await runs.getRun({ runId });
+    async waitForRun(runId: string, options: WaitOptions = {}): Promise<Run> {
+      const call = callOptions(options);
+      let { run } = await runs.getRun({ runId }, call());
       if (run && !FINISHED.has(run.status)) {
-        for await (const _ of runs.watchRun({ runId: run.id })) {
+        for await (const _ of runs.watchRun({ runId: run.id }, call())) {
           // The stream ends when the run does.
         }
-        ({ run } = await runs.getRun({ runId: run.id }));
+        ({ run } = await runs.getRun({ runId: run.id }, call()));
       }
       if (!run) throw new Error(`GetRun returned no run for ${runId}`);
       return run;
     },
+  };
+}
+
+/** Each call's options: the signal, and what is left of the timeout. */
+function callOptions({ timeoutMs, signal }: WaitOptions): () => CallOptions {
+  const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+  return () => ({
+    signal,
+    timeoutMs: deadline === undefined ? undefined : Math.max(1, deadline - Date.now()),
+  });
+}
+
+/**
+ * A server stream that ends its call when the caller stops reading
+ * (`break` out of `for await`, a `return` or a throw in its body): without
+ * this the HTTP/2 stream stays open, unread, and keeps Node running.
+ */
+function endedOnBreak<Req, Res>(
+  call: (request: Req, options?: CallOptions) => AsyncIterable<Res>,
+): (request: Req, options?: CallOptions) => AsyncIterable<Res> {
+  return (request, options = {}) => {
+    const stop = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+    const stream = call(request, { ...options, signal });
+    return (async function* () {
+      try {
+        yield* stream;
+      } finally {
+        stop.abort();
+      }
+    })();
   };
 }

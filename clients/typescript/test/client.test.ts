@@ -302,3 +302,53 @@ describe("retries", () => {
   });
 });
 
+describe("ending calls", () => {
+  // A run long enough to outlast every check here: 120 steps of 500 ms.
+  const long =
+    "name: long\nnodes:\n" +
+    Array.from(
+      { length: 120 },
+      (_, i) =>
+        `  s${i}:\n    agent: local://sleep\n    config: {ms: 500}\n    inputs: {i: "${i}"}\n    outputs: [r]\n` +
+        (i ? `    depends_on: [s${i - 1}]\n` : ""),
+    ).join("");
+
+  test("breaking out of a live watch ends the call, so Node can exit", async () => {
+    const { run } = await retake.runs.startRun({ workflow: long });
+    const dir = mkdtempSync(join(tmpdir(), "retake-break-"));
+    const script = join(dir, "break.mjs");
+    const index = new URL("../src/index.js", import.meta.url).href;
+    writeFileSync(
+      script,
+      `import { createRetakeClient } from ${JSON.stringify(index)};
+const c = createRetakeClient(${JSON.stringify(server.baseUrl)});
+for await (const { event } of c.runs.watchRun({ runId: ${JSON.stringify(run!.id)} })) {
+  if (event) break;
+}
+console.log("broke out");`,
+    );
+    const { spawnSync } = await import("node:child_process");
+    // The run goes on for a minute: a call left open would keep the child
+    // running until it is killed.
+    const child = spawnSync(process.execPath, [script], { timeout: 20_000, encoding: "utf8" });
+    rmSync(dir, { recursive: true, force: true });
+    await retake.runs.cancelRun({ runId: run!.id });
+    assert.equal(child.signal, null, "the child was killed: the call kept it running");
+    assert.equal(child.status, 0, child.stderr);
+    assert.equal(child.stdout.trim(), "broke out");
+  });
+
+  test("waitForRun gives up after its timeout and when its signal aborts", async () => {
+    const { run } = await retake.runs.startRun({ workflow: long });
+    try {
+      await rejects(() => retake.waitForRun(run!.id, { timeoutMs: 300 }), Code.DeadlineExceeded);
+      const stop = new AbortController();
+      const waiting = retake.waitForRun(run!.id, { signal: stop.signal });
+      setTimeout(() => stop.abort(), 300);
+      await rejects(() => waiting, Code.Canceled);
+    } finally {
+      await retake.runs.cancelRun({ runId: run!.id });
+    }
+  });
+});
+
