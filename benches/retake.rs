@@ -771,7 +771,7 @@ async fn replay_case(shape: Shape, n: usize, reps: usize) -> Result<ReplayFigure
             .runs
             .replay_run(pb::ReplayRunRequest {
                 run_id: source.clone(),
-                from: last.clone(),
+                from_node: last.clone(),
                 ..Default::default()
             })
             .await

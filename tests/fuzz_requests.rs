@@ -173,7 +173,7 @@ impl Fixture {
             .runs
             .replay_run(pb::ReplayRunRequest {
                 run_id: fx.runs[0].clone(),
-                from: "b".into(),
+                from_node: "b".into(),
                 ..Default::default()
             })
             .await
@@ -724,7 +724,7 @@ fn request() -> BoxedStrategy<Req> {
                         run_id: String::new(),
                         workflow,
                         files,
-                        from,
+                        from_node: from,
                         swaps: swaps
                             .into_iter()
                             .map(|(node_id, agent)| pb::AgentSwap { node_id, agent })
@@ -741,6 +741,7 @@ fn request() -> BoxedStrategy<Req> {
                         variables,
                         request_id: String::new(),
                         allow_drift,
+                        ..Default::default()
                     },
                     id,
                 )

@@ -57,7 +57,7 @@ async fn replaying_one_branch_reuses_the_sibling_by_reference() {
     let (rep, nodes) = replay(
         &mut s,
         pb::ReplayRunRequest {
-            from: "b".into(),
+            from_node: "b".into(),
             ..replay_req(&src.id)
         },
     )
@@ -223,7 +223,7 @@ async fn drift_is_refused_then_allowed() {
     let (src, _) = source(&mut s).await;
     let drifted = DIAMOND.replace("c says hi", "c changed");
     let req = pb::ReplayRunRequest {
-        from: "b".into(),
+        from_node: "b".into(),
         workflow: drifted.clone(),
         ..replay_req(&src.id)
     };
@@ -282,7 +282,7 @@ async fn replays_of_replays_resolve_reused_results_to_where_they_were_produced()
     let (r1, _) = replay(
         &mut s,
         pb::ReplayRunRequest {
-            from: "d".into(),
+            from_node: "d".into(),
             ..replay_req(&src.id)
         },
     )
@@ -290,7 +290,7 @@ async fn replays_of_replays_resolve_reused_results_to_where_they_were_produced()
     let (r2, _) = replay(
         &mut s,
         pb::ReplayRunRequest {
-            from: "c".into(),
+            from_node: "c".into(),
             ..replay_req(&r1.id)
         },
     )
@@ -298,7 +298,7 @@ async fn replays_of_replays_resolve_reused_results_to_where_they_were_produced()
     let (r3, n3) = replay(
         &mut s,
         pb::ReplayRunRequest {
-            from: "d".into(),
+            from_node: "d".into(),
             ..replay_req(&r2.id)
         },
     )
@@ -342,7 +342,7 @@ async fn the_ab_pattern_two_replays_and_three_diffs() {
     let mut s = start().await;
     let (src, _) = source(&mut s).await;
     let mock = |text: &str| pb::ReplayRunRequest {
-        from: "b".into(),
+        from_node: "b".into(),
         workflow: DIAMOND.replace("b says hi", text),
         allow_drift: true,
         ..replay_req(&src.id)
@@ -398,7 +398,7 @@ async fn the_ab_pattern_two_replays_and_three_diffs() {
     // Every node run again, each giving the same output: the runs never
     // part, though latencies differ.
     let echo_again = pb::ReplayRunRequest {
-        from: "a".into(),
+        from_node: "a".into(),
         ..replay_req(&src.id)
     };
     let (same_out, _) = replay(&mut s, echo_again).await;
@@ -420,7 +420,7 @@ async fn replay_errors_say_what_is_wrong() {
     let err = s
         .runs
         .replay_run(pb::ReplayRunRequest {
-            from: "b".into(),
+            from_node: "b".into(),
             ..replay_req("run_nonexistent")
         })
         .await
@@ -432,7 +432,7 @@ async fn replay_errors_say_what_is_wrong() {
     let err = s
         .runs
         .replay_run(pb::ReplayRunRequest {
-            from: "x".into(),
+            from_node: "x".into(),
             ..replay_req(&src.id)
         })
         .await
@@ -464,7 +464,7 @@ async fn replay_errors_say_what_is_wrong() {
     let err = s
         .runs
         .replay_run(pb::ReplayRunRequest {
-            from: "b".into(),
+            from_node: "b".into(),
             ..replay_req(&run.id)
         })
         .await
@@ -485,7 +485,7 @@ async fn replay_errors_say_what_is_wrong() {
     let err = s
         .runs
         .replay_run(pb::ReplayRunRequest {
-            from: "s".into(),
+            from_node: "s".into(),
             ..replay_req(&slow.id)
         })
         .await
@@ -501,7 +501,7 @@ async fn replay_errors_say_what_is_wrong() {
     let rep = s
         .runs
         .replay_run(pb::ReplayRunRequest {
-            from: "s".into(),
+            from_node: "s".into(),
             swaps: vec![swap("s", "local://echo")],
             ..replay_req(&slow.id)
         })
@@ -526,7 +526,7 @@ async fn a_replay_of_a_replay_keeps_the_agents_it_swapped_in() {
     let (r2, nodes) = replay(
         &mut s,
         pb::ReplayRunRequest {
-            from: "b".into(),
+            from_node: "b".into(),
             ..replay_req(&r1.id)
         },
     )
@@ -685,4 +685,53 @@ async fn overriding_a_node_nothing_consumes_records_the_value_in_a_replay() {
     }
     let d = node(&nodes, "d");
     assert_eq!(s.content(&d.output_artifact_ids[0]).await, "final word");
+}
+
+/// `from` is a keyword in Python: `from_node` names the step; the old
+/// field still works, alone or agreeing, and a disagreement is refused.
+#[tokio::test]
+#[allow(deprecated)]
+async fn from_node_names_the_step_and_the_deprecated_from_still_works() {
+    let mut s = start().await;
+    let (src, _) = source(&mut s).await;
+    for (from, from_node) in [("", "b"), ("b", ""), ("b", "b")] {
+        let (rep, _) = replay(
+            &mut s,
+            pb::ReplayRunRequest {
+                from: from.into(),
+                from_node: from_node.into(),
+                ..replay_req(&src.id)
+            },
+        )
+        .await;
+        let at = rep.replay.expect("a replay").forked_at_step;
+        assert_eq!(at, "b", "from {from:?}, from_node {from_node:?}");
+    }
+    let err = s
+        .runs
+        .replay_run(pb::ReplayRunRequest {
+            from: "b".into(),
+            from_node: "c".into(),
+            ..replay_req(&src.id)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("from_node 'c'"), "{}", err.message());
+}
+
+/// Latencies come as a Duration too.
+#[tokio::test]
+async fn node_latency_is_also_a_duration() {
+    let mut s = start().await;
+    let (_, nodes) = source(&mut s).await;
+    for n in &nodes {
+        let d = n.latency.expect("a latency");
+        assert_eq!(
+            d.seconds * 1000 + i64::from(d.nanos) / 1_000_000,
+            n.latency_ms,
+            "{}",
+            n.node_id
+        );
+    }
 }

@@ -234,7 +234,7 @@ async fn waits_survive_a_restart_and_replays_ask_again_only_inside_the_replay_se
         .runs
         .replay_run(pb::ReplayRunRequest {
             run_id: run.id.clone(),
-            from: "publish".into(),
+            from_node: "publish".into(),
             ..Default::default()
         })
         .await
@@ -252,7 +252,7 @@ async fn waits_survive_a_restart_and_replays_ask_again_only_inside_the_replay_se
         .runs
         .replay_run(pb::ReplayRunRequest {
             run_id: run.id.clone(),
-            from: "review".into(),
+            from_node: "review".into(),
             ..Default::default()
         })
         .await

@@ -91,7 +91,7 @@ async fn a_retried_replay_returns_the_first_replay() {
     c.finish(&source.id).await;
     let replay = |id: &str| pb::ReplayRunRequest {
         run_id: source.id.clone(),
-        from: "a".into(),
+        from_node: "a".into(),
         request_id: id.into(),
         ..Default::default()
     };
@@ -113,7 +113,7 @@ async fn a_retried_replay_returns_the_first_replay() {
         .unwrap();
     assert_eq!(again.id, first.id);
     let mut other = replay("r-1");
-    other.from = String::new();
+    other.from_node = String::new();
     other.allow_drift = true;
     let err = c.runs.replay_run(other).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);

@@ -322,7 +322,7 @@ async fn a_replay_swaps_a_step_to_a_worker() {
         .runs
         .replay_run(pb::ReplayRunRequest {
             run_id: source.id.clone(),
-            from: "b".into(),
+            from_node: "b".into(),
             swaps: vec![pb::AgentSwap {
                 node_id: "b".into(),
                 agent: "worker://mine".into(),

@@ -59,7 +59,7 @@ pub fn request(args: &ExperimentRunArgs) -> CliResult<StartExperimentRequest> {
         change: Some(ExperimentChange {
             workflow: change.workflow,
             files: change.files,
-            from_node: change.from,
+            from_node: change.from_node,
             swaps: change.swaps,
             overrides: change.overrides,
             variables: change.variables,

@@ -180,10 +180,8 @@ class Client:
             swaps=[common_pb2.AgentSwap(node_id=n, agent=a) for n, a in (swaps or {}).items()],
             overrides=_overrides(overrides),
             request_id=request_id or str(uuid.uuid4()),
+            from_node=from_ or "",
         )
-        if from_:
-            # `from` is a Python keyword, so the field is set by name.
-            setattr(req, "from", from_)
         return _retried(lambda: self.runs.ReplayRun(req, metadata=self._metadata)).run
 
     def diff(self, a: str, b: str) -> run_pb2.DiffRunsResponse:

@@ -166,6 +166,7 @@ pub fn node(n: &m::NodeExecution) -> pb::NodeExecution {
         start_time: timestamp(n.started_at),
         finish_time: timestamp(n.finished_at),
         latency_ms: n.latency_ms.unwrap_or_default(),
+        latency: n.latency_ms.map(duration),
         usage: Some(usage(&n.usage)),
         attempt_count: n.attempt_count,
         attempts: n
@@ -228,6 +229,7 @@ pub fn event(e: &m::Event) -> pb::Event {
         artifact_ids: d.artifact_ids.clone(),
         node_ids: d.node_ids.clone(),
         latency_ms: d.latency_ms.unwrap_or_default(),
+        latency: d.latency_ms.map(duration),
         worker: d.worker.clone(),
         progress: d.progress,
     }
@@ -348,4 +350,12 @@ pub fn overrides_from(overrides: Vec<pb::OutputOverride>) -> Vec<crate::model::O
             source: clip_source(o.source),
         })
         .collect()
+}
+
+/// Milliseconds as a protobuf Duration.
+fn duration(ms: i64) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
 }

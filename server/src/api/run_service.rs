@@ -95,12 +95,17 @@ impl RunService for RunApi {
         &self,
         req: Request<pb::ReplayRunRequest>,
     ) -> Result<Response<pb::ReplayRunResponse>, Status> {
-        let req = req.into_inner();
+        let mut req = req.into_inner();
+        #[allow(deprecated)]
+        let from = replay_from(
+            std::mem::take(&mut req.from),
+            std::mem::take(&mut req.from_node),
+        )?;
         let request = ReplayRequest {
             run: req.run_id,
             workflow: Some(req.workflow).filter(|w| !w.trim().is_empty()),
             files: req.files.into_iter().collect(),
-            from: Some(req.from).filter(|f| !f.trim().is_empty()),
+            from,
             swaps: convert::swaps_from(req.swaps),
             overrides: convert::overrides_from(req.overrides),
             variables: req.variables.into_iter().collect(),
@@ -221,5 +226,21 @@ impl RunService for RunApi {
         Ok(Response::new(pb::GetNodeExecutionResponse {
             node_execution: Some(convert::node(&node)),
         }))
+    }
+}
+
+/// The step a replay starts from: `from_node`, or the deprecated `from`
+/// (a keyword in Python), or both when they agree.
+fn replay_from(from: String, from_node: String) -> Result<Option<String>, Status> {
+    let (from, from_node) = (from.trim().to_string(), from_node.trim().to_string());
+    match (from.is_empty(), from_node.is_empty()) {
+        (_, true) => Ok(Some(from).filter(|f| !f.is_empty())),
+        (true, false) => Ok(Some(from_node)),
+        (false, false) if from == from_node => Ok(Some(from_node)),
+        (false, false) => Err(Status::invalid_argument(format!(
+            "from_node '{}' and from '{}' name different steps; set from_node only (from is deprecated)",
+            crate::error::echo(&from_node),
+            crate::error::echo(&from)
+        ))),
     }
 }

@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -255,7 +256,7 @@ class Attempt(_message.Message):
     def __init__(self, number: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[str] = ..., error_origin: _Optional[_Union[FailureOrigin, str]] = ..., worker: _Optional[str] = ...) -> None: ...
 
 class NodeExecution(_message.Message):
-    __slots__ = ("id", "run_id", "node_id", "status", "agent", "config_json", "prompt", "model", "input_artifact_ids", "output_artifact_ids", "error", "error_origin", "start_time", "finish_time", "latency_ms", "usage", "attempt_count", "attempts", "reused_from_run_id", "blocked_by", "depends_on", "position", "inputs_json", "reused_from_node_execution_id")
+    __slots__ = ("id", "run_id", "node_id", "status", "agent", "config_json", "prompt", "model", "input_artifact_ids", "output_artifact_ids", "error", "error_origin", "start_time", "finish_time", "latency_ms", "usage", "attempt_count", "attempts", "reused_from_run_id", "blocked_by", "depends_on", "position", "inputs_json", "reused_from_node_execution_id", "latency")
     ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -280,6 +281,7 @@ class NodeExecution(_message.Message):
     POSITION_FIELD_NUMBER: _ClassVar[int]
     INPUTS_JSON_FIELD_NUMBER: _ClassVar[int]
     REUSED_FROM_NODE_EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_FIELD_NUMBER: _ClassVar[int]
     id: str
     run_id: str
     node_id: str
@@ -304,7 +306,8 @@ class NodeExecution(_message.Message):
     position: int
     inputs_json: str
     reused_from_node_execution_id: str
-    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., node_id: _Optional[str] = ..., status: _Optional[_Union[NodeStatus, str]] = ..., agent: _Optional[str] = ..., config_json: _Optional[str] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., input_artifact_ids: _Optional[_Iterable[str]] = ..., output_artifact_ids: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ..., error_origin: _Optional[_Union[FailureOrigin, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latency_ms: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., attempt_count: _Optional[int] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., reused_from_run_id: _Optional[str] = ..., blocked_by: _Optional[_Iterable[str]] = ..., depends_on: _Optional[_Iterable[str]] = ..., position: _Optional[int] = ..., inputs_json: _Optional[str] = ..., reused_from_node_execution_id: _Optional[str] = ...) -> None: ...
+    latency: _duration_pb2.Duration
+    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., node_id: _Optional[str] = ..., status: _Optional[_Union[NodeStatus, str]] = ..., agent: _Optional[str] = ..., config_json: _Optional[str] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., input_artifact_ids: _Optional[_Iterable[str]] = ..., output_artifact_ids: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ..., error_origin: _Optional[_Union[FailureOrigin, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latency_ms: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., attempt_count: _Optional[int] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., reused_from_run_id: _Optional[str] = ..., blocked_by: _Optional[_Iterable[str]] = ..., depends_on: _Optional[_Iterable[str]] = ..., position: _Optional[int] = ..., inputs_json: _Optional[str] = ..., reused_from_node_execution_id: _Optional[str] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Artifact(_message.Message):
     __slots__ = ("id", "run_id", "node_id", "node_execution_id", "name", "media_type", "size_bytes", "sha256", "origin", "derived_from", "create_time")
@@ -333,7 +336,7 @@ class Artifact(_message.Message):
     def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., node_id: _Optional[str] = ..., node_execution_id: _Optional[str] = ..., name: _Optional[str] = ..., media_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., origin: _Optional[_Union[ArtifactOrigin, str]] = ..., derived_from: _Optional[_Iterable[str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("run_id", "sequence", "kind", "time", "node_id", "run_status", "node_status", "attempt", "message", "delta", "artifact_ids", "latency_ms", "node_ids", "worker", "progress")
+    __slots__ = ("run_id", "sequence", "kind", "time", "node_id", "run_status", "node_status", "attempt", "message", "delta", "artifact_ids", "latency_ms", "node_ids", "worker", "progress", "latency")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -349,6 +352,7 @@ class Event(_message.Message):
     NODE_IDS_FIELD_NUMBER: _ClassVar[int]
     WORKER_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     sequence: int
     kind: EventKind
@@ -364,4 +368,5 @@ class Event(_message.Message):
     node_ids: _containers.RepeatedScalarFieldContainer[str]
     worker: str
     progress: float
-    def __init__(self, run_id: _Optional[str] = ..., sequence: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node_id: _Optional[str] = ..., run_status: _Optional[_Union[RunStatus, str]] = ..., node_status: _Optional[_Union[NodeStatus, str]] = ..., attempt: _Optional[int] = ..., message: _Optional[str] = ..., delta: _Optional[str] = ..., artifact_ids: _Optional[_Iterable[str]] = ..., latency_ms: _Optional[int] = ..., node_ids: _Optional[_Iterable[str]] = ..., worker: _Optional[str] = ..., progress: _Optional[float] = ...) -> None: ...
+    latency: _duration_pb2.Duration
+    def __init__(self, run_id: _Optional[str] = ..., sequence: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node_id: _Optional[str] = ..., run_status: _Optional[_Union[RunStatus, str]] = ..., node_status: _Optional[_Union[NodeStatus, str]] = ..., attempt: _Optional[int] = ..., message: _Optional[str] = ..., delta: _Optional[str] = ..., artifact_ids: _Optional[_Iterable[str]] = ..., latency_ms: _Optional[int] = ..., node_ids: _Optional[_Iterable[str]] = ..., worker: _Optional[str] = ..., progress: _Optional[float] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...

@@ -113,7 +113,7 @@ class ListRunsResponse(_message.Message):
     def __init__(self, runs: _Optional[_Iterable[_Union[_common_pb2.Run, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ReplayRunRequest(_message.Message):
-    __slots__ = ("run_id", "workflow", "files", "swaps", "overrides", "variables", "allow_drift", "request_id")
+    __slots__ = ("run_id", "workflow", "files", "swaps", "overrides", "variables", "allow_drift", "request_id", "from_node")
     class FilesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +137,7 @@ class ReplayRunRequest(_message.Message):
     VARIABLES_FIELD_NUMBER: _ClassVar[int]
     ALLOW_DRIFT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_NODE_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     workflow: str
     files: _containers.ScalarMap[str, str]
@@ -145,7 +146,8 @@ class ReplayRunRequest(_message.Message):
     variables: _containers.ScalarMap[str, str]
     allow_drift: bool
     request_id: str
-    def __init__(self, run_id: _Optional[str] = ..., workflow: _Optional[str] = ..., files: _Optional[_Mapping[str, str]] = ..., swaps: _Optional[_Iterable[_Union[_common_pb2.AgentSwap, _Mapping]]] = ..., overrides: _Optional[_Iterable[_Union[_common_pb2.OutputOverride, _Mapping]]] = ..., variables: _Optional[_Mapping[str, str]] = ..., allow_drift: _Optional[bool] = ..., request_id: _Optional[str] = ..., **kwargs) -> None: ...
+    from_node: str
+    def __init__(self, run_id: _Optional[str] = ..., workflow: _Optional[str] = ..., files: _Optional[_Mapping[str, str]] = ..., swaps: _Optional[_Iterable[_Union[_common_pb2.AgentSwap, _Mapping]]] = ..., overrides: _Optional[_Iterable[_Union[_common_pb2.OutputOverride, _Mapping]]] = ..., variables: _Optional[_Mapping[str, str]] = ..., allow_drift: _Optional[bool] = ..., request_id: _Optional[str] = ..., from_node: _Optional[str] = ..., **kwargs) -> None: ...
 
 class ReplayRunResponse(_message.Message):
     __slots__ = ("run",)
