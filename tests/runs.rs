@@ -492,3 +492,78 @@ async fn a_configuration_error_fails_the_node_at_once_and_a_transient_one_is_ret
     assert_eq!(status(flaky), pb::NodeStatus::Completed);
     assert_eq!(flaky.attempt_count, 3);
 }
+
+/// A 5 MB artifact: GetArtifact refuses it, naming ReadArtifact, which
+/// streams it in chunks of at most 1 MiB, whole or a range.
+#[tokio::test]
+async fn large_artifacts_are_read_in_chunks() {
+    use tokio_stream::StreamExt;
+    let mut s = start().await;
+    let big: String = (0..5_000_000u32)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let run = s
+        .start_run_vars(
+            "name: big\nnodes:\n  a: {agent: local://echo, inputs: {text: \"${user.big}\"}, outputs: [result]}\n",
+            &[("big", &big)],
+        )
+        .await;
+    let (_, nodes) = s.finish(&run.id).await;
+    let id = nodes[0].output_artifact_ids[0].clone();
+    let err = s
+        .artifacts
+        .get_artifact(pb::GetArtifactRequest {
+            artifact_id: id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("ReadArtifact"), "{}", err.message());
+
+    let read = |offset: i64, limit: i64| {
+        let mut artifacts = s.artifacts.clone();
+        let id = id.clone();
+        async move {
+            let mut stream = artifacts
+                .read_artifact(pb::ReadArtifactRequest {
+                    artifact_id: id,
+                    offset,
+                    limit,
+                })
+                .await?
+                .into_inner();
+            let mut chunks = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                chunks.push(chunk?);
+            }
+            Ok::<_, tonic::Status>(chunks)
+        }
+    };
+    let chunks = read(0, 0).await.unwrap();
+    let whole: Vec<u8> = chunks.iter().flat_map(|c| c.data.clone()).collect();
+    let size = chunks[0]
+        .artifact
+        .as_ref()
+        .expect("metadata first")
+        .size_bytes;
+    assert_eq!(whole.len() as i64, size);
+    assert!(size >= 5_000_000);
+    assert!(chunks.iter().all(|c| c.data.len() <= 1 << 20));
+    assert!(chunks[1..].iter().all(|c| c.artifact.is_none()));
+    let mut at = 0;
+    for c in &chunks {
+        assert_eq!(c.offset, at);
+        at += c.data.len() as i64;
+    }
+    let range: Vec<u8> = read(1_500_000, 2_000_000)
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|c| c.data.clone())
+        .collect();
+    assert_eq!(range, whole[1_500_000..3_500_000]);
+    let err = read(size + 1, 0).await.unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange);
+    let err = read(-1, 0).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+}

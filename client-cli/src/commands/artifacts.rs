@@ -7,7 +7,7 @@ use crate::connect::Clients;
 use crate::error::CliResult;
 use crate::render::{self, Output, Style, artifact_origin_name};
 use retake::v1::{
-    Artifact, ArtifactOrigin, GetArtifactLineageRequest, GetArtifactRequest, ListArtifactsRequest,
+    Artifact, ArtifactOrigin, GetArtifactLineageRequest, ListArtifactsRequest, ReadArtifactRequest,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -118,17 +118,25 @@ pub async fn show(clients: &Clients, args: &ArtifactShowArgs) -> CliResult<Artif
     })
 }
 
-/// An artifact's metadata and content.
+/// An artifact's metadata and content, read in chunks (ReadArtifact), so
+/// an artifact of any size arrives whole.
 pub async fn fetch(clients: &Clients, artifact_id: &str) -> CliResult<(Artifact, Vec<u8>)> {
+    use tokio_stream::StreamExt;
     let mut client = clients.artifacts.clone();
-    let resp = client
-        .get_artifact(GetArtifactRequest {
+    let mut chunks = client
+        .read_artifact(ReadArtifactRequest {
             artifact_id: artifact_id.to_string(),
+            ..Default::default()
         })
         .await?
         .into_inner();
-    let artifact = returned(resp.artifact, "artifact")?;
-    Ok((artifact, resp.content))
+    let (mut artifact, mut content) = (None, Vec::new());
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        artifact = artifact.or(chunk.artifact);
+        content.extend_from_slice(&chunk.data);
+    }
+    Ok((returned(artifact, "artifact")?, content))
 }
 
 impl Output for ArtifactShow {

@@ -18,6 +18,7 @@ from typing import Optional, TypeVar, Union
 import grpc
 
 from .v1 import (
+    artifact_pb2,
     artifact_pb2_grpc,
     common_pb2,
     experiment_pb2,
@@ -43,6 +44,12 @@ _FINISHED = {
     common_pb2.RUN_STATUS_CANCELLED,
 }
 T = TypeVar("T")
+
+# What the server accepts in one message (retake-server's default).
+_MESSAGE_LIMITS = [
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+]
 
 # A call that carries a request_id is sent again this many times while the
 # server is UNAVAILABLE, after these pauses (seconds).
@@ -75,6 +82,9 @@ class Client:
     ) -> None:
         secure = target.startswith("https://")
         address = re.sub(r"^https?://", "", target).rstrip("/")
+        # The server's limits, not gRPC's 4 MB default: a run with large
+        # variables comes back whole. `options` given win.
+        options = [*_MESSAGE_LIMITS, *(options or [])]
         if secure or root_certificates is not None:
             creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
             self.channel = grpc.secure_channel(address, creds, options=options)
@@ -183,6 +193,13 @@ class Client:
             from_node=from_ or "",
         )
         return _retried(lambda: self.runs.ReplayRun(req, metadata=self._metadata)).run
+
+    def read_artifact(self, artifact_id: str, offset: int = 0, limit: int = 0) -> bytes:
+        """An artifact's content (or `limit` bytes of it from `offset`; 0:
+        to the end), read in chunks: whatever its size, unlike GetArtifact,
+        which sends only what fits one message."""
+        req = artifact_pb2.ReadArtifactRequest(artifact_id=artifact_id, offset=offset, limit=limit)
+        return b"".join(chunk.data for chunk in self.artifacts.ReadArtifact(req, metadata=self._metadata))
 
     def diff(self, a: str, b: str) -> run_pb2.DiffRunsResponse:
         """Compares two runs node by node (`.nodes`, `.summary`)."""

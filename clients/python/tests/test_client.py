@@ -297,3 +297,20 @@ def test_a_start_whose_reply_was_lost_is_retried_without_a_second_run(server):
         assert len(lose.sent) == 2 and lose.sent[0] == lose.sent[1], lose.sent
         assert _count_runs(c) == before + 2
         assert c.replay(run.id, from_="publish", request_id=lose.sent[0]).id == replay.id
+
+
+def test_a_5_mb_artifact_is_read_whole(client):
+    big = "".join(chr(97 + i % 26) for i in range(5_000_000))
+    yaml = 'name: big\nnodes:\n  a: {agent: local://echo, inputs: {text: "${user.big}"}, outputs: [result]}\n'
+    run = client.start_run(yaml, {"big": big})
+    client.wait(run.id, timeout=TIMEOUT_S)
+    # (GetRun with its nodes would carry the 5 MB input: ListArtifacts does not.)
+    listed = client.artifacts.ListArtifacts(artifact_pb2.ListArtifactsRequest(run_id=run.id)).artifacts
+    artifact_id = next(a.id for a in listed if a.node_id == "a" and a.name == "result")
+    with pytest.raises(grpc.RpcError) as refused:
+        client.artifacts.GetArtifact(artifact_pb2.GetArtifactRequest(artifact_id=artifact_id))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "ReadArtifact" in refused.value.details()
+    content = client.read_artifact(artifact_id)
+    assert len(content) >= 5_000_000 and big in content.decode()
+    assert client.read_artifact(artifact_id, offset=10, limit=5) == content[10:15]

@@ -14,7 +14,7 @@ import {
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ArtifactService } from "./gen/retake/v1/artifact_pb.js";
 import { ExperimentService, type GetExperimentResponse } from "./gen/retake/v1/experiment_pb.js";
-import { RunStatus, type Run } from "./gen/retake/v1/common_pb.js";
+import { RunStatus, type Artifact, type Run } from "./gen/retake/v1/common_pb.js";
 import { RunService } from "./gen/retake/v1/run_pb.js";
 import { WorkflowService } from "./gen/retake/v1/workflow_pb.js";
 import { serverUrl } from "./url.js";
@@ -42,6 +42,15 @@ export interface RetakeClient {
   waitForRun(runId: string, options?: WaitOptions): Promise<Run>;
   /** Resolves once the experiment has finished, with its comparison. */
   waitForExperiment(experimentId: string, options?: WaitOptions): Promise<GetExperimentResponse>;
+  /**
+   * An artifact's metadata and content (or `limit` bytes of it from
+   * `offset`), read in chunks: any size, where GetArtifact sends only what
+   * fits one message.
+   */
+  readArtifact(
+    artifactId: string,
+    range?: { offset?: bigint; limit?: bigint },
+  ): Promise<{ artifact: Artifact; content: Uint8Array }>;
 }
 
 export interface WaitOptions {
@@ -59,6 +68,9 @@ export interface ConnectOptions {
 }
 
 const FINISHED = new Set([RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED]);
+
+/** The largest message the server takes and sends (retake-server's default). */
+const MESSAGE_LIMIT = 64 * 1024 * 1024;
 
 /** Calls that carry a requestId, which makes sending them again safe. */
 const NAMED_REQUESTS = new Set(["StartRun", "ReplayRun"]);
@@ -108,7 +120,15 @@ export function createRetakeClient(server: string, options: ConnectOptions = {})
     });
   }
   interceptors.push(...(options.interceptors ?? []));
-  const transport = createGrpcTransport({ baseUrl, interceptors });
+  // The server's limit (64 MiB), not 4 MiB: a run with large variables
+  // comes back whole.
+  const transport = createGrpcTransport({
+    baseUrl,
+    interceptors,
+    readMaxBytes: MESSAGE_LIMIT,
+    writeMaxBytes: MESSAGE_LIMIT,
+  });
+  const artifacts = createClient(ArtifactService, transport);
   const generatedRuns = createClient(RunService, transport);
   const generatedExperiments = createClient(ExperimentService, transport);
   const runs = { ...generatedRuns, watchRun: endedOnBreak(generatedRuns.watchRun) };
@@ -118,7 +138,7 @@ export function createRetakeClient(server: string, options: ConnectOptions = {})
   };
   return {
     runs,
-    artifacts: createClient(ArtifactService, transport),
+    artifacts,
     workflows: createClient(WorkflowService, transport),
     experiments,
     async waitForExperiment(experimentId: string, options: WaitOptions = {}): Promise<GetExperimentResponse> {
@@ -127,6 +147,22 @@ export function createRetakeClient(server: string, options: ConnectOptions = {})
         // The stream ends when the experiment does.
       }
       return experiments.getExperiment({ experimentId, includeComparison: true }, call());
+    },
+    async readArtifact(artifactId, range = {}) {
+      let artifact: Artifact | undefined;
+      const parts: Uint8Array[] = [];
+      for await (const chunk of artifacts.readArtifact({ artifactId, ...range })) {
+        artifact ??= chunk.artifact;
+        parts.push(chunk.data);
+      }
+      if (!artifact) throw new Error(`ReadArtifact sent no metadata for ${artifactId}`);
+      const content = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      let at = 0;
+      for (const p of parts) {
+        content.set(p, at);
+        at += p.length;
+      }
+      return { artifact, content };
     },
     async waitForRun(runId: string, options: WaitOptions = {}): Promise<Run> {
       const call = callOptions(options);

@@ -352,3 +352,20 @@ console.log("broke out");`,
   });
 });
 
+describe("large artifacts", () => {
+  test("a 5 MB artifact is read whole, and a range of it", async () => {
+    const big = Array.from({ length: 5_000_000 }, (_, i) => String.fromCharCode(97 + (i % 26))).join("");
+    const workflow = 'name: big\nnodes:\n  a: {agent: local://echo, inputs: {text: "${user.big}"}, outputs: [result]}\n';
+    const { run } = await retake.runs.startRun({ workflow, variables: { big } });
+    await retake.waitForRun(run!.id);
+    const { artifacts } = await retake.artifacts.listArtifacts({ runId: run!.id });
+    const id = artifacts.find((a) => a.nodeId === "a" && a.name === "result")!.id;
+    await rejects(() => retake.artifacts.getArtifact({ artifactId: id }), Code.FailedPrecondition);
+    const { artifact, content } = await retake.readArtifact(id);
+    assert.equal(BigInt(content.length), artifact.sizeBytes);
+    assert.ok(new TextDecoder().decode(content).includes(big));
+    const part = await retake.readArtifact(id, { offset: 10n, limit: 5n });
+    assert.deepEqual(part.content, content.slice(10, 15));
+  });
+});
+

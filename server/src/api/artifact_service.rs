@@ -13,6 +13,12 @@ pub struct ArtifactApi {
     pub engine: Engine,
 }
 
+/// The largest content GetArtifact sends: gRPC clients refuse messages
+/// over 4 MiB by default, and the metadata travels with it.
+const GET_LIMIT: i64 = 4_000_000;
+/// ReadArtifact's chunk.
+const CHUNK: usize = 1 << 20;
+
 /// Artifacts a ListArtifacts page holds when the request does not say.
 const DEFAULT_PAGE: i32 = 100;
 
@@ -38,10 +44,65 @@ impl ArtifactService for ArtifactApi {
         let id = req.into_inner().artifact_id;
         require_artifact_id(&id)?;
         let (artifact, content) = self.engine.artifact(&id).await?;
+        if artifact.size > GET_LIMIT {
+            return Err(Status::failed_precondition(format!(
+                "artifact {} is {} bytes, more than GetArtifact sends in one message ({GET_LIMIT}); \
+                 read it with ReadArtifact, which streams it in chunks",
+                artifact.id, artifact.size
+            )));
+        }
         Ok(Response::new(pb::GetArtifactResponse {
             artifact: Some(convert::artifact(&artifact)),
             content,
         }))
+    }
+
+    type ReadArtifactStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<pb::ReadArtifactResponse, Status>> + Send>,
+    >;
+
+    async fn read_artifact(
+        &self,
+        req: Request<pb::ReadArtifactRequest>,
+    ) -> Result<Response<Self::ReadArtifactStream>, Status> {
+        let req = req.into_inner();
+        require_artifact_id(&req.artifact_id)?;
+        if req.offset < 0 || req.limit < 0 {
+            return Err(Status::invalid_argument(format!(
+                "offset and limit must be 0 or more, got {} and {}",
+                req.offset, req.limit
+            )));
+        }
+        let (artifact, content) = self.engine.artifact(&req.artifact_id).await?;
+        let size = content.len() as i64;
+        if req.offset > size || (req.offset == size && size > 0) {
+            return Err(Status::out_of_range(format!(
+                "offset {} is past the end of artifact {} ({size} bytes)",
+                req.offset, artifact.id
+            )));
+        }
+        let end = match req.limit {
+            0 => size,
+            limit => size.min(req.offset.saturating_add(limit)),
+        };
+        let (start, end) = (req.offset as usize, end as usize);
+        let mut first = Some(convert::artifact(&artifact));
+        let mut messages = Vec::new();
+        let mut at = start;
+        // An empty range is still one message, with the metadata.
+        loop {
+            let next = (at + CHUNK).min(end);
+            messages.push(Ok(pb::ReadArtifactResponse {
+                artifact: first.take(),
+                offset: at as i64,
+                data: content[at..next].to_vec(),
+            }));
+            at = next;
+            if at >= end {
+                break;
+            }
+        }
+        Ok(Response::new(Box::pin(futures::stream::iter(messages))))
     }
 
     async fn list_artifacts(

@@ -21,6 +21,26 @@ class GetArtifactResponse(_message.Message):
     content: bytes
     def __init__(self, artifact: _Optional[_Union[_common_pb2.Artifact, _Mapping]] = ..., content: _Optional[bytes] = ...) -> None: ...
 
+class ReadArtifactRequest(_message.Message):
+    __slots__ = ("artifact_id", "offset", "limit")
+    ARTIFACT_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    artifact_id: str
+    offset: int
+    limit: int
+    def __init__(self, artifact_id: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ReadArtifactResponse(_message.Message):
+    __slots__ = ("artifact", "offset", "data")
+    ARTIFACT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    artifact: _common_pb2.Artifact
+    offset: int
+    data: bytes
+    def __init__(self, artifact: _Optional[_Union[_common_pb2.Artifact, _Mapping]] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
 class ListArtifactsRequest(_message.Message):
     __slots__ = ("run_id", "page_size", "page_token")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]

@@ -40,6 +40,11 @@ class ArtifactServiceStub:
                 request_serializer=retake_dot_v1_dot_artifact__pb2.GetArtifactRequest.SerializeToString,
                 response_deserializer=retake_dot_v1_dot_artifact__pb2.GetArtifactResponse.FromString,
                 _registered_method=True)
+        self.ReadArtifact = channel.unary_stream(
+                '/retake.v1.ArtifactService/ReadArtifact',
+                request_serializer=retake_dot_v1_dot_artifact__pb2.ReadArtifactRequest.SerializeToString,
+                response_deserializer=retake_dot_v1_dot_artifact__pb2.ReadArtifactResponse.FromString,
+                _registered_method=True)
         self.ListArtifacts = channel.unary_unary(
                 '/retake.v1.ArtifactService/ListArtifacts',
                 request_serializer=retake_dot_v1_dot_artifact__pb2.ListArtifactsRequest.SerializeToString,
@@ -57,7 +62,17 @@ class ArtifactServiceServicer:
     """
 
     def GetArtifact(self, request, context):
-        """An artifact's metadata and content.
+        """An artifact's metadata and content, in one message: for artifacts up to
+        4,000,000 bytes (what gRPC clients accept by default). A larger one is
+        FAILED_PRECONDITION, naming ReadArtifact.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadArtifact(self, request, context):
+        """An artifact's content, whole or a range of it, in chunks of at most
+        1 MiB; the first message also carries the metadata.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -85,6 +100,11 @@ def add_ArtifactServiceServicer_to_server(servicer, server):
                     servicer.GetArtifact,
                     request_deserializer=retake_dot_v1_dot_artifact__pb2.GetArtifactRequest.FromString,
                     response_serializer=retake_dot_v1_dot_artifact__pb2.GetArtifactResponse.SerializeToString,
+            ),
+            'ReadArtifact': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReadArtifact,
+                    request_deserializer=retake_dot_v1_dot_artifact__pb2.ReadArtifactRequest.FromString,
+                    response_serializer=retake_dot_v1_dot_artifact__pb2.ReadArtifactResponse.SerializeToString,
             ),
             'ListArtifacts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListArtifacts,
@@ -125,6 +145,33 @@ class ArtifactService:
             '/retake.v1.ArtifactService/GetArtifact',
             retake_dot_v1_dot_artifact__pb2.GetArtifactRequest.SerializeToString,
             retake_dot_v1_dot_artifact__pb2.GetArtifactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/retake.v1.ArtifactService/ReadArtifact',
+            retake_dot_v1_dot_artifact__pb2.ReadArtifactRequest.SerializeToString,
+            retake_dot_v1_dot_artifact__pb2.ReadArtifactResponse.FromString,
             options,
             channel_credentials,
             insecure,

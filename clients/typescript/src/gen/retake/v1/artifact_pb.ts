@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file retake/v1/artifact.proto.
  */
 export const file_retake_v1_artifact: GenFile = /*@__PURE__*/
-  fileDesc("ChhyZXRha2UvdjEvYXJ0aWZhY3QucHJvdG8SCXJldGFrZS52MSIpChJHZXRBcnRpZmFjdFJlcXVlc3QSEwoLYXJ0aWZhY3RfaWQYASABKAkiTQoTR2V0QXJ0aWZhY3RSZXNwb25zZRIlCghhcnRpZmFjdBgBIAEoCzITLnJldGFrZS52MS5BcnRpZmFjdBIPCgdjb250ZW50GAIgASgMIk0KFExpc3RBcnRpZmFjdHNSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJYChVMaXN0QXJ0aWZhY3RzUmVzcG9uc2USJgoJYXJ0aWZhY3RzGAEgAygLMhMucmV0YWtlLnYxLkFydGlmYWN0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJDChlHZXRBcnRpZmFjdExpbmVhZ2VSZXF1ZXN0EhMKC2FydGlmYWN0X2lkGAEgASgJEhEKCW1heF9kZXB0aBgCIAEoBSJECgxMaW5lYWdlRW50cnkSJQoIYXJ0aWZhY3QYASABKAsyEy5yZXRha2UudjEuQXJ0aWZhY3QSDQoFZGVwdGgYAiABKAUiRgoaR2V0QXJ0aWZhY3RMaW5lYWdlUmVzcG9uc2USKAoHZW50cmllcxgBIAMoCzIXLnJldGFrZS52MS5MaW5lYWdlRW50cnkylgIKD0FydGlmYWN0U2VydmljZRJMCgtHZXRBcnRpZmFjdBIdLnJldGFrZS52MS5HZXRBcnRpZmFjdFJlcXVlc3QaHi5yZXRha2UudjEuR2V0QXJ0aWZhY3RSZXNwb25zZRJSCg1MaXN0QXJ0aWZhY3RzEh8ucmV0YWtlLnYxLkxpc3RBcnRpZmFjdHNSZXF1ZXN0GiAucmV0YWtlLnYxLkxpc3RBcnRpZmFjdHNSZXNwb25zZRJhChJHZXRBcnRpZmFjdExpbmVhZ2USJC5yZXRha2UudjEuR2V0QXJ0aWZhY3RMaW5lYWdlUmVxdWVzdBolLnJldGFrZS52MS5HZXRBcnRpZmFjdExpbmVhZ2VSZXNwb25zZWIGcHJvdG8z", [file_retake_v1_common]);
+  fileDesc("ChhyZXRha2UvdjEvYXJ0aWZhY3QucHJvdG8SCXJldGFrZS52MSIpChJHZXRBcnRpZmFjdFJlcXVlc3QSEwoLYXJ0aWZhY3RfaWQYASABKAkiTQoTR2V0QXJ0aWZhY3RSZXNwb25zZRIlCghhcnRpZmFjdBgBIAEoCzITLnJldGFrZS52MS5BcnRpZmFjdBIPCgdjb250ZW50GAIgASgMIkkKE1JlYWRBcnRpZmFjdFJlcXVlc3QSEwoLYXJ0aWZhY3RfaWQYASABKAkSDgoGb2Zmc2V0GAIgASgDEg0KBWxpbWl0GAMgASgDIlsKFFJlYWRBcnRpZmFjdFJlc3BvbnNlEiUKCGFydGlmYWN0GAEgASgLMhMucmV0YWtlLnYxLkFydGlmYWN0Eg4KBm9mZnNldBgCIAEoAxIMCgRkYXRhGAMgASgMIk0KFExpc3RBcnRpZmFjdHNSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJYChVMaXN0QXJ0aWZhY3RzUmVzcG9uc2USJgoJYXJ0aWZhY3RzGAEgAygLMhMucmV0YWtlLnYxLkFydGlmYWN0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJDChlHZXRBcnRpZmFjdExpbmVhZ2VSZXF1ZXN0EhMKC2FydGlmYWN0X2lkGAEgASgJEhEKCW1heF9kZXB0aBgCIAEoBSJECgxMaW5lYWdlRW50cnkSJQoIYXJ0aWZhY3QYASABKAsyEy5yZXRha2UudjEuQXJ0aWZhY3QSDQoFZGVwdGgYAiABKAUiRgoaR2V0QXJ0aWZhY3RMaW5lYWdlUmVzcG9uc2USKAoHZW50cmllcxgBIAMoCzIXLnJldGFrZS52MS5MaW5lYWdlRW50cnky6QIKD0FydGlmYWN0U2VydmljZRJMCgtHZXRBcnRpZmFjdBIdLnJldGFrZS52MS5HZXRBcnRpZmFjdFJlcXVlc3QaHi5yZXRha2UudjEuR2V0QXJ0aWZhY3RSZXNwb25zZRJRCgxSZWFkQXJ0aWZhY3QSHi5yZXRha2UudjEuUmVhZEFydGlmYWN0UmVxdWVzdBofLnJldGFrZS52MS5SZWFkQXJ0aWZhY3RSZXNwb25zZTABElIKDUxpc3RBcnRpZmFjdHMSHy5yZXRha2UudjEuTGlzdEFydGlmYWN0c1JlcXVlc3QaIC5yZXRha2UudjEuTGlzdEFydGlmYWN0c1Jlc3BvbnNlEmEKEkdldEFydGlmYWN0TGluZWFnZRIkLnJldGFrZS52MS5HZXRBcnRpZmFjdExpbmVhZ2VSZXF1ZXN0GiUucmV0YWtlLnYxLkdldEFydGlmYWN0TGluZWFnZVJlc3BvbnNlYgZwcm90bzM", [file_retake_v1_common]);
 
 /**
  * @generated from message retake.v1.GetArtifactRequest
@@ -54,6 +54,68 @@ export const GetArtifactResponseSchema: GenMessage<GetArtifactResponse> = /*@__P
   messageDesc(file_retake_v1_artifact, 1);
 
 /**
+ * @generated from message retake.v1.ReadArtifactRequest
+ */
+export type ReadArtifactRequest = Message<"retake.v1.ReadArtifactRequest"> & {
+  /**
+   * @generated from field: string artifact_id = 1;
+   */
+  artifactId: string;
+
+  /**
+   * The first byte to send; past the end is OUT_OF_RANGE.
+   *
+   * @generated from field: int64 offset = 2;
+   */
+  offset: bigint;
+
+  /**
+   * At most this many bytes; 0 means to the end.
+   *
+   * @generated from field: int64 limit = 3;
+   */
+  limit: bigint;
+};
+
+/**
+ * Describes the message retake.v1.ReadArtifactRequest.
+ * Use `create(ReadArtifactRequestSchema)` to create a new message.
+ */
+export const ReadArtifactRequestSchema: GenMessage<ReadArtifactRequest> = /*@__PURE__*/
+  messageDesc(file_retake_v1_artifact, 2);
+
+/**
+ * @generated from message retake.v1.ReadArtifactResponse
+ */
+export type ReadArtifactResponse = Message<"retake.v1.ReadArtifactResponse"> & {
+  /**
+   * The first message only.
+   *
+   * @generated from field: retake.v1.Artifact artifact = 1;
+   */
+  artifact?: Artifact | undefined;
+
+  /**
+   * The content's offset of `data`.
+   *
+   * @generated from field: int64 offset = 2;
+   */
+  offset: bigint;
+
+  /**
+   * @generated from field: bytes data = 3;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message retake.v1.ReadArtifactResponse.
+ * Use `create(ReadArtifactResponseSchema)` to create a new message.
+ */
+export const ReadArtifactResponseSchema: GenMessage<ReadArtifactResponse> = /*@__PURE__*/
+  messageDesc(file_retake_v1_artifact, 3);
+
+/**
  * @generated from message retake.v1.ListArtifactsRequest
  */
 export type ListArtifactsRequest = Message<"retake.v1.ListArtifactsRequest"> & {
@@ -80,7 +142,7 @@ export type ListArtifactsRequest = Message<"retake.v1.ListArtifactsRequest"> & {
  * Use `create(ListArtifactsRequestSchema)` to create a new message.
  */
 export const ListArtifactsRequestSchema: GenMessage<ListArtifactsRequest> = /*@__PURE__*/
-  messageDesc(file_retake_v1_artifact, 2);
+  messageDesc(file_retake_v1_artifact, 4);
 
 /**
  * @generated from message retake.v1.ListArtifactsResponse
@@ -102,7 +164,7 @@ export type ListArtifactsResponse = Message<"retake.v1.ListArtifactsResponse"> &
  * Use `create(ListArtifactsResponseSchema)` to create a new message.
  */
 export const ListArtifactsResponseSchema: GenMessage<ListArtifactsResponse> = /*@__PURE__*/
-  messageDesc(file_retake_v1_artifact, 3);
+  messageDesc(file_retake_v1_artifact, 5);
 
 /**
  * @generated from message retake.v1.GetArtifactLineageRequest
@@ -126,7 +188,7 @@ export type GetArtifactLineageRequest = Message<"retake.v1.GetArtifactLineageReq
  * Use `create(GetArtifactLineageRequestSchema)` to create a new message.
  */
 export const GetArtifactLineageRequestSchema: GenMessage<GetArtifactLineageRequest> = /*@__PURE__*/
-  messageDesc(file_retake_v1_artifact, 4);
+  messageDesc(file_retake_v1_artifact, 6);
 
 /**
  * One artifact in a lineage graph.
@@ -152,7 +214,7 @@ export type LineageEntry = Message<"retake.v1.LineageEntry"> & {
  * Use `create(LineageEntrySchema)` to create a new message.
  */
 export const LineageEntrySchema: GenMessage<LineageEntry> = /*@__PURE__*/
-  messageDesc(file_retake_v1_artifact, 5);
+  messageDesc(file_retake_v1_artifact, 7);
 
 /**
  * @generated from message retake.v1.GetArtifactLineageResponse
@@ -171,7 +233,7 @@ export type GetArtifactLineageResponse = Message<"retake.v1.GetArtifactLineageRe
  * Use `create(GetArtifactLineageResponseSchema)` to create a new message.
  */
 export const GetArtifactLineageResponseSchema: GenMessage<GetArtifactLineageResponse> = /*@__PURE__*/
-  messageDesc(file_retake_v1_artifact, 6);
+  messageDesc(file_retake_v1_artifact, 8);
 
 /**
  * Artifacts produced by runs, and where they came from.
@@ -180,7 +242,9 @@ export const GetArtifactLineageResponseSchema: GenMessage<GetArtifactLineageResp
  */
 export const ArtifactService: GenService<{
   /**
-   * An artifact's metadata and content.
+   * An artifact's metadata and content, in one message: for artifacts up to
+   * 4,000,000 bytes (what gRPC clients accept by default). A larger one is
+   * FAILED_PRECONDITION, naming ReadArtifact.
    *
    * @generated from rpc retake.v1.ArtifactService.GetArtifact
    */
@@ -188,6 +252,17 @@ export const ArtifactService: GenService<{
     methodKind: "unary";
     input: typeof GetArtifactRequestSchema;
     output: typeof GetArtifactResponseSchema;
+  },
+  /**
+   * An artifact's content, whole or a range of it, in chunks of at most
+   * 1 MiB; the first message also carries the metadata.
+   *
+   * @generated from rpc retake.v1.ArtifactService.ReadArtifact
+   */
+  readArtifact: {
+    methodKind: "server_streaming";
+    input: typeof ReadArtifactRequestSchema;
+    output: typeof ReadArtifactResponseSchema;
   },
   /**
    * The artifacts of a run, including those it reused: these keep the run
