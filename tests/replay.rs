@@ -735,3 +735,23 @@ async fn node_latency_is_also_a_duration() {
         );
     }
 }
+
+/// A node's config and inputs come as Structs too, equal to their JSON.
+#[tokio::test]
+async fn node_config_and_inputs_are_also_structs() {
+    let mut s = start().await;
+    let (_, nodes) = source(&mut s).await;
+    let text = |st: &prost_types::Struct, key: &str| match &st.fields[key].kind {
+        Some(prost_types::value::Kind::StringValue(v)) => v.clone(),
+        other => panic!("{key}: {other:?}"),
+    };
+    let a = nodes.iter().find(|n| n.node_id == "a").unwrap();
+    assert_eq!(text(a.inputs.as_ref().expect("inputs"), "topic"), "rust");
+    let b = nodes.iter().find(|n| n.node_id == "b").unwrap();
+    assert_eq!(
+        text(b.config.as_ref().expect("config"), "response"),
+        "b says hi"
+    );
+    let json: serde_json::Value = serde_json::from_str(&b.config_json).unwrap();
+    assert_eq!(json["response"], "b says hi");
+}

@@ -81,6 +81,17 @@ async fn approval_resumes_the_run_and_drives_when() {
         "{}",
         waits[0].context_json
     );
+    // The same context as a Struct, key for key.
+    let context = waits[0].context.as_ref().expect("the context as a Struct");
+    let json: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&waits[0].context_json).unwrap();
+    assert_eq!(
+        context
+            .fields
+            .keys()
+            .collect::<std::collections::BTreeSet<_>>(),
+        json.keys().collect::<std::collections::BTreeSet<_>>()
+    );
 
     // The wrong kind of answer is refused and changes nothing.
     let wrong = pb::ResolveWaitRequest {

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 pub enum Trace {
     Timeline(Timeline),
     Graph(Graph),
-    Node(NodeTrace),
+    Node(Box<NodeTrace>),
 }
 
 /// `retake trace RUN_ID`, `trace graph RUN_ID` or `trace node RUN_ID STEP`.
@@ -25,7 +25,7 @@ pub async fn trace(clients: &Clients, args: &TraceArgs) -> CliResult<Trace> {
     match (&args.view, &args.run_id) {
         (Some(TraceView::Graph { run_id }), _) => Ok(Trace::Graph(graph(clients, run_id).await?)),
         (Some(TraceView::Node { run_id, step }), _) => {
-            Ok(Trace::Node(node(clients, run_id, step).await?))
+            Ok(Trace::Node(Box::new(node(clients, run_id, step).await?)))
         }
         (None, Some(run_id)) => Ok(Trace::Timeline(timeline(clients, run_id).await?)),
         (None, None) => Err(CliError::usage("a run id is required")),

@@ -154,6 +154,7 @@ pub fn node(n: &m::NodeExecution) -> pb::NodeExecution {
         status: n.status.as_i64() as i32,
         agent: n.agent.clone(),
         config_json: n.config_json.clone(),
+        config: json_struct(&n.config_json),
         prompt: n.prompt.clone().unwrap_or_default(),
         model: n.model.clone().unwrap_or_default(),
         input_artifact_ids: n.input_artifacts.clone(),
@@ -189,6 +190,7 @@ pub fn node(n: &m::NodeExecution) -> pb::NodeExecution {
         depends_on: n.depends_on.clone(),
         position: n.position,
         inputs_json: n.inputs_json.clone().unwrap_or_default(),
+        inputs: n.inputs_json.as_deref().and_then(json_struct),
         reused_from_node_execution_id: n.reused_from_node_execution.clone().unwrap_or_default(),
     }
 }
@@ -314,6 +316,7 @@ pub fn wait(w: &crate::engine::Wait) -> pb::Wait {
         } as i32,
         prompt: w.prompt.clone(),
         context_json: w.context_json.clone(),
+        context: json_struct(&w.context_json),
         create_time: timestamp(Some(w.created_at)),
     }
 }
@@ -358,4 +361,36 @@ fn duration(ms: i64) -> prost_types::Duration {
         seconds: ms.div_euclid(1000),
         nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
     }
+}
+
+/// A JSON object as a protobuf Struct, for clients that read maps so;
+/// None for anything else (the JSON text is beside it either way).
+fn json_struct(text: &str) -> Option<prost_types::Struct> {
+    match serde_json::from_str(text).ok()? {
+        serde_json::Value::Object(map) => Some(struct_of(map)),
+        _ => None,
+    }
+}
+
+fn struct_of(map: serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: map.into_iter().map(|(k, v)| (k, value_of(v))).collect(),
+    }
+}
+
+fn value_of(v: serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    use serde_json::Value as J;
+    let kind = match v {
+        J::Null => Kind::NullValue(0),
+        J::Bool(b) => Kind::BoolValue(b),
+        // Struct numbers are doubles, as in JSON itself.
+        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
+        J::String(s) => Kind::StringValue(s),
+        J::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.into_iter().map(value_of).collect(),
+        }),
+        J::Object(map) => Kind::StructValue(struct_of(map)),
+    };
+    prost_types::Value { kind: Some(kind) }
 }

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -256,7 +257,7 @@ class Attempt(_message.Message):
     def __init__(self, number: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[str] = ..., error_origin: _Optional[_Union[FailureOrigin, str]] = ..., worker: _Optional[str] = ...) -> None: ...
 
 class NodeExecution(_message.Message):
-    __slots__ = ("id", "run_id", "node_id", "status", "agent", "config_json", "prompt", "model", "input_artifact_ids", "output_artifact_ids", "error", "error_origin", "start_time", "finish_time", "latency_ms", "usage", "attempt_count", "attempts", "reused_from_run_id", "blocked_by", "depends_on", "position", "inputs_json", "reused_from_node_execution_id", "latency")
+    __slots__ = ("id", "run_id", "node_id", "status", "agent", "config_json", "prompt", "model", "input_artifact_ids", "output_artifact_ids", "error", "error_origin", "start_time", "finish_time", "latency_ms", "usage", "attempt_count", "attempts", "reused_from_run_id", "blocked_by", "depends_on", "position", "inputs_json", "reused_from_node_execution_id", "latency", "config", "inputs")
     ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -282,6 +283,8 @@ class NodeExecution(_message.Message):
     INPUTS_JSON_FIELD_NUMBER: _ClassVar[int]
     REUSED_FROM_NODE_EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     LATENCY_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
     id: str
     run_id: str
     node_id: str
@@ -307,7 +310,9 @@ class NodeExecution(_message.Message):
     inputs_json: str
     reused_from_node_execution_id: str
     latency: _duration_pb2.Duration
-    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., node_id: _Optional[str] = ..., status: _Optional[_Union[NodeStatus, str]] = ..., agent: _Optional[str] = ..., config_json: _Optional[str] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., input_artifact_ids: _Optional[_Iterable[str]] = ..., output_artifact_ids: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ..., error_origin: _Optional[_Union[FailureOrigin, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latency_ms: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., attempt_count: _Optional[int] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., reused_from_run_id: _Optional[str] = ..., blocked_by: _Optional[_Iterable[str]] = ..., depends_on: _Optional[_Iterable[str]] = ..., position: _Optional[int] = ..., inputs_json: _Optional[str] = ..., reused_from_node_execution_id: _Optional[str] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    config: _struct_pb2.Struct
+    inputs: _struct_pb2.Struct
+    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., node_id: _Optional[str] = ..., status: _Optional[_Union[NodeStatus, str]] = ..., agent: _Optional[str] = ..., config_json: _Optional[str] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., input_artifact_ids: _Optional[_Iterable[str]] = ..., output_artifact_ids: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ..., error_origin: _Optional[_Union[FailureOrigin, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latency_ms: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., attempt_count: _Optional[int] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., reused_from_run_id: _Optional[str] = ..., blocked_by: _Optional[_Iterable[str]] = ..., depends_on: _Optional[_Iterable[str]] = ..., position: _Optional[int] = ..., inputs_json: _Optional[str] = ..., reused_from_node_execution_id: _Optional[str] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Artifact(_message.Message):
     __slots__ = ("id", "run_id", "node_id", "node_execution_id", "name", "media_type", "size_bytes", "sha256", "origin", "derived_from", "create_time")

@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from . import common_pb2 as retake_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13retake/v1/run.proto\x12\tretake.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16retake/v1/common.proto\"\x8b\x02\n\x0fStartRunRequest\x12\x10\n\x08workflow\x18\x01 \x01(\t\x12<\n\tvariables\x18\x02 \x03(\x0b\x32).retake.v1.StartRunRequest.VariablesEntry\x12\x34\n\x05\x66iles\x18\x03 \x03(\x0b\x32%.retake.v1.StartRunRequest.FilesEntry\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x1a\x30\n\x0eVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x10StartRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.retake.v1.Run\"P\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rinclude_nodes\x18\x02 \x01(\x08\x12\x18\n\x10include_workflow\x18\x03 \x01(\x08\"V\n\x0eGetRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.retake.v1.Run\x12\'\n\x05nodes\x18\x02 \x03(\x0b\x32\x18.retake.v1.NodeExecution\"\x8a\x01\n\x0fListRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12$\n\x06status\x18\x03 \x01(\x0e\x32\x14.retake.v1.RunStatus\x12\x15\n\rworkflow_name\x18\x04 \x01(\t\x12\x13\n\x0b\x66orked_from\x18\x05 \x01(\t\"I\n\x10ListRunsResponse\x12\x1c\n\x04runs\x18\x01 \x03(\x0b\x32\x0e.retake.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xab\x03\n\x10ReplayRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08workflow\x18\x02 \x01(\t\x12\x35\n\x05\x66iles\x18\x03 \x03(\x0b\x32&.retake.v1.ReplayRunRequest.FilesEntry\x12\x10\n\x04\x66rom\x18\x04 \x01(\tB\x02\x18\x01\x12#\n\x05swaps\x18\x05 \x03(\x0b\x32\x14.retake.v1.AgentSwap\x12,\n\toverrides\x18\x06 \x03(\x0b\x32\x19.retake.v1.OutputOverride\x12=\n\tvariables\x18\x07 \x03(\x0b\x32*.retake.v1.ReplayRunRequest.VariablesEntry\x12\x13\n\x0b\x61llow_drift\x18\x08 \x01(\x08\x12\x12\n\nrequest_id\x18\t \x01(\t\x12\x11\n\tfrom_node\x18\n \x01(\t\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x30\n\x0eVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"0\n\x11ReplayRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.retake.v1.Run\"\"\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"0\n\x11\x43\x61ncelRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.retake.v1.Run\"9\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"3\n\x10WatchRunResponse\x12\x1f\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x10.retake.v1.Event\"\xbc\x01\n\x04Wait\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x19\n\x11node_execution_id\x18\x03 \x01(\t\x12!\n\x04kind\x18\x04 \x01(\x0e\x32\x13.retake.v1.WaitKind\x12\x0e\n\x06prompt\x18\x05 \x01(\t\x12\x14\n\x0c\x63ontext_json\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x81\x01\n\x12ResolveWaitRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12)\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32\x17.retake.v1.WaitDecision\x12\x10\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x05 \x01(\t\"Q\n\x13ResolveWaitResponse\x12\x1d\n\x04wait\x18\x01 \x01(\x0b\x32\x0f.retake.v1.Wait\x12\x1b\n\x03run\x18\x02 \x01(\x0b\x32\x0e.retake.v1.Run\"\"\n\x10ListWaitsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"3\n\x11ListWaitsResponse\x12\x1e\n\x05waits\x18\x01 \x03(\x0b\x32\x0f.retake.v1.Wait\"/\n\x0f\x44iffRunsRequest\x12\r\n\x05run_a\x18\x01 \x01(\t\x12\r\n\x05run_b\x18\x02 \x01(\t\"l\n\nOutputDiff\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rartifact_id_a\x18\x02 \x01(\t\x12\x15\n\rartifact_id_b\x18\x03 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x04 \x01(\x08\x12\x11\n\ttext_diff\x18\x05 \x01(\t\"\xe5\x02\n\x08NodeDiff\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12)\n\x08presence\x18\x02 \x01(\x0e\x32\x17.retake.v1.NodePresence\x12\'\n\x08status_a\x18\x03 \x01(\x0e\x32\x15.retake.v1.NodeStatus\x12\'\n\x08status_b\x18\x04 \x01(\x0e\x32\x15.retake.v1.NodeStatus\x12\x0f\n\x07\x61gent_a\x18\x05 \x01(\t\x12\x0f\n\x07\x61gent_b\x18\x06 \x01(\t\x12&\n\x07outputs\x18\x07 \x03(\x0b\x32\x15.retake.v1.OutputDiff\x12\x14\n\x0clatency_ms_a\x18\x08 \x01(\x03\x12\x14\n\x0clatency_ms_b\x18\t \x01(\x03\x12!\n\x07usage_a\x18\n \x01(\x0b\x32\x10.retake.v1.Usage\x12!\n\x07usage_b\x18\x0b \x01(\x0b\x32\x10.retake.v1.Usage\x12\x0f\n\x07\x63hanged\x18\x0c \x01(\x08\"W\n\x0b\x44iffSummary\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x05\x12\x11\n\tunchanged\x18\x02 \x01(\x05\x12\x11\n\tonly_in_a\x18\x03 \x01(\x05\x12\x11\n\tonly_in_b\x18\x04 \x01(\x05\"\xd1\x01\n\x10\x44iffRunsResponse\x12\x1d\n\x05run_a\x18\x01 \x01(\x0b\x32\x0e.retake.v1.Run\x12\x1d\n\x05run_b\x18\x02 \x01(\x0b\x32\x0e.retake.v1.Run\x12\"\n\x05nodes\x18\x03 \x03(\x0b\x32\x13.retake.v1.NodeDiff\x12\'\n\x07summary\x18\x04 \x01(\x0b\x32\x16.retake.v1.DiffSummary\x12\x18\n\x10\x66irst_divergence\x18\x05 \x01(\t\x12\x18\n\x10\x61\x66ter_divergence\x18\x06 \x03(\t\"7\n\x17GetNodeExecutionRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\"L\n\x18GetNodeExecutionResponse\x12\x30\n\x0enode_execution\x18\x01 \x01(\x0b\x32\x18.retake.v1.NodeExecution*b\n\x0cWaitDecision\x12\x1d\n\x19WAIT_DECISION_UNSPECIFIED\x10\x00\x12\x19\n\x15WAIT_DECISION_APPROVE\x10\x01\x12\x18\n\x14WAIT_DECISION_REJECT\x10\x02*R\n\x08WaitKind\x12\x19\n\x15WAIT_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fWAIT_KIND_INPUT\x10\x01\x12\x16\n\x12WAIT_KIND_APPROVAL\x10\x02*y\n\x0cNodePresence\x12\x1d\n\x19NODE_PRESENCE_UNSPECIFIED\x10\x00\x12\x16\n\x12NODE_PRESENCE_BOTH\x10\x01\x12\x18\n\x14NODE_PRESENCE_ONLY_A\x10\x02\x12\x18\n\x14NODE_PRESENCE_ONLY_B\x10\x03\x32\xe4\x05\n\nRunService\x12\x43\n\x08StartRun\x12\x1a.retake.v1.StartRunRequest\x1a\x1b.retake.v1.StartRunResponse\x12=\n\x06GetRun\x12\x18.retake.v1.GetRunRequest\x1a\x19.retake.v1.GetRunResponse\x12\x43\n\x08ListRuns\x12\x1a.retake.v1.ListRunsRequest\x1a\x1b.retake.v1.ListRunsResponse\x12\x46\n\tReplayRun\x12\x1b.retake.v1.ReplayRunRequest\x1a\x1c.retake.v1.ReplayRunResponse\x12\x46\n\tCancelRun\x12\x1b.retake.v1.CancelRunRequest\x1a\x1c.retake.v1.CancelRunResponse\x12\x45\n\x08WatchRun\x12\x1a.retake.v1.WatchRunRequest\x1a\x1b.retake.v1.WatchRunResponse0\x01\x12L\n\x0bResolveWait\x12\x1d.retake.v1.ResolveWaitRequest\x1a\x1e.retake.v1.ResolveWaitResponse\x12\x46\n\tListWaits\x12\x1b.retake.v1.ListWaitsRequest\x1a\x1c.retake.v1.ListWaitsResponse\x12\x43\n\x08\x44iffRuns\x12\x1a.retake.v1.DiffRunsRequest\x1a\x1b.retake.v1.DiffRunsResponse\x12[\n\x10GetNodeExecution\x12\".retake.v1.GetNodeExecutionRequest\x1a#.retake.v1.GetNodeExecutionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13retake/v1/run.proto\x12\tretake.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16retake/v1/common.proto\"\x8b\x02\n\x0fStartRunRequest\x12\x10\n\x08workflow\x18\x01 \x01(\t\x12<\n\tvariables\x18\x02 \x03(\x0b\x32).retake.v1.StartRunRequest.VariablesEntry\x12\x34\n\x05\x66iles\x18\x03 \x03(\x0b\x32%.retake.v1.StartRunRequest.FilesEntry\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x1a\x30\n\x0eVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x10StartRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.retake.v1.Run\"P\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rinclude_nodes\x18\x02 \x01(\x08\x12\x18\n\x10include_workflow\x18\x03 \x01(\x08\"V\n\x0eGetRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.retake.v1.Run\x12\'\n\x05nodes\x18\x02 \x03(\x0b\x32\x18.retake.v1.NodeExecution\"\x8a\x01\n\x0fListRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12$\n\x06status\x18\x03 \x01(\x0e\x32\x14.retake.v1.RunStatus\x12\x15\n\rworkflow_name\x18\x04 \x01(\t\x12\x13\n\x0b\x66orked_from\x18\x05 \x01(\t\"I\n\x10ListRunsResponse\x12\x1c\n\x04runs\x18\x01 \x03(\x0b\x32\x0e.retake.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xab\x03\n\x10ReplayRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08workflow\x18\x02 \x01(\t\x12\x35\n\x05\x66iles\x18\x03 \x03(\x0b\x32&.retake.v1.ReplayRunRequest.FilesEntry\x12\x10\n\x04\x66rom\x18\x04 \x01(\tB\x02\x18\x01\x12#\n\x05swaps\x18\x05 \x03(\x0b\x32\x14.retake.v1.AgentSwap\x12,\n\toverrides\x18\x06 \x03(\x0b\x32\x19.retake.v1.OutputOverride\x12=\n\tvariables\x18\x07 \x03(\x0b\x32*.retake.v1.ReplayRunRequest.VariablesEntry\x12\x13\n\x0b\x61llow_drift\x18\x08 \x01(\x08\x12\x12\n\nrequest_id\x18\t \x01(\t\x12\x11\n\tfrom_node\x18\n \x01(\t\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x30\n\x0eVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"0\n\x11ReplayRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.retake.v1.Run\"\"\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"0\n\x11\x43\x61ncelRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.retake.v1.Run\"9\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"3\n\x10WatchRunResponse\x12\x1f\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x10.retake.v1.Event\"\xe6\x01\n\x04Wait\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x19\n\x11node_execution_id\x18\x03 \x01(\t\x12!\n\x04kind\x18\x04 \x01(\x0e\x32\x13.retake.v1.WaitKind\x12\x0e\n\x06prompt\x18\x05 \x01(\t\x12\x14\n\x0c\x63ontext_json\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x07\x63ontext\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x81\x01\n\x12ResolveWaitRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12)\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32\x17.retake.v1.WaitDecision\x12\x10\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x05 \x01(\t\"Q\n\x13ResolveWaitResponse\x12\x1d\n\x04wait\x18\x01 \x01(\x0b\x32\x0f.retake.v1.Wait\x12\x1b\n\x03run\x18\x02 \x01(\x0b\x32\x0e.retake.v1.Run\"\"\n\x10ListWaitsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"3\n\x11ListWaitsResponse\x12\x1e\n\x05waits\x18\x01 \x03(\x0b\x32\x0f.retake.v1.Wait\"/\n\x0f\x44iffRunsRequest\x12\r\n\x05run_a\x18\x01 \x01(\t\x12\r\n\x05run_b\x18\x02 \x01(\t\"l\n\nOutputDiff\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rartifact_id_a\x18\x02 \x01(\t\x12\x15\n\rartifact_id_b\x18\x03 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x04 \x01(\x08\x12\x11\n\ttext_diff\x18\x05 \x01(\t\"\xe5\x02\n\x08NodeDiff\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12)\n\x08presence\x18\x02 \x01(\x0e\x32\x17.retake.v1.NodePresence\x12\'\n\x08status_a\x18\x03 \x01(\x0e\x32\x15.retake.v1.NodeStatus\x12\'\n\x08status_b\x18\x04 \x01(\x0e\x32\x15.retake.v1.NodeStatus\x12\x0f\n\x07\x61gent_a\x18\x05 \x01(\t\x12\x0f\n\x07\x61gent_b\x18\x06 \x01(\t\x12&\n\x07outputs\x18\x07 \x03(\x0b\x32\x15.retake.v1.OutputDiff\x12\x14\n\x0clatency_ms_a\x18\x08 \x01(\x03\x12\x14\n\x0clatency_ms_b\x18\t \x01(\x03\x12!\n\x07usage_a\x18\n \x01(\x0b\x32\x10.retake.v1.Usage\x12!\n\x07usage_b\x18\x0b \x01(\x0b\x32\x10.retake.v1.Usage\x12\x0f\n\x07\x63hanged\x18\x0c \x01(\x08\"W\n\x0b\x44iffSummary\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x05\x12\x11\n\tunchanged\x18\x02 \x01(\x05\x12\x11\n\tonly_in_a\x18\x03 \x01(\x05\x12\x11\n\tonly_in_b\x18\x04 \x01(\x05\"\xd1\x01\n\x10\x44iffRunsResponse\x12\x1d\n\x05run_a\x18\x01 \x01(\x0b\x32\x0e.retake.v1.Run\x12\x1d\n\x05run_b\x18\x02 \x01(\x0b\x32\x0e.retake.v1.Run\x12\"\n\x05nodes\x18\x03 \x03(\x0b\x32\x13.retake.v1.NodeDiff\x12\'\n\x07summary\x18\x04 \x01(\x0b\x32\x16.retake.v1.DiffSummary\x12\x18\n\x10\x66irst_divergence\x18\x05 \x01(\t\x12\x18\n\x10\x61\x66ter_divergence\x18\x06 \x03(\t\"7\n\x17GetNodeExecutionRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\"L\n\x18GetNodeExecutionResponse\x12\x30\n\x0enode_execution\x18\x01 \x01(\x0b\x32\x18.retake.v1.NodeExecution*b\n\x0cWaitDecision\x12\x1d\n\x19WAIT_DECISION_UNSPECIFIED\x10\x00\x12\x19\n\x15WAIT_DECISION_APPROVE\x10\x01\x12\x18\n\x14WAIT_DECISION_REJECT\x10\x02*R\n\x08WaitKind\x12\x19\n\x15WAIT_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fWAIT_KIND_INPUT\x10\x01\x12\x16\n\x12WAIT_KIND_APPROVAL\x10\x02*y\n\x0cNodePresence\x12\x1d\n\x19NODE_PRESENCE_UNSPECIFIED\x10\x00\x12\x16\n\x12NODE_PRESENCE_BOTH\x10\x01\x12\x18\n\x14NODE_PRESENCE_ONLY_A\x10\x02\x12\x18\n\x14NODE_PRESENCE_ONLY_B\x10\x03\x32\xe4\x05\n\nRunService\x12\x43\n\x08StartRun\x12\x1a.retake.v1.StartRunRequest\x1a\x1b.retake.v1.StartRunResponse\x12=\n\x06GetRun\x12\x18.retake.v1.GetRunRequest\x1a\x19.retake.v1.GetRunResponse\x12\x43\n\x08ListRuns\x12\x1a.retake.v1.ListRunsRequest\x1a\x1b.retake.v1.ListRunsResponse\x12\x46\n\tReplayRun\x12\x1b.retake.v1.ReplayRunRequest\x1a\x1c.retake.v1.ReplayRunResponse\x12\x46\n\tCancelRun\x12\x1b.retake.v1.CancelRunRequest\x1a\x1c.retake.v1.CancelRunResponse\x12\x45\n\x08WatchRun\x12\x1a.retake.v1.WatchRunRequest\x1a\x1b.retake.v1.WatchRunResponse0\x01\x12L\n\x0bResolveWait\x12\x1d.retake.v1.ResolveWaitRequest\x1a\x1e.retake.v1.ResolveWaitResponse\x12\x46\n\tListWaits\x12\x1b.retake.v1.ListWaitsRequest\x1a\x1c.retake.v1.ListWaitsResponse\x12\x43\n\x08\x44iffRuns\x12\x1a.retake.v1.DiffRunsRequest\x1a\x1b.retake.v1.DiffRunsResponse\x12[\n\x10GetNodeExecution\x12\".retake.v1.GetNodeExecutionRequest\x1a#.retake.v1.GetNodeExecutionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,68 +44,68 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPLAYRUNREQUEST_VARIABLESENTRY']._serialized_options = b'8\001'
   _globals['_REPLAYRUNREQUEST'].fields_by_name['from']._loaded_options = None
   _globals['_REPLAYRUNREQUEST'].fields_by_name['from']._serialized_options = b'\030\001'
-  _globals['_WAITDECISION']._serialized_start=2924
-  _globals['_WAITDECISION']._serialized_end=3022
-  _globals['_WAITKIND']._serialized_start=3024
-  _globals['_WAITKIND']._serialized_end=3106
-  _globals['_NODEPRESENCE']._serialized_start=3108
-  _globals['_NODEPRESENCE']._serialized_end=3229
-  _globals['_STARTRUNREQUEST']._serialized_start=92
-  _globals['_STARTRUNREQUEST']._serialized_end=359
-  _globals['_STARTRUNREQUEST_VARIABLESENTRY']._serialized_start=265
-  _globals['_STARTRUNREQUEST_VARIABLESENTRY']._serialized_end=313
-  _globals['_STARTRUNREQUEST_FILESENTRY']._serialized_start=315
-  _globals['_STARTRUNREQUEST_FILESENTRY']._serialized_end=359
-  _globals['_STARTRUNRESPONSE']._serialized_start=361
-  _globals['_STARTRUNRESPONSE']._serialized_end=408
-  _globals['_GETRUNREQUEST']._serialized_start=410
-  _globals['_GETRUNREQUEST']._serialized_end=490
-  _globals['_GETRUNRESPONSE']._serialized_start=492
-  _globals['_GETRUNRESPONSE']._serialized_end=578
-  _globals['_LISTRUNSREQUEST']._serialized_start=581
-  _globals['_LISTRUNSREQUEST']._serialized_end=719
-  _globals['_LISTRUNSRESPONSE']._serialized_start=721
-  _globals['_LISTRUNSRESPONSE']._serialized_end=794
-  _globals['_REPLAYRUNREQUEST']._serialized_start=797
-  _globals['_REPLAYRUNREQUEST']._serialized_end=1224
-  _globals['_REPLAYRUNREQUEST_FILESENTRY']._serialized_start=315
-  _globals['_REPLAYRUNREQUEST_FILESENTRY']._serialized_end=359
-  _globals['_REPLAYRUNREQUEST_VARIABLESENTRY']._serialized_start=265
-  _globals['_REPLAYRUNREQUEST_VARIABLESENTRY']._serialized_end=313
-  _globals['_REPLAYRUNRESPONSE']._serialized_start=1226
-  _globals['_REPLAYRUNRESPONSE']._serialized_end=1274
-  _globals['_CANCELRUNREQUEST']._serialized_start=1276
-  _globals['_CANCELRUNREQUEST']._serialized_end=1310
-  _globals['_CANCELRUNRESPONSE']._serialized_start=1312
-  _globals['_CANCELRUNRESPONSE']._serialized_end=1360
-  _globals['_WATCHRUNREQUEST']._serialized_start=1362
-  _globals['_WATCHRUNREQUEST']._serialized_end=1419
-  _globals['_WATCHRUNRESPONSE']._serialized_start=1421
-  _globals['_WATCHRUNRESPONSE']._serialized_end=1472
-  _globals['_WAIT']._serialized_start=1475
-  _globals['_WAIT']._serialized_end=1663
-  _globals['_RESOLVEWAITREQUEST']._serialized_start=1666
-  _globals['_RESOLVEWAITREQUEST']._serialized_end=1795
-  _globals['_RESOLVEWAITRESPONSE']._serialized_start=1797
-  _globals['_RESOLVEWAITRESPONSE']._serialized_end=1878
-  _globals['_LISTWAITSREQUEST']._serialized_start=1880
-  _globals['_LISTWAITSREQUEST']._serialized_end=1914
-  _globals['_LISTWAITSRESPONSE']._serialized_start=1916
-  _globals['_LISTWAITSRESPONSE']._serialized_end=1967
-  _globals['_DIFFRUNSREQUEST']._serialized_start=1969
-  _globals['_DIFFRUNSREQUEST']._serialized_end=2016
-  _globals['_OUTPUTDIFF']._serialized_start=2018
-  _globals['_OUTPUTDIFF']._serialized_end=2126
-  _globals['_NODEDIFF']._serialized_start=2129
-  _globals['_NODEDIFF']._serialized_end=2486
-  _globals['_DIFFSUMMARY']._serialized_start=2488
-  _globals['_DIFFSUMMARY']._serialized_end=2575
-  _globals['_DIFFRUNSRESPONSE']._serialized_start=2578
-  _globals['_DIFFRUNSRESPONSE']._serialized_end=2787
-  _globals['_GETNODEEXECUTIONREQUEST']._serialized_start=2789
-  _globals['_GETNODEEXECUTIONREQUEST']._serialized_end=2844
-  _globals['_GETNODEEXECUTIONRESPONSE']._serialized_start=2846
-  _globals['_GETNODEEXECUTIONRESPONSE']._serialized_end=2922
-  _globals['_RUNSERVICE']._serialized_start=3232
-  _globals['_RUNSERVICE']._serialized_end=3972
+  _globals['_WAITDECISION']._serialized_start=2996
+  _globals['_WAITDECISION']._serialized_end=3094
+  _globals['_WAITKIND']._serialized_start=3096
+  _globals['_WAITKIND']._serialized_end=3178
+  _globals['_NODEPRESENCE']._serialized_start=3180
+  _globals['_NODEPRESENCE']._serialized_end=3301
+  _globals['_STARTRUNREQUEST']._serialized_start=122
+  _globals['_STARTRUNREQUEST']._serialized_end=389
+  _globals['_STARTRUNREQUEST_VARIABLESENTRY']._serialized_start=295
+  _globals['_STARTRUNREQUEST_VARIABLESENTRY']._serialized_end=343
+  _globals['_STARTRUNREQUEST_FILESENTRY']._serialized_start=345
+  _globals['_STARTRUNREQUEST_FILESENTRY']._serialized_end=389
+  _globals['_STARTRUNRESPONSE']._serialized_start=391
+  _globals['_STARTRUNRESPONSE']._serialized_end=438
+  _globals['_GETRUNREQUEST']._serialized_start=440
+  _globals['_GETRUNREQUEST']._serialized_end=520
+  _globals['_GETRUNRESPONSE']._serialized_start=522
+  _globals['_GETRUNRESPONSE']._serialized_end=608
+  _globals['_LISTRUNSREQUEST']._serialized_start=611
+  _globals['_LISTRUNSREQUEST']._serialized_end=749
+  _globals['_LISTRUNSRESPONSE']._serialized_start=751
+  _globals['_LISTRUNSRESPONSE']._serialized_end=824
+  _globals['_REPLAYRUNREQUEST']._serialized_start=827
+  _globals['_REPLAYRUNREQUEST']._serialized_end=1254
+  _globals['_REPLAYRUNREQUEST_FILESENTRY']._serialized_start=345
+  _globals['_REPLAYRUNREQUEST_FILESENTRY']._serialized_end=389
+  _globals['_REPLAYRUNREQUEST_VARIABLESENTRY']._serialized_start=295
+  _globals['_REPLAYRUNREQUEST_VARIABLESENTRY']._serialized_end=343
+  _globals['_REPLAYRUNRESPONSE']._serialized_start=1256
+  _globals['_REPLAYRUNRESPONSE']._serialized_end=1304
+  _globals['_CANCELRUNREQUEST']._serialized_start=1306
+  _globals['_CANCELRUNREQUEST']._serialized_end=1340
+  _globals['_CANCELRUNRESPONSE']._serialized_start=1342
+  _globals['_CANCELRUNRESPONSE']._serialized_end=1390
+  _globals['_WATCHRUNREQUEST']._serialized_start=1392
+  _globals['_WATCHRUNREQUEST']._serialized_end=1449
+  _globals['_WATCHRUNRESPONSE']._serialized_start=1451
+  _globals['_WATCHRUNRESPONSE']._serialized_end=1502
+  _globals['_WAIT']._serialized_start=1505
+  _globals['_WAIT']._serialized_end=1735
+  _globals['_RESOLVEWAITREQUEST']._serialized_start=1738
+  _globals['_RESOLVEWAITREQUEST']._serialized_end=1867
+  _globals['_RESOLVEWAITRESPONSE']._serialized_start=1869
+  _globals['_RESOLVEWAITRESPONSE']._serialized_end=1950
+  _globals['_LISTWAITSREQUEST']._serialized_start=1952
+  _globals['_LISTWAITSREQUEST']._serialized_end=1986
+  _globals['_LISTWAITSRESPONSE']._serialized_start=1988
+  _globals['_LISTWAITSRESPONSE']._serialized_end=2039
+  _globals['_DIFFRUNSREQUEST']._serialized_start=2041
+  _globals['_DIFFRUNSREQUEST']._serialized_end=2088
+  _globals['_OUTPUTDIFF']._serialized_start=2090
+  _globals['_OUTPUTDIFF']._serialized_end=2198
+  _globals['_NODEDIFF']._serialized_start=2201
+  _globals['_NODEDIFF']._serialized_end=2558
+  _globals['_DIFFSUMMARY']._serialized_start=2560
+  _globals['_DIFFSUMMARY']._serialized_end=2647
+  _globals['_DIFFRUNSRESPONSE']._serialized_start=2650
+  _globals['_DIFFRUNSRESPONSE']._serialized_end=2859
+  _globals['_GETNODEEXECUTIONREQUEST']._serialized_start=2861
+  _globals['_GETNODEEXECUTIONREQUEST']._serialized_end=2916
+  _globals['_GETNODEEXECUTIONRESPONSE']._serialized_start=2918
+  _globals['_GETNODEEXECUTIONRESPONSE']._serialized_end=2994
+  _globals['_RUNSERVICE']._serialized_start=3304
+  _globals['_RUNSERVICE']._serialized_end=4044
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from . import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
@@ -182,7 +183,7 @@ class WatchRunResponse(_message.Message):
     def __init__(self, event: _Optional[_Union[_common_pb2.Event, _Mapping]] = ...) -> None: ...
 
 class Wait(_message.Message):
-    __slots__ = ("run_id", "node_id", "node_execution_id", "kind", "prompt", "context_json", "create_time")
+    __slots__ = ("run_id", "node_id", "node_execution_id", "kind", "prompt", "context_json", "create_time", "context")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -190,6 +191,7 @@ class Wait(_message.Message):
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_JSON_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     node_id: str
     node_execution_id: str
@@ -197,7 +199,8 @@ class Wait(_message.Message):
     prompt: str
     context_json: str
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, run_id: _Optional[str] = ..., node_id: _Optional[str] = ..., node_execution_id: _Optional[str] = ..., kind: _Optional[_Union[WaitKind, str]] = ..., prompt: _Optional[str] = ..., context_json: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    context: _struct_pb2.Struct
+    def __init__(self, run_id: _Optional[str] = ..., node_id: _Optional[str] = ..., node_execution_id: _Optional[str] = ..., kind: _Optional[_Union[WaitKind, str]] = ..., prompt: _Optional[str] = ..., context_json: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class ResolveWaitRequest(_message.Message):
     __slots__ = ("run_id", "node_id", "value", "decision", "feedback")
