@@ -54,6 +54,11 @@ async fn a_worker_runs_a_step_and_its_result_is_the_nodes_output() {
         serde_json::json!({"mode": "loud"}),
         "no credentials"
     );
+    // The same as Structs: the config's one key, the inputs' one key.
+    let config = task.config.as_ref().expect("config as a Struct");
+    assert_eq!(config.fields.keys().collect::<Vec<_>>(), ["mode"]);
+    let inputs = task.inputs.as_ref().expect("inputs as a Struct");
+    assert_eq!(inputs.fields.keys().collect::<Vec<_>>(), ["text"]);
     assert_eq!(task.output_names, ["result"]);
     assert_eq!(task.upstream.len(), 1);
     assert_eq!(task.upstream[0].node_id, "first");

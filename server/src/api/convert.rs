@@ -365,7 +365,7 @@ fn duration(ms: i64) -> prost_types::Duration {
 
 /// A JSON object as a protobuf Struct, for clients that read maps so;
 /// None for anything else (the JSON text is beside it either way).
-fn json_struct(text: &str) -> Option<prost_types::Struct> {
+pub fn json_struct(text: &str) -> Option<prost_types::Struct> {
     match serde_json::from_str(text).ok()? {
         serde_json::Value::Object(map) => Some(struct_of(map)),
         _ => None,

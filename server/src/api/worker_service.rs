@@ -216,6 +216,8 @@ fn to_worker(next: ToWorker) -> pb::work_response::Kind {
             attempt: spec.attempt as i32,
             inputs_json: spec.inputs_json.clone(),
             config_json: spec.config_json.clone(),
+            inputs: convert::json_struct(&spec.inputs_json),
+            config: convert::json_struct(&spec.config_json),
             prompt: spec.prompt.clone(),
             output_names: spec.output_names.clone(),
             deadline: deadline.and_then(|d| convert::timestamp(Some(micros(d)))),

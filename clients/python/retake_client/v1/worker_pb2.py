@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16retake/v1/worker.proto\x12\tretake.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x01\n\x0bWorkRequest\x12\'\n\x05hello\x18\x01 \x01(\x0b\x32\x16.retake.v1.WorkerHelloH\x00\x12)\n\theartbeat\x18\x02 \x01(\x0b\x32\x14.retake.v1.HeartbeatH\x00\x12%\n\x05\x64\x65lta\x18\x03 \x01(\x0b\x32\x14.retake.v1.TaskDeltaH\x00\x12+\n\x08progress\x18\x04 \x01(\x0b\x32\x17.retake.v1.TaskProgressH\x00\x12\'\n\x06result\x18\x05 \x01(\x0b\x32\x15.retake.v1.TaskResultH\x00\x42\x06\n\x04kind\"@\n\x0bWorkerHello\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x61gents\x18\x02 \x03(\t\x12\x13\n\x0b\x63oncurrency\x18\x03 \x01(\x05\"\x0b\n\tHeartbeat\"*\n\tTaskDelta\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"T\n\x0cTaskProgress\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x15\n\x08\x66raction\x18\x03 \x01(\x01H\x00\x88\x01\x01\x42\x0b\n\t_fraction\"~\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12)\n\x07outputs\x18\x02 \x01(\x0b\x32\x16.retake.v1.TaskOutputsH\x00\x12)\n\x07\x66\x61ilure\x18\x03 \x01(\x0b\x32\x16.retake.v1.TaskFailureH\x00\x42\t\n\x07outcome\"\xd5\x01\n\x0bTaskOutputs\x12\x34\n\x07outputs\x18\x01 \x03(\x0b\x32#.retake.v1.TaskOutputs.OutputsEntry\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x04 \x01(\x03\x12\x15\n\routput_tokens\x18\x05 \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x06 \x01(\x01\x1a.\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x0bTaskFailure\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x65tails\x18\x02 \x01(\t\x12\x11\n\tpermanent\x18\x03 \x01(\x08\"\xbe\x01\n\x0cWorkResponse\x12+\n\x07welcome\x18\x01 \x01(\x0b\x32\x18.retake.v1.WorkerWelcomeH\x00\x12\x1f\n\x04task\x18\x02 \x01(\x0b\x32\x0f.retake.v1.TaskH\x00\x12-\n\tcancelled\x18\x03 \x01(\x0b\x32\x18.retake.v1.TaskCancelledH\x00\x12)\n\x07refused\x18\x04 \x01(\x0b\x32\x16.retake.v1.TaskRefusedH\x00\x42\x06\n\x04kind\"a\n\rWorkerWelcome\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08lease_ms\x18\x03 \x01(\x03\x12\x1d\n\x15heartbeat_interval_ms\x18\x04 \x01(\x03\"\x9e\x02\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\r\n\x05\x61gent\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12\x19\n\x11node_execution_id\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x12\x13\n\x0binputs_json\x18\x07 \x01(\t\x12\x13\n\x0b\x63onfig_json\x18\x08 \x01(\t\x12\x0e\n\x06prompt\x18\t \x01(\t\x12\x14\n\x0coutput_names\x18\n \x03(\t\x12,\n\x08\x64\x65\x61\x64line\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08upstream\x18\x0c \x03(\x0b\x32\x19.retake.v1.UpstreamOutput\"T\n\x0eUpstreamOutput\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nmedia_type\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\"0\n\rTaskCancelled\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\".\n\x0bTaskRefused\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x14\n\x12ListWorkersRequest\"9\n\x13ListWorkersResponse\x12\"\n\x07workers\x18\x01 \x03(\x0b\x32\x11.retake.v1.Worker\"\xb4\x01\n\x06Worker\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x61gents\x18\x03 \x03(\t\x12\x13\n\x0b\x63oncurrency\x18\x04 \x01(\x05\x12\x30\n\x0c\x63onnect_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x05tasks\x18\x06 \x03(\x0b\x32\x15.retake.v1.WorkerTask\x12\x0c\n\x04peer\x18\x07 \x01(\t\"\x7f\n\nWorkerTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x9a\x01\n\rWorkerService\x12;\n\x04Work\x12\x16.retake.v1.WorkRequest\x1a\x17.retake.v1.WorkResponse(\x01\x30\x01\x12L\n\x0bListWorkers\x12\x1d.retake.v1.ListWorkersRequest\x1a\x1e.retake.v1.ListWorkersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16retake/v1/worker.proto\x12\tretake.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x01\n\x0bWorkRequest\x12\'\n\x05hello\x18\x01 \x01(\x0b\x32\x16.retake.v1.WorkerHelloH\x00\x12)\n\theartbeat\x18\x02 \x01(\x0b\x32\x14.retake.v1.HeartbeatH\x00\x12%\n\x05\x64\x65lta\x18\x03 \x01(\x0b\x32\x14.retake.v1.TaskDeltaH\x00\x12+\n\x08progress\x18\x04 \x01(\x0b\x32\x17.retake.v1.TaskProgressH\x00\x12\'\n\x06result\x18\x05 \x01(\x0b\x32\x15.retake.v1.TaskResultH\x00\x42\x06\n\x04kind\"@\n\x0bWorkerHello\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x61gents\x18\x02 \x03(\t\x12\x13\n\x0b\x63oncurrency\x18\x03 \x01(\x05\"\x0b\n\tHeartbeat\"*\n\tTaskDelta\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"T\n\x0cTaskProgress\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x15\n\x08\x66raction\x18\x03 \x01(\x01H\x00\x88\x01\x01\x42\x0b\n\t_fraction\"~\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12)\n\x07outputs\x18\x02 \x01(\x0b\x32\x16.retake.v1.TaskOutputsH\x00\x12)\n\x07\x66\x61ilure\x18\x03 \x01(\x0b\x32\x16.retake.v1.TaskFailureH\x00\x42\t\n\x07outcome\"\xd5\x01\n\x0bTaskOutputs\x12\x34\n\x07outputs\x18\x01 \x03(\x0b\x32#.retake.v1.TaskOutputs.OutputsEntry\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x04 \x01(\x03\x12\x15\n\routput_tokens\x18\x05 \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x06 \x01(\x01\x1a.\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x0bTaskFailure\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x65tails\x18\x02 \x01(\t\x12\x11\n\tpermanent\x18\x03 \x01(\x08\"\xbe\x01\n\x0cWorkResponse\x12+\n\x07welcome\x18\x01 \x01(\x0b\x32\x18.retake.v1.WorkerWelcomeH\x00\x12\x1f\n\x04task\x18\x02 \x01(\x0b\x32\x0f.retake.v1.TaskH\x00\x12-\n\tcancelled\x18\x03 \x01(\x0b\x32\x18.retake.v1.TaskCancelledH\x00\x12)\n\x07refused\x18\x04 \x01(\x0b\x32\x16.retake.v1.TaskRefusedH\x00\x42\x06\n\x04kind\"a\n\rWorkerWelcome\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08lease_ms\x18\x03 \x01(\x03\x12\x1d\n\x15heartbeat_interval_ms\x18\x04 \x01(\x03\"\xf0\x02\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\r\n\x05\x61gent\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12\x19\n\x11node_execution_id\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x12\x13\n\x0binputs_json\x18\x07 \x01(\t\x12\x13\n\x0b\x63onfig_json\x18\x08 \x01(\t\x12\x0e\n\x06prompt\x18\t \x01(\t\x12\x14\n\x0coutput_names\x18\n \x03(\t\x12,\n\x08\x64\x65\x61\x64line\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08upstream\x18\x0c \x03(\x0b\x32\x19.retake.v1.UpstreamOutput\x12\'\n\x06inputs\x18\r \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x06\x63onfig\x18\x0e \x01(\x0b\x32\x17.google.protobuf.Struct\"T\n\x0eUpstreamOutput\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nmedia_type\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\"0\n\rTaskCancelled\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\".\n\x0bTaskRefused\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x14\n\x12ListWorkersRequest\"9\n\x13ListWorkersResponse\x12\"\n\x07workers\x18\x01 \x03(\x0b\x32\x11.retake.v1.Worker\"\xb4\x01\n\x06Worker\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x61gents\x18\x03 \x03(\t\x12\x13\n\x0b\x63oncurrency\x18\x04 \x01(\x05\x12\x30\n\x0c\x63onnect_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x05tasks\x18\x06 \x03(\x0b\x32\x15.retake.v1.WorkerTask\x12\x0c\n\x04peer\x18\x07 \x01(\t\"\x7f\n\nWorkerTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x9a\x01\n\rWorkerService\x12;\n\x04Work\x12\x16.retake.v1.WorkRequest\x1a\x17.retake.v1.WorkResponse(\x01\x30\x01\x12L\n\x0bListWorkers\x12\x1d.retake.v1.ListWorkersRequest\x1a\x1e.retake.v1.ListWorkersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,44 +35,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TASKOUTPUTS_OUTPUTSENTRY']._loaded_options = None
   _globals['_TASKOUTPUTS_OUTPUTSENTRY']._serialized_options = b'8\001'
-  _globals['_WORKREQUEST']._serialized_start=71
-  _globals['_WORKREQUEST']._serialized_end=301
-  _globals['_WORKERHELLO']._serialized_start=303
-  _globals['_WORKERHELLO']._serialized_end=367
-  _globals['_HEARTBEAT']._serialized_start=369
-  _globals['_HEARTBEAT']._serialized_end=380
-  _globals['_TASKDELTA']._serialized_start=382
-  _globals['_TASKDELTA']._serialized_end=424
-  _globals['_TASKPROGRESS']._serialized_start=426
-  _globals['_TASKPROGRESS']._serialized_end=510
-  _globals['_TASKRESULT']._serialized_start=512
-  _globals['_TASKRESULT']._serialized_end=638
-  _globals['_TASKOUTPUTS']._serialized_start=641
-  _globals['_TASKOUTPUTS']._serialized_end=854
-  _globals['_TASKOUTPUTS_OUTPUTSENTRY']._serialized_start=808
-  _globals['_TASKOUTPUTS_OUTPUTSENTRY']._serialized_end=854
-  _globals['_TASKFAILURE']._serialized_start=856
-  _globals['_TASKFAILURE']._serialized_end=922
-  _globals['_WORKRESPONSE']._serialized_start=925
-  _globals['_WORKRESPONSE']._serialized_end=1115
-  _globals['_WORKERWELCOME']._serialized_start=1117
-  _globals['_WORKERWELCOME']._serialized_end=1214
-  _globals['_TASK']._serialized_start=1217
-  _globals['_TASK']._serialized_end=1503
-  _globals['_UPSTREAMOUTPUT']._serialized_start=1505
-  _globals['_UPSTREAMOUTPUT']._serialized_end=1589
-  _globals['_TASKCANCELLED']._serialized_start=1591
-  _globals['_TASKCANCELLED']._serialized_end=1639
-  _globals['_TASKREFUSED']._serialized_start=1641
-  _globals['_TASKREFUSED']._serialized_end=1687
-  _globals['_LISTWORKERSREQUEST']._serialized_start=1689
-  _globals['_LISTWORKERSREQUEST']._serialized_end=1709
-  _globals['_LISTWORKERSRESPONSE']._serialized_start=1711
-  _globals['_LISTWORKERSRESPONSE']._serialized_end=1768
-  _globals['_WORKER']._serialized_start=1771
-  _globals['_WORKER']._serialized_end=1951
-  _globals['_WORKERTASK']._serialized_start=1953
-  _globals['_WORKERTASK']._serialized_end=2080
-  _globals['_WORKERSERVICE']._serialized_start=2083
-  _globals['_WORKERSERVICE']._serialized_end=2237
+  _globals['_WORKREQUEST']._serialized_start=101
+  _globals['_WORKREQUEST']._serialized_end=331
+  _globals['_WORKERHELLO']._serialized_start=333
+  _globals['_WORKERHELLO']._serialized_end=397
+  _globals['_HEARTBEAT']._serialized_start=399
+  _globals['_HEARTBEAT']._serialized_end=410
+  _globals['_TASKDELTA']._serialized_start=412
+  _globals['_TASKDELTA']._serialized_end=454
+  _globals['_TASKPROGRESS']._serialized_start=456
+  _globals['_TASKPROGRESS']._serialized_end=540
+  _globals['_TASKRESULT']._serialized_start=542
+  _globals['_TASKRESULT']._serialized_end=668
+  _globals['_TASKOUTPUTS']._serialized_start=671
+  _globals['_TASKOUTPUTS']._serialized_end=884
+  _globals['_TASKOUTPUTS_OUTPUTSENTRY']._serialized_start=838
+  _globals['_TASKOUTPUTS_OUTPUTSENTRY']._serialized_end=884
+  _globals['_TASKFAILURE']._serialized_start=886
+  _globals['_TASKFAILURE']._serialized_end=952
+  _globals['_WORKRESPONSE']._serialized_start=955
+  _globals['_WORKRESPONSE']._serialized_end=1145
+  _globals['_WORKERWELCOME']._serialized_start=1147
+  _globals['_WORKERWELCOME']._serialized_end=1244
+  _globals['_TASK']._serialized_start=1247
+  _globals['_TASK']._serialized_end=1615
+  _globals['_UPSTREAMOUTPUT']._serialized_start=1617
+  _globals['_UPSTREAMOUTPUT']._serialized_end=1701
+  _globals['_TASKCANCELLED']._serialized_start=1703
+  _globals['_TASKCANCELLED']._serialized_end=1751
+  _globals['_TASKREFUSED']._serialized_start=1753
+  _globals['_TASKREFUSED']._serialized_end=1799
+  _globals['_LISTWORKERSREQUEST']._serialized_start=1801
+  _globals['_LISTWORKERSREQUEST']._serialized_end=1821
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=1823
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=1880
+  _globals['_WORKER']._serialized_start=1883
+  _globals['_WORKER']._serialized_end=2063
+  _globals['_WORKERTASK']._serialized_start=2065
+  _globals['_WORKERTASK']._serialized_end=2192
+  _globals['_WORKERSERVICE']._serialized_start=2195
+  _globals['_WORKERSERVICE']._serialized_end=2349
 # @@protoc_insertion_point(module_scope)

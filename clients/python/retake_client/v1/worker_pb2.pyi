@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -123,7 +124,7 @@ class WorkerWelcome(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., name: _Optional[str] = ..., lease_ms: _Optional[int] = ..., heartbeat_interval_ms: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "agent", "run_id", "node_id", "node_execution_id", "attempt", "inputs_json", "config_json", "prompt", "output_names", "deadline", "upstream")
+    __slots__ = ("task_id", "agent", "run_id", "node_id", "node_execution_id", "attempt", "inputs_json", "config_json", "prompt", "output_names", "deadline", "upstream", "inputs", "config")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -136,6 +137,8 @@ class Task(_message.Message):
     OUTPUT_NAMES_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     agent: str
     run_id: str
@@ -148,7 +151,9 @@ class Task(_message.Message):
     output_names: _containers.RepeatedScalarFieldContainer[str]
     deadline: _timestamp_pb2.Timestamp
     upstream: _containers.RepeatedCompositeFieldContainer[UpstreamOutput]
-    def __init__(self, task_id: _Optional[str] = ..., agent: _Optional[str] = ..., run_id: _Optional[str] = ..., node_id: _Optional[str] = ..., node_execution_id: _Optional[str] = ..., attempt: _Optional[int] = ..., inputs_json: _Optional[str] = ..., config_json: _Optional[str] = ..., prompt: _Optional[str] = ..., output_names: _Optional[_Iterable[str]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., upstream: _Optional[_Iterable[_Union[UpstreamOutput, _Mapping]]] = ...) -> None: ...
+    inputs: _struct_pb2.Struct
+    config: _struct_pb2.Struct
+    def __init__(self, task_id: _Optional[str] = ..., agent: _Optional[str] = ..., run_id: _Optional[str] = ..., node_id: _Optional[str] = ..., node_execution_id: _Optional[str] = ..., attempt: _Optional[int] = ..., inputs_json: _Optional[str] = ..., config_json: _Optional[str] = ..., prompt: _Optional[str] = ..., output_names: _Optional[_Iterable[str]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., upstream: _Optional[_Iterable[_Union[UpstreamOutput, _Mapping]]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class UpstreamOutput(_message.Message):
     __slots__ = ("node_id", "name", "media_type", "content")
