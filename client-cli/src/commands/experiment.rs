@@ -147,10 +147,14 @@ pub async fn start(
         .await?
         .into_inner();
     let mut seen = vec![ExperimentItemStatus::Pending; started.items.len()];
+    // Listening once, before the loop: a Ctrl-C that comes while a message
+    // is being printed would be lost to a listener made anew each turn.
+    let interrupt = interrupt.wait();
+    tokio::pin!(interrupt);
     loop {
         let msg = tokio::select! {
             msg = stream.message() => msg?,
-            _ = interrupt.wait() => return interrupted(clients, &started.id).await,
+            _ = &mut interrupt => return interrupted(clients, &started.id).await,
         };
         let Some(msg) = msg else { break };
         let Some(e) = msg.experiment else { continue };
