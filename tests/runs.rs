@@ -289,6 +289,46 @@ async fn list_runs_paginates_newest_first_with_filters() {
         .unwrap()
         .into_inner();
     assert_eq!(wf1.runs.len(), 2);
+    // A token is bound to the filters it was issued for.
+    let first = s
+        .runs
+        .list_runs(pb::ListRunsRequest {
+            workflow_name: "wf0".into(),
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!first.next_page_token.is_empty());
+    let other = s
+        .runs
+        .list_runs(pb::ListRunsRequest {
+            workflow_name: "wf1".into(),
+            page_size: 1,
+            page_token: first.next_page_token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::InvalidArgument);
+    assert!(
+        other.message().contains("other filters"),
+        "{}",
+        other.message()
+    );
+    let same = s
+        .runs
+        .list_runs(pb::ListRunsRequest {
+            workflow_name: "wf0".into(),
+            page_size: 1,
+            page_token: first.next_page_token,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(same.runs[0].workflow_name, "wf0");
     let bad = s
         .runs
         .list_runs(pb::ListRunsRequest {

@@ -111,7 +111,7 @@ impl ArtifactService for ArtifactApi {
     ) -> Result<Response<pb::ListArtifactsResponse>, Status> {
         let req = req.into_inner();
         let limit = paging::page_size(req.page_size, DEFAULT_PAGE)?;
-        let after: Option<String> = ARTIFACT_TOKENS.decode(&req.page_token)?;
+        let after: Option<String> = ARTIFACT_TOKENS.decode_for(&req.page_token, &req.run_id)?;
         // Resolved once, so that "latest" or a prefix names the same run
         // for the listing and for telling its own artifacts from reused ones.
         let run = self.engine.store().find_run(RunRef(&req.run_id)).await?;
@@ -129,7 +129,7 @@ impl ArtifactService for ArtifactApi {
             artifacts: page.items,
             next_page_token: page
                 .last
-                .map(|a| ARTIFACT_TOKENS.encode(&a.id))
+                .map(|a| ARTIFACT_TOKENS.encode_for(&a.id, &req.run_id))
                 .unwrap_or_default(),
         }))
     }

@@ -67,6 +67,47 @@ impl PageTokens {
     }
 }
 
+impl PageTokens {
+    /// The token that resumes after `cursor`, for a listing narrowed by
+    /// `filters` (the request's filter fields, in a fixed order): it is
+    /// refused with any other filters, where it would skip or repeat items.
+    pub fn encode_for(&self, cursor: impl Display, filters: &impl serde::Serialize) -> String {
+        self.encode(format!("{}~{cursor}", digest(filters)))
+    }
+
+    /// The cursor of a token `encode_for` made with the same `filters`.
+    pub fn decode_for<C: FromStr>(
+        &self,
+        token: &str,
+        filters: &impl serde::Serialize,
+    ) -> Result<Option<C>, EngineError> {
+        let Some(text) = self.decode::<String>(token)? else {
+            return Ok(None);
+        };
+        let bad = || {
+            EngineError::InvalidArgument(format!(
+                "page_token is not a token from a previous {} response",
+                self.method
+            ))
+        };
+        let (issued_for, cursor) = text.split_once('~').ok_or_else(bad)?;
+        if issued_for != digest(filters) {
+            return Err(EngineError::InvalidArgument(format!(
+                "page_token was issued for a {} call with other filters: repeat that call's filters \
+                 with it, or list again without a token",
+                self.method
+            )));
+        }
+        cursor.parse().map(Some).map_err(|_| bad())
+    }
+}
+
+/// A short digest of a listing's filters, as a token carries it.
+fn digest(filters: &impl serde::Serialize) -> String {
+    let text = serde_json::to_vec(filters).unwrap_or_default();
+    crate::store::sha256_hex(&text)[..16].to_string()
+}
+
 /// A page of items and the row its token resumes after, if more follow.
 pub struct Page<'r, R, M> {
     pub items: Vec<M>,

@@ -72,7 +72,12 @@ impl RunService for RunApi {
     ) -> Result<Response<pb::ListRunsResponse>, Status> {
         let req = req.into_inner();
         let limit = paging::page_size(req.page_size, DEFAULT_PAGE)?;
-        let before = RUN_TOKENS.decode(&req.page_token)?;
+        let filters = (
+            req.status,
+            req.workflow_name.clone(),
+            req.forked_from.clone(),
+        );
+        let before = RUN_TOKENS.decode_for(&req.page_token, &filters)?;
         let filter = RunFilter {
             status: convert::run_status_filter(req.status)?,
             workflow_name: Some(req.workflow_name).filter(|s| !s.is_empty()),
@@ -86,7 +91,7 @@ impl RunService for RunApi {
             runs: page.items,
             next_page_token: page
                 .last
-                .map(|run| RUN_TOKENS.encode(run.pk))
+                .map(|run| RUN_TOKENS.encode_for(run.pk, &filters))
                 .unwrap_or_default(),
         }))
     }
