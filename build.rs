@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/retake/v1/workflow.proto",
         "proto/retake/v1/worker.proto",
         "proto/retake/v1/experiment.proto",
+        "proto/retake/v1/error.proto",
     ];
     let descriptors = protox::compile(files, ["proto"])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);

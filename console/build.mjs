@@ -10,15 +10,16 @@ const here = dirname(fileURLToPath(import.meta.url));
 const out = resolve(process.argv[2] ?? join(here, "dist"));
 mkdirSync(join(out, "assets"), { recursive: true });
 
-// The generated code lives in the TypeScript client's tree, so esbuild
-// would take the protobuf runtime it imports from clients/typescript's
-// node_modules whenever those are installed: two copies in the bundle, and
-// a bundle that depends on what else is installed. Every import of the
-// runtime resolves from the console's own node_modules instead.
+// The client and its generated code live in the TypeScript client's tree,
+// so esbuild would take the protobuf and Connect runtimes they import from
+// clients/typescript's node_modules whenever those are installed: two
+// copies in the bundle, and a bundle that depends on what else is
+// installed. Every import of the runtimes resolves from the console's own
+// node_modules instead.
 const runtimeFromHere = {
   name: "protobuf-runtime-from-console",
   setup(build) {
-    build.onResolve({ filter: /^@bufbuild\/protobuf(\/|$)/ }, (args) =>
+    build.onResolve({ filter: /^@(bufbuild\/protobuf|connectrpc\/[a-z-]+)(\/|$)/ }, (args) =>
       args.pluginData === here
         ? undefined
         : build.resolve(args.path, { kind: args.kind, resolveDir: here, pluginData: here }),

@@ -770,15 +770,27 @@ fn request() -> BoxedStrategy<Req> {
         prop_oneof![0i32..8, any::<i32>()],
         odd_text(),
         odd_text(),
+        prop_oneof![
+            Just(String::new()),
+            Just("status = FAILED AND create_time >= \"2026-01-01T00:00:00Z\"".to_string()),
+            odd_text()
+        ],
+        prop_oneof![
+            Just(String::new()),
+            Just("create_time asc".to_string()),
+            odd_text()
+        ],
     )
         .prop_map(
-            |(page_size, page_token, status, workflow_name, forked_from)| {
+            |(page_size, page_token, status, workflow_name, forked_from, filter, order_by)| {
                 Req::List(pb::ListRunsRequest {
                     page_size,
                     page_token,
                     status,
                     workflow_name,
                     forked_from,
+                    filter,
+                    order_by,
                 })
             },
         );
@@ -852,7 +864,9 @@ fn raw_request() -> BoxedStrategy<Req> {
                 page_token: "x".into(),
                 status: 3,
                 workflow_name: "w".into(),
-                forked_from: "f".into()
+                forked_from: "f".into(),
+                filter: "status = x".into(),
+                order_by: "create_time".into(),
             }
             .encode_to_vec()
         ),

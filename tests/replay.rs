@@ -230,7 +230,7 @@ async fn drift_is_refused_then_allowed() {
     let err = s.runs.replay_run(req.clone()).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(
-        err.message().contains("'c'") && err.message().contains("--allow-drift"),
+        err.message().contains("'c'") && err.message().contains("allow drift"),
         "{}",
         err.message()
     );
@@ -322,6 +322,7 @@ async fn replays_of_replays_resolve_reused_results_to_where_they_were_produced()
         .get_artifact_lineage(pb::GetArtifactLineageRequest {
             artifact_id: d.clone(),
             max_depth: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -471,7 +472,7 @@ async fn replay_errors_say_what_is_wrong() {
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(
-        err.message().contains("'c' (failed)") && err.message().contains("--from c"),
+        err.message().contains("'c' (failed)") && err.message().contains("from_node 'c'"),
         "{}",
         err.message()
     );

@@ -69,6 +69,7 @@ async fn approval_resumes_the_run_and_drives_when() {
         .runs
         .list_waits(pb::ListWaitsRequest {
             run_id: run.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -159,6 +160,7 @@ async fn input_waits_take_a_value_and_must_be_named_when_several() {
             .runs
             .list_waits(pb::ListWaitsRequest {
                 run_id: run.id.clone(),
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -300,6 +300,12 @@ pub struct RunsArgs {
     /// Only replays of this run
     #[arg(long, value_name = "RUN_ID")]
     pub forked_from: Option<String>,
+    /// A server-side filter, e.g. 'create_time >= "2026-11-01T00:00:00Z" AND status = FAILED'
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// List the oldest first instead of the newest
+    #[arg(long)]
+    pub oldest_first: bool,
     /// At most this many runs
     #[arg(long, short = 'n', default_value_t = 20)]
     pub limit: u32,
@@ -311,6 +317,8 @@ impl Default for RunsArgs {
             status: None,
             workflow: None,
             forked_from: None,
+            filter: None,
+            oldest_first: false,
             limit: 20,
         }
     }

@@ -2,6 +2,7 @@
 //! stderr and an exit code (1 refused or failed, 2 usage or validation).
 
 use std::fmt;
+use tonic_types::StatusExt;
 
 /// Exit code for a successful command.
 pub const EXIT_OK: i32 = 0;
@@ -72,11 +73,53 @@ impl From<tonic::Status> for CliError {
         } else {
             status.message().to_string()
         };
+        let message = match hint(&status) {
+            Some(hint) => format!("{message}\nhint: {hint}"),
+            None => message,
+        };
         Self {
             message,
             code,
             status: Some(status.code()),
         }
+    }
+}
+
+/// What to type next, in this CLI's flags, from the error's details: the
+/// server's messages name request fields, never flags.
+fn hint(status: &tonic::Status) -> Option<String> {
+    let details = status.get_error_details();
+    let info = details.error_info()?;
+    let meta = |key: &str| info.metadata.get(key).filter(|v| !v.is_empty());
+    let fields: Vec<&str> = details
+        .bad_request()
+        .map(|b| {
+            b.field_violations
+                .iter()
+                .map(|v| v.field.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    match info.reason.as_str() {
+        "WORKFLOW_INVALID" => meta("missingVariables").map(|names| {
+            let flags: Vec<String> = names
+                .split(',')
+                .map(|n| format!("--var {n}=VALUE"))
+                .collect();
+            format!("give the missing variables: {}", flags.join(" "))
+        }),
+        "REPLAY_DRIFT" => Some(format!(
+            "replay from the changed nodes (--from {}), or reuse their old records with --allow-drift",
+            meta("nodeIds")?.split(',').next().unwrap_or_default()
+        )),
+        "REPLAY_INVALID" => meta("fromNode").map(|node| format!("replay from it: --from {node}")),
+        "RUN_NOT_FINISHED" => Some("wait for it with `retake watch RUN`, then replay".into()),
+        "UNAUTHENTICATED" => {
+            Some("give the server's token with --token-file FILE or RETAKE_TOKEN".into())
+        }
+        "SERVER_BUSY" => Some("the server is at its limit of runs; try again shortly".into()),
+        _ if fields.contains(&"node_id") => Some("name the node with --node NODE".into()),
+        _ => None,
     }
 }
 

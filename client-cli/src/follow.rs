@@ -243,6 +243,7 @@ async fn show_wait(
 ) {
     let request = ListWaitsRequest {
         run_id: event.run_id.clone(),
+        ..Default::default()
     };
     if let Ok(resp) = runs.list_waits(request).await {
         let waits = resp.into_inner().waits;

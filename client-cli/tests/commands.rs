@@ -192,6 +192,13 @@ async fn usage_errors_exit_2() {
     .unwrap_err();
     assert_eq!(err.code, 2, "{}", err.message);
     assert!(err.message.contains("topic"), "{}", err.message);
+    // The server names no flag; the CLI's hint does, from the error's details.
+    assert!(
+        err.message
+            .ends_with("\nhint: give the missing variables: --var topic=VALUE"),
+        "{}",
+        err.message
+    );
 
     let detach = RunArgs {
         detach: true,
@@ -479,6 +486,39 @@ async fn runs_lists_newest_first_with_filters() {
     let json = list.json();
     assert_eq!(json.as_array().unwrap().len(), 1);
     assert_eq!(json[0]["run_id"], failed.summary.run_id.as_str());
+
+    let oldest_first = RunsArgs {
+        oldest_first: true,
+        limit: 1,
+        ..Default::default()
+    };
+    let list = commands::runs::list(&env.clients, &oldest_first)
+        .await
+        .unwrap();
+    assert_eq!(list.runs[0].run_id, first.summary.run_id);
+
+    let filtered = RunsArgs {
+        filter: Some("status = FAILED AND workflow = failing".into()),
+        ..Default::default()
+    };
+    let list = commands::runs::list(&env.clients, &filtered).await.unwrap();
+    assert_eq!(list.runs.len(), 1);
+    assert_eq!(list.runs[0].run_id, failed.summary.run_id);
+    let err = commands::runs::list(
+        &env.clients,
+        &RunsArgs {
+            filter: Some("colour = blue".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, 2, "{}", err.message);
+    assert!(
+        err.message.contains("unknown field 'colour'"),
+        "{}",
+        err.message
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -911,6 +951,34 @@ async fn replay_errors_read_like_the_reference() {
     .await
     .unwrap_err();
     assert_eq!(err.message, "Step 'x' not found in workflow");
+
+    // Drift: the server names the node, the CLI the flags that get past it.
+    let drifted = write(
+        env.dir.path(),
+        "drifted.yaml",
+        &PIPELINE.replace("Extract the key facts.", "Extract other facts."),
+    );
+    let err = replay(
+        &env,
+        ReplayArgs {
+            run_id: source.run_id.clone(),
+            workflow: Some(drifted),
+            change: ChangeArgs {
+                from: Some("summarize".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.message.ends_with(
+            "\nhint: replay from the changed nodes (--from transform), or reuse their old records with --allow-drift"
+        ),
+        "{}",
+        err.message
+    );
 
     let err = replay(
         &env,

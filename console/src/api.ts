@@ -1,12 +1,10 @@
-// The console's one connection to the server: the generated clients over
-// gRPC-Web on the page's own origin, with the bearer token when the server
-// asks for one. The token lives in sessionStorage: for this tab only.
-import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
-import { createGrpcWebTransport } from "@connectrpc/connect-web";
+// The console's one connection to the server: the TypeScript client's
+// browser build (gRPC-Web on the page's own origin), with the bearer token
+// when the server asks for one. The token lives in sessionStorage: for
+// this tab only.
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { ArtifactService } from "../../clients/typescript/src/gen/retake/v1/artifact_pb.js";
-import { ExperimentService } from "../../clients/typescript/src/gen/retake/v1/experiment_pb.js";
-import { RunService } from "../../clients/typescript/src/gen/retake/v1/run_pb.js";
+import { createRetakeClient, type RetakeClient } from "../../clients/typescript/src/web.js";
 
 export * from "../../clients/typescript/src/gen/retake/v1/common_pb.js";
 export * from "../../clients/typescript/src/gen/retake/v1/run_pb.js";
@@ -31,14 +29,13 @@ const bearer: Interceptor = (next) => (req) => {
   return next(req);
 };
 
-const transport = createGrpcWebTransport({
-  baseUrl: location.origin,
-  interceptors: [bearer],
-});
+const retake: RetakeClient = createRetakeClient(location.origin, { interceptors: [bearer] });
 
-export const runs: Client<typeof RunService> = createClient(RunService, transport);
-export const artifacts: Client<typeof ArtifactService> = createClient(ArtifactService, transport);
-export const experiments: Client<typeof ExperimentService> = createClient(ExperimentService, transport);
+export const runs = retake.runs;
+export const artifacts = retake.artifacts;
+export const experiments = retake.experiments;
+/** An artifact's metadata and content, streamed in chunks. */
+export const readArtifact = retake.readArtifact;
 
 /** What a person reads of a failed call: the server's own words. */
 export function errorText(e: unknown): string {

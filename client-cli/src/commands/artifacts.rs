@@ -211,6 +211,9 @@ pub async fn lineage(clients: &Clients, args: &ArtifactLineageArgs) -> CliResult
         .get_artifact_lineage(GetArtifactLineageRequest {
             artifact_id: args.artifact_id.clone(),
             max_depth: args.depth.max(0),
+            // Every entry in one response: a lineage is printed whole.
+            page_size: 0,
+            page_token: String::new(),
         })
         .await?
         .into_inner();

@@ -38,6 +38,12 @@ pub async fn list(clients: &Clients, args: &RunsArgs) -> CliResult<RunList> {
             status: status as i32,
             workflow_name: args.workflow.clone().unwrap_or_default(),
             forked_from: args.forked_from.clone().unwrap_or_default(),
+            filter: args.filter.clone().unwrap_or_default(),
+            order_by: if args.oldest_first {
+                "create_time asc".into()
+            } else {
+                String::new()
+            },
         };
         async move {
             let resp = client.list_runs(request).await?.into_inner();

@@ -36,6 +36,7 @@ pub async fn pending(clients: &Clients, run_id: &str) -> CliResult<Vec<Wait>> {
     Ok(runs
         .list_waits(ListWaitsRequest {
             run_id: run_id.to_string(),
+            ..Default::default()
         })
         .await?
         .into_inner()

@@ -2,7 +2,7 @@
 // their media type, error, every attempt, usage, the worker that ran it —
 // and a replay from it.
 import { useState } from "preact/hooks";
-import { artifacts, errorText, FailureOrigin, ms, type Artifact, type NodeExecution, type Run } from "../api";
+import { errorText, FailureOrigin, ms, readArtifact, type NodeExecution, type Run } from "../api";
 import { cost, duration, time, tokens } from "../format";
 import { useLoad } from "../hooks";
 import { runUrl } from "../router";
@@ -35,28 +35,11 @@ function Long({ text }: { text: string }) {
   );
 }
 
-/** An artifact whole, read in chunks: GetArtifact sends only small ones. */
-async function readArtifact(artifactId: string) {
-  let artifact: Artifact | undefined;
-  const parts: Uint8Array[] = [];
-  for await (const chunk of artifacts.readArtifact({ artifactId })) {
-    artifact ??= chunk.artifact;
-    parts.push(chunk.data);
-  }
-  const content = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    content.set(p, at);
-    at += p.length;
-  }
-  return { artifact, content };
-}
-
 function Output({ id, runId }: { id: string; runId: string }) {
   const a = useLoad(() => readArtifact(id), [id]);
   if (a.error) return <div class="error-box">{errorText(a.error)}</div>;
   if (!a.data) return <p class="muted">Loading {id}…</p>;
-  const meta = a.data.artifact!;
+  const meta = a.data.artifact;
   const text = new TextDecoder().decode(a.data.content);
   return (
     <div class="output" data-output={meta.name}>

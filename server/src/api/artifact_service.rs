@@ -3,6 +3,7 @@
 use super::convert;
 use super::paging::{self, PageTokens};
 use crate::engine::Engine;
+use crate::error::{EngineError, Reason};
 use crate::model::ArtifactOrigin;
 use crate::store::RunRef;
 use retake::v1 as pb;
@@ -28,9 +29,17 @@ const ARTIFACT_TOKENS: PageTokens = PageTokens {
     prefix: "",
 };
 
+const LINEAGE_TOKENS: PageTokens = PageTokens {
+    method: "GetArtifactLineage",
+    prefix: "lineage:",
+};
+
 fn require_artifact_id(id: &str) -> Result<(), Status> {
     if id.trim().is_empty() {
-        return Err(Status::invalid_argument("artifact_id is required"));
+        return Err(Status::from(
+            EngineError::invalid_argument("artifact_id is required")
+                .violation("artifact_id", "required"),
+        ));
     }
     Ok(())
 }
@@ -45,11 +54,15 @@ impl ArtifactService for ArtifactApi {
         require_artifact_id(&id)?;
         let (artifact, content) = self.engine.artifact(&id).await?;
         if artifact.size > GET_LIMIT {
-            return Err(Status::failed_precondition(format!(
+            return Err(Status::from(EngineError::failed_precondition(format!(
                 "artifact {} is {} bytes, more than GetArtifact sends in one message ({GET_LIMIT}); \
                  read it with ReadArtifact, which streams it in chunks",
                 artifact.id, artifact.size
-            )));
+            ))
+            .reason(Reason::LimitExceeded)
+            .meta("artifactId", &artifact.id)
+            .meta("size", artifact.size.to_string())
+            .meta("limit", GET_LIMIT.to_string())));
         }
         Ok(Response::new(pb::GetArtifactResponse {
             artifact: Some(convert::artifact(&artifact)),
@@ -68,18 +81,28 @@ impl ArtifactService for ArtifactApi {
         let req = req.into_inner();
         require_artifact_id(&req.artifact_id)?;
         if req.offset < 0 || req.limit < 0 {
-            return Err(Status::invalid_argument(format!(
-                "offset and limit must be 0 or more, got {} and {}",
-                req.offset, req.limit
-            )));
+            return Err(Status::from(
+                EngineError::invalid_argument(format!(
+                    "offset and limit must be 0 or more, got {} and {}",
+                    req.offset, req.limit
+                ))
+                .violation(
+                    if req.offset < 0 { "offset" } else { "limit" },
+                    "must be 0 or more",
+                ),
+            ));
         }
         let (artifact, content) = self.engine.artifact(&req.artifact_id).await?;
         let size = content.len() as i64;
         if req.offset > size || (req.offset == size && size > 0) {
-            return Err(Status::out_of_range(format!(
-                "offset {} is past the end of artifact {} ({size} bytes)",
-                req.offset, artifact.id
-            )));
+            return Err(Status::from(
+                EngineError::out_of_range(format!(
+                    "offset {} is past the end of artifact {} ({size} bytes)",
+                    req.offset, artifact.id
+                ))
+                .meta("artifactId", &artifact.id)
+                .meta("size", size.to_string()),
+            ));
         }
         let end = match req.limit {
             0 => size,
@@ -141,14 +164,24 @@ impl ArtifactService for ArtifactApi {
         let req = req.into_inner();
         require_artifact_id(&req.artifact_id)?;
         let entries = self.engine.lineage(&req.artifact_id, req.max_depth).await?;
+        // A lineage never changes once written: its breadth-first order is
+        // the same on every call, so a position is a stable cursor.
+        let positioned: Vec<(usize, _)> = entries.iter().enumerate().collect();
+        let (entries, next_page_token) = paging::page_of_all(
+            &positioned,
+            req.page_size,
+            &req.page_token,
+            &LINEAGE_TOKENS,
+            &(&req.artifact_id, req.max_depth),
+            |(i, _)| format!("{i:010}"),
+            |(_, (a, depth))| pb::LineageEntry {
+                artifact: Some(convert::artifact(a)),
+                depth: *depth,
+            },
+        )?;
         Ok(Response::new(pb::GetArtifactLineageResponse {
-            entries: entries
-                .iter()
-                .map(|(a, depth)| pb::LineageEntry {
-                    artifact: Some(convert::artifact(a)),
-                    depth: *depth,
-                })
-                .collect(),
+            entries,
+            next_page_token,
         }))
     }
 }

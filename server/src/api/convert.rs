@@ -245,7 +245,9 @@ pub fn run_status_filter(value: i32) -> Result<Option<m::RunStatus>, crate::erro
     m::RunStatus::from_i64(value as i64)
         .map(Some)
         .ok_or_else(|| {
-            crate::error::EngineError::InvalidArgument(format!("status {value} is not a RunStatus"))
+            crate::error::EngineError::invalid_argument(format!(
+                "status {value} is not a RunStatus"
+            ))
         })
 }
 

@@ -18,8 +18,8 @@ pub fn spec_from(req: &pb::StartExperimentRequest) -> EngineResult<ExperimentSpe
     let sel = req.selection.clone().unwrap_or_default();
     let change = req.change.clone().unwrap_or_default();
     if sel.limit < 0 || req.concurrency < 0 {
-        return Err(EngineError::InvalidArgument(
-            "limit and concurrency must not be negative".into(),
+        return Err(EngineError::invalid_argument(
+            "limit and concurrency must not be negative",
         ));
     }
     Ok(ExperimentSpec {

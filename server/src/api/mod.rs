@@ -9,6 +9,7 @@ pub use console::{ConsoleFiles, ConsoleLayer};
 mod convert;
 mod paging;
 mod request_ids;
+mod run_filter;
 mod run_service;
 mod status;
 pub use status::StatusLayer;
@@ -64,8 +65,12 @@ impl tonic::service::Interceptor for Auth {
         if constant_time_eq(&digest(given), expected) {
             Ok(req)
         } else {
-            Err(Status::unauthenticated(
-                "a valid bearer token is required (authorization: Bearer TOKEN)",
+            Err(status::with_details(
+                tonic::Code::Unauthenticated,
+                "a valid bearer token is required (authorization: Bearer TOKEN)".into(),
+                crate::error::Reason::Unauthenticated,
+                &[],
+                None,
             ))
         }
     }

@@ -2,7 +2,7 @@
 //! that resumes after its last item, and the byte bound that keeps a page
 //! within what a client accepts by default.
 
-use crate::error::EngineError;
+use crate::error::{EngineError, Reason};
 use base64::Engine as _;
 use std::fmt::Display;
 use std::str::FromStr;
@@ -23,9 +23,10 @@ const ITEM_OVERHEAD: usize = 8;
 pub fn page_size(requested: i32, default: i32) -> Result<i64, EngineError> {
     match requested {
         0 => Ok(i64::from(default)),
-        n if n < 0 => Err(EngineError::InvalidArgument(format!(
+        n if n < 0 => Err(EngineError::invalid_argument(format!(
             "page_size must not be negative, got {n}"
-        ))),
+        ))
+        .violation("page_size", "must not be negative")),
         n => Ok(i64::from(n.min(MAX_PAGE))),
     }
 }
@@ -51,10 +52,11 @@ impl PageTokens {
             return Ok(None);
         }
         let bad = || {
-            EngineError::InvalidArgument(format!(
+            EngineError::invalid_argument(format!(
                 "page_token is not a token from a previous {} response",
                 self.method
             ))
+            .reason(Reason::PageTokenInvalid)
         };
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(token)
@@ -85,18 +87,20 @@ impl PageTokens {
             return Ok(None);
         };
         let bad = || {
-            EngineError::InvalidArgument(format!(
+            EngineError::invalid_argument(format!(
                 "page_token is not a token from a previous {} response",
                 self.method
             ))
+            .reason(Reason::PageTokenInvalid)
         };
         let (issued_for, cursor) = text.split_once('~').ok_or_else(bad)?;
         if issued_for != digest(filters) {
-            return Err(EngineError::InvalidArgument(format!(
+            return Err(EngineError::invalid_argument(format!(
                 "page_token was issued for a {} call with other filters: repeat that call's filters \
                  with it, or list again without a token",
                 self.method
-            )));
+            ))
+            .reason(Reason::PageTokenInvalid));
         }
         cursor.parse().map(Some).map_err(|_| bad())
     }
@@ -106,6 +110,37 @@ impl PageTokens {
 fn digest(filters: &impl serde::Serialize) -> String {
     let text = serde_json::to_vec(filters).unwrap_or_default();
     crate::store::sha256_hex(&text)[..16].to_string()
+}
+
+/// A page of a listing read whole (waits, lineage), for calls that came
+/// before paging and so keep `page_size` 0 meaning everything (a client
+/// that never pages still gets it all). `items` are sorted by `key`; a
+/// token holds the key of the last item sent.
+pub fn page_of_all<T, M: prost::Message>(
+    items: &[T],
+    page_size: i32,
+    token: &str,
+    tokens: &PageTokens,
+    filters: &impl serde::Serialize,
+    key: impl Fn(&T) -> String,
+    item: impl Fn(&T) -> M,
+) -> Result<(Vec<M>, String), EngineError> {
+    let past: Option<String> = tokens.decode_for(token, filters)?;
+    let start = match &past {
+        Some(past) => items.partition_point(|t| key(t) <= *past),
+        None => 0,
+    };
+    let rest = &items[start..];
+    if page_size == 0 {
+        return Ok((rest.iter().map(item).collect(), String::new()));
+    }
+    let limit = self::page_size(page_size, 0)?;
+    let page = fill(rest, limit, item);
+    let next = page
+        .last
+        .map(|last| tokens.encode_for(key(last), filters))
+        .unwrap_or_default();
+    Ok((page.items, next))
 }
 
 /// A page of items and the row its token resumes after, if more follow.
@@ -157,7 +192,7 @@ mod tests {
 
     fn invalid(err: EngineError) -> String {
         match err {
-            EngineError::InvalidArgument(m) => m,
+            EngineError::InvalidArgument(m) => m.message,
             other => panic!("expected InvalidArgument, got {other:?}"),
         }
     }

@@ -2,6 +2,7 @@
 //! digested with what the request asks: a retry finds the run the first
 //! call stored, and a different request reusing the id is refused.
 
+use crate::error::EngineError;
 use crate::store::{RequestKey, sha256_hex};
 use serde::Serialize;
 use tonic::Status;
@@ -16,13 +17,17 @@ pub fn request_key(id: String, asked: &impl Serialize) -> Result<Option<RequestK
         return Ok(None);
     }
     if id.len() > MAX_REQUEST_ID || !id.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Status::invalid_argument(format!(
+        return Err(Status::from(EngineError::invalid_argument(format!(
             "request_id must be 1 to {MAX_REQUEST_ID} printable ASCII characters without spaces (a UUID, say); got {} bytes",
             id.len()
-        )));
+        ))
+        .violation("request_id", "1 to 128 printable ASCII characters")));
     }
-    let asked = serde_json::to_vec(asked)
-        .map_err(|e| Status::internal(format!("cannot digest the request: {e}")))?;
+    let asked = serde_json::to_vec(asked).map_err(|e| {
+        Status::from(EngineError::Internal(format!(
+            "cannot digest the request: {e}"
+        )))
+    })?;
     Ok(Some(RequestKey {
         id,
         sha256: sha256_hex(&asked),

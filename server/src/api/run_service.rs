@@ -1,8 +1,9 @@
 //! retake.v1.RunService: requests in, engine calls, responses out.
 
 use super::paging::{self, PageTokens};
-use super::{convert, request_ids};
+use super::{convert, request_ids, run_filter};
 use crate::engine::{Engine, ReplayRequest, WaitValue};
+use crate::error::EngineError;
 use crate::store::RunFilter;
 use futures::{Stream, StreamExt};
 use retake::v1 as pb;
@@ -21,6 +22,11 @@ const DEFAULT_PAGE: i32 = 50;
 const RUN_TOKENS: PageTokens = PageTokens {
     method: "ListRuns",
     prefix: "runs:",
+};
+
+const WAIT_TOKENS: PageTokens = PageTokens {
+    method: "ListWaits",
+    prefix: "waits:",
 };
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::WatchRunResponse, Status>> + Send>>;
@@ -76,16 +82,20 @@ impl RunService for RunApi {
             req.status,
             req.workflow_name.clone(),
             req.forked_from.clone(),
+            req.filter.clone(),
+            req.order_by.clone(),
         );
-        let before = RUN_TOKENS.decode_for(&req.page_token, &filters)?;
-        let filter = RunFilter {
+        let past = RUN_TOKENS.decode_for(&req.page_token, &filters)?;
+        let mut filter = RunFilter {
             status: convert::run_status_filter(req.status)?,
             workflow_name: Some(req.workflow_name).filter(|s| !s.is_empty()),
             forked_from: Some(req.forked_from).filter(|s| !s.is_empty()),
+            oldest_first: run_filter::ascending(&req.order_by)?,
             ..RunFilter::default()
         };
+        run_filter::apply(&req.filter, &mut filter)?;
         // One extra row tells whether another page exists.
-        let runs = self.engine.list_runs(&filter, limit + 1, before).await?;
+        let runs = self.engine.list_runs(&filter, limit + 1, past).await?;
         let page = paging::fill(&runs, limit, convert::run_summary);
         Ok(Response::new(pb::ListRunsResponse {
             runs: page.items,
@@ -161,22 +171,28 @@ impl RunService for RunApi {
     ) -> Result<Response<pb::ResolveWaitResponse>, Status> {
         let req = req.into_inner();
         let decision = pb::WaitDecision::try_from(req.decision).map_err(|_| {
-            Status::invalid_argument(format!("decision {} is not a WaitDecision", req.decision))
+            Status::from(
+                EngineError::invalid_argument(format!(
+                    "decision {} is not a WaitDecision",
+                    req.decision
+                ))
+                .violation("decision", "not a WaitDecision"),
+            )
         })?;
         let feedback = Some(req.feedback).filter(|f| !f.is_empty());
         let value = match decision {
             pb::WaitDecision::Unspecified => {
                 if feedback.is_some() {
-                    return Err(Status::invalid_argument(
+                    return Err(Status::from(EngineError::invalid_argument(
                         "feedback goes with a decision (approve or reject)",
-                    ));
+                    )));
                 }
                 WaitValue::Input(req.value)
             }
             _ if !req.value.is_empty() => {
-                return Err(Status::invalid_argument(
+                return Err(Status::from(EngineError::invalid_argument(
                     "give either a value (input waits) or a decision (approval waits), not both",
-                ));
+                )));
             }
             pb::WaitDecision::Approve => WaitValue::Decision {
                 approved: true,
@@ -202,9 +218,21 @@ impl RunService for RunApi {
         req: Request<pb::ListWaitsRequest>,
     ) -> Result<Response<pb::ListWaitsResponse>, Status> {
         let req = req.into_inner();
-        let waits = self.engine.list_waits(Some(req.run_id.as_str())).await?;
+        let mut waits = self.engine.list_waits(Some(req.run_id.as_str())).await?;
+        // Node-execution ids are UUIDv7: in the order the waits began.
+        waits.sort_by(|a, b| a.node_execution_id.cmp(&b.node_execution_id));
+        let (waits, next_page_token) = paging::page_of_all(
+            &waits,
+            req.page_size,
+            &req.page_token,
+            &WAIT_TOKENS,
+            &req.run_id,
+            |w| w.node_execution_id.clone(),
+            convert::wait,
+        )?;
         Ok(Response::new(pb::ListWaitsResponse {
-            waits: waits.iter().map(convert::wait).collect(),
+            waits,
+            next_page_token,
         }))
     }
 
@@ -223,9 +251,9 @@ impl RunService for RunApi {
     ) -> Result<Response<pb::GetNodeExecutionResponse>, Status> {
         let req = req.into_inner();
         if req.step.trim().is_empty() {
-            return Err(Status::invalid_argument(
+            return Err(Status::from(EngineError::invalid_argument(
                 "step is required: a node id or node-execution id",
-            ));
+            )));
         }
         let node = self.engine.node_execution(&req.run_id, &req.step).await?;
         Ok(Response::new(pb::GetNodeExecutionResponse {
@@ -242,10 +270,11 @@ fn replay_from(from: String, from_node: String) -> Result<Option<String>, Status
         (_, true) => Ok(Some(from).filter(|f| !f.is_empty())),
         (true, false) => Ok(Some(from_node)),
         (false, false) if from == from_node => Ok(Some(from_node)),
-        (false, false) => Err(Status::invalid_argument(format!(
+        (false, false) => Err(Status::from(EngineError::invalid_argument(format!(
             "from_node '{}' and from '{}' name different steps; set from_node only (from is deprecated)",
             crate::error::echo(&from_node),
             crate::error::echo(&from)
-        ))),
+        ))
+        .violation("from", "deprecated; names another step than from_node"))),
     }
 }

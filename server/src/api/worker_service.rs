@@ -5,6 +5,7 @@
 use super::convert;
 use crate::engine::Engine;
 use crate::engine::workers::{self, Hello, Report, TaskFailure, TaskOutputs, ToWorker};
+use crate::error::EngineError;
 use crate::model::{Micros, Usage};
 use futures::Stream;
 use retake::v1 as pb;
@@ -45,21 +46,21 @@ impl WorkerService for WorkerApi {
                 kind: Some(pb::work_request::Kind::Hello(hello)),
             }) => hello,
             Some(_) => {
-                return Err(Status::invalid_argument(
+                return Err(Status::from(EngineError::invalid_argument(
                     "a worker's first message must be a hello naming the agents it serves",
-                ));
+                )));
             }
             None => {
-                return Err(Status::invalid_argument(
+                return Err(Status::from(EngineError::invalid_argument(
                     "the stream ended before the worker's hello",
-                ));
+                )));
             }
         };
         let concurrency = u32::try_from(hello.concurrency).map_err(|_| {
-            Status::invalid_argument(format!(
+            Status::from(EngineError::invalid_argument(format!(
                 "concurrency {} is negative; give the number of tasks the worker takes at once (0 means 1)",
                 hello.concurrency
-            ))
+            )))
         })?;
         let hub = self.engine.workers().clone();
         let (welcome, mut tasks) = hub.connect(Hello {
@@ -100,9 +101,9 @@ impl WorkerService for WorkerApi {
                     // it is back, or to another); its tasks keep their
                     // leases meanwhile.
                     _ = shutdown.cancelled() => {
-                        let _ = out_tx.send(Err(Status::unavailable(
+                        let _ = out_tx.send(Err(Status::from(EngineError::unavailable(
                             "the server is shutting down; reconnect",
-                        )));
+                        ))));
                         break;
                     }
                 };
@@ -110,9 +111,9 @@ impl WorkerService for WorkerApi {
                 let Some(kind) = msg.kind else { continue };
                 let refused = match kind {
                     pb::work_request::Kind::Hello(_) => {
-                        let _ = out_tx.send(Err(Status::invalid_argument(
+                        let _ = out_tx.send(Err(Status::from(EngineError::invalid_argument(
                             "a worker says hello once, first",
-                        )));
+                        ))));
                         break;
                     }
                     pb::work_request::Kind::Heartbeat(_) => {

@@ -16,7 +16,7 @@
 
 use super::waits::WaitValue;
 use super::{Engine, EngineInner};
-use crate::error::{EngineError, EngineResult};
+use crate::error::{Detail, EngineError, EngineResult, Problem};
 use crate::model::*;
 use crate::store::{COMMANDS_CHANNEL, EVENTS_CHANNEL, RUNS_CHANNEL, TASKS_CHANNEL, Target};
 use serde::{Deserialize, Serialize};
@@ -102,36 +102,50 @@ enum Answer {
 /// How a command ended, as the asking server reports it.
 #[derive(Serialize, Deserialize)]
 struct Outcome {
-    /// None: done.
+    /// None: done. Otherwise the kind of error and its message.
     error: Option<(String, String)>,
+    /// The error's details, so the caller gets what it would have got
+    /// from the executing server. Absent in outcomes of older servers.
+    #[serde(default)]
+    detail: Option<Detail>,
 }
 
 impl Outcome {
     fn of(result: EngineResult<()>) -> Self {
-        let error = result.err().map(|e| {
-            let kind = match &e {
-                EngineError::InvalidArgument(_) => "invalid_argument",
-                EngineError::NotFound(_) => "not_found",
-                EngineError::FailedPrecondition(_) => "failed_precondition",
-                EngineError::Unavailable(_) | EngineError::Moved(_) => "unavailable",
-                _ => "internal",
+        let Err(e) = result else {
+            return Self {
+                error: None,
+                detail: None,
             };
-            (kind.to_string(), e.to_string())
-        });
-        Self { error }
+        };
+        let kind = match &e {
+            EngineError::InvalidArgument(_) => "invalid_argument",
+            EngineError::NotFound(_) => "not_found",
+            EngineError::FailedPrecondition(_) => "failed_precondition",
+            EngineError::Unavailable(_) | EngineError::Moved(_) => "unavailable",
+            _ => "internal",
+        };
+        Self {
+            error: Some((kind.to_string(), e.to_string())),
+            detail: e.problem().map(|p| (*p.detail).clone()),
+        }
     }
 
     fn into_result(self) -> EngineResult<()> {
-        match self.error {
-            None => Ok(()),
-            Some((kind, message)) => Err(match kind.as_str() {
-                "invalid_argument" => EngineError::InvalidArgument(message),
-                "not_found" => EngineError::NotFound(message),
-                "failed_precondition" => EngineError::FailedPrecondition(message),
-                "unavailable" => EngineError::Unavailable(message),
-                _ => EngineError::Internal(message),
-            }),
-        }
+        let Some((kind, message)) = self.error else {
+            return Ok(());
+        };
+        let problem = Problem {
+            message,
+            detail: Box::new(self.detail.unwrap_or_default()),
+        };
+        Err(match kind.as_str() {
+            "invalid_argument" => EngineError::InvalidArgument(problem),
+            "not_found" => EngineError::NotFound(problem),
+            "failed_precondition" => EngineError::FailedPrecondition(problem),
+            "unavailable" => EngineError::Unavailable(problem),
+            _ => EngineError::Internal(problem.message),
+        })
     }
 }
 
@@ -246,7 +260,7 @@ impl Engine {
                 return outcome.into_result();
             }
             if tokio::time::Instant::now() >= give_up {
-                return Err(EngineError::Unavailable(format!(
+                return Err(EngineError::unavailable(format!(
                     "no server carried out the request for '{name}' within {} s; retry",
                     (cluster.lease * 3).as_secs()
                 )));
@@ -255,7 +269,7 @@ impl Engine {
                 _ = notes.recv() => {}
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                 _ = self.0.shutdown.cancelled() => {
-                    return Err(EngineError::Unavailable("the server is shutting down; retry".into()));
+                    return Err(EngineError::unavailable("the server is shutting down; retry"));
                 }
             }
         }
@@ -337,7 +351,7 @@ impl Engine {
 
     async fn carry_out(&self, target: &Target, text: &str) -> EngineResult<()> {
         let command: Command = serde_json::from_str(text)?;
-        let moved = || EngineError::Unavailable("it moved to another server; retry".into());
+        let moved = || EngineError::moved("it moved to another server; retry");
         let id = match target {
             Target::Run(pk) => self.0.active_id_of(*pk).ok_or_else(moved)?,
             Target::Experiment(id) if self.runs_experiment(id) => id.clone(),

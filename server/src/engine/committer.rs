@@ -89,7 +89,7 @@ impl Committer {
                 .failure()
                 .unwrap_or_else(|| "the run committer stopped".into());
             if let Some(ack) = ack {
-                let _ = ack.send(Err(EngineError::Unavailable(cause.clone())));
+                let _ = ack.send(Err(EngineError::store_unavailable(cause.clone())));
             }
             Err(cause)
         };
@@ -190,7 +190,7 @@ async fn run(
             }
             for ack in acks.drain(..) {
                 let _ = ack.send(Err(if storage {
-                    EngineError::Unavailable(cause.clone())
+                    EngineError::store_unavailable(cause.clone())
                 } else {
                     EngineError::Internal(cause.clone())
                 }));

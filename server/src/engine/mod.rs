@@ -44,7 +44,7 @@ pub use replay::ReplayRequest;
 pub use waits::{Wait, WaitKind, WaitValue};
 
 use crate::Settings;
-use crate::error::{EngineError, EngineResult};
+use crate::error::{EngineError, EngineResult, Reason};
 use crate::model::*;
 use crate::store::{NewRun, RequestKey, RunRef, Store, StoreOptions, WriteBatch};
 use run::{RunDriver, RunStart};
@@ -158,14 +158,16 @@ impl Engine {
         let variables: usize = src.variables.iter().map(|(k, v)| k.len() + v.len()).sum();
         let size = src.text.len() + files + variables;
         if size > limit {
-            return Err(EngineError::ResourceExhausted(format!(
+            return Err(EngineError::resource_exhausted(format!(
                 "the workflow ({} bytes), its files ({files} bytes) and variables ({variables} bytes) come to {size} bytes; \
                  the limit for all three together is {limit} bytes",
                 src.text.len()
-            )));
+            ))
+            .meta("limit", limit.to_string())
+            .meta("size", size.to_string()));
         }
         if src.text.trim().is_empty() {
-            return Err(EngineError::InvalidArgument("Workflow is empty".into()));
+            return Err(EngineError::invalid_argument("Workflow is empty"));
         }
         let opts = LoadOptions {
             ignore_missing_variables,
@@ -201,7 +203,7 @@ impl Engine {
                 self.0.parsed.insert(key, workflow.clone());
                 Ok(workflow)
             }
-            _ => Err(EngineError::InvalidArgument(loaded.error_message())),
+            _ => Err(loaded.into_error()),
         }
     }
 
@@ -215,9 +217,12 @@ impl Engine {
     pub(crate) fn admit(&self) -> EngineResult<OwnedSemaphorePermit> {
         self.0.run_permits.clone().try_acquire_owned().map_err(|_| {
             let limit = self.0.settings.max_concurrent_runs;
-            EngineError::ResourceExhausted(format!(
+            EngineError::resource_exhausted(format!(
                 "{limit} runs are executing, the most this server runs at once; retry when one finishes"
             ))
+            .reason(Reason::ServerBusy)
+            .meta("limit", limit.to_string())
+            .retry_after(std::time::Duration::from_secs(1))
         })
     }
 
@@ -351,10 +356,12 @@ impl Engine {
     pub async fn cancel_run(&self, run_ref: &str) -> EngineResult<Run> {
         let run = self.0.store.find_run(RunRef(run_ref)).await?;
         if run.status.is_finished() {
-            return Err(EngineError::FailedPrecondition(format!(
+            return Err(EngineError::failed_precondition(format!(
                 "Run '{}' has already finished ({})",
                 run.id, run.status
-            )));
+            ))
+            .reason(Reason::RunFinished)
+            .meta("runId", &run.id));
         }
         let active = self.0.active_run(&run.id);
         if active.is_none() && self.0.cluster.is_some() {
@@ -367,10 +374,12 @@ impl Engine {
             return self.get_run(&run.id).await;
         }
         let Some(active) = active else {
-            return Err(EngineError::FailedPrecondition(format!(
+            return Err(EngineError::failed_precondition(format!(
                 "Run '{}' is not executing in this server; it resumes (and can be cancelled) when the server that owns its database restarts",
                 run.id
-            )));
+            ))
+            .reason(Reason::RunNotExecuting)
+            .meta("runId", &run.id));
         };
         let mut done = active.done.subscribe();
         active.cancel.cancel();

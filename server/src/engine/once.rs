@@ -2,7 +2,7 @@
 //! stored is the answer to every retry, on any server, after restarts.
 
 use super::Engine;
-use crate::error::{EngineError, EngineResult};
+use crate::error::{EngineError, EngineResult, Reason};
 use crate::model::Run;
 use crate::store::RequestKey;
 
@@ -12,11 +12,13 @@ impl Engine {
     async fn earlier_run(&self, key: &RequestKey) -> EngineResult<Option<Run>> {
         match self.store().run_by_request(&key.id).await? {
             Some((run, sha256)) if sha256 == key.sha256 => Ok(Some(run)),
-            Some((run, _)) => Err(EngineError::InvalidArgument(format!(
+            Some((run, _)) => Err(EngineError::invalid_argument(format!(
                 "request_id '{}' was used by a different request (it started run {}); a new request needs a new id",
                 crate::error::echo(&key.id),
                 run.id
-            ))),
+            ))
+            .reason(Reason::RequestIdReused)
+            .meta("runId", &run.id)),
             None => Ok(None),
         }
     }

@@ -42,9 +42,9 @@ impl Engine {
         &self,
         filter: &RunFilter,
         limit: i64,
-        before_pk: Option<i64>,
+        past_pk: Option<i64>,
     ) -> EngineResult<Vec<Run>> {
-        let mut runs = self.0.store.list_runs(filter, limit, before_pk).await?;
+        let mut runs = self.0.store.list_runs(filter, limit, past_pk).await?;
         for run in &mut runs {
             self.refresh_counts(run).await?;
         }

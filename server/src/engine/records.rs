@@ -4,7 +4,7 @@
 use super::WorkflowSource;
 use super::secrets;
 use super::workflow::{self, Workflow};
-use crate::error::{EngineError, EngineResult};
+use crate::error::{EngineError, EngineResult, Reason};
 use crate::model::*;
 use crate::store::sha256_hex;
 
@@ -104,11 +104,13 @@ pub fn select_step<'a>(nodes: &'a [NodeExecution], step: &str) -> EngineResult<&
         .collect();
     match matches.as_slice() {
         [one] => Ok(one),
-        [] => Err(EngineError::NotFound(format!(
+        [] => Err(EngineError::not_found(format!(
             "Step '{}' not found in workflow",
             crate::error::echo(step)
-        ))),
-        many => Err(EngineError::InvalidArgument(format!(
+        ))
+        .reason(Reason::NodeNotFound)
+        .meta("nodeId", step)),
+        many => Err(EngineError::invalid_argument(format!(
             "Step '{step}' is ambiguous; it matches {}",
             many.iter()
                 .map(|n| format!("{} ({})", n.id, n.node_id))

@@ -3,7 +3,7 @@
 //! records it durably before ResolveWait returns.
 
 use super::Engine;
-use crate::error::{EngineError, EngineResult};
+use crate::error::{EngineError, EngineResult, Reason};
 use crate::model::*;
 use crate::store::RunRef;
 
@@ -104,10 +104,12 @@ impl Engine {
     ) -> EngineResult<(Wait, Run)> {
         let run = self.store().find_run(RunRef(run_ref)).await?;
         if run.status.is_finished() {
-            return Err(EngineError::FailedPrecondition(format!(
+            return Err(EngineError::failed_precondition(format!(
                 "Run '{}' has finished ({}); it has no pending wait",
                 run.id, run.status
-            )));
+            ))
+            .reason(Reason::RunFinished)
+            .meta("runId", &run.id));
         }
         let nodes = self.store().nodes_of_run(run.pk).await?;
         let waits: Vec<Wait> = nodes.iter().filter_map(wait_of).collect();
@@ -116,21 +118,25 @@ impl Engine {
             match waits.as_slice() {
                 [one] => one.clone(),
                 [] => {
-                    return Err(EngineError::FailedPrecondition(format!(
+                    return Err(EngineError::failed_precondition(format!(
                         "Run '{}' has no pending wait",
                         run.id
-                    )));
+                    ))
+                    .reason(Reason::WaitNotPending)
+                    .meta("runId", &run.id));
                 }
                 many => {
-                    return Err(EngineError::InvalidArgument(format!(
-                        "Run '{}' has {} pending waits ({}); name one with --node",
+                    return Err(EngineError::invalid_argument(format!(
+                        "Run '{}' has {} pending waits ({}); name one as node_id",
                         run.id,
                         many.len(),
                         many.iter()
                             .map(|w| w.node_id.as_str())
                             .collect::<Vec<_>>()
                             .join(", ")
-                    )));
+                    ))
+                    .meta("runId", &run.id)
+                    .violation("node_id", "required: the run has several pending waits"));
                 }
             }
         } else {
@@ -141,14 +147,20 @@ impl Engine {
                 Some(w) => w.clone(),
                 None => {
                     return Err(match nodes.iter().find(|n| n.node_id == node) {
-                        Some(n) => EngineError::FailedPrecondition(format!(
+                        Some(n) => EngineError::failed_precondition(format!(
                             "Node '{node}' is not waiting ({})",
                             n.status
-                        )),
-                        None => EngineError::NotFound(format!(
+                        ))
+                        .reason(Reason::WaitNotPending)
+                        .meta("runId", &run.id)
+                        .meta("nodeId", node),
+                        None => EngineError::not_found(format!(
                             "Step '{}' not found in workflow",
                             crate::error::echo(node)
-                        )),
+                        ))
+                        .reason(Reason::NodeNotFound)
+                        .meta("runId", &run.id)
+                        .meta("nodeId", node),
                     });
                 }
             }
@@ -157,13 +169,13 @@ impl Engine {
             (WaitValue::Input(_), WaitKind::Input)
             | (WaitValue::Decision { .. }, WaitKind::Approval) => {}
             (WaitValue::Input(_), WaitKind::Approval) => {
-                return Err(EngineError::InvalidArgument(format!(
+                return Err(EngineError::invalid_argument(format!(
                     "Node '{}' waits for approval (human://approve); answer with approve or reject, not a value",
                     wait.node_id
                 )));
             }
             (WaitValue::Decision { .. }, WaitKind::Input) => {
-                return Err(EngineError::InvalidArgument(format!(
+                return Err(EngineError::invalid_argument(format!(
                     "Node '{}' waits for text input (human://input); answer with a value, not approve or reject",
                     wait.node_id
                 )));
@@ -181,10 +193,12 @@ impl Engine {
             }
         }
         let Some(active) = active else {
-            return Err(EngineError::FailedPrecondition(format!(
+            return Err(EngineError::failed_precondition(format!(
                 "Run '{}' is not executing in this server; its waits can be answered once the server that owns its database is running",
                 run.id
-            )));
+            ))
+            .reason(Reason::RunNotExecuting)
+            .meta("runId", &run.id));
         };
         let (ack, acked) = tokio::sync::oneshot::channel();
         active
@@ -195,13 +209,15 @@ impl Engine {
                 ack,
             })
             .map_err(|_| {
-                EngineError::FailedPrecondition(format!(
+                EngineError::failed_precondition(format!(
                     "Run '{}' finished while answering",
                     run.id
                 ))
+                .reason(Reason::RunFinished)
+                .meta("runId", &run.id)
             })?;
         acked.await.map_err(|_| {
-            EngineError::FailedPrecondition(format!(
+            EngineError::failed_precondition(format!(
                 "Run '{}' stopped before the answer was recorded",
                 run.id
             ))

@@ -4,7 +4,7 @@
 use super::Engine;
 use super::active::delta_event;
 use super::cluster::Note;
-use crate::error::{EngineError, EngineResult};
+use crate::error::{EngineError, EngineResult, Reason};
 use crate::model::*;
 use crate::store::RunRef;
 use futures::Stream;
@@ -18,7 +18,7 @@ impl Engine {
         after: i64,
     ) -> EngineResult<impl Stream<Item = EngineResult<Event>> + use<>> {
         if after < 0 {
-            return Err(EngineError::InvalidArgument(format!(
+            return Err(EngineError::invalid_argument(format!(
                 "after_sequence must be 0 or more, got {after}"
             )));
         }
@@ -27,10 +27,13 @@ impl Engine {
             && let Some(first) = self.0.store.first_event_sequence(run.pk).await?
             && first > after + 1
         {
-            return Err(EngineError::OutOfRange(format!(
+            return Err(EngineError::out_of_range(format!(
                 "Events of run '{}' before sequence {first} were pruned",
                 run.id
-            )));
+            ))
+            .reason(Reason::EventsPruned)
+            .meta("runId", &run.id)
+            .meta("firstSequence", first.to_string()));
         }
         // Subscribe before reading history so nothing falls between the two.
         let notes = self.0.cluster.as_ref().map(|c| c.subscribe());
@@ -54,7 +57,7 @@ impl Engine {
 }
 
 fn shutting_down(last: i64) -> EngineError {
-    EngineError::Unavailable(format!(
+    EngineError::unavailable(format!(
         "the server is shutting down; watch again from after sequence {last} once it is back"
     ))
 }

@@ -16,12 +16,14 @@ impl From<sqlx::Error> for EngineError {
         match &err {
             // The server is unreachable or went away mid-request.
             sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-                return Self::Unavailable(format!(
+                return Self::store_unavailable(format!(
                     "the database cannot be reached ({err}), {NOTHING_STORED}; retry later"
                 ));
             }
             sqlx::Error::Tls(_) => {
-                return Self::Unavailable(format!("the database's TLS handshake failed: {err}"));
+                return Self::store_unavailable(format!(
+                    "the database's TLS handshake failed: {err}"
+                ));
             }
             _ => {}
         }
@@ -33,7 +35,7 @@ impl From<sqlx::Error> for EngineError {
         let names_request = db.message().contains("request_id")
             || db.constraint().is_some_and(|c| c.contains("request_id"));
         if db.is_unique_violation() && names_request {
-            return Self::AlreadyExists("a run with this request_id exists".into());
+            return Self::already_exists("a run with this request_id exists");
         }
         if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
             return postgres(pg, &err);
@@ -43,10 +45,10 @@ impl From<sqlx::Error> for EngineError {
             .and_then(|c| c.parse::<i64>().ok())
             .map(|c| c & 0xff);
         match code {
-            Some(SQLITE_FULL) => Self::Unavailable(format!(
+            Some(SQLITE_FULL) => Self::store_unavailable(format!(
                 "disk full: the database could not be written, {NOTHING_STORED}; retry once space is freed"
             )),
-            Some(SQLITE_IOERR) => Self::Unavailable(format!(
+            Some(SQLITE_IOERR) => Self::store_unavailable(format!(
                 "the database could not be written ({err}), {NOTHING_STORED}; retry later"
             )),
             _ => Self::Internal(format!("database: {err}")),
@@ -60,11 +62,11 @@ impl From<sqlx::Error> for EngineError {
 fn postgres(pg: &PgDatabaseError, err: &sqlx::Error) -> EngineError {
     let code = pg.code();
     if code == "53100" {
-        EngineError::Unavailable(format!(
+        EngineError::store_unavailable(format!(
             "disk full: the database server could not write, {NOTHING_STORED}; retry once space is freed"
         ))
     } else if code.starts_with("53") || code.starts_with("08") || code.starts_with("57P") {
-        EngineError::Unavailable(format!(
+        EngineError::store_unavailable(format!(
             "the database server refused the request ({err}), {NOTHING_STORED}; retry later"
         ))
     } else {

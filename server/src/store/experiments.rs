@@ -3,7 +3,7 @@
 use super::Store;
 use super::db::{Row, q};
 use super::rows::{Fields, RowKey};
-use crate::error::{EngineError, EngineResult};
+use crate::error::{EngineError, EngineResult, Reason};
 use crate::model::*;
 
 const EXPERIMENT_COLUMNS: &str = "pk, id, name, status, spec, created_at, finished_at";
@@ -56,8 +56,8 @@ impl Store {
     async fn experiment_row(&self, given: &str) -> EngineResult<Row> {
         let text = given.trim();
         if text.is_empty() {
-            return Err(EngineError::InvalidArgument(
-                "an experiment id is required".into(),
+            return Err(EngineError::invalid_argument(
+                "an experiment id is required",
             ));
         }
         let select = format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments");
@@ -67,7 +67,9 @@ impl Store {
                 .fetch_optional(q(format!("{select} ORDER BY pk DESC LIMIT 1"), []))
                 .await?
                 .ok_or_else(|| {
-                    EngineError::NotFound("No experiments yet: 'latest' names nothing".into())
+                    EngineError::not_found("No experiments yet: 'latest' names nothing")
+                        .reason(Reason::ExperimentNotFound)
+                        .meta("experimentId", "latest")
                 });
         }
         if let Some(row) = self
@@ -93,10 +95,12 @@ impl Store {
             ))
             .await?;
         match found.len() {
-            0 => Err(EngineError::NotFound(format!(
+            0 => Err(EngineError::not_found(format!(
                 "Experiment '{}' not found",
                 crate::error::echo(text)
-            ))),
+            ))
+            .reason(Reason::ExperimentNotFound)
+            .meta("experimentId", text)),
             1 => Ok(found.remove(0)),
             n => {
                 let ids = found
@@ -104,7 +108,7 @@ impl Store {
                     .take(5)
                     .map(|row| Fields::keyed_by_pk("experiments", row).get("id"))
                     .collect::<EngineResult<Vec<String>>>()?;
-                Err(EngineError::InvalidArgument(format!(
+                Err(EngineError::invalid_argument(format!(
                     "Experiment id '{text}' is ambiguous; it matches {}{}",
                     ids.join(", "),
                     if n > 5 { ", …" } else { "" }

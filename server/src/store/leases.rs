@@ -116,7 +116,7 @@ pub(super) async fn check<'b>(
                 .cloned()
         });
     match lost {
-        Some(run) => Err(EngineError::Moved(format!(
+        Some(run) => Err(EngineError::moved(format!(
             "run {run} is no longer executed by this server (its lease ran out and another server took it over); \
              nothing of this write was stored"
         ))),

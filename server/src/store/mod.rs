@@ -153,7 +153,7 @@ impl Store {
             options = options.pragma("max_page_count", pages.to_string());
         }
         let unwritable = |e: &dyn std::fmt::Display| {
-            crate::error::EngineError::Unavailable(format!(
+            crate::error::EngineError::store_unavailable(format!(
                 "{e}; the database must be writable: check that the file, its directory and any -wal/-shm files \
                  beside it can be written by this user, on a file system mounted read-write"
             ))
@@ -191,13 +191,13 @@ impl Store {
     /// server on it: this one executes the runs `claim` names it owner of.
     pub async fn open_postgres(url: &str, opts: &StoreOptions, claim: Claim) -> EngineResult<Self> {
         let options = PgConnectOptions::from_str(url).map_err(|e| {
-            crate::error::EngineError::InvalidArgument(format!(
+            crate::error::EngineError::invalid_argument(format!(
                 "{url_shown} is not a PostgreSQL URL ({e})",
                 url_shown = redact_url(url)
             ))
         })?;
         let unreachable = |e: &dyn std::fmt::Display| {
-            crate::error::EngineError::Unavailable(format!(
+            crate::error::EngineError::store_unavailable(format!(
                 "cannot use the PostgreSQL database at {}: {e}",
                 redact_url(url)
             ))
@@ -340,6 +340,6 @@ async fn probe_writable(conn: &mut SqliteConnection) -> EngineResult<()> {
     sqlx::query(&format!("PRAGMA user_version = {version}"))
         .execute(&mut *conn)
         .await
-        .map_err(|e| crate::error::EngineError::Unavailable(format!("cannot write: {e}")))?;
+        .map_err(|e| crate::error::EngineError::store_unavailable(format!("cannot write: {e}")))?;
     Ok(())
 }

@@ -2,13 +2,13 @@
 
 use super::db::{Arg, q};
 use super::{Store, rows};
-use crate::error::{EngineError, EngineResult};
+use crate::error::{EngineError, EngineResult, Reason};
 use crate::model::*;
 
 /// How a user names a run.
 pub struct RunRef<'a>(pub &'a str);
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct RunFilter {
     pub status: Option<RunStatus>,
     pub workflow_name: Option<String>,
@@ -17,6 +17,8 @@ pub struct RunFilter {
     pub created_after: Option<Micros>,
     /// Created before this time.
     pub created_before: Option<Micros>,
+    /// List the oldest first (keys follow creation), not the newest.
+    pub oldest_first: bool,
 }
 
 /// Run statuses a process may leave behind unfinished.
@@ -34,7 +36,7 @@ impl Store {
     pub async fn find_run(&self, r: RunRef<'_>) -> EngineResult<Run> {
         let text = r.0.trim();
         if text.is_empty() {
-            return Err(EngineError::InvalidArgument("a run id is required".into()));
+            return Err(EngineError::invalid_argument("a run id is required"));
         }
         if text == "latest" {
             let row = self
@@ -46,9 +48,11 @@ impl Store {
                 .await?;
             return match row {
                 Some(row) => rows::run_from_row(&row),
-                None => Err(EngineError::NotFound(
-                    "No runs yet: 'latest' names nothing".into(),
-                )),
+                None => Err(
+                    EngineError::not_found("No runs yet: 'latest' names nothing")
+                        .reason(Reason::RunNotFound)
+                        .meta("runId", "latest"),
+                ),
             };
         }
         if let Some(row) = self
@@ -85,7 +89,7 @@ impl Store {
                     .take(5)
                     .map(|row| rows::Fields::keyed_by_pk("runs", row).get("id"))
                     .collect::<EngineResult<Vec<String>>>()?;
-                Err(EngineError::InvalidArgument(format!(
+                Err(EngineError::invalid_argument(format!(
                     "Run id '{text}' is ambiguous; it matches {}{}",
                     ids.join(", "),
                     if found.len() > 5 { ", …" } else { "" }
@@ -99,9 +103,15 @@ impl Store {
         &self,
         filter: &RunFilter,
         limit: i64,
-        before_pk: Option<i64>,
+        past_pk: Option<i64>,
     ) -> EngineResult<Vec<Run>> {
-        let mut sql = format!("{} WHERE r.pk < ?", rows::RUN_SELECT);
+        // `past_pk` is the last run of the page before, in the listing's order.
+        let (past, order, start) = if filter.oldest_first {
+            (">", "ASC", i64::MIN)
+        } else {
+            ("<", "DESC", i64::MAX)
+        };
+        let mut sql = format!("{} WHERE r.pk {past} ?", rows::RUN_SELECT);
         if filter.status.is_some() {
             sql.push_str(" AND r.status = ?");
         }
@@ -117,8 +127,8 @@ impl Store {
         if filter.created_before.is_some() {
             sql.push_str(" AND r.created_at < ?");
         }
-        sql.push_str(" ORDER BY r.pk DESC LIMIT ?");
-        let mut args: Vec<Arg> = vec![before_pk.unwrap_or(i64::MAX).into()];
+        sql.push_str(&format!(" ORDER BY r.pk {order} LIMIT ?"));
+        let mut args: Vec<Arg> = vec![past_pk.unwrap_or(start).into()];
         args.extend(filter.status.map(|s| s.as_i64().into()));
         args.extend(filter.workflow_name.as_ref().map(Arg::from));
         args.extend(filter.forked_from.as_ref().map(Arg::from));
@@ -291,11 +301,13 @@ impl Store {
             .await?;
         match found.len() {
             1 => rows::artifact_from_row(&found[0]),
-            0 => Err(EngineError::NotFound(format!(
+            0 => Err(EngineError::not_found(format!(
                 "Artifact '{}' not found",
                 crate::error::echo(id)
-            ))),
-            _ => Err(EngineError::InvalidArgument(format!(
+            ))
+            .reason(Reason::ArtifactNotFound)
+            .meta("artifactId", id)),
+            _ => Err(EngineError::invalid_argument(format!(
                 "Artifact id '{id}' is ambiguous"
             ))),
         }

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import common_pb2 as retake_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18retake/v1/artifact.proto\x12\tretake.v1\x1a\x16retake/v1/common.proto\")\n\x12GetArtifactRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\"M\n\x13GetArtifactResponse\x12%\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x13.retake.v1.Artifact\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\"I\n\x13ReadArtifactRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"[\n\x14ReadArtifactResponse\x12%\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x13.retake.v1.Artifact\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"M\n\x14ListArtifactsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"X\n\x15ListArtifactsResponse\x12&\n\tartifacts\x18\x01 \x03(\x0b\x32\x13.retake.v1.Artifact\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"C\n\x19GetArtifactLineageRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\x11\n\tmax_depth\x18\x02 \x01(\x05\"D\n\x0cLineageEntry\x12%\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x13.retake.v1.Artifact\x12\r\n\x05\x64\x65pth\x18\x02 \x01(\x05\"F\n\x1aGetArtifactLineageResponse\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.retake.v1.LineageEntry2\xe9\x02\n\x0f\x41rtifactService\x12L\n\x0bGetArtifact\x12\x1d.retake.v1.GetArtifactRequest\x1a\x1e.retake.v1.GetArtifactResponse\x12Q\n\x0cReadArtifact\x12\x1e.retake.v1.ReadArtifactRequest\x1a\x1f.retake.v1.ReadArtifactResponse0\x01\x12R\n\rListArtifacts\x12\x1f.retake.v1.ListArtifactsRequest\x1a .retake.v1.ListArtifactsResponse\x12\x61\n\x12GetArtifactLineage\x12$.retake.v1.GetArtifactLineageRequest\x1a%.retake.v1.GetArtifactLineageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18retake/v1/artifact.proto\x12\tretake.v1\x1a\x16retake/v1/common.proto\")\n\x12GetArtifactRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\"M\n\x13GetArtifactResponse\x12%\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x13.retake.v1.Artifact\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\"I\n\x13ReadArtifactRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"[\n\x14ReadArtifactResponse\x12%\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x13.retake.v1.Artifact\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"M\n\x14ListArtifactsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"X\n\x15ListArtifactsResponse\x12&\n\tartifacts\x18\x01 \x03(\x0b\x32\x13.retake.v1.Artifact\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"j\n\x19GetArtifactLineageRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\x11\n\tmax_depth\x18\x02 \x01(\x05\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"D\n\x0cLineageEntry\x12%\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x13.retake.v1.Artifact\x12\r\n\x05\x64\x65pth\x18\x02 \x01(\x05\"_\n\x1aGetArtifactLineageResponse\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.retake.v1.LineageEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xe9\x02\n\x0f\x41rtifactService\x12L\n\x0bGetArtifact\x12\x1d.retake.v1.GetArtifactRequest\x1a\x1e.retake.v1.GetArtifactResponse\x12Q\n\x0cReadArtifact\x12\x1e.retake.v1.ReadArtifactRequest\x1a\x1f.retake.v1.ReadArtifactResponse0\x01\x12R\n\rListArtifacts\x12\x1f.retake.v1.ListArtifactsRequest\x1a .retake.v1.ListArtifactsResponse\x12\x61\n\x12GetArtifactLineage\x12$.retake.v1.GetArtifactLineageRequest\x1a%.retake.v1.GetArtifactLineageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,11 +45,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTARTIFACTSRESPONSE']._serialized_start=432
   _globals['_LISTARTIFACTSRESPONSE']._serialized_end=520
   _globals['_GETARTIFACTLINEAGEREQUEST']._serialized_start=522
-  _globals['_GETARTIFACTLINEAGEREQUEST']._serialized_end=589
-  _globals['_LINEAGEENTRY']._serialized_start=591
-  _globals['_LINEAGEENTRY']._serialized_end=659
-  _globals['_GETARTIFACTLINEAGERESPONSE']._serialized_start=661
-  _globals['_GETARTIFACTLINEAGERESPONSE']._serialized_end=731
-  _globals['_ARTIFACTSERVICE']._serialized_start=734
-  _globals['_ARTIFACTSERVICE']._serialized_end=1095
+  _globals['_GETARTIFACTLINEAGEREQUEST']._serialized_end=628
+  _globals['_LINEAGEENTRY']._serialized_start=630
+  _globals['_LINEAGEENTRY']._serialized_end=698
+  _globals['_GETARTIFACTLINEAGERESPONSE']._serialized_start=700
+  _globals['_GETARTIFACTLINEAGERESPONSE']._serialized_end=795
+  _globals['_ARTIFACTSERVICE']._serialized_start=798
+  _globals['_ARTIFACTSERVICE']._serialized_end=1159
 # @@protoc_insertion_point(module_scope)

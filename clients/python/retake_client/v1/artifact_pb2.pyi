@@ -60,12 +60,16 @@ class ListArtifactsResponse(_message.Message):
     def __init__(self, artifacts: _Optional[_Iterable[_Union[_common_pb2.Artifact, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetArtifactLineageRequest(_message.Message):
-    __slots__ = ("artifact_id", "max_depth")
+    __slots__ = ("artifact_id", "max_depth", "page_size", "page_token")
     ARTIFACT_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     artifact_id: str
     max_depth: int
-    def __init__(self, artifact_id: _Optional[str] = ..., max_depth: _Optional[int] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, artifact_id: _Optional[str] = ..., max_depth: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class LineageEntry(_message.Message):
     __slots__ = ("artifact", "depth")
@@ -76,7 +80,9 @@ class LineageEntry(_message.Message):
     def __init__(self, artifact: _Optional[_Union[_common_pb2.Artifact, _Mapping]] = ..., depth: _Optional[int] = ...) -> None: ...
 
 class GetArtifactLineageResponse(_message.Message):
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "next_page_token")
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[LineageEntry]
-    def __init__(self, entries: _Optional[_Iterable[_Union[LineageEntry, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, entries: _Optional[_Iterable[_Union[LineageEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -73,7 +73,7 @@ impl Engine {
             spec.concurrency = self.settings().experiment_concurrency;
         }
         if spec.concurrency > MAX_CONCURRENCY {
-            return Err(EngineError::InvalidArgument(format!(
+            return Err(EngineError::invalid_argument(format!(
                 "concurrency {} is over the limit of {MAX_CONCURRENCY}",
                 spec.concurrency
             )));
@@ -122,15 +122,15 @@ impl Engine {
                 || selection.created_before.is_some()
                 || selection.forked_from.is_some();
             if filtered {
-                return Err(EngineError::InvalidArgument(
-                    "give run ids or a filter (workflow, status, time range, forked from), not both".into(),
+                return Err(EngineError::invalid_argument(
+                    "give run ids or a filter (workflow, status, time range, forked from), not both",
                 ));
             }
             let mut ids = Vec::with_capacity(selection.run_ids.len());
             for given in &selection.run_ids {
                 let id = self.store().find_run(RunRef(given)).await?.id;
                 if ids.contains(&id) {
-                    return Err(EngineError::InvalidArgument(format!(
+                    return Err(EngineError::invalid_argument(format!(
                         "run '{id}' is selected twice"
                     )));
                 }
@@ -143,7 +143,7 @@ impl Engine {
             selection.limit = DEFAULT_LIMIT;
         }
         if selection.limit > MAX_LIMIT {
-            return Err(EngineError::InvalidArgument(format!(
+            return Err(EngineError::invalid_argument(format!(
                 "limit {} is over the maximum of {MAX_LIMIT} runs",
                 selection.limit
             )));
@@ -154,14 +154,15 @@ impl Engine {
             forked_from: selection.forked_from.clone(),
             created_after: selection.created_after,
             created_before: selection.created_before,
+            oldest_first: false,
         };
         let runs = self
             .store()
             .list_runs(&filter, selection.limit as i64, None)
             .await?;
         if runs.is_empty() {
-            return Err(EngineError::InvalidArgument(
-                "no run matches the selection: nothing to replay".into(),
+            return Err(EngineError::invalid_argument(
+                "no run matches the selection: nothing to replay",
             ));
         }
         Ok(runs.into_iter().map(|r| r.id).collect())
@@ -188,7 +189,7 @@ impl Engine {
     pub async fn cancel_experiment(&self, id: &str) -> EngineResult<Experiment> {
         let experiment = self.store().experiment(id).await?;
         if experiment.status.is_finished() {
-            return Err(EngineError::FailedPrecondition(format!(
+            return Err(EngineError::failed_precondition(format!(
                 "Experiment '{}' has already finished ({})",
                 experiment.id, experiment.status
             )));
@@ -199,7 +200,7 @@ impl Engine {
             return self.store().experiment(&experiment.id).await;
         }
         let Some(running) = running else {
-            return Err(EngineError::FailedPrecondition(format!(
+            return Err(EngineError::failed_precondition(format!(
                 "Experiment '{}' is not running in this server; it resumes (and can be cancelled) when the server that owns its database restarts",
                 experiment.id
             )));

@@ -5,7 +5,7 @@
 
 use crate::engine::workflow::{self, Workflow};
 use crate::engine::{select_step, template};
-use crate::error::{EngineError, EngineResult};
+use crate::error::{EngineError, EngineResult, Reason};
 use crate::model::{AgentSwap, NodeExecution, NodeStatus, OutputOverride};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -54,7 +54,7 @@ pub fn plan_replay(
     new_wf: &Workflow,
     changes: &ReplayChanges,
 ) -> EngineResult<ReplayPlan> {
-    let invalid = |m: String| EngineError::InvalidArgument(m);
+    let invalid = |m: String| EngineError::invalid_argument(m).reason(Reason::ReplayInvalid);
     // Replaying the source's own snapshot: nothing can have drifted, and
     // comparing a thousand definitions with themselves costs time.
     let same_workflow = std::ptr::eq(source_wf, new_wf);
@@ -74,7 +74,7 @@ pub fn plan_replay(
                 Some(_) => step.to_string(),
                 None => match select_step(source_nodes, step) {
                     Ok(n) if pos_of(&n.node_id).is_some() => n.node_id.clone(),
-                    Err(EngineError::InvalidArgument(m)) => return Err(invalid(m)),
+                    Err(e @ EngineError::InvalidArgument(_)) => return Err(e),
                     _ => return Err(invalid(format!("Step '{step}' not found in workflow"))),
                 },
             };
@@ -159,7 +159,7 @@ pub fn plan_replay(
             Some(_) => selector.to_string(),
             None => match select_step(source_nodes, selector) {
                 Ok(n) if pos_of(&n.node_id).is_some() => n.node_id.clone(),
-                Err(EngineError::InvalidArgument(m)) => return Err(invalid(m)),
+                Err(e @ EngineError::InvalidArgument(_)) => return Err(e),
                 _ => {
                     return Err(invalid(format!(
                         "Invalid override: node '{selector}' not found in workflow (use node=value, node.output=value or checkpoint.node=value)"
@@ -219,7 +219,7 @@ pub fn plan_replay(
             // A partly overridden node takes the rest from the source run.
             let source = source_nodes.iter().find(|n| n.node_id == node.id);
             if !source.is_some_and(|s| s.status.has_outputs()) {
-                return Err(EngineError::FailedPrecondition(format!(
+                return Err(EngineError::failed_precondition(format!(
                     "Node '{}' has no recorded output {} in run '{source_run}' to combine with the override; override every output",
                     node.id,
                     missing
@@ -262,7 +262,7 @@ pub fn plan_replay(
     // that records the new value.
     if roots.is_empty() && overridden.is_empty() {
         return Err(invalid(
-            "Nothing to replay: give --from STEP, an agent swap, an output override, a changed variable, or a workflow with new nodes"
+            "Nothing to replay: give a step to replay from, an agent swap, an output override, a changed variable, or a workflow with new nodes"
                 .into(),
         ));
     }
@@ -328,26 +328,42 @@ pub fn plan_replay(
             {
                 carried_skips.insert(p, i);
             }
-            Some(i) => missing.push(format!("'{}' ({})", node.id, source_nodes[i].status)),
-            None => missing.push(format!("'{}' (no record)", node.id)),
+            Some(i) => missing.push((node.id.clone(), source_nodes[i].status.to_string())),
+            None => missing.push((node.id.clone(), "no record".to_string())),
         }
     }
     if !missing.is_empty() {
-        return Err(EngineError::FailedPrecondition(format!(
-            "Nothing to reuse for {} from run '{source_run}': {} did not complete there. Replay from {}: --from {}",
+        let first = missing[0].0.clone();
+        let mut err = EngineError::failed_precondition(format!(
+            "Nothing to reuse for {} from run '{source_run}': {} did not complete there. Replay from {} (from_node '{}')",
             if missing.len() == 1 {
                 "a node"
             } else {
                 "nodes"
             },
-            missing.join(", "),
+            missing
+                .iter()
+                .map(|(id, why)| format!("'{id}' ({why})"))
+                .collect::<Vec<_>>()
+                .join(", "),
             if missing.len() == 1 {
                 "it"
             } else {
                 "the first of them"
             },
-            missing[0].split('\'').nth(1).unwrap_or_default()
-        )));
+            first
+        ))
+        .reason(Reason::ReplayInvalid)
+        .meta("runId", source_run)
+        .meta("fromNode", first);
+        for (id, why) in &missing {
+            err = err.precondition(
+                "NOT_REUSABLE",
+                id.clone(),
+                format!("'{id}' is {why} in run '{source_run}'"),
+            );
+        }
+        return Err(err);
     }
     // A node that runs again may only reference outputs its reused
     // producers recorded; drift or not, anything else would resolve to
@@ -373,15 +389,22 @@ pub fn plan_replay(
         }
     }
     if !dangling.is_empty() {
-        return Err(EngineError::FailedPrecondition(format!(
-            "{}. Replay from '{}' too so it produces that output",
+        let producer = dangling[0]
+            .split('\'')
+            .nth(3)
+            .unwrap_or_default()
+            .to_string();
+        return Err(EngineError::failed_precondition(format!(
+            "{}. Replay from '{producer}' too so it produces that output",
             dangling.join("; "),
-            dangling[0].split('\'').nth(3).unwrap_or_default()
-        )));
+        ))
+        .reason(Reason::ReplayInvalid)
+        .meta("runId", source_run)
+        .meta("fromNode", producer));
     }
     if !drifted.is_empty() && !changes.allow_drift {
-        return Err(EngineError::FailedPrecondition(format!(
-            "Workflow drift: {} changed since run '{source_run}' but would be reused, not replayed: {}. Replay from {} or pass --allow-drift",
+        let mut err = EngineError::failed_precondition(format!(
+            "Workflow drift: {} changed since run '{source_run}' but would be reused, not replayed: {}. Replay from {}, or allow drift to reuse the old records",
             if drifted.len() == 1 {
                 "a node"
             } else {
@@ -393,7 +416,18 @@ pub fn plan_replay(
                 .collect::<Vec<_>>()
                 .join(", "),
             if drifted.len() == 1 { "it" } else { "them" },
-        )));
+        ))
+        .reason(Reason::ReplayDrift)
+        .meta("runId", source_run)
+        .meta("nodeIds", drifted.join(","));
+        for id in &drifted {
+            err = err.precondition(
+                "DRIFT",
+                id.clone(),
+                format!("'{id}' is defined differently than in run '{source_run}'"),
+            );
+        }
+        return Err(err);
     }
 
     let forked_at_step = from.unwrap_or_else(|| {

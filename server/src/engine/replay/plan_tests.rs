@@ -286,9 +286,16 @@ fn nothing_to_reuse_names_the_node_and_suggests_replaying_from_it() {
     )
     .unwrap_err();
     assert!(
-        matches!(&err, EngineError::FailedPrecondition(m) if m.contains("'c' (failed)") && m.contains("--from c")),
+        matches!(&err, EngineError::FailedPrecondition(m) if m.contains("'c' (failed)") && !m.contains("--")),
         "{err}"
     );
+    // The step to replay from, for a client to offer, and what stands in
+    // the way, node by node.
+    let detail = &err.problem().unwrap().detail;
+    assert_eq!(err.reason_or_default(), Reason::ReplayInvalid);
+    assert!(detail.metadata.contains(&("fromNode".into(), "c".into())));
+    assert_eq!(detail.preconditions[0].kind, "NOT_REUSABLE");
+    assert_eq!(detail.preconditions[0].subject, "c");
     let plan = plan_replay(
         "run_src",
         &w,
@@ -356,8 +363,18 @@ fn drift_outside_the_replay_set_is_refused_unless_allowed() {
     };
     let err = plan_replay("run_src", &old, &src, &new, &changes).unwrap_err();
     assert!(
-        matches!(&err, EngineError::FailedPrecondition(m) if m.contains("drift") && m.contains("'c'")),
+        matches!(&err, EngineError::FailedPrecondition(m) if m.contains("drift") && m.contains("'c'") && !m.contains("--")),
         "{err}"
+    );
+    assert_eq!(err.reason_or_default(), Reason::ReplayDrift);
+    let detail = &err.problem().unwrap().detail;
+    assert!(detail.metadata.contains(&("nodeIds".into(), "c".into())));
+    assert_eq!(
+        (
+            detail.preconditions[0].kind.as_str(),
+            detail.preconditions[0].subject.as_str()
+        ),
+        ("DRIFT", "c")
     );
     let allowed = ReplayChanges {
         allow_drift: true,

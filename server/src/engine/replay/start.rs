@@ -7,7 +7,7 @@ use crate::engine::reads::NodeDetail;
 use crate::engine::run::RunStart;
 use crate::engine::run::journal::{Journal, RunChange};
 use crate::engine::{Engine, WorkflowSource, agents, new_node_execution, new_run, redact_snapshot};
-use crate::error::{EngineError, EngineResult};
+use crate::error::{EngineError, EngineResult, Reason};
 use crate::model::*;
 use crate::store::{NewRun, RequestKey, RunRef, WriteBatch};
 use std::collections::{BTreeMap, BTreeSet};
@@ -58,10 +58,17 @@ impl Engine {
         let request = req.request.clone();
         let source = self.store().find_run(RunRef(&req.run)).await?;
         if !source.status.is_finished() {
-            return Err(EngineError::FailedPrecondition(format!(
+            return Err(EngineError::failed_precondition(format!(
                 "Run '{}' is {}; only a finished run (completed, failed or cancelled) can be replayed",
                 source.id, source.status
-            )));
+            ))
+            .reason(Reason::RunNotFinished)
+            .meta("runId", &source.id)
+            .precondition(
+                "RUN_STATUS",
+                source.id.clone(),
+                format!("the run is {}; it must be completed, failed or cancelled", source.status),
+            ));
         }
         let source_wf = self.run_workflow(&source).await?;
         // Replaying the source's own snapshot replays it as it ran: with

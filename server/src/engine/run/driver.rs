@@ -16,7 +16,7 @@ use super::journal::{Change, Journal, RunChange};
 use super::machine::{AttemptFailure, Decision, Initial, Prepared, RunMachine, SkipReason, State};
 use super::outputs::Outputs;
 use super::prepare::{self, PreparedNode};
-use crate::error::{EngineError, EngineResult};
+use crate::error::{EngineError, EngineResult, Reason};
 use crate::model::*;
 use futures::FutureExt;
 use std::collections::VecDeque;
@@ -498,18 +498,24 @@ impl RunDriver {
     /// and acknowledges it once durable.
     async fn on_answer(&mut self, answer: WaitAnswer) -> Vec<Decision> {
         let Some(pos) = self.workflow.index.get(&answer.node_id).copied() else {
-            let _ = answer.ack.send(Err(EngineError::NotFound(format!(
+            let _ = answer.ack.send(Err(EngineError::not_found(format!(
                 "Step '{}' not found in workflow",
                 answer.node_id
-            ))));
+            ))
+            .reason(Reason::NodeNotFound)
+            .meta("nodeId", &answer.node_id)));
             return Vec::new();
         };
         if !self.machine.is_waiting(pos) {
             let status = self.nodes[pos].status;
-            let _ = answer.ack.send(Err(EngineError::FailedPrecondition(format!(
-                "Node '{}' is not waiting ({status}); it cannot be answered again",
-                answer.node_id
-            ))));
+            let _ = answer
+                .ack
+                .send(Err(EngineError::failed_precondition(format!(
+                    "Node '{}' is not waiting ({status}); it cannot be answered again",
+                    answer.node_id
+                ))
+                .reason(Reason::WaitNotPending)
+                .meta("nodeId", &answer.node_id)));
             return Vec::new();
         }
         let node = &self.workflow.nodes[pos];

@@ -249,15 +249,15 @@ impl WorkerHub {
         hello: Hello,
     ) -> EngineResult<(Welcome, mpsc::UnboundedReceiver<ToWorker>)> {
         if hello.agents.is_empty() {
-            return Err(EngineError::InvalidArgument(
-                "a worker must serve at least one agent (hello.agents is empty)".into(),
+            return Err(EngineError::invalid_argument(
+                "a worker must serve at least one agent (hello.agents is empty)",
             ));
         }
         for agent in &hello.agents {
             check_agent_name(agent)?;
         }
         if hello.concurrency > MAX_CONCURRENCY {
-            return Err(EngineError::InvalidArgument(format!(
+            return Err(EngineError::invalid_argument(format!(
                 "concurrency {} is more than the {MAX_CONCURRENCY} tasks a worker may take at once",
                 hello.concurrency
             )));
@@ -564,7 +564,7 @@ pub fn check_agent_name(agent: &str) -> EngineResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(EngineError::InvalidArgument(format!(
+        Err(EngineError::invalid_argument(format!(
             "agent name '{}' is not valid: use 1 to {MAX_AGENT_NAME} letters, digits, '-', '_' or '.' (the NAME of worker://NAME)",
             crate::error::echo(agent)
         )))

@@ -254,7 +254,13 @@ pub(super) fn parse_node(
                 Ref::User(name) => {
                     user_vars.insert(name.clone());
                     if !opts.ignore_missing_variables && !variables.contains_key(name) {
-                        v.error(node, format!("{place} uses {r} but no variable '{name}' was given (--var {name}=...)"));
+                        v.error(
+                            node,
+                            format!("{place} uses {r} but no variable '{name}' was given"),
+                        );
+                        if !v.out.missing_variables.contains(name) {
+                            v.out.missing_variables.push(name.clone());
+                        }
                     }
                 }
                 Ref::Env(_) if !config_place => {

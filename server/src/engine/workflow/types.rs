@@ -2,6 +2,7 @@
 
 use super::RetryPolicy;
 use crate::engine::template;
+use crate::error::{EngineError, Reason};
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap};
 
@@ -152,6 +153,8 @@ pub struct Loaded {
     pub node_count: usize,
     pub errors: Vec<Issue>,
     pub warnings: Vec<Issue>,
+    /// Variables the workflow uses and the request did not give.
+    pub missing_variables: Vec<String>,
 }
 
 impl Loaded {
@@ -172,6 +175,65 @@ impl Loaded {
             msg.push_str(&e.to_string());
         }
         msg
+    }
+}
+
+impl Loaded {
+    /// The error StartRun and ReplayRun return for an invalid workflow:
+    /// every problem in the message, and each as a field violation (the
+    /// field's path in the document, the node and the line in words).
+    pub fn into_error(self) -> EngineError {
+        let mut err = EngineError::invalid_argument(self.error_message())
+            .reason(Reason::WorkflowInvalid)
+            .meta("errorCount", self.errors.len().to_string());
+        if !self.name.is_empty() {
+            err = err.meta("workflow", self.name.clone());
+        }
+        if !self.missing_variables.is_empty() {
+            err = err.meta("missingVariables", self.missing_variables.join(","));
+        }
+        for issue in &self.errors {
+            err = err.violation(issue.field(), issue.to_string());
+        }
+        err
+    }
+}
+
+/// The document's top-level keys and a node's: a message that starts with
+/// one of them (quoted or not) is about that field.
+const FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "nodes",
+    "defaults",
+    "agent",
+    "system_prompt",
+    "outputs",
+    "depends_on",
+    "inputs",
+    "config",
+    "when",
+    "deadline_ms",
+    "retry_policy",
+];
+
+impl Issue {
+    /// Where in the document the problem is, as a path: `nodes.ID.FIELD`,
+    /// `nodes.ID` or a top-level key; empty for the document as a whole.
+    /// Validation messages open with the field they are about.
+    pub fn field(&self) -> String {
+        let text = self.message.trim_start_matches('`');
+        let end = text
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+            .unwrap_or(text.len());
+        let path = text[..end].trim_end_matches('.');
+        let known = FIELDS.contains(&path.split('.').next().unwrap_or_default());
+        match (&self.node_id, known) {
+            (Some(node), true) => format!("nodes.{node}.{path}"),
+            (Some(node), false) => format!("nodes.{node}"),
+            (None, true) => path.to_string(),
+            (None, false) => String::new(),
+        }
     }
 }
 
