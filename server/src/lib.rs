@@ -7,6 +7,7 @@ pub mod embedded;
 pub mod engine;
 pub mod error;
 pub mod lock;
+pub mod metrics;
 pub mod model;
 pub mod settings;
 pub mod store;
@@ -104,6 +105,10 @@ pub async fn serve_engine(
     // and load the console from the same address.
     let server = builder
         .accept_http1(true)
+        .layer(api::MetricsLayer::new(
+            engine.clone(),
+            settings.auth_token.as_deref(),
+        ))
         .layer(api::ConsoleLayer::new(&settings.console))
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(api::StatusLayer)

@@ -93,6 +93,11 @@ struct Args {
     /// Replays an experiment runs at once when it does not say.
     #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     experiment_concurrency: u32,
+    /// How log lines (on stderr) are written: text for people, json (one
+    /// object per line, with the run and node they are about) for log
+    /// shippers. RUST_LOG picks what is logged.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "RETAKE_LOG_FORMAT")]
+    log_format: LogFormat,
     /// Serve no web console: the address answers gRPC and gRPC-Web only.
     #[arg(long, conflicts_with = "console_dir")]
     no_console: bool,
@@ -102,19 +107,31 @@ struct Args {
     console_dir: Option<PathBuf>,
 }
 
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        // Colour codes only for a person at a terminal, never in a log file.
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        // The spans' fields (run_id, node_id, attempt) go in `spans`.
+        LogFormat::Json => logs.json().with_span_list(true).init(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, never in a log file.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
     let args = Args::parse();
+    init_logs(args.log_format);
     let mut settings = match postgres_url(&args.db) {
         Some(url) => {
             let mut settings = Settings::new(".retake/unused.db");

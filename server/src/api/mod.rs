@@ -6,7 +6,9 @@ mod console;
 mod experiment_convert;
 mod experiment_service;
 pub use console::{ConsoleFiles, ConsoleLayer};
+pub use metrics_http::MetricsLayer;
 mod convert;
+mod metrics_http;
 mod paging;
 mod request_ids;
 mod run_filter;
@@ -56,13 +58,8 @@ impl tonic::service::Interceptor for Auth {
         let given = req
             .metadata()
             .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .unwrap_or_default();
-        if constant_time_eq(&digest(given), expected) {
+            .and_then(|v| v.to_str().ok());
+        if allows(expected, given) {
             Ok(req)
         } else {
             Err(status::with_details(
@@ -74,6 +71,26 @@ impl tonic::service::Interceptor for Auth {
             ))
         }
     }
+}
+
+impl Auth {
+    /// Whether a request with this `authorization` header may pass.
+    pub fn allows(&self, authorization: Option<&str>) -> bool {
+        match &self.token_digest {
+            None => true,
+            Some(expected) => allows(expected, authorization),
+        }
+    }
+}
+
+fn allows(expected: &[u8; 32], authorization: Option<&str>) -> bool {
+    let given = authorization
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .unwrap_or_default();
+    constant_time_eq(&digest(given), expected)
 }
 
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {

@@ -50,7 +50,13 @@ impl Committer {
         let (tx, rx) = mpsc::unbounded_channel();
         let (state_tx, state) = watch::channel(CommitState::Healthy);
         let room = Arc::new(Semaphore::new(QUEUE_BYTES));
-        let handle = tokio::spawn(run(engine, active, rx, state_tx, room.clone()));
+        let handle = tokio::spawn(tracing::Instrument::in_current_span(run(
+            engine,
+            active,
+            rx,
+            state_tx,
+            room.clone(),
+        )));
         Self {
             tx: Some(tx),
             room,
@@ -145,10 +151,16 @@ async fn run(
         let mut stalled_since: Option<Instant> = None;
         let mut backoff = FIRST_BACKOFF;
         let outcome = loop {
+            let started = Instant::now();
             let (back, result) = engine.store.commit_all(std::mem::take(&mut batches)).await;
             batches = back;
             match result {
-                Ok(()) => break Ok(()),
+                Ok(()) => {
+                    crate::metrics::metrics()
+                        .commit_duration
+                        .observe(started.elapsed().as_secs_f64());
+                    break Ok(());
+                }
                 Err(e) if e.is_storage_unavailable() => {
                     let since = *stalled_since.get_or_insert_with(|| {
                         tracing::warn!(error = %e, "the store refuses writes; retrying");

@@ -207,6 +207,11 @@ impl Engine {
         }
     }
 
+    /// Runs this server executes now.
+    pub fn runs_in_flight(&self) -> usize {
+        self.0.active.lock().expect("active runs lock").len()
+    }
+
     /// Connected workers and the tasks of `worker://` nodes.
     pub fn workers(&self) -> &Arc<workers::WorkerHub> {
         &self.0.workers
@@ -336,13 +341,19 @@ impl Engine {
             partial: Mutex::new(HashMap::new()),
         });
         let run_id = start.run.id.clone();
-        let driver = RunDriver::new(self.0.clone(), active.clone(), start)?;
+        // Every line logged about the run, in its driver, its committer
+        // and its nodes' attempts, carries the run id.
+        let span = tracing::info_span!("run", run_id = %run_id);
+        let driver = span.in_scope(|| RunDriver::new(self.0.clone(), active.clone(), start))?;
         self.0
             .active
             .lock()
             .expect("active runs lock")
             .insert(run_id, active);
-        tokio::spawn(driver.drive(answers_rx));
+        tokio::spawn(tracing::Instrument::instrument(
+            driver.drive(answers_rx),
+            span,
+        ));
         Ok(())
     }
 

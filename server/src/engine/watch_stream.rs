@@ -88,7 +88,9 @@ fn async_stream(
     };
     futures::stream::unfold(watch, |mut w| async move {
         let item = w.next().await?;
-        if item.is_err() {
+        if item.is_ok() {
+            crate::metrics::metrics().events_streamed.inc();
+        } else {
             w.ended = true;
         }
         Some((item, w))

@@ -230,6 +230,19 @@ impl Store {
         })
     }
 
+    /// Bytes the database takes (for SQLite the main file, without its
+    /// write-ahead log), for the metrics.
+    pub async fn size_bytes(&self) -> EngineResult<i64> {
+        let sql = match self.backend() {
+            Backend::Sqlite => {
+                "SELECT p.page_count * s.page_size AS size FROM pragma_page_count() AS p, pragma_page_size() AS s"
+            }
+            Backend::Postgres => "SELECT pg_database_size(current_database()) AS size",
+        };
+        let row = self.reader.fetch_one(db::q(sql, [])).await?;
+        rows::Fields::keyed_by_pk("database", &row).get("size")
+    }
+
     /// Which database this store is on.
     pub fn backend(&self) -> Backend {
         self.reader.backend()

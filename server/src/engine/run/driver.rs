@@ -386,7 +386,11 @@ impl RunDriver {
             active: self.active.clone(),
             worker,
         };
-        inbox.tasks.spawn(attempt::run(node, slot));
+        let span = tracing::info_span!("node", node_id = %self.nodes[pos].node_id, attempt);
+        inbox.tasks.spawn(tracing::Instrument::instrument(
+            attempt::run(node, slot),
+            span,
+        ));
     }
 
     fn on_started(&mut self, heard: Heard) {
@@ -567,6 +571,7 @@ impl RunDriver {
             }
             _ => {}
         }
+        tracing::debug!(status = %status, "run finished");
         self.journal.record_run(&mut self.run, RunChange::Finished);
     }
 

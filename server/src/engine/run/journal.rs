@@ -3,6 +3,7 @@
 //! a record and what watchers are told of it never disagree. Writes
 //! collect in one batch that the driver hands to the run's committer.
 
+use crate::metrics::metrics;
 use crate::model::*;
 use crate::store::WriteBatch;
 use std::collections::HashMap;
@@ -310,6 +311,7 @@ impl Journal {
                 self.pending.nodes.push(rec.clone());
             }
         }
+        count_node(rec, &events);
         for (kind, detail) in events {
             self.event(kind, Some(&rec.node_id), detail);
         }
@@ -320,6 +322,9 @@ impl Journal {
         let now = now_micros();
         let (kind, detail) = match change {
             RunChange::Started => {
+                if run.started_at.is_none() {
+                    metrics().run_started(run.replay.is_some());
+                }
                 run.status = RunStatus::Running;
                 run.started_at.get_or_insert(now);
                 (
@@ -341,6 +346,7 @@ impl Journal {
                 )
             }
             RunChange::Finished => {
+                metrics().run_finished(run.status.as_str());
                 run.finished_at = Some(now);
                 (
                     EventKind::RunFinished,
@@ -426,6 +432,26 @@ fn completed_detail(rec: &NodeExecution) -> EventDetail {
         artifact_ids: rec.output_artifacts.clone(),
         latency_ms: rec.latency_ms,
         ..Default::default()
+    }
+}
+
+/// Counts a node's end (or a retry) in the metrics, by what the change
+/// announces.
+fn count_node(rec: &NodeExecution, events: &[(EventKind, EventDetail)]) {
+    let outcome = events.iter().find_map(|(kind, _)| match kind {
+        EventKind::NodeCompleted => Some("completed"),
+        EventKind::NodeFailed => Some("failed"),
+        EventKind::NodeCancelled => Some("cancelled"),
+        EventKind::NodeSkipped => Some("skipped"),
+        EventKind::NodeRetrying => Some("retried"),
+        _ => None,
+    });
+    if let Some(outcome) = outcome {
+        let took = rec
+            .latency_ms
+            .filter(|_| outcome != "retried" && outcome != "skipped")
+            .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64));
+        metrics().node_ended(&rec.agent, outcome, took);
     }
 }
 

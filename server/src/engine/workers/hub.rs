@@ -388,6 +388,13 @@ impl WorkerHub {
             .any(|s| s.agents.iter().any(|a| a == agent))
     }
 
+    /// (workers connected, tasks waiting for a worker), for the metrics.
+    pub fn load(&self) -> (usize, usize) {
+        let state = self.state();
+        let queued = state.queues.values().map(VecDeque::len).sum();
+        (state.sessions.len(), queued)
+    }
+
     pub fn workers(&self) -> Vec<WorkerInfo> {
         let state = self.state();
         let mut out: Vec<WorkerInfo> = state
