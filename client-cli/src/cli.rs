@@ -163,8 +163,28 @@ pub enum Command {
     /// Replay many runs with one change and compare them: run, show, list, cancel
     #[command(subcommand)]
     Experiment(ExperimentCommand),
+    /// Write a finished run, with the runs it reuses outputs from, to a bundle file
+    Export(ExportArgs),
+    /// Load a bundle `retake export` wrote, keeping its ids (a no-op for runs already here)
+    Import(ImportArgs),
     /// Print a completion script for a shell: `retake completions bash > /etc/bash_completion.d/retake`
     Completions(CompletionsArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExportArgs {
+    /// The run (id or unique prefix)
+    pub run_id: String,
+    /// The bundle file to write (e.g. run.retake)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImportArgs {
+    /// A bundle file `retake export` wrote
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -290,7 +310,10 @@ pub enum StatusFilter {
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct RunsArgs {
+    #[command(subcommand)]
+    pub action: Option<RunsAction>,
     /// Only runs with this status
     #[arg(long, value_enum)]
     pub status: Option<StatusFilter>,
@@ -311,9 +334,28 @@ pub struct RunsArgs {
     pub limit: u32,
 }
 
+/// What `retake runs` does besides listing.
+#[derive(Subcommand, Debug, Clone)]
+pub enum RunsAction {
+    /// Delete finished runs with their nodes, events and artifacts
+    Delete(DeleteArgs),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct DeleteArgs {
+    /// Runs to delete (ids or unique prefixes)
+    #[arg(required = true, value_name = "RUN_ID")]
+    pub run_ids: Vec<String>,
+    /// Also delete the runs that reuse their outputs (replays) and the
+    /// experiments that name them; without it such a run is refused
+    #[arg(long)]
+    pub cascade: bool,
+}
+
 impl Default for RunsArgs {
     fn default() -> Self {
         Self {
+            action: None,
             status: None,
             workflow: None,
             forked_from: None,

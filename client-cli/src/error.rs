@@ -118,6 +118,7 @@ fn hint(status: &tonic::Status) -> Option<String> {
             Some("give the server's token with --token-file FILE or RETAKE_TOKEN".into())
         }
         "SERVER_BUSY" => Some("the server is at its limit of runs; try again shortly".into()),
+        "RUN_IN_USE" => Some("delete them too with --cascade".into()),
         _ if fields.contains(&"node_id") => Some("name the node with --node NODE".into()),
         _ => None,
     }

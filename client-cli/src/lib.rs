@@ -12,7 +12,7 @@ pub mod follow;
 pub mod parse;
 pub mod render;
 
-use cli::{ArtifactsCommand, Cli, Command, ExperimentCommand};
+use cli::{ArtifactsCommand, Cli, Command, ExperimentCommand, RunsAction, RunsArgs};
 use commands::launch::Launch;
 use commands::{RunEnd, RunOutcome};
 use connect::Clients;
@@ -219,7 +219,17 @@ async fn dispatch(cli: &Cli, style: Style) -> CliResult<i32> {
         command => {
             let clients = Clients::connect(global).await?;
             match command {
+                Command::Runs(RunsArgs {
+                    action: Some(RunsAction::Delete(args)),
+                    ..
+                }) => Ok(print(&commands::runs::delete(&clients, args).await?)),
                 Command::Runs(args) => Ok(print(&commands::runs::list(&clients, args).await?)),
+                Command::Export(args) => {
+                    Ok(print(&commands::bundle::export(&clients, args).await?))
+                }
+                Command::Import(args) => {
+                    Ok(print(&commands::bundle::import(&clients, args).await?))
+                }
                 Command::Cancel(args) => {
                     Ok(print(&commands::cancel::cancel(&clients, args).await?))
                 }

@@ -1515,3 +1515,43 @@ async fn a_cancelled_run_is_reported_once_and_its_nodes_on_one_line() {
     // JSON still has every node in full.
     assert_eq!(debug.json()["nodes"].as_array().unwrap().len(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_delete_refuses_a_used_run_with_a_hint_then_cascades() {
+    let env = embedded().await;
+    let source = run_pipeline(&env).await.summary;
+    let replay = replay_of(&env, &source.run_id).await;
+    let delete = |cascade: bool| DeleteArgs {
+        run_ids: vec![source.run_id.clone()],
+        cascade,
+    };
+    let err = commands::runs::delete(&env.clients, &delete(false))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 1);
+    assert!(err.message.contains(&replay.run_id), "{}", err.message);
+    assert!(
+        err.message
+            .ends_with("\nhint: delete them too with --cascade"),
+        "{}",
+        err.message
+    );
+    let deleted = commands::runs::delete(&env.clients, &delete(true))
+        .await
+        .unwrap();
+    assert_eq!(deleted.runs.len(), 2);
+    let text = deleted.text(Style::PLAIN);
+    assert!(
+        text.contains(&format!("Deleted run {}", source.run_id))
+            && text.contains(&format!("Deleted run {}", replay.run_id)),
+        "{text}"
+    );
+    assert_eq!(
+        deleted.json()["deleted_run_ids"].as_array().unwrap().len(),
+        2
+    );
+    let list = commands::runs::list(&env.clients, &RunsArgs::default())
+        .await
+        .unwrap();
+    assert!(list.runs.is_empty());
+}

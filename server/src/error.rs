@@ -56,6 +56,9 @@ pub enum EngineError {
 
 pub type EngineResult<T> = Result<T, EngineError>;
 
+/// Most characters a metadata value keeps.
+const MAX_META_CHARS: usize = 512;
+
 /// What a message may quote of something a caller sent (an id, a step):
 /// enough to recognise it, never so much that the error itself is large.
 pub fn echo(given: &str) -> std::borrow::Cow<'_, str> {
@@ -148,10 +151,14 @@ impl EngineError {
     /// A fact about the failure (`runId`, `nodeIds`), keyed in lowerCamelCase.
     pub fn meta(mut self, key: &'static str, value: impl Into<String>) -> Self {
         if let Some(d) = self.detail() {
-            // Values are echoes of what was asked: bounded like one.
+            // Bounded: an id a caller sent may be anything, and a list of
+            // ids may be long; the details must fit a header block.
             let value = value.into();
-            d.metadata
-                .push((key.to_string(), echo(&value).into_owned()));
+            let bounded = match value.char_indices().nth(MAX_META_CHARS) {
+                None => value,
+                Some((end, _)) => format!("{}…", &value[..end]),
+            };
+            d.metadata.push((key.to_string(), bounded));
         }
         self
     }
@@ -300,10 +307,11 @@ pub enum Reason {
     StoreCorrupt,
     Internal,
     Unauthenticated,
+    RunInUse,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 27] = [
+    pub const ALL: [Reason; 28] = [
         Self::InvalidRequest,
         Self::WorkflowInvalid,
         Self::ReplayInvalid,
@@ -331,6 +339,7 @@ impl Reason {
         Self::StoreCorrupt,
         Self::Internal,
         Self::Unauthenticated,
+        Self::RunInUse,
     ];
 
     /// The name callers see in `google.rpc.ErrorInfo.reason`.
@@ -363,6 +372,7 @@ impl Reason {
             Self::StoreCorrupt => "STORE_CORRUPT",
             Self::Internal => "INTERNAL",
             Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::RunInUse => "RUN_IN_USE",
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod model;
 pub mod settings;
 pub mod store;
+pub mod telemetry;
 
 pub use settings::Settings;
 
@@ -71,6 +72,46 @@ pub async fn open(settings: &Settings) -> anyhow::Result<(engine::Engine, Option
     Ok((engine, Some(lock)))
 }
 
+/// Compacts a SQLite database offline: VACUUM rewrites the whole file
+/// (holding it for as long as that takes, so never while serving), with
+/// incremental vacuum on from then on. Prints the size before and after.
+pub async fn vacuum_offline(db: &std::path::Path) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    anyhow::ensure!(db.is_file(), "no database at {}", db.display());
+    let _lock = lock::DbLock::try_acquire(db, lock::LockMode::Exclusive).map_err(|e| {
+        anyhow::anyhow!("{e}: stop the server or command using the database, then compact it")
+    })?;
+    let size = |path: &std::path::Path| -> u64 {
+        ["", "-wal"]
+            .iter()
+            .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", path.display())).ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    let before = size(db);
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(db);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .with_context(|| format!("cannot open {}", db.display()))?;
+    for statement in [
+        "PRAGMA auto_vacuum = INCREMENTAL",
+        "VACUUM",
+        "PRAGMA wal_checkpoint(TRUNCATE)",
+    ] {
+        sqlx::query(statement)
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("{statement} on {}", db.display()))?;
+    }
+    conn.close().await?;
+    println!(
+        "compacted {}: {before} bytes before, {} after",
+        db.display(),
+        size(db)
+    );
+    Ok(())
+}
+
 /// How long open calls get to finish once shutdown begins.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -83,6 +124,14 @@ pub async fn serve_engine(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let routes = api::routes(engine.clone(), &settings).await?;
+    if let Some(endpoint) = &settings.otlp_endpoint
+        && !telemetry::enabled()
+    {
+        telemetry::init(endpoint, "retake")?;
+    }
+    if let Some(retention) = settings.retention {
+        engine.spawn_retention(retention);
+    }
     let mut builder = tonic::transport::Server::builder();
     if let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) {
         let cert =
@@ -112,6 +161,7 @@ pub async fn serve_engine(
         .layer(api::ConsoleLayer::new(&settings.console))
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(api::StatusLayer)
+        .layer(api::TraceLayer)
         .add_routes(routes)
         // Without TCP_NODELAY, each unary reply's last frame waits ~40 ms
         // for the client's delayed ACK.
@@ -130,5 +180,6 @@ pub async fn serve_engine(
         }
     }
     engine.leave_cluster().await;
+    telemetry::flush(std::time::Duration::from_secs(3)).await;
     Ok(())
 }

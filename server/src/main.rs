@@ -98,6 +98,21 @@ struct Args {
     /// shippers. RUST_LOG picks what is logged.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "RETAKE_LOG_FORMAT")]
     log_format: LogFormat,
+    /// Delete finished runs older than this many days (fractions allowed)
+    /// in the background, keeping any run a newer run or experiment still
+    /// uses (as DeleteRun does). Off by default.
+    #[arg(long, value_name = "DAYS", value_parser = retention_days)]
+    retention: Option<f64>,
+    /// Export OpenTelemetry traces (a span per run and per node attempt,
+    /// and per gRPC call) to this OTLP/gRPC endpoint, e.g.
+    /// http://localhost:4317. Off when not given.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    otlp_endpoint: Option<String>,
+    /// Compact the SQLite database (VACUUM, turning on incremental vacuum
+    /// for databases made before it) and exit. Offline: refused while a
+    /// server or a command uses the database.
+    #[arg(long)]
+    vacuum: bool,
     /// Serve no web console: the address answers gRPC and gRPC-Web only.
     #[arg(long, conflicts_with = "console_dir")]
     no_console: bool,
@@ -105,6 +120,15 @@ struct Args {
     /// instead of the copy built into this binary.
     #[arg(long, value_name = "DIR")]
     console_dir: Option<PathBuf>,
+}
+
+fn retention_days(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(days) if days > 0.0 && days.is_finite() && days <= 365_000.0 => Ok(days),
+        _ => Err(format!(
+            "'{text}' is not a number of days greater than 0, such as 30 or 0.5"
+        )),
+    }
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -154,6 +178,17 @@ async fn main() -> anyhow::Result<()> {
     settings.disk_full_timeout = std::time::Duration::from_secs(args.disk_full_timeout);
     settings.worker_lease = std::time::Duration::from_millis(args.worker_lease_ms);
     settings.experiment_concurrency = args.experiment_concurrency;
+    settings.otlp_endpoint = args.otlp_endpoint.filter(|e| !e.trim().is_empty());
+    settings.retention = args
+        .retention
+        .map(|days| std::time::Duration::from_secs_f64(days * 86_400.0));
+    if args.vacuum {
+        anyhow::ensure!(
+            settings.postgres.is_none(),
+            "--vacuum compacts a SQLite database; PostgreSQL reclaims space with its own VACUUM"
+        );
+        return retake_server::vacuum_offline(&settings.db_path).await;
+    }
     settings.console = match (args.no_console, args.console_dir) {
         (true, _) => ConsoleFiles::Off,
         (false, Some(dir)) => {

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub node_duration: Family<AgentLabels, Histogram>,
     pub commit_duration: Histogram,
     pub events_streamed: Counter,
+    /// Spans not exported: the queue was full or the collector refused.
+    pub trace_spans_dropped: Counter,
     /// Set at each scrape from the engine.
     pub runs_in_flight: Gauge,
     pub workers_connected: Gauge,
@@ -80,6 +82,7 @@ impl Metrics {
             node_duration: Family::new_with_constructor(node_buckets),
             commit_duration: commit_buckets(),
             events_streamed: Counter::default(),
+            trace_spans_dropped: Counter::default(),
             runs_in_flight: Gauge::default(),
             workers_connected: Gauge::default(),
             worker_tasks_queued: Gauge::default(),
@@ -117,6 +120,11 @@ impl Metrics {
             "events_streamed",
             "Run events sent to WatchRun streams",
             m.events_streamed.clone(),
+        );
+        registry.register(
+            "trace_spans_dropped",
+            "Trace spans not exported: the export queue was full or the collector refused them",
+            m.trace_spans_dropped.clone(),
         );
         registry.register(
             "runs_in_flight",

@@ -52,6 +52,12 @@ pub struct Settings {
     pub experiment_concurrency: u32,
     /// The web console's files, served on the API's address.
     pub console: crate::api::ConsoleFiles,
+    /// Finished runs older than this are deleted in the background (with
+    /// the reference rule of DeleteRun: a run still used is kept).
+    pub retention: Option<Duration>,
+    /// Where trace spans go (OTLP over gRPC, `http://HOST:4317`); none are
+    /// made without it.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// A PostgreSQL database that several servers share.
@@ -158,6 +164,8 @@ impl Settings {
             env_policy: None,
             experiment_concurrency: crate::engine::experiments::DEFAULT_CONCURRENCY,
             console: crate::api::ConsoleFiles::Embedded,
+            retention: None,
+            otlp_endpoint: None,
         }
     }
 }

@@ -33,6 +33,7 @@ pub mod flaky_llm;
 pub mod in_process;
 pub mod inspect;
 pub mod openai;
+pub mod otlp;
 pub mod postgres;
 pub mod process;
 pub mod raw_codec;

@@ -2,6 +2,7 @@
 //! generated clients and returns a value that renders as text or JSON.
 
 pub mod artifacts;
+pub mod bundle;
 pub mod cancel;
 pub mod cost;
 pub mod debug;

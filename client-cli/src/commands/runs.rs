@@ -2,11 +2,11 @@
 
 use super::RunSummary;
 use super::fetch::pages;
-use crate::cli::{RunsArgs, StatusFilter};
+use crate::cli::{DeleteArgs, RunsArgs, StatusFilter};
 use crate::connect::Clients;
 use crate::error::CliResult;
 use crate::render::{self, Output, Style};
-use retake::v1::{ListRunsRequest, RunStatus};
+use retake::v1::{DeleteRunRequest, ListRunsRequest, RunStatus};
 
 /// The runs that matched, newest first.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,5 +112,67 @@ impl Output for RunList {
 
     fn json(&self) -> serde_json::Value {
         serde_json::Value::Array(self.runs.iter().map(RunSummary::json).collect())
+    }
+}
+
+/// What `retake runs delete` removed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Deleted {
+    pub runs: Vec<String>,
+    pub experiments: Vec<String>,
+    pub contents: i64,
+    pub content_bytes: i64,
+}
+
+/// `retake runs delete RUN...`: each run in turn (with `--cascade`, what
+/// uses it too). A run already deleted by an earlier one's cascade is
+/// skipped; the first refusal stops, with what was deleted before it kept.
+pub async fn delete(clients: &Clients, args: &DeleteArgs) -> CliResult<Deleted> {
+    let mut out = Deleted::default();
+    for run_id in &args.run_ids {
+        if out.runs.iter().any(|r| r == run_id) {
+            continue;
+        }
+        let mut runs = clients.runs.clone();
+        let resp = runs
+            .delete_run(DeleteRunRequest {
+                run_id: run_id.clone(),
+                cascade: args.cascade,
+            })
+            .await?
+            .into_inner();
+        out.runs.extend(resp.deleted_run_ids);
+        out.experiments.extend(resp.deleted_experiment_ids);
+        out.contents += resp.deleted_contents;
+        out.content_bytes += resp.deleted_content_bytes;
+    }
+    Ok(out)
+}
+
+impl Output for Deleted {
+    fn text(&self, _style: Style) -> String {
+        let mut text = String::new();
+        for run in &self.runs {
+            text.push_str(&format!("Deleted run {run}\n"));
+        }
+        for experiment in &self.experiments {
+            text.push_str(&format!("Deleted experiment {experiment}\n"));
+        }
+        text.push_str(&format!(
+            "Removed {} stored content{} ({} bytes) no run names any more\n",
+            self.contents,
+            if self.contents == 1 { "" } else { "s" },
+            self.content_bytes
+        ));
+        text
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "deleted_run_ids": self.runs,
+            "deleted_experiment_ids": self.experiments,
+            "deleted_contents": self.contents,
+            "deleted_content_bytes": self.content_bytes,
+        })
     }
 }

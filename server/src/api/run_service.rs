@@ -15,6 +15,9 @@ pub struct RunApi {
     pub engine: Engine,
 }
 
+/// Bytes per ExportRun message: well under a client's 4 MiB default.
+const EXPORT_CHUNK: usize = 1 << 20;
+
 /// Runs a ListRuns page holds when the request does not say.
 const DEFAULT_PAGE: i32 = 50;
 
@@ -210,6 +213,76 @@ impl RunService for RunApi {
         Ok(Response::new(pb::ResolveWaitResponse {
             wait: Some(convert::wait(&wait)),
             run: Some(convert::run(&run)),
+        }))
+    }
+
+    type ExportRunStream =
+        Pin<Box<dyn Stream<Item = Result<pb::ExportRunResponse, Status>> + Send>>;
+
+    async fn export_run(
+        &self,
+        req: Request<pb::ExportRunRequest>,
+    ) -> Result<Response<Self::ExportRunStream>, Status> {
+        let req = req.into_inner();
+        if req.run_id.trim().is_empty() {
+            return Err(Status::from(
+                EngineError::invalid_argument("run_id is required").violation("run_id", "required"),
+            ));
+        }
+        let bundle = self.engine.export_run(&req.run_id).await?;
+        let chunks: Vec<Result<pb::ExportRunResponse, Status>> = bundle
+            .chunks(EXPORT_CHUNK)
+            .map(|c| {
+                Ok(pb::ExportRunResponse {
+                    data: c.to_vec(),
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
+    }
+
+    async fn import_run(
+        &self,
+        req: Request<tonic::Streaming<pb::ImportRunRequest>>,
+    ) -> Result<Response<pb::ImportRunResponse>, Status> {
+        let mut stream = req.into_inner();
+        let mut bundle = Vec::new();
+        while let Some(part) = stream.message().await? {
+            if bundle.len() + part.data.len() > crate::engine::bundle::MAX_BUNDLE_BYTES {
+                return Err(Status::from(
+                    EngineError::resource_exhausted(format!(
+                        "the bundle is over {} bytes, the most an import takes",
+                        crate::engine::bundle::MAX_BUNDLE_BYTES
+                    ))
+                    .meta("limit", crate::engine::bundle::MAX_BUNDLE_BYTES.to_string()),
+                ));
+            }
+            bundle.extend_from_slice(&part.data);
+        }
+        let imported = self.engine.import_bundle(&bundle).await?;
+        Ok(Response::new(pb::ImportRunResponse {
+            run_id: imported.run_id,
+            imported_run_ids: imported.imported,
+            present_run_ids: imported.present,
+        }))
+    }
+
+    async fn delete_run(
+        &self,
+        req: Request<pb::DeleteRunRequest>,
+    ) -> Result<Response<pb::DeleteRunResponse>, Status> {
+        let req = req.into_inner();
+        if req.run_id.trim().is_empty() {
+            return Err(Status::from(
+                EngineError::invalid_argument("run_id is required").violation("run_id", "required"),
+            ));
+        }
+        let deleted = self.engine.delete_run(&req.run_id, req.cascade).await?;
+        Ok(Response::new(pb::DeleteRunResponse {
+            deleted_run_ids: deleted.runs,
+            deleted_experiment_ids: deleted.experiments,
+            deleted_contents: deleted.contents as i64,
+            deleted_content_bytes: deleted.content_bytes,
         }))
     }
 

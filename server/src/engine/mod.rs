@@ -18,6 +18,7 @@
 
 mod active;
 pub mod agents;
+pub mod bundle;
 mod cluster;
 mod committer;
 mod config;
@@ -29,6 +30,7 @@ mod reads;
 mod records;
 mod recovery;
 pub mod replay;
+mod retention;
 pub mod run;
 pub mod secrets;
 pub mod template;
@@ -307,7 +309,8 @@ impl Engine {
         start: impl FnOnce(NewRun) -> RunStart + Send + 'static,
     ) -> EngineResult<Run> {
         let engine = self.clone();
-        tokio::spawn(async move {
+        // The run's trace continues the call's (telemetry).
+        tokio::spawn(crate::telemetry::carried(async move {
             let stored = engine.0.store.insert_run(new).await?;
             if !stored.claimed {
                 return Ok(stored.run);
@@ -316,7 +319,7 @@ impl Engine {
             let run = start.run.clone();
             engine.spawn_driver(start, CancellationToken::new())?;
             Ok(run)
-        })
+        }))
         .await
         .map_err(|e| EngineError::Internal(format!("starting a run: {e}")))?
     }

@@ -133,14 +133,14 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7())
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub cost_usd: f64,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct NodeCounts {
     pub total: i32,
     pub completed: i32,
@@ -191,7 +191,7 @@ impl NodeCounts {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunFailure {
     pub node_id: String,
     pub message: String,
@@ -229,7 +229,7 @@ pub struct ReplayInfo {
     pub replay_set: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Run {
     pub pk: i64,
     pub id: String,
@@ -263,7 +263,7 @@ pub struct AttemptRecord {
     pub worker: Option<String>,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct NodeExecution {
     pub pk: i64,
     pub id: String,
@@ -293,7 +293,7 @@ pub struct NodeExecution {
     pub depends_on: Vec<String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Artifact {
     pub id: String,
     pub run_id: String,
@@ -346,7 +346,7 @@ impl EventDetail {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Event {
     pub run_id: String,
     pub sequence: i64,

@@ -8,6 +8,7 @@
 
 mod batch;
 mod db;
+mod delete;
 mod errors;
 mod experiments;
 mod leases;
@@ -29,6 +30,7 @@ mod writer;
 
 pub use batch::{WriteBatch, sha256_hex};
 pub use db::Backend;
+pub use delete::{DeleteSpec, Deleted};
 pub use leases::{COMMANDS_CHANNEL, Claim, EVENTS_CHANNEL, RUNS_CHANNEL, TASKS_CHANNEL, Target};
 pub use read::{RunFilter, RunRef};
 pub use worker_tasks::{RelayedTask, TaskState};
@@ -158,7 +160,15 @@ impl Store {
                  beside it can be written by this user, on a file system mounted read-write"
             ))
         };
-        let mut writer = SqliteConnection::connect_with(&options)
+        // Deleted runs' pages go back to the file system in small steps
+        // between writes (vacuum_step), never in one long lock. Set by the
+        // writer, which creates the database (a reader may not write); a
+        // database created before this keeps its mode until an offline
+        // VACUUM (retake-server --vacuum).
+        let write_options = options
+            .clone()
+            .auto_vacuum(sqlx::sqlite::SqliteAutoVacuum::Incremental);
+        let mut writer = SqliteConnection::connect_with(&write_options)
             .await
             .map_err(|e| unwritable(&e))?;
         migrate::run(&mut writer)
@@ -176,7 +186,7 @@ impl Store {
         Ok(Self {
             writes: writer::spawn(
                 writer::Conn::Sqlite(writer),
-                writer::Connect::Sqlite(options),
+                writer::Connect::Sqlite(write_options),
                 counters.clone(),
             ),
             counters,
@@ -310,6 +320,53 @@ impl Store {
             .map_err(|_| writer::stopped())?;
         let new = answer.await.map_err(|_| writer::stopped())??;
         Ok(*new)
+    }
+
+    /// Deletes runs (see store::delete) in a transaction of their own.
+    pub async fn delete_runs(&self, spec: DeleteSpec) -> EngineResult<Deleted> {
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(Request::Delete { spec, reply })
+            .map_err(|_| writer::stopped())?;
+        answer.await.map_err(|_| writer::stopped())?
+    }
+
+    /// Gives up to `pages` free pages of a SQLite database back to the
+    /// file system, between other writes; answers how many it gave (0 on
+    /// PostgreSQL, which reclaims space itself, and on a database made
+    /// before incremental vacuum, until an offline VACUUM).
+    pub async fn vacuum_step(&self, pages: u32) -> EngineResult<i64> {
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(Request::Vacuum { pages, reply })
+            .map_err(|_| writer::stopped())?;
+        answer.await.map_err(|_| writer::stopped())?
+    }
+
+    /// Runs that finished before `before`, oldest first, past `after` (the
+    /// last of the page before: finish time and key), at most `limit`.
+    pub async fn finished_before(
+        &self,
+        before: Micros,
+        after: Option<(Micros, i64)>,
+        limit: i64,
+    ) -> EngineResult<Vec<(String, Micros, i64)>> {
+        let (at, pk) = after.unwrap_or((i64::MIN, i64::MIN));
+        let rows = self
+            .reader
+            .fetch_all(db::q(
+                "SELECT id, finished_at, pk FROM runs WHERE finished_at < ?
+                 AND (finished_at > ? OR (finished_at = ? AND pk > ?))
+                 ORDER BY finished_at, pk LIMIT ?",
+                [before.into(), at.into(), at.into(), pk.into(), limit.into()],
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let f = rows::Fields::keyed_by_pk("runs", row);
+                Ok((f.get("id")?, f.get("finished_at")?, f.get("pk")?))
+            })
+            .collect()
     }
 
     /// Transactions committed and requests they carried, since the store

@@ -16,6 +16,7 @@
 //! nearly full disk a small write is not refused for a large one beside it.
 
 use super::db::Backend;
+use super::delete::{self, DeleteSpec, Deleted};
 use super::write::{self, Script};
 use super::{NewRun, WriteBatch, leases};
 use crate::error::{EngineError, EngineResult};
@@ -42,11 +43,28 @@ pub(super) enum Request {
         new: Box<NewRun>,
         reply: oneshot::Sender<EngineResult<Box<NewRun>>>,
     },
+    /// Runs to delete (store::delete), in a transaction of their own.
+    Delete {
+        spec: DeleteSpec,
+        reply: oneshot::Sender<EngineResult<Deleted>>,
+    },
+    /// One step of SQLite's incremental vacuum: at most `pages` free pages
+    /// given back to the file system; answers how many were.
+    Vacuum {
+        pages: u32,
+        reply: oneshot::Sender<EngineResult<i64>>,
+    },
 }
 
 impl Request {
+    /// Whether it goes in a transaction of its own, never grouped.
+    fn alone(&self) -> bool {
+        matches!(self, Self::Delete { .. } | Self::Vacuum { .. })
+    }
+
     fn size(&self) -> usize {
         match self {
+            Self::Delete { .. } | Self::Vacuum { .. } => 0,
             Self::Commit { batches, .. } => batches.iter().map(WriteBatch::approx_size).sum(),
             Self::Insert { new, .. } => {
                 new.workflow.len() + new.nodes.len() * 256 + new.then.approx_size()
@@ -61,6 +79,12 @@ impl Request {
             }
             Self::Insert { new, reply } => {
                 let _ = reply.send(result.map(|()| new));
+            }
+            Self::Delete { reply, .. } => {
+                let _ = reply.send(result.map(|()| Deleted::default()));
+            }
+            Self::Vacuum { reply, .. } => {
+                let _ = reply.send(result.map(|()| 0));
             }
         }
     }
@@ -123,12 +147,25 @@ async fn serve(mut writer: Writer, mut rx: mpsc::UnboundedReceiver<Request>) {
                 None => return,
             },
         };
+        let first = match first {
+            Request::Delete { spec, reply } => {
+                let result = writer.delete(&spec).await;
+                let _ = reply.send(result);
+                continue;
+            }
+            Request::Vacuum { pages, reply } => {
+                let result = writer.vacuum(pages).await;
+                let _ = reply.send(result);
+                continue;
+            }
+            other => other,
+        };
         let mut bytes = first.size();
         let mut group = vec![first];
         while bytes < GROUP_BYTES {
             let Ok(next) = rx.try_recv() else { break };
             let size = next.size();
-            if bytes + size > GROUP_BYTES {
+            if next.alone() || bytes + size > GROUP_BYTES {
                 held = Some(next);
                 break;
             }
@@ -162,6 +199,28 @@ impl Writer {
             });
         }
         Ok(self.conn.as_mut().expect("connected above"))
+    }
+
+    async fn delete(&mut self, spec: &DeleteSpec) -> EngineResult<Deleted> {
+        let result = delete::delete(self.conn().await?, spec).await;
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
+    }
+
+    /// Pages given back (at most `pages`, never 0: 0 would mean all).
+    async fn vacuum(&mut self, pages: u32) -> EngineResult<i64> {
+        let Conn::Sqlite(conn) = self.conn().await? else {
+            return Ok(0);
+        };
+        let free = "PRAGMA freelist_count";
+        let (before,): (i64,) = sqlx::query_as(free).fetch_one(&mut *conn).await?;
+        sqlx::query(&format!("PRAGMA incremental_vacuum({})", pages.max(1)))
+            .execute(&mut *conn)
+            .await?;
+        let (after,): (i64,) = sqlx::query_as(free).fetch_one(&mut *conn).await?;
+        Ok(before - after)
     }
 
     /// Writes `group` in one transaction. On failure nothing of it is
@@ -221,7 +280,7 @@ impl Writer {
                         .iter()
                         .map(|r| match r {
                             Request::Insert { new, .. } => new.nodes.len(),
-                            Request::Commit { .. } => 0,
+                            _ => 0,
                         })
                         .sum();
                     let mut run_keys = leases::next_keys(conn, "runs", runs).await?.into_iter();
@@ -242,7 +301,7 @@ impl Writer {
                     claim,
                     group.iter().filter_map(|r| match r {
                         Request::Commit { batches, .. } => Some(batches),
-                        Request::Insert { .. } => None,
+                        _ => None,
                     }),
                 )
                 .await?;
@@ -263,6 +322,8 @@ impl Writer {
                     batches.push(&new.then);
                 }
                 Request::Commit { batches: b, .. } => batches.extend(b),
+                // Never grouped (Request::alone).
+                Request::Delete { .. } | Request::Vacuum { .. } => {}
             }
         }
         let variables: Vec<(String, String)> = new_runs

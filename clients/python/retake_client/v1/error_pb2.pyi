@@ -34,6 +34,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STORE_CORRUPT: _ClassVar[ErrorReason]
     INTERNAL: _ClassVar[ErrorReason]
     UNAUTHENTICATED: _ClassVar[ErrorReason]
+    RUN_IN_USE: _ClassVar[ErrorReason]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 INVALID_REQUEST: ErrorReason
 WORKFLOW_INVALID: ErrorReason
@@ -62,3 +63,4 @@ RUN_MOVED: ErrorReason
 STORE_CORRUPT: ErrorReason
 INTERNAL: ErrorReason
 UNAUTHENTICATED: ErrorReason
+RUN_IN_USE: ErrorReason

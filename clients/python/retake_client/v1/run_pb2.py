@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from . import common_pb2 as retake_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13retake/v1/run.proto\x12\tretake.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16retake/v1/common.proto\"\x8b\x02\n\x0fStartRunRequest\x12\x10\n\x08workflow\x18\x01 \x01(\t\x12<\n\tvariables\x18\x02 \x03(\x0b\x32).retake.v1.StartRunRequest.VariablesEntry\x12\x34\n\x05\x66iles\x18\x03 \x03(\x0b\x32%.retake.v1.StartRunRequest.FilesEntry\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x1a\x30\n\x0eVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x10StartRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.retake.v1.Run\"P\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rinclude_nodes\x18\x02 \x01(\x08\x12\x18\n\x10include_workflow\x18\x03 \x01(\x08\"V\n\x0eGetRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.retake.v1.Run\x12\'\n\x05nodes\x18\x02 \x03(\x0b\x32\x18.retake.v1.NodeExecution\"\xac\x01\n\x0fListRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12$\n\x06status\x18\x03 \x01(\x0e\x32\x14.retake.v1.RunStatus\x12\x15\n\rworkflow_name\x18\x04 \x01(\t\x12\x13\n\x0b\x66orked_from\x18\x05 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x06 \x01(\t\x12\x10\n\x08order_by\x18\x07 \x01(\t\"I\n\x10ListRunsResponse\x12\x1c\n\x04runs\x18\x01 \x03(\x0b\x32\x0e.retake.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xab\x03\n\x10ReplayRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08workflow\x18\x02 \x01(\t\x12\x35\n\x05\x66iles\x18\x03 \x03(\x0b\x32&.retake.v1.ReplayRunRequest.FilesEntry\x12\x10\n\x04\x66rom\x18\x04 \x01(\tB\x02\x18\x01\x12#\n\x05swaps\x18\x05 \x03(\x0b\x32\x14.retake.v1.AgentSwap\x12,\n\toverrides\x18\x06 \x03(\x0b\x32\x19.retake.v1.OutputOverride\x12=\n\tvariables\x18\x07 \x03(\x0b\x32*.retake.v1.ReplayRunRequest.VariablesEntry\x12\x13\n\x0b\x61llow_drift\x18\x08 \x01(\x08\x12\x12\n\nrequest_id\x18\t \x01(\t\x12\x11\n\tfrom_node\x18\n \x01(\t\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x30\n\x0eVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"0\n\x11ReplayRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.retake.v1.Run\"\"\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"0\n\x11\x43\x61ncelRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.retake.v1.Run\"9\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"3\n\x10WatchRunResponse\x12\x1f\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x10.retake.v1.Event\"\xe6\x01\n\x04Wait\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x19\n\x11node_execution_id\x18\x03 \x01(\t\x12!\n\x04kind\x18\x04 \x01(\x0e\x32\x13.retake.v1.WaitKind\x12\x0e\n\x06prompt\x18\x05 \x01(\t\x12\x14\n\x0c\x63ontext_json\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x07\x63ontext\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x81\x01\n\x12ResolveWaitRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12)\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32\x17.retake.v1.WaitDecision\x12\x10\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x05 \x01(\t\"Q\n\x13ResolveWaitResponse\x12\x1d\n\x04wait\x18\x01 \x01(\x0b\x32\x0f.retake.v1.Wait\x12\x1b\n\x03run\x18\x02 \x01(\x0b\x32\x0e.retake.v1.Run\"I\n\x10ListWaitsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"L\n\x11ListWaitsResponse\x12\x1e\n\x05waits\x18\x01 \x03(\x0b\x32\x0f.retake.v1.Wait\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x0f\x44iffRunsRequest\x12\r\n\x05run_a\x18\x01 \x01(\t\x12\r\n\x05run_b\x18\x02 \x01(\t\"l\n\nOutputDiff\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rartifact_id_a\x18\x02 \x01(\t\x12\x15\n\rartifact_id_b\x18\x03 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x04 \x01(\x08\x12\x11\n\ttext_diff\x18\x05 \x01(\t\"\xe5\x02\n\x08NodeDiff\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12)\n\x08presence\x18\x02 \x01(\x0e\x32\x17.retake.v1.NodePresence\x12\'\n\x08status_a\x18\x03 \x01(\x0e\x32\x15.retake.v1.NodeStatus\x12\'\n\x08status_b\x18\x04 \x01(\x0e\x32\x15.retake.v1.NodeStatus\x12\x0f\n\x07\x61gent_a\x18\x05 \x01(\t\x12\x0f\n\x07\x61gent_b\x18\x06 \x01(\t\x12&\n\x07outputs\x18\x07 \x03(\x0b\x32\x15.retake.v1.OutputDiff\x12\x14\n\x0clatency_ms_a\x18\x08 \x01(\x03\x12\x14\n\x0clatency_ms_b\x18\t \x01(\x03\x12!\n\x07usage_a\x18\n \x01(\x0b\x32\x10.retake.v1.Usage\x12!\n\x07usage_b\x18\x0b \x01(\x0b\x32\x10.retake.v1.Usage\x12\x0f\n\x07\x63hanged\x18\x0c \x01(\x08\"W\n\x0b\x44iffSummary\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x05\x12\x11\n\tunchanged\x18\x02 \x01(\x05\x12\x11\n\tonly_in_a\x18\x03 \x01(\x05\x12\x11\n\tonly_in_b\x18\x04 \x01(\x05\"\xd1\x01\n\x10\x44iffRunsResponse\x12\x1d\n\x05run_a\x18\x01 \x01(\x0b\x32\x0e.retake.v1.Run\x12\x1d\n\x05run_b\x18\x02 \x01(\x0b\x32\x0e.retake.v1.Run\x12\"\n\x05nodes\x18\x03 \x03(\x0b\x32\x13.retake.v1.NodeDiff\x12\'\n\x07summary\x18\x04 \x01(\x0b\x32\x16.retake.v1.DiffSummary\x12\x18\n\x10\x66irst_divergence\x18\x05 \x01(\t\x12\x18\n\x10\x61\x66ter_divergence\x18\x06 \x03(\t\"7\n\x17GetNodeExecutionRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\"L\n\x18GetNodeExecutionResponse\x12\x30\n\x0enode_execution\x18\x01 \x01(\x0b\x32\x18.retake.v1.NodeExecution*b\n\x0cWaitDecision\x12\x1d\n\x19WAIT_DECISION_UNSPECIFIED\x10\x00\x12\x19\n\x15WAIT_DECISION_APPROVE\x10\x01\x12\x18\n\x14WAIT_DECISION_REJECT\x10\x02*R\n\x08WaitKind\x12\x19\n\x15WAIT_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fWAIT_KIND_INPUT\x10\x01\x12\x16\n\x12WAIT_KIND_APPROVAL\x10\x02*y\n\x0cNodePresence\x12\x1d\n\x19NODE_PRESENCE_UNSPECIFIED\x10\x00\x12\x16\n\x12NODE_PRESENCE_BOTH\x10\x01\x12\x18\n\x14NODE_PRESENCE_ONLY_A\x10\x02\x12\x18\n\x14NODE_PRESENCE_ONLY_B\x10\x03\x32\xe4\x05\n\nRunService\x12\x43\n\x08StartRun\x12\x1a.retake.v1.StartRunRequest\x1a\x1b.retake.v1.StartRunResponse\x12=\n\x06GetRun\x12\x18.retake.v1.GetRunRequest\x1a\x19.retake.v1.GetRunResponse\x12\x43\n\x08ListRuns\x12\x1a.retake.v1.ListRunsRequest\x1a\x1b.retake.v1.ListRunsResponse\x12\x46\n\tReplayRun\x12\x1b.retake.v1.ReplayRunRequest\x1a\x1c.retake.v1.ReplayRunResponse\x12\x46\n\tCancelRun\x12\x1b.retake.v1.CancelRunRequest\x1a\x1c.retake.v1.CancelRunResponse\x12\x45\n\x08WatchRun\x12\x1a.retake.v1.WatchRunRequest\x1a\x1b.retake.v1.WatchRunResponse0\x01\x12L\n\x0bResolveWait\x12\x1d.retake.v1.ResolveWaitRequest\x1a\x1e.retake.v1.ResolveWaitResponse\x12\x46\n\tListWaits\x12\x1b.retake.v1.ListWaitsRequest\x1a\x1c.retake.v1.ListWaitsResponse\x12\x43\n\x08\x44iffRuns\x12\x1a.retake.v1.DiffRunsRequest\x1a\x1b.retake.v1.DiffRunsResponse\x12[\n\x10GetNodeExecution\x12\".retake.v1.GetNodeExecutionRequest\x1a#.retake.v1.GetNodeExecutionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13retake/v1/run.proto\x12\tretake.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16retake/v1/common.proto\"\x8b\x02\n\x0fStartRunRequest\x12\x10\n\x08workflow\x18\x01 \x01(\t\x12<\n\tvariables\x18\x02 \x03(\x0b\x32).retake.v1.StartRunRequest.VariablesEntry\x12\x34\n\x05\x66iles\x18\x03 \x03(\x0b\x32%.retake.v1.StartRunRequest.FilesEntry\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x1a\x30\n\x0eVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x10StartRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.retake.v1.Run\"P\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rinclude_nodes\x18\x02 \x01(\x08\x12\x18\n\x10include_workflow\x18\x03 \x01(\x08\"V\n\x0eGetRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.retake.v1.Run\x12\'\n\x05nodes\x18\x02 \x03(\x0b\x32\x18.retake.v1.NodeExecution\"\xac\x01\n\x0fListRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12$\n\x06status\x18\x03 \x01(\x0e\x32\x14.retake.v1.RunStatus\x12\x15\n\rworkflow_name\x18\x04 \x01(\t\x12\x13\n\x0b\x66orked_from\x18\x05 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x06 \x01(\t\x12\x10\n\x08order_by\x18\x07 \x01(\t\"I\n\x10ListRunsResponse\x12\x1c\n\x04runs\x18\x01 \x03(\x0b\x32\x0e.retake.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xab\x03\n\x10ReplayRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08workflow\x18\x02 \x01(\t\x12\x35\n\x05\x66iles\x18\x03 \x03(\x0b\x32&.retake.v1.ReplayRunRequest.FilesEntry\x12\x10\n\x04\x66rom\x18\x04 \x01(\tB\x02\x18\x01\x12#\n\x05swaps\x18\x05 \x03(\x0b\x32\x14.retake.v1.AgentSwap\x12,\n\toverrides\x18\x06 \x03(\x0b\x32\x19.retake.v1.OutputOverride\x12=\n\tvariables\x18\x07 \x03(\x0b\x32*.retake.v1.ReplayRunRequest.VariablesEntry\x12\x13\n\x0b\x61llow_drift\x18\x08 \x01(\x08\x12\x12\n\nrequest_id\x18\t \x01(\t\x12\x11\n\tfrom_node\x18\n \x01(\t\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x30\n\x0eVariablesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"0\n\x11ReplayRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.retake.v1.Run\"\"\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"0\n\x11\x43\x61ncelRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.retake.v1.Run\"\"\n\x10\x45xportRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"!\n\x11\x45xportRunResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\" \n\x10ImportRunRequest\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"V\n\x11ImportRunResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x18\n\x10imported_run_ids\x18\x02 \x03(\t\x12\x17\n\x0fpresent_run_ids\x18\x03 \x03(\t\"3\n\x10\x44\x65leteRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61scade\x18\x02 \x01(\x08\"\x85\x01\n\x11\x44\x65leteRunResponse\x12\x17\n\x0f\x64\x65leted_run_ids\x18\x01 \x03(\t\x12\x1e\n\x16\x64\x65leted_experiment_ids\x18\x02 \x03(\t\x12\x18\n\x10\x64\x65leted_contents\x18\x03 \x01(\x03\x12\x1d\n\x15\x64\x65leted_content_bytes\x18\x04 \x01(\x03\"9\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"3\n\x10WatchRunResponse\x12\x1f\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x10.retake.v1.Event\"\xe6\x01\n\x04Wait\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x19\n\x11node_execution_id\x18\x03 \x01(\t\x12!\n\x04kind\x18\x04 \x01(\x0e\x32\x13.retake.v1.WaitKind\x12\x0e\n\x06prompt\x18\x05 \x01(\t\x12\x14\n\x0c\x63ontext_json\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x07\x63ontext\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x81\x01\n\x12ResolveWaitRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12)\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32\x17.retake.v1.WaitDecision\x12\x10\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x05 \x01(\t\"Q\n\x13ResolveWaitResponse\x12\x1d\n\x04wait\x18\x01 \x01(\x0b\x32\x0f.retake.v1.Wait\x12\x1b\n\x03run\x18\x02 \x01(\x0b\x32\x0e.retake.v1.Run\"I\n\x10ListWaitsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"L\n\x11ListWaitsResponse\x12\x1e\n\x05waits\x18\x01 \x03(\x0b\x32\x0f.retake.v1.Wait\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x0f\x44iffRunsRequest\x12\r\n\x05run_a\x18\x01 \x01(\t\x12\r\n\x05run_b\x18\x02 \x01(\t\"l\n\nOutputDiff\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rartifact_id_a\x18\x02 \x01(\t\x12\x15\n\rartifact_id_b\x18\x03 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x04 \x01(\x08\x12\x11\n\ttext_diff\x18\x05 \x01(\t\"\xe5\x02\n\x08NodeDiff\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12)\n\x08presence\x18\x02 \x01(\x0e\x32\x17.retake.v1.NodePresence\x12\'\n\x08status_a\x18\x03 \x01(\x0e\x32\x15.retake.v1.NodeStatus\x12\'\n\x08status_b\x18\x04 \x01(\x0e\x32\x15.retake.v1.NodeStatus\x12\x0f\n\x07\x61gent_a\x18\x05 \x01(\t\x12\x0f\n\x07\x61gent_b\x18\x06 \x01(\t\x12&\n\x07outputs\x18\x07 \x03(\x0b\x32\x15.retake.v1.OutputDiff\x12\x14\n\x0clatency_ms_a\x18\x08 \x01(\x03\x12\x14\n\x0clatency_ms_b\x18\t \x01(\x03\x12!\n\x07usage_a\x18\n \x01(\x0b\x32\x10.retake.v1.Usage\x12!\n\x07usage_b\x18\x0b \x01(\x0b\x32\x10.retake.v1.Usage\x12\x0f\n\x07\x63hanged\x18\x0c \x01(\x08\"W\n\x0b\x44iffSummary\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x05\x12\x11\n\tunchanged\x18\x02 \x01(\x05\x12\x11\n\tonly_in_a\x18\x03 \x01(\x05\x12\x11\n\tonly_in_b\x18\x04 \x01(\x05\"\xd1\x01\n\x10\x44iffRunsResponse\x12\x1d\n\x05run_a\x18\x01 \x01(\x0b\x32\x0e.retake.v1.Run\x12\x1d\n\x05run_b\x18\x02 \x01(\x0b\x32\x0e.retake.v1.Run\x12\"\n\x05nodes\x18\x03 \x03(\x0b\x32\x13.retake.v1.NodeDiff\x12\'\n\x07summary\x18\x04 \x01(\x0b\x32\x16.retake.v1.DiffSummary\x12\x18\n\x10\x66irst_divergence\x18\x05 \x01(\t\x12\x18\n\x10\x61\x66ter_divergence\x18\x06 \x03(\t\"7\n\x17GetNodeExecutionRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\"L\n\x18GetNodeExecutionResponse\x12\x30\n\x0enode_execution\x18\x01 \x01(\x0b\x32\x18.retake.v1.NodeExecution*b\n\x0cWaitDecision\x12\x1d\n\x19WAIT_DECISION_UNSPECIFIED\x10\x00\x12\x19\n\x15WAIT_DECISION_APPROVE\x10\x01\x12\x18\n\x14WAIT_DECISION_REJECT\x10\x02*R\n\x08WaitKind\x12\x19\n\x15WAIT_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fWAIT_KIND_INPUT\x10\x01\x12\x16\n\x12WAIT_KIND_APPROVAL\x10\x02*y\n\x0cNodePresence\x12\x1d\n\x19NODE_PRESENCE_UNSPECIFIED\x10\x00\x12\x16\n\x12NODE_PRESENCE_BOTH\x10\x01\x12\x18\n\x14NODE_PRESENCE_ONLY_A\x10\x02\x12\x18\n\x14NODE_PRESENCE_ONLY_B\x10\x03\x32\xc0\x07\n\nRunService\x12\x43\n\x08StartRun\x12\x1a.retake.v1.StartRunRequest\x1a\x1b.retake.v1.StartRunResponse\x12=\n\x06GetRun\x12\x18.retake.v1.GetRunRequest\x1a\x19.retake.v1.GetRunResponse\x12\x43\n\x08ListRuns\x12\x1a.retake.v1.ListRunsRequest\x1a\x1b.retake.v1.ListRunsResponse\x12\x46\n\tReplayRun\x12\x1b.retake.v1.ReplayRunRequest\x1a\x1c.retake.v1.ReplayRunResponse\x12\x46\n\tCancelRun\x12\x1b.retake.v1.CancelRunRequest\x1a\x1c.retake.v1.CancelRunResponse\x12\x46\n\tDeleteRun\x12\x1b.retake.v1.DeleteRunRequest\x1a\x1c.retake.v1.DeleteRunResponse\x12H\n\tExportRun\x12\x1b.retake.v1.ExportRunRequest\x1a\x1c.retake.v1.ExportRunResponse0\x01\x12H\n\tImportRun\x12\x1b.retake.v1.ImportRunRequest\x1a\x1c.retake.v1.ImportRunResponse(\x01\x12\x45\n\x08WatchRun\x12\x1a.retake.v1.WatchRunRequest\x1a\x1b.retake.v1.WatchRunResponse0\x01\x12L\n\x0bResolveWait\x12\x1d.retake.v1.ResolveWaitRequest\x1a\x1e.retake.v1.ResolveWaitResponse\x12\x46\n\tListWaits\x12\x1b.retake.v1.ListWaitsRequest\x1a\x1c.retake.v1.ListWaitsResponse\x12\x43\n\x08\x44iffRuns\x12\x1a.retake.v1.DiffRunsRequest\x1a\x1b.retake.v1.DiffRunsResponse\x12[\n\x10GetNodeExecution\x12\".retake.v1.GetNodeExecutionRequest\x1a#.retake.v1.GetNodeExecutionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,12 +44,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPLAYRUNREQUEST_VARIABLESENTRY']._serialized_options = b'8\001'
   _globals['_REPLAYRUNREQUEST'].fields_by_name['from']._loaded_options = None
   _globals['_REPLAYRUNREQUEST'].fields_by_name['from']._serialized_options = b'\030\001'
-  _globals['_WAITDECISION']._serialized_start=3094
-  _globals['_WAITDECISION']._serialized_end=3192
-  _globals['_WAITKIND']._serialized_start=3194
-  _globals['_WAITKIND']._serialized_end=3276
-  _globals['_NODEPRESENCE']._serialized_start=3278
-  _globals['_NODEPRESENCE']._serialized_end=3399
+  _globals['_WAITDECISION']._serialized_start=3476
+  _globals['_WAITDECISION']._serialized_end=3574
+  _globals['_WAITKIND']._serialized_start=3576
+  _globals['_WAITKIND']._serialized_end=3658
+  _globals['_NODEPRESENCE']._serialized_start=3660
+  _globals['_NODEPRESENCE']._serialized_end=3781
   _globals['_STARTRUNREQUEST']._serialized_start=122
   _globals['_STARTRUNREQUEST']._serialized_end=389
   _globals['_STARTRUNREQUEST_VARIABLESENTRY']._serialized_start=295
@@ -78,34 +78,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANCELRUNREQUEST']._serialized_end=1374
   _globals['_CANCELRUNRESPONSE']._serialized_start=1376
   _globals['_CANCELRUNRESPONSE']._serialized_end=1424
-  _globals['_WATCHRUNREQUEST']._serialized_start=1426
-  _globals['_WATCHRUNREQUEST']._serialized_end=1483
-  _globals['_WATCHRUNRESPONSE']._serialized_start=1485
-  _globals['_WATCHRUNRESPONSE']._serialized_end=1536
-  _globals['_WAIT']._serialized_start=1539
-  _globals['_WAIT']._serialized_end=1769
-  _globals['_RESOLVEWAITREQUEST']._serialized_start=1772
-  _globals['_RESOLVEWAITREQUEST']._serialized_end=1901
-  _globals['_RESOLVEWAITRESPONSE']._serialized_start=1903
-  _globals['_RESOLVEWAITRESPONSE']._serialized_end=1984
-  _globals['_LISTWAITSREQUEST']._serialized_start=1986
-  _globals['_LISTWAITSREQUEST']._serialized_end=2059
-  _globals['_LISTWAITSRESPONSE']._serialized_start=2061
-  _globals['_LISTWAITSRESPONSE']._serialized_end=2137
-  _globals['_DIFFRUNSREQUEST']._serialized_start=2139
-  _globals['_DIFFRUNSREQUEST']._serialized_end=2186
-  _globals['_OUTPUTDIFF']._serialized_start=2188
-  _globals['_OUTPUTDIFF']._serialized_end=2296
-  _globals['_NODEDIFF']._serialized_start=2299
-  _globals['_NODEDIFF']._serialized_end=2656
-  _globals['_DIFFSUMMARY']._serialized_start=2658
-  _globals['_DIFFSUMMARY']._serialized_end=2745
-  _globals['_DIFFRUNSRESPONSE']._serialized_start=2748
-  _globals['_DIFFRUNSRESPONSE']._serialized_end=2957
-  _globals['_GETNODEEXECUTIONREQUEST']._serialized_start=2959
-  _globals['_GETNODEEXECUTIONREQUEST']._serialized_end=3014
-  _globals['_GETNODEEXECUTIONRESPONSE']._serialized_start=3016
-  _globals['_GETNODEEXECUTIONRESPONSE']._serialized_end=3092
-  _globals['_RUNSERVICE']._serialized_start=3402
-  _globals['_RUNSERVICE']._serialized_end=4142
+  _globals['_EXPORTRUNREQUEST']._serialized_start=1426
+  _globals['_EXPORTRUNREQUEST']._serialized_end=1460
+  _globals['_EXPORTRUNRESPONSE']._serialized_start=1462
+  _globals['_EXPORTRUNRESPONSE']._serialized_end=1495
+  _globals['_IMPORTRUNREQUEST']._serialized_start=1497
+  _globals['_IMPORTRUNREQUEST']._serialized_end=1529
+  _globals['_IMPORTRUNRESPONSE']._serialized_start=1531
+  _globals['_IMPORTRUNRESPONSE']._serialized_end=1617
+  _globals['_DELETERUNREQUEST']._serialized_start=1619
+  _globals['_DELETERUNREQUEST']._serialized_end=1670
+  _globals['_DELETERUNRESPONSE']._serialized_start=1673
+  _globals['_DELETERUNRESPONSE']._serialized_end=1806
+  _globals['_WATCHRUNREQUEST']._serialized_start=1808
+  _globals['_WATCHRUNREQUEST']._serialized_end=1865
+  _globals['_WATCHRUNRESPONSE']._serialized_start=1867
+  _globals['_WATCHRUNRESPONSE']._serialized_end=1918
+  _globals['_WAIT']._serialized_start=1921
+  _globals['_WAIT']._serialized_end=2151
+  _globals['_RESOLVEWAITREQUEST']._serialized_start=2154
+  _globals['_RESOLVEWAITREQUEST']._serialized_end=2283
+  _globals['_RESOLVEWAITRESPONSE']._serialized_start=2285
+  _globals['_RESOLVEWAITRESPONSE']._serialized_end=2366
+  _globals['_LISTWAITSREQUEST']._serialized_start=2368
+  _globals['_LISTWAITSREQUEST']._serialized_end=2441
+  _globals['_LISTWAITSRESPONSE']._serialized_start=2443
+  _globals['_LISTWAITSRESPONSE']._serialized_end=2519
+  _globals['_DIFFRUNSREQUEST']._serialized_start=2521
+  _globals['_DIFFRUNSREQUEST']._serialized_end=2568
+  _globals['_OUTPUTDIFF']._serialized_start=2570
+  _globals['_OUTPUTDIFF']._serialized_end=2678
+  _globals['_NODEDIFF']._serialized_start=2681
+  _globals['_NODEDIFF']._serialized_end=3038
+  _globals['_DIFFSUMMARY']._serialized_start=3040
+  _globals['_DIFFSUMMARY']._serialized_end=3127
+  _globals['_DIFFRUNSRESPONSE']._serialized_start=3130
+  _globals['_DIFFRUNSRESPONSE']._serialized_end=3339
+  _globals['_GETNODEEXECUTIONREQUEST']._serialized_start=3341
+  _globals['_GETNODEEXECUTIONREQUEST']._serialized_end=3396
+  _globals['_GETNODEEXECUTIONRESPONSE']._serialized_start=3398
+  _globals['_GETNODEEXECUTIONRESPONSE']._serialized_end=3474
+  _globals['_RUNSERVICE']._serialized_start=3784
+  _globals['_RUNSERVICE']._serialized_end=4744
 # @@protoc_insertion_point(module_scope)

@@ -172,6 +172,54 @@ class CancelRunResponse(_message.Message):
     run: _common_pb2.Run
     def __init__(self, run: _Optional[_Union[_common_pb2.Run, _Mapping]] = ...) -> None: ...
 
+class ExportRunRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class ExportRunResponse(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+
+class ImportRunRequest(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+
+class ImportRunResponse(_message.Message):
+    __slots__ = ("run_id", "imported_run_ids", "present_run_ids")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    IMPORTED_RUN_IDS_FIELD_NUMBER: _ClassVar[int]
+    PRESENT_RUN_IDS_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    imported_run_ids: _containers.RepeatedScalarFieldContainer[str]
+    present_run_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, run_id: _Optional[str] = ..., imported_run_ids: _Optional[_Iterable[str]] = ..., present_run_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeleteRunRequest(_message.Message):
+    __slots__ = ("run_id", "cascade")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    CASCADE_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    cascade: bool
+    def __init__(self, run_id: _Optional[str] = ..., cascade: _Optional[bool] = ...) -> None: ...
+
+class DeleteRunResponse(_message.Message):
+    __slots__ = ("deleted_run_ids", "deleted_experiment_ids", "deleted_contents", "deleted_content_bytes")
+    DELETED_RUN_IDS_FIELD_NUMBER: _ClassVar[int]
+    DELETED_EXPERIMENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    DELETED_CONTENTS_FIELD_NUMBER: _ClassVar[int]
+    DELETED_CONTENT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    deleted_run_ids: _containers.RepeatedScalarFieldContainer[str]
+    deleted_experiment_ids: _containers.RepeatedScalarFieldContainer[str]
+    deleted_contents: int
+    deleted_content_bytes: int
+    def __init__(self, deleted_run_ids: _Optional[_Iterable[str]] = ..., deleted_experiment_ids: _Optional[_Iterable[str]] = ..., deleted_contents: _Optional[int] = ..., deleted_content_bytes: _Optional[int] = ...) -> None: ...
+
 class WatchRunRequest(_message.Message):
     __slots__ = ("run_id", "after_sequence")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]

@@ -60,6 +60,21 @@ class RunServiceStub:
                 request_serializer=retake_dot_v1_dot_run__pb2.CancelRunRequest.SerializeToString,
                 response_deserializer=retake_dot_v1_dot_run__pb2.CancelRunResponse.FromString,
                 _registered_method=True)
+        self.DeleteRun = channel.unary_unary(
+                '/retake.v1.RunService/DeleteRun',
+                request_serializer=retake_dot_v1_dot_run__pb2.DeleteRunRequest.SerializeToString,
+                response_deserializer=retake_dot_v1_dot_run__pb2.DeleteRunResponse.FromString,
+                _registered_method=True)
+        self.ExportRun = channel.unary_stream(
+                '/retake.v1.RunService/ExportRun',
+                request_serializer=retake_dot_v1_dot_run__pb2.ExportRunRequest.SerializeToString,
+                response_deserializer=retake_dot_v1_dot_run__pb2.ExportRunResponse.FromString,
+                _registered_method=True)
+        self.ImportRun = channel.stream_unary(
+                '/retake.v1.RunService/ImportRun',
+                request_serializer=retake_dot_v1_dot_run__pb2.ImportRunRequest.SerializeToString,
+                response_deserializer=retake_dot_v1_dot_run__pb2.ImportRunResponse.FromString,
+                _registered_method=True)
         self.WatchRun = channel.unary_stream(
                 '/retake.v1.RunService/WatchRun',
                 request_serializer=retake_dot_v1_dot_run__pb2.WatchRunRequest.SerializeToString,
@@ -135,6 +150,38 @@ class RunServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteRun(self, request, context):
+        """Deletes a finished run with its nodes, events and artifacts, and the
+        contents nothing else names. Refused (FAILED_PRECONDITION, RUN_IN_USE)
+        for a run other runs reuse outputs from or experiments name, unless
+        `cascade`; a replay that exists is never broken. Space in the database
+        file is given back in the background.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportRun(self, request, context):
+        """A finished run as a self-contained bundle: its workflow, node records,
+        events and artifacts, and those of the runs it reuses outputs from
+        (its source, and the source's source), in chunks of at most 1 MiB.
+        Concatenated, the chunks are the bundle `retake export` writes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportRun(self, request_iterator, context):
+        """Loads a bundle ExportRun wrote, with its ids, into this server's
+        database: the run can be read, diffed and replayed here. Runs already
+        here are left as they are, so importing a bundle twice changes
+        nothing. A bundle that is damaged or not a bundle is refused
+        (INVALID_ARGUMENT) with nothing stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchRun(self, request, context):
         """Streams a run's events from after_sequence, then live until the run ends.
         """
@@ -197,6 +244,21 @@ def add_RunServiceServicer_to_server(servicer, server):
                     servicer.CancelRun,
                     request_deserializer=retake_dot_v1_dot_run__pb2.CancelRunRequest.FromString,
                     response_serializer=retake_dot_v1_dot_run__pb2.CancelRunResponse.SerializeToString,
+            ),
+            'DeleteRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRun,
+                    request_deserializer=retake_dot_v1_dot_run__pb2.DeleteRunRequest.FromString,
+                    response_serializer=retake_dot_v1_dot_run__pb2.DeleteRunResponse.SerializeToString,
+            ),
+            'ExportRun': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportRun,
+                    request_deserializer=retake_dot_v1_dot_run__pb2.ExportRunRequest.FromString,
+                    response_serializer=retake_dot_v1_dot_run__pb2.ExportRunResponse.SerializeToString,
+            ),
+            'ImportRun': grpc.stream_unary_rpc_method_handler(
+                    servicer.ImportRun,
+                    request_deserializer=retake_dot_v1_dot_run__pb2.ImportRunRequest.FromString,
+                    response_serializer=retake_dot_v1_dot_run__pb2.ImportRunResponse.SerializeToString,
             ),
             'WatchRun': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchRun,
@@ -360,6 +422,87 @@ class RunService:
             '/retake.v1.RunService/CancelRun',
             retake_dot_v1_dot_run__pb2.CancelRunRequest.SerializeToString,
             retake_dot_v1_dot_run__pb2.CancelRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retake.v1.RunService/DeleteRun',
+            retake_dot_v1_dot_run__pb2.DeleteRunRequest.SerializeToString,
+            retake_dot_v1_dot_run__pb2.DeleteRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/retake.v1.RunService/ExportRun',
+            retake_dot_v1_dot_run__pb2.ExportRunRequest.SerializeToString,
+            retake_dot_v1_dot_run__pb2.ExportRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportRun(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/retake.v1.RunService/ImportRun',
+            retake_dot_v1_dot_run__pb2.ImportRunRequest.SerializeToString,
+            retake_dot_v1_dot_run__pb2.ImportRunResponse.FromString,
             options,
             channel_credentials,
             insecure,

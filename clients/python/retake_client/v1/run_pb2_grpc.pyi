@@ -53,6 +53,26 @@ class RunServiceStub:
     """
     CancelRun: _grpc.UnaryUnaryMultiCallable[_run_pb2.CancelRunRequest, _run_pb2.CancelRunResponse]
     """Cancels a run; in-flight nodes are interrupted."""
+    DeleteRun: _grpc.UnaryUnaryMultiCallable[_run_pb2.DeleteRunRequest, _run_pb2.DeleteRunResponse]
+    """Deletes a finished run with its nodes, events and artifacts, and the
+    contents nothing else names. Refused (FAILED_PRECONDITION, RUN_IN_USE)
+    for a run other runs reuse outputs from or experiments name, unless
+    `cascade`; a replay that exists is never broken. Space in the database
+    file is given back in the background.
+    """
+    ExportRun: _grpc.UnaryStreamMultiCallable[_run_pb2.ExportRunRequest, _run_pb2.ExportRunResponse]
+    """A finished run as a self-contained bundle: its workflow, node records,
+    events and artifacts, and those of the runs it reuses outputs from
+    (its source, and the source's source), in chunks of at most 1 MiB.
+    Concatenated, the chunks are the bundle `retake export` writes.
+    """
+    ImportRun: _grpc.StreamUnaryMultiCallable[_run_pb2.ImportRunRequest, _run_pb2.ImportRunResponse]
+    """Loads a bundle ExportRun wrote, with its ids, into this server's
+    database: the run can be read, diffed and replayed here. Runs already
+    here are left as they are, so importing a bundle twice changes
+    nothing. A bundle that is damaged or not a bundle is refused
+    (INVALID_ARGUMENT) with nothing stored.
+    """
     WatchRun: _grpc.UnaryStreamMultiCallable[_run_pb2.WatchRunRequest, _run_pb2.WatchRunResponse]
     """Streams a run's events from after_sequence, then live until the run ends."""
     ResolveWait: _grpc.UnaryUnaryMultiCallable[_run_pb2.ResolveWaitRequest, _run_pb2.ResolveWaitResponse]
@@ -89,6 +109,26 @@ class RunServiceAsyncStub(RunServiceStub):
     """
     CancelRun: _aio.UnaryUnaryMultiCallable[_run_pb2.CancelRunRequest, _run_pb2.CancelRunResponse]  # type: ignore[assignment]
     """Cancels a run; in-flight nodes are interrupted."""
+    DeleteRun: _aio.UnaryUnaryMultiCallable[_run_pb2.DeleteRunRequest, _run_pb2.DeleteRunResponse]  # type: ignore[assignment]
+    """Deletes a finished run with its nodes, events and artifacts, and the
+    contents nothing else names. Refused (FAILED_PRECONDITION, RUN_IN_USE)
+    for a run other runs reuse outputs from or experiments name, unless
+    `cascade`; a replay that exists is never broken. Space in the database
+    file is given back in the background.
+    """
+    ExportRun: _aio.UnaryStreamMultiCallable[_run_pb2.ExportRunRequest, _run_pb2.ExportRunResponse]  # type: ignore[assignment]
+    """A finished run as a self-contained bundle: its workflow, node records,
+    events and artifacts, and those of the runs it reuses outputs from
+    (its source, and the source's source), in chunks of at most 1 MiB.
+    Concatenated, the chunks are the bundle `retake export` writes.
+    """
+    ImportRun: _aio.StreamUnaryMultiCallable[_run_pb2.ImportRunRequest, _run_pb2.ImportRunResponse]  # type: ignore[assignment]
+    """Loads a bundle ExportRun wrote, with its ids, into this server's
+    database: the run can be read, diffed and replayed here. Runs already
+    here are left as they are, so importing a bundle twice changes
+    nothing. A bundle that is damaged or not a bundle is refused
+    (INVALID_ARGUMENT) with nothing stored.
+    """
     WatchRun: _aio.UnaryStreamMultiCallable[_run_pb2.WatchRunRequest, _run_pb2.WatchRunResponse]  # type: ignore[assignment]
     """Streams a run's events from after_sequence, then live until the run ends."""
     ResolveWait: _aio.UnaryUnaryMultiCallable[_run_pb2.ResolveWaitRequest, _run_pb2.ResolveWaitResponse]  # type: ignore[assignment]
@@ -152,6 +192,44 @@ class RunServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_run_pb2.CancelRunResponse, _abc.Awaitable[_run_pb2.CancelRunResponse]]:
         """Cancels a run; in-flight nodes are interrupted."""
+
+    @_abc_1.abstractmethod
+    def DeleteRun(
+        self,
+        request: _run_pb2.DeleteRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_run_pb2.DeleteRunResponse, _abc.Awaitable[_run_pb2.DeleteRunResponse]]:
+        """Deletes a finished run with its nodes, events and artifacts, and the
+        contents nothing else names. Refused (FAILED_PRECONDITION, RUN_IN_USE)
+        for a run other runs reuse outputs from or experiments name, unless
+        `cascade`; a replay that exists is never broken. Space in the database
+        file is given back in the background.
+        """
+
+    @_abc_1.abstractmethod
+    def ExportRun(
+        self,
+        request: _run_pb2.ExportRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_run_pb2.ExportRunResponse], _abc.AsyncIterator[_run_pb2.ExportRunResponse]]:
+        """A finished run as a self-contained bundle: its workflow, node records,
+        events and artifacts, and those of the runs it reuses outputs from
+        (its source, and the source's source), in chunks of at most 1 MiB.
+        Concatenated, the chunks are the bundle `retake export` writes.
+        """
+
+    @_abc_1.abstractmethod
+    def ImportRun(
+        self,
+        request_iterator: _MaybeAsyncIterator[_run_pb2.ImportRunRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_run_pb2.ImportRunResponse, _abc.Awaitable[_run_pb2.ImportRunResponse]]:
+        """Loads a bundle ExportRun wrote, with its ids, into this server's
+        database: the run can be read, diffed and replayed here. Runs already
+        here are left as they are, so importing a bundle twice changes
+        nothing. A bundle that is damaged or not a bundle is refused
+        (INVALID_ARGUMENT) with nothing stored.
+        """
 
     @_abc_1.abstractmethod
     def WatchRun(

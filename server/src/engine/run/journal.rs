@@ -6,6 +6,7 @@
 use crate::metrics::metrics;
 use crate::model::*;
 use crate::store::WriteBatch;
+use crate::telemetry::{NodeTrace, RunTrace};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
@@ -82,10 +83,16 @@ pub struct Journal {
     /// finding it does not scan the batch (a cascade of skips changes
     /// thousands of nodes at once).
     pending_at: HashMap<i64, usize>,
+    /// The run's trace span, and each node's open attempt span, by pk:
+    /// every change recorded here is also what the trace says.
+    trace: RunTrace,
+    node_traces: HashMap<i64, (i32, NodeTrace)>,
 }
 
 impl Journal {
-    /// A journal for `run` whose last durable event is `last_seq`.
+    /// A journal for `run` whose last durable event is `last_seq`. Starts
+    /// the run's trace span, in the current context (the call that started
+    /// the run, when there is one).
     pub fn new(run: &Run, last_seq: i64) -> Self {
         Self {
             run_pk: run.pk,
@@ -93,6 +100,12 @@ impl Journal {
             next_seq: last_seq,
             pending: WriteBatch::default(),
             pending_at: HashMap::new(),
+            trace: RunTrace::start(
+                &run.id,
+                &run.workflow_name,
+                run.replay.as_ref().map(|r| r.forked_from.as_str()),
+            ),
+            node_traces: HashMap::new(),
         }
     }
 
@@ -312,6 +325,7 @@ impl Journal {
             }
         }
         count_node(rec, &events);
+        self.trace_node(rec, &events);
         for (kind, detail) in events {
             self.event(kind, Some(&rec.node_id), detail);
         }
@@ -347,6 +361,10 @@ impl Journal {
             }
             RunChange::Finished => {
                 metrics().run_finished(run.status.as_str());
+                self.trace.finish(
+                    run.status.as_str(),
+                    run.failure.as_ref().map(|f| f.message.as_str()),
+                );
                 run.finished_at = Some(now);
                 (
                     EventKind::RunFinished,
@@ -374,7 +392,14 @@ impl Journal {
         let mut overridden = Vec::new();
         for rec in recs {
             match rec.status {
-                NodeStatus::Reused => reused.push(rec.node_id.clone()),
+                NodeStatus::Reused => {
+                    self.trace.reused(
+                        &self.run_id,
+                        &rec.node_id,
+                        rec.reused_from_run.as_deref().unwrap_or_default(),
+                    );
+                    reused.push(rec.node_id.clone())
+                }
                 NodeStatus::Completed => overridden.push(rec),
                 _ => {}
             }
@@ -432,6 +457,42 @@ fn completed_detail(rec: &NodeExecution) -> EventDetail {
         artifact_ids: rec.output_artifacts.clone(),
         latency_ms: rec.latency_ms,
         ..Default::default()
+    }
+}
+
+impl Journal {
+    /// Opens a span when an attempt (or a wait) starts, and ends it with
+    /// the outcome when the node ends or its attempt failed and is tried
+    /// again. (A retry's next attempt announces no event of its own: it is
+    /// seen as a running node with a new attempt number.)
+    fn trace_node(&mut self, rec: &NodeExecution, events: &[(EventKind, EventDetail)]) {
+        for (kind, detail) in events {
+            let ended = match kind {
+                EventKind::NodeCompleted => None,
+                EventKind::NodeFailed | EventKind::NodeRetrying | EventKind::NodeCancelled => {
+                    Some(detail.message.as_str())
+                }
+                _ => continue,
+            };
+            if let Some((_, span)) = self.node_traces.remove(&rec.pk) {
+                let tokens = (rec.usage.input_tokens > 0 || rec.usage.output_tokens > 0)
+                    .then_some((rec.usage.input_tokens, rec.usage.output_tokens));
+                span.finish(rec.model.as_deref(), tokens, ended);
+            }
+        }
+        let attempt_open = rec.attempts.last().is_some_and(|a| a.finished_at.is_none());
+        let live = matches!(rec.status, NodeStatus::Running | NodeStatus::Waiting);
+        let traced = self
+            .node_traces
+            .get(&rec.pk)
+            .is_some_and(|(n, _)| *n == rec.attempt_count);
+        if live && attempt_open && !traced {
+            let attempt = u32::try_from(rec.attempt_count.max(1)).unwrap_or(1);
+            let span = self
+                .trace
+                .node(&self.run_id, &rec.node_id, &rec.agent, attempt);
+            self.node_traces.insert(rec.pk, (rec.attempt_count, span));
+        }
     }
 }
 

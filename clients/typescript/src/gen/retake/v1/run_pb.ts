@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file retake/v1/run.proto.
  */
 export const file_retake_v1_run: GenFile = /*@__PURE__*/
-  fileDesc("ChNyZXRha2UvdjEvcnVuLnByb3RvEglyZXRha2UudjEiiwIKD1N0YXJ0UnVuUmVxdWVzdBIQCgh3b3JrZmxvdxgBIAEoCRI8Cgl2YXJpYWJsZXMYAiADKAsyKS5yZXRha2UudjEuU3RhcnRSdW5SZXF1ZXN0LlZhcmlhYmxlc0VudHJ5EjQKBWZpbGVzGAMgAygLMiUucmV0YWtlLnYxLlN0YXJ0UnVuUmVxdWVzdC5GaWxlc0VudHJ5EhIKCnJlcXVlc3RfaWQYBCABKAkaMAoOVmFyaWFibGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARosCgpGaWxlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLwoQU3RhcnRSdW5SZXNwb25zZRIbCgNydW4YASABKAsyDi5yZXRha2UudjEuUnVuIlAKDUdldFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEhUKDWluY2x1ZGVfbm9kZXMYAiABKAgSGAoQaW5jbHVkZV93b3JrZmxvdxgDIAEoCCJWCg5HZXRSdW5SZXNwb25zZRIbCgNydW4YASABKAsyDi5yZXRha2UudjEuUnVuEicKBW5vZGVzGAIgAygLMhgucmV0YWtlLnYxLk5vZGVFeGVjdXRpb24irAEKD0xpc3RSdW5zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIkCgZzdGF0dXMYAyABKA4yFC5yZXRha2UudjEuUnVuU3RhdHVzEhUKDXdvcmtmbG93X25hbWUYBCABKAkSEwoLZm9ya2VkX2Zyb20YBSABKAkSDgoGZmlsdGVyGAYgASgJEhAKCG9yZGVyX2J5GAcgASgJIkkKEExpc3RSdW5zUmVzcG9uc2USHAoEcnVucxgBIAMoCzIOLnJldGFrZS52MS5SdW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIqsDChBSZXBsYXlSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIQCgh3b3JrZmxvdxgCIAEoCRI1CgVmaWxlcxgDIAMoCzImLnJldGFrZS52MS5SZXBsYXlSdW5SZXF1ZXN0LkZpbGVzRW50cnkSEAoEZnJvbRgEIAEoCUICGAESIwoFc3dhcHMYBSADKAsyFC5yZXRha2UudjEuQWdlbnRTd2FwEiwKCW92ZXJyaWRlcxgGIAMoCzIZLnJldGFrZS52MS5PdXRwdXRPdmVycmlkZRI9Cgl2YXJpYWJsZXMYByADKAsyKi5yZXRha2UudjEuUmVwbGF5UnVuUmVxdWVzdC5WYXJpYWJsZXNFbnRyeRITCgthbGxvd19kcmlmdBgIIAEoCBISCgpyZXF1ZXN0X2lkGAkgASgJEhEKCWZyb21fbm9kZRgKIAEoCRosCgpGaWxlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMAoOVmFyaWFibGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIwChFSZXBsYXlSdW5SZXNwb25zZRIbCgNydW4YASABKAsyDi5yZXRha2UudjEuUnVuIiIKEENhbmNlbFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJIjAKEUNhbmNlbFJ1blJlc3BvbnNlEhsKA3J1bhgBIAEoCzIOLnJldGFrZS52MS5SdW4iOQoPV2F0Y2hSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIWCg5hZnRlcl9zZXF1ZW5jZRgCIAEoAyIzChBXYXRjaFJ1blJlc3BvbnNlEh8KBWV2ZW50GAEgASgLMhAucmV0YWtlLnYxLkV2ZW50IuYBCgRXYWl0Eg4KBnJ1bl9pZBgBIAEoCRIPCgdub2RlX2lkGAIgASgJEhkKEW5vZGVfZXhlY3V0aW9uX2lkGAMgASgJEiEKBGtpbmQYBCABKA4yEy5yZXRha2UudjEuV2FpdEtpbmQSDgoGcHJvbXB0GAUgASgJEhQKDGNvbnRleHRfanNvbhgGIAEoCRIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKAoHY29udGV4dBgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QigQEKElJlc29sdmVXYWl0UmVxdWVzdBIOCgZydW5faWQYASABKAkSDwoHbm9kZV9pZBgCIAEoCRINCgV2YWx1ZRgDIAEoCRIpCghkZWNpc2lvbhgEIAEoDjIXLnJldGFrZS52MS5XYWl0RGVjaXNpb24SEAoIZmVlZGJhY2sYBSABKAkiUQoTUmVzb2x2ZVdhaXRSZXNwb25zZRIdCgR3YWl0GAEgASgLMg8ucmV0YWtlLnYxLldhaXQSGwoDcnVuGAIgASgLMg4ucmV0YWtlLnYxLlJ1biJJChBMaXN0V2FpdHNSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJMChFMaXN0V2FpdHNSZXNwb25zZRIeCgV3YWl0cxgBIAMoCzIPLnJldGFrZS52MS5XYWl0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIvCg9EaWZmUnVuc1JlcXVlc3QSDQoFcnVuX2EYASABKAkSDQoFcnVuX2IYAiABKAkibAoKT3V0cHV0RGlmZhIMCgRuYW1lGAEgASgJEhUKDWFydGlmYWN0X2lkX2EYAiABKAkSFQoNYXJ0aWZhY3RfaWRfYhgDIAEoCRIPCgdjaGFuZ2VkGAQgASgIEhEKCXRleHRfZGlmZhgFIAEoCSLlAgoITm9kZURpZmYSDwoHbm9kZV9pZBgBIAEoCRIpCghwcmVzZW5jZRgCIAEoDjIXLnJldGFrZS52MS5Ob2RlUHJlc2VuY2USJwoIc3RhdHVzX2EYAyABKA4yFS5yZXRha2UudjEuTm9kZVN0YXR1cxInCghzdGF0dXNfYhgEIAEoDjIVLnJldGFrZS52MS5Ob2RlU3RhdHVzEg8KB2FnZW50X2EYBSABKAkSDwoHYWdlbnRfYhgGIAEoCRImCgdvdXRwdXRzGAcgAygLMhUucmV0YWtlLnYxLk91dHB1dERpZmYSFAoMbGF0ZW5jeV9tc19hGAggASgDEhQKDGxhdGVuY3lfbXNfYhgJIAEoAxIhCgd1c2FnZV9hGAogASgLMhAucmV0YWtlLnYxLlVzYWdlEiEKB3VzYWdlX2IYCyABKAsyEC5yZXRha2UudjEuVXNhZ2USDwoHY2hhbmdlZBgMIAEoCCJXCgtEaWZmU3VtbWFyeRIPCgdjaGFuZ2VkGAEgASgFEhEKCXVuY2hhbmdlZBgCIAEoBRIRCglvbmx5X2luX2EYAyABKAUSEQoJb25seV9pbl9iGAQgASgFItEBChBEaWZmUnVuc1Jlc3BvbnNlEh0KBXJ1bl9hGAEgASgLMg4ucmV0YWtlLnYxLlJ1bhIdCgVydW5fYhgCIAEoCzIOLnJldGFrZS52MS5SdW4SIgoFbm9kZXMYAyADKAsyEy5yZXRha2UudjEuTm9kZURpZmYSJwoHc3VtbWFyeRgEIAEoCzIWLnJldGFrZS52MS5EaWZmU3VtbWFyeRIYChBmaXJzdF9kaXZlcmdlbmNlGAUgASgJEhgKEGFmdGVyX2RpdmVyZ2VuY2UYBiADKAkiNwoXR2V0Tm9kZUV4ZWN1dGlvblJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEgwKBHN0ZXAYAiABKAkiTAoYR2V0Tm9kZUV4ZWN1dGlvblJlc3BvbnNlEjAKDm5vZGVfZXhlY3V0aW9uGAEgASgLMhgucmV0YWtlLnYxLk5vZGVFeGVjdXRpb24qYgoMV2FpdERlY2lzaW9uEh0KGVdBSVRfREVDSVNJT05fVU5TUEVDSUZJRUQQABIZChVXQUlUX0RFQ0lTSU9OX0FQUFJPVkUQARIYChRXQUlUX0RFQ0lTSU9OX1JFSkVDVBACKlIKCFdhaXRLaW5kEhkKFVdBSVRfS0lORF9VTlNQRUNJRklFRBAAEhMKD1dBSVRfS0lORF9JTlBVVBABEhYKEldBSVRfS0lORF9BUFBST1ZBTBACKnkKDE5vZGVQcmVzZW5jZRIdChlOT0RFX1BSRVNFTkNFX1VOU1BFQ0lGSUVEEAASFgoSTk9ERV9QUkVTRU5DRV9CT1RIEAESGAoUTk9ERV9QUkVTRU5DRV9PTkxZX0EQAhIYChROT0RFX1BSRVNFTkNFX09OTFlfQhADMuQFCgpSdW5TZXJ2aWNlEkMKCFN0YXJ0UnVuEhoucmV0YWtlLnYxLlN0YXJ0UnVuUmVxdWVzdBobLnJldGFrZS52MS5TdGFydFJ1blJlc3BvbnNlEj0KBkdldFJ1bhIYLnJldGFrZS52MS5HZXRSdW5SZXF1ZXN0GhkucmV0YWtlLnYxLkdldFJ1blJlc3BvbnNlEkMKCExpc3RSdW5zEhoucmV0YWtlLnYxLkxpc3RSdW5zUmVxdWVzdBobLnJldGFrZS52MS5MaXN0UnVuc1Jlc3BvbnNlEkYKCVJlcGxheVJ1bhIbLnJldGFrZS52MS5SZXBsYXlSdW5SZXF1ZXN0GhwucmV0YWtlLnYxLlJlcGxheVJ1blJlc3BvbnNlEkYKCUNhbmNlbFJ1bhIbLnJldGFrZS52MS5DYW5jZWxSdW5SZXF1ZXN0GhwucmV0YWtlLnYxLkNhbmNlbFJ1blJlc3BvbnNlEkUKCFdhdGNoUnVuEhoucmV0YWtlLnYxLldhdGNoUnVuUmVxdWVzdBobLnJldGFrZS52MS5XYXRjaFJ1blJlc3BvbnNlMAESTAoLUmVzb2x2ZVdhaXQSHS5yZXRha2UudjEuUmVzb2x2ZVdhaXRSZXF1ZXN0Gh4ucmV0YWtlLnYxLlJlc29sdmVXYWl0UmVzcG9uc2USRgoJTGlzdFdhaXRzEhsucmV0YWtlLnYxLkxpc3RXYWl0c1JlcXVlc3QaHC5yZXRha2UudjEuTGlzdFdhaXRzUmVzcG9uc2USQwoIRGlmZlJ1bnMSGi5yZXRha2UudjEuRGlmZlJ1bnNSZXF1ZXN0GhsucmV0YWtlLnYxLkRpZmZSdW5zUmVzcG9uc2USWwoQR2V0Tm9kZUV4ZWN1dGlvbhIiLnJldGFrZS52MS5HZXROb2RlRXhlY3V0aW9uUmVxdWVzdBojLnJldGFrZS52MS5HZXROb2RlRXhlY3V0aW9uUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_retake_v1_common]);
+  fileDesc("ChNyZXRha2UvdjEvcnVuLnByb3RvEglyZXRha2UudjEiiwIKD1N0YXJ0UnVuUmVxdWVzdBIQCgh3b3JrZmxvdxgBIAEoCRI8Cgl2YXJpYWJsZXMYAiADKAsyKS5yZXRha2UudjEuU3RhcnRSdW5SZXF1ZXN0LlZhcmlhYmxlc0VudHJ5EjQKBWZpbGVzGAMgAygLMiUucmV0YWtlLnYxLlN0YXJ0UnVuUmVxdWVzdC5GaWxlc0VudHJ5EhIKCnJlcXVlc3RfaWQYBCABKAkaMAoOVmFyaWFibGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARosCgpGaWxlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLwoQU3RhcnRSdW5SZXNwb25zZRIbCgNydW4YASABKAsyDi5yZXRha2UudjEuUnVuIlAKDUdldFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEhUKDWluY2x1ZGVfbm9kZXMYAiABKAgSGAoQaW5jbHVkZV93b3JrZmxvdxgDIAEoCCJWCg5HZXRSdW5SZXNwb25zZRIbCgNydW4YASABKAsyDi5yZXRha2UudjEuUnVuEicKBW5vZGVzGAIgAygLMhgucmV0YWtlLnYxLk5vZGVFeGVjdXRpb24irAEKD0xpc3RSdW5zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIkCgZzdGF0dXMYAyABKA4yFC5yZXRha2UudjEuUnVuU3RhdHVzEhUKDXdvcmtmbG93X25hbWUYBCABKAkSEwoLZm9ya2VkX2Zyb20YBSABKAkSDgoGZmlsdGVyGAYgASgJEhAKCG9yZGVyX2J5GAcgASgJIkkKEExpc3RSdW5zUmVzcG9uc2USHAoEcnVucxgBIAMoCzIOLnJldGFrZS52MS5SdW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIqsDChBSZXBsYXlSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIQCgh3b3JrZmxvdxgCIAEoCRI1CgVmaWxlcxgDIAMoCzImLnJldGFrZS52MS5SZXBsYXlSdW5SZXF1ZXN0LkZpbGVzRW50cnkSEAoEZnJvbRgEIAEoCUICGAESIwoFc3dhcHMYBSADKAsyFC5yZXRha2UudjEuQWdlbnRTd2FwEiwKCW92ZXJyaWRlcxgGIAMoCzIZLnJldGFrZS52MS5PdXRwdXRPdmVycmlkZRI9Cgl2YXJpYWJsZXMYByADKAsyKi5yZXRha2UudjEuUmVwbGF5UnVuUmVxdWVzdC5WYXJpYWJsZXNFbnRyeRITCgthbGxvd19kcmlmdBgIIAEoCBISCgpyZXF1ZXN0X2lkGAkgASgJEhEKCWZyb21fbm9kZRgKIAEoCRosCgpGaWxlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMAoOVmFyaWFibGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIwChFSZXBsYXlSdW5SZXNwb25zZRIbCgNydW4YASABKAsyDi5yZXRha2UudjEuUnVuIiIKEENhbmNlbFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJIjAKEUNhbmNlbFJ1blJlc3BvbnNlEhsKA3J1bhgBIAEoCzIOLnJldGFrZS52MS5SdW4iIgoQRXhwb3J0UnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkiIQoRRXhwb3J0UnVuUmVzcG9uc2USDAoEZGF0YRgBIAEoDCIgChBJbXBvcnRSdW5SZXF1ZXN0EgwKBGRhdGEYASABKAwiVgoRSW1wb3J0UnVuUmVzcG9uc2USDgoGcnVuX2lkGAEgASgJEhgKEGltcG9ydGVkX3J1bl9pZHMYAiADKAkSFwoPcHJlc2VudF9ydW5faWRzGAMgAygJIjMKEERlbGV0ZVJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEg8KB2Nhc2NhZGUYAiABKAgihQEKEURlbGV0ZVJ1blJlc3BvbnNlEhcKD2RlbGV0ZWRfcnVuX2lkcxgBIAMoCRIeChZkZWxldGVkX2V4cGVyaW1lbnRfaWRzGAIgAygJEhgKEGRlbGV0ZWRfY29udGVudHMYAyABKAMSHQoVZGVsZXRlZF9jb250ZW50X2J5dGVzGAQgASgDIjkKD1dhdGNoUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSFgoOYWZ0ZXJfc2VxdWVuY2UYAiABKAMiMwoQV2F0Y2hSdW5SZXNwb25zZRIfCgVldmVudBgBIAEoCzIQLnJldGFrZS52MS5FdmVudCLmAQoEV2FpdBIOCgZydW5faWQYASABKAkSDwoHbm9kZV9pZBgCIAEoCRIZChFub2RlX2V4ZWN1dGlvbl9pZBgDIAEoCRIhCgRraW5kGAQgASgOMhMucmV0YWtlLnYxLldhaXRLaW5kEg4KBnByb21wdBgFIAEoCRIUCgxjb250ZXh0X2pzb24YBiABKAkSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEigKB2NvbnRleHQYCCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IoEBChJSZXNvbHZlV2FpdFJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEg8KB25vZGVfaWQYAiABKAkSDQoFdmFsdWUYAyABKAkSKQoIZGVjaXNpb24YBCABKA4yFy5yZXRha2UudjEuV2FpdERlY2lzaW9uEhAKCGZlZWRiYWNrGAUgASgJIlEKE1Jlc29sdmVXYWl0UmVzcG9uc2USHQoEd2FpdBgBIAEoCzIPLnJldGFrZS52MS5XYWl0EhsKA3J1bhgCIAEoCzIOLnJldGFrZS52MS5SdW4iSQoQTGlzdFdhaXRzUmVxdWVzdBIOCgZydW5faWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiTAoRTGlzdFdhaXRzUmVzcG9uc2USHgoFd2FpdHMYASADKAsyDy5yZXRha2UudjEuV2FpdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLwoPRGlmZlJ1bnNSZXF1ZXN0Eg0KBXJ1bl9hGAEgASgJEg0KBXJ1bl9iGAIgASgJImwKCk91dHB1dERpZmYSDAoEbmFtZRgBIAEoCRIVCg1hcnRpZmFjdF9pZF9hGAIgASgJEhUKDWFydGlmYWN0X2lkX2IYAyABKAkSDwoHY2hhbmdlZBgEIAEoCBIRCgl0ZXh0X2RpZmYYBSABKAki5QIKCE5vZGVEaWZmEg8KB25vZGVfaWQYASABKAkSKQoIcHJlc2VuY2UYAiABKA4yFy5yZXRha2UudjEuTm9kZVByZXNlbmNlEicKCHN0YXR1c19hGAMgASgOMhUucmV0YWtlLnYxLk5vZGVTdGF0dXMSJwoIc3RhdHVzX2IYBCABKA4yFS5yZXRha2UudjEuTm9kZVN0YXR1cxIPCgdhZ2VudF9hGAUgASgJEg8KB2FnZW50X2IYBiABKAkSJgoHb3V0cHV0cxgHIAMoCzIVLnJldGFrZS52MS5PdXRwdXREaWZmEhQKDGxhdGVuY3lfbXNfYRgIIAEoAxIUCgxsYXRlbmN5X21zX2IYCSABKAMSIQoHdXNhZ2VfYRgKIAEoCzIQLnJldGFrZS52MS5Vc2FnZRIhCgd1c2FnZV9iGAsgASgLMhAucmV0YWtlLnYxLlVzYWdlEg8KB2NoYW5nZWQYDCABKAgiVwoLRGlmZlN1bW1hcnkSDwoHY2hhbmdlZBgBIAEoBRIRCgl1bmNoYW5nZWQYAiABKAUSEQoJb25seV9pbl9hGAMgASgFEhEKCW9ubHlfaW5fYhgEIAEoBSLRAQoQRGlmZlJ1bnNSZXNwb25zZRIdCgVydW5fYRgBIAEoCzIOLnJldGFrZS52MS5SdW4SHQoFcnVuX2IYAiABKAsyDi5yZXRha2UudjEuUnVuEiIKBW5vZGVzGAMgAygLMhMucmV0YWtlLnYxLk5vZGVEaWZmEicKB3N1bW1hcnkYBCABKAsyFi5yZXRha2UudjEuRGlmZlN1bW1hcnkSGAoQZmlyc3RfZGl2ZXJnZW5jZRgFIAEoCRIYChBhZnRlcl9kaXZlcmdlbmNlGAYgAygJIjcKF0dldE5vZGVFeGVjdXRpb25SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIMCgRzdGVwGAIgASgJIkwKGEdldE5vZGVFeGVjdXRpb25SZXNwb25zZRIwCg5ub2RlX2V4ZWN1dGlvbhgBIAEoCzIYLnJldGFrZS52MS5Ob2RlRXhlY3V0aW9uKmIKDFdhaXREZWNpc2lvbhIdChlXQUlUX0RFQ0lTSU9OX1VOU1BFQ0lGSUVEEAASGQoVV0FJVF9ERUNJU0lPTl9BUFBST1ZFEAESGAoUV0FJVF9ERUNJU0lPTl9SRUpFQ1QQAipSCghXYWl0S2luZBIZChVXQUlUX0tJTkRfVU5TUEVDSUZJRUQQABITCg9XQUlUX0tJTkRfSU5QVVQQARIWChJXQUlUX0tJTkRfQVBQUk9WQUwQAip5CgxOb2RlUHJlc2VuY2USHQoZTk9ERV9QUkVTRU5DRV9VTlNQRUNJRklFRBAAEhYKEk5PREVfUFJFU0VOQ0VfQk9USBABEhgKFE5PREVfUFJFU0VOQ0VfT05MWV9BEAISGAoUTk9ERV9QUkVTRU5DRV9PTkxZX0IQAzLABwoKUnVuU2VydmljZRJDCghTdGFydFJ1bhIaLnJldGFrZS52MS5TdGFydFJ1blJlcXVlc3QaGy5yZXRha2UudjEuU3RhcnRSdW5SZXNwb25zZRI9CgZHZXRSdW4SGC5yZXRha2UudjEuR2V0UnVuUmVxdWVzdBoZLnJldGFrZS52MS5HZXRSdW5SZXNwb25zZRJDCghMaXN0UnVucxIaLnJldGFrZS52MS5MaXN0UnVuc1JlcXVlc3QaGy5yZXRha2UudjEuTGlzdFJ1bnNSZXNwb25zZRJGCglSZXBsYXlSdW4SGy5yZXRha2UudjEuUmVwbGF5UnVuUmVxdWVzdBocLnJldGFrZS52MS5SZXBsYXlSdW5SZXNwb25zZRJGCglDYW5jZWxSdW4SGy5yZXRha2UudjEuQ2FuY2VsUnVuUmVxdWVzdBocLnJldGFrZS52MS5DYW5jZWxSdW5SZXNwb25zZRJGCglEZWxldGVSdW4SGy5yZXRha2UudjEuRGVsZXRlUnVuUmVxdWVzdBocLnJldGFrZS52MS5EZWxldGVSdW5SZXNwb25zZRJICglFeHBvcnRSdW4SGy5yZXRha2UudjEuRXhwb3J0UnVuUmVxdWVzdBocLnJldGFrZS52MS5FeHBvcnRSdW5SZXNwb25zZTABEkgKCUltcG9ydFJ1bhIbLnJldGFrZS52MS5JbXBvcnRSdW5SZXF1ZXN0GhwucmV0YWtlLnYxLkltcG9ydFJ1blJlc3BvbnNlKAESRQoIV2F0Y2hSdW4SGi5yZXRha2UudjEuV2F0Y2hSdW5SZXF1ZXN0GhsucmV0YWtlLnYxLldhdGNoUnVuUmVzcG9uc2UwARJMCgtSZXNvbHZlV2FpdBIdLnJldGFrZS52MS5SZXNvbHZlV2FpdFJlcXVlc3QaHi5yZXRha2UudjEuUmVzb2x2ZVdhaXRSZXNwb25zZRJGCglMaXN0V2FpdHMSGy5yZXRha2UudjEuTGlzdFdhaXRzUmVxdWVzdBocLnJldGFrZS52MS5MaXN0V2FpdHNSZXNwb25zZRJDCghEaWZmUnVucxIaLnJldGFrZS52MS5EaWZmUnVuc1JlcXVlc3QaGy5yZXRha2UudjEuRGlmZlJ1bnNSZXNwb25zZRJbChBHZXROb2RlRXhlY3V0aW9uEiIucmV0YWtlLnYxLkdldE5vZGVFeGVjdXRpb25SZXF1ZXN0GiMucmV0YWtlLnYxLkdldE5vZGVFeGVjdXRpb25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_retake_v1_common]);
 
 /**
  * @generated from message retake.v1.StartRunRequest
@@ -359,6 +359,162 @@ export const CancelRunResponseSchema: GenMessage<CancelRunResponse> = /*@__PURE_
   messageDesc(file_retake_v1_run, 9);
 
 /**
+ * @generated from message retake.v1.ExportRunRequest
+ */
+export type ExportRunRequest = Message<"retake.v1.ExportRunRequest"> & {
+  /**
+   * A finished run (id or unique prefix).
+   *
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+};
+
+/**
+ * Describes the message retake.v1.ExportRunRequest.
+ * Use `create(ExportRunRequestSchema)` to create a new message.
+ */
+export const ExportRunRequestSchema: GenMessage<ExportRunRequest> = /*@__PURE__*/
+  messageDesc(file_retake_v1_run, 10);
+
+/**
+ * @generated from message retake.v1.ExportRunResponse
+ */
+export type ExportRunResponse = Message<"retake.v1.ExportRunResponse"> & {
+  /**
+   * The next part of the bundle.
+   *
+   * @generated from field: bytes data = 1;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message retake.v1.ExportRunResponse.
+ * Use `create(ExportRunResponseSchema)` to create a new message.
+ */
+export const ExportRunResponseSchema: GenMessage<ExportRunResponse> = /*@__PURE__*/
+  messageDesc(file_retake_v1_run, 11);
+
+/**
+ * @generated from message retake.v1.ImportRunRequest
+ */
+export type ImportRunRequest = Message<"retake.v1.ImportRunRequest"> & {
+  /**
+   * The next part of the bundle, in order.
+   *
+   * @generated from field: bytes data = 1;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message retake.v1.ImportRunRequest.
+ * Use `create(ImportRunRequestSchema)` to create a new message.
+ */
+export const ImportRunRequestSchema: GenMessage<ImportRunRequest> = /*@__PURE__*/
+  messageDesc(file_retake_v1_run, 12);
+
+/**
+ * @generated from message retake.v1.ImportRunResponse
+ */
+export type ImportRunResponse = Message<"retake.v1.ImportRunResponse"> & {
+  /**
+   * The run the bundle was exported for.
+   *
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+
+  /**
+   * Runs of the bundle stored now, sources first.
+   *
+   * @generated from field: repeated string imported_run_ids = 2;
+   */
+  importedRunIds: string[];
+
+  /**
+   * Runs of the bundle that were here already, left as they were.
+   *
+   * @generated from field: repeated string present_run_ids = 3;
+   */
+  presentRunIds: string[];
+};
+
+/**
+ * Describes the message retake.v1.ImportRunResponse.
+ * Use `create(ImportRunResponseSchema)` to create a new message.
+ */
+export const ImportRunResponseSchema: GenMessage<ImportRunResponse> = /*@__PURE__*/
+  messageDesc(file_retake_v1_run, 13);
+
+/**
+ * @generated from message retake.v1.DeleteRunRequest
+ */
+export type DeleteRunRequest = Message<"retake.v1.DeleteRunRequest"> & {
+  /**
+   * A finished run (id or unique prefix).
+   *
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+
+  /**
+   * Also delete what uses the run: the runs that reuse its outputs
+   * (replays of it, and replays of those) and the experiments that name
+   * any of them. Without it, such a run is refused with RUN_IN_USE, which
+   * names them.
+   *
+   * @generated from field: bool cascade = 2;
+   */
+  cascade: boolean;
+};
+
+/**
+ * Describes the message retake.v1.DeleteRunRequest.
+ * Use `create(DeleteRunRequestSchema)` to create a new message.
+ */
+export const DeleteRunRequestSchema: GenMessage<DeleteRunRequest> = /*@__PURE__*/
+  messageDesc(file_retake_v1_run, 14);
+
+/**
+ * @generated from message retake.v1.DeleteRunResponse
+ */
+export type DeleteRunResponse = Message<"retake.v1.DeleteRunResponse"> & {
+  /**
+   * Every run deleted: the run, and with cascade what used it.
+   *
+   * @generated from field: repeated string deleted_run_ids = 1;
+   */
+  deletedRunIds: string[];
+
+  /**
+   * @generated from field: repeated string deleted_experiment_ids = 2;
+   */
+  deletedExperimentIds: string[];
+
+  /**
+   * Stored contents (workflows, variables, artifacts) no run names any
+   * more, removed with them, and their size.
+   *
+   * @generated from field: int64 deleted_contents = 3;
+   */
+  deletedContents: bigint;
+
+  /**
+   * @generated from field: int64 deleted_content_bytes = 4;
+   */
+  deletedContentBytes: bigint;
+};
+
+/**
+ * Describes the message retake.v1.DeleteRunResponse.
+ * Use `create(DeleteRunResponseSchema)` to create a new message.
+ */
+export const DeleteRunResponseSchema: GenMessage<DeleteRunResponse> = /*@__PURE__*/
+  messageDesc(file_retake_v1_run, 15);
+
+/**
  * @generated from message retake.v1.WatchRunRequest
  */
 export type WatchRunRequest = Message<"retake.v1.WatchRunRequest"> & {
@@ -380,7 +536,7 @@ export type WatchRunRequest = Message<"retake.v1.WatchRunRequest"> & {
  * Use `create(WatchRunRequestSchema)` to create a new message.
  */
 export const WatchRunRequestSchema: GenMessage<WatchRunRequest> = /*@__PURE__*/
-  messageDesc(file_retake_v1_run, 10);
+  messageDesc(file_retake_v1_run, 16);
 
 /**
  * @generated from message retake.v1.WatchRunResponse
@@ -397,7 +553,7 @@ export type WatchRunResponse = Message<"retake.v1.WatchRunResponse"> & {
  * Use `create(WatchRunResponseSchema)` to create a new message.
  */
 export const WatchRunResponseSchema: GenMessage<WatchRunResponse> = /*@__PURE__*/
-  messageDesc(file_retake_v1_run, 11);
+  messageDesc(file_retake_v1_run, 17);
 
 /**
  * A node waiting for a human.
@@ -455,7 +611,7 @@ export type Wait = Message<"retake.v1.Wait"> & {
  * Use `create(WaitSchema)` to create a new message.
  */
 export const WaitSchema: GenMessage<Wait> = /*@__PURE__*/
-  messageDesc(file_retake_v1_run, 12);
+  messageDesc(file_retake_v1_run, 18);
 
 /**
  * @generated from message retake.v1.ResolveWaitRequest
@@ -498,7 +654,7 @@ export type ResolveWaitRequest = Message<"retake.v1.ResolveWaitRequest"> & {
  * Use `create(ResolveWaitRequestSchema)` to create a new message.
  */
 export const ResolveWaitRequestSchema: GenMessage<ResolveWaitRequest> = /*@__PURE__*/
-  messageDesc(file_retake_v1_run, 13);
+  messageDesc(file_retake_v1_run, 19);
 
 /**
  * @generated from message retake.v1.ResolveWaitResponse
@@ -520,7 +676,7 @@ export type ResolveWaitResponse = Message<"retake.v1.ResolveWaitResponse"> & {
  * Use `create(ResolveWaitResponseSchema)` to create a new message.
  */
 export const ResolveWaitResponseSchema: GenMessage<ResolveWaitResponse> = /*@__PURE__*/
-  messageDesc(file_retake_v1_run, 14);
+  messageDesc(file_retake_v1_run, 20);
 
 /**
  * @generated from message retake.v1.ListWaitsRequest
@@ -552,7 +708,7 @@ export type ListWaitsRequest = Message<"retake.v1.ListWaitsRequest"> & {
  * Use `create(ListWaitsRequestSchema)` to create a new message.
  */
 export const ListWaitsRequestSchema: GenMessage<ListWaitsRequest> = /*@__PURE__*/
-  messageDesc(file_retake_v1_run, 15);
+  messageDesc(file_retake_v1_run, 21);
 
 /**
  * @generated from message retake.v1.ListWaitsResponse
@@ -576,7 +732,7 @@ export type ListWaitsResponse = Message<"retake.v1.ListWaitsResponse"> & {
  * Use `create(ListWaitsResponseSchema)` to create a new message.
  */
 export const ListWaitsResponseSchema: GenMessage<ListWaitsResponse> = /*@__PURE__*/
-  messageDesc(file_retake_v1_run, 16);
+  messageDesc(file_retake_v1_run, 22);
 
 /**
  * @generated from message retake.v1.DiffRunsRequest
@@ -598,7 +754,7 @@ export type DiffRunsRequest = Message<"retake.v1.DiffRunsRequest"> & {
  * Use `create(DiffRunsRequestSchema)` to create a new message.
  */
 export const DiffRunsRequestSchema: GenMessage<DiffRunsRequest> = /*@__PURE__*/
-  messageDesc(file_retake_v1_run, 17);
+  messageDesc(file_retake_v1_run, 23);
 
 /**
  * One output of a node compared across two runs.
@@ -639,7 +795,7 @@ export type OutputDiff = Message<"retake.v1.OutputDiff"> & {
  * Use `create(OutputDiffSchema)` to create a new message.
  */
 export const OutputDiffSchema: GenMessage<OutputDiff> = /*@__PURE__*/
-  messageDesc(file_retake_v1_run, 18);
+  messageDesc(file_retake_v1_run, 24);
 
 /**
  * One node compared across two runs.
@@ -715,7 +871,7 @@ export type NodeDiff = Message<"retake.v1.NodeDiff"> & {
  * Use `create(NodeDiffSchema)` to create a new message.
  */
 export const NodeDiffSchema: GenMessage<NodeDiff> = /*@__PURE__*/
-  messageDesc(file_retake_v1_run, 19);
+  messageDesc(file_retake_v1_run, 25);
 
 /**
  * @generated from message retake.v1.DiffSummary
@@ -747,7 +903,7 @@ export type DiffSummary = Message<"retake.v1.DiffSummary"> & {
  * Use `create(DiffSummarySchema)` to create a new message.
  */
 export const DiffSummarySchema: GenMessage<DiffSummary> = /*@__PURE__*/
-  messageDesc(file_retake_v1_run, 20);
+  messageDesc(file_retake_v1_run, 26);
 
 /**
  * @generated from message retake.v1.DiffRunsResponse
@@ -797,7 +953,7 @@ export type DiffRunsResponse = Message<"retake.v1.DiffRunsResponse"> & {
  * Use `create(DiffRunsResponseSchema)` to create a new message.
  */
 export const DiffRunsResponseSchema: GenMessage<DiffRunsResponse> = /*@__PURE__*/
-  messageDesc(file_retake_v1_run, 21);
+  messageDesc(file_retake_v1_run, 27);
 
 /**
  * @generated from message retake.v1.GetNodeExecutionRequest
@@ -821,7 +977,7 @@ export type GetNodeExecutionRequest = Message<"retake.v1.GetNodeExecutionRequest
  * Use `create(GetNodeExecutionRequestSchema)` to create a new message.
  */
 export const GetNodeExecutionRequestSchema: GenMessage<GetNodeExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_retake_v1_run, 22);
+  messageDesc(file_retake_v1_run, 28);
 
 /**
  * @generated from message retake.v1.GetNodeExecutionResponse
@@ -838,7 +994,7 @@ export type GetNodeExecutionResponse = Message<"retake.v1.GetNodeExecutionRespon
  * Use `create(GetNodeExecutionResponseSchema)` to create a new message.
  */
 export const GetNodeExecutionResponseSchema: GenMessage<GetNodeExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_retake_v1_run, 23);
+  messageDesc(file_retake_v1_run, 29);
 
 /**
  * What a human decided at an approval wait.
@@ -997,6 +1153,47 @@ export const RunService: GenService<{
     methodKind: "unary";
     input: typeof CancelRunRequestSchema;
     output: typeof CancelRunResponseSchema;
+  },
+  /**
+   * Deletes a finished run with its nodes, events and artifacts, and the
+   * contents nothing else names. Refused (FAILED_PRECONDITION, RUN_IN_USE)
+   * for a run other runs reuse outputs from or experiments name, unless
+   * `cascade`; a replay that exists is never broken. Space in the database
+   * file is given back in the background.
+   *
+   * @generated from rpc retake.v1.RunService.DeleteRun
+   */
+  deleteRun: {
+    methodKind: "unary";
+    input: typeof DeleteRunRequestSchema;
+    output: typeof DeleteRunResponseSchema;
+  },
+  /**
+   * A finished run as a self-contained bundle: its workflow, node records,
+   * events and artifacts, and those of the runs it reuses outputs from
+   * (its source, and the source's source), in chunks of at most 1 MiB.
+   * Concatenated, the chunks are the bundle `retake export` writes.
+   *
+   * @generated from rpc retake.v1.RunService.ExportRun
+   */
+  exportRun: {
+    methodKind: "server_streaming";
+    input: typeof ExportRunRequestSchema;
+    output: typeof ExportRunResponseSchema;
+  },
+  /**
+   * Loads a bundle ExportRun wrote, with its ids, into this server's
+   * database: the run can be read, diffed and replayed here. Runs already
+   * here are left as they are, so importing a bundle twice changes
+   * nothing. A bundle that is damaged or not a bundle is refused
+   * (INVALID_ARGUMENT) with nothing stored.
+   *
+   * @generated from rpc retake.v1.RunService.ImportRun
+   */
+  importRun: {
+    methodKind: "client_streaming";
+    input: typeof ImportRunRequestSchema;
+    output: typeof ImportRunResponseSchema;
   },
   /**
    * Streams a run's events from after_sequence, then live until the run ends.
