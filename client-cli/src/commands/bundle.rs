@@ -90,9 +90,7 @@ pub async fn import(clients: &Clients, args: &ImportArgs) -> CliResult<Imported>
         .map_err(|e| CliError::usage(format!("cannot read {}: {e}", args.file.display())))?;
     let parts: Vec<ImportRunRequest> = data
         .chunks(CHUNK)
-        .map(|c| ImportRunRequest {
-            data: c.to_vec(),
-        })
+        .map(|c| ImportRunRequest { data: c.to_vec() })
         .collect();
     let mut runs = clients.runs.clone();
     let resp = runs

@@ -232,11 +232,7 @@ impl RunService for RunApi {
         let bundle = self.engine.export_run(&req.run_id).await?;
         let chunks: Vec<Result<pb::ExportRunResponse, Status>> = bundle
             .chunks(EXPORT_CHUNK)
-            .map(|c| {
-                Ok(pb::ExportRunResponse {
-                    data: c.to_vec(),
-                })
-            })
+            .map(|c| Ok(pb::ExportRunResponse { data: c.to_vec() }))
             .collect();
         Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
     }
