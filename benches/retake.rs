@@ -77,19 +77,19 @@ impl Opts {
                     reps = Some(v.parse::<usize>().context("--reps needs a number")?.max(1));
                 }
                 "chain" | "cli" | "memory" | "replay" | "throughput" | "workers" | "experiment"
-                | "postgres" => sections.push(a),
+                | "postgres" | "telemetry" => sections.push(a),
                 other if other.starts_with("shape=") => {
                     shapes.push(other["shape=".len()..].to_lowercase())
                 }
                 "-h" | "--help" => {
                     println!(
-                        "usage: cargo bench --bench retake -- [chain] [cli] [memory] [replay [shape=mock|echo|mocksmalllast|tiny]...] [throughput] [workers] [experiment] [postgres] [--reps N] [--quick]"
+                        "usage: cargo bench --bench retake -- [chain] [cli] [memory] [replay [shape=mock|echo|mocksmalllast|tiny]...] [throughput] [workers] [experiment] [postgres] [telemetry] [--reps N] [--quick]"
                     );
                     std::process::exit(0);
                 }
                 other if other.starts_with('-') => {} // other harness flags
                 other => bail!(
-                    "unknown section '{other}' (expected chain, cli, memory, replay, throughput, workers, experiment or postgres)"
+                    "unknown section '{other}' (expected chain, cli, memory, replay, throughput, workers, experiment, postgres or telemetry)"
                 ),
             }
         }
@@ -103,6 +103,7 @@ impl Opts {
                 "workers",
                 "experiment",
                 "postgres",
+                "telemetry",
             ]
             .map(String::from)
             .to_vec();
@@ -1065,6 +1066,72 @@ async fn throughput_round(
     Ok((t0.elapsed(), all))
 }
 
+/// The throughput run with and without traces exported to an OTLP
+/// receiver in this process (and /metrics scraped every second either way):
+/// what telemetry costs.
+async fn bench_telemetry(opts: &Opts, report: &mut Report) -> Result<()> {
+    let runs = THROUGHPUT_RUNS / 2;
+    println!(
+        "\n## 9. Telemetry: {} three-node runs from {THROUGHPUT_CLIENTS} clients, traces off and exported to an \
+         OTLP receiver (tonic, in this process), /metrics scraped every second",
+        grouped(runs)
+    );
+    let receiver = retake_test_support::otlp::Receiver::start().await;
+    let yaml = std::sync::Arc::new(echo_chain(3, true));
+    let mut medians = Vec::new();
+    for (label, args) in [
+        ("traces off", vec![]),
+        ("traces on", vec!["--otlp-endpoint", receiver.url.as_str()]),
+    ] {
+        let (mut rates, mut cpu) = (Vec::new(), Vec::new());
+        for _ in 0..opts.reps {
+            let (server, _dir) = spawn_release(&args)?;
+            let url = server.url();
+            let scraper = tokio::spawn({
+                let url = url.clone();
+                async move {
+                    loop {
+                        let _ = reqwest::get(format!("{url}/metrics")).await;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            });
+            let mut clients = Vec::new();
+            for _ in 0..THROUGHPUT_CLIENTS {
+                clients.push(Client::connect(&url).await);
+            }
+            throughput_round(&clients, &yaml, 160).await?;
+            let server0 = process_cpu(server.pid())?;
+            let (wall, _) = throughput_round(&clients, &yaml, runs).await?;
+            cpu.push(ms(process_cpu(server.pid())? - server0) / runs as f64);
+            rates.push(runs as f64 / wall.as_secs_f64());
+            scraper.abort();
+        }
+        let (rate, cpu) = (Stats::new(rates), Stats::new(cpu));
+        println!(
+            "   {label}: median {:.0} runs/s (min {:.0}); server CPU {:.3} ms/run",
+            rate.median(),
+            rate.min(),
+            cpu.median()
+        );
+        medians.push((rate.median(), cpu.median()));
+    }
+    // Spans of the runs above: a run, three nodes, a StartRun call each.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!("   spans received: {}", grouped(receiver.spans().len()));
+    let ((off, off_cpu), (on, on_cpu)) = (medians[0], medians[1]);
+    report.add(
+        "throughput with traces exported",
+        format!(
+            "{on:.0} runs/s vs {off:.0} off ({:+.0}%); server CPU {on_cpu:.3} vs {off_cpu:.3} ms/run",
+            (on / off - 1.0) * 100.0
+        ),
+        "-",
+        None,
+    );
+    Ok(())
+}
+
 async fn bench_throughput(opts: &Opts, report: &mut Report) -> Result<()> {
     println!(
         "\n## 5. Throughput: {} three-node local://echo runs from {THROUGHPUT_CLIENTS} concurrent gRPC clients, \
@@ -1554,6 +1621,9 @@ fn main() -> Result<()> {
         }
         if opts.wants("experiment") {
             bench_experiment(&opts, &mut report).await?;
+        }
+        if opts.wants("telemetry") {
+            bench_telemetry(&opts, &mut report).await?;
         }
         if opts.wants("postgres") {
             postgres::bench_postgres(&opts, &mut report).await?;
