@@ -18,7 +18,7 @@
 //! `retake_tasks` when a worker task waits, see `worker_tasks`); readers
 //! poll as well, so a lost notification only delays them.
 
-use super::db::{Arg, q};
+use super::db::{Arg, Column, q};
 use super::write::Script;
 use super::{NewRun, Store, WriteBatch, rows};
 use crate::error::{EngineError, EngineResult};
@@ -240,32 +240,15 @@ impl Store {
     /// are no longer its own: another server took them over, or they
     /// finished elsewhere.
     pub async fn renew_leases(&self, runs: &[i64]) -> EngineResult<Vec<i64>> {
-        let claim = self.claim_or_refuse()?;
-        if runs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = self
-            .reader
-            .fetch_all(q(
-                format!(
-                    "UPDATE runs SET lease_expires_at = {NOW} + ? WHERE pk = ANY(?) AND owner = ? RETURNING pk"
-                ),
-                [
-                    claim.lease_micros().into(),
-                    Arg::Ints(runs.to_vec()),
-                    claim.owner.as_str().into(),
-                ],
-            ))
-            .await?;
-        let mut kept = BTreeSet::new();
-        for row in &rows {
-            kept.insert(rows::Fields::keyed_by_pk("runs", row).get::<i64>("pk")?);
-        }
-        Ok(runs
-            .iter()
-            .copied()
-            .filter(|pk| !kept.contains(pk))
-            .collect())
+        self.renew_held(
+            "runs",
+            format!(
+                "UPDATE runs SET lease_expires_at = {NOW} + ? WHERE pk = ANY(?) AND owner = ? RETURNING pk"
+            ),
+            "pk",
+            runs,
+        )
+        .await
     }
 
     /// Claims the running experiments no server holds a live lease on;
@@ -298,31 +281,51 @@ impl Store {
     /// Renews this server's leases on the experiments `ids`; returns those
     /// another server holds now.
     pub async fn renew_experiment_leases(&self, ids: &[String]) -> EngineResult<Vec<String>> {
+        self.renew_held(
+            "experiments",
+            format!(
+                "UPDATE experiments SET lease_expires_at = {NOW} + ?
+                 WHERE id = ANY(?) AND owner = ? RETURNING pk, id"
+            ),
+            "id",
+            ids,
+        )
+        .await
+    }
+
+    /// Extends this server's hold on `keys` of `table` by a lease. `sql`
+    /// binds the lease, the keys and this server's name, and returns
+    /// `column` of each row it still holds; the answer is the keys it no
+    /// longer holds (another server took them over, or they are gone).
+    pub(super) async fn renew_held<K: HeldKey>(
+        &self,
+        table: &'static str,
+        sql: String,
+        column: &'static str,
+        keys: &[K],
+    ) -> EngineResult<Vec<K>> {
         let claim = self.claim_or_refuse()?;
-        if ids.is_empty() {
+        if keys.is_empty() {
             return Ok(Vec::new());
         }
         let rows = self
             .reader
             .fetch_all(q(
-                format!(
-                    "UPDATE experiments SET lease_expires_at = {NOW} + ?
-                     WHERE id = ANY(?) AND owner = ? RETURNING pk, id"
-                ),
+                sql,
                 [
                     claim.lease_micros().into(),
-                    Arg::Texts(ids.to_vec()),
+                    K::list(keys),
                     claim.owner.as_str().into(),
                 ],
             ))
             .await?;
         let mut kept = BTreeSet::new();
         for row in &rows {
-            kept.insert(rows::Fields::keyed_by_pk("experiments", row).get::<String>("id")?);
+            kept.insert(rows::Fields::keyed_by_pk(table, row).get::<K>(column)?);
         }
-        Ok(ids
+        Ok(keys
             .iter()
-            .filter(|id| !kept.contains(*id))
+            .filter(|k| !kept.contains(*k))
             .cloned()
             .collect())
     }
@@ -458,5 +461,23 @@ impl Store {
                 .map(Some),
             None => Ok(None),
         }
+    }
+}
+
+/// A key a server holds rows by: a row key or an id.
+pub(super) trait HeldKey: Column + Ord + Clone {
+    /// The keys as one value for `= ANY(?)`.
+    fn list(keys: &[Self]) -> Arg<'static>;
+}
+
+impl HeldKey for i64 {
+    fn list(keys: &[Self]) -> Arg<'static> {
+        Arg::Ints(keys.to_vec())
+    }
+}
+
+impl HeldKey for String {
+    fn list(keys: &[Self]) -> Arg<'static> {
+        Arg::Texts(keys.to_vec())
     }
 }

@@ -174,33 +174,15 @@ impl Store {
     /// Renews this server's claim on the relayed tasks `ids`; returns those
     /// no longer its to run (withdrawn by their attempt, or given up).
     pub async fn renew_worker_tasks(&self, ids: &[String]) -> EngineResult<Vec<String>> {
-        let claim = self.claim_or_refuse()?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = self
-            .reader
-            .fetch_all(q(
-                format!(
-                    "UPDATE worker_tasks SET taken_until = {NOW} + ?
-                     WHERE task_id = ANY(?) AND server = ? AND state = 1 RETURNING task_id"
-                ),
-                [
-                    claim.lease_micros().into(),
-                    Arg::Texts(ids.to_vec()),
-                    claim.owner.as_str().into(),
-                ],
-            ))
-            .await?;
-        let mut kept = std::collections::BTreeSet::new();
-        for row in &rows {
-            let f = rows::Fields::new("worker_tasks", row, rows::RowKey::Task("?"));
-            kept.insert(f.get::<String>("task_id")?);
-        }
-        Ok(ids
-            .iter()
-            .filter(|id| !kept.contains(*id))
-            .cloned()
-            .collect())
+        self.renew_held(
+            "worker_tasks",
+            format!(
+                "UPDATE worker_tasks SET taken_until = {NOW} + ?
+                 WHERE task_id = ANY(?) AND server = ? AND state = 1 RETURNING task_id"
+            ),
+            "task_id",
+            ids,
+        )
+        .await
     }
 }
