@@ -133,7 +133,7 @@ pub enum Command {
     Run(RunArgs),
     /// Fork a finished run from a step, with swapped agents, overridden outputs or new variables
     Replay(ReplayArgs),
-    /// List runs, newest first
+    /// List runs, newest first; `runs delete RUN...` deletes finished ones
     Runs(RunsArgs),
     /// Follow a run's events until it ends (resumable with --after)
     Watch(WatchArgs),
