@@ -83,6 +83,39 @@ async fn cancel(client: &mut retake_test_support::Client, id: &str) -> pb::Run {
         .expect("CancelRun answers with the run")
 }
 
+/// Polls the run through `client` (every 50 ms, at most 10 s) until it
+/// has `status`; fails naming the status it has instead.
+async fn until_status(client: &mut retake_test_support::Client, id: &str, status: pb::RunStatus) {
+    let mut seen = 0;
+    for _ in 0..200 {
+        seen = client.get(id).await.0.status;
+        if seen == status as i32 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("run {id} is {seen}, not {status:?}, after 10 s");
+}
+
+/// Starts a server on `url` that must refuse to serve, waits (at most
+/// 30 s) for it to exit unsuccessfully, and returns its log.
+fn refused_log(url: &str, log: &std::path::Path) -> String {
+    let mut server = ServerCommand::new(url).log(log).start();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = server.try_wait() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server kept running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    std::fs::read_to_string(log).unwrap()
+}
+
 async fn database() -> Option<postgres::PgDatabase> {
     postgres::database().await
 }
@@ -198,16 +231,7 @@ async fn cancel_and_answers_reach_the_server_executing_the_run() {
         .start_run(include_str!("../../examples/approval.yaml"))
         .await;
     // Wait until it waits.
-    let mut waiting = false;
-    for _ in 0..200 {
-        let (run, _) = b.get(&gated.id).await;
-        if run.status == pb::RunStatus::Waiting as i32 {
-            waiting = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(waiting, "the run reached its approval");
+    until_status(&mut b, &gated.id, pb::RunStatus::Waiting).await;
     b.runs
         .resolve_wait(pb::ResolveWaitRequest {
             run_id: gated.id.clone(),
@@ -472,18 +496,7 @@ fn an_unusable_database_url_is_refused_without_its_password() {
     .into_iter()
     .enumerate()
     {
-        let log = dir.path().join(format!("server-{i}.log"));
-        let mut server = ServerCommand::new(&url).log(&log).start();
-        let started = std::time::Instant::now();
-        let status = loop {
-            if let Some(status) = server.try_wait() {
-                break status;
-            }
-            assert!(started.elapsed() < Duration::from_secs(30), "the server kept running");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        assert!(!status.success());
-        let text = std::fs::read_to_string(&log).unwrap();
+        let text = refused_log(&url, &dir.path().join(format!("server-{i}.log")));
         assert!(text.contains(&expected), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
     }
@@ -505,15 +518,7 @@ async fn a_run_no_server_has_room_for_waits_and_can_be_cancelled() {
     let third = a.start_run(&sleep_chain("waiting", 2, 10)).await;
     // A executes the first; B claims the second.
     for id in [&first.id, &second.id] {
-        let mut status = 0;
-        for _ in 0..200 {
-            status = b.get(id).await.0.status;
-            if status == pb::RunStatus::Running as i32 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(status, pb::RunStatus::Running as i32, "{id}");
+        until_status(&mut b, id, pb::RunStatus::Running).await;
     }
     // Several claim rounds later, the third still waits.
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -565,17 +570,7 @@ async fn tls_to_postgres_follows_the_urls_sslmode() {
     assert_eq!(encrypted, all, "every connection of the server uses TLS");
 
     let unverifiable = format!("{}?sslmode=verify-full", db.url());
-    let log = dir.path().join("refused.log");
-    let mut refused = ServerCommand::new(&unverifiable).log(&log).start();
-    let started = std::time::Instant::now();
-    while refused.try_wait().is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the server kept running"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = refused_log(&unverifiable, &dir.path().join("refused.log"));
     assert!(
         text.contains("cannot use the PostgreSQL database")
             && text.to_lowercase().contains("certificate"),
